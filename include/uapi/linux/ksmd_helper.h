@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * ksmd_helper: the kernel side of ksmd, a userspace memory deduplicator.
+ *
+ * The module owns one job: the atomic, verified swap of a private anonymous
+ * page for a shared read-only copy-on-write page (or the kernel zero page).
+ * Userspace finds candidates; the kernel trusts none of what it is told and
+ * re-checks the bytes under lock before it changes a page table.
+ *
+ * Generic netlink family KSMD_HELPER_GENL_NAME, version
+ * KSMD_HELPER_GENL_VERSION. Every command needs CAP_SYS_ADMIN in the initial
+ * user namespace. Every attribute has an exact length; unknown attributes,
+ * unknown flag bits and oversized batches are refused with -EINVAL (batch:
+ * -E2BIG) and an extack message naming the attribute.
+ *
+ * KSMD_HELPER_CMD_INFO
+ *   Request: no attributes.
+ *   Reply:
+ *     KSMD_HELPER_A_ABI_VERSION        u32     KSMD_HELPER_ABI_VERSION
+ *     KSMD_HELPER_A_MODULE_VERSION     string  the module's version
+ *     KSMD_HELPER_A_KERNEL_RELEASE     string  utsname release it runs on
+ *     KSMD_HELPER_A_FEATURES           u64     enum ksmd_helper_feature bits
+ *     KSMD_HELPER_A_MAX_BATCH          u32     items accepted per request
+ *     KSMD_HELPER_A_STATS              nested  KSMD_HELPER_STAT_* (all u64)
+ *
+ * KSMD_HELPER_CMD_MERGE
+ *   Request:
+ *     KSMD_HELPER_A_FLAGS              u32     0 (no flags defined yet)
+ *     KSMD_HELPER_A_ITEMS              nested  1..max_batch of:
+ *       KSMD_HELPER_A_ITEM             nested
+ *         KSMD_HELPER_ITEM_A_PID       u32     target process (caller's pid ns)
+ *         KSMD_HELPER_ITEM_A_ADDR      u64     target page address, page aligned
+ *       and exactly one source:
+ *         KSMD_HELPER_ITEM_A_SRC_PID   u32     \ a page with the same bytes
+ *         KSMD_HELPER_ITEM_A_SRC_ADDR  u64     /
+ *         KSMD_HELPER_ITEM_A_HANDLE    u64     an existing shared page
+ *   Reply: KSMD_HELPER_A_ITEMS with one KSMD_HELPER_A_ITEM per request item,
+ *   in request order, each holding:
+ *         KSMD_HELPER_ITEM_A_RESULT    u32     enum ksmd_helper_result
+ *         KSMD_HELPER_ITEM_A_REASON    u32     enum ksmd_helper_reason, when
+ *                                              RESULT is UNSUPPORTED
+ *         KSMD_HELPER_ITEM_A_HANDLE    u64     the shared page, when MERGED or
+ *                                              ALREADY
+ *   A request-level error (permission, malformed message) fails the whole
+ *   request and changes nothing; per-item outcomes are results, not errors.
+ *
+ * KSMD_HELPER_CMD_MERGE_ZERO
+ *   As MERGE, items carry only PID and ADDR. An all-zero page is replaced by
+ *   the kernel zero page. Reply items carry RESULT (and REASON).
+ *
+ * KSMD_HELPER_CMD_UNMERGE
+ *   Request: KSMD_HELPER_A_PID u32, KSMD_HELPER_A_ADDR u64 (page aligned),
+ *            KSMD_HELPER_A_LENGTH u64 (page multiple, > 0).
+ *   Every shared page of the module mapped in the range is replaced by a
+ *   private copy, as a write fault would do. Zero-page entries are left as
+ *   they are (the kernel allocates on write as for any untouched page).
+ *   Reply: KSMD_HELPER_A_COUNT u64, the pages made private.
+ *
+ * KSMD_HELPER_CMD_GET_PAGES (dump)
+ *   One message per shared page the module owns:
+ *     KSMD_HELPER_A_HANDLE             u64
+ *     KSMD_HELPER_A_MAPCOUNT           u32     page table entries mapping it
+ *   Pages with no mapping left are freed by the module and stop appearing.
+ */
+#ifndef _UAPI_LINUX_KSMD_HELPER_H
+#define _UAPI_LINUX_KSMD_HELPER_H
+
+#define KSMD_HELPER_GENL_NAME "ksmd_helper"
+#define KSMD_HELPER_GENL_VERSION 1
+#define KSMD_HELPER_ABI_VERSION 1
+
+enum ksmd_helper_cmd {
+	KSMD_HELPER_CMD_UNSPEC,
+	KSMD_HELPER_CMD_INFO,
+	KSMD_HELPER_CMD_MERGE,
+	KSMD_HELPER_CMD_MERGE_ZERO,
+	KSMD_HELPER_CMD_UNMERGE,
+	KSMD_HELPER_CMD_GET_PAGES,
+	__KSMD_HELPER_CMD_MAX
+};
+#define KSMD_HELPER_CMD_MAX (__KSMD_HELPER_CMD_MAX - 1)
+
+enum ksmd_helper_attr {
+	KSMD_HELPER_A_UNSPEC,
+	KSMD_HELPER_A_ABI_VERSION,
+	KSMD_HELPER_A_MODULE_VERSION,
+	KSMD_HELPER_A_KERNEL_RELEASE,
+	KSMD_HELPER_A_FEATURES,
+	KSMD_HELPER_A_MAX_BATCH,
+	KSMD_HELPER_A_STATS,
+	KSMD_HELPER_A_FLAGS,
+	KSMD_HELPER_A_ITEMS,
+	KSMD_HELPER_A_PID,
+	KSMD_HELPER_A_ADDR,
+	KSMD_HELPER_A_LENGTH,
+	KSMD_HELPER_A_COUNT,
+	KSMD_HELPER_A_HANDLE,
+	KSMD_HELPER_A_MAPCOUNT,
+	KSMD_HELPER_A_PAD,
+	__KSMD_HELPER_A_MAX
+};
+#define KSMD_HELPER_A_MAX (__KSMD_HELPER_A_MAX - 1)
+
+/* KSMD_HELPER_A_ITEMS holds only KSMD_HELPER_A_ITEM entries. */
+enum ksmd_helper_items_attr {
+	KSMD_HELPER_A_ITEMS_UNSPEC,
+	KSMD_HELPER_A_ITEM,
+	__KSMD_HELPER_A_ITEMS_MAX
+};
+#define KSMD_HELPER_A_ITEMS_MAX (__KSMD_HELPER_A_ITEMS_MAX - 1)
+
+enum ksmd_helper_item_attr {
+	KSMD_HELPER_ITEM_A_UNSPEC,
+	KSMD_HELPER_ITEM_A_PID,
+	KSMD_HELPER_ITEM_A_ADDR,
+	KSMD_HELPER_ITEM_A_SRC_PID,
+	KSMD_HELPER_ITEM_A_SRC_ADDR,
+	KSMD_HELPER_ITEM_A_HANDLE,
+	KSMD_HELPER_ITEM_A_RESULT,
+	KSMD_HELPER_ITEM_A_REASON,
+	KSMD_HELPER_ITEM_A_PAD,
+	__KSMD_HELPER_ITEM_A_MAX
+};
+#define KSMD_HELPER_ITEM_A_MAX (__KSMD_HELPER_ITEM_A_MAX - 1)
+
+/* Counters in KSMD_HELPER_A_STATS, all u64, since module load. */
+enum ksmd_helper_stat {
+	KSMD_HELPER_STAT_UNSPEC,
+	KSMD_HELPER_STAT_MERGED,        /* items with result MERGED */
+	KSMD_HELPER_STAT_MERGED_ZERO,   /* MERGE_ZERO items with result MERGED */
+	KSMD_HELPER_STAT_ALREADY,
+	KSMD_HELPER_STAT_DIFFERS,
+	KSMD_HELPER_STAT_BUSY,
+	KSMD_HELPER_STAT_CHANGED,
+	KSMD_HELPER_STAT_UNSUPPORTED,
+	KSMD_HELPER_STAT_NOENT,
+	KSMD_HELPER_STAT_UNMERGED,      /* pages made private by UNMERGE */
+	KSMD_HELPER_STAT_PAGES_OWNED,   /* shared pages the module holds now */
+	KSMD_HELPER_STAT_PAGES_MAPPED,  /* PTEs mapping them now */
+	KSMD_HELPER_STAT_BYTES_SAVED,   /* (mapped - owned + zero PTEs) * page size */
+	KSMD_HELPER_STAT_PAD,
+	__KSMD_HELPER_STAT_MAX
+};
+#define KSMD_HELPER_STAT_MAX (__KSMD_HELPER_STAT_MAX - 1)
+
+enum ksmd_helper_feature {
+	KSMD_HELPER_FEATURE_MERGE       = 1ULL << 0,
+	KSMD_HELPER_FEATURE_MERGE_ZERO  = 1ULL << 1,
+	KSMD_HELPER_FEATURE_UNMERGE     = 1ULL << 2,
+	KSMD_HELPER_FEATURE_GET_PAGES   = 1ULL << 3,
+	KSMD_HELPER_FEATURE_THP_SPLIT   = 1ULL << 4,
+	KSMD_HELPER_FEATURE_MEMCG       = 1ULL << 5,
+};
+
+/* Per-item outcome. Expected outcomes, not errors: the daemon acts on each. */
+enum ksmd_helper_result {
+	KSMD_HELPER_RESULT_MERGED,      /* target now maps the shared page */
+	KSMD_HELPER_RESULT_ALREADY,     /* target already maps it (or zero page) */
+	KSMD_HELPER_RESULT_DIFFERS,     /* bytes differ; nothing changed */
+	KSMD_HELPER_RESULT_BUSY,        /* locked or pinned now; retry later */
+	KSMD_HELPER_RESULT_CHANGED,     /* page table changed under us; re-scan */
+	KSMD_HELPER_RESULT_UNSUPPORTED, /* see KSMD_HELPER_ITEM_A_REASON */
+	KSMD_HELPER_RESULT_NO_PROCESS,  /* no such pid, or it is exiting */
+	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
+	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
+	KSMD_HELPER_RESULT_NO_MEMORY,   /* allocation failed; nothing changed */
+	__KSMD_HELPER_RESULT_MAX
+};
+
+enum ksmd_helper_reason {
+	KSMD_HELPER_REASON_NONE,
+	KSMD_HELPER_REASON_NOT_ANON,    /* file-backed or shared mapping */
+	KSMD_HELPER_REASON_HUGETLB,
+	KSMD_HELPER_REASON_PFNMAP,      /* VM_PFNMAP/VM_MIXEDMAP/VM_IO */
+	KSMD_HELPER_REASON_THP,         /* huge page that could not be split */
+	KSMD_HELPER_REASON_KSM,         /* page belongs to the kernel's KSM */
+	KSMD_HELPER_REASON_LOCKED_VMA,  /* VM_LOCKED/VM_DONTEXPAND and similar */
+	KSMD_HELPER_REASON_SAME_PAGE,   /* target and source are one PTE */
+	__KSMD_HELPER_REASON_MAX
+};
+
+#endif /* _UAPI_LINUX_KSMD_HELPER_H */
