@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The daemon's side of the ksmd_helper generic netlink family. This is the
+ * only file that includes libnl headers. All calls are synchronous; a
+ * request-level failure returns -errno (-ENOENT: the module is not loaded,
+ * -EPERM: the caller lacks CAP_SYS_ADMIN), and per-item outcomes come back as
+ * enum ksmd_helper_result values in the caller's result array.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <linux/ksmd_helper.h>
+
+#include "macro.h"
+
+typedef struct HelperClient HelperClient;
+
+typedef struct HelperInfo {
+        uint32_t abi_version;
+        char module_version[64];
+        char kernel_release[65];
+        uint64_t features;             /* enum ksmd_helper_feature bits */
+        uint32_t max_batch;            /* items per MERGE/MERGE_ZERO request */
+        uint64_t stats[KSMD_HELPER_STAT_MAX + 1]; /* indexed by enum ksmd_helper_stat */
+} HelperInfo;
+
+typedef struct HelperMergeItem {
+        pid_t pid;                     /* target */
+        uint64_t addr;
+        pid_t src_pid;                 /* source page, used when handle == 0 */
+        uint64_t src_addr;
+        uint64_t handle;               /* existing shared page, or 0 */
+} HelperMergeItem;
+
+typedef struct HelperMergeResult {
+        uint32_t result;               /* enum ksmd_helper_result */
+        uint32_t reason;               /* enum ksmd_helper_reason */
+        uint64_t handle;               /* shared page, on MERGED/ALREADY */
+} HelperMergeResult;
+
+/* Connects and resolves the family. -ENOENT if the module is not loaded. */
+int helper_client_new(HelperClient **ret);
+HelperClient *helper_client_free(HelperClient *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HelperClient *, helper_client_free);
+
+int helper_client_info(HelperClient *c, HelperInfo *ret);
+
+/*
+ * Sends n (1..max_batch) items; fills results[0..n-1] in request order.
+ * With zero == true the items name only pid/addr and ask for MERGE_ZERO.
+ */
+int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
+                        HelperMergeResult *results);
+
+const char *helper_result_to_string(uint32_t result);
+const char *helper_reason_to_string(uint32_t reason);
