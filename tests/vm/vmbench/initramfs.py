@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Builds the guest's initramfs: busybox-static, /init, the scenario, our
+programs with the shared libraries they link (found with ldd), the module
+under test and the kernel's own modules a scenario may need (zram)."""
+
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+BUSYBOX = "/bin/busybox"
+
+# Kernel modules copied from the guest kernel's own tree, loaded in order by
+# /init. Their dependencies are resolved from modules.dep.
+KERNEL_MODULES = ["zram"]
+
+
+class BenchError(Exception):
+    """A problem with the host setup; the message says what to install."""
+
+
+def _ldd_libs(path):
+    out = subprocess.run(["ldd", path], capture_output=True, text=True)
+    if out.returncode != 0:
+        # Static executables make ldd fail ("not a dynamic executable").
+        return []
+    libs = []
+    for line in out.stdout.splitlines():
+        if "not found" in line:
+            raise BenchError(f"{path}: shared library missing on the host: {line.strip()}")
+        m = re.search(r"(/\S+)", line.split("=>")[-1])
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def _copy(src, root, dest=None):
+    dest = dest or src
+    target = os.path.join(root, dest.lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copy2(src, target, follow_symlinks=True)
+    return target
+
+
+def _module_path(moddir, name):
+    """Finds a module by name in modules.dep; returns (relpath, [dep relpaths])."""
+    depfile = os.path.join(moddir, "modules.dep")
+    if not os.path.exists(depfile):
+        raise BenchError(f"{depfile} is missing: install the kernel image package for this kernel")
+    want = name.replace("-", "_")
+    with open(depfile) as f:
+        for line in f:
+            path, _, deps = line.partition(":")
+            base = os.path.basename(path).split(".ko")[0].replace("-", "_")
+            if base == want:
+                return path, deps.split()
+    raise BenchError(f"kernel module {name} not found in {depfile}")
+
+
+def kernel_module_order(moddir, names):
+    """Relative paths of names and all their dependencies, dependencies first."""
+    order = []
+
+    def visit(rel):
+        if rel in order:
+            return
+        _, deps = _module_path(moddir, os.path.basename(rel).split(".ko")[0])
+        for d in reversed(deps):
+            visit(d)
+        order.append(rel)
+
+    for n in names:
+        rel, _ = _module_path(moddir, n)
+        visit(rel)
+    return order
+
+
+def _install_kernel_module(moddir, rel, root):
+    src = os.path.join(moddir, rel)
+    name = os.path.basename(rel)
+    dest = os.path.join(root, "lib/modules/kernel", re.sub(r"\.ko\..*$", ".ko", name))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if rel.endswith(".xz"):
+        with lzma.open(src) as fi, open(dest, "wb") as fo:
+            shutil.copyfileobj(fi, fo)
+    elif rel.endswith(".ko"):
+        shutil.copy2(src, dest)
+    else:
+        raise BenchError(f"{src}: compressed module format not supported by the bench")
+    return os.path.basename(dest)
+
+
+def build(out_path, init_script, scenario, lib_script, kver, module=None,
+          extra_modules=(), programs=(), params=None):
+    """Writes a gzip-compressed newc cpio to out_path."""
+    if not os.access(BUSYBOX, os.X_OK):
+        raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
+    moddir = f"/lib/modules/{kver}"
+
+    with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
+        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run",
+                  "etc", "lib/modules/ksmd", "lib/modules/kernel", "root"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+
+        _copy(BUSYBOX, root, "/bin/busybox")
+        applets = subprocess.run([BUSYBOX, "--list-full"], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        for a in applets:
+            link = os.path.join(root, a)
+            if not os.path.exists(link):
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.symlink("/bin/busybox", link)
+
+        _copy(init_script, root, "/init")
+        os.chmod(os.path.join(root, "init"), 0o755)
+        _copy(lib_script, root, "/lib/ksmd-vm.sh")
+        _copy(scenario, root, "/scenario.sh")
+        os.chmod(os.path.join(root, "scenario.sh"), 0o755)
+
+        libs = set()
+        for p in programs:
+            _copy(p, root, "/usr/bin/" + os.path.basename(p))
+            libs.update(_ldd_libs(p))
+        for lib in sorted(libs):
+            _copy(lib, root)
+            # The loader looks libraries up by the path ldd printed, but some
+            # programs name /lib64/ld-linux-x86-64.so.2: keep both resolvable.
+        for link in ("lib64",):
+            p = os.path.join(root, link)
+            if not os.path.exists(p) and os.path.isdir(os.path.join(root, "usr", link)):
+                os.symlink("usr/" + link, p)
+        if libs and not os.path.exists(os.path.join(root, "lib64/ld-linux-x86-64.so.2")):
+            _copy("/lib64/ld-linux-x86-64.so.2", root)
+
+        # The module under test keeps its real name whatever the build called it.
+        if module:
+            _copy(module, root, "/lib/modules/ksmd/ksmd_helper.ko")
+        for name, path in extra_modules:
+            _copy(path, root, "/lib/modules/ksmd/" + name)
+
+        order = [_install_kernel_module(moddir, rel, root)
+                 for rel in kernel_module_order(moddir, KERNEL_MODULES)]
+        with open(os.path.join(root, "lib/modules/kernel/load-order"), "w") as f:
+            f.write("\n".join(order) + "\n")
+
+        with open(os.path.join(root, "etc/ksmd-vm.env"), "w") as f:
+            for k, v in sorted((params or {}).items()):
+                f.write(f"{k}='{v}'\n")
+
+        tmp = out_path + ".tmp"
+        with open(tmp, "wb") as out:
+            find = subprocess.Popen(["find", "."], cwd=root, stdout=subprocess.PIPE)
+            cpio = subprocess.Popen(["cpio", "--quiet", "-o", "-H", "newc"], cwd=root,
+                                    stdin=find.stdout, stdout=subprocess.PIPE)
+            gz = subprocess.Popen(["gzip", "-1"], stdin=cpio.stdout, stdout=out)
+            find.stdout.close()
+            cpio.stdout.close()
+            if gz.wait() or cpio.wait() or find.wait():
+                raise BenchError("packing the initramfs failed (is cpio installed?)")
+        os.replace(tmp, out_path)

@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Boots the guest under QEMU/TCG and streams its serial console."""
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+
+QEMU = "qemu-system-x86_64"
+
+
+def command(kernel_image, initrd, memory_mib, cpus, append):
+    return [
+        QEMU,
+        "-accel", "tcg,thread=multi",
+        "-cpu", "max",
+        "-m", str(memory_mib),
+        "-smp", str(cpus),
+        "-nodefaults",
+        "-display", "none",
+        "-serial", "stdio",
+        "-no-reboot",
+        "-kernel", kernel_image,
+        "-initrd", initrd,
+        "-append", append,
+    ]
+
+
+def _kill(proc):
+    """Ends QEMU, the only process this bench started, by its pid."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def run(cmd, log_path, timeout_s, on_line=None):
+    """Runs QEMU until it exits or timeout_s passes.
+
+    Every console line goes to log_path as it arrives and to on_line(line).
+    Returns (console_text, qemu_status, timed_out).
+    """
+    if not shutil.which(cmd[0]):
+        raise FileNotFoundError(f"{cmd[0]} not found: apt-get install qemu-system-x86")
+
+    chunks = []
+    pending = b""
+    timed_out = False
+    deadline = time.monotonic() + timeout_s
+
+    with open(log_path, "wb") as log:
+        log.write(("# " + " ".join(cmd) + "\n").encode())
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                if not sel.select(timeout=min(left, 1.0)):
+                    if proc.poll() is not None:
+                        break
+                    continue
+                data = os.read(proc.stdout.fileno(), 65536)
+                if not data:
+                    break
+                log.write(data)
+                log.flush()
+                chunks.append(data)
+                pending += data
+                *complete, pending = pending.split(b"\n")
+                if on_line:
+                    for raw in complete:
+                        on_line(raw.decode("utf-8", "replace").replace("\r", ""))
+        finally:
+            _kill(proc)
+            sel.close()
+        if pending and on_line:
+            on_line(pending.decode("utf-8", "replace").replace("\r", ""))
+        status = proc.wait()
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return text, (None if timed_out else status), timed_out
