@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ksmd-workload: N processes holding M MiB of private anonymous memory each,
+ * with chosen fractions of cross-process duplicate, zero, unique and volatile
+ * (continuously rewritten) pages. The contents are a pure function of
+ * (seed, process, page, generation), so every process can verify at any time
+ * that it reads exactly what it last wrote.
+ *
+ * The parent prints one line per child, "pid PID addr 0xADDR pages N", then
+ * "ready" and the expected saving, and waits. On SIGUSR1 (or when --hold
+ * seconds pass, or stdin closes with --stdin) every child verifies all its
+ * pages and the parent exits 0 only if every child read back exactly its
+ * own content. On SIGTERM/SIGINT it ends its children, by pid, and exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE_BYTES 4096u
+#define MAX_PROCS 256
+#define MIN_U64(a, b) ((a) < (b) ? (a) : (b))
+
+enum page_kind {
+        KIND_DUP,       /* same bytes in every process */
+        KIND_ZERO,      /* all zero, written so the page is present */
+        KIND_UNIQUE,    /* different in every process */
+        KIND_VOLATILE,  /* rewritten continuously by a writer thread */
+};
+
+static struct {
+        unsigned procs;
+        uint64_t pages;            /* per process */
+        double dup, zero, volatile_; /* fractions; unique is the rest */
+        unsigned dup_groups;       /* distinct duplicate contents (0: one per dup page) */
+        bool thp;
+        bool mergeable;
+        uint64_t seed;
+        unsigned hold_s;           /* 0: until a signal */
+        bool stdin_mode;
+        unsigned volatile_period_ms;
+} opt = {
+        .procs = 4,
+        .pages = 64 * 256,
+        .dup = 0.5,
+        .zero = 0.25,
+        .volatile_ = 0.0,
+        .seed = 1,
+        .volatile_period_ms = 10,
+};
+
+static volatile sig_atomic_t got_verify, got_stop;
+
+static void on_signal(int sig) {
+        if (sig == SIGUSR1)
+                got_verify = 1;
+        else
+                got_stop = 1;
+}
+
+/* Fixed layout: the first dup% pages are duplicates, then zero, then volatile, then unique. */
+static enum page_kind kind_of(uint64_t page) {
+        uint64_t n_dup = (uint64_t) (opt.dup * opt.pages);
+        uint64_t n_zero = (uint64_t) (opt.zero * opt.pages);
+        uint64_t n_vol = (uint64_t) (opt.volatile_ * opt.pages);
+
+        if (page < n_dup)
+                return KIND_DUP;
+        if (page < n_dup + n_zero)
+                return KIND_ZERO;
+        if (page < n_dup + n_zero + n_vol)
+                return KIND_VOLATILE;
+        return KIND_UNIQUE;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+        uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+}
+
+/* The bytes page `page` of process `proc` must hold at generation `gen`. */
+static void fill_page(uint64_t *dst, unsigned proc, uint64_t page, uint64_t gen) {
+        enum page_kind k = kind_of(page);
+        uint64_t state;
+
+        if (k == KIND_ZERO) {
+                memset(dst, 0, PAGE_BYTES);
+                return;
+        }
+        if (k == KIND_DUP)
+                state = opt.seed * 0x100000001b3ull ^ (opt.dup_groups ? page % opt.dup_groups : page);
+        else
+                state = opt.seed ^ ((uint64_t) (proc + 1) << 48) ^ page ^ (gen << 32) ^ 0x5555;
+        for (unsigned i = 0; i < PAGE_BYTES / sizeof(uint64_t); i++)
+                dst[i] = splitmix64(&state);
+        /* Never all-zero, so a non-zero kind is never a zero-page candidate. */
+        dst[0] |= 1;
+}
+
+typedef struct Child {
+        unsigned proc;
+        uint8_t *mem;
+        _Atomic uint64_t *gen;     /* per volatile page: last generation written */
+        uint64_t vol_first, vol_count;
+        atomic_bool stop;
+} Child;
+
+static void *volatile_writer(void *p) {
+        Child *c = p;
+        uint64_t buf[PAGE_BYTES / sizeof(uint64_t)];
+        struct timespec ts = {
+                .tv_sec = opt.volatile_period_ms / 1000,
+                .tv_nsec = (long) (opt.volatile_period_ms % 1000) * 1000000L,
+        };
+        uint64_t x = opt.seed + c->proc;
+
+        while (!atomic_load(&c->stop)) {
+                for (uint64_t n = 0; n < c->vol_count / 8 + 1; n++) {
+                        uint64_t i = splitmix64(&x) % c->vol_count;
+                        uint64_t page = c->vol_first + i;
+                        uint64_t g = atomic_load(&c->gen[i]) + 1;
+
+                        fill_page(buf, c->proc, page, g);
+                        /* Publish the generation only after the bytes are written;
+                         * the verifier takes the page's generation under the
+                         * writer's stop, so no torn reads are judged. */
+                        memcpy(c->mem + page * PAGE_BYTES, buf, PAGE_BYTES);
+                        atomic_store(&c->gen[i], g);
+                }
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
+}
+
+static uint64_t verify(Child *c) {
+        uint64_t buf[PAGE_BYTES / sizeof(uint64_t)];
+        uint64_t bad = 0;
+
+        for (uint64_t page = 0; page < opt.pages; page++) {
+                uint64_t gen = 0;
+
+                if (kind_of(page) == KIND_VOLATILE)
+                        gen = atomic_load(&c->gen[page - c->vol_first]);
+                fill_page(buf, c->proc, page, gen);
+                if (memcmp(buf, c->mem + page * PAGE_BYTES, PAGE_BYTES) != 0) {
+                        if (bad < 5)
+                                fprintf(stderr, "ksmd-workload: process %u (pid %d): page %" PRIu64
+                                        " at %p does not hold what it last wrote\n",
+                                        c->proc, getpid(), page, (void *) (c->mem + page * PAGE_BYTES));
+                        bad++;
+                }
+        }
+        return bad;
+}
+
+/* Runs in the child: allocate, fill, report, wait for verify/stop. Exit 0 if intact. */
+static int child_main(unsigned proc, int report_fd) {
+        size_t bytes = opt.pages * PAGE_BYTES;
+        pthread_t writer;
+        bool have_writer = false;
+        Child c = { .proc = proc };
+        uint64_t bad;
+        char line[128];
+        sigset_t mask;
+        int sig;
+
+        c.mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c.mem == MAP_FAILED) {
+                fprintf(stderr, "ksmd-workload: process %u: mmap of %zu bytes failed: %m\n", proc, bytes);
+                return 2;
+        }
+        if (madvise(c.mem, bytes, opt.thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) < 0 && opt.thp)
+                fprintf(stderr, "ksmd-workload: MADV_HUGEPAGE failed: %m (continuing)\n");
+        if (opt.mergeable && madvise(c.mem, bytes, MADV_MERGEABLE) < 0) {
+                fprintf(stderr, "ksmd-workload: MADV_MERGEABLE failed: %m; is CONFIG_KSM on?\n");
+                return 2;
+        }
+
+        for (uint64_t page = 0; page < opt.pages; page++) {
+                if (kind_of(page) == KIND_VOLATILE && c.vol_count == 0)
+                        c.vol_first = page;
+                if (kind_of(page) == KIND_VOLATILE)
+                        c.vol_count++;
+                fill_page((uint64_t *) (c.mem + page * PAGE_BYTES), proc, page, 0);
+        }
+        if (c.vol_count > 0) {
+                c.gen = calloc(c.vol_count, sizeof(*c.gen));
+                if (!c.gen)
+                        return 2;
+                if (pthread_create(&writer, NULL, volatile_writer, &c) != 0)
+                        return 2;
+                have_writer = true;
+        }
+
+        snprintf(line, sizeof(line), "pid %d addr %p pages %" PRIu64 "\n", getpid(), (void *) c.mem, opt.pages);
+        if (write(report_fd, line, strlen(line)) < 0)
+                return 2;
+        close(report_fd);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGTERM);
+        (void) sigwait(&mask, &sig);
+
+        if (have_writer) {
+                atomic_store(&c.stop, true);
+                pthread_join(writer, NULL);
+        }
+        if (sig == SIGTERM)
+                return 3;
+        bad = verify(&c);
+        if (bad)
+                fprintf(stderr, "ksmd-workload: process %u (pid %d): %" PRIu64 " of %" PRIu64
+                        " pages differ from what it wrote\n", proc, getpid(), bad, opt.pages);
+        return bad ? 1 : 0;
+}
+
+static void usage(void) {
+        printf("usage: ksmd-workload [options]\n"
+               "  --procs N            processes (default 4, at most %d)\n"
+               "  --mib M              MiB of private anonymous memory per process (default 64)\n"
+               "  --dup F              fraction of pages identical in every process (default 0.5)\n"
+               "  --dup-groups K       duplicate pages take only K distinct contents (default: all distinct)\n"
+               "  --zero F             fraction of zero pages (default 0.25)\n"
+               "  --volatile F         fraction rewritten continuously (default 0)\n"
+               "  --volatile-period-ms writer thread pause between rounds (default 10)\n"
+               "  --thp                MADV_HUGEPAGE (default MADV_NOHUGEPAGE)\n"
+               "  --mergeable          MADV_MERGEABLE, for the kernel's KSM\n"
+               "  --seed S             content seed (default 1)\n"
+               "  --hold SECONDS       verify and exit after this long (default: on SIGUSR1)\n"
+               "  --stdin              verify and exit when standard input reaches end of file\n",
+               MAX_PROCS);
+}
+
+static int parse_fraction(const char *s, const char *name, double *ret) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || *end || v < 0 || v > 1) {
+                fprintf(stderr, "ksmd-workload: %s: '%s' is not a fraction between 0 and 1\n", name, s);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int parse_args(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "procs", required_argument, NULL, 'p' },
+                { "mib", required_argument, NULL, 'm' },
+                { "dup", required_argument, NULL, 'd' },
+                { "dup-groups", required_argument, NULL, 'g' },
+                { "zero", required_argument, NULL, 'z' },
+                { "volatile", required_argument, NULL, 'v' },
+                { "volatile-period-ms", required_argument, NULL, 'P' },
+                { "thp", no_argument, NULL, 't' },
+                { "mergeable", no_argument, NULL, 'M' },
+                { "seed", required_argument, NULL, 's' },
+                { "hold", required_argument, NULL, 'H' },
+                { "stdin", no_argument, NULL, 'i' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        unsigned long v;
+        char *end;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'p':
+                case 'm':
+                case 'g':
+                case 'P':
+                case 'H':
+                case 's':
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || optarg[0] == '-') {
+                                fprintf(stderr, "ksmd-workload: '%s' is not a number\n", optarg);
+                                return -EINVAL;
+                        }
+                        if (c == 'p') {
+                                if (v < 1 || v > MAX_PROCS) {
+                                        fprintf(stderr, "ksmd-workload: --procs must be 1..%d\n", MAX_PROCS);
+                                        return -EINVAL;
+                                }
+                                opt.procs = (unsigned) v;
+                        } else if (c == 'm') {
+                                if (v < 1 || v > (1u << 20)) {
+                                        fprintf(stderr, "ksmd-workload: --mib must be 1..1048576\n");
+                                        return -EINVAL;
+                                }
+                                opt.pages = (uint64_t) v * 256;
+                        } else if (c == 'g')
+                                opt.dup_groups = (unsigned) v;
+                        else if (c == 'P')
+                                opt.volatile_period_ms = (unsigned) v;
+                        else if (c == 'H')
+                                opt.hold_s = (unsigned) v;
+                        else
+                                opt.seed = v;
+                        break;
+                case 'd':
+                        if (parse_fraction(optarg, "--dup", &opt.dup) < 0)
+                                return -EINVAL;
+                        break;
+                case 'z':
+                        if (parse_fraction(optarg, "--zero", &opt.zero) < 0)
+                                return -EINVAL;
+                        break;
+                case 'v':
+                        if (parse_fraction(optarg, "--volatile", &opt.volatile_) < 0)
+                                return -EINVAL;
+                        break;
+                case 't':
+                        opt.thp = true;
+                        break;
+                case 'M':
+                        opt.mergeable = true;
+                        break;
+                case 'i':
+                        opt.stdin_mode = true;
+                        break;
+                case 'h':
+                        usage();
+                        exit(0);
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "ksmd-workload: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (opt.dup + opt.zero + opt.volatile_ > 1.0 + 1e-9) {
+                fprintf(stderr, "ksmd-workload: --dup + --zero + --volatile exceed 1\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Pages the ideal deduplicator frees: all but one copy of each duplicate content, every zero page. */
+static void print_expected(void) {
+        uint64_t n_dup = (uint64_t) (opt.dup * opt.pages);
+        uint64_t n_zero = (uint64_t) (opt.zero * opt.pages);
+        uint64_t distinct = opt.dup_groups ? MIN_U64(opt.dup_groups, n_dup) : n_dup;
+        uint64_t saved = n_dup * opt.procs - distinct + n_zero * opt.procs;
+
+        printf("expected dup_pages %" PRIu64 " distinct_dup %" PRIu64 " zero_pages %" PRIu64
+               " saved_pages %" PRIu64 " saved_kib %" PRIu64 "\n",
+               n_dup * opt.procs, distinct, n_zero * opt.procs, saved, saved * (PAGE_BYTES / 1024));
+}
+
+int main(int argc, char *argv[]) {
+        pid_t pids[MAX_PROCS];
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigset_t mask;
+        int failed = 0;
+
+        if (parse_args(argc, argv) < 0)
+                return 2;
+
+        /* Children wait for these with sigwait(), so block them before fork. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        for (unsigned p = 0; p < opt.procs; p++) {
+                int fds[2];
+                char line[128] = {};
+                ssize_t n;
+
+                if (pipe(fds) < 0)
+                        return 2;
+                pids[p] = fork();
+                if (pids[p] < 0) {
+                        fprintf(stderr, "ksmd-workload: fork failed: %m\n");
+                        return 2;
+                }
+                if (pids[p] == 0) {
+                        close(fds[0]);
+                        _exit(child_main(p, fds[1]));
+                }
+                close(fds[1]);
+                n = read(fds[0], line, sizeof(line) - 1);
+                close(fds[0]);
+                if (n <= 0) {
+                        fprintf(stderr, "ksmd-workload: process %u did not start\n", p);
+                        for (unsigned q = 0; q <= p; q++)
+                                kill(pids[q], SIGTERM);
+                        return 2;
+                }
+                fputs(line, stdout);
+        }
+        print_expected();
+        printf("ready\n");
+        fflush(stdout);
+
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+
+        for (time_t end = opt.hold_s ? time(NULL) + opt.hold_s : 0; !got_verify && !got_stop;) {
+                struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+                char buf[256];
+
+                if (end && time(NULL) >= end)
+                        break;
+                if (opt.stdin_mode) {
+                        if (poll(&pfd, 1, 200) > 0 && read(STDIN_FILENO, buf, sizeof(buf)) <= 0)
+                                break;
+                } else
+                        (void) poll(NULL, 0, 200);
+        }
+
+        for (unsigned p = 0; p < opt.procs; p++)
+                kill(pids[p], got_stop ? SIGTERM : SIGUSR1);
+        for (unsigned p = 0; p < opt.procs; p++) {
+                int status;
+
+                while (waitpid(pids[p], &status, 0) < 0 && errno == EINTR)
+                        ;
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != (got_stop ? 3 : 0))
+                        failed++;
+        }
+        if (got_stop)
+                return 3;
+        printf("verified %u processes: %s\n", opt.procs, failed ? "CONTENT LOST" : "every page intact");
+        return failed ? 1 : 0;
+}
