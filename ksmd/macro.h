@@ -69,3 +69,5 @@ static inline int negative_errno(void) {
 #define DIV_ROUND_UP(x, y) (((x) + (y) - 1) / (y))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define sizeof_field(type, member) sizeof(((type *) 0)->member)

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "parse-util.h"
+
+/* Each test gets a fresh config directory. */
+typedef struct Fixture {
+        char dir[64];
+        ConfigErrors errors;
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        strcpy(f->dir, "/tmp/ksmd-test-config-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        char cmd[128];
+
+        config_errors_clear(&f->errors);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        free(f);
+        return 0;
+}
+
+static void write_file(Fixture *f, const char *name, const char *text) {
+        char path[256];
+        FILE *o;
+
+        snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+        if (strchr(name, '/')) {
+                char d[256];
+
+                snprintf(d, sizeof(d), "%s/%s", f->dir, CONFIG_DROPIN_DIR);
+                (void) mkdir(d, 0755);
+        }
+        o = fopen(path, "we");
+        assert_non_null(o);
+        fputs(text, o);
+        fclose(o);
+}
+
+/* Loads f->dir expecting failure, and asserts that the one error message is f->dir + want. */
+static void assert_single_error(Fixture *f, const char *want) {
+        Config *c = NULL;
+        char expected[512];
+
+        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
+        assert_null(c);
+        snprintf(expected, sizeof(expected), "%s%s", f->dir, want);
+        if (f->errors.n != 1 || strcmp(f->errors.messages[0], expected) != 0) {
+                for (size_t i = 0; i < f->errors.n; i++)
+                        print_message("got: %s\n", f->errors.messages[i]);
+                print_message("want: %s\n", expected);
+                fail();
+        }
+}
+
+static void test_missing_files_give_the_defaults(void **state) {
+        Fixture *f = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+
+        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
+        assert_int_equal(f->errors.n, 0);
+        assert_int_equal(c->mode, CONFIG_MODE_AUTO);
+        assert_int_equal(c->pages_to_scan, 1000);
+        assert_int_equal(c->sleep_usec, 20 * USEC_PER_MSEC);
+        assert_int_equal(c->target_scan_usec, 0);
+        assert_int_equal(c->max_cpu_percent, 25);
+        assert_true(c->merge_zero_pages);
+        assert_int_equal(c->max_metadata_bytes, UINT64_C(256) << 20);
+        assert_int_equal(c->max_regions, 4096);
+        assert_int_equal(c->max_regions_per_client, 256);
+        assert_int_equal(c->max_connections, 64);
+        assert_string_equal(c->socket_path, "/run/ksmd/ksmd.sock");
+        assert_false(c->system_bus);
+        assert_int_equal(c->n_allow_gids, 0);
+        assert_int_equal(c->n_cgroup_patterns, 0);
+        assert_int_equal(c->n_executable_patterns, 0);
+}
+
+static void test_every_key_is_applied(void **state) {
+        Fixture *f = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+
+        write_file(f, CONFIG_MAIN_FILE,
+                   "# comment\n"
+                   "; another comment\n"
+                   "\n"
+                   "[Scan]\n"
+                   "Mode=estimate\n"
+                   "PagesToScan = 5000\n"
+                   "Sleep=5ms\n"
+                   "TargetScanTime=2min\n"
+                   "MaxCPU=50%\n"
+                   "MergeZeroPages=no\n"
+                   "  [Limits]\n"
+                   "    MaxMetadata=1G\n"
+                   "MaxRegions=10\n"
+                   "MaxRegionsPerClient=5\n"
+                   "MaxConnections=3\n"
+                   "[Control]\n"
+                   "Socket=/run/test.sock\n"
+                   "SystemBus=yes\n"
+                   "AllowGroups=root 4242\n"
+                   "[AutoRegister]\n"
+                   "Cgroup=/machine.slice/*\n"
+                   "Executable=qemu-system-*\n"
+                   "Executable=cloud-hypervisor\n");
+
+        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
+        assert_int_equal(f->errors.n, 0);
+        assert_int_equal(c->mode, CONFIG_MODE_ESTIMATE);
+        assert_int_equal(c->pages_to_scan, 5000);
+        assert_int_equal(c->sleep_usec, 5000);
+        assert_int_equal(c->target_scan_usec, 120 * USEC_PER_SEC);
+        assert_int_equal(c->max_cpu_percent, 50);
+        assert_false(c->merge_zero_pages);
+        assert_int_equal(c->max_metadata_bytes, UINT64_C(1) << 30);
+        assert_int_equal(c->max_regions, 10);
+        assert_int_equal(c->max_regions_per_client, 5);
+        assert_int_equal(c->max_connections, 3);
+        assert_string_equal(c->socket_path, "/run/test.sock");
+        assert_true(c->system_bus);
+        assert_int_equal(c->n_allow_gids, 2);
+        assert_int_equal(c->allow_gids[0], 0);
+        assert_int_equal(c->allow_gids[1], 4242);
+        assert_int_equal(c->n_cgroup_patterns, 1);
+        assert_string_equal(c->cgroup_patterns[0], "/machine.slice/*");
+        assert_int_equal(c->n_executable_patterns, 2);
+        assert_string_equal(c->executable_patterns[1], "cloud-hypervisor");
+}
+
+static void test_dropins_override_in_name_order_and_lists_reset(void **state) {
+        Fixture *f = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\n[AutoRegister]\nExecutable=qemu-*\n");
+        write_file(f, CONFIG_DROPIN_DIR "/20-late.conf", "[Scan]\nPagesToScan=300\n");
+        write_file(f, CONFIG_DROPIN_DIR "/10-early.conf",
+                   "[Scan]\nPagesToScan=200\n[AutoRegister]\nExecutable=\nExecutable=kvm\n");
+        write_file(f, CONFIG_DROPIN_DIR "/30-ignored.txt", "this is not a drop-in\n");
+
+        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
+        assert_int_equal(c->pages_to_scan, 300);
+        assert_int_equal(c->n_executable_patterns, 1);
+        assert_string_equal(c->executable_patterns[0], "kvm");
+}
+
+static void test_unknown_key_names_file_and_line(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\n\nPagesToScan=10\nPagesToScann=10\n");
+        assert_single_error(f, "/ksmd.conf:4: unknown key PagesToScann= in [Scan]");
+}
+
+static void test_unknown_section(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scanner]\nPagesToScan=10\n");
+        assert_single_error(f, "/ksmd.conf:2: unknown section [Scanner]");
+}
+
+static void test_key_outside_section(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "PagesToScan=10\n");
+        assert_single_error(f, "/ksmd.conf:1: PagesToScan= is outside any section; put it under [Scan], [Limits], [Control] or [AutoRegister]");
+}
+
+static void test_line_without_equals(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan 10\n");
+        assert_single_error(f, "/ksmd.conf:2: expected 'Key=Value', a [Section] header or a comment");
+}
+
+static void test_colon_is_not_a_separator(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan: 10 = 3\n");
+        assert_single_error(f, "/ksmd.conf:2: key names cannot contain ':'");
+}
+
+static void test_unclosed_section(void **state) {
+        Fixture *f = *state;
+
+        Config *c = NULL;
+
+        /* The header is refused, so the key after it has no section: both are reported. */
+        write_file(f, CONFIG_MAIN_FILE, "[Scan\nPagesToScan=10\n");
+        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
+        assert_null(c);
+        assert_int_equal(f->errors.n, 2);
+        assert_non_null(strstr(f->errors.messages[0], "ksmd.conf:1: section header lacks its closing ']'"));
+        assert_non_null(strstr(f->errors.messages[1], "ksmd.conf:2: PagesToScan= is outside any section"));
+}
+
+static void test_overlong_line(void **state) {
+        Fixture *f = *state;
+        char text[1024] = "[Control]\nSocket=/";
+
+        memset(text + strlen(text), 'a', 600);
+        strcat(text, "\n[Scan]\nPagesToScan=7\n");
+        write_file(f, CONFIG_MAIN_FILE, text);
+        assert_single_error(f, "/ksmd.conf:2: line longer than 198 characters");
+}
+
+static void test_every_bad_value_is_reported(void **state) {
+        static const struct {
+                const char *line;
+                const char *error;
+        } cases[] = {
+                { "[Scan]\nMode=fast\n", "Mode=fast: 'fast' is not a mode; use 'auto' or 'estimate'" },
+                { "[Scan]\nPagesToScan=0\n", "PagesToScan=0: '0' is not a whole number from 1 to 1000000" },
+                { "[Scan]\nPagesToScan=lots\n", "PagesToScan=lots: 'lots' is not a whole number from 1 to 1000000" },
+                { "[Scan]\nSleep=2h\n", "Sleep=2h: '2h' is not a time span from 0 ms to 60 s (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1000 ms to 86400 s (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a whole number from 1 to 100" },
+                { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150' is not a whole number from 1 to 100" },
+                { "[Scan]\nMergeZeroPages=perhaps\n", "MergeZeroPages=perhaps: 'perhaps' is not a boolean; use yes or no" },
+                { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
+                { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 1000000" },
+                { "[Limits]\nMaxRegionsPerClient=x\n", "MaxRegionsPerClient=x: 'x' is not a whole number from 1 to 1000000" },
+                { "[Limits]\nMaxConnections=5000\n", "MaxConnections=5000: '5000' is not a whole number from 1 to 4096" },
+                { "[Control]\nSocket=relative.sock\n", "Socket=relative.sock: 'relative.sock' is not an absolute path shorter than 108 characters" },
+                { "[Control]\nSystemBus=2\n", "SystemBus=2: '2' is not a boolean; use yes or no" },
+                { "[Control]\nAllowGroups=no-such-group-ksmd\n", "AllowGroups=no-such-group-ksmd: group 'no-such-group-ksmd' does not exist" },
+                { "[AutoRegister]\nCgroup=machine.slice\n", "Cgroup=machine.slice: 'machine.slice' is not a cgroup path pattern; it starts with / (e.g. /machine.slice/*)" },
+                { "[AutoRegister]\nExecutable=/usr/bin/qemu\n", "Executable=/usr/bin/qemu: '/usr/bin/qemu' is not a file name pattern; it has no / (e.g. qemu-system-*)" },
+        };
+        Fixture *f = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char want[512];
+
+                config_errors_clear(&f->errors);
+                write_file(f, CONFIG_MAIN_FILE, cases[i].line);
+                snprintf(want, sizeof(want), "/ksmd.conf:2: %s", cases[i].error);
+                assert_single_error(f, want);
+        }
+}
+
+static void test_all_problems_are_reported_and_nothing_is_applied(void **state) {
+        Fixture *f = *state;
+        Config *c = NULL;
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=0\nSleep=1s\nBogus=1\n");
+        write_file(f, CONFIG_DROPIN_DIR "/50-x.conf", "[Limits]\nMaxRegions=-3\n");
+        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
+        assert_null(c);
+        assert_int_equal(f->errors.n, 3);
+        assert_non_null(strstr(f->errors.messages[0], "ksmd.conf:2: PagesToScan=0"));
+        assert_non_null(strstr(f->errors.messages[1], "ksmd.conf:4: unknown key Bogus="));
+        assert_non_null(strstr(f->errors.messages[2], "50-x.conf:2: MaxRegions=-3"));
+}
+
+static void test_unreadable_file_is_an_error(void **state) {
+        Fixture *f = *state;
+        Config *c = NULL;
+        char path[256];
+
+        /* A directory where the file should be: open works, reading fails. */
+        snprintf(path, sizeof(path), "%s/%s", f->dir, CONFIG_MAIN_FILE);
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_int_equal(config_load(f->dir, &c, &f->errors), -EISDIR);
+        assert_null(c);
+        assert_int_equal(f->errors.n, 1);
+        assert_non_null(strstr(f->errors.messages[0], "cannot read"));
+}
+
+static void test_mode_names_round_trip(void **state) {
+        for (ConfigMode m = 0; m < _CONFIG_MODE_MAX; m++)
+                assert_int_equal(config_mode_from_string(config_mode_to_string(m)), m);
+        assert_int_equal(config_mode_from_string("merge"), _CONFIG_MODE_INVALID);
+        assert_null(config_mode_to_string(_CONFIG_MODE_MAX));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_missing_files_give_the_defaults, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_every_key_is_applied, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dropins_override_in_name_order_and_lists_reset, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_key_names_file_and_line, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unknown_section, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_key_outside_section, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_line_without_equals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_colon_is_not_a_separator, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unclosed_section, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_overlong_line, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_every_bad_value_is_reported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_all_problems_are_reported_and_nothing_is_applied, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unreadable_file_is_an_error, setup, teardown),
+                cmocka_unit_test(test_mode_names_round_trip),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
