@@ -60,6 +60,8 @@ vm_run_tap() {
 		"not ok "*)
 			vm_not_ok "$(echo "$line" | sed -e 's/^not ok [0-9]* *-* *//')" ;;
 		1..*) ;;
+		"#"*)
+			echo "$line" ;;
 		*)
 			echo "# $line" ;;
 		esac
