@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Measurement loops shared by the benchmarks: sample a saving and a CPU
+counter until a goal, then measure the steady state."""
+
+import time
+from dataclasses import dataclass, field
+
+GIB = 1 << 30
+PAGE = 4096
+
+
+@dataclass
+class Run:
+    system: str
+    expected_pages: int
+    samples: list = field(default_factory=list)   # (seconds, saved_pages, cpu_seconds)
+    goal_s: float = None                          # time to reach the goal fraction
+    goal_cpu_s: float = None                      # CPU spent until then
+    final_saved_pages: int = 0
+    scanned_pages: int = 0                        # pages read during the convergence phase
+    convergence_cpu_s: float = 0.0
+    steady_cpu_per_s: float = None                # CPU seconds per second once converged
+    metadata_bytes: int = None
+    tracked_pages: int = None
+    intact: bool = None
+    notes: list = field(default_factory=list)
+
+    def cpu_s_per_gib_scanned(self):
+        if not self.scanned_pages:
+            return None
+        return self.convergence_cpu_s / (self.scanned_pages * PAGE / GIB)
+
+    def gib_per_cpu_s(self):
+        v = self.cpu_s_per_gib_scanned()
+        return 1 / v if v else None
+
+
+def converge(run, read_saved, read_cpu, read_scanned, goal=0.95, max_s=300, interval_s=0.25,
+             progress=None):
+    """Samples until saved >= goal * expected or max_s passes."""
+    t0 = time.monotonic()
+    cpu0 = read_cpu()
+    scanned0 = read_scanned()
+    while True:
+        t = time.monotonic() - t0
+        saved = read_saved()
+        cpu = read_cpu() - cpu0
+        run.samples.append((t, saved, cpu))
+        if progress:
+            progress(run, t, saved, cpu)
+        if run.goal_s is None and saved >= goal * run.expected_pages:
+            run.goal_s, run.goal_cpu_s = t, cpu
+            break
+        if t >= max_s:
+            run.notes.append(f"did not reach {goal:.0%} of the theoretical saving in {max_s} s")
+            break
+        time.sleep(interval_s)
+    run.scanned_pages = read_scanned() - scanned0
+    run.convergence_cpu_s = read_cpu() - cpu0
+    run.final_saved_pages = read_saved()
+
+
+def steady(run, read_cpu, seconds=10):
+    c0, t0 = read_cpu(), time.monotonic()
+    time.sleep(seconds)
+    run.steady_cpu_per_s = (read_cpu() - c0) / (time.monotonic() - t0)
