@@ -26,9 +26,7 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
             hostksm.write("use_zero_pages", 1)
             hostksm.write("run", 1)
 
-            def progress(run_, t, saved_pages, cpu):
-                print(f"\r  {label}: {t:6.1f} s  saved {saved_pages * 100 / max(expected, 1):5.1f} %"
-                      f"  CPU {cpu:6.2f} s", end="", file=sys.stderr, flush=True)
+            progress = measure.progress_printer(label, expected)
 
             measure.converge(r, lambda: hostksm.saved_pages(hostksm.counters()),
                              lambda: hostksm.cpu_seconds(kpid),

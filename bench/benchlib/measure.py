@@ -2,6 +2,7 @@
 """Measurement loops shared by the benchmarks: sample a saving and a CPU
 counter until a goal, then measure the steady state."""
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -64,3 +65,18 @@ def steady(run, read_cpu, seconds=10):
     c0, t0 = read_cpu(), time.monotonic()
     time.sleep(seconds)
     run.steady_cpu_per_s = (read_cpu() - c0) / (time.monotonic() - t0)
+
+
+def progress_printer(label, expected_pages):
+    """A progress callback: a live line on a terminal, a line every 5 s otherwise."""
+    tty = sys.stderr.isatty()
+    last = [-5.0]
+
+    def progress(run, t, saved, cpu):
+        line = f"  {label}: {t:6.1f} s  saved {saved * 100 / max(expected_pages, 1):5.1f} %  CPU {cpu:6.2f} s"
+        if tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif t - last[0] >= 5:
+            last[0] = t
+            print(line, file=sys.stderr, flush=True)
+    return progress
