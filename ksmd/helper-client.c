@@ -22,6 +22,10 @@ typedef struct Request {
         HelperMergeResult *results;
         size_t n_results;
         size_t n_seen;
+        uint64_t *count;               /* UNMERGE reply */
+        HelperPage *pages;             /* GET_PAGES dump, grown as it arrives */
+        size_t n_pages;
+        bool dump;
 } Request;
 
 static int errno_from_nl(int nlerr) {
@@ -86,6 +90,13 @@ static int on_error(struct sockaddr_nl *nla, struct nlmsgerr *err, void *userdat
         Request *req = userdata;
 
         req->error = err->error;
+        req->done = true;
+        return NL_STOP;
+}
+
+static int on_finish(struct nl_msg *msg, void *userdata) {
+        Request *req = userdata;
+
         req->done = true;
         return NL_STOP;
 }
@@ -164,6 +175,22 @@ static int on_valid(struct nl_msg *msg, void *userdata) {
 
         if (req->info)
                 parse_info(tb, req->info);
+        if (req->count && tb[KSMD_HELPER_A_COUNT])
+                *req->count = nla_get_u64(tb[KSMD_HELPER_A_COUNT]);
+        if (req->dump && tb[KSMD_HELPER_A_HANDLE] && tb[KSMD_HELPER_A_MAPCOUNT]) {
+                HelperPage *p;
+
+                p = realloc(req->pages, (req->n_pages + 1) * sizeof(*p));
+                if (!p) {
+                        req->error = -ENOMEM;
+                        return NL_STOP;
+                }
+                req->pages = p;
+                req->pages[req->n_pages++] = (HelperPage) {
+                        .handle = nla_get_u64(tb[KSMD_HELPER_A_HANDLE]),
+                        .mapcount = nla_get_u32(tb[KSMD_HELPER_A_MAPCOUNT]),
+                };
+        }
         if (req->results && tb[KSMD_HELPER_A_ITEMS]) {
                 r = parse_items(tb[KSMD_HELPER_A_ITEMS], req);
                 if (r < 0) {
@@ -174,12 +201,15 @@ static int on_valid(struct nl_msg *msg, void *userdata) {
         return NL_OK;
 }
 
-/* Sends msg (consumed) with an ack requested and runs callbacks until the ack. */
+/*
+ * Sends msg (consumed) and runs callbacks until the kernel's ack, or for a
+ * dump until its NLMSG_DONE.
+ */
 static int transact(HelperClient *c, struct nl_msg *msg, Request *req) {
         struct nl_cb *cb;
         int r;
 
-        nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
+        nlmsg_hdr(msg)->nlmsg_flags |= req->dump ? NLM_F_DUMP : NLM_F_ACK;
         r = nl_send_auto(c->sock, msg);
         nlmsg_free(msg);
         if (r < 0)
@@ -190,6 +220,7 @@ static int transact(HelperClient *c, struct nl_msg *msg, Request *req) {
                 return -ENOMEM;
         nl_cb_err(cb, NL_CB_CUSTOM, on_error, req);
         nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, on_ack, req);
+        nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, on_finish, req);
         nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_valid, req);
 
         while (!req->done && req->error == 0) {
@@ -290,6 +321,46 @@ int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items
 fail:
         nlmsg_free(msg);
         return -EMSGSIZE;
+}
+
+int helper_client_unmerge(HelperClient *c, pid_t pid, uint64_t addr, uint64_t length, uint64_t *ret_count) {
+        uint64_t count = 0;
+        Request req = { .count = &count };
+        struct nl_msg *msg;
+        int r;
+
+        msg = new_request(c, KSMD_HELPER_CMD_UNMERGE);
+        if (!msg)
+                return -ENOMEM;
+        if (nla_put_u32(msg, KSMD_HELPER_A_PID, (uint32_t) pid) < 0 ||
+            nla_put_u64(msg, KSMD_HELPER_A_ADDR, addr) < 0 ||
+            nla_put_u64(msg, KSMD_HELPER_A_LENGTH, length) < 0) {
+                nlmsg_free(msg);
+                return -EMSGSIZE;
+        }
+        r = transact(c, msg, &req);
+        if (r < 0)
+                return r;
+        *ret_count = count;
+        return 0;
+}
+
+int helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *ret_n) {
+        Request req = { .dump = true };
+        struct nl_msg *msg;
+        int r;
+
+        msg = new_request(c, KSMD_HELPER_CMD_GET_PAGES);
+        if (!msg)
+                return -ENOMEM;
+        r = transact(c, msg, &req);
+        if (r < 0) {
+                free(req.pages);
+                return r;
+        }
+        *ret = req.pages;
+        *ret_n = req.n_pages;
+        return 0;
 }
 
 const char *helper_result_to_string(uint32_t result) {

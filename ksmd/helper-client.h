@@ -57,5 +57,19 @@ int helper_client_info(HelperClient *c, HelperInfo *ret);
 int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
                         HelperMergeResult *results);
 
+/*
+ * Makes every shared page of the module in [addr, addr + length) of pid
+ * private again. *ret_count: the pages made private. -ESRCH: no such process.
+ */
+int helper_client_unmerge(HelperClient *c, pid_t pid, uint64_t addr, uint64_t length, uint64_t *ret_count);
+
+typedef struct HelperPage {
+        uint64_t handle;
+        uint32_t mapcount;             /* page table entries that map it */
+} HelperPage;
+
+/* Every shared page the module owns; *ret is malloc'ed, owned by the caller. */
+int helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *ret_n);
+
 const char *helper_result_to_string(uint32_t result);
 const char *helper_reason_to_string(uint32_t reason);
