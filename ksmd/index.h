@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * DOC: the page index and its memory budget
+ *
+ * Every tracked page (a page of a private anonymous mapping inside a
+ * registered region) costs the daemon one PageSlot of 8 bytes, kept in a
+ * dense array per mapped area, indexed by (address - area start) / 4096:
+ *
+ *   bits 63..8  the top 56 bits of the page's seeded XXH3-64 content hash
+ *               (valid in states HASHED and SHARING)
+ *   bits  7..5  volatility level v: the page is read only every 2^v passes
+ *   bit      4  SD_OK: the hash was taken after the last soft-dirty clear of
+ *               its process, so a clean soft-dirty bit proves the content
+ *               is still the hashed one
+ *   bit      3  GROUPED: this pass, another candidate matched this one
+ *   bits  2..0  enum PageState
+ *
+ * Candidates (pages whose content held still across a scan) are grouped by
+ * hash in an open-addressing table of uint32 page ids (linear probing; the
+ * hash is read back from the slot, not stored twice). It is rebuilt on every
+ * full scan, like KSM's unstable tree, so it never holds a stale page id:
+ * between passes only slots persist. The table grows by 4/3 when it is 80 %
+ * full, so its load stays in [0.6, 0.8] and it costs at most 4 / 0.6 = 6.7
+ * bytes per candidate.
+ *
+ *   per tracked page: 8 (slot) + at most 6.7 (candidate entry) = 14.7 bytes
+ *
+ * Pages already merged by the helper are remembered once per shared page,
+ * not per page: a SharedEntry { hash, handle } of 16 bytes in a second table
+ * (same growth rule, at most 26.7 bytes per shared page) lets a new
+ * duplicate join the shared page with KSMD_HELPER_ITEM_A_HANDLE. A shared
+ * page's mappers hold no candidate entry, so a group of k >= 2 merged pages
+ * costs 8k + 26.7 bytes: at most 16 bytes per page for k >= 4, 16.9 for
+ * k = 3 and 21.3 for k = 2 (pairs are the one case above the 16-byte goal).
+ *
+ * Page ids are assigned per pass: index_begin_pass() forgets every id, the
+ * scanner attaches each area's slot array again and gets a base id. The sum
+ * of attached pages is bounded by max_tracked_pages (configuration); an area
+ * that would exceed it is refused with -ENOSPC and stays untracked.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+typedef uint64_t PageSlot;
+
+typedef enum PageState {
+        PAGE_UNKNOWN,            /* nothing known: never read, not present, or to be re-read */
+        PAGE_HASHED,             /* hash of the last read; a candidate once it reads the same again */
+        PAGE_ZERO,               /* all zero at the last read (no hash computed) */
+        PAGE_SHARING,            /* maps a shared page of the helper whose content hash is in the slot */
+        _PAGE_STATE_MAX,
+        _PAGE_STATE_INVALID = -1,
+} PageState;
+
+#define PAGE_SLOT_HASH_MASK   (~UINT64_C(0xff))
+#define PAGE_SLOT_VOL_SHIFT   5
+#define PAGE_SLOT_VOL_MAX     7u
+#define PAGE_SLOT_SD_OK       (UINT64_C(1) << 4)
+#define PAGE_SLOT_GROUPED     (UINT64_C(1) << 3)
+#define PAGE_SLOT_STATE_MASK  UINT64_C(0x7)
+
+static inline PageState page_slot_state(PageSlot s) {
+        return (PageState) (s & PAGE_SLOT_STATE_MASK);
+}
+static inline uint64_t page_slot_hash(PageSlot s) {
+        return s & PAGE_SLOT_HASH_MASK;
+}
+static inline unsigned page_slot_volatility(PageSlot s) {
+        return (unsigned) (s >> PAGE_SLOT_VOL_SHIFT) & PAGE_SLOT_VOL_MAX;
+}
+static inline PageSlot page_slot_make(uint64_t hash, PageState state, unsigned volatility, bool sd_ok) {
+        return (hash & PAGE_SLOT_HASH_MASK) | ((PageSlot) MIN(volatility, PAGE_SLOT_VOL_MAX) << PAGE_SLOT_VOL_SHIFT) |
+               (sd_ok ? PAGE_SLOT_SD_OK : 0) | (PageSlot) state;
+}
+
+/* Bytes per tracked page for the slot, for accounting by slot owners. */
+#define PAGE_SLOT_BYTES sizeof(PageSlot)
+
+typedef struct PageIndex PageIndex;
+
+/* max_tracked_pages > 0: the bound on attached pages (and so on index memory). */
+int index_new(uint64_t max_tracked_pages, PageIndex **ret);
+PageIndex *index_free(PageIndex *idx);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PageIndex *, index_free);
+
+/* Forgets all candidates and page ids; shared entries persist. */
+void index_begin_pass(PageIndex *idx);
+
+/*
+ * Attaches an area's slot array (not owned; must stay valid until the next
+ * index_begin_pass() or index_detach()) and returns its first page id. owner
+ * (a region id) and start_addr (the area's first address) are returned by
+ * index_page_info().
+ * -ENOSPC if the area would take the tracked pages beyond the bound;
+ * -E2BIG past 2^32 - 1 page ids.
+ */
+int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t owner, uint64_t start_addr,
+                 uint32_t *ret_base);
+
+/* True if n_pages more pages can be attached this pass without exceeding the bound. */
+bool index_has_room(const PageIndex *idx, uint64_t n_pages);
+uint64_t index_max_tracked_pages(const PageIndex *idx);
+
+/* The area starting at base goes away mid-pass: its ids resolve to NULL from now on. */
+void index_detach(PageIndex *idx, uint32_t base);
+
+/* The slot of a page id, or NULL if its area was detached or the id is unknown. */
+PageSlot *index_slot(PageIndex *idx, uint32_t page_id);
+
+/* Owner cookie and address of a page id. -ENOENT if detached or unknown. */
+int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint64_t *ret_addr);
+
+/*
+ * Offers a candidate page (its slot in state HASHED). Returns 0 if it is the
+ * first page with its hash this pass (now indexed), 1 if another candidate
+ * with an equal hash is indexed (*ret_match: its id; the offered page is not
+ * inserted), -ENOMEM.
+ */
+int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match);
+
+/* Shared pages by content hash. Returns 1 and *ret_handle if known, 0 if not. */
+int index_shared_lookup(PageIndex *idx, uint64_t hash, uint64_t *ret_handle);
+/* Remembers (or updates) a shared page. -ENOSPC when the tracked-page bound would be exceeded. */
+int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle);
+/* Forgets a shared page (its handle is dead). Returns 1 if it was known. */
+int index_shared_remove(PageIndex *idx, uint64_t hash);
+
+typedef struct IndexUsage {
+        uint64_t tracked_pages;          /* attached pages this pass */
+        uint64_t max_tracked_pages;
+        uint64_t candidates;             /* entries in the candidate table */
+        uint64_t shared_pages;           /* entries in the shared table */
+        uint64_t metadata_bytes;         /* slots + both tables, bytes */
+} IndexUsage;
+
+void index_usage(const PageIndex *idx, IndexUsage *ret);

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "index.h"
+
+static uint64_t h(uint64_t x) {
+        /* Distinct, well-mixed test hashes (splitmix64) with the low slot bits cleared. */
+        x += 0x9E3779B97F4A7C15ull;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        return (x ^ (x >> 31)) & PAGE_SLOT_HASH_MASK;
+}
+
+static void test_slot_packs_hash_state_volatility_and_sd_ok(void **state) {
+        PageSlot s = page_slot_make(h(1) | 0xff, PAGE_HASHED, 5, true);
+
+        assert_int_equal(page_slot_state(s), PAGE_HASHED);
+        assert_true(page_slot_hash(s) == h(1));
+        assert_int_equal(page_slot_volatility(s), 5);
+        assert_true(s & PAGE_SLOT_SD_OK);
+        assert_false(s & PAGE_SLOT_GROUPED);
+        /* Volatility saturates instead of spilling into other bits. */
+        s = page_slot_make(0, PAGE_ZERO, 99, false);
+        assert_int_equal(page_slot_volatility(s), PAGE_SLOT_VOL_MAX);
+        assert_int_equal(page_slot_state(s), PAGE_ZERO);
+        assert_int_equal(sizeof(PageSlot), 8);
+}
+
+static void test_second_page_with_equal_hash_matches_first(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot slots[4];
+        uint32_t base, match = 12345;
+
+        assert_int_equal(index_new(100, &idx), 0);
+        slots[0] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        slots[1] = page_slot_make(h(2), PAGE_HASHED, 0, false);
+        slots[2] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        slots[3] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, slots, 4, 7, 0x10000, &base), 0);
+
+        assert_int_equal(index_add_candidate(idx, base + 0, &match), 0);
+        assert_int_equal(match, 12345);          /* untouched when there is no match */
+        assert_int_equal(index_add_candidate(idx, base + 1, &match), 0);
+        assert_int_equal(index_add_candidate(idx, base + 2, &match), 1);
+        assert_int_equal(match, base + 0);
+        assert_int_equal(index_add_candidate(idx, base + 3, &match), 1);
+        assert_int_equal(match, base + 0);
+
+        uint32_t owner;
+        uint64_t addr;
+        assert_int_equal(index_page_info(idx, base + 2, &owner, &addr), 0);
+        assert_int_equal(owner, 7);
+        assert_true(addr == 0x10000 + 2 * 4096);
+}
+
+static void test_pages_in_two_areas_match_across_areas(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot a[2], b[2];
+        uint32_t ba, bb, match;
+
+        assert_int_equal(index_new(100, &idx), 0);
+        a[0] = page_slot_make(h(10), PAGE_HASHED, 0, false);
+        a[1] = page_slot_make(h(11), PAGE_HASHED, 0, false);
+        b[0] = page_slot_make(h(11), PAGE_HASHED, 0, false);
+        b[1] = page_slot_make(h(12), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, a, 2, 1, 0, &ba), 0);
+        assert_int_equal(index_attach(idx, b, 2, 2, 0, &bb), 0);
+        assert_int_equal(bb, ba + 2);
+        assert_int_equal(index_add_candidate(idx, ba + 0, &match), 0);
+        assert_int_equal(index_add_candidate(idx, ba + 1, &match), 0);
+        assert_int_equal(index_add_candidate(idx, bb + 0, &match), 1);
+        assert_int_equal(match, ba + 1);
+        assert_int_equal(index_add_candidate(idx, bb + 1, &match), 0);
+}
+
+static void test_detached_area_never_matches_again(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot a[1], b[1];
+        uint32_t ba, bb, match;
+
+        assert_int_equal(index_new(100, &idx), 0);
+        a[0] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        b[0] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, a, 1, 1, 0, &ba), 0);
+        assert_int_equal(index_attach(idx, b, 1, 2, 0, &bb), 0);
+        assert_int_equal(index_add_candidate(idx, ba, &match), 0);
+        index_detach(idx, ba);
+        assert_null(index_slot(idx, ba));
+        assert_int_equal(index_add_candidate(idx, bb, &match), 0);
+}
+
+static void test_changed_page_no_longer_matches(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot a[2];
+        uint32_t base, match;
+
+        assert_int_equal(index_new(100, &idx), 0);
+        a[0] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        a[1] = page_slot_make(h(1), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, a, 2, 1, 0, &base), 0);
+        assert_int_equal(index_add_candidate(idx, base, &match), 0);
+        /* A merge result said DIFFERS: the scanner forgets the page's hash. */
+        a[0] = page_slot_make(0, PAGE_UNKNOWN, 0, false);
+        assert_int_equal(index_add_candidate(idx, base + 1, &match), 0);
+}
+
+static void test_growth_keeps_every_candidate_findable(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint32_t n = 50000;
+        _cleanup_free_ PageSlot *slots = calloc(2 * n, sizeof(PageSlot));
+        uint32_t base, match;
+
+        assert_non_null(slots);
+        assert_int_equal(index_new(2 * n, &idx), 0);
+        for (uint32_t i = 0; i < n; i++) {
+                slots[i] = page_slot_make(h(i), PAGE_HASHED, 0, false);
+                slots[n + i] = page_slot_make(h(i), PAGE_HASHED, 0, false);
+        }
+        assert_int_equal(index_attach(idx, slots, 2 * n, 1, 0, &base), 0);
+        for (uint32_t i = 0; i < n; i++)
+                assert_int_equal(index_add_candidate(idx, base + i, &match), 0);
+        for (uint32_t i = 0; i < n; i++) {
+                assert_int_equal(index_add_candidate(idx, base + n + i, &match), 1);
+                assert_int_equal(match, base + i);
+        }
+}
+
+static void test_memory_per_tracked_unique_page_is_at_most_16_bytes(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        IndexUsage u;
+        uint32_t base, match;
+
+        /* Check the bound at many sizes: the table's load varies with growth steps. */
+        for (uint32_t n = 1000; n <= 200000; n = n * 3 / 2) {
+                _cleanup_free_ PageSlot *slots = calloc(n, sizeof(PageSlot));
+
+                idx = index_free(idx);
+                assert_int_equal(index_new(n, &idx), 0);
+                for (uint32_t i = 0; i < n; i++)
+                        slots[i] = page_slot_make(h(i), PAGE_HASHED, 0, false);
+                assert_int_equal(index_attach(idx, slots, n, 1, 0, &base), 0);
+                for (uint32_t i = 0; i < n; i++)
+                        assert_int_equal(index_add_candidate(idx, base + i, &match), 0);
+                index_usage(idx, &u);
+                assert_true(u.tracked_pages == n);
+                assert_true(u.candidates == n);
+                /* 16 bytes per page plus the fixed minimum table of small indexes. */
+                assert_true(u.metadata_bytes <= 16 * (uint64_t) n + 4096 + 16 * 16);
+                print_message("# %u unique pages: %.2f bytes per page\n", n, (double) u.metadata_bytes / n);
+        }
+}
+
+static void test_attach_beyond_bound_is_refused(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot slots[10] = {};
+        uint32_t base;
+
+        assert_int_equal(index_new(15, &idx), 0);
+        assert_int_equal(index_attach(idx, slots, 10, 1, 0, &base), 0);
+        assert_int_equal(index_attach(idx, slots, 6, 2, 0, &base), -ENOSPC);
+        assert_int_equal(index_attach(idx, slots, 5, 2, 0, &base), 0);
+        /* A new pass forgets all attachments. */
+        index_begin_pass(idx);
+        assert_int_equal(index_attach(idx, slots, 10, 1, 0, &base), 0);
+        assert_int_equal(base, 0);
+        assert_int_equal(index_new(0, &idx), -EINVAL);
+}
+
+static void test_begin_pass_forgets_candidates(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot a[2];
+        uint32_t base, match;
+
+        assert_int_equal(index_new(10, &idx), 0);
+        a[0] = a[1] = page_slot_make(h(3), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, a, 2, 1, 0, &base), 0);
+        assert_int_equal(index_add_candidate(idx, base, &match), 0);
+        index_begin_pass(idx);
+        assert_int_equal(index_attach(idx, a, 2, 1, 0, &base), 0);
+        assert_int_equal(index_add_candidate(idx, base + 1, &match), 0);
+        assert_int_equal(index_add_candidate(idx, base, &match), 1);
+        assert_int_equal(match, base + 1);
+}
+
+static void test_shared_pages_are_found_by_hash_and_survive_passes(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        uint64_t handle = 0;
+
+        assert_int_equal(index_new(100000, &idx), 0);
+        assert_int_equal(index_shared_lookup(idx, h(1), &handle), 0);
+        assert_int_equal(index_shared_add(idx, h(1), 0xabc), 0);
+        index_begin_pass(idx);
+        assert_int_equal(index_shared_lookup(idx, h(1), &handle), 1);
+        assert_true(handle == 0xabc);
+        /* Updating keeps one entry. */
+        assert_int_equal(index_shared_add(idx, h(1), 0xdef), 0);
+        assert_int_equal(index_shared_lookup(idx, h(1), &handle), 1);
+        assert_true(handle == 0xdef);
+        assert_int_equal(index_shared_remove(idx, h(1)), 1);
+        assert_int_equal(index_shared_lookup(idx, h(1), &handle), 0);
+        assert_int_equal(index_shared_remove(idx, h(1)), 0);
+}
+
+static void test_shared_removal_keeps_other_entries_findable(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint64_t n = 20000;
+        uint64_t handle;
+
+        assert_int_equal(index_new(4 * n, &idx), 0);
+        for (uint64_t i = 0; i < n; i++)
+                assert_int_equal(index_shared_add(idx, h(i), i + 1), 0);
+        /* Remove every third; backward-shift deletion must not orphan the rest. */
+        for (uint64_t i = 0; i < n; i += 3)
+                assert_int_equal(index_shared_remove(idx, h(i)), 1);
+        for (uint64_t i = 0; i < n; i++) {
+                int found = index_shared_lookup(idx, h(i), &handle);
+
+                if (i % 3 == 0)
+                        assert_int_equal(found, 0);
+                else {
+                        assert_int_equal(found, 1);
+                        assert_true(handle == i + 1);
+                }
+        }
+}
+
+static void test_shared_table_is_bounded(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+
+        assert_int_equal(index_new(4, &idx), 0);
+        assert_int_equal(index_shared_add(idx, h(1), 1), 0);
+        assert_int_equal(index_shared_add(idx, h(2), 2), 0);
+        assert_int_equal(index_shared_add(idx, h(3), 3), -ENOSPC);
+}
+
+static void test_free_accepts_null(void **state) {
+        assert_null(index_free(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_slot_packs_hash_state_volatility_and_sd_ok),
+                cmocka_unit_test(test_second_page_with_equal_hash_matches_first),
+                cmocka_unit_test(test_pages_in_two_areas_match_across_areas),
+                cmocka_unit_test(test_detached_area_never_matches_again),
+                cmocka_unit_test(test_changed_page_no_longer_matches),
+                cmocka_unit_test(test_growth_keeps_every_candidate_findable),
+                cmocka_unit_test(test_memory_per_tracked_unique_page_is_at_most_16_bytes),
+                cmocka_unit_test(test_attach_beyond_bound_is_refused),
+                cmocka_unit_test(test_begin_pass_forgets_candidates),
+                cmocka_unit_test(test_shared_pages_are_found_by_hash_and_survive_passes),
+                cmocka_unit_test(test_shared_removal_keeps_other_entries_findable),
+                cmocka_unit_test(test_shared_table_is_bounded),
+                cmocka_unit_test(test_free_accepts_null),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
