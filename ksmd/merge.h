@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * DOC: merging
+ *
+ * The scanner submits one MergeRequest per page it wants merged: a target
+ * page and its source (another page with the same hash, or the handle of a
+ * shared page of the helper), or a zero page for MERGE_ZERO. Requests queue
+ * up and leave in batches of at most the helper's max_batch items, zero and
+ * non-zero requests in separate batches. Every item's result is handled:
+ *
+ *   BUSY, NO_MEMORY     queued again after a backoff that doubles per attempt
+ *                       (MERGE_RETRY_BASE_USEC << attempt), given up after
+ *                       MERGE_MAX_ATTEMPTS; the page stays a candidate
+ *   everything else     handed to the owner's MergeResultFn, which updates the
+ *                       page (shared, re-examine, region note, region gone)
+ *
+ * Without a helper (estimate mode) nothing is queued: each request is counted
+ * as a page merging would save, and the result function is not called.
+ * The queue is bounded; a full queue refuses new requests with -ENOBUFS and
+ * the scanner offers the page again next pass.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "helper-client.h"
+#include "macro.h"
+#include "stats.h"
+
+#define MERGE_MAX_ATTEMPTS 5u
+#define MERGE_RETRY_BASE_USEC 10000u
+#define MERGE_QUEUE_MAX 65536u            /* hard limit on queued requests */
+
+typedef struct MergeRequest {
+        uint32_t region_id;              /* target's region */
+        pid_t pid;
+        uint64_t addr;
+        uint64_t hash;                   /* target's content hash (slot bits); 0 for zero requests */
+        bool zero;                       /* MERGE_ZERO: no source */
+        uint64_t handle;                 /* source: a shared page, or 0 */
+        uint32_t src_region_id;          /* source: a page, when handle == 0 */
+        pid_t src_pid;
+        uint64_t src_addr;
+        uint8_t attempts;                /* sends so far */
+        uint64_t not_before_usec;        /* CLOCK_MONOTONIC; 0: now */
+} MergeRequest;
+
+/* Final outcome of one request (never BUSY/NO_MEMORY unless attempts are exhausted). */
+typedef void (*MergeResultFn)(const MergeRequest *req, const HelperMergeResult *res, void *userdata);
+
+typedef struct Merger Merger;
+
+/*
+ * helper == NULL: estimate mode. helper is borrowed. max_batch: items per
+ * request (1..the helper's max_batch); max_queue: 1..MERGE_QUEUE_MAX.
+ */
+int merger_new(HelperClient *helper, size_t max_batch, size_t max_queue, MergeResultFn fn, void *userdata,
+               Merger **ret);
+Merger *merger_free(Merger *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Merger *, merger_free);
+
+/* Switches to estimate mode (the helper went away); queued requests are dropped and counted. */
+void merger_set_estimate(Merger *m);
+bool merger_is_estimate(const Merger *m);
+
+/* Queues a request (copied). -ENOBUFS when the queue is full. In estimate mode it is only counted. */
+int merger_submit(Merger *m, const MergeRequest *req);
+
+/* Requests waiting (for a batch to fill or for their backoff). */
+size_t merger_pending(const Merger *m);
+
+/*
+ * Sends every request due at now_usec, in batches. Returns the number of
+ * items sent, or a request-level -errno from the helper: -ENOENT (the module
+ * is gone), -EAGAIN, -ENOMEM, -ENOBUFS, -EINTR keep the failed batch queued
+ * for a later flush; any other error (-EINVAL, -ERANGE, -EPERM, -EBADMSG...)
+ * drops that batch (counted in dropped), whose pages the scanner offers
+ * again next pass.
+ */
+int merger_flush(Merger *m, uint64_t now_usec);
+
+/* Earliest not_before_usec of a waiting retry, or UINT64_MAX if none. */
+uint64_t merger_next_retry_usec(const Merger *m);
+
+const MergeCounters *merger_counters(const Merger *m);

@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memory-reader.h"
+#include "page-hash.h"
+#include "proc-reader.h"
+#include "scanner.h"
+
+struct Scanner {
+        RegionRegistry *registry;
+        PageIndex *index;
+        Merger *merger;
+        ScannerConfig config;
+
+        uint64_t passes;                 /* full scans started */
+        bool in_pass;
+        uint64_t pass_started_usec;
+        bool limit_reported;
+        uint32_t pass_last_region_id;    /* regions registered later wait for the next pass */
+        uint32_t entered_region_id;      /* the region at the cursor was refreshed and attached */
+
+        Region **by_pid;                 /* this pass's regions sorted by (pid, id) */
+        size_t n_by_pid;
+
+        /* Cursor: region id, area and page inside it. Survives region removal. */
+        uint32_t region_id;
+        size_t area_pos;
+        uint64_t page_pos;
+
+        int pagemap_fd;                  /* of the region at the cursor */
+        uint32_t pagemap_region_id;
+
+        uint64_t current_pages;
+        ScanCounters last;
+
+        uint64_t pagemap[SCAN_CHUNK_PAGES];
+        uint64_t addrs[SCAN_CHUNK_PAGES];
+        uint32_t which[SCAN_CHUNK_PAGES]; /* page index in the area, per read */
+        uint8_t *data;                   /* SCAN_CHUNK_PAGES pages */
+};
+
+int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config, Scanner **ret) {
+        _cleanup_(scanner_freep) Scanner *s = NULL;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->registry = reg;
+        s->index = idx;
+        s->merger = merger;
+        s->config = *config;
+        s->pagemap_fd = -EBADF;
+
+        s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
+        if (!s->data)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Scanner *scanner_free(Scanner *s) {
+        if (!s)
+                return NULL;
+        safe_close(s->pagemap_fd);
+        free(s->by_pid);
+        free(s->data);
+        free(s);
+        return NULL;
+}
+
+uint64_t scanner_passes(const Scanner *s) {
+        return s->passes;
+}
+
+bool scanner_in_pass(const Scanner *s) {
+        return s->in_pass;
+}
+
+const ScanCounters *scanner_last_counters(const Scanner *s) {
+        return &s->last;
+}
+
+uint64_t scanner_current_pages(const Scanner *s) {
+        return s->in_pass ? s->current_pages : 0;
+}
+
+static void cursor_close_pagemap(Scanner *s) {
+        s->pagemap_fd = safe_close(s->pagemap_fd);
+        s->pagemap_region_id = 0;
+}
+
+void scanner_forget_region(Scanner *s, Region *r) {
+        for (size_t i = 0; i < r->n_areas; i++)
+                if (r->areas[i].attached) {
+                        index_detach(s->index, r->areas[i].base_id);
+                        r->areas[i].attached = false;
+                }
+        if (s->pagemap_region_id == r->id)
+                cursor_close_pagemap(s);
+        for (size_t i = 0; i < s->n_by_pid; i++)
+                if (s->by_pid[i] == r) {
+                        memmove(&s->by_pid[i], &s->by_pid[i + 1], (s->n_by_pid - i - 1) * sizeof(Region *));
+                        s->n_by_pid--;
+                        break;
+                }
+}
+
+static void region_clear_sd_ok(Region *r) {
+        for (size_t i = 0; i < r->n_areas; i++) {
+                RegionArea *a = &r->areas[i];
+
+                if (!a->slots)
+                        continue;
+                for (uint64_t p = 0; p < a->n_pages; p++)
+                        a->slots[p] &= ~PAGE_SLOT_SD_OK;
+        }
+}
+
+static int cmp_region_pid(const void *a, const void *b) {
+        const Region *x = *(Region *const *) a, *y = *(Region *const *) b;
+
+        if (x->pid != y->pid)
+                return x->pid < y->pid ? -1 : 1;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The regions of r's process that take part in this pass: [*ret_first, *ret_end) of by_pid. */
+static void pid_group(Scanner *s, const Region *r, size_t *ret_first, size_t *ret_end) {
+        size_t lo = 0, hi = s->n_by_pid;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (s->by_pid[mid]->pid < r->pid)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_first = lo;
+        while (lo < s->n_by_pid && s->by_pid[lo]->pid == r->pid)
+                lo++;
+        *ret_end = lo;
+}
+
+/*
+ * Decides, once per pass and process, whether to clear its soft-dirty bits
+ * (see DOC in scanner.h). Runs when the cursor enters the process's first
+ * region of the pass, before any page of the process is read in this pass.
+ */
+static void enter_process(Scanner *s, Region *r) {
+        uint64_t pages = 0, waste = 0;
+        size_t first, end;
+        bool need = false, ok;
+
+        pid_group(s, r, &first, &end);
+        for (size_t i = first; i < end; i++) {
+                Region *o = s->by_pid[i];
+
+                o->soft_dirty_pass = s->passes;
+                if (o->gone)
+                        continue;
+                if (!o->soft_dirty_tracking)
+                        need = true;
+                pages += region_pages(o);
+                waste += o->dirty_waste_pages;
+        }
+        if (!need && waste * 2 < pages)
+                return;
+
+        ok = s->config.soft_dirty && proc_clear_soft_dirty(r->pid) >= 0;
+        for (size_t i = first; i < end; i++) {
+                Region *o = s->by_pid[i];
+
+                region_clear_sd_ok(o);
+                o->soft_dirty_tracking = ok;
+                o->dirty_waste_pages = 0;
+        }
+}
+
+/* Re-reads the region's mappings and attaches its areas to the index, when the cursor enters it. */
+static int enter_region(Scanner *s, Region *r, bool *limit_hit) {
+        int k;
+
+        k = region_refresh_areas(r, index_max_tracked_pages(s->index));
+        if (k == -ESRCH || k == -ENOENT) {
+                r->gone = true;
+                return 0;
+        }
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0) {
+                /* EACCES and the like: skip the region this pass, say why, try again next pass. */
+                region_set_note(r, "cannot read /proc/%d/maps (%s): check ksmd's privileges", (int) r->pid, strerror(-k));
+                for (size_t j = 0; j < r->n_areas; j++)
+                        r->areas[j].attached = false;
+                return 0;
+        }
+
+        for (size_t j = 0; j < r->n_areas; j++) {
+                RegionArea *a = &r->areas[j];
+
+                a->attached = false;
+                /* The bound is checked before the slots are allocated: it bounds memory. */
+                if (!index_has_room(s->index, a->n_pages)) {
+                        free(a->slots);
+                        a->slots = NULL;
+                        region_set_note(r, "0x%llx-0x%llx (%llu pages) not tracked: the daemon's bound on tracked pages is reached",
+                                        (unsigned long long) a->start,
+                                        (unsigned long long) (a->start + a->n_pages * PAGE_SIZE_BYTES),
+                                        (unsigned long long) a->n_pages);
+                        if (!s->limit_reported) {
+                                s->limit_reported = true;
+                                *limit_hit = true;
+                        }
+                        continue;
+                }
+                k = region_area_alloc_slots(a);
+                if (k < 0)
+                        return k;
+                k = index_attach(s->index, a->slots, a->n_pages, r->id, a->start, &a->base_id);
+                if (k < 0)
+                        return k;
+                a->attached = true;
+        }
+
+        if (r->soft_dirty_pass != s->passes)
+                enter_process(s, r);
+        return 0;
+}
+
+/* O(regions): no /proc access here; each region's work happens when the cursor reaches it. */
+static int begin_pass(Scanner *s, uint64_t now_usec) {
+        RegionRegistry *reg = s->registry;
+        Region **by_pid;
+
+        by_pid = reallocarray(s->by_pid, MAX(reg->n_regions, (size_t) 1), sizeof(Region *));
+        if (!by_pid)
+                return -ENOMEM;
+        s->by_pid = by_pid;
+        s->n_by_pid = reg->n_regions;
+        memcpy(s->by_pid, reg->regions, reg->n_regions * sizeof(Region *));
+        qsort(s->by_pid, s->n_by_pid, sizeof(Region *), cmp_region_pid);
+
+        index_begin_pass(s->index);
+        cursor_close_pagemap(s);
+        s->limit_reported = false;
+        for (size_t i = 0; i < reg->n_regions; i++) {
+                Region *r = reg->regions[i];
+
+                memset(&r->pass, 0, sizeof(r->pass));
+                for (size_t j = 0; j < r->n_areas; j++)
+                        r->areas[j].attached = false;
+        }
+
+        s->passes++;
+        s->in_pass = true;
+        s->pass_started_usec = now_usec;
+        s->pass_last_region_id = reg->next_id - 1;
+        s->current_pages = 0;
+        s->region_id = 0;
+        s->entered_region_id = 0;
+        s->area_pos = 0;
+        s->page_pos = 0;
+        return 0;
+}
+
+static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
+        RegionRegistry *reg = s->registry;
+
+        memset(&s->last, 0, sizeof(s->last));
+        for (size_t i = 0; i < reg->n_regions; i++) {
+                Region *r = reg->regions[i];
+
+                r->last = r->pass;
+                scan_counters_add(&s->last, &r->pass);
+        }
+        cursor_close_pagemap(s);
+        s->in_pass = false;
+        res->pass_done = true;
+        res->pass_usec = now_usec - s->pass_started_usec;
+}
+
+static bool pfn_is_zero_page(const Scanner *s, uint64_t pfn) {
+        if (s->config.zero_pfn != 0 && pfn == s->config.zero_pfn)
+                return true;
+        return s->config.huge_zero_pfn != 0 && pfn >= s->config.huge_zero_pfn &&
+               pfn < s->config.huge_zero_pfn + 512;
+}
+
+/* A page whose content held still: hand it to the index or the merger. */
+static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page) {
+        PageSlot *slot = &a->slots[page];
+        uint64_t addr = a->start + page * PAGE_SIZE_BYTES;
+        MergeRequest req = {
+                .region_id = r->id,
+                .pid = r->pid,
+                .addr = addr,
+        };
+        uint32_t match;
+        int k;
+
+        if (page_slot_state(*slot) == PAGE_ZERO) {
+                r->pass.pages_zero++;
+                req.zero = true;
+                (void) merger_submit(s->merger, &req);
+                return;
+        }
+
+        req.hash = page_slot_hash(*slot);
+        *slot &= ~PAGE_SLOT_GROUPED;
+
+        if (!merger_is_estimate(s->merger) && index_shared_lookup(s->index, req.hash, &req.handle) > 0) {
+                r->pass.pages_sharing++;
+                (void) merger_submit(s->merger, &req);
+                return;
+        }
+
+        k = index_add_candidate(s->index, a->base_id + (uint32_t) page, &match);
+        if (k <= 0) {
+                /* First of its content this pass (or no memory to index it: it waits for the next pass). */
+                r->pass.pages_unshared++;
+                return;
+        }
+
+        PageSlot *other = index_slot(s->index, match);
+        uint32_t owner;
+        Region *o;
+
+        if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0)
+                return;
+        o = region_registry_find(s->registry, owner);
+        if (!o)
+                return;
+        r->pass.pages_sharing++;
+        if (!(*other & PAGE_SLOT_GROUPED)) {
+                *other |= PAGE_SLOT_GROUPED;
+                o->pass.pages_shared++;
+                if (o->pass.pages_unshared > 0)
+                        o->pass.pages_unshared--;
+        }
+        req.src_region_id = o->id;
+        req.src_pid = o->pid;
+        (void) merger_submit(s->merger, &req);
+}
+
+/* The content of a page just read: update its slot, and offer it if it held still. */
+static void page_was_read(Scanner *s, Region *r, RegionArea *a, uint64_t page, const void *data, bool dirty) {
+        PageSlot old = a->slots[page];
+        PageState state = page_slot_state(old);
+        unsigned v = page_slot_volatility(old);
+        bool zero = page_is_zero(data), still;
+        uint64_t hash = 0;
+
+        if (!zero)
+                hash = page_hash(data, s->config.hash_seed) & PAGE_SLOT_HASH_MASK;
+
+        still = zero ? state == PAGE_ZERO : state == PAGE_HASHED && page_slot_hash(old) == hash;
+        if (still) {
+                if (dirty)
+                        r->dirty_waste_pages++, r->pass.pages_rewritten_same++;
+                v = v > 0 ? v - 1 : 0;
+        } else if (state == PAGE_HASHED || state == PAGE_ZERO) {
+                r->pass.pages_volatile++;
+                v = MIN(v + 1, PAGE_SLOT_VOL_MAX);
+        }
+
+        a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, r->soft_dirty_tracking);
+        if (still)
+                offer_candidate(s, r, a, page);
+}
+
+static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size_t n) {
+        size_t n_read = 0, done = 0;
+        int k;
+
+        k = proc_pagemap_read(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n, s->pagemap);
+        if (k < 0)
+                return k;
+
+        for (size_t i = 0; i < n; i++) {
+                uint64_t page = first + i, e = s->pagemap[i];
+                PageSlot *slot = &a->slots[page];
+                PageState state = page_slot_state(*slot);
+                unsigned v = page_slot_volatility(*slot);
+
+                r->pass.pages_scanned++;
+                if (!(e & PAGEMAP_PRESENT)) {
+                        r->pass.pages_not_present++;
+                        if (e & PAGEMAP_SWAPPED)
+                                r->pass.pages_swapped++;
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        continue;
+                }
+                if (pfn_is_zero_page(s, e & PAGEMAP_PFN_MASK)) {
+                        r->pass.pages_zero_mapped++;
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        continue;
+                }
+                if (!(e & PAGEMAP_EXCLUSIVE) || (e & PAGEMAP_FILE_OR_SHARED)) {
+                        if (state == PAGE_SHARING)
+                                r->pass.pages_sharing++;
+                        else {
+                                r->pass.pages_external++;
+                                *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        }
+                        continue;
+                }
+                if (state == PAGE_SHARING) {
+                        /* Exclusive again: written to, the COW gave it a private copy. */
+                        state = PAGE_UNKNOWN;
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                }
+
+                bool dirty = (e & PAGEMAP_SOFT_DIRTY) != 0;
+
+                if ((state == PAGE_HASHED || state == PAGE_ZERO) && dirty)
+                        r->pass.pages_dirty++;
+                if (r->soft_dirty_tracking && (*slot & PAGE_SLOT_SD_OK) && !dirty &&
+                    (state == PAGE_HASHED || state == PAGE_ZERO)) {
+                        r->pass.pages_unchanged++;
+                        *slot = page_slot_make(page_slot_hash(*slot), state, v > 0 ? v - 1 : 0, true);
+                        offer_candidate(s, r, a, page);
+                        continue;
+                }
+                if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
+                        r->pass.pages_skipped_volatile++;
+                        continue;
+                }
+                s->addrs[n_read] = a->start + page * PAGE_SIZE_BYTES;
+                s->which[n_read] = (uint32_t) i;
+                n_read++;
+        }
+
+        /* An exited process's pagemap reads as empty: tell that apart from memory that is not there. */
+        if (n_read == 0 && region_alive(r) <= 0)
+                return -ESRCH;
+
+        while (done < n_read) {
+                size_t got = 0;
+
+                k = memory_read_pages(r->pid, s->addrs + done, n_read - done, s->data, &got);
+                if (k < 0)
+                        return k;
+                /* The pid might have been reused between pagemap and the read: trust data only if alive now. */
+                if (region_alive(r) <= 0)
+                        return -ESRCH;
+                for (size_t j = 0; j < got; j++) {
+                        size_t i = s->which[done + j];
+
+                        r->pass.pages_read++;
+                        page_was_read(s, r, a, first + i, s->data + j * PAGE_SIZE_BYTES,
+                                      (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
+                }
+                done += got;
+                if (done < n_read) {
+                        /* This page vanished between pagemap and the read. */
+                        size_t i = s->which[done];
+
+                        r->pass.pages_unreadable++;
+                        a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN, page_slot_volatility(a->slots[first + i]), false);
+                        done++;
+                }
+        }
+        return 0;
+}
+
+int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
+        ScanStepResult res = {};
+        int k;
+
+        if (!s->in_pass) {
+                k = begin_pass(s, now_usec);
+                if (k < 0)
+                        return k;
+        }
+
+        while (res.pages < budget_pages) {
+                Region *r = region_registry_next(s->registry, s->region_id);
+                RegionArea *a;
+                size_t n;
+
+                if (!r || r->id > s->pass_last_region_id) {
+                        end_pass(s, now_usec, &res);
+                        break;
+                }
+                if (!r->gone && s->entered_region_id != r->id) {
+                        k = enter_region(s, r, &res.limit_hit);
+                        if (k < 0)
+                                return k;
+                        s->entered_region_id = r->id;
+                }
+                if (r->gone || s->area_pos >= r->n_areas) {
+                        s->region_id = r->id + 1;
+                        s->area_pos = 0;
+                        s->page_pos = 0;
+                        cursor_close_pagemap(s);
+                        continue;
+                }
+                a = &r->areas[s->area_pos];
+                if (!a->attached || s->page_pos >= a->n_pages) {
+                        s->area_pos++;
+                        s->page_pos = 0;
+                        continue;
+                }
+                if (s->pagemap_region_id != r->id) {
+                        cursor_close_pagemap(s);
+                        k = proc_pagemap_open(r->pid, &s->pagemap_fd);
+                        if (k >= 0 && region_alive(r) <= 0)
+                                k = -ESRCH;
+                        if (k < 0) {
+                                r->gone = k == -ESRCH;
+                                if (!r->gone)
+                                        region_set_note(r, "cannot read its pagemap: %s", strerror(-k));
+                                s->area_pos = r->n_areas;
+                                continue;
+                        }
+                        s->pagemap_region_id = r->id;
+                }
+
+                n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
+                k = scan_chunk(s, r, a, s->page_pos, n);
+                if (k == -ESRCH) {
+                        r->gone = true;
+                        continue;
+                }
+                if (k == -ENOMEM)
+                        return k;
+                /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
+                s->page_pos += n;
+                res.pages += n;
+                s->current_pages += n;
+        }
+
+        *ret = res;
+        return 0;
+}
+
+void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res) {
+        Region *r = region_registry_find(s->registry, req->region_id);
+        PageSlot *slot;
+
+        if (!r)
+                return;
+        if (res->result < __KSMD_HELPER_RESULT_MAX)
+                r->merge_results[res->result]++;
+        slot = region_slot_at(r, req->addr);
+
+        switch (res->result) {
+        case KSMD_HELPER_RESULT_MERGED:
+        case KSMD_HELPER_RESULT_ALREADY:
+                if (req->zero) {
+                        if (slot)
+                                *slot = page_slot_make(0, PAGE_UNKNOWN, 0, false);
+                        break;
+                }
+                if (slot)
+                        *slot = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                if (req->handle == 0) {
+                        Region *o = region_registry_find(s->registry, req->src_region_id);
+                        PageSlot *src = o ? region_slot_at(o, req->src_addr) : NULL;
+
+                        if (src)
+                                *src = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                }
+                if (res->handle != 0)
+                        (void) index_shared_add(s->index, req->hash, res->handle);
+                break;
+
+        case KSMD_HELPER_RESULT_DIFFERS:
+        case KSMD_HELPER_RESULT_CHANGED:
+        case KSMD_HELPER_RESULT_NO_PAGE:
+                /* Re-examine from scratch next pass. */
+                if (slot)
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, page_slot_volatility(*slot), false);
+                break;
+
+        case KSMD_HELPER_RESULT_NO_HANDLE:
+                /* The shared page is gone; the page stays a candidate and finds a new partner next pass. */
+                (void) index_shared_remove(s->index, req->hash);
+                break;
+
+        case KSMD_HELPER_RESULT_UNSUPPORTED:
+                region_set_merge_note(r, "page 0x%llx: %s", (unsigned long long) req->addr,
+                                      helper_reason_to_string(res->reason));
+                /* Visit it rarely from now on. */
+                if (slot)
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, PAGE_SLOT_VOL_MAX, false);
+                break;
+
+        case KSMD_HELPER_RESULT_NO_PROCESS:
+                r->gone = true;
+                break;
+
+        default:
+                /* BUSY/NO_MEMORY after the last retry: still a candidate next pass. */
+                break;
+        }
+}

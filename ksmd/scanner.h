@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * DOC: the scanner
+ *
+ * The scanner walks all regions in full scans ("passes"), a bounded number of
+ * pages per call of scanner_step(), so the event loop never blocks on it.
+ * Starting a pass is O(regions) with no /proc access; a region's mappings are
+ * re-read and its areas attached to the index when the cursor reaches it. A
+ * region registered during a pass joins at the next one. For each chunk of
+ * pages it reads /proc/PID/pagemap first and never touches a
+ * page that is not present, swapped out, mapping the zero page, or not
+ * exclusively mapped (already shared: fork COW, the kernel's KSM, or merged
+ * by the helper): scanning faults nothing in and re-reads no merged page.
+ *
+ * Volatility: a page becomes a merge candidate only when its content held
+ * still across a pass: read twice with equal hashes (or all zero twice), or
+ * proven unchanged by soft-dirty. A page found changed raises its volatility
+ * level v (0..7) and is read only every 2^v passes; a page found still
+ * lowers it.
+ *
+ * Change tracking: when the cursor reaches the first region of a process in
+ * a pass and the process needs it, the scanner clears the soft-dirty bits of
+ * that process (before reading any of its pages in that pass) and re-reads all of its pages in that pass; a page
+ * hashed after the clear (SD_OK in its slot) and whose soft-dirty bit is
+ * still clean is unchanged and costs one pagemap entry instead of a read. A
+ * clear is needed when the process was never cleared, or when the reads that
+ * a clear would have avoided (dirty pages found unchanged) since the last
+ * clear add up to half of its tracked pages. Without soft-dirty (kernel
+ * without CONFIG_MEM_SOFT_DIRTY, or clear_refs refused) every page is read
+ * each time it is visited, as the kernel's KSM does. Another program that
+ * clears the same process's soft-dirty bits defeats this (documented limit).
+ *
+ * Zero pages are recognised by their content with page_is_zero() (no hash)
+ * or, already mapped to the kernel zero page, by their pagemap PFN.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "macro.h"
+#include "merge.h"
+#include "region.h"
+
+/* Pages per pagemap read and per process_vm_readv batch (2 MiB of data). */
+#define SCAN_CHUNK_PAGES 512u
+
+typedef struct ScannerConfig {
+        uint64_t hash_seed;
+        bool soft_dirty;                 /* soft-dirty works on this kernel (probed by the caller) */
+        uint64_t zero_pfn;               /* PFN of the zero page; 0 if unknown */
+        uint64_t huge_zero_pfn;          /* first PFN of the huge zero page; 0 if unknown */
+} ScannerConfig;
+
+typedef struct ScanStepResult {
+        uint64_t pages;                  /* pages examined in this step */
+        bool pass_done;                  /* a full scan ended in this step */
+        bool limit_hit;                  /* the tracked-page bound refused an area (once per pass) */
+        uint64_t pass_usec;              /* now_usec of the ending step minus that of the starting one */
+} ScanStepResult;
+
+typedef struct Scanner Scanner;
+
+/* reg, idx and merger are borrowed and must outlive the scanner. */
+int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config, Scanner **ret);
+Scanner *scanner_free(Scanner *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Scanner *, scanner_free);
+
+/*
+ * Examines up to budget_pages pages, starting a new full scan if none runs.
+ * Returns 0 (see *ret), or -ENOMEM. Vanished processes are not errors: their
+ * regions get gone = true and the caller removes them (scanner_forget_region
+ * first).
+ */
+int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret);
+
+/* Call before a region is removed from the registry: detaches its pages from the index. */
+void scanner_forget_region(Scanner *s, Region *r);
+
+/* Applies a final merge result to the page it names (the MergeResultFn of the manager forwards here). */
+void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res);
+
+/* Full scans started, and whether one is running. */
+uint64_t scanner_passes(const Scanner *s);
+bool scanner_in_pass(const Scanner *s);
+
+/* Counters of the last completed full scan over all regions, and pages examined in the running one. */
+const ScanCounters *scanner_last_counters(const Scanner *s);
+uint64_t scanner_current_pages(const Scanner *s);

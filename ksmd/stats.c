@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "page-hash.h"
+#include "macro.h"
+#include "stats.h"
+
+void scan_counters_add(ScanCounters *a, const ScanCounters *b) {
+        const uint64_t *src = (const uint64_t *) b;
+        uint64_t *dst = (uint64_t *) a;
+
+        /* ScanCounters is all uint64_t by design. */
+        for (size_t i = 0; i < sizeof(ScanCounters) / sizeof(uint64_t); i++)
+                dst[i] += src[i];
+}
+
+uint64_t stats_saving_bytes(const Stats *s) {
+        if (s->live)
+                return s->helper_bytes_saved;
+        return scan_counters_saving_pages(&s->last) * PAGE_SIZE_BYTES;
+}
+
+int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t total_pages, char *buf,
+                        size_t size) {
+        unsigned percent = total_pages ? (unsigned) MIN(100u, s->current_scan_pages * 100 / total_pages) : 0;
+        double mib = (double) stats_saving_bytes(s) / (1024.0 * 1024.0);
+
+        if (s->full_scans == 0 && total_pages == 0)
+                return snprintf(buf, size, "%s: starting the first scan%s",
+                                estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
+                                paused ? "; paused" : "");
+        if (s->full_scans == 0)
+                return snprintf(buf, size, "%s: first scan %u%% of %llu pages%s",
+                                estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
+                                percent, (unsigned long long) total_pages, paused ? "; paused" : "");
+        return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; scanning %u%%%s",
+                        estimate ? "estimate mode, nothing merged: merging would save" : "saving",
+                        mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
+                        (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6, percent,
+                        paused ? "; paused" : "");
+}

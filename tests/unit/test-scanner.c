@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The scanner against a fake memory model: /proc (maps, pagemap, clear_refs),
+ * process_vm_readv and the helper are mocked at their seams with -Wl,--wrap.
+ * Processes are real (forked children that pause) so the pidfds are real.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "index.h"
+#include "memory-reader.h"
+#include "merge.h"
+#include "page-hash.h"
+#include "proc-reader.h"
+#include "region.h"
+#include "scanner.h"
+
+#define N_PROCS 2
+#define N_PAGES 64
+#define BASE_ADDR UINT64_C(0x7f0000000000)
+#define ZERO_PFN UINT64_C(0x1234)
+
+typedef struct FakePage {
+        uint8_t fill;                    /* every byte of the page; 0: all zero */
+        uint64_t flags;                  /* PAGEMAP_* bits; PRESENT|EXCLUSIVE by default */
+        uint64_t pfn;
+        bool changes_on_read;            /* volatile: fill changes after every read */
+        unsigned reads;
+} FakePage;
+
+static struct {
+        pid_t pid[N_PROCS];
+        bool dead[N_PROCS];
+        size_t n_pages[N_PROCS];
+        FakePage page[N_PROCS][N_PAGES];
+        unsigned clears[N_PROCS];
+        unsigned hashes;
+        /* helper mock */
+        size_t merge_calls;
+        uint32_t (*result_for)(const HelperMergeItem *it, bool zero);
+        uint64_t last_handle_used;
+} fake;
+
+static int proc_of(pid_t pid) {
+        for (int i = 0; i < N_PROCS; i++)
+                if (fake.pid[i] == pid)
+                        return i;
+        fail_msg("unknown pid %d", (int) pid);
+        return -1;
+}
+
+int __wrap_proc_maps_read(pid_t pid, ProcMapping **ret, size_t *ret_n);
+int __wrap_proc_maps_read(pid_t pid, ProcMapping **ret, size_t *ret_n) {
+        int p = proc_of(pid);
+        ProcMapping *m;
+
+        if (fake.dead[p])
+                return -ESRCH;
+        m = calloc(1, sizeof(*m));
+        *m = (ProcMapping) {
+                .start = BASE_ADDR,
+                .end = BASE_ADDR + fake.n_pages[p] * PAGE_SIZE_BYTES,
+                .readable = true,
+                .writable = true,
+                .private_ = true,
+                .kind = PROC_MAPPING_ANON,
+        };
+        *ret = m;
+        *ret_n = 1;
+        return 0;
+}
+
+static pid_t fd_pid[1024];
+
+int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd);
+int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
+        int fd;
+
+        if (fake.dead[proc_of(pid)])
+                return -ESRCH;
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0 && fd < 1024);
+        fd_pid[fd] = pid;
+        *ret_fd = fd;
+        return 0;
+}
+
+int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
+int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
+        int p = proc_of(fd_pid[fd]);
+
+        for (size_t i = 0; i < n_pages; i++) {
+                uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
+
+                assert_true(page < fake.n_pages[p]);
+                entries[i] = fake.dead[p] ? 0 : fake.page[p][page].flags | fake.page[p][page].pfn;
+        }
+        return 0;
+}
+
+int __wrap_proc_clear_soft_dirty(pid_t pid);
+int __wrap_proc_clear_soft_dirty(pid_t pid) {
+        int p = proc_of(pid);
+
+        fake.clears[p]++;
+        for (size_t i = 0; i < fake.n_pages[p]; i++)
+                fake.page[p][i].flags &= ~PAGEMAP_SOFT_DIRTY;
+        return 0;
+}
+
+int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, size_t *ret_n_read);
+int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, size_t *ret_n_read) {
+        int p = proc_of(pid);
+
+        if (fake.dead[p])
+                return -ESRCH;
+        for (size_t i = 0; i < n; i++) {
+                FakePage *fp = &fake.page[p][(addrs[i] - BASE_ADDR) / PAGE_SIZE_BYTES];
+
+                /* The scanner must never read what pagemap says is absent, zero-mapped or shared. */
+                assert_true(fp->flags & PAGEMAP_PRESENT);
+                assert_true(fp->flags & PAGEMAP_EXCLUSIVE);
+                assert_true(fp->pfn != ZERO_PFN);
+                memset((uint8_t *) buf + i * PAGE_SIZE_BYTES, fp->fill, PAGE_SIZE_BYTES);
+                fp->reads++;
+                if (fp->changes_on_read) {
+                        fp->fill++;
+                        if (fp->fill == 0)
+                                fp->fill = 1;
+                        fp->flags |= PAGEMAP_SOFT_DIRTY;
+                }
+        }
+        *ret_n_read = n;
+        return 0;
+}
+
+uint64_t __real_page_hash(const void *page, uint64_t seed);
+uint64_t __wrap_page_hash(const void *page, uint64_t seed);
+uint64_t __wrap_page_hash(const void *page, uint64_t seed) {
+        fake.hashes++;
+        return __real_page_hash(page, seed);
+}
+
+int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
+                               HelperMergeResult *results);
+int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
+                               HelperMergeResult *results) {
+        fake.merge_calls++;
+        for (size_t i = 0; i < n; i++) {
+                results[i] = (HelperMergeResult) {
+                        .result = fake.result_for(&items[i], zero),
+                        .reason = KSMD_HELPER_REASON_THP,
+                        .handle = 0x5000,
+                };
+                if (items[i].handle)
+                        fake.last_handle_used = items[i].handle;
+        }
+        return 0;
+}
+
+/* A test world: registry, index, merger and scanner over the fake processes. */
+typedef struct World {
+        RegionRegistry *reg;
+        PageIndex *idx;
+        Merger *merger;
+        Scanner *scanner;
+        Region *region[N_PROCS];
+        uint64_t now;
+} World;
+
+static void on_result(const MergeRequest *req, const HelperMergeResult *res, void *userdata) {
+        World *w = userdata;
+
+        scanner_apply_merge_result(w->scanner, req, res);
+}
+
+static void set_page(int p, size_t i, uint8_t fill) {
+        fake.page[p][i] = (FakePage) {
+                .fill = fill,
+                .flags = PAGEMAP_PRESENT | PAGEMAP_EXCLUSIVE | PAGEMAP_SOFT_DIRTY,
+                .pfn = 0x10000 + (uint64_t) p * N_PAGES + i,
+        };
+}
+
+static void world_init(World *w, size_t n_procs, bool soft_dirty, bool live, uint64_t max_tracked) {
+        ScannerConfig sc = {
+                .hash_seed = 42,
+                .soft_dirty = soft_dirty,
+                .zero_pfn = ZERO_PFN,
+        };
+
+        *w = (World) { .now = 1000000 };
+        assert_int_equal(region_registry_new(16, &w->reg), 0);
+        assert_int_equal(index_new(max_tracked, &w->idx), 0);
+        assert_int_equal(merger_new(live ? (HelperClient *) 0x1 : NULL, 16, 1024, on_result, w, &w->merger), 0);
+        assert_int_equal(scanner_new(w->reg, w->idx, w->merger, &sc, &w->scanner), 0);
+        for (size_t p = 0; p < n_procs; p++)
+                assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, &w->region[p]), 0);
+}
+
+static void world_done(World *w) {
+        scanner_free(w->scanner);
+        merger_free(w->merger);
+        index_free(w->idx);
+        region_registry_free(w->reg);
+}
+
+/* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges. */
+static void run_pass(World *w) {
+        ScanStepResult res = {};
+        unsigned steps = 0;
+
+        do {
+                assert_int_equal(scanner_step(w->scanner, 7, w->now, &res), 0);
+                w->now += 1000;
+                assert_true(merger_flush(w->merger, w->now) >= 0);
+                assert_true(++steps < 10000);
+        } while (!res.pass_done);
+}
+
+static unsigned reads_of(int p) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < fake.n_pages[p]; i++)
+                n += fake.page[p][i].reads;
+        return n;
+}
+
+static void reset_reads(void) {
+        for (int p = 0; p < N_PROCS; p++)
+                for (size_t i = 0; i < N_PAGES; i++)
+                        fake.page[p][i].reads = 0;
+}
+
+static int setup(void **state) {
+        memset(&fake, 0, sizeof(fake));
+        for (int p = 0; p < N_PROCS; p++) {
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        pause();
+                        _exit(0);
+                }
+                fake.pid[p] = pid;
+        }
+        return 0;
+}
+
+static int teardown(void **state) {
+        for (int p = 0; p < N_PROCS; p++)
+                /* A reaped child's pid may already belong to someone else: never signal it. */
+                if (fake.pid[p] > 0 && !fake.dead[p]) {
+                        (void) kill(fake.pid[p], SIGKILL);
+                        (void) waitpid(fake.pid[p], NULL, 0);
+                }
+        return 0;
+}
+
+static void test_page_becomes_candidate_only_after_holding_still(void **state) {
+        World w;
+
+        fake.n_pages[0] = 4;
+        set_page(0, 0, 1);
+        set_page(0, 1, 1);
+        set_page(0, 2, 2);
+        set_page(0, 3, 0);
+        world_init(&w, 1, false, false, 1 << 20);
+
+        run_pass(&w);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_read, 4);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 0);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 0);
+
+        run_pass(&w);
+        const ScanCounters *c = scanner_last_counters(w.scanner);
+        assert_int_equal(c->pages_sharing, 1);
+        assert_int_equal(c->pages_shared, 1);
+        assert_int_equal(c->pages_unshared, 1);
+        assert_int_equal(c->pages_zero, 1);
+        assert_int_equal(scan_counters_saving_pages(c), 2);
+        world_done(&w);
+}
+
+static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
+        World w;
+        size_t i;
+
+        /* Process 0: contents 1..20, then 6 zero pages, then 4 more copies of content 3. */
+        fake.n_pages[0] = 30;
+        for (i = 0; i < 20; i++)
+                set_page(0, i, (uint8_t) (i + 1));
+        for (; i < 26; i++)
+                set_page(0, i, 0);
+        for (; i < 30; i++)
+                set_page(0, i, 3);
+        /* Process 1: contents 11..30 (11..20 shared with process 0), then 2 zero pages. */
+        fake.n_pages[1] = 22;
+        for (i = 0; i < 20; i++)
+                set_page(1, i, (uint8_t) (i + 11));
+        for (; i < 22; i++)
+                set_page(1, i, 0);
+        /*
+         * Distinct non-zero contents: 1..30 = 30. Non-zero pages: 24 + 20 = 44.
+         * Sharing = 44 - 30 = 14; shared = 11 (content 3 and 11..20); zero = 8.
+         */
+        world_init(&w, 2, false, false, 1 << 20);
+        for (int pass = 0; pass < 4; pass++) {
+                run_pass(&w);
+                if (pass == 0)
+                        continue;
+                const ScanCounters *c = scanner_last_counters(w.scanner);
+                assert_int_equal(c->pages_sharing, 14);
+                assert_int_equal(c->pages_shared, 11);
+                assert_int_equal(c->pages_zero, 8);
+                assert_int_equal(c->pages_unshared, 30 - 11);
+                assert_int_equal(scan_counters_saving_pages(c), 22);
+                /* Per region: process 0 holds the first copy of everything it shares. */
+                assert_int_equal(scan_counters_saving_pages(&w.region[0]->last), 4 + 6);
+                assert_int_equal(scan_counters_saving_pages(&w.region[1]->last), 10 + 2);
+        }
+        assert_int_equal(merger_counters(w.merger)->estimated, 3 * 22);
+        world_done(&w);
+}
+
+static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
+        World w;
+
+        fake.n_pages[0] = 6;
+        for (size_t i = 0; i < 6; i++)
+                set_page(0, i, 7);
+        fake.page[0][0].flags = 0;                                           /* never touched */
+        fake.page[0][1].flags = PAGEMAP_SWAPPED;                             /* swapped out */
+        fake.page[0][2].flags = PAGEMAP_PRESENT;                             /* zero page */
+        fake.page[0][2].pfn = ZERO_PFN;
+        fake.page[0][3].flags = PAGEMAP_PRESENT;                             /* fork COW / KSM */
+        fake.page[0][4].flags = PAGEMAP_PRESENT | PAGEMAP_EXCLUSIVE | PAGEMAP_FILE_OR_SHARED;
+        world_init(&w, 1, false, false, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        const ScanCounters *c = scanner_last_counters(w.scanner);
+        assert_int_equal(c->pages_scanned, 6);
+        assert_int_equal(c->pages_not_present, 2);
+        assert_int_equal(c->pages_swapped, 1);
+        assert_int_equal(c->pages_zero_mapped, 1);
+        assert_int_equal(c->pages_external, 2);
+        assert_int_equal(c->pages_read, 1);
+        assert_int_equal(fake.page[0][5].reads, 2);
+        assert_int_equal(scan_counters_saving_pages(c), 0);
+        world_done(&w);
+}
+
+static void test_changing_page_is_never_a_candidate_and_is_read_less_often(void **state) {
+        World w;
+        const int passes = 64;
+
+        fake.n_pages[0] = 3;
+        set_page(0, 0, 9);
+        set_page(0, 1, 9);
+        set_page(0, 2, 9);
+        fake.page[0][0].changes_on_read = true;
+        world_init(&w, 1, false, false, 1 << 20);
+        for (int i = 0; i < passes; i++) {
+                run_pass(&w);
+                if (i > 0)
+                        /* Only the two steady pages ever pair up. */
+                        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 1);
+        }
+        /* Steady pages are read every pass (no soft-dirty here); the volatile one far less. */
+        assert_int_equal(fake.page[0][1].reads, passes);
+        print_message("# volatile page read %u times in %d passes\n", fake.page[0][0].reads, passes);
+        assert_true(fake.page[0][0].reads <= passes / 4);
+        assert_true(fake.page[0][0].reads >= 4);
+        world_done(&w);
+}
+
+static void test_zero_pages_are_recognised_without_hashing(void **state) {
+        World w;
+
+        fake.n_pages[0] = 8;
+        for (size_t i = 0; i < 8; i++)
+                set_page(0, i, 0);
+        world_init(&w, 1, false, false, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 8);
+        assert_int_equal(fake.hashes, 0);
+        world_done(&w);
+}
+
+static void test_soft_dirty_spares_reading_unchanged_pages(void **state) {
+        World w;
+
+        fake.n_pages[0] = 10;
+        for (size_t i = 0; i < 10; i++)
+                set_page(0, i, (uint8_t) (i % 5 + 1));
+        world_init(&w, 1, true, false, 1 << 20);
+
+        run_pass(&w);                       /* clears soft-dirty first, then reads all */
+        assert_int_equal(fake.clears[0], 1);
+        assert_int_equal(reads_of(0), 10);
+
+        reset_reads();
+        run_pass(&w);                       /* nothing written: nothing read, all candidates */
+        const ScanCounters *c = scanner_last_counters(w.scanner);
+        assert_int_equal(reads_of(0), 0);
+        assert_int_equal(c->pages_unchanged, 10);
+        assert_int_equal(c->pages_sharing, 5);
+        assert_int_equal(fake.clears[0], 1);
+
+        /* The process writes one page: only that one is read again. */
+        fake.page[0][3].fill = 0x77;
+        fake.page[0][3].flags |= PAGEMAP_SOFT_DIRTY;
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(reads_of(0), 1);
+        assert_int_equal(fake.page[0][3].reads, 1);
+        c = scanner_last_counters(w.scanner);
+        assert_int_equal(c->pages_volatile, 1);
+        assert_int_equal(c->pages_sharing, 4);   /* page 3 changed: not a candidate this pass */
+        assert_int_equal(fake.clears[0], 1);
+        world_done(&w);
+}
+
+static void test_soft_dirty_is_cleared_again_when_rereads_are_wasted(void **state) {
+        World w;
+        unsigned clears_before;
+
+        fake.n_pages[0] = 8;
+        for (size_t i = 0; i < 8; i++)
+                set_page(0, i, (uint8_t) (i + 1));
+        world_init(&w, 1, true, false, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        assert_int_equal(fake.clears[0], 1);
+
+        /* Half the pages were written with the same bytes: dirty, but unchanged. */
+        for (size_t i = 0; i < 4; i++)
+                fake.page[0][i].flags |= PAGEMAP_SOFT_DIRTY;
+        clears_before = fake.clears[0];
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(reads_of(0), 4);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_rewritten_same, 4);
+        assert_int_equal(fake.clears[0], clears_before);
+
+        /* 4 wasted reads = half of 8 tracked pages: the next pass clears and reads everything once. */
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.clears[0], clears_before + 1);
+        assert_int_equal(reads_of(0), 8);
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(reads_of(0), 0);
+        world_done(&w);
+}
+
+static void test_without_soft_dirty_every_page_is_read_each_pass(void **state) {
+        World w;
+
+        fake.n_pages[0] = 5;
+        for (size_t i = 0; i < 5; i++)
+                set_page(0, i, 1);
+        world_init(&w, 1, false, false, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        run_pass(&w);
+        assert_int_equal(fake.clears[0], 0);
+        assert_int_equal(reads_of(0), 15);
+        world_done(&w);
+}
+
+static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
+        World w;
+        ScanStepResult res;
+
+        fake.n_pages[0] = fake.n_pages[1] = 20;
+        for (size_t i = 0; i < 20; i++) {
+                set_page(0, i, 1);
+                set_page(1, i, 1);
+        }
+        world_init(&w, 2, false, false, 1 << 20);
+        run_pass(&w);
+        /* Start the next pass, then process 0 exits and is reaped. */
+        assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        fake.dead[0] = true;
+        (void) kill(fake.pid[0], SIGKILL);
+        (void) waitpid(fake.pid[0], NULL, 0);
+        do
+                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        while (!res.pass_done);
+        assert_true(w.region[0]->gone);
+        assert_false(w.region[1]->gone);
+        /* Pages of process 0 read before it exited still served as first copies in this pass. */
+        assert_int_equal(w.region[1]->last.pages_sharing, 20);
+        scanner_forget_region(w.scanner, w.region[0]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
+        run_pass(&w);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 19);
+        world_done(&w);
+}
+
+static uint32_t merged_except_fill(const HelperMergeItem *it, bool zero) {
+        return KSMD_HELPER_RESULT_MERGED;
+}
+
+static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again(void **state) {
+        World w;
+
+        fake.result_for = merged_except_fill;
+        fake.n_pages[0] = 4;
+        set_page(0, 0, 5);
+        set_page(0, 1, 5);
+        set_page(0, 2, 6);
+        set_page(0, 3, 0);
+        world_init(&w, 1, false, true, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        /* One MERGE (page 1 onto page 0) and one MERGE_ZERO. */
+        assert_int_equal(fake.merge_calls, 2);
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        uint64_t handle;
+        assert_int_equal(index_shared_lookup(w.idx, page_slot_hash(*region_slot_at(w.region[0], BASE_ADDR)), &handle), 1);
+        assert_true(handle == 0x5000);
+
+        /* The kernel now maps one shared page at 0 and 1, and the zero page at 3. */
+        fake.page[0][0].flags = fake.page[0][1].flags = PAGEMAP_PRESENT;
+        fake.page[0][0].pfn = fake.page[0][1].pfn = 0x9999;
+        fake.page[0][3].pfn = ZERO_PFN;
+        fake.page[0][3].flags = PAGEMAP_PRESENT;
+        /* Page 2 now holds the shared content too: it must join by handle. */
+        fake.page[0][2].fill = 5;
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 2);
+        run_pass(&w);
+        assert_true(fake.last_handle_used == 0x5000);
+        world_done(&w);
+}
+
+static uint32_t result_by_fill(const HelperMergeItem *it, bool zero) {
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+
+        switch (fake.page[0][page].fill) {
+        case 2:
+                return KSMD_HELPER_RESULT_DIFFERS;
+        case 3:
+                return KSMD_HELPER_RESULT_UNSUPPORTED;
+        default:
+                return KSMD_HELPER_RESULT_MERGED;
+        }
+}
+
+static void test_differs_reexamines_and_unsupported_records_why(void **state) {
+        World w;
+
+        fake.result_for = result_by_fill;
+        fake.n_pages[0] = 4;
+        set_page(0, 0, 2);
+        set_page(0, 1, 2);
+        set_page(0, 2, 3);
+        set_page(0, 3, 3);
+        world_init(&w, 1, false, true, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_DIFFERS], 1);
+        assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_UNSUPPORTED], 1);
+        assert_non_null(strstr(w.region[0]->merge_note, "huge page that could not be split"));
+        assert_non_null(strstr(w.region[0]->merge_note, "0x7f0000003000"));
+        /* DIFFERS: the page's hash was forgotten, so the next pass reads it as new (no candidate). */
+        PageSlot *s1 = region_slot_at(w.region[0], BASE_ADDR + PAGE_SIZE_BYTES);
+        assert_int_equal(page_slot_state(*s1), PAGE_UNKNOWN);
+        world_done(&w);
+}
+
+static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
+        World w;
+        ScanStepResult res = {};
+        bool hit = false;
+
+        fake.n_pages[0] = 10;
+        fake.n_pages[1] = 10;
+        for (size_t i = 0; i < 10; i++) {
+                set_page(0, i, 1);
+                set_page(1, i, 1);
+        }
+        world_init(&w, 2, false, false, 15);
+        do {
+                assert_int_equal(scanner_step(w.scanner, 100, w.now, &res), 0);
+                hit = hit || res.limit_hit;
+        } while (!res.pass_done);
+        assert_true(hit);
+        assert_int_equal(reads_of(0), 10);
+        assert_int_equal(reads_of(1), 0);
+        assert_non_null(strstr(w.region[1]->note, "bound on tracked pages"));
+        /* Refused before allocation: no slot memory for untracked pages. */
+        assert_null(w.region[1]->areas[0].slots);
+        world_done(&w);
+}
+
+static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **state) {
+        World w;
+        Region *a, *b;
+
+        fake.n_pages[0] = 16;
+        for (size_t i = 0; i < 16; i++)
+                set_page(0, i, (uint8_t) (i % 4 + 1));
+        world_init(&w, 0, true, false, 1 << 20);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, &a), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES, 8 * PAGE_SIZE_BYTES, false, &b), 0);
+        run_pass(&w);
+        assert_int_equal(fake.clears[0], 1);
+        assert_int_equal(reads_of(0), 16);
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.clears[0], 1);
+        assert_int_equal(reads_of(0), 0);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 12);
+        /* Content shared across the two regions is found: b's pages all match a's. */
+        assert_int_equal(b->last.pages_sharing, 8);
+        world_done(&w);
+}
+
+static void test_region_registered_mid_pass_joins_the_next_pass(void **state) {
+        World w;
+        ScanStepResult res;
+
+        fake.n_pages[0] = fake.n_pages[1] = 20;
+        for (size_t i = 0; i < 20; i++) {
+                set_page(0, i, 1);
+                set_page(1, i, 1);
+        }
+        world_init(&w, 1, false, false, 1 << 20);
+        assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[1], 0, 0, true, &w.region[1]), 0);
+        do
+                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        while (!res.pass_done);
+        assert_int_equal(reads_of(1), 0);
+        run_pass(&w);
+        assert_int_equal(reads_of(1), 20);
+        world_done(&w);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_page_becomes_candidate_only_after_holding_still, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_is_exact_across_processes_and_stays_exact, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_absent_swapped_zero_mapped_and_shared_pages_are_never_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_changing_page_is_never_a_candidate_and_is_read_less_often, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zero_pages_are_recognised_without_hashing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_soft_dirty_spares_reading_unchanged_pages, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_soft_dirty_is_cleared_again_when_rereads_are_wasted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_without_soft_dirty_every_page_is_read_each_pass, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_process_exit_mid_scan_drops_only_its_region, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_differs_reexamines_and_unsupported_records_why, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_region_registered_mid_pass_joins_the_next_pass, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
