@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Authorization decisions of the control plane, as pure functions of
+ * credentials so that each rule has a unit test. The bus code gathers the
+ * inputs (SO_PEERCRED/SO_PEERGROUPS at accept time, the target's ids from
+ * the /proc reader) and only acts on the answer.
+ *
+ * Who may call at all: root, or a member (primary or supplementary group) of
+ * a group in the configured AllowGroups=.
+ *
+ * Whose memory a caller may register: root, any process. Anyone else only a
+ * process it could ptrace-attach to, as the kernel decides for
+ * process_vm_readv (PTRACE_MODE_ATTACH_REALCREDS, kernel/ptrace.c
+ * __ptrace_may_access, security/commoncap.c, security/yama): the target's
+ * real, effective and saved uids all equal the caller's uid and its gids the
+ * caller's gid, the target is dumpable, it holds no permitted capability the
+ * caller lacks, and under Yama ptrace_scope 1 it descends from the caller
+ * (scope 2 and 3 allow no one but root here).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BUS_AUTH_MAX_GROUPS 256
+
+typedef struct PeerCreds {
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+        gid_t groups[BUS_AUTH_MAX_GROUPS];  /* supplementary groups */
+        size_t n_groups;
+        uint64_t cap_permitted;             /* the caller's permitted capability set */
+} PeerCreds;
+
+typedef struct TargetIds {
+        uid_t uid, euid, suid;
+        gid_t gid, egid, sgid;
+        bool dumpable;
+        uint64_t cap_permitted;
+        bool descends_from_caller;          /* the caller is an ancestor of the target */
+} TargetIds;
+
+/* true if the peer may use the API at all. */
+bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids);
+
+/*
+ * 0 if the peer may register the target's memory; -EPERM otherwise, with
+ * *ret_reason set to a static sentence saying why (for the D-Bus error).
+ * yama_scope: /proc/sys/kernel/yama/ptrace_scope, or 0 without Yama.
+ */
+int bus_auth_may_access(const PeerCreds *peer, const TargetIds *target, int yama_scope, const char **ret_reason);

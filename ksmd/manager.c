@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "helper-client.h"
+#include "index.h"
+#include "log.h"
+#include "manager.h"
+#include "merge.h"
+#include "page-hash.h"
+#include "proc-reader.h"
+#include "rate.h"
+#include "scanner.h"
+
+#define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
+#define MANAGER_STATUS_INTERVAL_USEC 1000000u
+
+struct Manager {
+        ManagerConfig config;
+        sd_event *event;
+        sd_event_source *scan_timer;
+
+        HelperClient *helper;            /* NULL in estimate mode */
+        HelperInfo helper_info;
+        RegionRegistry *registry;
+        PageIndex *index;
+        Merger *merger;
+        Scanner *scanner;
+
+        bool paused;
+        bool started;
+        uint64_t pass_started_usec;
+        uint64_t batch_pages;            /* the rate in effect */
+        uint64_t sleep_usec;
+        uint64_t cost_nsec_per_page;
+        bool capped_logged;
+        int last_merge_error;            /* logged once until a request succeeds */
+        bool bound_hit_this_pass;
+        bool bound_hit_last_pass;        /* logged once while it stays hit */
+        uint64_t exit_after_scans;
+        uint64_t last_status_usec;
+        Stats stats;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void on_merge_result(const MergeRequest *req, const HelperMergeResult *res, void *userdata) {
+        Manager *m = userdata;
+
+        scanner_apply_merge_result(m->scanner, req, res);
+}
+
+static uint64_t thread_cpu_nsec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
+        _cleanup_(helper_client_freep) HelperClient *h = NULL;
+        int r;
+
+        *ret_max_batch = 1;
+        if (m->config.estimate) {
+                log_notice("Estimate mode (--estimate): scanning and reporting what merging would save; nothing is merged.");
+                return 0;
+        }
+        r = helper_client_new(&h);
+        if (r == -ENOENT) {
+                log_notice("The ksmd_helper kernel module is not loaded (generic netlink family \"%s\" not found): "
+                           "running in estimate mode, nothing is merged. Load it with 'modprobe ksmd_helper' "
+                           "and restart ksmd to merge.", KSMD_HELPER_GENL_NAME);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the ksmd_helper generic netlink family: %m");
+        r = helper_client_info(h, &m->helper_info);
+        if (r == -EPERM)
+                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN in the initial user namespace.");
+        if (r < 0)
+                return log_error_errno(r, "Failed to query ksmd_helper INFO: %m");
+        if (m->helper_info.abi_version != KSMD_HELPER_ABI_VERSION)
+                return log_error_errno(-EPROTO, "ksmd_helper speaks ABI %" PRIu32 ", this ksmd needs %d: install matching versions.",
+                                       m->helper_info.abi_version, KSMD_HELPER_ABI_VERSION);
+        if (m->helper_info.max_batch == 0)
+                return log_error_errno(-EPROTO, "ksmd_helper reports max_batch 0: the module is broken, reload it.");
+        log_info("Merging through ksmd_helper %s on %s (max %" PRIu32 " items per request).",
+                 m->helper_info.module_version, m->helper_info.kernel_release, m->helper_info.max_batch);
+        *ret_max_batch = MIN((size_t) m->helper_info.max_batch, (size_t) 4096);
+        m->helper = TAKE_PTR(h);
+        return 0;
+}
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ScannerConfig sc = {};
+        size_t max_batch;
+        int r;
+
+        if (config->pages_per_batch == 0 || config->pages_per_batch > MANAGER_MAX_PAGES_PER_BATCH)
+                return log_error_errno(-EINVAL, "Pages per batch must be 1..%" PRIu64 ", got %" PRIu64 ".",
+                                       MANAGER_MAX_PAGES_PER_BATCH, config->pages_per_batch);
+        if (config->sleep_usec > MANAGER_MAX_SLEEP_USEC)
+                return log_error_errno(-EINVAL, "Sleep between batches must be at most %" PRIu64 " ms.",
+                                       MANAGER_MAX_SLEEP_USEC / 1000);
+
+        if (config->target_scan_usec > MANAGER_MAX_TARGET_USEC || config->cpu_cap_percent == 0 ||
+            config->cpu_cap_percent > 100)
+                return log_error_errno(-EINVAL, "Target scan time must be at most %" PRIu64 " s and the CPU cap 1..100 %%.",
+                                       MANAGER_MAX_TARGET_USEC / 1000000);
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_oom();
+        m->config = *config;
+        m->batch_pages = config->pages_per_batch;
+        m->sleep_usec = config->sleep_usec;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+
+        r = manager_connect_helper(m, &max_batch);
+        if (r < 0)
+                return r;
+
+        r = region_registry_new(config->max_regions, &m->registry);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the region registry (max_regions=%zu, limit %u): %m",
+                                       config->max_regions, REGION_MAX_REGIONS);
+        r = index_new(config->max_tracked_pages, &m->index);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the page index (max_tracked_pages=%" PRIu64 ", must be 1..%u): %m",
+                                       config->max_tracked_pages, UINT32_MAX);
+        r = merger_new(m->helper, max_batch, MAX(max_batch, (size_t) 8192), on_merge_result, m, &m->merger);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the merge queue: %m");
+
+        sc.hash_seed = page_hash_random_seed();
+        r = proc_zero_pfns(&sc.zero_pfn, &sc.huge_zero_pfn);
+        if (r < 0 || sc.zero_pfn == 0)
+                log_notice("Cannot learn the zero page's PFN from /proc/self/pagemap (needs CAP_SYS_ADMIN): "
+                           "pages already mapping it are read and recognised by content instead.");
+        r = proc_soft_dirty_probe(&sc.soft_dirty);
+        if (r < 0 || !sc.soft_dirty)
+                log_notice("Soft-dirty tracking does not work here (kernel without CONFIG_MEM_SOFT_DIRTY?): "
+                           "every page is re-read on each visit, as the kernel's KSM does.");
+
+        r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the scanner: %m");
+
+        m->stats.live = m->helper != NULL;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        sd_event_source_disable_unref(m->scan_timer);
+        scanner_free(m->scanner);
+        merger_free(m->merger);
+        index_free(m->index);
+        region_registry_free(m->registry);
+        helper_client_free(m->helper);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+sd_event *manager_get_event(Manager *m) {
+        return m->event;
+}
+
+bool manager_is_estimate(const Manager *m) {
+        return !m->helper;
+}
+
+RegionRegistry *manager_get_registry(Manager *m) {
+        return m->registry;
+}
+
+static void log_registration_error(int r, pid_t pid) {
+        switch (r) {
+        case -ESRCH:
+                log_error_errno(r, "Cannot register pid %d: no such process.", (int) pid);
+                break;
+        case -EEXIST:
+                log_error_errno(r, "Cannot register pid %d: the range overlaps a region already registered for it; unregister that one first.", (int) pid);
+                break;
+        case -EINVAL:
+                log_error_errno(r, "Cannot register pid %d: the range must be page aligned, non-empty and not wrap.", (int) pid);
+                break;
+        default:
+                log_error_errno(r, "Cannot register pid %d: %m", (int) pid);
+        }
+}
+
+static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t length, bool whole, uint32_t *ret_id) {
+        Region *region;
+        int r;
+
+        r = region_registry_add(m->registry, pid, start, length, whole, &region);
+        if (r < 0) {
+                if (r == -ENOSPC)
+                        log_error_errno(r, "Cannot register pid %d: the limit of %zu regions is reached; unregister one or raise max_regions.",
+                                        (int) pid, m->registry->max_regions);
+                else
+                        log_registration_error(r, pid);
+                return r;
+        }
+        if (whole)
+                log_info("Registered region %" PRIu32 ": all private anonymous memory of pid %d.", region->id, (int) pid);
+        else
+                log_info("Registered region %" PRIu32 ": pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id, (int) pid,
+                         start, start + length);
+        if (ret_id)
+                *ret_id = region->id;
+        return 0;
+}
+
+int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id) {
+        return manager_register(m, pid, start, length, false, ret_id);
+}
+
+int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
+        return manager_register(m, pid, 0, 0, true, ret_id);
+}
+
+int manager_unregister(Manager *m, uint32_t id) {
+        Region *r = region_registry_find(m->registry, id);
+
+        if (!r)
+                return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
+        scanner_forget_region(m->scanner, r);
+        log_info("Unregistered region %" PRIu32 " (pid %d).", id, (int) r->pid);
+        return region_registry_remove(m->registry, id);
+}
+
+int manager_set_rate(Manager *m, uint64_t pages_per_batch, uint64_t sleep_usec) {
+        if (pages_per_batch == 0 || pages_per_batch > MANAGER_MAX_PAGES_PER_BATCH || sleep_usec > MANAGER_MAX_SLEEP_USEC)
+                return -EINVAL;
+        m->config.pages_per_batch = m->batch_pages = pages_per_batch;
+        m->config.sleep_usec = m->sleep_usec = sleep_usec;
+        m->config.target_scan_usec = 0;
+        return 0;
+}
+
+int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_percent) {
+        if (target_scan_usec == 0 || target_scan_usec > MANAGER_MAX_TARGET_USEC || cpu_cap_percent == 0 ||
+            cpu_cap_percent > 100)
+                return -EINVAL;
+        m->config.target_scan_usec = target_scan_usec;
+        m->config.cpu_cap_percent = cpu_cap_percent;
+        m->capped_logged = false;
+        return 0;
+}
+
+/* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
+static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
+        RateDecision d;
+        IndexUsage u;
+
+        m->cost_nsec_per_page = rate_update_cost(m->cost_nsec_per_page, batch_cpu_nsec, batch_pages);
+        if (m->config.target_scan_usec == 0)
+                return;
+        index_usage(m->index, &u);
+        if (rate_decide(MAX(u.tracked_pages, (uint64_t) 1), m->config.target_scan_usec, m->config.cpu_cap_percent,
+                        m->cost_nsec_per_page, &d) < 0)
+                return;
+        m->batch_pages = d.pages_per_batch;
+        m->sleep_usec = d.sleep_usec;
+        if (d.cpu_capped && !m->capped_logged) {
+                m->capped_logged = true;
+                log_notice("A full scan of %" PRIu64 " pages cannot take %" PRIu64 " s within the CPU cap of %u %% "
+                           "(%" PRIu64 " ns per page measured): scanning at the cap. Raise the target or the cap.",
+                           u.tracked_pages, m->config.target_scan_usec / 1000000, m->config.cpu_cap_percent,
+                           m->cost_nsec_per_page);
+        }
+}
+
+void manager_pause(Manager *m) {
+        if (!m->paused)
+                log_info("Scanning paused.");
+        m->paused = true;
+        if (m->scan_timer)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_OFF);
+}
+
+void manager_resume(Manager *m) {
+        if (m->paused)
+                log_info("Scanning resumed.");
+        m->paused = false;
+        if (m->scan_timer)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
+}
+
+void manager_set_exit_after_scans(Manager *m, uint64_t n) {
+        m->exit_after_scans = n;
+}
+
+static void manager_drop_gone(Manager *m) {
+        RegionRegistry *reg = m->registry;
+
+        for (size_t i = 0; i < reg->n_regions;) {
+                Region *r = reg->regions[i];
+
+                if (!r->gone) {
+                        i++;
+                        continue;
+                }
+                log_info("Process %d exited: region %" PRIu32 " dropped.", (int) r->pid, r->id);
+                scanner_forget_region(m->scanner, r);
+                (void) region_registry_remove(reg, r->id);
+        }
+}
+
+static void manager_update_stats(Manager *m) {
+        IndexUsage u;
+
+        m->stats.last = *scanner_last_counters(m->scanner);
+        m->stats.current_scan_pages = scanner_current_pages(m->scanner);
+        index_usage(m->index, &u);
+        m->stats.tracked_pages = u.tracked_pages;
+        m->stats.metadata_bytes = u.metadata_bytes;
+        m->stats.merge = *merger_counters(m->merger);
+        m->stats.live = m->helper != NULL;
+        m->stats.cpu_nsec_per_page = m->cost_nsec_per_page;
+        m->stats.pages_per_batch = m->batch_pages;
+        m->stats.sleep_usec = m->sleep_usec;
+}
+
+static void manager_fall_back_to_estimate(Manager *m, int error) {
+        log_warning_errno(error, "The ksmd_helper module stopped answering (%m): falling back to estimate mode. "
+                          "Pages merged so far stay merged; load the module and restart ksmd to merge again.");
+        merger_set_estimate(m->merger);
+        m->helper = helper_client_free(m->helper);
+        m->stats.live = false;
+}
+
+static void manager_notify_status(Manager *m, uint64_t now, bool force) {
+        char buf[256];
+
+        if (!m->config.notify || (!force && now - m->last_status_usec < MANAGER_STATUS_INTERVAL_USEC))
+                return;
+        m->last_status_usec = now;
+        manager_update_stats(m);
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, sizeof(buf));
+        (void) sd_notifyf(false, "STATUS=%s", buf);
+}
+
+static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        ScanStepResult res;
+        uint64_t now = now_usec(), next;
+        int r;
+
+        manager_drop_gone(m);
+
+        if (m->registry->n_regions == 0) {
+                next = MAX(m->sleep_usec, (uint64_t) MANAGER_IDLE_USEC);
+                goto rearm;
+        }
+
+        if (!scanner_in_pass(m->scanner))
+                m->pass_started_usec = now;
+        uint64_t cpu0 = thread_cpu_nsec();
+        r = scanner_step(m->scanner, m->batch_pages, now, &res);
+        if (r < 0) {
+                log_error_errno(r, "Scanning failed: %m");
+                return sd_event_exit(m->event, r);
+        }
+        if (res.limit_hit)
+                m->bound_hit_this_pass = true;
+        if (res.limit_hit && !m->bound_hit_last_pass) {
+                IndexUsage u;
+
+                index_usage(m->index, &u);
+                log_warning("The bound on tracked pages is reached (%" PRIu64 " pages, %" PRIu64 " KiB of index metadata): "
+                            "pages beyond it are not scanned. Raise max_tracked_pages or register less memory.",
+                            u.max_tracked_pages, u.metadata_bytes / 1024);
+        }
+
+        r = merger_flush(m->merger, now_usec());
+        if (r == -ENOENT)
+                manager_fall_back_to_estimate(m, r);
+        else if (r < 0 && r != m->last_merge_error)
+                log_warning_errno(r, "ksmd_helper refused a merge request (%m): its pages are examined again next pass. "
+                                  "This is a bug in ksmd or the module if it persists; report it with the kernel log.");
+        if (r > 0)
+                m->last_merge_error = 0;
+        else if (r < 0 && r != -EAGAIN && r != -ENOMEM && r != -ENOBUFS && r != -EINTR)
+                m->last_merge_error = r;
+        manager_adapt_rate(m, thread_cpu_nsec() - cpu0, res.pages);
+
+        if (res.pass_done) {
+                m->bound_hit_last_pass = m->bound_hit_this_pass;
+                m->bound_hit_this_pass = false;
+                if (m->helper && helper_client_info(m->helper, &m->helper_info) >= 0)
+                        m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                m->stats.full_scans++;
+                /* Wall time from the first batch to the end of the last, sleeps included. */
+                m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
+                manager_update_stats(m);
+                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms: %" PRIu64 " pages scanned, %" PRIu64 " read, %" PRIu64
+                          " unchanged by soft-dirty, %" PRIu64 " saveable.",
+                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->stats.last.pages_scanned, m->stats.last.pages_read,
+                          m->stats.last.pages_unchanged, scan_counters_saving_pages(&m->stats.last));
+                manager_notify_status(m, now, true);
+                if (m->exit_after_scans > 0 && m->stats.full_scans >= m->exit_after_scans)
+                        return sd_event_exit(m->event, 0);
+        } else
+                manager_notify_status(m, now, false);
+
+        next = m->sleep_usec;
+        if (merger_pending(m->merger) > 0)
+                next = MIN(next, merger_next_retry_usec(m->merger) > now ? merger_next_retry_usec(m->merger) - now : 0);
+rearm:
+        r = sd_event_source_set_time_relative(s, next);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, m->paused ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+        if (r < 0)
+                return sd_event_exit(m->event, log_error_errno(r, "Failed to re-arm the scan timer: %m"));
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        if (m->started)
+                return 0;
+        r = sd_event_add_time_relative(m->event, &m->scan_timer, CLOCK_MONOTONIC, 0, 1, on_scan_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the scan timer: %m");
+        if (m->paused)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_OFF);
+        m->started = true;
+        manager_notify_status(m, now_usec(), true);
+        return 0;
+}
+
+void manager_get_stats(Manager *m, Stats *ret) {
+        manager_update_stats(m);
+        *ret = m->stats;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The Manager owns the sd_event loop and all state: the region registry, the
+ * page index, the merger, the scanner, the helper connection and statistics.
+ * It is main-program code (it logs). Everything a control plane needs is a
+ * function here: register, unregister, pause, resume, set the rate, read
+ * statistics and the regions; command-line options in main.c use the same
+ * calls, and the D-Bus API (another issue) will too.
+ *
+ * Rate: every sleep_usec the scanner examines pages_per_batch pages, with the
+ * meaning of KSM's pages_to_scan and sleep_millisecs. Or, with a target
+ * full-scan time, the Manager measures its own CPU cost per page and picks
+ * both so that a full scan takes the target time, never using more than
+ * cpu_cap_percent of a CPU (see rate.h).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "region.h"
+#include "stats.h"
+
+#define MANAGER_MAX_PAGES_PER_BATCH (UINT64_C(1) << 20)
+#define MANAGER_MAX_SLEEP_USEC (UINT64_C(3600) * 1000000)
+#define MANAGER_MAX_TARGET_USEC (UINT64_C(7) * 24 * 3600 * 1000000)
+/* Default bound: 64 Mi pages = 256 GiB of registered memory, about 1 GiB of metadata at most. */
+#define MANAGER_DEFAULT_MAX_TRACKED_PAGES (UINT64_C(64) << 20)
+
+typedef struct ManagerConfig {
+        uint64_t pages_per_batch;        /* pages examined per batch, 1..MANAGER_MAX_PAGES_PER_BATCH */
+        uint64_t sleep_usec;             /* pause between batches, 0..MANAGER_MAX_SLEEP_USEC */
+        uint64_t max_tracked_pages;      /* bound on index memory (see index.h) */
+        size_t max_regions;              /* 1..REGION_MAX_REGIONS */
+        uint64_t target_scan_usec;       /* > 0: adapt the rate to scan everything in this time... */
+        unsigned cpu_cap_percent;        /* ...using at most this share of one CPU, 1..100 */
+        bool estimate;                   /* never merge, even if the helper is loaded */
+        bool notify;                     /* send sd_notify STATUS= progress lines */
+} ManagerConfig;
+
+#define MANAGER_CONFIG_DEFAULT                                          \
+        ((ManagerConfig) {                                              \
+                .pages_per_batch = 4096,                                \
+                .sleep_usec = 20000,                                    \
+                .max_tracked_pages = MANAGER_DEFAULT_MAX_TRACKED_PAGES, \
+                .max_regions = 4096,                                    \
+                .cpu_cap_percent = 20,                                  \
+        })
+
+typedef struct Manager Manager;
+
+/* Connects to the helper (estimate mode, with a notice, when it is absent) and prepares the loop. */
+int manager_new(const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+sd_event *manager_get_event(Manager *m);
+bool manager_is_estimate(const Manager *m);
+RegionRegistry *manager_get_registry(Manager *m);
+
+/* Registration. -EINVAL, -ESRCH, -EEXIST, -ENOSPC as region_registry_add(). */
+int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id);
+int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id);
+int manager_unregister(Manager *m, uint32_t id);
+
+/* Fixed rate. -EINVAL outside the limits above; applies from the next batch and ends a target. */
+int manager_set_rate(Manager *m, uint64_t pages_per_batch, uint64_t sleep_usec);
+/* Adaptive rate. target_scan_usec 1..MANAGER_MAX_TARGET_USEC, cpu_cap_percent 1..100, else -EINVAL. */
+int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_percent);
+void manager_pause(Manager *m);
+void manager_resume(Manager *m);
+
+/* Exit the loop (status 0) once n full scans completed; 0: never. */
+void manager_set_exit_after_scans(Manager *m, uint64_t n);
+
+/* Arms the scan timer; then run sd_event_loop(manager_get_event(m)). */
+int manager_start(Manager *m);
+
+void manager_get_stats(Manager *m, Stats *ret);

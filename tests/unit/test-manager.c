@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The Manager with the helper client mocked at its seam (-Wl,--wrap=
+ * helper_client_*); /proc and process_vm_readv are real, against a forked
+ * child with known content (needs root; skipped otherwise).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "helper-client.h"
+#include "manager.h"
+#include "page-hash.h"
+
+#define CHILD_PAGES 64
+
+static struct {
+        int new_result;
+        uint32_t abi;
+        int merge_result;                /* request-level result of MERGE */
+        size_t merge_calls;
+        size_t merge_items;
+} helper;
+
+static HelperClient *const fake_helper = (HelperClient *) 0x1;
+
+int __wrap_helper_client_new(HelperClient **ret);
+int __wrap_helper_client_new(HelperClient **ret) {
+        if (helper.new_result < 0)
+                return helper.new_result;
+        *ret = fake_helper;
+        return 0;
+}
+
+HelperClient *__wrap_helper_client_free(HelperClient *c);
+HelperClient *__wrap_helper_client_free(HelperClient *c) {
+        assert_true(c == NULL || c == fake_helper);
+        return NULL;
+}
+
+int __wrap_helper_client_info(HelperClient *c, HelperInfo *ret);
+int __wrap_helper_client_info(HelperClient *c, HelperInfo *ret) {
+        *ret = (HelperInfo) {
+                .abi_version = helper.abi,
+                .module_version = "test",
+                .kernel_release = "test",
+                .max_batch = 32,
+        };
+        ret->stats[KSMD_HELPER_STAT_BYTES_SAVED] = 12345 * 4096;
+        return 0;
+}
+
+int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
+                               HelperMergeResult *results);
+int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
+                               HelperMergeResult *results) {
+        helper.merge_calls++;
+        if (helper.merge_result < 0)
+                return helper.merge_result;
+        helper.merge_items += n;
+        for (size_t i = 0; i < n; i++)
+                results[i] = (HelperMergeResult) { .result = KSMD_HELPER_RESULT_MERGED, .handle = 0x77 };
+        return 0;
+}
+
+static pid_t child;
+static uint64_t child_addr;
+
+/* A child with CHILD_PAGES private pages: half one repeated content, half zero. */
+static int start_child(void **state) {
+        int fds[2];
+        uint8_t *mem;
+        char ok;
+
+        memset(&helper, 0, sizeof(helper));
+        helper.abi = KSMD_HELPER_ABI_VERSION;
+        mem = mmap(NULL, CHILD_PAGES * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(mem != MAP_FAILED);
+        (void) madvise(mem, CHILD_PAGES * PAGE_SIZE_BYTES, MADV_NOHUGEPAGE);
+        child_addr = (uintptr_t) mem;
+        assert_int_equal(pipe(fds), 0);
+        child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (size_t i = 0; i < CHILD_PAGES; i++)
+                        memset(mem + i * PAGE_SIZE_BYTES, i < CHILD_PAGES / 2 ? 0x42 : 0, PAGE_SIZE_BYTES);
+                ok = 1;
+                if (write(fds[1], &ok, 1) != 1)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        close(fds[1]);
+        assert_int_equal(read(fds[0], &ok, 1), 1);
+        close(fds[0]);
+        munmap(mem, CHILD_PAGES * PAGE_SIZE_BYTES);
+        return 0;
+}
+
+static int stop_child(void **state) {
+        if (child > 0) {
+                (void) kill(child, SIGKILL);
+                (void) waitpid(child, NULL, 0);
+                child = 0;
+        }
+        return 0;
+}
+
+static ManagerConfig fast_config(void) {
+        ManagerConfig c = MANAGER_CONFIG_DEFAULT;
+
+        c.pages_per_batch = 16;
+        c.sleep_usec = 0;
+        return c;
+}
+
+static void test_missing_module_falls_back_to_estimate_mode(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_true(manager_is_estimate(m));
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_set_exit_after_scans(m, 2);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        manager_get_stats(m, &st);
+        assert_false(st.live);
+        assert_int_equal(st.last.pages_sharing, CHILD_PAGES / 2 - 1);
+        assert_int_equal(st.last.pages_zero, CHILD_PAGES / 2);
+        assert_int_equal(helper.merge_calls, 0);
+}
+
+static void test_present_module_gets_batched_merges(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_false(manager_is_estimate(m));
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_set_exit_after_scans(m, 2);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        manager_get_stats(m, &st);
+        assert_true(st.live);
+        /* 31 page merges and 32 zero merges, none more than max_batch per request. */
+        assert_int_equal(helper.merge_items, CHILD_PAGES - 1);
+        assert_true(helper.merge_calls >= DIV_ROUND_UP(CHILD_PAGES - 1, 32));
+        assert_int_equal(st.merge.by_result[KSMD_HELPER_RESULT_MERGED], CHILD_PAGES - 1);
+        /* Live savings come from the helper's own accounting. */
+        assert_int_equal(stats_saving_bytes(&st), 12345 * 4096);
+}
+
+static void test_module_going_away_falls_back_to_estimate_mode(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_false(manager_is_estimate(m));
+        helper.merge_result = -ENOENT;
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_set_exit_after_scans(m, 3);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_true(manager_is_estimate(m));
+        manager_get_stats(m, &st);
+        assert_false(st.live);
+        /* Nothing is lost: the scan goes on and the estimate is complete. */
+        assert_int_equal(scan_counters_saving_pages(&st.last), CHILD_PAGES - 1);
+        assert_int_equal(helper.merge_calls, 1);
+}
+
+static void test_refused_merge_request_keeps_merge_mode(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        assert_int_equal(manager_new(&c, &m), 0);
+        helper.merge_result = -EINVAL;
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_set_exit_after_scans(m, 3);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_false(manager_is_estimate(m));
+        manager_get_stats(m, &st);
+        /* Offered again on every pass after the first, and dropped each time. */
+        assert_true(helper.merge_calls >= 2);
+        assert_true(st.merge.dropped >= CHILD_PAGES - 1);
+}
+
+static void test_helper_with_other_abi_is_refused(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+
+        helper.abi = KSMD_HELPER_ABI_VERSION + 1;
+        assert_int_equal(manager_new(&c, &m), -EPROTO);
+        assert_null(m);
+}
+
+static void test_rate_limits_are_enforced(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+
+        c.pages_per_batch = 0;
+        assert_int_equal(manager_new(&c, &m), -EINVAL);
+        c.pages_per_batch = MANAGER_MAX_PAGES_PER_BATCH + 1;
+        assert_int_equal(manager_new(&c, &m), -EINVAL);
+        c = fast_config();
+        c.sleep_usec = MANAGER_MAX_SLEEP_USEC + 1;
+        assert_int_equal(manager_new(&c, &m), -EINVAL);
+        c = fast_config();
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(manager_set_rate(m, 0, 0), -EINVAL);
+        assert_int_equal(manager_set_rate(m, 100, MANAGER_MAX_SLEEP_USEC + 1), -EINVAL);
+        assert_int_equal(manager_set_rate(m, 100, 1000), 0);
+}
+
+static int on_time_up(sd_event_source *s, uint64_t usec, void *userdata) {
+        *(bool *) userdata = true;
+        return 0;
+}
+
+/* Runs the loop for a while without sd_event_exit(), so it can run again afterwards. */
+static void run_for_usec(Manager *m, uint64_t usec) {
+        sd_event_source *t = NULL;
+        bool up = false;
+
+        assert_int_equal(sd_event_add_time_relative(manager_get_event(m), &t, CLOCK_MONOTONIC, usec, 1, on_time_up, &up), 0);
+        while (!up)
+                assert_true(sd_event_run(manager_get_event(m), UINT64_MAX) >= 0);
+        sd_event_source_unref(t);
+}
+
+static void test_pause_stops_scanning_and_resume_continues(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_pause(m);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 100000);
+        manager_get_stats(m, &st);
+        assert_int_equal(st.full_scans, 0);
+        assert_int_equal(st.current_scan_pages, 0);
+
+        manager_resume(m);
+        run_for_usec(m, 100000);
+        manager_get_stats(m, &st);
+        assert_true(st.full_scans >= 2);
+}
+
+static void test_target_scan_time_adapts_the_rate(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        helper.new_result = -ENOENT;
+        c.target_scan_usec = 200000;
+        c.cpu_cap_percent = 100;
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(manager_set_target(m, 0, 10), -EINVAL);
+        assert_int_equal(manager_set_target(m, 1000, 0), -EINVAL);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 700000);
+        manager_get_stats(m, &st);
+        /* 64 pages in 200 ms: one batch of at least 64 pages, then a sleep of about the target. */
+        assert_true(st.cpu_nsec_per_page > 0);
+        assert_true(st.pages_per_batch >= 64);
+        assert_true(st.sleep_usec > 100000 && st.sleep_usec <= 200000);
+        print_message("# adapted: %llu pages per batch, %llu us sleep, %llu ns per page, %llu scans in 0.7 s\n",
+                      (unsigned long long) st.pages_per_batch, (unsigned long long) st.sleep_usec,
+                      (unsigned long long) st.cpu_nsec_per_page, (unsigned long long) st.full_scans);
+        assert_true(st.full_scans >= 2 && st.full_scans <= 5);
+}
+
+static void test_exited_process_loses_its_region(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        uint32_t id;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(manager_register_process(m, child, &id), 0);
+        assert_int_equal(manager_register_process(m, child, NULL), -EEXIST);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 20000);
+        stop_child(state);
+        run_for_usec(m, 50000);
+        assert_int_equal(manager_get_registry(m)->n_regions, 0);
+        assert_int_equal(manager_unregister(m, id), -ENOENT);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_present_module_gets_batched_merges, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_module_going_away_falls_back_to_estimate_mode, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_refused_merge_request_keeps_merge_mode, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_helper_with_other_abi_is_refused, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_rate_limits_are_enforced, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_pause_stops_scanning_and_resume_continues, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_target_scan_time_adapts_the_rate, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region, start_child, stop_child),
+        };
+
+        if (geteuid() != 0) {
+                printf("1..0 # SKIP needs root: pagemap and process_vm_readv of a child\n");
+                return 0;
+        }
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
