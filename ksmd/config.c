@@ -164,10 +164,6 @@ static int parse_max_cpu(Config *c, const char *v, char **reason) {
         return parse_unsigned_field(v, 1, 100, &c->max_cpu_percent, reason);
 }
 
-static int parse_merge_zero(Config *c, const char *v, char **reason) {
-        return parse_bool_field(v, &c->merge_zero_pages, reason);
-}
-
 static int parse_max_metadata(Config *c, const char *v, char **reason) {
         uint64_t x;
 
@@ -180,11 +176,11 @@ static int parse_max_metadata(Config *c, const char *v, char **reason) {
 }
 
 static int parse_max_regions(Config *c, const char *v, char **reason) {
-        return parse_unsigned_field(v, 1, 1000000, &c->max_regions, reason);
+        return parse_unsigned_field(v, 1, CONFIG_MAX_REGIONS, &c->max_regions, reason);
 }
 
 static int parse_max_regions_per_client(Config *c, const char *v, char **reason) {
-        return parse_unsigned_field(v, 1, 1000000, &c->max_regions_per_client, reason);
+        return parse_unsigned_field(v, 1, CONFIG_MAX_REGIONS, &c->max_regions_per_client, reason);
 }
 
 static int parse_max_connections(Config *c, const char *v, char **reason) {
@@ -309,7 +305,6 @@ const ConfigKey config_keys[] = {
         { "Scan", "Sleep", parse_sleep },
         { "Scan", "TargetScanTime", parse_target_scan_time },
         { "Scan", "MaxCPU", parse_max_cpu },
-        { "Scan", "MergeZeroPages", parse_merge_zero },
         { "Limits", "MaxMetadata", parse_max_metadata },
         { "Limits", "MaxRegions", parse_max_regions },
         { "Limits", "MaxRegionsPerClient", parse_max_regions_per_client },
@@ -331,11 +326,10 @@ int config_new(Config **ret) {
                 return -ENOMEM;
         *c = (Config) {
                 .mode = CONFIG_MODE_AUTO,
-                .pages_to_scan = 1000,
+                .pages_to_scan = 4096,
                 .sleep_usec = 20 * USEC_PER_MSEC,
                 .target_scan_usec = 0,
-                .max_cpu_percent = 25,
-                .merge_zero_pages = true,
+                .max_cpu_percent = 20,
                 .max_metadata_bytes = UINT64_C(256) << 20,
                 .max_regions = 4096,
                 .max_regions_per_client = 256,

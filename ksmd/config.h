@@ -31,7 +31,6 @@ typedef struct Config {
         uint64_t sleep_usec;            /* pause between batches */
         uint64_t target_scan_usec;      /* 0: fixed rate; else adapt to one full scan per this long */
         unsigned max_cpu_percent;       /* CPU cap of the adaptive rate, % of one core */
-        bool merge_zero_pages;
 
         /* [Limits] */
         uint64_t max_metadata_bytes;    /* daemon memory for the index */
@@ -59,6 +58,7 @@ typedef struct ConfigErrors {
 } ConfigErrors;
 
 #define CONFIG_MAIN_FILE "ksmd.conf"
+#define CONFIG_MAX_REGIONS 65536u       /* the registry's hard limit (region.h) */
 #define CONFIG_DROPIN_DIR "ksmd.conf.d"
 
 /* The defaults; allocates socket_path. */

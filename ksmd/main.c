@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * ksmd: the daemon's main. Options for now; the config file and the D-Bus
- * control plane feed the same Manager calls later.
+ * ksmd: the daemon's main. The configuration (ksmd.conf and drop-ins),
+ * command-line options (which override it), the D-Bus control socket and
+ * the signals all feed the same Manager calls.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +15,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
+#include "bus.h"
+#include "config.h"
 #include "log.h"
 #include "manager.h"
 #include "page-hash.h"
@@ -42,8 +45,13 @@ static void help(void) {
                "                                Register a range (hex or decimal bytes, page aligned), or\n"
                "                                all private anonymous memory of PID without START:LENGTH\n"
                "     --register-process=PID     Register all private anonymous memory of PID\n"
-               "     --scans=N                  Exit after N full scans, printing statistics\n",
-               MANAGER_DEFAULT_MAX_TRACKED_PAGES);
+               "     --scans=N                  Exit after N full scans, printing statistics\n"
+               "     --config-dir=DIR           Read DIR/ksmd.conf and DIR/ksmd.conf.d/*.conf (default %s)\n"
+               "     --check-config             Check the configuration, print every problem, and exit\n"
+               "     --socket=PATH              Serve the D-Bus API on PATH (default: Socket= of ksmd.conf)\n"
+               "     --no-socket                Do not serve the D-Bus API\n\n"
+               "Options override the configuration file. See ksmd(8) and ksmd.conf(5).\n",
+               MANAGER_DEFAULT_MAX_TRACKED_PAGES, KSMD_SYSCONFDIR);
 }
 
 static int parse_u64(const char *s, uint64_t *ret) {
@@ -118,8 +126,112 @@ static void print_stats(Manager *m) {
         fflush(stdout);
 }
 
+/* Bytes of index metadata per tracked page the daemon budgets for MaxMetadata= (index.h: <= 16). */
+#define METADATA_BYTES_PER_PAGE 16
+
+/* What the reload handler needs. */
+typedef struct Daemon {
+        Manager *manager;
+        BusServer *bus;
+        const char *config_dir;
+        /* Options given on the command line win over the file, also on reload. */
+        bool cli_rate, cli_target, cli_max_tracked;
+} Daemon;
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void log_config_errors(const ConfigErrors *e) {
+        for (size_t i = 0; i < e->n; i++)
+                log_error("%s", e->messages[i]);
+}
+
+static void config_to_manager(const Config *c, ManagerConfig *m) {
+        m->pages_per_batch = c->pages_to_scan;
+        m->sleep_usec = c->sleep_usec;
+        m->target_scan_usec = c->target_scan_usec;
+        m->cpu_cap_percent = c->max_cpu_percent;
+        m->max_tracked_pages = MAX(c->max_metadata_bytes / METADATA_BYTES_PER_PAGE, (uint64_t) 1);
+        m->max_regions = c->max_regions;
+        m->estimate = c->mode == CONFIG_MODE_ESTIMATE;
+}
+
+static BusConfig config_to_bus(const Config *c) {
+        return (BusConfig) {
+                .max_connections = c->max_connections,
+                .max_regions_per_client = c->max_regions_per_client,
+                .allow_gids = c->allow_gids,
+                .n_allow_gids = c->n_allow_gids,
+        };
+}
+
+/* Applies what can change at run time; registrations and the index stay. */
+static int daemon_reload(Daemon *d, char *message, size_t size) {
+        _cleanup_(config_freep) Config *c = NULL;
+        ConfigErrors errors = {};
+        BusConfig bc;
+        int r;
+
+        r = config_load(d->config_dir, &c, &errors);
+        if (r < 0) {
+                log_error_errno(r, "Reloading the configuration from %s failed; the running configuration stays:",
+                                d->config_dir);
+                log_config_errors(&errors);
+                snprintf(message, size, "%s", errors.n > 0 ? errors.messages[0] : strerror(-r));
+                config_errors_clear(&errors);
+                return r;
+        }
+        if (!d->cli_rate && !d->cli_target) {
+                r = c->target_scan_usec > 0 ? manager_set_target(d->manager, c->target_scan_usec, c->max_cpu_percent)
+                                            : manager_set_rate(d->manager, c->pages_to_scan, c->sleep_usec);
+                if (r < 0) {
+                        snprintf(message, size, "the scan rate in %s is out of range", d->config_dir);
+                        return log_error_errno(r, "Reload: %s.", message);
+                }
+        }
+        r = manager_set_max_regions(d->manager, c->max_regions);
+        if (r < 0) {
+                snprintf(message, size, "MaxRegions=%u is out of range", c->max_regions);
+                return log_error_errno(r, "Reload: %s.", message);
+        }
+        if (d->bus) {
+                bc = config_to_bus(c);
+                r = bus_server_set_config(d->bus, &bc);
+                if (r < 0) {
+                        snprintf(message, size, "out of memory");
+                        return log_oom();
+                }
+        }
+        if (c->mode == CONFIG_MODE_ESTIMATE && !manager_is_estimate(d->manager))
+                log_notice("Mode=estimate takes effect when ksmd restarts; it keeps merging until then.");
+        log_info("Configuration reloaded from %s.", d->config_dir);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        char message[256];
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading the configuration...");
+        (void) daemon_reload(userdata, message, sizeof(message));
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+static int on_bus_reload(void *userdata, sd_bus_error *error) {
+        char message[256] = "";
+        int r;
+
+        r = daemon_reload(userdata, message, sizeof(message));
+        if (r < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s", message);
+        return 0;
+}
+
+static void on_scan_done(Manager *m, void *userdata) {
+        Daemon *d = userdata;
+
+        bus_server_emit_changed(d->bus);
 }
 
 static int run(int argc, char *argv[]) {
@@ -134,6 +246,10 @@ static int run(int argc, char *argv[]) {
                 ARG_SCANS,
                 ARG_TARGET,
                 ARG_CPU_CAP,
+                ARG_CONFIG_DIR,
+                ARG_CHECK_CONFIG,
+                ARG_SOCKET,
+                ARG_NO_SOCKET,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -147,11 +263,21 @@ static int run(int argc, char *argv[]) {
                 { "scans", required_argument, NULL, ARG_SCANS },
                 { "target-scan-sec", required_argument, NULL, ARG_TARGET },
                 { "cpu-cap", required_argument, NULL, ARG_CPU_CAP },
+                { "config-dir", required_argument, NULL, ARG_CONFIG_DIR },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "no-socket", no_argument, NULL, ARG_NO_SOCKET },
                 {}
         };
         _cleanup_free_ Registration *regs = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
+        _cleanup_(bus_server_freep) BusServer *bus = NULL;
+        _cleanup_(config_freep) Config *file = NULL;
+        ManagerConfig config = MANAGER_CONFIG_DEFAULT, cli = {};
+        ConfigErrors errors = {};
+        Daemon daemon = { .config_dir = KSMD_SYSCONFDIR };
+        const char *socket_path = NULL;
+        bool check_config = false, no_socket = false, cli_estimate = false, cli_pages = false, cli_sleep = false;
         size_t n_regs = 0;
         uint64_t scans = 0, v;
         int c, r;
@@ -172,33 +298,49 @@ static int run(int argc, char *argv[]) {
                         if (parse_u64(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_PAGES_PER_BATCH)
                                 return log_error_errno(-EINVAL, "--pages-per-batch=%s: expected 1..%" PRIu64 " pages.",
                                                        optarg, MANAGER_MAX_PAGES_PER_BATCH);
-                        config.pages_per_batch = v;
+                        cli.pages_per_batch = v;
+                        daemon.cli_rate = cli_pages = true;
                         break;
                 case ARG_SLEEP:
                         if (parse_u64(optarg, &v) < 0 || v > MANAGER_MAX_SLEEP_USEC / 1000)
                                 return log_error_errno(-EINVAL, "--sleep-msec=%s: expected 0..%" PRIu64 " milliseconds.",
                                                        optarg, MANAGER_MAX_SLEEP_USEC / 1000);
-                        config.sleep_usec = v * 1000;
+                        cli.sleep_usec = v * 1000;
+                        daemon.cli_rate = cli_sleep = true;
                         break;
                 case ARG_TARGET:
                         if (parse_u64(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_TARGET_USEC / 1000000)
                                 return log_error_errno(-EINVAL, "--target-scan-sec=%s: expected 1..%" PRIu64 " seconds.",
                                                        optarg, MANAGER_MAX_TARGET_USEC / 1000000);
-                        config.target_scan_usec = v * 1000000;
+                        cli.target_scan_usec = v * 1000000;
+                        daemon.cli_target = true;
                         break;
                 case ARG_CPU_CAP:
                         if (parse_u64(optarg, &v) < 0 || v == 0 || v > 100)
                                 return log_error_errno(-EINVAL, "--cpu-cap=%s: expected 1..100 percent of one CPU.", optarg);
-                        config.cpu_cap_percent = (unsigned) v;
+                        cli.cpu_cap_percent = (unsigned) v;
                         break;
                 case ARG_MAX_TRACKED:
                         if (parse_u64(optarg, &v) < 0 || v == 0 || v > UINT32_MAX)
                                 return log_error_errno(-EINVAL, "--max-tracked-pages=%s: expected 1..%u pages.", optarg,
                                                        UINT32_MAX);
-                        config.max_tracked_pages = v;
+                        cli.max_tracked_pages = v;
+                        daemon.cli_max_tracked = true;
                         break;
                 case ARG_ESTIMATE:
-                        config.estimate = true;
+                        cli_estimate = true;
+                        break;
+                case ARG_CONFIG_DIR:
+                        daemon.config_dir = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        check_config = true;
+                        break;
+                case ARG_SOCKET:
+                        socket_path = optarg;
+                        break;
+                case ARG_NO_SOCKET:
+                        no_socket = true;
                         break;
                 case ARG_REGISTER:
                 case ARG_REGISTER_PROCESS:
@@ -227,10 +369,71 @@ static int run(int argc, char *argv[]) {
         if (optind < argc)
                 return log_error_errno(-EINVAL, "Unexpected argument '%s': ksmd takes options only, see --help.", argv[optind]);
 
+        r = config_load(daemon.config_dir, &file, &errors);
+        if (r < 0) {
+                log_config_errors(&errors);
+                config_errors_clear(&errors);
+                if (check_config)
+                        return log_error_errno(r, "%s: the configuration has problems (listed above).", daemon.config_dir);
+                return log_error_errno(r, "Refusing to start with a bad configuration in %s; fix the problems above "
+                                       "(ksmd --check-config lists them).", daemon.config_dir);
+        }
+        if (check_config) {
+                printf("%s: configuration OK\n", daemon.config_dir);
+                return 0;
+        }
+
+        config_to_manager(file, &config);
+        if (daemon.cli_rate) {
+                if (cli_pages)
+                        config.pages_per_batch = cli.pages_per_batch;
+                if (cli_sleep)
+                        config.sleep_usec = cli.sleep_usec;
+                if (!daemon.cli_target)
+                        config.target_scan_usec = 0;
+        }
+        if (daemon.cli_target)
+                config.target_scan_usec = cli.target_scan_usec;
+        if (cli.cpu_cap_percent)
+                config.cpu_cap_percent = cli.cpu_cap_percent;
+        if (daemon.cli_max_tracked)
+                config.max_tracked_pages = cli.max_tracked_pages;
+        if (cli_estimate)
+                config.estimate = true;
+
         config.notify = true;
         r = manager_new(&config, &m);
         if (r < 0)
                 return r;
+        daemon.manager = m;
+
+        if (!no_socket) {
+                BusConfig bc = config_to_bus(file);
+                int listen_fd = -EBADF, n;
+
+                /* Socket activation (ksmd.socket) hands us the listening socket. */
+                n = sd_listen_fds(true);
+                if (n < 0)
+                        return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
+                if (n > 1)
+                        return log_error_errno(-EINVAL, "systemd passed %d sockets; ksmd.socket must list exactly one.", n);
+                if (n == 1)
+                        listen_fd = SD_LISTEN_FDS_START;
+                if (!socket_path)
+                        socket_path = file->socket_path;
+                r = bus_server_new(m, socket_path, listen_fd, &bc, on_bus_reload, &daemon, &bus);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m", socket_path);
+                daemon.bus = bus;
+                if (file->system_bus) {
+                        r = bus_server_attach_system_bus(bus);
+                        if (r < 0)
+                                log_warning_errno(r, "SystemBus=yes, but ksmd cannot take %s on the system bus (%m); "
+                                                  "serving only %s.", BUS_WELL_KNOWN_NAME, socket_path);
+                }
+                manager_set_scan_done_callback(m, on_scan_done, &daemon);
+                log_info("D-Bus API %s served on %s.", BUS_INTERFACE, listen_fd >= 0 ? "the socket from systemd" : socket_path);
+        }
 
         for (size_t i = 0; i < n_regs; i++) {
                 if (regs[i].whole)
@@ -247,13 +450,21 @@ static int run(int argc, char *argv[]) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(negative_errno(), "Failed to block SIGTERM/SIGINT: %m");
+                return log_error_errno(negative_errno(), "Failed to block SIGTERM/SIGINT/SIGHUP: %m");
         r = sd_event_add_signal(manager_get_event(m), NULL, SIGTERM, on_signal, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(manager_get_event(m), NULL, SIGINT, on_signal, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(manager_get_event(m), NULL, SIGHUP, on_sighup, &daemon);
         if (r < 0)
-                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
+                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT/SIGHUP: %m");
+
+        /* Pings the service manager's watchdog while the loop runs (WatchdogSec=). */
+        r = sd_event_set_watchdog(manager_get_event(m), true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enable the watchdog: %m");
 
         r = manager_start(m);
         if (r < 0)

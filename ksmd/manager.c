@@ -44,6 +44,9 @@ struct Manager {
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
         Stats stats;
+
+        ManagerScanDone scan_done;
+        void *scan_done_userdata;
 };
 
 static uint64_t now_usec(void) {
@@ -407,8 +410,14 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (res.pass_done) {
                 m->bound_hit_last_pass = m->bound_hit_this_pass;
                 m->bound_hit_this_pass = false;
-                if (m->helper && helper_client_info(m->helper, &m->helper_info) >= 0)
-                        m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                if (m->helper) {
+                        /* Also how an unload is noticed when no merge was due. */
+                        r = helper_client_info(m->helper, &m->helper_info);
+                        if (r >= 0)
+                                m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                        else if (r == -ENOENT)
+                                manager_fall_back_to_estimate(m, r);
+                }
                 m->stats.full_scans++;
                 /* Wall time from the first batch to the end of the last, sleeps included. */
                 m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
@@ -418,6 +427,8 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                           m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->stats.last.pages_scanned, m->stats.last.pages_read,
                           m->stats.last.pages_unchanged, scan_counters_saving_pages(&m->stats.last));
                 manager_notify_status(m, now, true);
+                if (m->scan_done)
+                        m->scan_done(m, m->scan_done_userdata);
                 if (m->exit_after_scans > 0 && m->stats.full_scans >= m->exit_after_scans)
                         return sd_event_exit(m->event, 0);
         } else
@@ -453,4 +464,75 @@ int manager_start(Manager *m) {
 void manager_get_stats(Manager *m, Stats *ret) {
         manager_update_stats(m);
         *ret = m->stats;
+}
+
+bool manager_is_paused(const Manager *m) {
+        return m->paused;
+}
+
+const char *manager_get_helper_version(const Manager *m) {
+        return m->helper ? m->helper_info.module_version : "";
+}
+
+void manager_format_status(Manager *m, char *buf, size_t size) {
+        manager_update_stats(m);
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, size);
+}
+
+void manager_set_scan_done_callback(Manager *m, ManagerScanDone cb, void *userdata) {
+        m->scan_done = cb;
+        m->scan_done_userdata = userdata;
+}
+
+int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
+        Region *region = region_registry_find(m->registry, id);
+        _cleanup_free_ ProcMapping *maps = NULL;
+        uint64_t start, end, total = 0;
+        size_t n_maps = 0;
+        pid_t pid;
+        int r;
+
+        if (!region)
+                return -ENOENT;
+        if (!m->helper)
+                return -EOPNOTSUPP;
+        pid = region->pid;
+        start = region->start;
+        end = region->end;
+
+        /* The mappings as they are now (they may have moved since the last pass), read while the
+         * region's pidfd still vouches for the pid; then stop scanning, so nothing merges again. */
+        r = proc_maps_read(pid, &maps, &n_maps);
+        if (r < 0 && r != -ESRCH && r != -ENOENT)
+                return log_error_errno(r, "Failed to read the mappings of region %" PRIu32 " (pid %d): %m", id, (int) pid);
+        if (r >= 0 && region_alive(region) <= 0)
+                n_maps = 0;
+        r = manager_unregister(m, id);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n_maps; i++) {
+                uint64_t a = MAX(maps[i].start, start), b = MIN(maps[i].end, end), n = 0;
+
+                if (maps[i].kind != PROC_MAPPING_ANON || !maps[i].private_ || a >= b)
+                        continue;
+                r = helper_client_unmerge(m->helper, pid, a, b - a, &n);
+                if (r == -ESRCH)
+                        break; /* the process is gone: nothing left to back out */
+                if (r < 0)
+                        return log_error_errno(r, "Failed to unmerge region %" PRIu32 " (pid %d, 0x%" PRIx64 "-0x%" PRIx64 "): %m",
+                                               id, (int) pid, a, b);
+                total += n;
+        }
+        log_info("Region %" PRIu32 " (pid %d) backed out: %" PRIu64 " pages made private again.", id, (int) pid, total);
+        *ret_pages = total;
+        return 0;
+}
+
+int manager_set_max_regions(Manager *m, size_t max_regions) {
+        if (max_regions == 0 || max_regions > REGION_MAX_REGIONS)
+                return -EINVAL;
+        m->registry->max_regions = max_regions;
+        m->config.max_regions = max_regions;
+        return 0;
 }

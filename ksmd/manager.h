@@ -82,3 +82,24 @@ void manager_set_exit_after_scans(Manager *m, uint64_t n);
 int manager_start(Manager *m);
 
 void manager_get_stats(Manager *m, Stats *ret);
+
+bool manager_is_paused(const Manager *m);
+/* The helper module's version, or "" in estimate mode. */
+const char *manager_get_helper_version(const Manager *m);
+/* The one-line progress summary sent as sd_notify STATUS=. */
+void manager_format_status(Manager *m, char *buf, size_t size);
+
+/* Called after every full scan (for PropertiesChanged); NULL to clear. */
+typedef void (*ManagerScanDone)(Manager *m, void *userdata);
+void manager_set_scan_done_callback(Manager *m, ManagerScanDone cb, void *userdata);
+
+/*
+ * Backs a region out: every page of it that shares a helper page is made
+ * private again, and the region is unregistered so it is not merged anew.
+ * *ret_pages: pages made private. -ENOENT: no such region; -EOPNOTSUPP in
+ * estimate mode (nothing was merged through the helper).
+ */
+int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages);
+
+/* Lowers or raises the region limit on reload; existing regions stay. */
+int manager_set_max_regions(Manager *m, size_t max_regions);

@@ -80,11 +80,10 @@ static void test_missing_files_give_the_defaults(void **state) {
         assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
         assert_int_equal(f->errors.n, 0);
         assert_int_equal(c->mode, CONFIG_MODE_AUTO);
-        assert_int_equal(c->pages_to_scan, 1000);
+        assert_int_equal(c->pages_to_scan, 4096);
         assert_int_equal(c->sleep_usec, 20 * USEC_PER_MSEC);
         assert_int_equal(c->target_scan_usec, 0);
-        assert_int_equal(c->max_cpu_percent, 25);
-        assert_true(c->merge_zero_pages);
+        assert_int_equal(c->max_cpu_percent, 20);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(256) << 20);
         assert_int_equal(c->max_regions, 4096);
         assert_int_equal(c->max_regions_per_client, 256);
@@ -110,7 +109,6 @@ static void test_every_key_is_applied(void **state) {
                    "Sleep=5ms\n"
                    "TargetScanTime=2min\n"
                    "MaxCPU=50%\n"
-                   "MergeZeroPages=no\n"
                    "  [Limits]\n"
                    "    MaxMetadata=1G\n"
                    "MaxRegions=10\n"
@@ -132,7 +130,6 @@ static void test_every_key_is_applied(void **state) {
         assert_int_equal(c->sleep_usec, 5000);
         assert_int_equal(c->target_scan_usec, 120 * USEC_PER_SEC);
         assert_int_equal(c->max_cpu_percent, 50);
-        assert_false(c->merge_zero_pages);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(1) << 30);
         assert_int_equal(c->max_regions, 10);
         assert_int_equal(c->max_regions_per_client, 5);
@@ -235,10 +232,10 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1000 ms to 86400 s (e.g. 20ms, 1.5s, 5min)" },
                 { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a whole number from 1 to 100" },
                 { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150' is not a whole number from 1 to 100" },
-                { "[Scan]\nMergeZeroPages=perhaps\n", "MergeZeroPages=perhaps: 'perhaps' is not a boolean; use yes or no" },
+                { "[Control]\nSystemBus=perhaps\n", "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
                 { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
-                { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 1000000" },
-                { "[Limits]\nMaxRegionsPerClient=x\n", "MaxRegionsPerClient=x: 'x' is not a whole number from 1 to 1000000" },
+                { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 65536" },
+                { "[Limits]\nMaxRegionsPerClient=x\n", "MaxRegionsPerClient=x: 'x' is not a whole number from 1 to 65536" },
                 { "[Limits]\nMaxConnections=5000\n", "MaxConnections=5000: '5000' is not a whole number from 1 to 4096" },
                 { "[Control]\nSocket=relative.sock\n", "Socket=relative.sock: 'relative.sock' is not an absolute path shorter than 108 characters" },
                 { "[Control]\nSystemBus=2\n", "SystemBus=2: '2' is not a boolean; use yes or no" },

@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ksmctl: the command-line client of ksmd's D-Bus API (org.ksmd.Manager1),
+ * spoken peer-to-peer over the daemon's private socket.
+ *
+ * Exit codes: 0 success; 1 the request failed; 2 bad usage; 3 the daemon is
+ * not running (no socket, or nobody listening); 4 access denied.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "build-config.h"
+#include "bus.h"
+#include "macro.h"
+#include "parse-util.h"
+
+enum {
+        EXIT_FAILED = 1,
+        EXIT_USAGE = 2,
+        EXIT_NOT_RUNNING = 3,
+        EXIT_DENIED = 4,
+};
+
+static const char *arg_socket = "/run/ksmd/ksmd.sock";
+static bool arg_json;
+
+static void help(void) {
+        printf("ksmctl [OPTIONS] COMMAND ...\n\n"
+               "Control the ksmd memory deduplication daemon.\n\n"
+               "Commands:\n"
+               "  status                        Mode, helper version, rate and savings\n"
+               "  stats                         Global statistics\n"
+               "  list                          Registered regions with their statistics\n"
+               "  register PID [START LENGTH]   Register a process, or a range of it (bytes; 0x... allowed)\n"
+               "  unregister ID                 Unregister a region\n"
+               "  unmerge ID                    Make every merged page of a region private again and unregister it\n"
+               "  pause | resume                Stop or restart scanning\n"
+               "  reload                        Re-read /etc/ksmd/ksmd.conf\n\n"
+               "Options:\n"
+               "  --socket=PATH   The daemon's socket (default %s)\n"
+               "  --json          Machine-readable output for status, stats and list\n"
+               "  -h --help       Show this help\n"
+               "     --version    Show the version\n\n"
+               "Exit status: 0 success, 1 request failed, 2 bad usage, 3 daemon not running, 4 access denied.\n",
+               arg_socket);
+}
+
+static int exit_for_error(const sd_bus_error *e, int r) {
+        if (sd_bus_error_has_name(e, BUS_ERROR_ACCESS_DENIED) || r == -EACCES || r == -EPERM)
+                return EXIT_DENIED;
+        return EXIT_FAILED;
+}
+
+static int connect_daemon(sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *address = NULL;
+        int r;
+
+        if (access(arg_socket, F_OK) < 0) {
+                fprintf(stderr, "ksmctl: %s does not exist: is ksmd running? (systemctl status ksmd)\n", arg_socket);
+                return -EXIT_NOT_RUNNING;
+        }
+        if (asprintf(&address, "unix:path=%s", arg_socket) < 0)
+                return -EXIT_FAILED;
+
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r == -ECONNREFUSED || r == -ENOENT) {
+                fprintf(stderr, "ksmctl: nobody listens on %s: is ksmd running? (systemctl status ksmd)\n", arg_socket);
+                return -EXIT_NOT_RUNNING;
+        }
+        if (r == -EACCES || r == -EPERM) {
+                fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));
+                return -EXIT_DENIED;
+        }
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));
+                return -EXIT_FAILED;
+        }
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+/* Calls a method; on failure prints the daemon's error and returns -exit code. */
+static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, method);
+        if (r < 0)
+                goto fail;
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sd_bus_call(bus, m, 0, &error, reply);
+        if (r < 0)
+                goto fail;
+        return 0;
+
+fail:
+        fprintf(stderr, "ksmctl: %s failed: %s\n", method,
+                sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+        r = exit_for_error(&error, r);
+        sd_bus_error_free(&error);
+        return -r;
+}
+
+static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (type == 's')
+                r = sd_bus_get_property_string(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, name, &error, ret);
+        else
+                r = sd_bus_get_property_trivial(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, name, &error, type, ret);
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: reading %s failed: %s\n", name,
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                r = -exit_for_error(&error, r);
+        }
+        sd_bus_error_free(&error);
+        return r;
+}
+
+static void print_json_string(const char *s) {
+        putchar('"');
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char) *s;
+
+                if (ch == '"' || ch == '\\')
+                        printf("\\%c", ch);
+                else if (ch < 0x20)
+                        printf("\\u%04x", ch);
+                else
+                        putchar(ch);
+        }
+        putchar('"');
+}
+
+static void format_bytes(uint64_t b, char *buf, size_t size) {
+        if (b >= (UINT64_C(1) << 30))
+                snprintf(buf, size, "%.1f GiB", (double) b / (double) (UINT64_C(1) << 30));
+        else
+                snprintf(buf, size, "%.1f MiB", (double) b / (double) (UINT64_C(1) << 20));
+}
+
+static int cmd_status(sd_bus *bus) {
+        _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
+        uint64_t pages = 0, sleep_usec = 0, scans = 0, saving = 0, meta = 0;
+        int paused = 0, r;
+        char sb[32], mb[32];
+
+        if ((r = get_property(bus, "Version", 's', &version)) < 0 ||
+            (r = get_property(bus, "Mode", 's', &mode)) < 0 ||
+            (r = get_property(bus, "HelperVersion", 's', &helper)) < 0 ||
+            (r = get_property(bus, "Status", 's', &status)) < 0 ||
+            (r = get_property(bus, "Paused", 'b', &paused)) < 0 ||
+            (r = get_property(bus, "PagesPerBatch", 't', &pages)) < 0 ||
+            (r = get_property(bus, "SleepUSec", 't', &sleep_usec)) < 0 ||
+            (r = get_property(bus, "FullScans", 't', &scans)) < 0 ||
+            (r = get_property(bus, "SavingBytes", 't', &saving)) < 0 ||
+            (r = get_property(bus, "MetadataBytes", 't', &meta)) < 0)
+                return r;
+
+        if (arg_json) {
+                printf("{\"version\":");
+                print_json_string(version);
+                printf(",\"mode\":");
+                print_json_string(mode);
+                printf(",\"helper_version\":");
+                print_json_string(helper);
+                printf(",\"paused\":%s,\"pages_per_batch\":%" PRIu64 ",\"sleep_usec\":%" PRIu64
+                       ",\"full_scans\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 ",\"metadata_bytes\":%" PRIu64
+                       ",\"status\":",
+                       paused ? "true" : "false", pages, sleep_usec, scans, saving, meta);
+                print_json_string(status);
+                printf("}\n");
+                return 0;
+        }
+
+        format_bytes(saving, sb, sizeof(sb));
+        format_bytes(meta, mb, sizeof(mb));
+        printf("       ksmd: %s\n", version);
+        printf("       mode: %s%s\n", mode,
+               strcmp(mode, "estimate") == 0 ? " (nothing is merged; the figures say what merging would save)" : "");
+        printf("     helper: %s\n", helper[0] ? helper : "not loaded");
+        printf("      state: %s\n", paused ? "paused" : "scanning");
+        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", pages, sleep_usec / 1000);
+        printf(" full scans: %" PRIu64 "\n", scans);
+        printf("     saving: %s%s\n", sb, strcmp(mode, "estimate") == 0 ? " (estimated)" : "");
+        printf("   metadata: %s\n", mb);
+        printf("     status: %s\n", status);
+        return 0;
+}
+
+/* Prints an a{st} dictionary already entered in reply. */
+static int print_dict(sd_bus_message *reply, const char *indent, bool json) {
+        const char *key;
+        uint64_t value;
+        bool first = true;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        if (json)
+                putchar('{');
+        while ((r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
+                if (json) {
+                        printf("%s\"%s\":%" PRIu64, first ? "" : ",", key, value);
+                        first = false;
+                } else
+                        printf("%s%-24s %" PRIu64 "\n", indent, key, value);
+        }
+        if (r < 0)
+                return r;
+        if (json)
+                putchar('}');
+        return sd_bus_message_exit_container(reply);
+}
+
+static int cmd_stats(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = call(bus, "GetStatistics", &reply, NULL);
+        if (r < 0)
+                return r;
+        r = print_dict(reply, "", arg_json);
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
+                return -EXIT_FAILED;
+        }
+        if (arg_json)
+                putchar('\n');
+        return 0;
+}
+
+static int cmd_list(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        bool first = true;
+        int r;
+
+        r = call(bus, "ListRegions", &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(uubttssa{st})");
+        if (r < 0)
+                goto bad;
+        if (arg_json)
+                putchar('[');
+        for (;;) {
+                const char *note, *merge_note;
+                uint64_t start, length;
+                uint32_t id, pid;
+                int whole;
+
+                r = sd_bus_message_enter_container(reply, 'r', "uubttssa{st}");
+                if (r < 0)
+                        goto bad;
+                if (r == 0)
+                        break;
+                r = sd_bus_message_read(reply, "uubttss", &id, &pid, &whole, &start, &length, &note, &merge_note);
+                if (r < 0)
+                        goto bad;
+                if (arg_json) {
+                        printf("%s{\"id\":%u,\"pid\":%u,\"whole_process\":%s,\"start\":%" PRIu64
+                               ",\"length\":%" PRIu64 ",\"note\":",
+                               first ? "" : ",", id, pid, whole ? "true" : "false", start, length);
+                        print_json_string(note);
+                        printf(",\"merge_note\":");
+                        print_json_string(merge_note);
+                        printf(",\"stats\":");
+                } else {
+                        if (whole)
+                                printf("region %u: process %u, all private anonymous memory\n", id, pid);
+                        else
+                                printf("region %u: process %u, 0x%" PRIx64 "-0x%" PRIx64 "\n", id, pid, start,
+                                       start + length);
+                        if (note[0])
+                                printf("    note: %s\n", note);
+                        if (merge_note[0])
+                                printf("    helper: %s\n", merge_note);
+                }
+                r = print_dict(reply, "    ", arg_json);
+                if (r < 0)
+                        goto bad;
+                if (arg_json)
+                        putchar('}');
+                first = false;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        goto bad;
+        }
+        if (arg_json)
+                printf("]\n");
+        else if (first)
+                printf("No regions registered.\n");
+        return 0;
+
+bad:
+        fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
+        return -EXIT_FAILED;
+}
+
+static int parse_address(const char *s, const char *what, uint64_t *ret) {
+        char *end;
+
+        errno = 0;
+        *ret = strtoull(s, &end, 0);
+        if (errno || *end || s[0] == '-' || s[0] == '\0') {
+                fprintf(stderr, "ksmctl: %s '%s' is not a number\n", what, s);
+                return -EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int cmd_register(sd_bus *bus, int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t pid, start = 0, length = 0;
+        uint32_t id;
+        int r;
+
+        if (argc != 2 && argc != 4) {
+                fprintf(stderr, "ksmctl: register takes PID, or PID START LENGTH\n");
+                return -EXIT_USAGE;
+        }
+        if (parse_uint64_range(argv[1], 1, INT32_MAX, &pid) < 0) {
+                fprintf(stderr, "ksmctl: '%s' is not a pid\n", argv[1]);
+                return -EXIT_USAGE;
+        }
+        if (argc == 4) {
+                if ((r = parse_address(argv[2], "START", &start)) < 0 ||
+                    (r = parse_address(argv[3], "LENGTH", &length)) < 0)
+                        return r;
+                r = call(bus, "RegisterRange", &reply, "utt", (uint32_t) pid, start, length);
+        } else
+                r = call(bus, "RegisterProcess", &reply, "u", (uint32_t) pid);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "u", &id);
+        if (r < 0)
+                return -EXIT_FAILED;
+        printf("%u\n", id);
+        return 0;
+}
+
+static int parse_region_id(int argc, char *argv[], uint32_t *ret) {
+        uint64_t id;
+
+        if (argc != 2 || parse_uint64_range(argv[1], 1, UINT32_MAX, &id) < 0) {
+                fprintf(stderr, "ksmctl: %s takes one region ID (see ksmctl list)\n", argv[0]);
+                return -EXIT_USAGE;
+        }
+        *ret = (uint32_t) id;
+        return 0;
+}
+
+static int cmd_unregister(sd_bus *bus, int argc, char *argv[]) {
+        uint32_t id;
+        int r;
+
+        r = parse_region_id(argc, argv, &id);
+        if (r < 0)
+                return r;
+        return call(bus, "Unregister", NULL, "u", id);
+}
+
+static int cmd_unmerge(sd_bus *bus, int argc, char *argv[]) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t pages;
+        uint32_t id;
+        int r;
+
+        r = parse_region_id(argc, argv, &id);
+        if (r < 0)
+                return r;
+        r = call(bus, "Unmerge", &reply, "u", id);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "t", &pages);
+        if (r < 0)
+                return -EXIT_FAILED;
+        printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", id, pages);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "json", no_argument, NULL, ARG_JSON },
+                {}
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        const char *verb;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("ksmctl %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (optind >= argc) {
+                fprintf(stderr, "ksmctl: no command given; see ksmctl --help\n");
+                return EXIT_USAGE;
+        }
+        verb = argv[optind];
+        argc -= optind;
+        argv += optind;
+
+        static const char *const verbs[] = { "status", "stats", "list", "register", "unregister", "unmerge", "pause",
+                                             "resume", "reload" };
+        bool known = false;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                known = known || strcmp(verb, verbs[i]) == 0;
+        if (!known) {
+                fprintf(stderr, "ksmctl: unknown command '%s'; see ksmctl --help\n", verb);
+                return EXIT_USAGE;
+        }
+
+        r = connect_daemon(&bus);
+        if (r < 0)
+                return -r;
+
+        if (strcmp(verb, "status") == 0)
+                r = cmd_status(bus);
+        else if (strcmp(verb, "stats") == 0)
+                r = cmd_stats(bus);
+        else if (strcmp(verb, "list") == 0)
+                r = cmd_list(bus);
+        else if (strcmp(verb, "register") == 0)
+                r = cmd_register(bus, argc, argv);
+        else if (strcmp(verb, "unregister") == 0)
+                r = cmd_unregister(bus, argc, argv);
+        else if (strcmp(verb, "unmerge") == 0)
+                r = cmd_unmerge(bus, argc, argv);
+        else if (strcmp(verb, "pause") == 0)
+                r = call(bus, "Pause", NULL, NULL);
+        else if (strcmp(verb, "resume") == 0)
+                r = call(bus, "Resume", NULL, NULL);
+        else
+                r = call(bus, "Reload", NULL, NULL);
+        return r < 0 ? -r : 0;
+}

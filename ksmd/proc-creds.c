@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "macro.h"
+#include "proc-creds.h"
+
+/* Finds "Key:" in /proc/PID/status-like text and returns the rest of the line. */
+static const char *find_field(const char *text, const char *key) {
+        size_t n = strlen(key);
+
+        for (const char *p = text; *p;) {
+                const char *nl = strchr(p, '\n');
+
+                if (strncmp(p, key, n) == 0 && p[n] == ':')
+                        return p + n + 1;
+                if (!nl)
+                        break;
+                p = nl + 1;
+        }
+        return NULL;
+}
+
+static int read_small_file(const char *path, char *buf, size_t size) {
+        FILE *f;
+        size_t n;
+
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ESRCH : -errno;
+        n = fread(buf, 1, size - 1, f);
+        if (ferror(f)) {
+                int r = errno == ESRCH ? -ESRCH : -EIO;
+
+                fclose(f);
+                return r;
+        }
+        fclose(f);
+        buf[n] = '\0';
+        return 0;
+}
+
+static int read_status(pid_t pid, char *buf, size_t size) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        return read_small_file(path, buf, size);
+}
+
+static int parse_ids(const char *text, const char *key, unsigned long ret[3]) {
+        const char *v = find_field(text, key);
+
+        if (!v || sscanf(v, "%lu %lu %lu", &ret[0], &ret[1], &ret[2]) != 3)
+                return -EBADMSG;
+        return 0;
+}
+
+static int parse_caps(const char *text, uint64_t *ret) {
+        const char *v = find_field(text, "CapPrm");
+
+        if (!v || sscanf(v, "%" SCNx64, ret) != 1)
+                return -EBADMSG;
+        return 0;
+}
+
+int proc_read_target_ids(pid_t pid, TargetIds *ret) {
+        unsigned long u[3], g[3];
+        char buf[4096], path[64];
+        TargetIds t = {};
+        struct stat st;
+        int r;
+
+        r = read_status(pid, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        if (parse_ids(buf, "Uid", u) < 0 || parse_ids(buf, "Gid", g) < 0 || parse_caps(buf, &t.cap_permitted) < 0)
+                return -EBADMSG;
+        t.uid = (uid_t) u[0];
+        t.euid = (uid_t) u[1];
+        t.suid = (uid_t) u[2];
+        t.gid = (gid_t) g[0];
+        t.egid = (gid_t) g[1];
+        t.sgid = (gid_t) g[2];
+
+        /* The kernel makes /proc/PID owned by root when the task is not
+         * dumpable (fs/proc/base.c task_dump_owner). */
+        snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        t.dumpable = st.st_uid == t.euid;
+
+        *ret = t;
+        return 0;
+}
+
+int proc_read_cap_permitted(pid_t pid, uint64_t *ret) {
+        char buf[4096];
+        int r;
+
+        r = read_status(pid, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        return parse_caps(buf, ret);
+}
+
+static int read_ppid(pid_t pid, pid_t *ret) {
+        char buf[4096];
+        const char *v;
+        int r, ppid;
+
+        r = read_status(pid, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        v = find_field(buf, "PPid");
+        if (!v || sscanf(v, "%d", &ppid) != 1)
+                return -EBADMSG;
+        *ret = ppid;
+        return 0;
+}
+
+int proc_is_descendant(pid_t ancestor, pid_t pid) {
+        /* A chain longer than this is not a real process tree. */
+        for (int depth = 0; depth < 4096 && pid > 1; depth++) {
+                pid_t ppid;
+                int r;
+
+                r = read_ppid(pid, &ppid);
+                if (r < 0)
+                        return r;
+                if (ppid == ancestor)
+                        return 1;
+                pid = ppid;
+        }
+        return 0;
+}
+
+int proc_read_yama_scope(int *ret) {
+        char buf[32];
+        int r, v;
+
+        r = read_small_file("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof(buf));
+        if (r == -ESRCH) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (sscanf(buf, "%d", &v) != 1)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+int proc_pidfd_get_pid(int pidfd, pid_t *ret) {
+        char path[64], buf[4096];
+        const char *v;
+        int r, pid;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+        r = read_small_file(path, buf, sizeof(buf));
+        if (r < 0)
+                return r == -ESRCH ? -EBADF : r;
+        v = find_field(buf, "Pid");
+        if (!v)
+                return -EBADF; /* not a pidfd */
+        if (sscanf(v, "%d", &pid) != 1)
+                return -EBADMSG;
+        if (pid <= 0)
+                return -ESRCH; /* the kernel shows -1 once the process is gone */
+        *ret = pid;
+        return 0;
+}

@@ -1,0 +1,442 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Integration tests of the control plane with real clients, on this host
+(no module needed: ksmd runs in estimate mode). Needs root: it starts ksmd,
+which reads other processes' memory, and runs clients as the unprivileged
+user nobody (65534) with setpriv.
+
+Every process a test starts is ended by its pid; nothing outside a
+temporary directory is changed."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("KSMD_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.environ.get("KSMD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+KSMD = os.path.join(BUILD, "ksmd", "ksmd")
+KSMCTL = os.path.join(BUILD, "ksmd", "ksmctl")
+WORKLOAD = os.path.join(BUILD, "bench", "ksmd-workload")
+NOBODY = 65534
+SETPRIV_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Daemon:
+    """ksmd on a private socket with its own configuration directory."""
+
+    def __init__(self, tmp, conf="", extra=(), env=None):
+        self.dir = tmp
+        self.conf_dir = os.path.join(tmp, "conf")
+        os.makedirs(self.conf_dir, exist_ok=True)
+        self.socket = os.path.join(tmp, "ksmd.sock")
+        self.write_conf(conf)
+        self.log_path = os.path.join(tmp, "ksmd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([KSMD, "--config-dir", self.conf_dir, "--socket", self.socket, *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, what="the socket")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"ksmd exited: {self.read_log()}")
+
+    def write_conf(self, text):
+        with open(os.path.join(self.conf_dir, "ksmd.conf"), "w") as f:
+            f.write(text)
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def ctl(self, *args, user=None, check=True):
+        cmd = [KSMCTL, "--socket", self.socket, *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    def dbus_send(self, method, *args, user=None):
+        cmd = ["dbus-send", "--print-reply", f"--peer=unix:path={self.socket}", "/org/ksmd/Manager1",
+               method, *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Workload:
+    def __init__(self, *args, user=None):
+        cmd = [WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.pids = []
+        for line in self.proc.stdout:
+            w = line.split()
+            if w[0] == "pid":
+                self.pids.append(int(w[1]))
+            elif w[0] == "expected":
+                self.expected = {w[i]: int(w[i + 1]) for i in range(1, len(w), 2)}
+            elif w[0] == "ready":
+                break
+
+    def verify(self):
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        out = self.proc.stdout.read()
+        return self.proc.wait() == 0 and "every page intact" in out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+class ControlTest(unittest.TestCase):
+    conf = ""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-control-")
+        os.chmod(self.tmp, 0o755)
+        self.daemon = Daemon(self.tmp, self.conf)
+        self.workloads = []
+
+    def tearDown(self):
+        for w in self.workloads:
+            w.stop()
+        self.daemon.stop()
+        shutil.rmtree(self.tmp)
+
+    def workload(self, *args, user=None):
+        w = Workload(*args, user=user)
+        self.workloads.append(w)
+        return w
+
+    def status_json(self):
+        return json.loads(self.daemon.ctl("--json", "status").stdout)
+
+
+class Ksmctl(ControlTest):
+    def test_status_reports_estimate_mode_without_the_module(self):
+        st = self.status_json()
+        self.assertEqual(st["mode"], "estimate")
+        self.assertEqual(st["helper_version"], "")
+        self.assertFalse(st["paused"])
+        human = self.daemon.ctl("status").stdout
+        self.assertIn("estimate", human)
+        self.assertIn("not loaded", human)
+
+    def test_register_list_stats_unregister(self):
+        w = self.workload()
+        ids = [int(self.daemon.ctl("register", str(p)).stdout) for p in w.pids]
+        self.assertEqual(len(set(ids)), 2)
+        regions = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertEqual(sorted(r["pid"] for r in regions), sorted(w.pids))
+        self.assertTrue(all(r["whole_process"] for r in regions))
+
+        # The estimate of what merging saves converges to the workload's truth.
+        want = w.expected["saved_pages"] * 4096
+        wait_for(lambda: self.status_json()["saving_bytes"] >= want, timeout=30, what="the estimate")
+        stats = json.loads(self.daemon.ctl("--json", "stats").stdout)
+        self.assertGreaterEqual(stats["full_scans"], 1)
+        self.assertGreaterEqual(stats["pages_zero"], w.expected["zero_pages"])
+
+        self.daemon.ctl("unregister", str(ids[0]))
+        regions = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertEqual([r["id"] for r in regions], [ids[1]])
+        r = self.daemon.ctl("unregister", str(ids[0]), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"No region {ids[0]}", r.stderr)
+        self.assertTrue(w.verify())
+
+    def test_register_a_range(self):
+        w = self.workload()
+        with open(f"/proc/{w.pids[0]}/maps") as f:
+            maps = f.read()
+        # The workload's 4 MiB area.
+        start, end = next((int(a, 16), int(b, 16)) for a, b in re.findall(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0",
+                                                                          maps, re.M)
+                          if int(b, 16) - int(a, 16) >= 4 << 20)
+        rid = int(self.daemon.ctl("register", str(w.pids[0]), hex(start), str(4 << 20)).stdout)
+        regions = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertEqual(regions[0]["id"], rid)
+        self.assertFalse(regions[0]["whole_process"])
+        self.assertEqual(regions[0]["start"], start)
+        r = self.daemon.ctl("register", str(w.pids[0]), hex(start + 1), "4096", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("page aligned", r.stderr)
+        r = self.daemon.ctl("register", str(w.pids[0]), hex(start), "4096", check=False)
+        self.assertIn("overlaps", r.stderr)
+
+    def test_pause_and_resume(self):
+        self.daemon.ctl("pause")
+        self.assertTrue(self.status_json()["paused"])
+        self.assertIn("paused", self.daemon.ctl("status").stdout)
+        self.daemon.ctl("resume")
+        self.assertFalse(self.status_json()["paused"])
+
+    def test_errors_name_what_was_wrong(self):
+        r = self.daemon.ctl("register", "99999999999", check=False)
+        self.assertEqual(r.returncode, 2)  # not a pid at all: bad usage
+        r = self.daemon.ctl("register", "4194000", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("No process with pid 4194000", r.stderr)
+        r = self.daemon.ctl("frobnicate", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown command", r.stderr)
+        r = self.daemon.ctl("unmerge", "1", check=False)
+        self.assertEqual(r.returncode, 1)
+
+    def test_unmerge_in_estimate_mode_says_why(self):
+        w = self.workload()
+        rid = self.daemon.ctl("register", str(w.pids[0])).stdout.strip()
+        r = self.daemon.ctl("unmerge", rid, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("estimate mode", r.stderr)
+
+    def test_daemon_not_running(self):
+        self.daemon.stop()
+        r = self.daemon.ctl("status", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("is ksmd running", r.stderr)
+
+
+class Reload(ControlTest):
+    conf = "[Scan]\nPagesToScan=100\nSleep=50ms\n"
+
+    def test_reload_applies_rate_and_keeps_registrations(self):
+        w = self.workload()
+        rid = int(self.daemon.ctl("register", str(w.pids[0])).stdout)
+        self.assertEqual(self.status_json()["pages_per_batch"], 100)
+        self.daemon.write_conf("[Scan]\nPagesToScan=300\nSleep=10ms\n")
+        self.daemon.ctl("reload")
+        st = self.status_json()
+        self.assertEqual(st["pages_per_batch"], 300)
+        self.assertEqual(st["sleep_usec"], 10000)
+        self.assertEqual([r["id"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)], [rid])
+
+    def test_bad_config_on_reload_keeps_the_running_one(self):
+        self.daemon.write_conf("[Scan]\nPagesToScan=0\n")
+        r = self.daemon.ctl("reload", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ksmd.conf:2: PagesToScan=0", r.stderr)
+        self.assertEqual(self.status_json()["pages_per_batch"], 100)
+        self.assertIn("the running configuration stays", self.daemon.read_log())
+
+    def test_sighup_reloads(self):
+        self.daemon.write_conf("[Scan]\nPagesToScan=222\n")
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.status_json()["pages_per_batch"] == 222, what="the SIGHUP reload")
+
+
+class CheckConfig(unittest.TestCase):
+    def test_check_config_exit_status(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "ksmd.conf"), "w") as f:
+                f.write("[Scan]\nPagesToScan=10\n")
+            r = subprocess.run([KSMD, "--config-dir", d, "--check-config"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(d, "ksmd.conf"), "a") as f:
+                f.write("Bogus=1\n[Limits]\nMaxRegions=zero\n")
+            r = subprocess.run([KSMD, "--config-dir", d, "--check-config"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("ksmd.conf:3: unknown key Bogus= in [Scan]", r.stderr)
+            self.assertIn("ksmd.conf:5: MaxRegions=zero", r.stderr)
+            # A bad configuration also refuses to start.
+            r = subprocess.run([KSMD, "--config-dir", d, "--no-socket"], capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("Refusing to start", r.stderr)
+
+
+class Authorization(ControlTest):
+    def test_unprivileged_caller_is_refused_without_allow_groups(self):
+        r = self.daemon.ctl("status", user="nobody", check=False)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("neither root nor a member", r.stderr)
+        r = self.daemon.dbus_send("org.ksmd.Manager1.GetStatistics", user="nobody")
+        self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
+
+
+class AllowedGroup(ControlTest):
+    conf = f"[Control]\nAllowGroups={NOBODY}\n[Limits]\nMaxRegionsPerClient=2\n"
+
+    def test_member_registers_its_own_process_only(self):
+        own = self.workload(user="nobody")
+        roots = self.workload()
+        rid = int(self.daemon.ctl("register", str(own.pids[0]), user="nobody").stdout)
+        r = self.daemon.ctl("register", str(roots.pids[0]), user="nobody", check=False)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("runs as another user", r.stderr)
+        # It sees only its own regions; root sees all.
+        root_rid = int(self.daemon.ctl("register", str(roots.pids[0])).stdout)
+        mine = json.loads(self.daemon.ctl("--json", "list", user="nobody").stdout)
+        self.assertEqual([x["id"] for x in mine], [rid])
+        everything = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertEqual(sorted(x["id"] for x in everything), sorted([rid, root_rid]))
+        r = self.daemon.ctl("unregister", str(root_rid), user="nobody", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("No region", r.stderr)
+        # Reload is for root.
+        r = self.daemon.ctl("reload", user="nobody", check=False)
+        self.assertEqual(r.returncode, 4)
+
+    def test_per_user_region_limit(self):
+        own = self.workload("--procs", "3", user="nobody")
+        for p in own.pids[:2]:
+            self.daemon.ctl("register", str(p), user="nobody")
+        r = self.daemon.ctl("register", str(own.pids[2]), user="nobody", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("MaxRegionsPerClient=", r.stderr)
+
+
+class Connections(ControlTest):
+    conf = "[Limits]\nMaxConnections=2\n"
+
+    def test_connection_limit(self):
+        import socket
+        held = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(self.daemon.socket)
+            held.append(s)
+        wait_for(lambda: "Refusing" not in self.daemon.read_log() or True)
+        time.sleep(0.3)
+        r = self.daemon.ctl("status", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("MaxConnections=", self.daemon.read_log())
+        for s in held:
+            s.close()
+        wait_for(lambda: self.daemon.ctl("status", check=False).returncode == 0, what="a free connection")
+
+
+class DbusSendPeer(ControlTest):
+    def test_introspection_names_arguments(self):
+        r = self.daemon.dbus_send("org.freedesktop.DBus.Introspectable.Introspect")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('<method name="RegisterRange">', r.stdout)
+        self.assertIn('<arg type="u" name="pid" direction="in"/>', r.stdout)
+        self.assertIn('<arg type="u" name="id" direction="out"/>', r.stdout)
+
+    def test_methods_and_errors(self):
+        w = self.workload()
+        r = self.daemon.dbus_send("org.ksmd.Manager1.RegisterProcess", f"uint32:{w.pids[0]}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"uint32 1")
+        r = self.daemon.dbus_send("org.ksmd.Manager1.RegisterProcess", f"uint32:{w.pids[0]}")
+        self.assertIn("org.ksmd.Error.AlreadyRegistered", r.stderr)
+        r = self.daemon.dbus_send("org.ksmd.Manager1.RegisterRange", f"uint32:{w.pids[1]}", "uint64:4097", "uint64:4096")
+        self.assertIn("org.freedesktop.DBus.Error.InvalidArgs", r.stderr)
+        r = self.daemon.dbus_send("org.ksmd.Manager1.Unregister", "uint32:77")
+        self.assertIn("org.ksmd.Error.NoSuchRegion", r.stderr)
+        r = self.daemon.dbus_send("org.ksmd.Manager1.RegisterProcess", "string:nope")
+        self.assertIn("org.freedesktop.DBus.Error.InvalidArgs", r.stderr)
+        r = self.daemon.dbus_send("org.freedesktop.DBus.Properties.Get", "string:org.ksmd.Manager1", "string:Mode")
+        self.assertIn('string "estimate"', r.stdout)
+
+    def test_every_method_and_property_is_documented(self):
+        r = self.daemon.dbus_send("org.freedesktop.DBus.Introspectable.Introspect")
+        xml = r.stdout[r.stdout.index("<"):]
+        iface = xml[xml.index('<interface name="org.ksmd.Manager1">'):]
+        iface = iface[:iface.index("</interface>")]
+        with open(os.path.join(SOURCE, "man", "org.ksmd.Manager1.5.scd")) as f:
+            man = f.read()
+        members = re.findall(r'<(method|property) name="(\w+)"', iface)
+        self.assertGreater(len(members), 10)
+        for kind, name in members:
+            want = f"*{name}(" if kind == "method" else f"*{name}* "
+            self.assertIn(want, man, f"{kind} {name} is not documented in org.ksmd.Manager1(5)")
+
+
+class SystemBus(unittest.TestCase):
+    """busctl against ksmd on a private dbus-daemon standing in for the system bus."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-sysbus-")
+        self.bus_socket = os.path.join(self.tmp, "bus.sock")
+        conf = os.path.join(self.tmp, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={self.bus_socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+  <!-- Only our policy file lets anyone own org.ksmd.Manager1. -->
+  <include ignore_missing="no">{os.path.join(SOURCE, "systemd", "org.ksmd.Manager1.conf")}</include>
+</busconfig>
+""")
+        self.bus = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={conf}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.bus_socket), what="dbus-daemon")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={self.bus_socket}")
+        self.daemon = Daemon(self.tmp, "[Control]\nSystemBus=yes\n", env=env)
+        self.address = f"unix:path={self.bus_socket}"
+
+    def tearDown(self):
+        self.daemon.stop()
+        self.bus.terminate()
+        self.bus.wait()
+        shutil.rmtree(self.tmp)
+
+    def busctl(self, *args):
+        return subprocess.run(["busctl", f"--address={self.address}", *args], capture_output=True, text=True,
+                              timeout=30)
+
+    def test_busctl_calls_ksmd_on_the_bus(self):
+        try:
+            wait_for(lambda: "org.ksmd.Manager1" in self.busctl("list", "--no-pager").stdout, what="the bus name")
+        except AssertionError:
+            raise AssertionError(f"ksmd never took its name; its log:\n{self.daemon.read_log()}\n"
+                                 f"busctl list: {self.busctl('list', '--no-pager')}")
+        r = self.busctl("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pages_scanned", r.stdout)
+        r = self.busctl("get-property", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "Mode")
+        self.assertEqual(r.stdout.strip(), 's "estimate"')
+        r = self.busctl("introspect", "--no-pager", "org.ksmd.Manager1", "/org/ksmd/Manager1")
+        self.assertIn(".RegisterProcessByPIDFD", r.stdout)
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("test_control.py: must run as root (it starts ksmd, which reads other processes' memory)",
+              file=sys.stderr)
+        sys.exit(1)
+    unittest.main(verbosity=2)
