@@ -20,7 +20,7 @@
 #include "bus.h"
 #include "helper-client.h"
 #include "log.h"
-#include "proc-creds.h"
+#include "proc-process.h"
 #include "stats.h"
 
 /* Who registered which region, for per-caller limits and ownership checks. */

@@ -14,6 +14,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "autoreg.h"
 #include "build-config.h"
 #include "bus.h"
 #include "config.h"
@@ -133,6 +134,7 @@ static void print_stats(Manager *m) {
 typedef struct Daemon {
         Manager *manager;
         BusServer *bus;
+        AutoRegister *autoreg;
         const char *config_dir;
         /* Options given on the command line win over the file, also on reload. */
         bool cli_rate, cli_target, cli_max_tracked;
@@ -203,6 +205,12 @@ static int daemon_reload(Daemon *d, char *message, size_t size) {
                         return log_oom();
                 }
         }
+        r = autoreg_set_patterns(d->autoreg, c->cgroup_patterns, c->n_cgroup_patterns, c->executable_patterns,
+                                 c->n_executable_patterns);
+        if (r < 0) {
+                snprintf(message, size, "out of memory");
+                return log_oom();
+        }
         if (c->mode == CONFIG_MODE_ESTIMATE && !manager_is_estimate(d->manager))
                 log_notice("Mode=estimate takes effect when ksmd restarts; it keeps merging until then.");
         log_info("Configuration reloaded from %s.", d->config_dir);
@@ -272,6 +280,7 @@ static int run(int argc, char *argv[]) {
         _cleanup_free_ Registration *regs = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(bus_server_freep) BusServer *bus = NULL;
+        _cleanup_(autoreg_freep) AutoRegister *autoreg = NULL;
         _cleanup_(config_freep) Config *file = NULL;
         ManagerConfig config = MANAGER_CONFIG_DEFAULT, cli = {};
         ConfigErrors errors = {};
@@ -406,6 +415,15 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         daemon.manager = m;
+
+        r = autoreg_new(m, file->cgroup_patterns, file->n_cgroup_patterns, file->executable_patterns,
+                        file->n_executable_patterns, &autoreg);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up automatic registration: %m");
+        daemon.autoreg = autoreg;
+        if (file->n_cgroup_patterns + file->n_executable_patterns > 0)
+                log_info("Registering processes automatically: %zu cgroup and %zu executable patterns.",
+                         file->n_cgroup_patterns, file->n_executable_patterns);
 
         if (!no_socket) {
                 BusConfig bc = config_to_bus(file);

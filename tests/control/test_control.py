@@ -255,6 +255,27 @@ class Reload(ControlTest):
         wait_for(lambda: self.status_json()["pages_per_batch"] == 222, what="the SIGHUP reload")
 
 
+class AutoRegister(ControlTest):
+    conf = "[AutoRegister]\nExecutable=ksmd-work*\nCgroup=/no-such.slice/*\n"
+
+    def test_matching_processes_are_registered_whole(self):
+        w = self.workload()
+        # The parent and both children run ksmd-workload.
+        want = sorted(w.pids + [w.proc.pid])
+        wait_for(lambda: sorted(r["pid"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)) == want,
+                 timeout=20, what="automatic registration")
+        self.assertIn("automatically", self.daemon.read_log())
+        self.assertTrue(all(r["whole_process"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)))
+
+    def test_reload_changes_the_rules(self):
+        self.daemon.write_conf("[AutoRegister]\n")
+        self.daemon.ctl("reload")
+        w = self.workload()
+        time.sleep(6)  # longer than one walk of /proc
+        self.assertEqual(json.loads(self.daemon.ctl("--json", "list").stdout), [])
+        w.stop()
+
+
 class CheckConfig(unittest.TestCase):
     def test_check_config_exit_status(self):
         with tempfile.TemporaryDirectory() as d:

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The /proc reader's credential half: who a process runs as, for the
- * control plane's authorization (bus-auth.h). Like proc-reader.c, this is
+ * The /proc reader's process half: who a process runs as (for the
+ * control plane's authorization, bus-auth.h), its cgroup and executable
+ * (for automatic registration) and the list of pids. Like proc-reader.c, this is
  * where /proc is touched; -ESRCH/-ENOENT mean the process is gone.
  */
 
@@ -26,3 +27,12 @@ int proc_read_yama_scope(int *ret);
 
 /* The pid a pidfd of this process refers to (-ESRCH if it has exited). */
 int proc_pidfd_get_pid(int pidfd, pid_t *ret);
+
+/* The cgroup v2 path of pid ("/machine.slice/..."), from /proc/PID/cgroup's "0::" line. */
+int proc_read_cgroup(pid_t pid, char *buf, size_t size);
+
+/* The file name of pid's executable, without directory or " (deleted)"; -ENOENT for kernel threads. */
+int proc_read_exe_name(pid_t pid, char *buf, size_t size);
+
+/* Every pid in /proc, in a malloc'ed array owned by the caller. */
+int proc_list_pids(pid_t **ret, size_t *ret_n);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "macro.h"
-#include "proc-creds.h"
+#include "proc-process.h"
 
 /* Finds "Key:" in /proc/PID/status-like text and returns the rest of the line. */
 static const char *find_field(const char *text, const char *key) {
@@ -172,5 +174,80 @@ int proc_pidfd_get_pid(int pidfd, pid_t *ret) {
         if (pid <= 0)
                 return -ESRCH; /* the kernel shows -1 once the process is gone */
         *ret = pid;
+        return 0;
+}
+
+int proc_read_cgroup(pid_t pid, char *buf, size_t size) {
+        char path[64], text[4096];
+        const char *line;
+        size_t n;
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
+        r = read_small_file(path, text, sizeof(text));
+        if (r < 0)
+                return r;
+        for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (strncmp(line, "0::", 3) == 0) {
+                        line += 3;
+                        n = strcspn(line, "\n");
+                        if (n >= size)
+                                return -ENAMETOOLONG;
+                        memcpy(buf, line, n);
+                        buf[n] = '\0';
+                        return 0;
+                }
+        return -ENODATA; /* no cgroup v2 hierarchy */
+}
+
+int proc_read_exe_name(pid_t pid, char *buf, size_t size) {
+        char path[64], target[4096];
+        const char *base;
+        ssize_t n;
+        size_t len;
+
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return -errno;
+        target[n] = '\0';
+        len = (size_t) n;
+        if (len > 10 && strcmp(target + len - 10, " (deleted)") == 0)
+                target[len - 10] = '\0';
+        base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        if (strlen(base) >= size)
+                return -ENAMETOOLONG;
+        strcpy(buf, base);
+        return 0;
+}
+
+int proc_list_pids(pid_t **ret, size_t *ret_n) {
+        pid_t *pids = NULL, *p;
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d;
+
+        d = opendir("/proc");
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                char *end;
+                long v = strtol(de->d_name, &end, 10);
+
+                if (*end || v <= 0)
+                        continue;
+                p = realloc(pids, (n + 1) * sizeof(pid_t));
+                if (!p) {
+                        free(pids);
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                pids = p;
+                pids[n++] = (pid_t) v;
+        }
+        closedir(d);
+        *ret = pids;
+        *ret_n = n;
         return 0;
 }
