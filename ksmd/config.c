@@ -444,32 +444,39 @@ static int handler(void *userdata, const char *section, const char *name, const 
         return 1;
 }
 
-int config_parse_file(Config *c, const char *path, ConfigErrors *errors) {
-        ParseState st = { .config = c, .errors = errors, .path = path };
+int config_parse_stream(Config *c, FILE *f, const char *name, ConfigErrors *errors) {
+        ParseState st = { .config = c, .errors = errors, .path = name, .f = f };
         int r;
 
-        st.f = fopen(path, "re");
-        if (!st.f) {
+        r = ini_parse_stream(reader, &st, handler, &st);
+        if (ferror(f)) {
+                r = errno > 0 ? -errno : -EIO;
+                (void) add_error(errors, "%s: cannot read: %s", name, strerror(-r));
+                return r;
+        }
+        if (r == -2)
+                return -ENOMEM;
+        if (r > 0 && st.n_problems == 0) {
+                /* libinih found a problem our reader did not. */
+                (void) add_error(errors, "%s:%d: cannot parse this line", name, r);
+                st.n_problems++;
+        }
+        return st.n_problems;
+}
+
+int config_parse_file(Config *c, const char *path, ConfigErrors *errors) {
+        FILE *f;
+        int r;
+
+        f = fopen(path, "re");
+        if (!f) {
                 r = -errno;
                 (void) add_error(errors, "%s: cannot open: %s", path, strerror(-r));
                 return r;
         }
-        r = ini_parse_stream(reader, &st, handler, &st);
-        if (ferror(st.f)) {
-                r = errno > 0 ? -errno : -EIO;
-                (void) add_error(errors, "%s: cannot read: %s", path, strerror(-r));
-                fclose(st.f);
-                return r;
-        }
-        fclose(st.f);
-        if (r == -2)
-                return -ENOMEM;
-        if (r > 0 && st.n_problems == 0) {
-                /* libinih found a problem our reader did not (e.g. an unclosed '['). */
-                (void) add_error(errors, "%s:%d: cannot parse this line", path, r);
-                st.n_problems++;
-        }
-        return st.n_problems;
+        r = config_parse_stream(c, f, path, errors);
+        fclose(f);
+        return r;
 }
 
 static int compare_names(const void *a, const void *b) {

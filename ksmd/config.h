@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "macro.h"
@@ -79,6 +80,8 @@ int config_load(const char *dir, Config **ret, ConfigErrors *errors);
 
 /* Parses one file into c; problems are appended to errors. Returns the number of problems, or -errno. */
 int config_parse_file(Config *c, const char *path, ConfigErrors *errors);
+/* The same for an open stream; name is used in the messages. */
+int config_parse_stream(Config *c, FILE *f, const char *name, ConfigErrors *errors);
 
 const char *config_mode_to_string(ConfigMode m);
 ConfigMode config_mode_from_string(const char *s);
