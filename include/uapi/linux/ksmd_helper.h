@@ -8,10 +8,12 @@
  * re-checks the bytes under lock before it changes a page table.
  *
  * Generic netlink family KSMD_HELPER_GENL_NAME, version
- * KSMD_HELPER_GENL_VERSION. Every command needs CAP_SYS_ADMIN in the initial
- * user namespace. Every attribute has an exact length; unknown attributes,
- * unknown flag bits and oversized batches are refused with -EINVAL (batch:
- * -E2BIG) and an extack message naming the attribute.
+ * KSMD_HELPER_GENL_VERSION, in the initial network namespace only. Every
+ * command needs CAP_SYS_ADMIN in the initial user namespace (and, as
+ * GENL_ADMIN_PERM, CAP_NET_ADMIN); others get -EPERM. Every attribute has an
+ * exact length; unknown attributes, unknown flag bits and oversized batches
+ * are refused with -EINVAL (a pid out of range: -ERANGE; a batch over
+ * MAX_BATCH: -E2BIG) and an extack message naming the attribute.
  *
  * KSMD_HELPER_CMD_INFO
  *   Request: no attributes.
@@ -25,7 +27,7 @@
  *
  * KSMD_HELPER_CMD_MERGE
  *   Request:
- *     KSMD_HELPER_A_FLAGS              u32     0 (no flags defined yet)
+ *     KSMD_HELPER_A_FLAGS              u32     optional; 0 (no flags defined yet)
  *     KSMD_HELPER_A_ITEMS              nested  1..max_batch of:
  *       KSMD_HELPER_A_ITEM             nested
  *         KSMD_HELPER_ITEM_A_PID       u32     target process (caller's pid ns)
@@ -43,10 +45,18 @@
  *                                              ALREADY
  *   A request-level error (permission, malformed message) fails the whole
  *   request and changes nothing; per-item outcomes are results, not errors.
+ *   Items run in order and never change what any page reads. After MERGED,
+ *   target and source map one shared page: when neither did, a new one with
+ *   the verified bytes; when one did, the other joins it. (A CHANGED item
+ *   may leave the source alone on a new shared page.) A
+ *   source mapping the zero page makes the item a MERGE_ZERO of the target;
+ *   a target mapping the zero page gives ALREADY (source all zero) or
+ *   DIFFERS, and changes nothing.
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
- *   As MERGE, items carry only PID and ADDR. An all-zero page is replaced by
- *   the kernel zero page. Reply items carry RESULT (and REASON).
+ *   As MERGE (FLAGS, ITEMS), items carry only PID and ADDR. An all-zero page
+ *   (private or shared) is replaced by the kernel zero page. Reply items
+ *   carry RESULT (and REASON).
  *
  * KSMD_HELPER_CMD_UNMERGE
  *   Request: KSMD_HELPER_A_PID u32, KSMD_HELPER_A_ADDR u64 (page aligned),
@@ -55,12 +65,15 @@
  *   private copy, as a write fault would do. Zero-page entries are left as
  *   they are (the kernel allocates on write as for any untouched page).
  *   Reply: KSMD_HELPER_A_COUNT u64, the pages made private.
+ *   Errors: -ESRCH no such process; -EINVAL bad range; -EINTR signal.
  *
  * KSMD_HELPER_CMD_GET_PAGES (dump)
  *   One message per shared page the module owns:
  *     KSMD_HELPER_A_HANDLE             u64
  *     KSMD_HELPER_A_MAPCOUNT           u32     page table entries mapping it
- *   Pages with no mapping left are freed by the module and stop appearing.
+ *   In handle order. Pages with no mapping left are freed by the module
+ *   (at the latest a few seconds later, and before every dump and INFO)
+ *   and stop appearing; a freed page's handle is never reused.
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
@@ -130,14 +143,17 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_MERGED_ZERO,   /* MERGE_ZERO items with result MERGED */
 	KSMD_HELPER_STAT_ALREADY,
 	KSMD_HELPER_STAT_DIFFERS,
-	KSMD_HELPER_STAT_BUSY,
+	KSMD_HELPER_STAT_BUSY,          /* results BUSY and NO_MEMORY */
 	KSMD_HELPER_STAT_CHANGED,
 	KSMD_HELPER_STAT_UNSUPPORTED,
-	KSMD_HELPER_STAT_NOENT,
+	KSMD_HELPER_STAT_NOENT,         /* NO_PROCESS, NO_PAGE, NO_HANDLE */
 	KSMD_HELPER_STAT_UNMERGED,      /* pages made private by UNMERGE */
 	KSMD_HELPER_STAT_PAGES_OWNED,   /* shared pages the module holds now */
 	KSMD_HELPER_STAT_PAGES_MAPPED,  /* PTEs mapping them now */
-	KSMD_HELPER_STAT_BYTES_SAVED,   /* (mapped - owned + zero PTEs) * page size */
+	KSMD_HELPER_STAT_BYTES_SAVED,   /* (sum over owned pages of mapcount - 1,
+					 * + merged_zero) * page size; zero
+					 * merges count since load, also those
+					 * written to since */
 	KSMD_HELPER_STAT_PAD,
 	__KSMD_HELPER_STAT_MAX
 };
@@ -163,7 +179,8 @@ enum ksmd_helper_result {
 	KSMD_HELPER_RESULT_NO_PROCESS,  /* no such pid, or it is exiting */
 	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
 	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
-	KSMD_HELPER_RESULT_NO_MEMORY,   /* allocation failed; nothing changed */
+	KSMD_HELPER_RESULT_NO_MEMORY,   /* allocation or memcg charge failed;
+					 * nothing changed */
 	__KSMD_HELPER_RESULT_MAX
 };
 
@@ -174,7 +191,8 @@ enum ksmd_helper_reason {
 	KSMD_HELPER_REASON_PFNMAP,      /* VM_PFNMAP/VM_MIXEDMAP/VM_IO */
 	KSMD_HELPER_REASON_THP,         /* huge page that could not be split */
 	KSMD_HELPER_REASON_KSM,         /* page belongs to the kernel's KSM */
-	KSMD_HELPER_REASON_LOCKED_VMA,  /* VM_LOCKED/VM_DONTEXPAND and similar */
+	KSMD_HELPER_REASON_LOCKED_VMA,  /* VM_LOCKED/VM_DONTEXPAND, PROT_NONE,
+					 * userfaultfd, shadow stack and similar */
 	KSMD_HELPER_REASON_SAME_PAGE,   /* target and source are one PTE */
 	__KSMD_HELPER_REASON_MAX
 };

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The differences between the kernel lines ksmd_helper supports, so that
+ * merge.c reads the same on both. Every helper here is a copy of an inline
+ * from the kernel headers that does not link from a module, or a rename.
+ * The supported lines are chosen in symbols.h.
+ */
+#ifndef KSMD_HELPER_COMPAT_H
+#define KSMD_HELPER_COMPAT_H
+
+#include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pgtable.h>
+#include <linux/rmap.h>
+
+#include "symbols.h"
+
+static inline pmd_t kh_pmdp_get_lockless(pmd_t *pmdp)
+{
+#ifdef KH_LINUX_6_1
+	return READ_ONCE(*pmdp);
+#else
+	return pmdp_get_lockless(pmdp);
+#endif
+}
+
+static inline void kh_mn_range_init(struct mmu_notifier_range *range,
+				    struct vm_area_struct *vma,
+				    unsigned long addr)
+{
+#ifdef KH_LINUX_6_1
+	mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, vma, vma->vm_mm,
+				addr, addr + PAGE_SIZE);
+#else
+	mmu_notifier_range_init(range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm,
+				addr, addr + PAGE_SIZE);
+#endif
+}
+
+/* mmu_notifier_invalidate_range_start() without lockdep annotations. */
+static inline void kh_mn_range_start(struct mmu_notifier_range *range)
+{
+	might_sleep();
+	if (mm_has_notifiers(range->mm)) {
+		range->flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
+		kh_sym.mn_range_start(range);
+	}
+}
+
+static inline void kh_mn_range_end(struct mmu_notifier_range *range)
+{
+	if (mm_has_notifiers(range->mm)) {
+#ifdef KH_LINUX_6_1
+		kh_sym.mn_range_end(range, false);
+#else
+		kh_sym.mn_range_end(range);
+#endif
+	}
+}
+
+/*
+ * add_mm_counter() without the rss_stat tracepoint, whose helper is not
+ * exported. Another mm's counters are updated this way by KSM as well.
+ */
+static inline void kh_add_mm_counter(struct mm_struct *mm, int member,
+				     long value)
+{
+#ifdef KH_LINUX_6_1
+	atomic_long_add(value, &mm->rss_stat.count[member]);
+#else
+	percpu_counter_add(&mm->rss_stat[member], value);
+#endif
+}
+
+static inline int kh_page_mapcount(struct page *page)
+{
+#ifdef KH_LINUX_6_1
+	return page_mapcount(page);
+#else
+	return folio_mapcount(page_folio(page));
+#endif
+}
+
+static inline void kh_add_file_rmap(struct page *page,
+				    struct vm_area_struct *vma)
+{
+#ifdef KH_LINUX_6_1
+	kh_sym.page_add_file_rmap(page, vma, false);
+#else
+	kh_sym.folio_add_file_rmap_ptes(page_folio(page), page, 1, vma);
+#endif
+}
+
+static inline void kh_remove_rmap(struct page *page,
+				  struct vm_area_struct *vma)
+{
+#ifdef KH_LINUX_6_1
+	kh_sym.page_remove_rmap(page, vma, false);
+#else
+	kh_sym.folio_remove_rmap_ptes(page_folio(page), page, 1, vma);
+#endif
+}
+
+/* Returns 0 when the exclusive anon page is now shared (see KSM). */
+static inline int kh_try_share_anon_rmap(struct page *page)
+{
+#ifdef KH_LINUX_6_1
+	return page_try_share_anon_rmap(page);
+#else
+	return folio_try_share_anon_rmap_pte(page_folio(page), page);
+#endif
+}
+
+/*
+ * VMA kinds newer kernels added that a merged page must not enter: user
+ * shadow stacks (their PTEs have their own encoding) and droppable
+ * mappings (their pages may be discarded, ours cannot be).
+ */
+#ifdef KH_LINUX_6_1
+#define KH_VM_REFUSED_NEW 0
+#else
+#define KH_VM_REFUSED_NEW (VM_SHADOW_STACK | VM_DROPPABLE)
+#endif
+
+/* NUMA-hinting PTEs of 6.1 keep the write bit as "savedwrite". */
+static inline bool kh_pte_needs_wrprotect(pte_t pte)
+{
+#ifdef KH_LINUX_6_1
+	if (pte_protnone(pte) && pte_savedwrite(pte))
+		return true;
+#endif
+	return pte_write(pte) || pte_dirty(pte);
+}
+
+static inline pte_t kh_pte_wrprotect(pte_t pte)
+{
+#ifdef KH_LINUX_6_1
+	if (pte_protnone(pte))
+		return pte_mkclean(pte_clear_savedwrite(pte));
+#endif
+	return pte_mkclean(pte_wrprotect(pte));
+}
+
+/* Split the locked, referenced THP holding @page; @page stays locked. */
+static inline int kh_split_huge_page(struct page *page)
+{
+#ifdef KH_LINUX_6_1
+	return kh_sym.split_huge_page_to_list(page, NULL);
+#else
+	return kh_sym.split_to_order(page, NULL, 0);
+#endif
+}
+
+#endif /* KSMD_HELPER_COMPAT_H */

@@ -1,0 +1,945 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * DOC: the verified swap
+ *
+ * This follows mm/ksm.c: write_protect_page(), pages_identical() and
+ * replace_page(), driven as try_to_merge_one_page() drives them. What
+ * differs is the shared page: KSM turns one of the anonymous pages into a
+ * KSM page, while this module maps a page of its own (see pages.h) with
+ * file-rmap accounting, because only mm/ksm.c can keep a KSM page's reverse
+ * mapping.
+ *
+ * For each anonymous side of a merge:
+ *  1. take the page lock with trylock (do_wp_page() needs it to reuse an
+ *     anonymous page in place, so holding it keeps writes on the COW path);
+ *  2. write-protect the PTE, clear it and flush the TLB first, then check
+ *     that the page has no reference beyond its mappings (GUP, O_DIRECT),
+ *     and clear PageAnonExclusive; any later write now faults and copies;
+ *  3. compare the bytes, which can no longer change;
+ *  4. swap the PTE for the shared page (or the zero page) if it is still
+ *     the write-protected one, with a TLB flush, inside an MMU notifier
+ *     range so secondary MMUs (KVM) drop their copy.
+ * Shared pages and the zero page are never written, so they need none of
+ * this.
+ *
+ * Locks, outermost first: the mmap read locks of one or two mms, in
+ * address order; page locks, only by trylock; the page table lock; the
+ * registry mutex is taken with no page table lock held.
+ *
+ * Anything unexpected stops the item with nothing changed, or with only a
+ * write-protect done, which the kernel undoes on the next write fault.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/pid.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/swap.h>
+#include <linux/swapops.h>
+#include <linux/userfaultfd_k.h>
+
+#include "compat.h"
+#include "merge.h"
+#include "pages.h"
+
+atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
+
+/**
+ * struct kh_side - one page of a merge, as found in a page table
+ * @mm:       the process's mm, referenced with mmget()
+ * @vma:      the VMA holding @addr; valid while @mm's mmap lock is held
+ * @addr:     page address
+ * @page:     the mapped page, referenced; NULL when @zero
+ * @owned:    registry entry, pinned, when @page is a shared page
+ * @zero:     the zero page (or the huge zero page) is mapped
+ * @locked:   @page is locked
+ * @orig_pte: the PTE after write protection; replacement requires it
+ */
+struct kh_side {
+	struct mm_struct *mm;
+	struct vm_area_struct *vma;
+	unsigned long addr;
+	struct page *page;
+	struct kh_page *owned;
+	bool zero;
+	bool locked;
+	pte_t orig_pte;
+};
+
+static void kh_set(struct kh_item *it, u32 result, u32 reason)
+{
+	it->result = result;
+	it->reason = reason;
+}
+
+static struct mm_struct *kh_get_mm(pid_t nr)
+{
+	struct task_struct *task;
+	struct mm_struct *mm;
+	struct pid *pid;
+
+	pid = find_get_pid(nr);
+	if (!pid)
+		return NULL;
+	task = get_pid_task(pid, PIDTYPE_PID);
+	put_pid(pid);
+	if (!task)
+		return NULL;
+	mm = get_task_mm(task);
+	put_task_struct(task);
+	return mm;
+}
+
+/* Lock one or two mms for reading, in address order to avoid ABBA. */
+static int kh_lock_mms(struct mm_struct *a, struct mm_struct *b)
+{
+	if (!b || a == b)
+		return mmap_read_lock_killable(a);
+	if (a > b)
+		swap(a, b);
+	if (mmap_read_lock_killable(a))
+		return -EINTR;
+	if (mmap_read_lock_killable(b)) {
+		mmap_read_unlock(a);
+		return -EINTR;
+	}
+	return 0;
+}
+
+static void kh_unlock_mms(struct mm_struct *a, struct mm_struct *b)
+{
+	mmap_read_unlock(a);
+	if (b && b != a)
+		mmap_read_unlock(b);
+}
+
+static void kh_side_release(struct kh_side *s)
+{
+	if (s->locked)
+		unlock_page(s->page);
+	s->locked = false;
+	if (s->page)
+		put_page(s->page);
+	s->page = NULL;
+	kh_page_put(s->owned);
+	s->owned = NULL;
+}
+
+/* A page table entry found and locked by kh_pte_lock(). */
+struct kh_pte {
+	pte_t *ptep;
+	spinlock_t *ptl;	/* held, with the RCU read lock */
+};
+
+enum kh_walk {
+	KH_WALK_PTE,	/* the PTE is locked; kh_pte_unlock() it */
+	KH_WALK_HUGE,	/* a huge PMD maps @addr */
+	KH_WALK_NONE,	/* no page table maps @addr */
+	KH_WALK_RETRY,	/* the PMD changed under us */
+};
+
+/*
+ * Find and lock the PTE for @addr. The caller holds @mm's mmap lock, which
+ * keeps the page tables of anonymous VMAs from being freed. The RCU read
+ * lock is held with the PTE lock, as pte_offset_map_lock() does since 6.5.
+ */
+static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
+				struct kh_pte *pt)
+{
+	pmd_t *pmdp;
+	pmd_t pmd;
+	pud_t *pud;
+	p4d_t *p4d;
+	pgd_t *pgd;
+
+	pgd = pgd_offset(mm, addr);
+	if (pgd_none(*pgd) || unlikely(pgd_bad(*pgd)))
+		return KH_WALK_NONE;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || unlikely(p4d_bad(*p4d)))
+		return KH_WALK_NONE;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(*pud) || unlikely(pud_bad(*pud)))
+		return KH_WALK_NONE;
+	pmdp = pmd_offset(pud, addr);
+
+	rcu_read_lock();
+	pmd = kh_pmdp_get_lockless(pmdp);
+	barrier();
+	if (pmd_none(pmd))
+		goto none;
+	if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+		rcu_read_unlock();
+		return KH_WALK_HUGE;
+	}
+	if (!pmd_present(pmd) || unlikely(pmd_bad(pmd)))
+		goto none;
+
+	pt->ptl = pte_lockptr(mm, &pmd);
+	pt->ptep = pte_offset_kernel(&pmd, addr);
+	spin_lock(pt->ptl);
+	if (unlikely(!pmd_same(pmd, READ_ONCE(*pmdp)))) {
+		spin_unlock(pt->ptl);
+		rcu_read_unlock();
+		return KH_WALK_RETRY;
+	}
+	return KH_WALK_PTE;
+
+none:
+	rcu_read_unlock();
+	return KH_WALK_NONE;
+}
+
+static void kh_pte_unlock(struct kh_pte *pt)
+{
+	spin_unlock(pt->ptl);
+	rcu_read_unlock();
+}
+
+/* Why a VMA cannot take part, or KSMD_HELPER_REASON_NONE. */
+static u32 kh_vma_reason(struct vm_area_struct *vma)
+{
+	if (is_vm_hugetlb_page(vma))
+		return KSMD_HELPER_REASON_HUGETLB;
+	if (vma->vm_flags & (VM_PFNMAP | VM_MIXEDMAP | VM_IO))
+		return KSMD_HELPER_REASON_PFNMAP;
+	if (!vma_is_anonymous(vma) ||
+	    (vma->vm_flags & (VM_SHARED | VM_MAYSHARE)) ||
+	    !(vma->vm_flags & VM_MAYWRITE))
+		return KSMD_HELPER_REASON_NOT_ANON;
+	if ((vma->vm_flags & (VM_LOCKED | VM_DONTEXPAND | KH_VM_REFUSED_NEW)) ||
+	    !(vma->vm_flags & VM_READ) || userfaultfd_armed(vma))
+		return KSMD_HELPER_REASON_LOCKED_VMA;
+	return KSMD_HELPER_REASON_NONE;
+}
+
+/*
+ * Split the THP holding @page (referenced, unlocked) as KSM does. The
+ * reference is dropped. Returns true if the caller should walk again.
+ */
+static bool kh_split_thp(struct kh_item *it, struct page *page)
+{
+	int r;
+
+	if (!kh_symbols_have_thp_split()) {
+		put_page(page);
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_THP);
+		return false;
+	}
+	if (!trylock_page(page)) {
+		put_page(page);
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		return false;
+	}
+	r = kh_split_huge_page(page);
+	unlock_page(page);
+	put_page(page);
+	if (r == -EBUSY || r == -EAGAIN) {
+		/* Extra references, often from the per-CPU LRU batches. */
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		it->busy_ref = true;
+		return false;
+	}
+	if (r) {
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_THP);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A huge PMD maps s->addr. An anonymous THP is split and the caller walks
+ * again; anything else in a private anonymous VMA is the huge zero page.
+ */
+static bool kh_side_huge(struct kh_item *it, struct kh_side *s, bool *retry)
+{
+	struct kh_pte pt;
+	struct page *page;
+	pmd_t *pmdp;
+	pmd_t pmd;
+
+	pmdp = pmd_offset(pud_offset(p4d_offset(pgd_offset(s->mm, s->addr),
+						s->addr), s->addr), s->addr);
+	pt.ptl = pmd_lock(s->mm, pmdp);
+	pmd = *pmdp;
+	if (!pmd_present(pmd) || !pmd_trans_huge(pmd)) {
+		spin_unlock(pt.ptl);
+		*retry = true;
+		return false;
+	}
+	page = pmd_page(pmd);
+	if (!PageAnon(page)) {
+		spin_unlock(pt.ptl);
+		s->zero = true;
+		return true;
+	}
+	page += (s->addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT;
+	get_page(page);
+	spin_unlock(pt.ptl);
+	*retry = kh_split_thp(it, page);
+	return false;
+}
+
+/*
+ * Find what @s->mm maps at @s->addr and take a reference to it. Returns
+ * false with the item's result set when the page cannot take part.
+ */
+static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
+{
+	struct vm_area_struct *vma;
+	struct page *page;
+	unsigned long pfn;
+	struct kh_pte pt;
+	pte_t pte;
+	bool retry;
+	int tries;
+	u32 reason;
+
+	vma = find_vma(s->mm, s->addr);
+	if (!vma || s->addr < vma->vm_start) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_PAGE, KSMD_HELPER_REASON_NONE);
+		return false;
+	}
+	reason = kh_vma_reason(vma);
+	if (reason != KSMD_HELPER_REASON_NONE) {
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED, reason);
+		return false;
+	}
+	s->vma = vma;
+
+	for (tries = 0; tries < 3; tries++) {
+		switch (kh_pte_lock(s->mm, s->addr, &pt)) {
+		case KH_WALK_NONE:
+			kh_set(it, KSMD_HELPER_RESULT_NO_PAGE,
+			       KSMD_HELPER_REASON_NONE);
+			return false;
+		case KH_WALK_RETRY:
+			continue;
+		case KH_WALK_HUGE:
+			retry = false;
+			if (kh_side_huge(it, s, &retry))
+				return true;
+			if (retry)
+				continue;
+			return false;
+		case KH_WALK_PTE:
+			break;
+		}
+
+		pte = ptep_get(pt.ptep);
+		if (!pte_present(pte)) {
+			kh_pte_unlock(&pt);
+			/* Under migration or a THP split: transient. */
+			if (!pte_none(pte) &&
+			    is_migration_entry(pte_to_swp_entry(pte)))
+				kh_set(it, KSMD_HELPER_RESULT_BUSY,
+				       KSMD_HELPER_REASON_NONE);
+			else
+				kh_set(it, KSMD_HELPER_RESULT_NO_PAGE,
+				       KSMD_HELPER_REASON_NONE);
+			return false;
+		}
+		pfn = pte_pfn(pte);
+		if (is_zero_pfn(pfn)) {
+			kh_pte_unlock(&pt);
+			s->zero = true;
+			return true;
+		}
+		if (pte_special(pte) || !pfn_valid(pfn)) {
+			kh_pte_unlock(&pt);
+			kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+			       KSMD_HELPER_REASON_PFNMAP);
+			return false;
+		}
+		page = pfn_to_page(pfn);
+		get_page(page);
+		kh_pte_unlock(&pt);
+
+		if (PageAnon(page)) {
+			if (PageKsm(page)) {
+				put_page(page);
+				kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+				       KSMD_HELPER_REASON_KSM);
+				return false;
+			}
+			if (PageCompound(page)) {
+				/* A PTE-mapped THP. */
+				if (kh_split_thp(it, page))
+					continue;
+				return false;
+			}
+			s->page = page;
+			return true;
+		}
+
+		s->owned = kh_page_get_by_page(page);
+		if (!s->owned || pte_write(pte)) {
+			put_page(page);
+			kh_page_put(s->owned);
+			s->owned = NULL;
+			kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+			       KSMD_HELPER_REASON_NOT_ANON);
+			return false;
+		}
+		s->page = page;
+		s->orig_pte = pte;
+		return true;
+	}
+	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+	return false;
+}
+
+static bool kh_side_trylock(struct kh_item *it, struct kh_side *s)
+{
+	if (s->owned || s->zero || s->locked)
+		return true;
+	if (!trylock_page(s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		return false;
+	}
+	s->locked = true;
+	return true;
+}
+
+/*
+ * Make the locked anonymous page of @s read-only and shared, after checking
+ * that nothing but its mappings references it. Shared pages are already
+ * read-only and keep the PTE found by the lookup.
+ */
+static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
+{
+	struct mmu_notifier_range range;
+	struct page *page = s->page;
+	bool anon_exclusive;
+	struct kh_pte pt;
+	pte_t entry;
+	bool ok = false;
+
+	if (s->owned)
+		return true;
+
+	kh_mn_range_init(&range, s->vma, s->addr);
+	kh_mn_range_start(&range);
+
+	if (kh_pte_lock(s->mm, s->addr, &pt) != KH_WALK_PTE) {
+		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+		goto out_mn;
+	}
+	entry = ptep_get(pt.ptep);
+	if (!pte_present(entry) || pte_special(entry) ||
+	    pte_pfn(entry) != page_to_pfn(page)) {
+		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+		goto out_unlock;
+	}
+
+	anon_exclusive = PageAnonExclusive(page);
+	if (kh_pte_needs_wrprotect(entry) || anon_exclusive ||
+	    mm_tlb_flush_pending(s->mm)) {
+		int swapped = folio_test_swapcache(page_folio(page));
+
+		flush_cache_page(s->vma, s->addr, page_to_pfn(page));
+		/*
+		 * Clear the PTE and flush before counting references, so no
+		 * GUP-fast can take a new one behind the check (as KSM).
+		 */
+		entry = kh_sym.ptep_clear_flush(s->vma, s->addr, pt.ptep);
+		/* Mappings, our reference, and the swap cache's. */
+		if (kh_page_mapcount(page) + 1 + swapped != page_count(page)) {
+			set_pte_at(s->mm, s->addr, pt.ptep, entry);
+			kh_set(it, KSMD_HELPER_RESULT_BUSY,
+			       KSMD_HELPER_REASON_NONE);
+			it->busy_ref = true;
+			goto out_unlock;
+		}
+		if (anon_exclusive && kh_try_share_anon_rmap(page)) {
+			set_pte_at(s->mm, s->addr, pt.ptep, entry);
+			kh_set(it, KSMD_HELPER_RESULT_BUSY,
+			       KSMD_HELPER_REASON_NONE);
+			goto out_unlock;
+		}
+		if (pte_dirty(entry))
+			set_page_dirty(page);
+		entry = kh_pte_wrprotect(entry);
+		set_pte_at(s->mm, s->addr, pt.ptep, entry);
+	}
+	s->orig_pte = entry;
+	ok = true;
+
+out_unlock:
+	kh_pte_unlock(&pt);
+out_mn:
+	kh_mn_range_end(&range);
+	return ok;
+}
+
+/*
+ * Map @kpage (a shared page), or the zero page when @kpage is NULL, in
+ * place of @s's page, provided the PTE is still s->orig_pte. On success
+ * the PTE's reference to the old page is dropped; the lookup's stays.
+ */
+static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
+			    struct page *kpage)
+{
+	struct mmu_notifier_range range;
+	struct page *old = s->page;
+	struct kh_pte pt;
+	pte_t newpte;
+	bool ok = false;
+
+	kh_mn_range_init(&range, s->vma, s->addr);
+	kh_mn_range_start(&range);
+
+	if (kh_pte_lock(s->mm, s->addr, &pt) != KH_WALK_PTE) {
+		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+		goto out_mn;
+	}
+	if (!pte_same(ptep_get(pt.ptep), s->orig_pte)) {
+		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+		goto out_unlock;
+	}
+
+	if (kpage) {
+		get_page(kpage);
+		kh_add_file_rmap(kpage, s->vma);
+		kh_add_mm_counter(s->mm, MM_FILEPAGES, 1);
+		/* Read-only: vm_page_prot of a private VMA never allows write. */
+		newpte = mk_pte(kpage, s->vma->vm_page_prot);
+	} else {
+		/* As a read fault leaves it; not pte_mkdirty(), KSM's mark. */
+		newpte = pte_mkspecial(pfn_pte(my_zero_pfn(s->addr),
+					       s->vma->vm_page_prot));
+	}
+
+	flush_cache_page(s->vma, s->addr, pte_pfn(s->orig_pte));
+	kh_sym.ptep_clear_flush(s->vma, s->addr, pt.ptep);
+	set_pte_at(s->mm, s->addr, pt.ptep, newpte);
+
+	kh_add_mm_counter(s->mm, s->owned ? MM_FILEPAGES : MM_ANONPAGES, -1);
+	kh_remove_rmap(old, s->vma);
+	if (!s->owned && s->locked && !page_mapped(old) &&
+	    folio_test_swapcache(page_folio(old)) && kh_sym.folio_free_swap)
+		kh_sym.folio_free_swap(page_folio(old));
+	put_page(old);
+	ok = true;
+
+out_unlock:
+	kh_pte_unlock(&pt);
+out_mn:
+	kh_mn_range_end(&range);
+	return ok;
+}
+
+static bool kh_pages_identical(struct page *a, struct page *b)
+{
+	char *pa = kmap_local_page(a);
+	char *pb = kmap_local_page(b);
+	bool same = !memcmp(pa, pb, PAGE_SIZE);
+
+	kunmap_local(pb);
+	kunmap_local(pa);
+	return same;
+}
+
+static bool kh_page_is_zero(struct page *page)
+{
+	char *p = kmap_local_page(page);
+	bool zero = !memchr_inv(p, 0, PAGE_SIZE);
+
+	kunmap_local(p);
+	return zero;
+}
+
+/* Lock, protect, verify and swap one side for the zero page. */
+static void kh_side_merge_zero(struct kh_item *it, struct kh_side *s)
+{
+	if (s->zero) {
+		kh_set(it, KSMD_HELPER_RESULT_ALREADY, KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	if (!kh_side_trylock(it, s) || !kh_side_write_protect(it, s))
+		return;
+	if (!kh_page_is_zero(s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	if (kh_side_replace(it, s, NULL))
+		kh_set(it, KSMD_HELPER_RESULT_MERGED, KSMD_HELPER_REASON_NONE);
+}
+
+/* Lock, protect, verify and swap one side for the shared page @kp. */
+static void kh_side_join(struct kh_item *it, struct kh_side *s,
+			 struct kh_page *kp)
+{
+	if (s->owned == kp) {
+		kh_set(it, KSMD_HELPER_RESULT_ALREADY, KSMD_HELPER_REASON_NONE);
+		goto out_handle;
+	}
+	if (!kh_side_trylock(it, s) || !kh_side_write_protect(it, s))
+		return;
+	if (!kh_pages_identical(s->page, kp->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	if (!kh_side_replace(it, s, kp->page))
+		return;
+	kh_set(it, KSMD_HELPER_RESULT_MERGED, KSMD_HELPER_REASON_NONE);
+out_handle:
+	it->out_handle = kp->handle;
+	it->has_handle = true;
+}
+
+/*
+ * Both sides are private anonymous pages: copy the verified bytes into a
+ * new shared page and map it in place of both.
+ */
+static void kh_merge_new(struct kh_item *it, struct kh_side *t,
+			 struct kh_side *s)
+{
+	struct page *kpage;
+	struct kh_page *kp;
+
+	/* Not movable: nothing can migrate a page without a reverse map. */
+	kpage = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
+	if (!kpage) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
+		       KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	/*
+	 * Charge the source's memory cgroup, as KSM leaves a merged page
+	 * charged to its first owner; before the page locks, since charging
+	 * may reclaim. A failed merge frees and uncharges the page.
+	 */
+	if (kh_symbols_have_memcg() &&
+	    kh_sym.mem_cgroup_charge(page_folio(kpage), s->mm, GFP_KERNEL)) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
+		       KSMD_HELPER_REASON_NONE);
+		goto out_put;
+	}
+	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
+	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
+		goto out_put;
+	if (!kh_pages_identical(t->page, s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+		goto out_put;
+	}
+	copy_highpage(kpage, s->page);
+
+	kp = kh_page_register(kpage);
+	if (IS_ERR(kp)) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
+		       KSMD_HELPER_REASON_NONE);
+		goto out_put;
+	}
+	/*
+	 * If the target's swap fails after the source's, the source simply
+	 * lives on the shared page; if the source's fails, the unmapped
+	 * shared page is collected.
+	 */
+	if (kh_side_replace(it, s, kpage) && kh_side_replace(it, t, kpage)) {
+		kh_set(it, KSMD_HELPER_RESULT_MERGED, KSMD_HELPER_REASON_NONE);
+		it->out_handle = kp->handle;
+		it->has_handle = true;
+	}
+	kh_page_put(kp);
+out_put:
+	put_page(kpage);
+}
+
+/* The target maps the zero page: report whether the source does too. */
+static void kh_merge_onto_zero(struct kh_item *it, struct kh_side *s,
+			       struct kh_page *kp)
+{
+	struct page *page = kp ? kp->page : s->page;
+	bool zero = kp ? false : s->zero;
+
+	/* Only a report; nothing changes, so an unlocked look is enough. */
+	if (zero || kh_page_is_zero(page))
+		kh_set(it, KSMD_HELPER_RESULT_ALREADY, KSMD_HELPER_REASON_NONE);
+	else
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+}
+
+static void kh_merge_sides(struct kh_item *it, struct kh_side *t,
+			   struct kh_side *s, struct kh_page *kp)
+{
+	if (t->zero) {
+		kh_merge_onto_zero(it, s, kp);
+		return;
+	}
+	if (kp) {
+		kh_side_join(it, t, kp);
+		return;
+	}
+	if (s->zero) {
+		kh_side_merge_zero(it, t);
+		return;
+	}
+	if (t->page == s->page) {
+		/* Already one page: a shared page, or COW-shared after fork. */
+		kh_set(it, KSMD_HELPER_RESULT_ALREADY, KSMD_HELPER_REASON_NONE);
+		if (t->owned) {
+			it->out_handle = t->owned->handle;
+			it->has_handle = true;
+		}
+		return;
+	}
+	if (s->owned) {
+		kh_side_join(it, t, s->owned);
+		return;
+	}
+	if (t->owned) {
+		/* The source joins the target's shared page. */
+		kh_side_join(it, s, t->owned);
+		return;
+	}
+	kh_merge_new(it, t, s);
+}
+
+static void kh_merge_item(struct kh_item *it)
+{
+	struct kh_side t = { .addr = it->addr };
+	struct kh_side s = { .addr = it->src_addr };
+	struct kh_page *kp = NULL;
+
+	if (!it->by_handle && it->pid == it->src_pid &&
+	    it->addr == it->src_addr) {
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_SAME_PAGE);
+		return;
+	}
+
+	t.mm = kh_get_mm(it->pid);
+	if (!t.mm) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+		       KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	if (it->by_handle) {
+		kp = kh_page_get_by_handle(it->handle);
+		if (!kp) {
+			kh_set(it, KSMD_HELPER_RESULT_NO_HANDLE,
+			       KSMD_HELPER_REASON_NONE);
+			goto out_mm;
+		}
+	} else {
+		s.mm = kh_get_mm(it->src_pid);
+		if (!s.mm) {
+			kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+			       KSMD_HELPER_REASON_NONE);
+			goto out_mm;
+		}
+	}
+
+	if (kh_lock_mms(t.mm, s.mm)) {
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		goto out_mm;
+	}
+	if (!kh_side_lookup(it, &t))
+		goto out_unlock;
+	if (!it->by_handle && !kh_side_lookup(it, &s))
+		goto out_release;
+
+	kh_merge_sides(it, &t, &s, kp);
+
+out_release:
+	kh_side_release(&s);
+	kh_side_release(&t);
+out_unlock:
+	kh_unlock_mms(t.mm, s.mm);
+out_mm:
+	kh_page_put(kp);
+	if (s.mm)
+		mmput(s.mm);
+	mmput(t.mm);
+}
+
+static void kh_merge_zero_item(struct kh_item *it)
+{
+	struct kh_side t = { .addr = it->addr };
+
+	t.mm = kh_get_mm(it->pid);
+	if (!t.mm) {
+		kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+		       KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	if (mmap_read_lock_killable(t.mm)) {
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		goto out_mm;
+	}
+	if (kh_side_lookup(it, &t))
+		kh_side_merge_zero(it, &t);
+	kh_side_release(&t);
+	mmap_read_unlock(t.mm);
+out_mm:
+	mmput(t.mm);
+}
+
+static void kh_run_item(struct kh_item *it, bool zero)
+{
+	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+	it->has_handle = false;
+	it->busy_ref = false;
+	if (zero)
+		kh_merge_zero_item(it);
+	else
+		kh_merge_item(it);
+}
+
+static const u8 kh_result_stat[__KSMD_HELPER_RESULT_MAX] = {
+	[KSMD_HELPER_RESULT_MERGED] = KSMD_HELPER_STAT_MERGED,
+	[KSMD_HELPER_RESULT_ALREADY] = KSMD_HELPER_STAT_ALREADY,
+	[KSMD_HELPER_RESULT_DIFFERS] = KSMD_HELPER_STAT_DIFFERS,
+	[KSMD_HELPER_RESULT_BUSY] = KSMD_HELPER_STAT_BUSY,
+	[KSMD_HELPER_RESULT_CHANGED] = KSMD_HELPER_STAT_CHANGED,
+	[KSMD_HELPER_RESULT_UNSUPPORTED] = KSMD_HELPER_STAT_UNSUPPORTED,
+	[KSMD_HELPER_RESULT_NO_PROCESS] = KSMD_HELPER_STAT_NOENT,
+	[KSMD_HELPER_RESULT_NO_PAGE] = KSMD_HELPER_STAT_NOENT,
+	[KSMD_HELPER_RESULT_NO_HANDLE] = KSMD_HELPER_STAT_NOENT,
+	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_BUSY,
+};
+
+void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
+{
+	bool retry = false;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		kh_run_item(&items[i], zero);
+		retry |= items[i].busy_ref;
+		cond_resched();
+	}
+
+	/*
+	 * A page faulted in moments ago still has a reference from a per-CPU
+	 * LRU batch. Drain them once, with no lock held, and retry.
+	 */
+	if (retry && kh_sym.lru_add_drain_all) {
+		kh_sym.lru_add_drain_all();
+		for (i = 0; i < n; i++) {
+			if (items[i].busy_ref)
+				kh_run_item(&items[i], zero);
+			cond_resched();
+		}
+	}
+
+	for (i = 0; i < n; i++) {
+		u32 result = items[i].result;
+
+		if (result >= __KSMD_HELPER_RESULT_MAX)
+			continue;
+		atomic64_inc(&kh_stats[kh_result_stat[result]]);
+		if (zero && result == KSMD_HELPER_RESULT_MERGED)
+			atomic64_inc(&kh_stats[KSMD_HELPER_STAT_MERGED_ZERO]);
+	}
+}
+
+/* If @addr maps a shared page, fault it private as a write would. */
+static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
+			   unsigned long addr, u64 *count)
+{
+	struct kh_page *kp = NULL;
+	struct page *page = NULL;
+	vm_fault_t ret;
+	struct kh_pte pt;
+	pte_t pte;
+
+	if (kh_pte_lock(mm, addr, &pt) != KH_WALK_PTE)
+		return 0;
+	pte = ptep_get(pt.ptep);
+	if (pte_present(pte) && !pte_special(pte) && pfn_valid(pte_pfn(pte))) {
+		page = pte_page(pte);
+		if (!PageAnon(page))
+			get_page(page);
+		else
+			page = NULL;
+	}
+	kh_pte_unlock(&pt);
+	if (!page)
+		return 0;
+
+	kp = kh_page_get_by_page(page);
+	put_page(page);
+	if (!kp)
+		return 0;
+	ret = handle_mm_fault(vma, addr, FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE,
+			      NULL);
+	kh_page_put(kp);
+	if (ret & VM_FAULT_OOM)
+		return -ENOMEM;
+	if (!(ret & VM_FAULT_ERROR))
+		(*count)++;
+	return 0;
+}
+
+int kh_unmerge(pid_t pid, unsigned long addr, unsigned long len,
+	       u64 *ret_count)
+{
+	unsigned long end = addr + len;
+	struct vm_area_struct *vma;
+	struct mm_struct *mm;
+	u64 count = 0;
+	int r = 0;
+
+	mm = kh_get_mm(pid);
+	if (!mm)
+		return -ESRCH;
+	if (mmap_read_lock_killable(mm)) {
+		mmput(mm);
+		return -EINTR;
+	}
+	while (addr < end && !r) {
+		unsigned long vend;
+
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start >= end)
+			break;
+		addr = max(addr, vma->vm_start);
+		vend = min(end, vma->vm_end);
+		/* Shared pages live only in VMAs a merge accepted. */
+		if (!vma_is_anonymous(vma) || is_vm_hugetlb_page(vma) ||
+		    (vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP |
+				      VM_MIXEDMAP | VM_IO)) ||
+		    !(vma->vm_flags & VM_MAYWRITE)) {
+			addr = vend;
+			continue;
+		}
+		for (; addr < vend && !r; addr += PAGE_SIZE) {
+			r = kh_unmerge_page(mm, vma, addr, &count);
+			if (!r && fatal_signal_pending(current))
+				r = -EINTR;
+			cond_resched();
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+
+	atomic64_add(count, &kh_stats[KSMD_HELPER_STAT_UNMERGED]);
+	*ret_count = count;
+	return r;
+}
+
+u64 kh_merge_features(void)
+{
+	u64 features = KSMD_HELPER_FEATURE_MERGE |
+		       KSMD_HELPER_FEATURE_MERGE_ZERO |
+		       KSMD_HELPER_FEATURE_UNMERGE |
+		       KSMD_HELPER_FEATURE_GET_PAGES;
+
+	if (kh_symbols_have_thp_split())
+		features |= KSMD_HELPER_FEATURE_THP_SPLIT;
+	if (kh_symbols_have_memcg())
+		features |= KSMD_HELPER_FEATURE_MEMCG;
+	return features;
+}

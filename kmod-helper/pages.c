@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * DOC: shared page registry
+ *
+ * Two xarrays index the same entries: by handle for userspace and by pfn to
+ * recognise a page found in a page table. Both change only under
+ * kh_pages_lock, a mutex, because the merge path already sleeps (page locks,
+ * MMU notifiers) and lookups are rare next to the page compare.
+ *
+ * An entry stays while its page is mapped or a merge has it pinned. The
+ * mapcount of an unpinned, unmapped page cannot rise again: only a merge
+ * maps it into a new place, and fork copies only existing mappings. So once
+ * the collector sees it at zero under the lock, it may drop the reference.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+
+#include "compat.h"
+#include "pages.h"
+
+static DEFINE_MUTEX(kh_pages_lock);
+static DEFINE_XARRAY(kh_pages_by_handle);
+static DEFINE_XARRAY(kh_pages_by_pfn);
+static u64 kh_next_handle = 1;
+static u64 kh_pages_owned;
+
+static void kh_page_free(struct kh_page *kp)
+{
+	put_page(kp->page);
+	kfree(kp);
+}
+
+void kh_pages_exit(void)
+{
+	struct kh_page *kp;
+	unsigned long index;
+
+	mutex_lock(&kh_pages_lock);
+	xa_for_each(&kh_pages_by_handle, index, kp) {
+		WARN_ON_ONCE(kp->pins);
+		kh_page_free(kp);
+	}
+	xa_destroy(&kh_pages_by_handle);
+	xa_destroy(&kh_pages_by_pfn);
+	kh_pages_owned = 0;
+	mutex_unlock(&kh_pages_lock);
+}
+
+struct kh_page *kh_page_register(struct page *page)
+{
+	struct kh_page *kp;
+	int r;
+
+	kp = kzalloc(sizeof(*kp), GFP_KERNEL);
+	if (!kp)
+		return ERR_PTR(-ENOMEM);
+	kp->page = page;
+	kp->pins = 1;
+
+	mutex_lock(&kh_pages_lock);
+	kp->handle = kh_next_handle;
+	r = xa_insert(&kh_pages_by_handle, kp->handle, kp, GFP_KERNEL);
+	if (r < 0)
+		goto err_unlock;
+	r = xa_insert(&kh_pages_by_pfn, page_to_pfn(page), kp, GFP_KERNEL);
+	if (r < 0)
+		goto err_erase;
+	kh_next_handle++;
+	kh_pages_owned++;
+	get_page(page);
+	mutex_unlock(&kh_pages_lock);
+	return kp;
+
+err_erase:
+	xa_erase(&kh_pages_by_handle, kp->handle);
+err_unlock:
+	mutex_unlock(&kh_pages_lock);
+	kfree(kp);
+	return ERR_PTR(r);
+}
+
+struct kh_page *kh_page_get_by_handle(u64 handle)
+{
+	struct kh_page *kp;
+
+	if (handle > ULONG_MAX)
+		return NULL;
+	mutex_lock(&kh_pages_lock);
+	kp = xa_load(&kh_pages_by_handle, handle);
+	if (kp)
+		kp->pins++;
+	mutex_unlock(&kh_pages_lock);
+	return kp;
+}
+
+struct kh_page *kh_page_get_by_page(struct page *page)
+{
+	struct kh_page *kp;
+
+	mutex_lock(&kh_pages_lock);
+	kp = xa_load(&kh_pages_by_pfn, page_to_pfn(page));
+	if (kp && kp->page == page)
+		kp->pins++;
+	else
+		kp = NULL;
+	mutex_unlock(&kh_pages_lock);
+	return kp;
+}
+
+void kh_page_put(struct kh_page *kp)
+{
+	if (!kp)
+		return;
+	mutex_lock(&kh_pages_lock);
+	WARN_ON_ONCE(!kp->pins);
+	kp->pins--;
+	mutex_unlock(&kh_pages_lock);
+}
+
+void kh_pages_gc(void)
+{
+	struct kh_page *kp;
+	unsigned long index;
+
+	mutex_lock(&kh_pages_lock);
+	xa_for_each(&kh_pages_by_handle, index, kp) {
+		if (kp->pins || page_mapped(kp->page))
+			continue;
+		xa_erase(&kh_pages_by_handle, kp->handle);
+		xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
+		kh_pages_owned--;
+		kh_page_free(kp);
+		cond_resched();
+	}
+	mutex_unlock(&kh_pages_lock);
+}
+
+void kh_pages_count(u64 *ret_owned, u64 *ret_mapped, u64 *ret_saved)
+{
+	u64 mapped = 0, saved = 0;
+	struct kh_page *kp;
+	unsigned long index;
+	int mapcount;
+
+	mutex_lock(&kh_pages_lock);
+	xa_for_each(&kh_pages_by_handle, index, kp) {
+		mapcount = kh_page_mapcount(kp->page);
+		mapped += mapcount;
+		if (mapcount > 1)
+			saved += mapcount - 1;
+	}
+	*ret_owned = kh_pages_owned;
+	mutex_unlock(&kh_pages_lock);
+	*ret_mapped = mapped;
+	*ret_saved = saved;
+}
+
+bool kh_pages_next(u64 *handle, u32 *ret_mapcount)
+{
+	unsigned long index;
+	struct kh_page *kp;
+
+	if (*handle > ULONG_MAX)
+		return false;
+	index = *handle;
+	mutex_lock(&kh_pages_lock);
+	kp = xa_find(&kh_pages_by_handle, &index, ULONG_MAX, XA_PRESENT);
+	if (kp) {
+		*handle = kp->handle;
+		*ret_mapcount = kh_page_mapcount(kp->page);
+	}
+	mutex_unlock(&kh_pages_lock);
+	return kp;
+}

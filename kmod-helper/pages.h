@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The registry of shared pages the module owns.
+ *
+ * A shared page is an ordinary order-0 page that is neither anonymous nor
+ * in the page cache. It is mapped read-only into private anonymous VMAs with
+ * file-rmap accounting, so the kernel's COW, zap and fork paths treat it
+ * like a MAP_PRIVATE file page. The registry holds one page reference per
+ * entry; that reference is what keeps a pfn from being recycled while the
+ * registry can still recognise it as "ours".
+ *
+ * Userspace sees only an opaque 64-bit handle, never a pfn. Handles are not
+ * reused while the module is loaded.
+ */
+#ifndef KSMD_HELPER_PAGES_H
+#define KSMD_HELPER_PAGES_H
+
+#include <linux/mm_types.h>
+#include <linux/types.h>
+
+/**
+ * struct kh_page - one shared page
+ * @page:   the page; the registry holds one reference to it
+ * @handle: what userspace calls it; nonzero
+ * @pins:   merges in flight that may map @page; a pinned entry is never
+ *          freed, so a page cannot be mapped after the registry forgot it.
+ *          Protected by kh_pages_lock.
+ */
+struct kh_page {
+	struct page *page;
+	u64 handle;
+	unsigned int pins;
+};
+
+/* Drop every reference; pages still mapped live on through their mappings. */
+void kh_pages_exit(void);
+
+/*
+ * Register @page (which the caller allocated and filled) and return its
+ * entry pinned once; the registry takes its own reference on @page.
+ * Returns an ERR_PTR on allocation failure.
+ */
+struct kh_page *kh_page_register(struct page *page);
+
+/* Look up and pin an entry, or return NULL. */
+struct kh_page *kh_page_get_by_handle(u64 handle);
+struct kh_page *kh_page_get_by_page(struct page *page);
+/* Undo one pin. Accepts NULL. */
+void kh_page_put(struct kh_page *kp);
+
+/* Free every unpinned entry whose page no page table maps any more. */
+void kh_pages_gc(void);
+
+/*
+ * Pages owned now, the page table entries mapping them, and the pages those
+ * mappings would take without sharing, less the owned pages themselves.
+ */
+void kh_pages_count(u64 *ret_owned, u64 *ret_mapped, u64 *ret_saved);
+
+/*
+ * Find the first entry with a handle >= *handle; store its handle and
+ * mapcount and return true, or return false at the end.
+ */
+bool kh_pages_next(u64 *handle, u32 *ret_mapcount);
+
+#endif /* KSMD_HELPER_PAGES_H */

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * helper-worker.h: worker processes for the ksmd_helper VM tests. A worker
+ * owns one private anonymous region and does what the test process tells it
+ * over a pipe, so that merges happen between genuinely separate processes.
+ * Page i of a region holds pattern(seed, i) in every 8-byte word.
+ */
+#ifndef HELPER_WORKER_H
+#define HELPER_WORKER_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#define PG 4096UL
+
+enum {
+        W_FILL,         /* a..b: pages, val: seed (0: zeros) */
+        W_FILL_CONST,   /* a..b: every word of every page = val */
+        W_CHECK,        /* a..b, val: seed; reply: pages that differ */
+        W_CHECK_OR_ZERO,/* as CHECK, zero pages accepted */
+        W_MLOCK,        /* a..b; reply: errno */
+        W_MUNLOCK,
+        W_DONTNEED,
+        W_FREE,
+        W_PAGEOUT,      /* a..b: push to swap (MADV_PAGEOUT) */
+        W_HOLD_FORK,    /* fork a child that only waits, sharing every page */
+        W_HOLD_RELEASE, /* end that child */
+        W_MUNMAP,
+        W_MREMAP,       /* move the whole region; reply: 0 or errno */
+        W_FORK_CHECK,   /* a..b, val: seed: a child checks, writes, checks; reply: failures */
+        W_ADDR,         /* reply: region address */
+        W_EXIT,
+};
+
+typedef struct {
+        int op;
+        size_t a, b;
+        uint64_t val;
+} WCmd;
+
+typedef struct {
+        pid_t pid;
+        int to, from;
+        char *base;     /* the worker's region address (valid in the worker) */
+        size_t pages;
+} Worker;
+
+static inline uint64_t w_pattern(uint64_t seed, size_t i) {
+        return seed ? seed * 0x9e3779b97f4a7c15ULL + i : 0;
+}
+
+static inline void w_fill(char *p, uint64_t v) {
+        for (size_t k = 0; k < PG / 8; k++)
+                ((uint64_t *) p)[k] = v;
+}
+
+static inline int w_page_is(const char *p, uint64_t v) {
+        for (size_t k = 0; k < PG / 8; k++)
+                if (((const uint64_t *) p)[k] != v)
+                        return 0;
+        return 1;
+}
+
+static inline long w_check(char *base, size_t a, size_t b, uint64_t seed, int zero_ok) {
+        long bad = 0;
+
+        for (size_t i = a; i < b; i++)
+                if (!w_page_is(base + i * PG, w_pattern(seed, i)) && !(zero_ok && w_page_is(base + i * PG, 0)))
+                        bad++;
+        return bad;
+}
+
+static inline void w_serve(int in, int out, size_t pages, int thp) {
+        size_t len = pages * PG;
+        char *raw, *base;
+        pid_t holder = 0;
+        WCmd c;
+
+        /* Align to 2 MiB so THP tests get huge pages. */
+        raw = mmap(NULL, len + (2UL << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED)
+                _exit(2);
+        base = (char *) (((uintptr_t) raw + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+        madvise(base, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+
+        while (read(in, &c, sizeof(c)) == sizeof(c)) {
+                long r = 0;
+
+                switch (c.op) {
+                case W_FILL:
+                        for (size_t i = c.a; i < c.b; i++)
+                                w_fill(base + i * PG, w_pattern(c.val, i));
+                        break;
+                case W_FILL_CONST:
+                        for (size_t i = c.a; i < c.b; i++)
+                                w_fill(base + i * PG, c.val);
+                        break;
+                case W_CHECK:
+                case W_CHECK_OR_ZERO:
+                        r = w_check(base, c.a, c.b, c.val, c.op == W_CHECK_OR_ZERO);
+                        break;
+                case W_MLOCK:
+                        r = mlock(base + c.a * PG, (c.b - c.a) * PG) ? errno : 0;
+                        break;
+                case W_MUNLOCK:
+                        r = munlock(base + c.a * PG, (c.b - c.a) * PG) ? errno : 0;
+                        break;
+                case W_DONTNEED:
+                        r = madvise(base + c.a * PG, (c.b - c.a) * PG, MADV_DONTNEED) ? errno : 0;
+                        break;
+                case W_FREE:
+                        r = madvise(base + c.a * PG, (c.b - c.a) * PG, MADV_FREE) ? errno : 0;
+                        break;
+                case W_PAGEOUT:
+                        r = madvise(base + c.a * PG, (c.b - c.a) * PG, 21 /* MADV_PAGEOUT */) ? errno : 0;
+                        break;
+                case W_HOLD_FORK:
+                        holder = fork();
+                        if (holder == 0)
+                                for (;;)
+                                        pause();
+                        r = holder < 0 ? errno : 0;
+                        break;
+                case W_HOLD_RELEASE:
+                        if (holder > 0) {
+                                kill(holder, SIGKILL);
+                                waitpid(holder, NULL, 0);
+                        }
+                        holder = 0;
+                        break;
+                case W_MUNMAP:
+                        r = munmap(base + c.a * PG, (c.b - c.a) * PG) ? errno : 0;
+                        break;
+                case W_MREMAP: {
+                        /* Grow and force a move. */
+                        char *n = mremap(base, len, len + (4UL << 20), MREMAP_MAYMOVE);
+
+                        if (n == MAP_FAILED) {
+                                r = errno;
+                        } else {
+                                char *blocker = mmap(NULL, len + (8UL << 20), PROT_NONE,
+                                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                                char *m = mremap(n, len + (4UL << 20), len + (4UL << 20),
+                                                 MREMAP_MAYMOVE | MREMAP_FIXED, blocker);
+
+                                base = m == MAP_FAILED ? n : m;
+                                r = m == MAP_FAILED ? errno : 0;
+                        }
+                        break;
+                }
+                case W_FORK_CHECK: {
+                        pid_t p = fork();
+                        int st;
+
+                        if (p == 0) {
+                                long bad = w_check(base, c.a, c.b, c.val, 0);
+
+                                for (size_t i = c.a; i < c.b; i++)
+                                        w_fill(base + i * PG, w_pattern(c.val + 1, i));
+                                bad += w_check(base, c.a, c.b, c.val + 1, 0);
+                                _exit(bad ? 1 : 0);
+                        }
+                        waitpid(p, &st, 0);
+                        r = (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : 1;
+                        r += w_check(base, c.a, c.b, c.val, 0);
+                        break;
+                }
+                case W_ADDR:
+                        r = (long) (uintptr_t) base;
+                        break;
+                case W_EXIT:
+                        _exit(0);
+                }
+                if (write(out, &r, sizeof(r)) != sizeof(r))
+                        _exit(3);
+        }
+        _exit(0);
+}
+
+static inline int worker_start(Worker *w, size_t pages, int thp) {
+        int p1[2], p2[2];
+
+        if (pipe(p1) < 0 || pipe(p2) < 0)
+                return -errno;
+        w->pid = fork();
+        if (w->pid < 0)
+                return -errno;
+        if (w->pid == 0) {
+                close(p1[1]);
+                close(p2[0]);
+                w_serve(p1[0], p2[1], pages, thp);
+        }
+        close(p1[0]);
+        close(p2[1]);
+        w->to = p1[1];
+        w->from = p2[0];
+        w->pages = pages;
+        return 0;
+}
+
+static inline long worker_do(Worker *w, int op, size_t a, size_t b, uint64_t val) {
+        WCmd c = { .op = op, .a = a, .b = b, .val = val };
+        long r;
+
+        if (write(w->to, &c, sizeof(c)) != sizeof(c))
+                return -1000;
+        if (read(w->from, &r, sizeof(r)) != sizeof(r))
+                return -1001;
+        if (op == W_ADDR)
+                w->base = (char *) (uintptr_t) r;
+        return r;
+}
+
+static inline void worker_stop(Worker *w) {
+        WCmd c = { .op = W_EXIT };
+
+        if (w->pid <= 0)
+                return;
+        if (write(w->to, &c, sizeof(c)) != sizeof(c))
+                kill(w->pid, SIGKILL);
+        waitpid(w->pid, NULL, 0);
+        close(w->to);
+        close(w->from);
+        w->pid = 0;
+}
+
+#endif
