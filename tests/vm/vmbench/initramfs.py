@@ -40,6 +40,10 @@ def _copy(src, root, dest=None):
     dest = dest or src
     target = os.path.join(root, dest.lstrip("/"))
     os.makedirs(os.path.dirname(target), exist_ok=True)
+    # A busybox applet link may already stand there, pointing at an absolute
+    # /bin/busybox: writing through it would overwrite the host's file.
+    if os.path.islink(target):
+        os.unlink(target)
     shutil.copy2(src, target, follow_symlinks=True)
     return target
 
