@@ -104,6 +104,9 @@ def build(out_path, init_script, scenario, lib_script, kver, module=None,
     moddir = f"/lib/modules/{kver}"
 
     with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
+        # The temporary directory is 0700; as the guest's / it would keep
+        # every user but root out of everything.
+        os.chmod(root, 0o755)
         for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run",
                   "etc", "lib/modules/ksmd", "lib/modules/kernel", "root"):
             os.makedirs(os.path.join(root, d), exist_ok=True)

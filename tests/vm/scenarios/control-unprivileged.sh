@@ -1,0 +1,62 @@
+#!/bin/sh
+# vm-timeout: 200
+# The control plane with the module loaded: an unprivileged user in
+# AllowGroups= registers its own process and is refused another user's; root
+# registers anything; the daemon merges what was registered.
+. /lib/ksmd-vm.sh
+
+# busybox sh runs its own applets before PATH: name util-linux setpriv by its path.
+NOBODY="/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups"
+SOCK=/run/ksmd/ksmd.sock
+mkdir -p /etc/ksmd-test
+printf '[Control]\nAllowGroups=65534\n[Scan]\nSleep=5ms\n' > /etc/ksmd-test/ksmd.conf
+
+vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
+ksmd --config-dir /etc/ksmd-test --socket "$SOCK" > /tmp/ksmd.log 2>&1 &
+daemon=$!
+i=0
+while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd merges (the module is loaded)" sh -c "ksmctl --socket $SOCK status | grep -q 'mode: merge'"
+
+# One workload as root, one as nobody (each prints its children's pids).
+ksmd-workload --procs 2 --mib 4 --zero 0.25 > /tmp/root.wl &
+root_wl=$!
+$NOBODY ksmd-workload --procs 2 --mib 4 --zero 0.25 --seed 7 > /tmp/nobody.wl &
+nobody_wl=$!
+i=0
+while { ! grep -q ready /tmp/root.wl || ! grep -q ready /tmp/nobody.wl; } && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+root_pid=$(awk '/^pid/ {print $2; exit}' /tmp/root.wl)
+nobody_pids=$(awk '/^pid/ {print $2}' /tmp/nobody.wl)
+
+vm_check_status "nobody is refused before AllowGroups= lets it in (status as uid 65533)" 4 \
+	/usr/bin/setpriv --reuid=65533 --regid=65533 --clear-groups ksmctl --socket "$SOCK" status
+for p in $nobody_pids; do
+	vm_check "nobody registers its own process $p" sh -c "$NOBODY ksmctl --socket $SOCK register $p > /dev/null"
+done
+vm_check_status "nobody may not register root's process $root_pid" 4 \
+	$NOBODY ksmctl --socket "$SOCK" register "$root_pid"
+vm_check "root registers its own process" sh -c "ksmctl --socket $SOCK register $root_pid > /dev/null"
+vm_check "nobody lists only its two regions" sh -c "[ \$($NOBODY ksmctl --socket $SOCK --json list | grep -o '\"id\"' | wc -l) -eq 2 ]"
+
+# The daemon merges nobody's duplicates: the helper reports pages saved.
+i=0
+while [ $i -lt 600 ]; do
+	saved=$(ksmctl --socket "$SOCK" --json status | sed -n 's/.*"saving_bytes":\([0-9]*\).*/\1/p')
+	[ "${saved:-0}" -ge 4194304 ] && break
+	sleep 0.1
+	i=$((i + 1))
+done
+vm_diag "saving reported by ksmd: ${saved:-0} bytes"
+vm_check "the registered memory is merged (>= 4 MiB saved)" test "${saved:-0}" -ge 4194304
+
+kill -USR1 "$root_wl" "$nobody_wl"
+wait "$root_wl"
+vm_check "root's workload reads exactly its own content" test $? -eq 0
+wait "$nobody_wl"
+vm_check "nobody's workload reads exactly its own content" test $? -eq 0
+kill "$daemon"
+wait "$daemon"
+vm_check "ksmd exits cleanly on SIGTERM" test $? -eq 0
+cat /tmp/ksmd.log | sed 's/^/# ksmd: /'
+vm_finish
