@@ -234,10 +234,14 @@ static int transact(HelperClient *c, struct nl_msg *msg, Request *req) {
         return req->error;
 }
 
-static struct nl_msg *new_request(HelperClient *c, uint8_t cmd) {
+/*
+ * A request of payload_bytes of attributes. nlmsg_alloc() gives only a page,
+ * which a MERGE of more than about 90 items outgrows: size it instead.
+ */
+static struct nl_msg *new_request(HelperClient *c, uint8_t cmd, size_t payload_bytes) {
         struct nl_msg *msg;
 
-        msg = nlmsg_alloc();
+        msg = nlmsg_alloc_size(NLMSG_HDRLEN + GENL_HDRLEN + MAX(payload_bytes, (size_t) 256));
         if (!msg)
                 return NULL;
         if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, c->family, 0, 0, cmd,
@@ -254,7 +258,7 @@ int helper_client_info(HelperClient *c, HelperInfo *ret) {
         struct nl_msg *msg;
         int r;
 
-        msg = new_request(c, KSMD_HELPER_CMD_INFO);
+        msg = new_request(c, KSMD_HELPER_CMD_INFO, 0);
         if (!msg)
                 return -ENOMEM;
 
@@ -293,13 +297,18 @@ int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items
                         HelperMergeResult *results) {
         Request req = { .results = results, .n_results = n };
         struct nlattr *list;
+        size_t item_bytes;
         struct nl_msg *msg;
         int r;
 
         if (n == 0)
                 return -EINVAL;
 
-        msg = new_request(c, zero ? KSMD_HELPER_CMD_MERGE_ZERO : KSMD_HELPER_CMD_MERGE);
+        /* Per item: its nest, PID, ADDR and at most SRC_PID + SRC_ADDR; plus the ITEMS nest. */
+        item_bytes = (size_t) (nla_total_size(0) + nla_total_size(4) + nla_total_size(8) + nla_total_size(4) +
+                               nla_total_size(8));
+        msg = new_request(c, zero ? KSMD_HELPER_CMD_MERGE_ZERO : KSMD_HELPER_CMD_MERGE,
+                          (size_t) nla_total_size(0) + n * item_bytes);
         if (!msg)
                 return -ENOMEM;
 
@@ -329,7 +338,7 @@ int helper_client_unmerge(HelperClient *c, pid_t pid, uint64_t addr, uint64_t le
         struct nl_msg *msg;
         int r;
 
-        msg = new_request(c, KSMD_HELPER_CMD_UNMERGE);
+        msg = new_request(c, KSMD_HELPER_CMD_UNMERGE, 0);
         if (!msg)
                 return -ENOMEM;
         if (nla_put_u32(msg, KSMD_HELPER_A_PID, (uint32_t) pid) < 0 ||
@@ -350,7 +359,7 @@ int helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *ret_n) {
         struct nl_msg *msg;
         int r;
 
-        msg = new_request(c, KSMD_HELPER_CMD_GET_PAGES);
+        msg = new_request(c, KSMD_HELPER_CMD_GET_PAGES, 0);
         if (!msg)
                 return -ENOMEM;
         r = transact(c, msg, &req);
