@@ -82,6 +82,22 @@ int merger_submit(Merger *m, const MergeRequest *req) {
         return 0;
 }
 
+size_t merger_forget_region(Merger *m, uint32_t region_id) {
+        size_t w = 0, n = m->n_queue;
+
+        for (size_t i = 0; i < n; i++) {
+                const MergeRequest *q = &m->queue[i];
+
+                if (q->region_id == region_id || (!q->zero && q->handle == 0 && q->src_region_id == region_id))
+                        continue;
+                if (w != i)
+                        m->queue[w] = m->queue[i];
+                w++;
+        }
+        m->n_queue = w;
+        return n - w;
+}
+
 size_t merger_pending(const Merger *m) {
         return m->n_queue;
 }

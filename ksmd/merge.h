@@ -70,6 +70,14 @@ bool merger_is_estimate(const Merger *m);
 /* Queues a request (copied). -ENOBUFS when the queue is full. In estimate mode it is only counted. */
 int merger_submit(Merger *m, const MergeRequest *req);
 
+/*
+ * Drops every queued request whose target or source page lies in the region
+ * (it is being unregistered or its process exited): nothing is merged into or
+ * from a region after it is gone. Returns the number dropped (not counted as
+ * dropped items: they were never due).
+ */
+size_t merger_forget_region(Merger *m, uint32_t region_id);
+
 /* Requests waiting (for a batch to fill or for their backoff). */
 size_t merger_pending(const Merger *m);
 

@@ -93,6 +93,8 @@ static void cursor_close_pagemap(Scanner *s) {
 }
 
 void scanner_forget_region(Scanner *s, Region *r) {
+        /* Queued merges into or from it must not happen once it is gone. */
+        (void) merger_forget_region(s->merger, r->id);
         for (size_t i = 0; i < r->n_areas; i++)
                 if (r->areas[i].attached) {
                         index_detach(s->index, r->areas[i].base_id);
@@ -396,19 +398,32 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                 }
                 if (pfn_is_zero_page(s, e & PAGEMAP_PFN_MASK)) {
                         r->pass.pages_zero_mapped++;
-                        *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        /*
+                         * Zero pages the helper merged stay counted as the saving they are; so do
+                         * private zero pages that turned into the zero page while merging (since
+                         * 6.12 the kernel maps zero-filled subpages of a THP it splits to it).
+                         */
+                        if (state == PAGE_ZERO_MERGED || (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
+                                r->pass.pages_zero++;
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
+                        } else
+                                *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         continue;
                 }
                 if (!(e & PAGEMAP_EXCLUSIVE) || (e & PAGEMAP_FILE_OR_SHARED)) {
-                        if (state == PAGE_SHARING)
-                                r->pass.pages_sharing++;
-                        else {
+                        if (state == PAGE_SHARING) {
+                                /* One mapper of each shared page is its "shared", the others save a page each. */
+                                if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) > 0)
+                                        r->pass.pages_shared++;
+                                else
+                                        r->pass.pages_sharing++;
+                        } else {
                                 r->pass.pages_external++;
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         }
                         continue;
                 }
-                if (state == PAGE_SHARING) {
+                if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) {
                         /* Exclusive again: written to, the COW gave it a private copy. */
                         state = PAGE_UNKNOWN;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
@@ -553,7 +568,7 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
         case KSMD_HELPER_RESULT_ALREADY:
                 if (req->zero) {
                         if (slot)
-                                *slot = page_slot_make(0, PAGE_UNKNOWN, 0, false);
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
                         break;
                 }
                 if (slot)

@@ -76,7 +76,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Scanner *, scanner_free);
  */
 int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret);
 
-/* Call before a region is removed from the registry: detaches its pages from the index. */
+/*
+ * Call before a region is removed from the registry: detaches its pages from
+ * the index and drops the queued merges whose target or source is in it.
+ */
 void scanner_forget_region(Scanner *s, Region *r);
 
 /* Applies a final merge result to the page it names (the MergeResultFn of the manager forwards here). */

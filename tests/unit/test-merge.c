@@ -293,6 +293,37 @@ static void test_switching_to_estimate_drops_the_queue(void **state) {
         assert_int_equal(helper.n_calls, 0);
 }
 
+static void test_forgetting_a_region_drops_its_merges_as_target_and_source(void **state) {
+        _cleanup_(merger_freep) Merger *m = NULL;
+        MergeRequest into = req(0x1000, false), from = req(0x2000, false), zero = req(0x3000, true),
+                     other = req(0x4000, false), by_handle = req(0x5000, false);
+
+        /* Region 2's page as target, as source, as a zero merge; region 3 with a handle names no page of 2. */
+        into.region_id = 2;
+        from.region_id = 3;
+        from.src_region_id = 2;
+        zero.region_id = 2;
+        other.region_id = 3;
+        other.src_region_id = 3;
+        by_handle.region_id = 3;
+        by_handle.src_region_id = 2;
+        by_handle.handle = 0x77;
+
+        assert_int_equal(merger_new(fake_helper, 8, 100, on_result, NULL, &m), 0);
+        assert_int_equal(merger_submit(m, &into), 0);
+        assert_int_equal(merger_submit(m, &from), 0);
+        assert_int_equal(merger_submit(m, &zero), 0);
+        assert_int_equal(merger_submit(m, &other), 0);
+        assert_int_equal(merger_submit(m, &by_handle), 0);
+        assert_int_equal(merger_forget_region(m, 2), 3);
+        assert_int_equal(merger_pending(m), 2);
+        assert_int_equal(merger_flush(m, 0), 2);
+        assert_int_equal(helper.n_calls, 1);
+        assert_int_equal(seen.n, 2);
+        assert_int_equal(seen.addr[0], 0x4000);
+        assert_int_equal(seen.addr[1], 0x5000);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup(test_requests_leave_in_batches_of_max_batch, setup),
@@ -305,6 +336,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_full_queue_refuses_with_enobufs, setup),
                 cmocka_unit_test_setup(test_estimate_mode_counts_and_never_calls_the_helper, setup),
                 cmocka_unit_test_setup(test_switching_to_estimate_drops_the_queue, setup),
+                cmocka_unit_test_setup(test_forgetting_a_region_drops_its_merges_as_target_and_source, setup),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

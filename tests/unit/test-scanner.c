@@ -48,6 +48,8 @@ static struct {
         size_t merge_calls;
         uint32_t (*result_for)(const HelperMergeItem *it, bool zero);
         uint64_t last_handle_used;
+        pid_t watch_pid;                 /* items naming it as target or source are counted */
+        unsigned watch_items;
 } fake;
 
 static int proc_of(pid_t pid) {
@@ -163,6 +165,8 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
                 };
                 if (items[i].handle)
                         fake.last_handle_used = items[i].handle;
+                if (fake.watch_pid && (items[i].pid == fake.watch_pid || (!zero && items[i].src_pid == fake.watch_pid)))
+                        fake.watch_items++;
         }
         return 0;
 }
@@ -542,9 +546,101 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         reset_reads();
         run_pass(&w);
         assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 2);
+        /* As KSM counts: the shared page once as shared, its other mapper as sharing; the merged zero page as zero. */
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_shared, 1);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 1);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 1);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
+        assert_int_equal(scan_counters_saving_pages(scanner_last_counters(w.scanner)), 2);
         run_pass(&w);
         assert_true(fake.last_handle_used == 0x5000);
+        world_done(&w);
+}
+
+static void test_zero_merged_page_counts_as_saved_until_written(void **state) {
+        World w;
+
+        fake.result_for = merged_except_fill;
+        fake.n_pages[0] = 2;
+        set_page(0, 0, 0);
+        set_page(0, 1, 7);
+        world_init(&w, 1, false, true, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 1);
+
+        /* The kernel now maps the zero page there: counted as saved, never read. */
+        fake.page[0][0].pfn = ZERO_PFN;
+        fake.page[0][0].flags = PAGEMAP_PRESENT;
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.page[0][0].reads, 0);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 1);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
+
+        /* Written: a private page again, read and no longer counted as saved. */
+        set_page(0, 0, 9);
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.page[0][0].reads, 1);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 0);
+        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 0);
+        world_done(&w);
+}
+
+static void test_zero_page_mapped_by_a_thp_split_counts_only_when_merging(void **state) {
+        for (int live = 0; live < 2; live++) {
+                World w;
+
+                fake.result_for = merged_except_fill;
+                fake.n_pages[0] = 2;
+                set_page(0, 0, 0);
+                set_page(0, 1, 7);
+                world_init(&w, 1, false, live, 1 << 20);
+                run_pass(&w);
+                /* Read as a private zero page, then the kernel maps the zero page there itself. */
+                fake.page[0][0].pfn = ZERO_PFN;
+                fake.page[0][0].flags = PAGEMAP_PRESENT;
+                run_pass(&w);
+                run_pass(&w);
+                /* Merging: a saving our merges caused. Estimating: nothing left to save. */
+                assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, live ? 1 : 0);
+                assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
+                world_done(&w);
+        }
+}
+
+static uint32_t always_busy(const HelperMergeItem *it, bool zero) {
+        return KSMD_HELPER_RESULT_BUSY;
+}
+
+static void test_forgotten_region_leaves_no_merge_queued(void **state) {
+        World w;
+
+        fake.result_for = always_busy;
+        fake.n_pages[0] = fake.n_pages[1] = 4;
+        for (size_t i = 0; i < 4; i++) {
+                set_page(0, i, 5);
+                set_page(1, i, i == 0 ? 0 : 5);
+        }
+        world_init(&w, 2, false, true, 1 << 20);
+        run_pass(&w);
+        run_pass(&w);
+        /* BUSY: requests wait for their retry, naming region 2 as target (and region 1's page as source). */
+        assert_true(merger_pending(w.merger) > 0);
+        fake.watch_pid = fake.pid[1];
+        fake.watch_items = 0;
+        w.now += 10000000;
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        assert_true(fake.watch_items > 0);
+        scanner_forget_region(w.scanner, w.region[1]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[1]->id), 0);
+        /* Region 1's own requests (its pages 1..3 onto page 0) stay; none may name region 2's process. */
+        assert_true(merger_pending(w.merger) > 0);
+        fake.watch_items = 0;
+        w.now += 10000000;
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        assert_int_equal(fake.watch_items, 0);
         world_done(&w);
 }
 
@@ -664,6 +760,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_without_soft_dirty_every_page_is_read_each_pass, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_process_exit_mid_scan_drops_only_its_region, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zero_merged_page_counts_as_saved_until_written, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forgotten_region_leaves_no_merge_queued, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_zero_page_mapped_by_a_thp_split_counts_only_when_merging, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_differs_reexamines_and_unsupported_records_why, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear, setup, teardown),
