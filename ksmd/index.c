@@ -14,9 +14,12 @@ typedef struct IdRange {
 } IdRange;
 
 typedef struct SharedEntry {
-        uint64_t key;                    /* hash | 1; 0 marks an empty entry */
+        uint64_t key;                    /* hash | 1 (| SHARED_SEEN); 0 marks an empty entry */
         uint64_t handle;
 } SharedEntry;
+
+/* In a SharedEntry's key: a mapper of the page was counted this pass. */
+#define SHARED_SEEN UINT64_C(2)
 
 struct PageIndex {
         uint64_t max_tracked_pages;
@@ -74,6 +77,8 @@ void index_begin_pass(PageIndex *idx) {
         idx->n_candidates = 0;
         if (idx->candidates)
                 memset(idx->candidates, 0, idx->candidates_cap * sizeof(uint32_t));
+        for (size_t i = 0; i < idx->shared_cap; i++)
+                idx->shared[i].key &= ~SHARED_SEEN;
 }
 
 int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t owner, uint64_t start_addr,
@@ -230,7 +235,7 @@ static SharedEntry *shared_find(PageIndex *idx, uint64_t key) {
                 return NULL;
         p = table_pos(key, idx->shared_cap);
         while (idx->shared[p].key != 0) {
-                if (idx->shared[p].key == key)
+                if ((idx->shared[p].key & ~SHARED_SEEN) == key)
                         return &idx->shared[p];
                 p = p + 1 == idx->shared_cap ? 0 : p + 1;
         }
@@ -243,6 +248,17 @@ int index_shared_lookup(PageIndex *idx, uint64_t hash, uint64_t *ret_handle) {
         if (!e)
                 return 0;
         *ret_handle = e->handle;
+        return 1;
+}
+
+int index_shared_note_mapper(PageIndex *idx, uint64_t hash) {
+        SharedEntry *e = shared_find(idx, (hash & PAGE_SLOT_HASH_MASK) | 1);
+
+        if (!e)
+                return -ENOENT;
+        if (e->key & SHARED_SEEN)
+                return 0;
+        e->key |= SHARED_SEEN;
         return 1;
 }
 

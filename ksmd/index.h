@@ -54,6 +54,7 @@ typedef enum PageState {
         PAGE_HASHED,             /* hash of the last read; a candidate once it reads the same again */
         PAGE_ZERO,               /* all zero at the last read (no hash computed) */
         PAGE_SHARING,            /* maps a shared page of the helper whose content hash is in the slot */
+        PAGE_ZERO_MERGED,        /* the helper's MERGE_ZERO made it map the zero page */
         _PAGE_STATE_MAX,
         _PAGE_STATE_INVALID = -1,
 } PageState;
@@ -89,7 +90,7 @@ int index_new(uint64_t max_tracked_pages, PageIndex **ret);
 PageIndex *index_free(PageIndex *idx);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PageIndex *, index_free);
 
-/* Forgets all candidates and page ids; shared entries persist. */
+/* Forgets all candidates and page ids; shared entries persist, their mapper counts (see below) restart. */
 void index_begin_pass(PageIndex *idx);
 
 /*
@@ -128,6 +129,13 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match);
 int index_shared_lookup(PageIndex *idx, uint64_t hash, uint64_t *ret_handle);
 /* Remembers (or updates) a shared page. -ENOSPC when the tracked-page bound would be exceeded. */
 int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle);
+/*
+ * Counts a page found mapping the shared page with this hash, so that each
+ * shared page is counted once per pass (KSM's pages_shared) and its other
+ * mappers as sharing. Returns 1 for the first mapper this pass, 0 for the
+ * others, -ENOENT if no shared page with this hash is known.
+ */
+int index_shared_note_mapper(PageIndex *idx, uint64_t hash);
 /* Forgets a shared page (its handle is dead). Returns 1 if it was known. */
 int index_shared_remove(PageIndex *idx, uint64_t hash);
 

@@ -23,7 +23,9 @@ uint64_t stats_saving_bytes(const Stats *s) {
 
 int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t total_pages, char *buf,
                         size_t size) {
-        unsigned percent = total_pages ? (unsigned) MIN(100u, s->current_scan_pages * 100 / total_pages) : 0;
+        /* Regions join the index as the scan reaches them: the last full scan's size is the better total. */
+        uint64_t total = s->full_scans > 0 ? MAX(total_pages, s->last.pages_scanned) : total_pages;
+        unsigned percent = total ? (unsigned) MIN(100u, s->current_scan_pages * 100 / total) : 0;
         double mib = (double) stats_saving_bytes(s) / (1024.0 * 1024.0);
 
         if (s->full_scans == 0 && total_pages == 0)

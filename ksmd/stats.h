@@ -27,11 +27,13 @@ typedef struct ScanCounters {
         uint64_t pages_unreadable;       /* process_vm_readv failed on them */
         uint64_t pages_dirty;            /* soft-dirty set on a page with a hash */
         uint64_t pages_rewritten_same;   /* dirty, read again, content was unchanged */
-        uint64_t pages_zero;             /* stable all-zero private pages (MERGE_ZERO candidates) */
+        uint64_t pages_zero;             /* stable all-zero private pages (MERGE_ZERO candidates); in merge
+                                          * mode also pages the helper merged that still map the zero page */
         uint64_t pages_unshared;         /* stable candidates with no duplicate */
-        uint64_t pages_shared;           /* distinct contents with >= 2 candidates this pass (KSM's pages_shared) */
+        uint64_t pages_shared;           /* distinct contents with >= 2 candidates this pass (KSM's pages_shared);
+                                          * in merge mode also each shared page of the helper found mapped, once */
         uint64_t pages_sharing;          /* further candidates of those contents (KSM's pages_sharing); in
-                                          * merge mode also pages found mapping a shared page of the helper.
+                                          * merge mode also the further pages found mapping a shared page.
                                           * Merge mode's saving comes from the helper (Stats.helper_bytes_saved). */
 } ScanCounters;
 

@@ -239,6 +239,36 @@ static void test_shared_table_is_bounded(void **state) {
         assert_int_equal(index_shared_add(idx, h(3), 3), -ENOSPC);
 }
 
+static void test_each_shared_page_counts_one_mapper_per_pass(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint64_t n = 3000;
+        uint64_t handle;
+
+        assert_int_equal(index_new(4 * n, &idx), 0);
+        assert_int_equal(index_shared_note_mapper(idx, h(1)), -ENOENT);
+        for (uint64_t i = 0; i < n; i++)
+                assert_int_equal(index_shared_add(idx, h(i), i + 1), 0);
+        for (int pass = 0; pass < 2; pass++) {
+                for (uint64_t i = 0; i < n; i++) {
+                        assert_int_equal(index_shared_note_mapper(idx, h(i)), 1);
+                        assert_int_equal(index_shared_note_mapper(idx, h(i)), 0);
+                }
+                /* The mark changes nothing else: lookups, updates and removals still see the entry. */
+                assert_int_equal(index_shared_lookup(idx, h(7), &handle), 1);
+                assert_true(handle == 8);
+                index_begin_pass(idx);
+        }
+        assert_int_equal(index_shared_note_mapper(idx, h(5)), 1);
+        assert_int_equal(index_shared_add(idx, h(5), 0x55), 0);
+        assert_int_equal(index_shared_note_mapper(idx, h(5)), 0);
+        assert_int_equal(index_shared_remove(idx, h(5)), 1);
+        assert_int_equal(index_shared_note_mapper(idx, h(5)), -ENOENT);
+        for (uint64_t i = 0; i < n; i += 2)
+                assert_int_equal(index_shared_remove(idx, h(i)), 1);
+        for (uint64_t i = 1; i < n; i += 2)
+                assert_int_equal(index_shared_lookup(idx, h(i), &handle), i == 5 ? 0 : 1);
+}
+
 static void test_free_accepts_null(void **state) {
         assert_null(index_free(NULL));
 }
@@ -257,6 +287,7 @@ int main(void) {
                 cmocka_unit_test(test_shared_pages_are_found_by_hash_and_survive_passes),
                 cmocka_unit_test(test_shared_removal_keeps_other_entries_findable),
                 cmocka_unit_test(test_shared_table_is_bounded),
+                cmocka_unit_test(test_each_shared_page_counts_one_mapper_per_pass),
                 cmocka_unit_test(test_free_accepts_null),
         };
 

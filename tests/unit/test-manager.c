@@ -28,6 +28,7 @@ static struct {
         int new_result;
         uint32_t abi;
         int merge_result;                /* request-level result of MERGE */
+        int info_result;                 /* request-level result of INFO */
         size_t merge_calls;
         size_t merge_items;
 } helper;
@@ -50,6 +51,8 @@ HelperClient *__wrap_helper_client_free(HelperClient *c) {
 
 int __wrap_helper_client_info(HelperClient *c, HelperInfo *ret);
 int __wrap_helper_client_info(HelperClient *c, HelperInfo *ret) {
+        if (helper.info_result < 0)
+                return helper.info_result;
         *ret = (HelperInfo) {
                 .abi_version = helper.abi,
                 .module_version = "test",
@@ -185,6 +188,26 @@ static void test_module_going_away_falls_back_to_estimate_mode(void **state) {
         assert_int_equal(helper.merge_calls, 1);
 }
 
+static void test_module_going_away_while_nothing_merges_falls_back_too(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        Stats st;
+
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_false(manager_is_estimate(m));
+        /* Unloaded before any merge is due: the first full scan merges nothing, its end asks INFO. */
+        helper.info_result = -ENOENT;
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        manager_set_exit_after_scans(m, 3);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_true(manager_is_estimate(m));
+        manager_get_stats(m, &st);
+        assert_false(st.live);
+        assert_int_equal(helper.merge_calls, 0);
+        assert_int_equal(scan_counters_saving_pages(&st.last), CHILD_PAGES - 1);
+}
+
 static void test_refused_merge_request_keeps_merge_mode(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
         ManagerConfig c = fast_config();
@@ -314,6 +337,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_present_module_gets_batched_merges, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_module_going_away_falls_back_to_estimate_mode, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_module_going_away_while_nothing_merges_falls_back_too, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_refused_merge_request_keeps_merge_mode, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_helper_with_other_abi_is_refused, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_rate_limits_are_enforced, start_child, stop_child),
