@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""One benchmark run of ksmd's estimate-mode scan on a workload, read
+through its D-Bus API with ksmctl --json."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from . import hostksm, measure
+from .workload import Workload
+
+
+class Ksmd:
+    def __init__(self, build_dir, pages_per_batch, sleep_ms, pids):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-bench-")
+        self.socket = os.path.join(self.tmp, "ksmd.sock")
+        self.ksmctl = os.path.join(build_dir, "ksmd", "ksmctl")
+        cmd = [os.path.join(build_dir, "ksmd", "ksmd"), "--estimate", "--config-dir", self.tmp,
+               "--socket", self.socket, f"--pages-per-batch={pages_per_batch}", f"--sleep-msec={sleep_ms}"]
+        cmd += [f"--register-process={p}" for p in pids]
+        self.log = open(os.path.join(self.tmp, "ksmd.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"ksmd did not start: {open(self.log.name).read()}")
+            time.sleep(0.02)
+
+    def ctl(self, *args):
+        out = subprocess.run([self.ksmctl, "--socket", self.socket, "--json", *args], capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)
+
+    def cpu_seconds(self):
+        return hostksm.cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)  # only the daemon this run started
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp)
+
+
+def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=0.95, build_dir=None):
+    """ksmd --estimate on the workload: time and CPU until its estimate reaches
+    goal of the theoretical saving, pages examined per CPU-second, steady CPU,
+    and its own metadata per tracked page."""
+    with Workload(workload_exe, **wl) as w:
+        expected = w.expected["saved_pages"]
+        r = measure.Run(system=label, expected_pages=expected)
+        d = Ksmd(build_dir, pages_to_scan, sleep_ms, w.pids)
+        try:
+            def scanned():
+                s = d.ctl("stats")
+                return s["full_scans"] * s["pages_scanned"] + s["current_scan_pages"]
+
+            measure.converge(r, lambda: d.ctl("status")["saving_bytes"] // 4096, d.cpu_seconds, scanned,
+                             goal=goal, max_s=max_s, progress=measure.progress_printer(label, expected))
+            if r.goal_s is not None:
+                measure.steady(r, d.cpu_seconds, steady_s)
+            s = d.ctl("stats")
+            r.tracked_pages = s["tracked_pages"]
+            r.metadata_bytes = s["metadata_bytes"]
+            r.notes.append(f"metadata: {r.metadata_bytes / max(r.tracked_pages, 1):.1f} B per tracked page "
+                           "(daemon's own count)")
+            r.notes.append("estimate mode: reads and hashes, merges nothing")
+        finally:
+            d.stop()
+        r.intact = w.verify_and_stop()
+    return r
