@@ -16,9 +16,15 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 hostname ksmd-vm
 
-set -a
-. /etc/ksmd-vm.env
-set +a
+# Parameters come on the kernel command line as ksmd.KEY=VALUE (vm-test).
+for word in $(cat /proc/cmdline); do
+	case "$word" in
+	ksmd.*=*)
+		kv=${word#ksmd.}
+		export "${kv%%=*}=${kv#*=}"
+		;;
+	esac
+done
 
 dump_dmesg() {
 	echo "KSMD-VM: dmesg begin"

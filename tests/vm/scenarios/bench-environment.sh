@@ -1,10 +1,13 @@
 #!/bin/sh
 # vm-timeout: 60
-# The guest provides what the other scenarios rely on: our programs run with
+# The guest provides what the other scenarios rely on: parameters from the
+# kernel command line, our programs run with
 # their shared libraries, zram swap can be enabled, cgroup v2, THP and the
 # kernel's own KSM are there, and the guest has the memory it was given.
 . /lib/ksmd-vm.sh
 
+vm_check "parameters from the kernel command line reach the scenario" \
+	sh -c 'grep -q "ksmd.KSMD_VM_TIMEOUT=$KSMD_VM_TIMEOUT" /proc/cmdline && [ "$KSMD_VM_TIMEOUT" -gt 0 ]'
 vm_check "our programs start (shared libraries present)" sh -c 'helper-info --absent > /dev/null'
 vm_check "zram swap can be enabled" vm_zram_swap 256M
 vm_check "swap is active" grep -q zram0 /proc/swaps

@@ -97,7 +97,7 @@ def _install_kernel_module(moddir, rel, root):
 
 
 def build(out_path, init_script, scenario, lib_script, kver, module=None,
-          extra_modules=(), programs=(), params=None):
+          extra_modules=(), programs=()):
     """Writes a gzip-compressed newc cpio to out_path."""
     if not os.access(BUSYBOX, os.X_OK):
         raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
@@ -151,10 +151,6 @@ def build(out_path, init_script, scenario, lib_script, kver, module=None,
                  for rel in kernel_module_order(moddir, KERNEL_MODULES)]
         with open(os.path.join(root, "lib/modules/kernel/load-order"), "w") as f:
             f.write("\n".join(order) + "\n")
-
-        with open(os.path.join(root, "etc/ksmd-vm.env"), "w") as f:
-            for k, v in sorted((params or {}).items()):
-                f.write(f"{k}='{v}'\n")
 
         tmp = out_path + ".tmp"
         with open(tmp, "wb") as out:
