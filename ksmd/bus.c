@@ -537,7 +537,8 @@ static int method_get_statistics(sd_bus_message *m, void *userdata, sd_bus_error
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int method_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+/* Pause() and Resume(). */
+static int method_set_paused(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
         PeerCreds peer;
         int r;
@@ -545,20 +546,10 @@ static int method_pause(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = check_caller(c, m, &peer, error);
         if (r < 0)
                 return r;
-        manager_pause(c->server->manager);
-        emit_all(c->server, "Paused", "Status", NULL);
-        return sd_bus_reply_method_return(m, NULL);
-}
-
-static int method_resume(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        BusConnection *c = userdata;
-        PeerCreds peer;
-        int r;
-
-        r = check_caller(c, m, &peer, error);
-        if (r < 0)
-                return r;
-        manager_resume(c->server->manager);
+        if (strcmp(sd_bus_message_get_member(m), "Pause") == 0)
+                manager_pause(c->server->manager);
+        else
+                manager_resume(c->server->manager);
         emit_all(c->server, "Paused", "Status", NULL);
         return sd_bus_reply_method_return(m, NULL);
 }
@@ -671,9 +662,9 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a{st}", statistics),
                                 method_get_statistics, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_pause,
+        SD_BUS_METHOD_WITH_ARGS("Pause", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_set_paused,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_resume,
+        SD_BUS_METHOD_WITH_ARGS("Resume", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_set_paused,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

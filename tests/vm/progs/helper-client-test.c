@@ -11,18 +11,10 @@
 #include <unistd.h>
 
 #include "helper-client.h"
+#include "tap.h"
 
 #define N_PAGES 64
 
-static int n_tests, n_failed;
-
-static void tap(int ok, const char *desc) {
-        n_tests++;
-        if (!ok)
-                n_failed++;
-        printf("%s %d - %s\n", ok ? "ok" : "not ok", n_tests, desc);
-        fflush(stdout);
-}
 
 static void fill(uint8_t *p, unsigned seed) {
         for (size_t i = 0; i < 4096; i++)
@@ -202,6 +194,5 @@ int main(void) {
         free(pages);
 
 finish:
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }

@@ -11,15 +11,8 @@
 #include <sys/utsname.h>
 
 #include "helper-client.h"
+#include "tap.h"
 
-static int n_tests, n_failed;
-
-static void tap(int ok, const char *desc) {
-        n_tests++;
-        if (!ok)
-                n_failed++;
-        printf("%s %d - %s\n", ok ? "ok" : "not ok", n_tests, desc);
-}
 
 int main(int argc, char *argv[]) {
         _cleanup_(helper_client_freep) HelperClient *c = NULL;
@@ -58,6 +51,5 @@ int main(int argc, char *argv[]) {
         tap(info.max_batch > 0, "INFO reports a batch limit");
 
 finish:
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }

@@ -16,21 +16,8 @@
 
 #include "helper-genl.h"
 #include "helper-worker.h"
+#include "tap.h"
 
-static int n_tests, n_failed;
-
-static void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        n_tests++;
-        if (!ok)
-                n_failed++;
-        printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf("\n");
-}
 
 /* Send the request built so far; expect error want and an extack message. */
 static void expect_error(KgSock *s, int want, const char *desc) {
@@ -316,6 +303,5 @@ int main(void) {
         worker_stop(&B);
         kg_close(&s);
 finish:
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }

@@ -19,22 +19,8 @@
 
 #include "helper-genl.h"
 #include "helper-worker.h"
+#include "tap.h"
 
-static int n_tests, n_failed;
-
-static void tap(bool ok, const char *fmt, ...) {
-        va_list ap;
-
-        n_tests++;
-        if (!ok)
-                n_failed++;
-        printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        printf("\n");
-        fflush(stdout);
-}
 
 static long proc_kb(const char *path, const char *key) {
         char line[256];
@@ -266,8 +252,7 @@ static int test_unload(KgSock *s) {
             "MADV_DONTNEED after the unload");
         worker_stop(&A);
         worker_stop(&B);
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }
 
 int main(int argc, char *argv[]) {
@@ -505,6 +490,5 @@ int main(int argc, char *argv[]) {
             "after every process exits the module owns no page");
         kg_close(&s);
 finish:
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }

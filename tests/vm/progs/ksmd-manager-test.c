@@ -34,6 +34,7 @@
 #include "manager.h"
 #include "page-hash.h"
 #include "proc-reader.h"
+#include "tap.h"
 
 #define N_CHILDREN 3
 #define PAGES 2048u                      /* per child */
@@ -46,23 +47,7 @@ typedef struct Child {
 } Child;
 
 static Child children[N_CHILDREN];
-static int n_tests, n_failed;
 static volatile sig_atomic_t verify_requested;
-
-static void tap(bool ok, const char *format, ...) _printf_(2, 3);
-static void tap(bool ok, const char *format, ...) {
-        va_list ap;
-
-        n_tests++;
-        if (!ok)
-                n_failed++;
-        printf("%s %d - ", ok ? "ok" : "not ok", n_tests);
-        va_start(ap, format);
-        vprintf(format, ap);
-        va_end(ap);
-        printf("\n");
-        fflush(stdout);
-}
 
 /* " (reason)" for a failed call, "" for a successful one: for test descriptions. */
 static const char *why(int r) {
@@ -453,6 +438,5 @@ int main(int argc, char *argv[]) {
 
         test_process_exits_mid_scan();
         test_region_unregistered_mid_scan();
-        printf("1..%d\n", n_tests);
-        return n_failed ? 1 : 0;
+        return tap_end();
 }
