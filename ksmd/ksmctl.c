@@ -18,8 +18,12 @@
 
 #include "build-config.h"
 #include "bus.h"
+#include "log.h"
 #include "macro.h"
+#include "manager.h"
+#include "page-hash.h"
 #include "parse-util.h"
+#include "proc-process.h"
 
 enum {
         EXIT_FAILED = 1,
@@ -30,6 +34,7 @@ enum {
 
 static const char *arg_socket = "/run/ksmd/ksmd.sock";
 static bool arg_json;
+static uint64_t arg_scans = 3;
 
 static void help(void) {
         printf("ksmctl [OPTIONS] COMMAND ...\n\n"
@@ -42,10 +47,13 @@ static void help(void) {
                "  unregister ID                 Unregister a region\n"
                "  unmerge ID                    Make every merged page of a region private again and unregister it\n"
                "  pause | resume                Stop or restart scanning\n"
-               "  reload                        Re-read /etc/ksmd/ksmd.conf\n\n"
+               "  reload                        Re-read /etc/ksmd/ksmd.conf\n"
+               "  estimate PID...               Scan these processes here, without the daemon, and print\n"
+               "                                what merging would save (merges nothing; needs root)\n\n"
                "Options:\n"
                "  --socket=PATH   The daemon's socket (default %s)\n"
-               "  --json          Machine-readable output for status, stats and list\n"
+               "  --json          Machine-readable output for status, stats, list and estimate\n"
+               "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
                "  -h --help       Show this help\n"
                "     --version    Show the version\n\n"
                "Exit status: 0 success, 1 request failed, 2 bad usage, 3 daemon not running, 4 access denied.\n",
@@ -403,13 +411,98 @@ static int cmd_unmerge(sd_bus *bus, int argc, char *argv[]) {
         return 0;
 }
 
+/*
+ * A one-shot estimate in this process, with the daemon's own scanner in
+ * estimate mode: nothing is merged and no daemon is needed.
+ */
+static int cmd_estimate(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
+        uint64_t total_pages = 0, total_saving = 0;
+        RegionRegistry *reg;
+        bool first = true;
+        int r;
+
+        if (argc < 2) {
+                fprintf(stderr, "ksmctl: estimate takes one or more PIDs\n");
+                return -EXIT_USAGE;
+        }
+        config.estimate = true;
+        config.sleep_usec = 0;
+        log_set_max_level(LOG_CRIT); /* ksmctl says what went wrong itself; the manager would repeat it */
+        r = manager_new(&config, &m);
+        if (r < 0)
+                return -EXIT_FAILED;
+        for (int i = 1; i < argc; i++) {
+                uint64_t pid;
+
+                if (parse_uint64_range(argv[i], 1, INT32_MAX, &pid) < 0) {
+                        fprintf(stderr, "ksmctl: '%s' is not a pid\n", argv[i]);
+                        return -EXIT_USAGE;
+                }
+                r = manager_register_process(m, (pid_t) pid, NULL);
+                if (r == -EPERM || r == -EACCES) {
+                        fprintf(stderr, "ksmctl: may not read process %s: run as root\n", argv[i]);
+                        return -EXIT_DENIED;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "ksmctl: cannot scan process %s: %s\n", argv[i], strerror(-r));
+                        return -EXIT_FAILED;
+                }
+        }
+        manager_set_exit_after_scans(m, arg_scans);
+        r = manager_start(m);
+        if (r >= 0)
+                r = sd_event_loop(manager_get_event(m));
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: scanning failed: %s\n", strerror(-r));
+                return -EXIT_FAILED;
+        }
+
+        reg = manager_get_registry(m);
+        if (arg_json)
+                putchar('[');
+        for (size_t i = 0; i < reg->n_regions; i++) {
+                const Region *region = reg->regions[i];
+                uint64_t pages = region->last.pages_scanned, saving = scan_counters_saving_pages(&region->last);
+                char exe[256] = "?";
+
+                (void) proc_read_exe_name(region->pid, exe, sizeof(exe));
+                total_pages += pages;
+                total_saving += saving;
+                if (arg_json) {
+                        printf("%s{\"pid\":%d,\"exe\":", first ? "" : ",", (int) region->pid);
+                        print_json_string(exe);
+                        printf(",\"pages_scanned\":%" PRIu64 ",\"pages_zero\":%" PRIu64 ",\"pages_sharing\":%" PRIu64
+                               ",\"pages_volatile\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 "}",
+                               pages, region->last.pages_zero, region->last.pages_sharing, region->last.pages_volatile,
+                               saving * PAGE_SIZE_BYTES);
+                } else
+                        printf("process %d (%s): %.1f MiB scanned, %.1f MiB saveable (%.1f MiB zero pages, "
+                               "%.1f MiB duplicates), %" PRIu64 " pages changing\n",
+                               (int) region->pid, exe, pages / 256.0, saving / 256.0,
+                               region->last.pages_zero / 256.0, region->last.pages_sharing / 256.0,
+                               region->last.pages_volatile);
+                first = false;
+        }
+        if (arg_json)
+                printf("]\n");
+        else
+                printf("total: %.1f MiB saveable of %.1f MiB scanned (%.0f %%) after %" PRIu64 " scans; "
+                       "estimate only, nothing was merged\n",
+                       total_saving / 256.0, total_pages / 256.0,
+                       total_pages ? 100.0 * (double) total_saving / (double) total_pages : 0.0, arg_scans);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "json", no_argument, NULL, ARG_JSON },
+                { "scans", required_argument, NULL, ARG_SCANS },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -430,6 +523,12 @@ int main(int argc, char *argv[]) {
                 case ARG_JSON:
                         arg_json = true;
                         break;
+                case ARG_SCANS:
+                        if (parse_uint64_range(optarg, 1, 1000, &arg_scans) < 0) {
+                                fprintf(stderr, "ksmctl: --scans=%s: expected 1..1000\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -443,13 +542,18 @@ int main(int argc, char *argv[]) {
         argv += optind;
 
         static const char *const verbs[] = { "status", "stats", "list", "register", "unregister", "unmerge", "pause",
-                                             "resume", "reload" };
+                                             "resume", "reload", "estimate" };
         bool known = false;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 known = known || strcmp(verb, verbs[i]) == 0;
         if (!known) {
                 fprintf(stderr, "ksmctl: unknown command '%s'; see ksmctl --help\n", verb);
                 return EXIT_USAGE;
+        }
+
+        if (strcmp(verb, "estimate") == 0) {
+                r = cmd_estimate(argc, argv);
+                return r < 0 ? -r : 0;
         }
 
         r = connect_daemon(&bus);

@@ -220,6 +220,23 @@ class Ksmctl(ControlTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("estimate mode", r.stderr)
 
+    def test_estimate_without_the_daemon_is_exact(self):
+        self.daemon.stop()
+        w = self.workload()
+        r = self.daemon.ctl("--json", "estimate", *map(str, w.pids))
+        est = json.loads(r.stdout)
+        self.assertEqual(sorted(e["pid"] for e in est), sorted(w.pids))
+        # Whole processes: their stacks and heaps hold a few more zero or equal pages.
+        saving = sum(e["saving_bytes"] for e in est) // 4096
+        self.assertGreaterEqual(saving, w.expected["saved_pages"])
+        self.assertLess(saving, w.expected["saved_pages"] + 64)
+        human = self.daemon.ctl("estimate", *map(str, w.pids)).stdout
+        self.assertIn("nothing was merged", human)
+        r = self.daemon.ctl("estimate", "4194000", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot scan process 4194000", r.stderr)
+        self.assertTrue(w.verify())
+
     def test_daemon_not_running(self):
         self.daemon.stop()
         r = self.daemon.ctl("status", check=False)
