@@ -64,6 +64,7 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
             if r.goal_s is not None:
                 measure.steady(r, d.cpu_seconds, steady_s)
             s = d.ctl("stats")
+            r.full_pass_s = s["last_full_scan_usec"] / 1e6 if s["full_scans"] else None
             r.tracked_pages = s["tracked_pages"]
             r.metadata_bytes = s["metadata_bytes"]
             r.notes.append(f"metadata: {r.metadata_bytes / max(r.tracked_pages, 1):.1f} B per tracked page "

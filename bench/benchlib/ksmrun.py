@@ -2,6 +2,7 @@
 """One benchmark run of the host kernel's KSM on a workload."""
 
 import sys
+import time
 
 from . import hostksm, measure
 from .workload import Workload
@@ -28,6 +29,7 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
 
             progress = measure.progress_printer(label, expected)
 
+            t0, scans0 = time.monotonic(), hostksm.counters().get("full_scans", 0)
             measure.converge(r, lambda: hostksm.saved_pages(hostksm.counters()),
                              lambda: hostksm.cpu_seconds(kpid),
                              lambda: hostksm.counters().get("pages_scanned", 0),
@@ -35,6 +37,10 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
             print(file=sys.stderr)
             if r.goal_s is not None:
                 measure.steady(r, lambda: hostksm.cpu_seconds(kpid), steady_s)
+            # KSM's passes since it started, over the time they took.
+            passes = hostksm.counters().get("full_scans", 0) - scans0
+            if passes > 0:
+                r.full_pass_s = (time.monotonic() - t0) / passes
             # KSM keeps one 64-byte rmap_item (mm/ksm.c) for every page it
             # tracks in a mergeable area: after a full scan, every page of the
             # workload. Its slab is merged with other 64-byte caches here, so

@@ -21,6 +21,7 @@ class Run:
     scanned_pages: int = 0                        # pages read during the convergence phase
     convergence_cpu_s: float = 0.0
     steady_cpu_per_s: float = None                # CPU seconds per second once converged
+    full_pass_s: float = None                     # wall time of one full pass over the workload
     metadata_bytes: int = None
     tracked_pages: int = None
     intact: bool = None

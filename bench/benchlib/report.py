@@ -34,15 +34,16 @@ def fmt(v, spec):
 
 
 def table(runs):
-    head = ("| system | time to 95 % (s) | CPU to 95 % (s) | final saving (MiB) | "
+    head = ("| system | time to 95 % (s) | CPU to 95 % (s) | final saving (MiB) | one full pass (s) | "
             "CPU-s per GiB scanned | GiB per CPU-s | steady CPU (%) | content intact | notes |")
-    rows = [head, "|" + "---|" * 9]
+    rows = [head, "|" + "---|" * 10]
     for r in runs:
         rows.append("| " + " | ".join([
             r.system,
             fmt(r.goal_s, ".1f"),
             fmt(r.goal_cpu_s, ".2f"),
             fmt(r.final_saved_pages * PAGE / MIB, ".1f"),
+            fmt(r.full_pass_s, ".2f"),
             fmt(r.cpu_s_per_gib_scanned(), ".2f"),
             fmt(r.gib_per_cpu_s(), ".2f"),
             fmt(None if r.steady_cpu_per_s is None else 100 * r.steady_cpu_per_s, ".1f"),
