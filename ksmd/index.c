@@ -13,13 +13,14 @@ typedef struct IdRange {
         uint64_t start_addr;
 } IdRange;
 
-typedef struct SharedEntry {
-        uint64_t key;                    /* hash | 1 (| SHARED_SEEN); 0 marks an empty entry */
-        uint64_t handle;
-} SharedEntry;
-
-/* In a SharedEntry's key: a mapper of the page was counted this pass. */
-#define SHARED_SEEN UINT64_C(2)
+/*
+ * A shared key: the page's hash in bits 63..8, the epoch of its handle's high
+ * half in bits 7..3, SHARED_SEEN and SHARED_USED; 0 marks an empty entry.
+ */
+#define SHARED_USED         UINT64_C(1)
+#define SHARED_SEEN         UINT64_C(2)  /* a mapper of the page was counted this pass */
+#define SHARED_EPOCH_SHIFT  3
+#define SHARED_EPOCHS       32u
 
 struct PageIndex {
         uint64_t max_tracked_pages;
@@ -30,20 +31,43 @@ struct PageIndex {
 
         uint32_t *candidates;            /* page id + 1; 0 marks an empty entry */
         size_t n_candidates, candidates_cap;
+        size_t candidates_pass_cap;      /* capacity at the start of this pass: never shrunk below */
 
-        SharedEntry *shared;
+        /* Shared pages, two parallel arrays probed together. */
+        uint64_t *shared_keys;
+        uint32_t *shared_handles_lo;     /* low 32 bits of the helper's handle */
         size_t n_shared, shared_cap;
+        uint32_t epoch_hi[SHARED_EPOCHS];        /* high 32 bits of the handles of each epoch */
+        uint64_t epoch_refs[SHARED_EPOCHS];      /* shared entries in each epoch; 0: epoch free */
 };
 
 #define TABLE_MIN_CAP 1024u
+
+/* Candidate load kept in [0.6, 0.8] (grow at 0.8, shrink below 0.6, both to 0.7). */
+#define CAND_LOAD_MAX_PCT 80u
+#define CAND_LOAD_MIN_PCT 60u
+#define CAND_LOAD_SET_PCT 70u
+/* Shared load kept in [0.8, 0.9] (grow at 0.9, shrink below 0.8, both to 0.85). */
+#define SHARED_LOAD_MAX_PCT 90u
+#define SHARED_LOAD_MIN_PCT 80u
+#define SHARED_LOAD_SET_PCT 85u
 
 static size_t table_pos(uint64_t hash, size_t cap) {
         /* Lemire's range reduction on the well-mixed high bits. */
         return (size_t) (((unsigned __int128) (hash & PAGE_SLOT_HASH_MASK) * cap) >> 64);
 }
 
-static size_t table_grown_cap(size_t cap) {
-        return cap + cap / 3 + 1;
+/* The capacity holding n entries at load set_pct, never below the minimum table. */
+static size_t table_cap_for(size_t n, unsigned set_pct) {
+        return MAX((size_t) TABLE_MIN_CAP, n * 100 / set_pct + 1);
+}
+
+static bool table_too_full(size_t n, size_t cap, unsigned max_pct) {
+        return cap == 0 || n * 100 > cap * max_pct;
+}
+
+static bool table_too_empty(size_t n, size_t cap, unsigned min_pct) {
+        return cap > TABLE_MIN_CAP && n * 100 < cap * min_pct;
 }
 
 int index_new(uint64_t max_tracked_pages, PageIndex **ret) {
@@ -66,19 +90,35 @@ PageIndex *index_free(PageIndex *idx) {
                 return NULL;
         free(idx->ranges);
         free(idx->candidates);
-        free(idx->shared);
+        free(idx->shared_keys);
+        free(idx->shared_handles_lo);
         free(idx);
         return NULL;
 }
 
 void index_begin_pass(PageIndex *idx) {
+        /* Size the candidate table for what survived the last pass: the best guess for this one. */
+        size_t want = table_cap_for(idx->n_candidates, CAND_LOAD_SET_PCT);
+
+        if (idx->candidates && (table_too_full(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MAX_PCT) ||
+                                table_too_empty(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MIN_PCT))) {
+                uint32_t *table = calloc(want, sizeof(uint32_t));
+
+                /* Without memory for the smaller table the bigger one serves. */
+                if (table) {
+                        free(idx->candidates);
+                        idx->candidates = table;
+                        idx->candidates_cap = want;
+                }
+        }
         idx->n_ranges = 0;
         idx->tracked_pages = 0;
         idx->n_candidates = 0;
         if (idx->candidates)
                 memset(idx->candidates, 0, idx->candidates_cap * sizeof(uint32_t));
+        idx->candidates_pass_cap = idx->candidates_cap;
         for (size_t i = 0; i < idx->shared_cap; i++)
-                idx->shared[i].key &= ~SHARED_SEEN;
+                idx->shared_keys[i] &= ~SHARED_SEEN;
 }
 
 int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t owner, uint64_t start_addr,
@@ -165,8 +205,7 @@ int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint6
         return 0;
 }
 
-static int candidates_grow(PageIndex *idx) {
-        size_t cap = idx->candidates_cap ? table_grown_cap(idx->candidates_cap) : TABLE_MIN_CAP;
+static int candidates_resize(PageIndex *idx, size_t cap) {
         uint32_t *old = idx->candidates, *table;
         size_t old_cap = idx->candidates_cap;
 
@@ -204,8 +243,8 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
 
         if (!self)
                 return -EINVAL;
-        if ((idx->n_candidates + 1) * 5 > idx->candidates_cap * 4) {
-                int r = candidates_grow(idx);
+        if (table_too_full(idx->n_candidates + 1, idx->candidates_cap, CAND_LOAD_MAX_PCT)) {
+                int r = candidates_resize(idx, table_cap_for(idx->n_candidates + 1, CAND_LOAD_SET_PCT));
                 if (r < 0)
                         return r;
         }
@@ -228,103 +267,241 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
         return 0;
 }
 
-static SharedEntry *shared_find(PageIndex *idx, uint64_t key) {
-        size_t p;
+void index_forget_merged_candidates(PageIndex *idx, uint64_t hash) {
+        size_t cap = idx->candidates_cap, p, hole;
+        bool removed = false;
+
+        if (cap == 0)
+                return;
+        hash &= PAGE_SLOT_HASH_MASK;
+        p = table_pos(hash, cap);
+        while (idx->candidates[p] != 0) {
+                PageSlot *s = index_slot(idx, idx->candidates[p] - 1);
+
+                if (!s || page_slot_hash(*s) != hash || page_slot_state(*s) == PAGE_HASHED) {
+                        p = p + 1 == cap ? 0 : p + 1;
+                        continue;
+                }
+
+                /*
+                 * Backward-shift deletion. An entry whose area was detached has no known
+                 * home; it moves into the hole like a tombstone would, which keeps every
+                 * probe chain unbroken, and goes at the next resize.
+                 */
+                hole = p;
+                idx->candidates[hole] = 0;
+                idx->n_candidates--;
+                removed = true;
+                for (size_t q = hole;;) {
+                        PageSlot *o;
+                        size_t home;
+
+                        q = q + 1 == cap ? 0 : q + 1;
+                        if (idx->candidates[q] == 0)
+                                break;
+                        o = index_slot(idx, idx->candidates[q] - 1);
+                        if (o) {
+                                home = table_pos(page_slot_hash(*o), cap);
+                                /* Stays if its home is in (hole, q] cyclically. */
+                                if ((q > hole && home > hole && home <= q) ||
+                                    (q < hole && (home > hole || home <= q)))
+                                        continue;
+                        }
+                        idx->candidates[hole] = idx->candidates[q];
+                        idx->candidates[q] = 0;
+                        hole = q;
+                }
+                /* The slot at p may hold a shifted entry with the same hash: look at it again. */
+        }
+
+        /* Shrink, but not below the capacity this pass started with: it is still filling. */
+        if (removed && idx->candidates_cap > idx->candidates_pass_cap &&
+            table_too_empty(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MIN_PCT))
+                (void) candidates_resize(idx, MAX(table_cap_for(idx->n_candidates, CAND_LOAD_SET_PCT),
+                                                  idx->candidates_pass_cap));
+}
+
+/* How far the shared entry at p sits from its home position. */
+static size_t shared_displacement(const uint64_t *keys, size_t cap, size_t p) {
+        size_t home = table_pos(keys[p], cap);
+
+        return p >= home ? p - home : p + cap - home;
+}
+
+/*
+ * The shared table is a Robin Hood table: an insertion takes the place of any
+ * entry closer to its home than the inserted one is to its own. So a lookup
+ * can stop at the first entry closer to its home than the probe is to the
+ * looked-up hash's: a miss costs about as much as a hit, even at 90 % load.
+ */
+static size_t shared_find(const PageIndex *idx, uint64_t hash) {
+        size_t p, d = 0;
 
         if (idx->shared_cap == 0)
-                return NULL;
-        p = table_pos(key, idx->shared_cap);
-        while (idx->shared[p].key != 0) {
-                if ((idx->shared[p].key & ~SHARED_SEEN) == key)
-                        return &idx->shared[p];
+                return SIZE_MAX;
+        p = table_pos(hash, idx->shared_cap);
+        while (idx->shared_keys[p] != 0) {
+                if ((idx->shared_keys[p] & PAGE_SLOT_HASH_MASK) == hash)
+                        return p;
+                if (shared_displacement(idx->shared_keys, idx->shared_cap, p) < d)
+                        break;
                 p = p + 1 == idx->shared_cap ? 0 : p + 1;
+                d++;
         }
-        return NULL;
+        return SIZE_MAX;
+}
+
+/* Inserts a key that is not in the table, which has room for it. */
+static void shared_place(uint64_t *keys, uint32_t *lo, size_t cap, uint64_t key, uint32_t handle_lo) {
+        size_t p = table_pos(key, cap), d = 0;
+
+        while (keys[p] != 0) {
+                size_t rd = shared_displacement(keys, cap, p);
+
+                if (rd < d) {
+                        /* Take the place of the richer entry and carry it on. */
+                        uint64_t k = keys[p];
+                        uint32_t l = lo[p];
+
+                        keys[p] = key;
+                        lo[p] = handle_lo;
+                        key = k;
+                        handle_lo = l;
+                        d = rd;
+                }
+                p = p + 1 == cap ? 0 : p + 1;
+                d++;
+        }
+        keys[p] = key;
+        lo[p] = handle_lo;
+}
+
+static uint64_t shared_handle(const PageIndex *idx, size_t p) {
+        unsigned e = (unsigned) (idx->shared_keys[p] >> SHARED_EPOCH_SHIFT) & (SHARED_EPOCHS - 1);
+
+        return (uint64_t) idx->epoch_hi[e] << 32 | idx->shared_handles_lo[p];
+}
+
+/* The epoch for a handle's high half, taking a free one if needed; -ENOSPC if all are taken. */
+static int shared_epoch(PageIndex *idx, uint64_t handle) {
+        int free_epoch = -ENOSPC;
+
+        for (unsigned e = 0; e < SHARED_EPOCHS; e++) {
+                if (idx->epoch_refs[e] == 0) {
+                        if (free_epoch < 0)
+                                free_epoch = (int) e;
+                } else if (idx->epoch_hi[e] == (uint32_t) (handle >> 32))
+                        return (int) e;
+        }
+        if (free_epoch >= 0)
+                idx->epoch_hi[free_epoch] = (uint32_t) (handle >> 32);
+        return free_epoch;
+}
+
+static void shared_epoch_put(PageIndex *idx, size_t p) {
+        idx->epoch_refs[(idx->shared_keys[p] >> SHARED_EPOCH_SHIFT) & (SHARED_EPOCHS - 1)]--;
 }
 
 int index_shared_lookup(PageIndex *idx, uint64_t hash, uint64_t *ret_handle) {
-        SharedEntry *e = shared_find(idx, (hash & PAGE_SLOT_HASH_MASK) | 1);
+        size_t p = shared_find(idx, hash & PAGE_SLOT_HASH_MASK);
 
-        if (!e)
+        if (p == SIZE_MAX)
                 return 0;
-        *ret_handle = e->handle;
+        *ret_handle = shared_handle(idx, p);
         return 1;
 }
 
 int index_shared_note_mapper(PageIndex *idx, uint64_t hash) {
-        SharedEntry *e = shared_find(idx, (hash & PAGE_SLOT_HASH_MASK) | 1);
+        size_t p = shared_find(idx, hash & PAGE_SLOT_HASH_MASK);
 
-        if (!e)
+        if (p == SIZE_MAX)
                 return -ENOENT;
-        if (e->key & SHARED_SEEN)
+        if (idx->shared_keys[p] & SHARED_SEEN)
                 return 0;
-        e->key |= SHARED_SEEN;
+        idx->shared_keys[p] |= SHARED_SEEN;
         return 1;
 }
 
-static void shared_place(SharedEntry *table, size_t cap, SharedEntry e) {
-        size_t p = table_pos(e.key, cap);
+static int shared_resize(PageIndex *idx, size_t cap) {
+        _cleanup_free_ uint64_t *keys = calloc(cap, sizeof(uint64_t));
+        _cleanup_free_ uint32_t *lo = calloc(cap, sizeof(uint32_t));
 
-        while (table[p].key != 0)
-                p = p + 1 == cap ? 0 : p + 1;
-        table[p] = e;
+        if (!keys || !lo)
+                return -ENOMEM;
+        for (size_t i = 0; i < idx->shared_cap; i++) {
+                if (idx->shared_keys[i] != 0)
+                        shared_place(keys, lo, cap, idx->shared_keys[i], idx->shared_handles_lo[i]);
+        }
+        free(idx->shared_keys);
+        free(idx->shared_handles_lo);
+        idx->shared_keys = TAKE_PTR(keys);
+        idx->shared_handles_lo = TAKE_PTR(lo);
+        idx->shared_cap = cap;
+        return 0;
 }
 
 int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle) {
-        uint64_t key = (hash & PAGE_SLOT_HASH_MASK) | 1;
-        SharedEntry *e = shared_find(idx, key);
+        size_t p;
+        int e, r;
 
-        if (e) {
-                e->handle = handle;
+        hash &= PAGE_SLOT_HASH_MASK;
+        p = shared_find(idx, hash);
+        if (p != SIZE_MAX) {
+                shared_epoch_put(idx, p);
+                e = shared_epoch(idx, handle);
+                if (e < 0) {
+                        /* No epoch for the new handle: forget the page rather than keep a dead handle. */
+                        idx->epoch_refs[(idx->shared_keys[p] >> SHARED_EPOCH_SHIFT) & (SHARED_EPOCHS - 1)]++;
+                        (void) index_shared_remove(idx, hash);
+                        return e;
+                }
+                idx->epoch_refs[e]++;
+                idx->shared_keys[p] = hash | (uint64_t) e << SHARED_EPOCH_SHIFT | (idx->shared_keys[p] & SHARED_SEEN) |
+                                      SHARED_USED;
+                idx->shared_handles_lo[p] = (uint32_t) handle;
                 return 0;
         }
         /* Shared pages have >= 2 tracked mappers, so this bound is never the binding one. */
         if (idx->n_shared + 1 > idx->max_tracked_pages / 2)
                 return -ENOSPC;
-        if ((idx->n_shared + 1) * 5 > idx->shared_cap * 4) {
-                size_t cap = idx->shared_cap ? table_grown_cap(idx->shared_cap) : TABLE_MIN_CAP;
-                SharedEntry *table = calloc(cap, sizeof(SharedEntry));
-
-                if (!table)
-                        return -ENOMEM;
-                for (size_t i = 0; i < idx->shared_cap; i++)
-                        if (idx->shared[i].key != 0)
-                                shared_place(table, cap, idx->shared[i]);
-                free(idx->shared);
-                idx->shared = table;
-                idx->shared_cap = cap;
+        e = shared_epoch(idx, handle);
+        if (e < 0)
+                return e;
+        if (table_too_full(idx->n_shared + 1, idx->shared_cap, SHARED_LOAD_MAX_PCT)) {
+                r = shared_resize(idx, table_cap_for(idx->n_shared + 1, SHARED_LOAD_SET_PCT));
+                if (r < 0)
+                        return r;
         }
-        shared_place(idx->shared, idx->shared_cap, (SharedEntry) { .key = key, .handle = handle });
+        shared_place(idx->shared_keys, idx->shared_handles_lo, idx->shared_cap,
+                     hash | (uint64_t) e << SHARED_EPOCH_SHIFT | SHARED_USED, (uint32_t) handle);
+        idx->epoch_refs[e]++;
         idx->n_shared++;
         return 0;
 }
 
 int index_shared_remove(PageIndex *idx, uint64_t hash) {
-        SharedEntry *e = shared_find(idx, (hash & PAGE_SLOT_HASH_MASK) | 1);
         size_t hole, p, cap = idx->shared_cap;
 
-        if (!e)
+        hole = shared_find(idx, hash & PAGE_SLOT_HASH_MASK);
+        if (hole == SIZE_MAX)
                 return 0;
 
-        /* Backward-shift deletion keeps linear probing free of tombstones. */
-        hole = (size_t) (e - idx->shared);
-        idx->shared[hole].key = 0;
-        p = hole;
+        /* Backward-shift deletion: no tombstones, and the Robin Hood order holds. */
+        shared_epoch_put(idx, hole);
+        idx->shared_keys[hole] = 0;
         for (;;) {
-                size_t home;
-
-                p = p + 1 == cap ? 0 : p + 1;
-                if (idx->shared[p].key == 0)
+                p = hole + 1 == cap ? 0 : hole + 1;
+                if (idx->shared_keys[p] == 0 || shared_displacement(idx->shared_keys, cap, p) == 0)
                         break;
-                home = table_pos(idx->shared[p].key, cap);
-                /* Move the entry back if its home is not in (hole, p] cyclically. */
-                if ((p > hole && (home <= hole || home > p)) || (p < hole && home <= hole && home > p)) {
-                        idx->shared[hole] = idx->shared[p];
-                        idx->shared[p].key = 0;
-                        hole = p;
-                }
+                idx->shared_keys[hole] = idx->shared_keys[p];
+                idx->shared_handles_lo[hole] = idx->shared_handles_lo[p];
+                idx->shared_keys[p] = 0;
+                hole = p;
         }
         idx->n_shared--;
+        /* Keep the load in its window; a failed shrink only costs memory. */
+        if (table_too_empty(idx->n_shared, cap, SHARED_LOAD_MIN_PCT))
+                (void) shared_resize(idx, table_cap_for(idx->n_shared, SHARED_LOAD_SET_PCT));
         return 1;
 }
 
@@ -334,9 +511,9 @@ void index_usage(const PageIndex *idx, IndexUsage *ret) {
                 .max_tracked_pages = idx->max_tracked_pages,
                 .candidates = idx->n_candidates,
                 .shared_pages = idx->n_shared,
-                .metadata_bytes = idx->tracked_pages * PAGE_SLOT_BYTES +
+                .metadata_bytes = sizeof(PageIndex) + idx->tracked_pages * PAGE_SLOT_BYTES +
                                   idx->candidates_cap * sizeof(uint32_t) +
-                                  idx->shared_cap * sizeof(SharedEntry) +
+                                  idx->shared_cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
                                   idx->n_ranges_allocated * sizeof(IdRange),
         };
 }

@@ -21,19 +21,51 @@
  * hash in an open-addressing table of uint32 page ids (linear probing; the
  * hash is read back from the slot, not stored twice). It is rebuilt on every
  * full scan, like KSM's unstable tree, so it never holds a stale page id:
- * between passes only slots persist. The table grows by 4/3 when it is 80 %
- * full, so its load stays in [0.6, 0.8] and it costs at most 4 / 0.6 = 6.7
- * bytes per candidate.
- *
- *   per tracked page: 8 (slot) + at most 6.7 (candidate entry) = 14.7 bytes
+ * between passes only slots persist. It grows when more than 80 % full, to
+ * 70 %. A candidate that the helper merged with a later duplicate leaves the
+ * table (index_forget_merged_candidates()), which shrinks back to 70 % when
+ * it falls below 60 % full, though never below the capacity the pass started
+ * with; each pass starts with the capacity the last pass's surviving
+ * candidates need (re-sized to 70 % unless they fill 60-80 % of it). So the
+ * table costs at most 4 / 0.6 = 6.7 bytes per candidate, counting the larger
+ * of this pass's and the last pass's surviving candidates.
  *
  * Pages already merged by the helper are remembered once per shared page,
- * not per page: a SharedEntry { hash, handle } of 16 bytes in a second table
- * (same growth rule, at most 26.7 bytes per shared page) lets a new
- * duplicate join the shared page with KSMD_HELPER_ITEM_A_HANDLE. A shared
- * page's mappers hold no candidate entry, so a group of k >= 2 merged pages
- * costs 8k + 26.7 bytes: at most 16 bytes per page for k >= 4, 16.9 for
- * k = 3 and 21.3 for k = 2 (pairs are the one case above the 16-byte goal).
+ * not per page, so that a new duplicate joins the shared page with
+ * KSMD_HELPER_ITEM_A_HANDLE. A second open-addressing table holds, per shared
+ * page, a uint64 key (the hash's 56 bits, a 5-bit handle epoch, a seen-this-
+ * pass bit and a used bit) and, in a parallel array, the low 32 bits of the
+ * helper's handle: 12 bytes. The helper hands out handles in increasing order
+ * and never reuses them, so the live handles share few distinct high halves;
+ * the index keeps up to 32 of them (the epochs, 384 bytes inside PageIndex).
+ * A handle whose high half needs a 33rd epoch (after 2^37 handles, with old
+ * shared pages still alive) is not remembered: index_shared_add() returns
+ * -ENOSPC and the page stays merged, only unjoinable. The table is kept
+ * between 80 % and 90 % full (it grows and shrinks to 85 %), so a shared
+ * page costs at most 12 / 0.8 = 15 bytes. It is a Robin Hood table (linear
+ * probing where an insertion displaces entries nearer their home), so that a
+ * lookup that misses, as most candidates' do, stops after a few probes at
+ * this load instead of running to the end of the cluster.
+ * A shared page's mappers hold no candidate entry.
+ *
+ * Per tracked page, by state, at the end of a pass:
+ *
+ *   never read, not present, volatile (changed      8 bytes (slot only)
+ *     since the last read), zero, zero-merged
+ *   unique or candidate (held still, indexed)       8 + 6.7  = 14.7 bytes
+ *   merged group of k >= 2 tracked mappers          8 + 15/k <= 15.5 bytes
+ *                                                   (k = 2: 15.5, k = 3: 13)
+ *
+ * so at most 16 bytes per tracked page in every state and in any mix of
+ * them, plus a fixed part: the PageIndex itself (about 500 bytes), the
+ * minimum tables (1024 entries each, 4 KiB for candidates and 12 KiB for
+ * shared pages) and 40 bytes per attached area (IdRange, in an array that
+ * doubles: at most 80). index_usage() reports exactly this allocation. Two cases fall outside the per-page bound because
+ * the index cannot see them: a shared page keeps its entry until the helper
+ * reports its handle dead (KSMD_HELPER_RESULT_NO_HANDLE), even when fewer
+ * than two of its mappers are still tracked (a region went away, or its
+ * mappers wrote to it); and while a pass runs, tracked_pages counts only the
+ * areas attached so far.
  *
  * Page ids are assigned per pass: index_begin_pass() forgets every id, the
  * scanner attaches each area's slot array again and gets a base id. The sum
@@ -125,9 +157,19 @@ int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint6
  */
 int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match);
 
+/*
+ * A candidate with this hash was merged: the helper made it (and its
+ * duplicate) a shared page. Removes the candidate entries with this hash whose
+ * slot is no longer HASHED, so merged pages cost no candidate entry.
+ */
+void index_forget_merged_candidates(PageIndex *idx, uint64_t hash);
+
 /* Shared pages by content hash. Returns 1 and *ret_handle if known, 0 if not. */
 int index_shared_lookup(PageIndex *idx, uint64_t hash, uint64_t *ret_handle);
-/* Remembers (or updates) a shared page. -ENOSPC when the tracked-page bound would be exceeded. */
+/*
+ * Remembers (or updates) a shared page. -ENOSPC when the tracked-page bound
+ * would be exceeded or no handle epoch is free (see the DOC above), -ENOMEM.
+ */
 int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle);
 /*
  * Counts a page found mapping the shared page with this hash, so that each
@@ -144,7 +186,7 @@ typedef struct IndexUsage {
         uint64_t max_tracked_pages;
         uint64_t candidates;             /* entries in the candidate table */
         uint64_t shared_pages;           /* entries in the shared table */
-        uint64_t metadata_bytes;         /* slots + both tables, bytes */
+        uint64_t metadata_bytes;         /* the index, slots, both tables and the area ranges, bytes */
 } IndexUsage;
 
 void index_usage(const PageIndex *idx, IndexUsage *ret);

@@ -579,6 +579,8 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
 
                         if (src)
                                 *src = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                        /* Its candidate entry is dead weight now: the shared table answers for it. */
+                        index_forget_merged_candidates(s->index, req->hash);
                 }
                 if (res->handle != 0)
                         (void) index_shared_add(s->index, req->hash, res->handle);

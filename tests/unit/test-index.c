@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -269,6 +271,210 @@ static void test_each_shared_page_counts_one_mapper_per_pass(void **state) {
                 assert_int_equal(index_shared_lookup(idx, h(i), &handle), i == 5 ? 0 : 1);
 }
 
+/*
+ * Drives the index through one pass as the scanner does, for pages whose
+ * content is given by group: pages with equal group numbers hold equal
+ * content; group UINT32_MAX marks a zero page, UINT32_MAX - 1 a page that
+ * changed since its last read (volatile). merge: the helper merges every
+ * match (the first pair makes a shared page, later duplicates join it).
+ */
+#define GROUP_ZERO     UINT32_MAX
+#define GROUP_VOLATILE (UINT32_MAX - 1)
+
+static void drive_pass(PageIndex *idx, PageSlot *slots, const uint32_t *group, uint32_t n, bool merge,
+                       uint64_t *next_handle, uint32_t pass) {
+        uint32_t base, match;
+        uint64_t handle;
+
+        index_begin_pass(idx);
+        assert_int_equal(index_attach(idx, slots, n, 1, 0, &base), 0);
+        for (uint32_t i = 0; i < n; i++) {
+                PageState st = page_slot_state(slots[i]);
+
+                if (group[i] == GROUP_ZERO) {
+                        slots[i] = page_slot_make(0, PAGE_ZERO, 0, false);
+                        continue;
+                }
+                if (group[i] == GROUP_VOLATILE) {
+                        slots[i] = page_slot_make(h(((uint64_t) pass << 32) + i), PAGE_HASHED, 7, false);
+                        continue;
+                }
+                if (st == PAGE_SHARING) {
+                        assert_true(index_shared_note_mapper(idx, page_slot_hash(slots[i])) >= 0);
+                        continue;
+                }
+                if (st != PAGE_HASHED) {
+                        /* First read: hashed, a candidate from the next pass on. */
+                        slots[i] = page_slot_make(h(group[i]), PAGE_HASHED, 0, false);
+                        continue;
+                }
+                if (merge && index_shared_lookup(idx, page_slot_hash(slots[i]), &handle) > 0) {
+                        slots[i] = page_slot_make(page_slot_hash(slots[i]), PAGE_SHARING, 0, false);
+                        continue;
+                }
+                if (index_add_candidate(idx, base + i, &match) <= 0 || !merge)
+                        continue;
+                slots[i] = page_slot_make(page_slot_hash(slots[i]), PAGE_SHARING, 0, false);
+                slots[match - base] = page_slot_make(page_slot_hash(slots[i]), PAGE_SHARING, 0, false);
+                assert_int_equal(index_shared_add(idx, page_slot_hash(slots[i]), (*next_handle)++), 0);
+                index_forget_merged_candidates(idx, page_slot_hash(slots[i]));
+        }
+}
+
+typedef enum TestLayout {
+        LAYOUT_UNIQUE,
+        LAYOUT_ZERO,
+        LAYOUT_VOLATILE,
+        LAYOUT_PAIRS,
+        LAYOUT_TRIPLES,
+        LAYOUT_GROUPS_OF_8,
+        LAYOUT_MIXED,
+        _LAYOUT_MAX,
+} TestLayout;
+
+static uint32_t layout_group(TestLayout l, uint32_t i) {
+        switch (l) {
+        case LAYOUT_UNIQUE:
+                return i;
+        case LAYOUT_ZERO:
+                return GROUP_ZERO;
+        case LAYOUT_VOLATILE:
+                return GROUP_VOLATILE;
+        case LAYOUT_PAIRS:
+                return i / 2;
+        case LAYOUT_TRIPLES:
+                return i / 3;
+        case LAYOUT_GROUPS_OF_8:
+                return i / 8;
+        default:
+                /* Unique, pairs, zero and volatile pages interleaved. */
+                switch (i % 8) {
+                case 0:
+                case 1:
+                        return i / 8 * 4;
+                case 2:
+                        return i / 8 * 4 + 1;
+                case 3:
+                        return i / 8 * 4 + 2;
+                case 4:
+                case 5:
+                        return i / 8 * 4 + 3;
+                case 6:
+                        return GROUP_ZERO;
+                default:
+                        return GROUP_VOLATILE;
+                }
+        }
+}
+
+static void test_memory_per_tracked_page_is_at_most_16_bytes_in_every_state(void **state) {
+        static const char *const names[_LAYOUT_MAX] = {
+                "unique", "zero", "volatile", "pairs", "triples", "groups of 8", "mixed",
+        };
+
+        double worst[_LAYOUT_MAX][2] = {};
+
+        /* Sizes spread over the tables' growth steps, so their load varies. */
+        for (uint32_t n = 40000; n <= 400000; n = n * 5 / 4) {
+                _cleanup_free_ PageSlot *slots = calloc(n, sizeof(PageSlot));
+                _cleanup_free_ uint32_t *group = calloc(n, sizeof(uint32_t));
+
+                assert_non_null(slots);
+                assert_non_null(group);
+                for (int l = 0; l < _LAYOUT_MAX; l++) {
+                        for (int merge = 0; merge < 2; merge++) {
+                                _cleanup_(index_freep) PageIndex *idx = NULL;
+                                /* Handles straddle 2^32: the high halves take two epochs. */
+                                uint64_t next_handle = UINT64_C(0xffffffff) - n / 4;
+                                IndexUsage u;
+
+                                memset(slots, 0, n * sizeof(PageSlot));
+                                for (uint32_t i = 0; i < n; i++)
+                                        group[i] = layout_group(l, i);
+                                assert_int_equal(index_new(n, &idx), 0);
+                                /* Pass 0 reads, pass 1 finds candidates (and merges), later passes are steady. */
+                                for (uint32_t pass = 0; pass < 4; pass++) {
+                                        drive_pass(idx, slots, group, n, merge, &next_handle, pass);
+                                        index_usage(idx, &u);
+                                        assert_true(u.tracked_pages == n);
+                                        if (pass > 0) {
+                                                double b = (double) u.metadata_bytes / (double) u.tracked_pages;
+
+                                                assert_true(u.metadata_bytes <= 16 * u.tracked_pages);
+                                                worst[l][merge] = b > worst[l][merge] ? b : worst[l][merge];
+                                        }
+                                }
+                                if (merge && l >= LAYOUT_PAIRS)
+                                        assert_true(u.shared_pages > 0);
+                        }
+                }
+        }
+        for (int l = 0; l < _LAYOUT_MAX; l++)
+                for (int merge = 0; merge < 2; merge++)
+                        print_message("# %s, %s: at most %.2f bytes per tracked page\n", names[l],
+                                      merge ? "merging" : "estimate", worst[l][merge]);
+}
+
+static void test_shared_handles_keep_their_high_half(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        static const uint64_t handles[] = {
+                1, UINT64_C(0xffffffff), UINT64_C(0x100000000), UINT64_C(0x123456789abcdef0), UINT64_MAX,
+        };
+        uint64_t handle;
+
+        assert_int_equal(index_new(1000, &idx), 0);
+        for (size_t i = 0; i < ELEMENTSOF(handles); i++)
+                assert_int_equal(index_shared_add(idx, h(i), handles[i]), 0);
+        for (size_t i = 0; i < ELEMENTSOF(handles); i++) {
+                assert_int_equal(index_shared_lookup(idx, h(i), &handle), 1);
+                assert_true(handle == handles[i]);
+        }
+        /* An update may move the page to another epoch; the last one frees its epoch. */
+        assert_int_equal(index_shared_add(idx, h(3), 7), 0);
+        assert_int_equal(index_shared_lookup(idx, h(3), &handle), 1);
+        assert_true(handle == 7);
+        assert_int_equal(index_shared_remove(idx, h(4)), 1);
+
+        /* 32 distinct high halves live at once fit; a 33rd is refused, not mangled. */
+        idx = index_free(idx);
+        assert_int_equal(index_new(1000, &idx), 0);
+        for (uint64_t i = 0; i < 32; i++)
+                assert_int_equal(index_shared_add(idx, h(i), (i << 32) | 5), 0);
+        assert_int_equal(index_shared_add(idx, h(100), (UINT64_C(40) << 32) | 5), -ENOSPC);
+        assert_int_equal(index_shared_lookup(idx, h(100), &handle), 0);
+        assert_int_equal(index_shared_remove(idx, h(0)), 1);
+        assert_int_equal(index_shared_add(idx, h(100), (UINT64_C(40) << 32) | 5), 0);
+        for (uint64_t i = 1; i < 32; i++) {
+                assert_int_equal(index_shared_lookup(idx, h(i), &handle), 1);
+                assert_true(handle == ((i << 32) | 5));
+        }
+        assert_int_equal(index_shared_lookup(idx, h(100), &handle), 1);
+        assert_true(handle == ((UINT64_C(40) << 32) | 5));
+}
+
+static void test_merged_candidates_leave_the_table(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        PageSlot a[3];
+        uint32_t base, match;
+
+        assert_int_equal(index_new(10, &idx), 0);
+        a[0] = a[1] = a[2] = page_slot_make(h(3), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, a, 3, 1, 0, &base), 0);
+        assert_int_equal(index_add_candidate(idx, base, &match), 0);
+        assert_int_equal(index_add_candidate(idx, base + 1, &match), 1);
+        /* Still a candidate: nothing goes. */
+        index_forget_merged_candidates(idx, h(3));
+        IndexUsage u;
+        index_usage(idx, &u);
+        assert_int_equal(u.candidates, 1);
+        a[0] = a[1] = page_slot_make(h(3), PAGE_SHARING, 0, false);
+        index_forget_merged_candidates(idx, h(3));
+        index_usage(idx, &u);
+        assert_int_equal(u.candidates, 0);
+        /* A later duplicate is indexed afresh. */
+        assert_int_equal(index_add_candidate(idx, base + 2, &match), 0);
+}
+
 static void test_free_accepts_null(void **state) {
         assert_null(index_free(NULL));
 }
@@ -288,6 +494,9 @@ int main(void) {
                 cmocka_unit_test(test_shared_removal_keeps_other_entries_findable),
                 cmocka_unit_test(test_shared_table_is_bounded),
                 cmocka_unit_test(test_each_shared_page_counts_one_mapper_per_pass),
+                cmocka_unit_test(test_memory_per_tracked_page_is_at_most_16_bytes_in_every_state),
+                cmocka_unit_test(test_shared_handles_keep_their_high_half),
+                cmocka_unit_test(test_merged_candidates_leave_the_table),
                 cmocka_unit_test(test_free_accepts_null),
         };
 
