@@ -89,7 +89,8 @@ static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
                 return log_error_errno(r, "Failed to connect to the ksmd_helper generic netlink family: %m");
         r = helper_client_info(h, &m->helper_info);
         if (r == -EPERM)
-                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN in the initial user namespace.");
+                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN and CAP_NET_ADMIN "
+                                       "in the initial user namespace.");
         if (r < 0)
                 return log_error_errno(r, "Failed to query ksmd_helper INFO: %m");
         if (m->helper_info.abi_version != KSMD_HELPER_ABI_VERSION)
@@ -313,6 +314,33 @@ void manager_set_exit_after_scans(Manager *m, uint64_t n) {
         m->exit_after_scans = n;
 }
 
+static uint32_t note_hash(const char *s) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (uint8_t) *s) * 16777619u;
+        return h;
+}
+
+/* Says in the log, once per new reason, why a region cannot be (fully) scanned or merged. */
+static void manager_log_notes(Manager *m) {
+        RegionRegistry *reg = m->registry;
+
+        for (size_t i = 0; i < reg->n_regions; i++) {
+                Region *r = reg->regions[i];
+                uint32_t h = note_hash(r->note) ^ (note_hash(r->merge_note) * 31);
+
+                if (h == r->logged_note_hash)
+                        continue;
+                r->logged_note_hash = h;
+                if (r->note[0])
+                        log_warning("Region %" PRIu32 " (pid %d): %s.", r->id, (int) r->pid, r->note);
+                if (r->merge_note[0])
+                        log_notice("Region %" PRIu32 " (pid %d): the helper refused pages: %s.", r->id, (int) r->pid,
+                                   r->merge_note);
+        }
+}
+
 static void manager_drop_gone(Manager *m) {
         RegionRegistry *reg = m->registry;
 
@@ -419,6 +447,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                 manager_fall_back_to_estimate(m, r);
                 }
                 m->stats.full_scans++;
+                manager_log_notes(m);
                 /* Wall time from the first batch to the end of the last, sleeps included. */
                 m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
                 manager_update_stats(m);

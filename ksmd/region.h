@@ -55,6 +55,7 @@ typedef struct Region {
         /* Why (some of) the region cannot be merged, for "why was nothing merged?"; "" if no reason. */
         char note[REGION_NOTE_MAX];      /* from its mappings, rebuilt every full scan */
         char merge_note[REGION_NOTE_MAX];/* the helper's last UNSUPPORTED reason, kept */
+        uint32_t logged_note_hash;       /* the manager logs a note once, not every pass */
 } Region;
 
 typedef struct RegionRegistry {

@@ -528,7 +528,10 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         if (k < 0) {
                                 r->gone = k == -ESRCH;
                                 if (!r->gone)
-                                        region_set_note(r, "cannot read its pagemap: %s", strerror(-k));
+                                        region_set_note(r, "cannot read /proc/%d/pagemap (%s)%s", (int) r->pid,
+                                                        strerror(-k),
+                                                        k == -EACCES || k == -EPERM ?
+                                                        ": ksmd needs CAP_DAC_OVERRIDE for other users' processes" : "");
                                 s->area_pos = r->n_areas;
                                 continue;
                         }
@@ -544,6 +547,11 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                 if (k == -ENOMEM)
                         return k;
                 /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
+                if (k < 0) {
+                        r->pass.pages_unreadable += n;
+                        region_set_note(r, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
+                                        k == -EPERM || k == -EACCES ? ": ksmd needs CAP_SYS_PTRACE" : "");
+                }
                 s->page_pos += n;
                 res.pages += n;
                 s->current_pages += n;
