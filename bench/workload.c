@@ -11,8 +11,16 @@
  * seconds pass, or stdin closes with --stdin) every child verifies all its
  * pages and the parent exits 0 only if every child read back exactly its
  * own content. On SIGTERM/SIGINT it ends its children, by pid, and exits.
+ *
+ * With --touch-procs K the first K processes also run a memory-touching
+ * thread (the benchmarks' measure of the workload's own slowdown): it reads
+ * a word of a random page anywhere in its memory and writes a word of a
+ * random unique page back with the value it holds, so contents never change
+ * and no merge is undone; with --touch-counter FILE each process adds its
+ * operations to its slot of FILE (MAX_PROCS shared 64-bit counters).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -25,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +61,8 @@ static struct {
         unsigned hold_s;           /* 0: until a signal */
         bool stdin_mode;
         unsigned volatile_period_ms;
+        unsigned touch_procs;
+        const char *touch_counter;
 } opt = {
         .procs = 4,
         .pages = 64 * 256,
@@ -62,6 +74,7 @@ static struct {
 };
 
 static volatile sig_atomic_t got_verify, got_stop;
+static _Atomic uint64_t *touch_counts;   /* MAX_PROCS slots, shared with the parent and readers */
 
 static void on_signal(int sig) {
         if (sig == SIGUSR1)
@@ -116,8 +129,34 @@ typedef struct Child {
         uint8_t *mem;
         _Atomic uint64_t *gen;     /* per volatile page: last generation written */
         uint64_t vol_first, vol_count;
+        uint64_t uniq_first, uniq_count;
         atomic_bool stop;
 } Child;
+
+/* Reads a random word anywhere, rewrites a random unique page's word with its own value. */
+static void *toucher(void *p) {
+        Child *c = p;
+        uint64_t x = opt.seed * 7919 + c->proc, sum = 0;
+
+        while (!atomic_load(&c->stop)) {
+                for (unsigned n = 0; n < 256; n++) {
+                        uint64_t r = splitmix64(&x);
+                        volatile uint64_t *w = (volatile uint64_t *) (c->mem + (r % opt.pages) * PAGE_BYTES) +
+                                               (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
+
+                        sum += *w;
+                        if (c->uniq_count) {
+                                r = splitmix64(&x);
+                                w = (volatile uint64_t *) (c->mem + (c->uniq_first + r % c->uniq_count) * PAGE_BYTES) +
+                                    (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
+                                *w = *w;
+                        }
+                }
+                if (touch_counts)
+                        atomic_fetch_add(&touch_counts[c->proc], 256);
+        }
+        return (void *) (uintptr_t) (sum & 1);
+}
 
 static void *volatile_writer(void *p) {
         Child *c = p;
@@ -170,8 +209,8 @@ static uint64_t verify(Child *c) {
 /* Runs in the child: allocate, fill, report, wait for verify/stop. Exit 0 if intact. */
 static int child_main(unsigned proc, int report_fd) {
         size_t bytes = opt.pages * PAGE_BYTES;
-        pthread_t writer;
-        bool have_writer = false;
+        pthread_t writer, touch_thread;
+        bool have_writer = false, have_toucher = false;
         Child c = { .proc = proc };
         uint64_t bad;
         char line[128];
@@ -195,6 +234,8 @@ static int child_main(unsigned proc, int report_fd) {
                         c.vol_first = page;
                 if (kind_of(page) == KIND_VOLATILE)
                         c.vol_count++;
+                if (kind_of(page) == KIND_UNIQUE && c.uniq_count++ == 0)
+                        c.uniq_first = page;
                 fill_page((uint64_t *) (c.mem + page * PAGE_BYTES), proc, page, 0);
         }
         if (c.vol_count > 0) {
@@ -204,6 +245,11 @@ static int child_main(unsigned proc, int report_fd) {
                 if (pthread_create(&writer, NULL, volatile_writer, &c) != 0)
                         return 2;
                 have_writer = true;
+        }
+        if (proc < opt.touch_procs) {
+                if (pthread_create(&touch_thread, NULL, toucher, &c) != 0)
+                        return 2;
+                have_toucher = true;
         }
 
         snprintf(line, sizeof(line), "pid %d addr %p pages %" PRIu64 "\n", getpid(), (void *) c.mem, opt.pages);
@@ -216,10 +262,11 @@ static int child_main(unsigned proc, int report_fd) {
         sigaddset(&mask, SIGTERM);
         (void) sigwait(&mask, &sig);
 
-        if (have_writer) {
-                atomic_store(&c.stop, true);
+        atomic_store(&c.stop, true);
+        if (have_writer)
                 pthread_join(writer, NULL);
-        }
+        if (have_toucher)
+                pthread_join(touch_thread, NULL);
         if (sig == SIGTERM)
                 return 3;
         bad = verify(&c);
@@ -242,7 +289,9 @@ static void usage(void) {
                "  --mergeable          MADV_MERGEABLE, for the kernel's KSM\n"
                "  --seed S             content seed (default 1)\n"
                "  --hold SECONDS       verify and exit after this long (default: on SIGUSR1)\n"
-               "  --stdin              verify and exit when standard input reaches end of file\n",
+               "  --stdin              verify and exit when standard input reaches end of file\n"
+               "  --touch-procs K      the first K processes run a memory-touching thread (default 0)\n"
+               "  --touch-counter FILE each touching process counts its operations in FILE\n",
                MAX_PROCS);
 }
 
@@ -274,6 +323,8 @@ static int parse_args(int argc, char *argv[]) {
                 { "seed", required_argument, NULL, 's' },
                 { "hold", required_argument, NULL, 'H' },
                 { "stdin", no_argument, NULL, 'i' },
+                { "touch-procs", required_argument, NULL, 'T' },
+                { "touch-counter", required_argument, NULL, 'C' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -288,6 +339,7 @@ static int parse_args(int argc, char *argv[]) {
                 case 'g':
                 case 'P':
                 case 'H':
+                case 'T':
                 case 's':
                         errno = 0;
                         v = strtoul(optarg, &end, 10);
@@ -313,6 +365,8 @@ static int parse_args(int argc, char *argv[]) {
                                 opt.volatile_period_ms = (unsigned) v;
                         else if (c == 'H')
                                 opt.hold_s = (unsigned) v;
+                        else if (c == 'T')
+                                opt.touch_procs = (unsigned) MIN_U64(v, MAX_PROCS);
                         else
                                 opt.seed = v;
                         break;
@@ -336,6 +390,9 @@ static int parse_args(int argc, char *argv[]) {
                         break;
                 case 'i':
                         opt.stdin_mode = true;
+                        break;
+                case 'C':
+                        opt.touch_counter = optarg;
                         break;
                 case 'h':
                         usage();
@@ -368,13 +425,28 @@ static void print_expected(void) {
 }
 
 int main(int argc, char *argv[]) {
-        pid_t pids[MAX_PROCS];
+        pid_t pids[MAX_PROCS], parent = getpid();
         struct sigaction sa = { .sa_handler = on_signal };
         sigset_t mask;
         int failed = 0;
 
         if (parse_args(argc, argv) < 0)
                 return 2;
+        if (opt.touch_counter) {
+                size_t bytes = MAX_PROCS * sizeof(uint64_t);
+                int fd = open(opt.touch_counter, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+                if (fd < 0 || ftruncate(fd, (off_t) bytes) < 0) {
+                        fprintf(stderr, "ksmd-workload: %s: %m\n", opt.touch_counter);
+                        return 2;
+                }
+                touch_counts = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                close(fd);
+                if (touch_counts == MAP_FAILED) {
+                        fprintf(stderr, "ksmd-workload: mmap of %s: %m\n", opt.touch_counter);
+                        return 2;
+                }
+        }
 
         /* Children wait for these with sigwait(), so block them before fork. */
         sigemptyset(&mask);
@@ -395,6 +467,10 @@ int main(int argc, char *argv[]) {
                         return 2;
                 }
                 if (pids[p] == 0) {
+                        /* SIGTERM is blocked until sigwait(): a parent that dies early still ends us. */
+                        prctl(PR_SET_PDEATHSIG, SIGTERM);
+                        if (getppid() != parent)
+                                _exit(3);
                         close(fds[0]);
                         _exit(child_main(p, fds[1]));
                 }

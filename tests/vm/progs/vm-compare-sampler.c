@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vm-compare-sampler: one system's run of the VM comparison benchmark
+ * (bench/vm-compare, scenario bench-vm-compare.sh). Not a test: it prints
+ * what it measured as "# bench ..." lines and asserts nothing.
+ *
+ *   vm-compare-sampler --label NAME --expected PAGES --start CMD
+ *                      (--cpu-pid PID | --cpu-pid-file FILE) [--stop CMD]
+ *                      [--touch-counter FILE] [--baseline-s 5] [--interval-ms 500]
+ *                      [--max-s 150] [--steady-s 15] [--goal 0.95]
+ *                      PID ADDR PAGES [PID ADDR PAGES...]
+ *
+ * It counts the physical pages backing the ranges (distinct PFNs from
+ * /proc/PID/pagemap, the zero page excluded, as ksmd-probe pages does),
+ * measures the workload's memory-touching throughput for --baseline-s with no
+ * deduplication running, runs CMD (which starts the deduplicator), then
+ * samples the saving, the deduplicator's CPU time (utime+stime of the pid
+ * given or written to FILE by CMD) and the touching throughput until the
+ * saving reaches --goal of PAGES or --max-s passes, and for --steady-s more.
+ * With --stop it then runs CMD (which stops the deduplicator) and measures the
+ * touching throughput alone once more, for --baseline-s.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "proc-reader.h"
+
+#define MAX_RANGES 64
+#define TOUCH_SLOTS 256
+
+static struct {
+        const char *label, *start, *stop, *cpu_pid_file, *touch_counter;
+        pid_t cpu_pid;
+        uint64_t expected;
+        double baseline_s, max_s, steady_s, goal;
+        unsigned interval_ms;
+} opt = {
+        .baseline_s = 5,
+        .max_s = 150,
+        .steady_s = 15,
+        .goal = 0.95,
+        .interval_ms = 500,
+};
+
+static struct {
+        pid_t pid;
+        uint64_t addr, pages;
+        int fd;
+} ranges[MAX_RANGES];
+static size_t n_ranges;
+static uint64_t zero_pfn, huge_zero_pfn, *pfns;
+static size_t pfns_cap;
+static const volatile uint64_t *touch;
+
+static double now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s) {
+        struct timespec ts = { .tv_sec = (time_t) s, .tv_nsec = (long) ((s - (double) (time_t) s) * 1e9) };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Physical pages backing all ranges: distinct PFNs other than the zero pages. */
+static int64_t distinct_pages(void) {
+        size_t n = 0;
+        int64_t distinct = 0;
+
+        for (size_t i = 0; i < n_ranges; i++) {
+                uint64_t entries[512];
+
+                for (uint64_t done = 0; done < ranges[i].pages;) {
+                        size_t k = (size_t) MIN(ranges[i].pages - done, (uint64_t) ELEMENTSOF(entries));
+
+                        if (proc_pagemap_read(ranges[i].fd, ranges[i].addr + done * 4096, k, entries) < 0)
+                                return -1;
+                        for (size_t j = 0; j < k; j++) {
+                                uint64_t e = entries[j], pfn = e & PAGEMAP_PFN_MASK;
+
+                                if (!(e & PAGEMAP_PRESENT) || pfn == zero_pfn ||
+                                    (huge_zero_pfn && pfn >= huge_zero_pfn && pfn < huge_zero_pfn + 512))
+                                        continue;
+                                pfns[n++] = pfn;
+                        }
+                        done += k;
+                }
+        }
+        qsort(pfns, n, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 0; i < n; i++)
+                if (i == 0 || pfns[i] != pfns[i - 1])
+                        distinct++;
+        return distinct;
+}
+
+/* utime + stime of pid in seconds; -1 if it is gone. */
+static double cpu_seconds(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long long ut, st;
+        FILE *f;
+        size_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        /* After the comm: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                return -1;
+        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+static uint64_t touch_ops(void) {
+        uint64_t sum = 0;
+
+        if (!touch)
+                return 0;
+        for (unsigned i = 0; i < TOUCH_SLOTS; i++)
+                sum += touch[i];
+        return sum;
+}
+
+/* AnonPages + Mapped from /proc/meminfo, in KiB. */
+static uint64_t meminfo_kib(void) {
+        char line[256];
+        uint64_t sum = 0, v;
+        FILE *f = fopen("/proc/meminfo", "re");
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "AnonPages: %" SCNu64, &v) == 1 || sscanf(line, "Mapped: %" SCNu64, &v) == 1)
+                        sum += v;
+        fclose(f);
+        return sum;
+}
+
+static int parse_args(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "label", required_argument, NULL, 'l' },
+                { "expected", required_argument, NULL, 'e' },
+                { "start", required_argument, NULL, 'S' },
+                { "stop", required_argument, NULL, 'x' },
+                { "cpu-pid", required_argument, NULL, 'p' },
+                { "cpu-pid-file", required_argument, NULL, 'f' },
+                { "touch-counter", required_argument, NULL, 't' },
+                { "baseline-s", required_argument, NULL, 'b' },
+                { "interval-ms", required_argument, NULL, 'i' },
+                { "max-s", required_argument, NULL, 'm' },
+                { "steady-s", required_argument, NULL, 's' },
+                { "goal", required_argument, NULL, 'g' },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                switch (c) {
+                case 'l': opt.label = optarg; break;
+                case 'e': opt.expected = strtoull(optarg, NULL, 10); break;
+                case 'S': opt.start = optarg; break;
+                case 'x': opt.stop = optarg; break;
+                case 'p': opt.cpu_pid = (pid_t) atoi(optarg); break;
+                case 'f': opt.cpu_pid_file = optarg; break;
+                case 't': opt.touch_counter = optarg; break;
+                case 'b': opt.baseline_s = atof(optarg); break;
+                case 'i': opt.interval_ms = (unsigned) atoi(optarg); break;
+                case 'm': opt.max_s = atof(optarg); break;
+                case 's': opt.steady_s = atof(optarg); break;
+                case 'g': opt.goal = atof(optarg); break;
+                default: return -EINVAL;
+                }
+        }
+        if (!opt.label || !opt.start || !opt.expected || (!opt.cpu_pid && !opt.cpu_pid_file) ||
+            (argc - optind) % 3 != 0 || argc == optind || (size_t) (argc - optind) / 3 > MAX_RANGES) {
+                fprintf(stderr, "usage: vm-compare-sampler --label NAME --expected PAGES --start CMD "
+                        "(--cpu-pid PID | --cpu-pid-file FILE) [options] PID ADDR PAGES...\n");
+                return -EINVAL;
+        }
+        for (int i = optind; i < argc; i += 3) {
+                ranges[n_ranges].pid = (pid_t) atoi(argv[i]);
+                ranges[n_ranges].addr = strtoull(argv[i + 1], NULL, 0);
+                ranges[n_ranges].pages = strtoull(argv[i + 2], NULL, 0);
+                if (proc_pagemap_open(ranges[n_ranges].pid, &ranges[n_ranges].fd) < 0) {
+                        fprintf(stderr, "vm-compare-sampler: cannot open the pagemap of %s\n", argv[i]);
+                        return -EINVAL;
+                }
+                pfns_cap += ranges[n_ranges].pages;
+                n_ranges++;
+        }
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        const char *L;
+        double t0, t, cpu0, cpu = 0, goal_t = -1, goal_cpu = -1, steady_t0 = -1, steady_cpu0 = 0, end_t;
+        uint64_t ops0, ops, goal_ops = 0, steady_ops0 = 0, mem_before, mem_after;
+        int64_t before, d, saved = 0;
+
+        if (parse_args(argc, argv) < 0)
+                return 2;
+        L = opt.label;
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        pfns = calloc(pfns_cap ? pfns_cap : 1, sizeof(uint64_t));
+        if (!pfns || proc_zero_pfns(&zero_pfn, &huge_zero_pfn) < 0 || zero_pfn == 0) {
+                fprintf(stderr, "vm-compare-sampler: cannot learn the zero page's PFN (root needed)\n");
+                return 1;
+        }
+        if (opt.touch_counter) {
+                int fd = open(opt.touch_counter, O_RDONLY | O_CLOEXEC);
+
+                if (fd >= 0) {
+                        void *m = mmap(NULL, TOUCH_SLOTS * sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+
+                        if (m != MAP_FAILED)
+                                touch = m;
+                        close(fd);
+                }
+                if (!touch)
+                        fprintf(stderr, "vm-compare-sampler: cannot map %s; no throughput\n", opt.touch_counter);
+        }
+
+        before = distinct_pages();
+        mem_before = meminfo_kib();
+        if (before < 0)
+                return 1;
+        printf("# bench before %s distinct=%" PRId64 " expected=%" PRIu64 " meminfo_kib=%" PRIu64 "\n",
+               L, before, opt.expected, mem_before);
+
+        /* The workload's throughput with no deduplication running. */
+        ops0 = touch_ops();
+        t0 = now();
+        sleep_s(opt.baseline_s);
+        t = now() - t0;
+        printf("# bench baseline %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t, (double) (touch_ops() - ops0) / t);
+
+        if (system(opt.start) != 0) {
+                fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.start);
+                return 1;
+        }
+        t0 = now();
+        if (opt.cpu_pid_file) {
+                FILE *f = fopen(opt.cpu_pid_file, "re");
+
+                if (!f || fscanf(f, "%d", &opt.cpu_pid) != 1) {
+                        fprintf(stderr, "vm-compare-sampler: no pid in %s\n", opt.cpu_pid_file);
+                        return 1;
+                }
+                fclose(f);
+        }
+        cpu0 = cpu_seconds(opt.cpu_pid);
+        ops0 = touch_ops();
+        if (cpu0 < 0) {
+                fprintf(stderr, "vm-compare-sampler: pid %d is gone\n", (int) opt.cpu_pid);
+                return 1;
+        }
+
+        end_t = opt.max_s;
+        for (;;) {
+                sleep_s(opt.interval_ms / 1000.0);
+                t = now() - t0;
+                d = distinct_pages();
+                if (d < 0)
+                        return 1;
+                saved = before - d;
+                cpu = cpu_seconds(opt.cpu_pid) - cpu0;
+                ops = touch_ops() - ops0;
+                printf("# bench sample %s t=%.2f saved=%" PRId64 " cpu=%.2f touch=%" PRIu64 "\n", L, t, saved, cpu, ops);
+                if (goal_t < 0 && (double) saved >= opt.goal * (double) opt.expected) {
+                        goal_t = t;
+                        goal_cpu = cpu;
+                        goal_ops = ops;
+                        steady_t0 = t;
+                        steady_cpu0 = cpu;
+                        steady_ops0 = ops;
+                        end_t = t + opt.steady_s;
+                        printf("# bench goal %s t=%.2f cpu=%.2f\n", L, t, cpu);
+                }
+                if (t >= end_t)
+                        break;
+        }
+        mem_after = meminfo_kib();
+        printf("# bench result %s expected=%" PRIu64 " reached=%d goal_s=%.2f goal_cpu_s=%.2f"
+               " conv_touch_ops_per_s=%.0f final_saved=%" PRId64 " meminfo_saved_kib=%" PRId64 " total_s=%.2f total_cpu_s=%.2f",
+               L, opt.expected, goal_t >= 0, goal_t, goal_cpu,
+               goal_t > 0 ? (double) goal_ops / goal_t : (double) ops / t, saved,
+               (int64_t) mem_before - (int64_t) mem_after, t, cpu);
+        if (steady_t0 >= 0 && t > steady_t0)
+                printf(" steady_s=%.2f steady_cpu_s=%.2f steady_touch_ops_per_s=%.0f\n", t - steady_t0,
+                       cpu - steady_cpu0, (double) (ops - steady_ops0) / (t - steady_t0));
+        else
+                printf(" steady_s=0\n");
+
+        if (opt.stop) {
+                if (system(opt.stop) != 0)
+                        fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.stop);
+                ops0 = touch_ops();
+                t0 = now();
+                sleep_s(opt.baseline_s);
+                t = now() - t0;
+                printf("# bench after %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t, (double) (touch_ops() - ops0) / t);
+        }
+        return 0;
+}

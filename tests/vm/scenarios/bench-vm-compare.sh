@@ -1,0 +1,152 @@
+#!/bin/sh
+# vm-timeout: 1200
+# Not a test: the VM comparison benchmark (bench/vm-compare). On the same
+# workload, started fresh for each, it runs the guest kernel's KSM at its
+# defaults and at full speed, then ksmd with the helper module at its default
+# rate, at full speed, at KSM's default rate and at its adaptive rate, one
+# after the other, and prints what
+# vm-compare-sampler measured ("# bench ..." lines): the physical saving over
+# time, time and CPU to 95 % of the theoretical saving, steady-state CPU, and
+# a memory-touching loop's throughput before and during deduplication. The
+# TAP results only say that each step ran and that every workload process
+# read back exactly its own content; no timing is judged.
+#
+# Parameters (vm-test --param, defaults in brackets): BENCH_PROCS [4],
+# BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
+# BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
+# BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
+# BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive].
+. /lib/ksmd-vm.sh
+
+procs=${BENCH_PROCS:-4}
+mib=${BENCH_MIB:-64}
+dup=${BENCH_DUP:-0.5}
+zero=${BENCH_ZERO:-0.125}
+touch_procs=${BENCH_TOUCH_PROCS:-1}
+max_s=${BENCH_MAX_S:-150}
+steady_s=${BENCH_STEADY_S:-15}
+baseline_s=${BENCH_BASELINE_S:-8}
+systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive}
+KSM=/sys/kernel/mm/ksm
+
+start_workload() {
+	# The redirection below happens in the background child: remove the last
+	# run's output first, or its "ready" could be read before it is truncated.
+	rm -f /tmp/wl.out /tmp/wl.err /tmp/touch
+	ksmd-workload --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
+		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@" > /tmp/wl.out 2> /tmp/wl.err &
+	wl_pid=$!
+	i=0
+	while ! grep -q '^ready' /tmp/wl.out 2>/dev/null; do
+		i=$((i + 1))
+		if [ "$i" -gt 1500 ] || ! kill -0 "$wl_pid" 2>/dev/null; then
+			sed -e 's/^/# workload: /' /tmp/wl.err
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+ranges() {
+	sed -n 's/^pid \([0-9]*\) addr \(0x[0-9a-f]*\) pages \([0-9]*\)$/\1 \2 \3/p' /tmp/wl.out
+}
+pids() {
+	sed -n 's/^pid \([0-9]*\) .*/\1/p' /tmp/wl.out
+}
+expected() {
+	sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' /tmp/wl.out
+}
+# The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
+ksm_kthread() {
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = ksmd ] || continue
+		[ "$(awk '{ print $4 }' "$d/stat" 2>/dev/null)" = 2 ] && { echo "${d#/proc/}"; return; }
+	done
+}
+# stop_workload NAME: verifies every process's content, then lets it exit.
+stop_workload() {
+	kill -USR1 "$wl_pid"
+	wait "$wl_pid"
+	s=$?
+	sed -e 's/^/# workload: /' /tmp/wl.err
+	grep '^verified' /tmp/wl.out | sed -e 's/^/# /'
+	echo "# bench intact $1 $([ "$s" -eq 0 ] && echo yes || echo no)"
+	vm_check "$1: every workload process reads exactly its own content" test "$s" -eq 0
+}
+
+echo never > /sys/kernel/mm/transparent_hugepage/enabled
+# The sampler stops ksmd with this script once it has measured.
+cat > /tmp/stop_ksmd <<'EOF'
+#!/bin/sh
+pid=$(cat /tmp/ksmd.pid)
+kill -TERM "$pid"
+# It was reparented to /init, which may leave it a zombie: wait for that at most.
+i=0
+while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+EOF
+chmod +x /tmp/stop_ksmd
+vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
+vm_check "the kernel has KSM" test -w "$KSM/run"
+vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
+kthread=$(ksm_kthread)
+vm_diag "KSM defaults: pages_to_scan=$(cat $KSM/pages_to_scan) sleep_millisecs=$(cat $KSM/sleep_millisecs) use_zero_pages=$(cat $KSM/use_zero_pages 2>/dev/null); kthread pid $kthread"
+ksm_pages=$(cat $KSM/pages_to_scan)
+ksm_sleep=$(cat $KSM/sleep_millisecs)
+# One full scan of the workload at KSM's default rate, in whole seconds.
+target_scan_s=${BENCH_TARGET_SCAN_S:-$(( (procs * mib * 256 * ksm_sleep / ksm_pages + 999) / 1000 ))}
+vm_diag "ksmd-adaptive: --target-scan-sec=$target_scan_s"
+
+for sys in $(echo "$systems" | tr ',' ' '); do
+	case "$sys" in
+	ksm-default) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksm ;;
+	ksm-fast) pages=5000; sleep_ms=0; kind=ksm ;;
+	ksmd-default) pages=4096; sleep_ms=20; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
+	ksmd-fast) pages=5000; sleep_ms=0; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
+	# ksmd at KSM's default rate, and at its adaptive rate aiming at the full-scan
+	# time KSM's default rate would take (BENCH_TARGET_SCAN_S), under its default 20 % CPU cap.
+	ksmd-ksmrate) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
+	ksmd-adaptive) pages=adaptive; sleep_ms=adaptive; kind=ksmd; rate="--target-scan-sec=$target_scan_s" ;;
+	*) vm_not_ok "unknown system $sys"; continue ;;
+	esac
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	if [ "$kind" = ksm ]; then
+		vm_check "$sys: workload starts (MADV_MERGEABLE)" start_workload --mergeable || continue
+		echo "$pages" > $KSM/pages_to_scan
+		echo "$sleep_ms" > $KSM/sleep_millisecs
+		start="echo 1 > $KSM/run"
+		stop="echo 0 > $KSM/run"
+		cpu="--cpu-pid $kthread"
+	else
+		vm_check "$sys: workload starts" start_workload || continue
+		regs=""
+		for p in $(pids); do
+			regs="$regs --register-process=$p"
+		done
+		rm -f /tmp/ksmd.pid
+		start="ksmd --no-socket $rate$regs > /tmp/ksmd.out 2> /tmp/ksmd.err & echo \$! > /tmp/ksmd.pid"
+		cpu="--cpu-pid-file /tmp/ksmd.pid"
+		stop=/tmp/stop_ksmd
+	fi
+	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
+	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(expected)" --start "$start" \
+		--stop "$stop" $cpu \
+		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
+		--steady-s "$steady_s" $(ranges)
+	if [ "$kind" = ksm ]; then
+		vm_diag "$sys: KSM pages_shared=$(cat $KSM/pages_shared) pages_sharing=$(cat $KSM/pages_sharing) full_scans=$(cat $KSM/full_scans)"
+		stop_workload "$sys"
+		echo 2 > $KSM/run
+		echo 0 > $KSM/run
+		echo "$ksm_pages" > $KSM/pages_to_scan
+		echo "$ksm_sleep" > $KSM/sleep_millisecs
+	else
+		sed -e 's/^/# ksmd: /' /tmp/ksmd.err /tmp/ksmd.out | tail -n 20
+		stop_workload "$sys"
+		vm_diag "$sys: module after the workload exited: $(ksmd-probe info)"
+	fi
+done
+vm_check "ksmd_helper unloads" rmmod ksmd_helper
+vm_finish
