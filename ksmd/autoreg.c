@@ -8,6 +8,7 @@
 #include "autoreg.h"
 #include "log.h"
 #include "proc-process.h"
+#include "strv.h"
 
 struct AutoRegister {
         Manager *manager;
@@ -30,12 +31,6 @@ bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *e
         return false;
 }
 
-static void strv_free(char **l, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(l[i]);
-        free(l);
-}
-
 static int strv_copy(char *const *l, size_t n, char ***ret) {
         char **c;
 
@@ -47,7 +42,7 @@ static int strv_copy(char *const *l, size_t n, char ***ret) {
         for (size_t i = 0; i < n; i++) {
                 c[i] = strdup(l[i]);
                 if (!c[i]) {
-                        strv_free(c, i);
+                        strv_free_n(c, i);
                         return -ENOMEM;
                 }
         }
@@ -65,11 +60,11 @@ int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n
                 return r;
         r = strv_copy(exe_patterns, n_exe, &ex);
         if (r < 0) {
-                strv_free(cg, n_cgroup);
+                strv_free_n(cg, n_cgroup);
                 return r;
         }
-        strv_free(a->cgroup_patterns, a->n_cgroup);
-        strv_free(a->exe_patterns, a->n_exe);
+        strv_free_n(a->cgroup_patterns, a->n_cgroup);
+        strv_free_n(a->exe_patterns, a->n_exe);
         a->cgroup_patterns = cg;
         a->n_cgroup = n_cgroup;
         a->exe_patterns = ex;
@@ -168,8 +163,8 @@ AutoRegister *autoreg_free(AutoRegister *a) {
         if (!a)
                 return NULL;
         sd_event_source_disable_unref(a->timer);
-        strv_free(a->cgroup_patterns, a->n_cgroup);
-        strv_free(a->exe_patterns, a->n_exe);
+        strv_free_n(a->cgroup_patterns, a->n_cgroup);
+        strv_free_n(a->exe_patterns, a->n_exe);
         free(a);
         return NULL;
 }

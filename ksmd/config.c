@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "parse-util.h"
+#include "strv.h"
 
 #define CONFIG_MAX_LIST 256             /* entries per list key */
 #define CONFIG_MAX_DROPINS 256
@@ -248,9 +249,7 @@ static int parse_allow_groups(Config *c, const char *v, char **reason) {
 }
 
 static void strv_clear(char ***list, size_t *n) {
-        for (size_t i = 0; i < *n; i++)
-                free((*list)[i]);
-        free(*list);
+        strv_free_n(*list, *n);
         *list = NULL;
         *n = 0;
 }

@@ -330,11 +330,7 @@ bad:
 }
 
 static int parse_address(const char *s, const char *what, uint64_t *ret) {
-        char *end;
-
-        errno = 0;
-        *ret = strtoull(s, &end, 0);
-        if (errno || *end || s[0] == '-' || s[0] == '\0') {
+        if (parse_uint64_auto(s, ret) < 0) {
                 fprintf(stderr, "ksmctl: %s '%s' is not a number\n", what, s);
                 return -EXIT_USAGE;
         }

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "manager.h"
 #include "page-hash.h"
+#include "parse-util.h"
 
 #define MAX_REGISTRATIONS 1024
 
@@ -55,24 +56,10 @@ static void help(void) {
                MANAGER_DEFAULT_MAX_TRACKED_PAGES, KSMD_SYSCONFDIR);
 }
 
-static int parse_u64(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno != 0 || *end != 0)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int parse_pid(const char *s, pid_t *ret) {
         uint64_t v;
 
-        if (parse_u64(s, &v) < 0 || v == 0 || v > INT32_MAX)
+        if (parse_uint64_auto(s, &v) < 0 || v == 0 || v > INT32_MAX)
                 return -EINVAL;
         *ret = (pid_t) v;
         return 0;
@@ -93,7 +80,7 @@ static int parse_registration(const char *arg, Registration *ret) {
                 return -EINVAL;
         if (!start_s)
                 reg.whole = true;
-        else if (!length_s || parse_u64(start_s, &reg.start) < 0 || parse_u64(length_s, &reg.length) < 0)
+        else if (!length_s || parse_uint64_auto(start_s, &reg.start) < 0 || parse_uint64_auto(length_s, &reg.length) < 0)
                 return -EINVAL;
         *ret = reg;
         return 0;
@@ -304,33 +291,33 @@ static int run(int argc, char *argv[]) {
                         printf("ksmd %s\n", PACKAGE_VERSION);
                         return 0;
                 case ARG_PAGES:
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_PAGES_PER_BATCH)
+                        if (parse_uint64_auto(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_PAGES_PER_BATCH)
                                 return log_error_errno(-EINVAL, "--pages-per-batch=%s: expected 1..%" PRIu64 " pages.",
                                                        optarg, MANAGER_MAX_PAGES_PER_BATCH);
                         cli.pages_per_batch = v;
                         daemon.cli_rate = cli_pages = true;
                         break;
                 case ARG_SLEEP:
-                        if (parse_u64(optarg, &v) < 0 || v > MANAGER_MAX_SLEEP_USEC / 1000)
+                        if (parse_uint64_auto(optarg, &v) < 0 || v > MANAGER_MAX_SLEEP_USEC / 1000)
                                 return log_error_errno(-EINVAL, "--sleep-msec=%s: expected 0..%" PRIu64 " milliseconds.",
                                                        optarg, MANAGER_MAX_SLEEP_USEC / 1000);
                         cli.sleep_usec = v * 1000;
                         daemon.cli_rate = cli_sleep = true;
                         break;
                 case ARG_TARGET:
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_TARGET_USEC / 1000000)
+                        if (parse_uint64_auto(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_TARGET_USEC / 1000000)
                                 return log_error_errno(-EINVAL, "--target-scan-sec=%s: expected 1..%" PRIu64 " seconds.",
                                                        optarg, MANAGER_MAX_TARGET_USEC / 1000000);
                         cli.target_scan_usec = v * 1000000;
                         daemon.cli_target = true;
                         break;
                 case ARG_CPU_CAP:
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > 100)
+                        if (parse_uint64_auto(optarg, &v) < 0 || v == 0 || v > 100)
                                 return log_error_errno(-EINVAL, "--cpu-cap=%s: expected 1..100 percent of one CPU.", optarg);
                         cli.cpu_cap_percent = (unsigned) v;
                         break;
                 case ARG_MAX_TRACKED:
-                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > UINT32_MAX)
+                        if (parse_uint64_auto(optarg, &v) < 0 || v == 0 || v > UINT32_MAX)
                                 return log_error_errno(-EINVAL, "--max-tracked-pages=%s: expected 1..%u pages.", optarg,
                                                        UINT32_MAX);
                         cli.max_tracked_pages = v;
@@ -367,7 +354,7 @@ static int run(int argc, char *argv[]) {
                         n_regs++;
                         break;
                 case ARG_SCANS:
-                        if (parse_u64(optarg, &scans) < 0 || scans == 0)
+                        if (parse_uint64_auto(optarg, &scans) < 0 || scans == 0)
                                 return log_error_errno(-EINVAL, "--scans=%s: expected a positive number of full scans.", optarg);
                         break;
                 case '?':

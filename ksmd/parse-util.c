@@ -43,6 +43,20 @@ int parse_uint64_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
         return 0;
 }
 
+int parse_uint64_auto(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 0);
+        if (errno != 0 || *end != 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
 typedef struct Unit {
         const char *suffix;
         uint64_t factor;

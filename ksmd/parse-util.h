@@ -20,6 +20,8 @@
 int parse_boolean(const char *s, bool *ret);
 /* A decimal unsigned integer in [min, max]. */
 int parse_uint64_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* An unsigned integer in C notation: decimal, 0x-hex (or 0-octal); not empty, no sign. */
+int parse_uint64_auto(const char *s, uint64_t *ret);
 /* A time span: "20ms", "1.5s", "5min", "2h", "1d", "250us"; a bare number is seconds. */
 int parse_time_usec(const char *s, uint64_t *ret);
 /* A size: "512", "64K", "256M", "2G", "1T" (binary multiples); a bare number is bytes. */

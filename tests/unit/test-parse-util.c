@@ -40,6 +40,22 @@ static void test_uint64_range_is_strict(void **state) {
         assert_int_equal(v, 42);
 }
 
+static void test_uint64_auto_takes_decimal_and_hex(void **state) {
+        uint64_t v = 7;
+
+        assert_int_equal(parse_uint64_auto("4096", &v), 0);
+        assert_int_equal(v, 4096);
+        assert_int_equal(parse_uint64_auto("0x7f0000001000", &v), 0);
+        assert_int_equal(v, UINT64_C(0x7f0000001000));
+        assert_int_equal(parse_uint64_auto("", &v), -EINVAL);
+        assert_int_equal(parse_uint64_auto(NULL, &v), -EINVAL);
+        assert_int_equal(parse_uint64_auto("-1", &v), -EINVAL);
+        assert_int_equal(parse_uint64_auto("12k", &v), -EINVAL);
+        assert_int_equal(parse_uint64_auto("0x", &v), -EINVAL);
+        assert_int_equal(parse_uint64_auto("99999999999999999999999", &v), -EINVAL);
+        assert_int_equal(v, UINT64_C(0x7f0000001000)); /* untouched on failure */
+}
+
 static void test_time_units(void **state) {
         uint64_t v = 0;
 
@@ -83,6 +99,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_boolean_accepts_the_usual_spellings),
                 cmocka_unit_test(test_uint64_range_is_strict),
+                cmocka_unit_test(test_uint64_auto_takes_decimal_and_hex),
                 cmocka_unit_test(test_time_units),
                 cmocka_unit_test(test_size_units),
         };
