@@ -152,17 +152,33 @@ static int parse_target_scan_time(Config *c, const char *v, char **reason) {
         return parse_time_field(v, USEC_PER_SEC, USEC_PER_DAY, &c->target_scan_usec, reason);
 }
 
-static int parse_max_cpu(Config *c, const char *v, char **reason) {
+/* "25%" or "25". */
+static int parse_percent_field(const char *v, unsigned *field, char **reason) {
         char buf[16];
         size_t n = strlen(v);
 
-        /* "25%" or "25". */
         if (n > 0 && n < sizeof(buf) && v[n - 1] == '%') {
                 memcpy(buf, v, n - 1);
                 buf[n - 1] = '\0';
                 v = buf;
         }
-        return parse_unsigned_field(v, 1, 100, &c->max_cpu_percent, reason);
+        return parse_unsigned_field(v, 1, 100, field, reason);
+}
+
+static int parse_max_cpu(Config *c, const char *v, char **reason) {
+        return parse_percent_field(v, &c->max_cpu_percent, reason);
+}
+
+static int parse_idle_sleep(Config *c, const char *v, char **reason) {
+        if (strcmp(v, "off") == 0) {
+                c->idle_sleep_usec = 0;
+                return 0;
+        }
+        return parse_time_field(v, 0, 3600 * USEC_PER_SEC, &c->idle_sleep_usec, reason);
+}
+
+static int parse_idle_max_cpu(Config *c, const char *v, char **reason) {
+        return parse_percent_field(v, &c->idle_max_cpu_percent, reason);
 }
 
 static int parse_max_metadata(Config *c, const char *v, char **reason) {
@@ -304,6 +320,8 @@ const ConfigKey config_keys[] = {
         { "Scan", "Sleep", parse_sleep },
         { "Scan", "TargetScanTime", parse_target_scan_time },
         { "Scan", "MaxCPU", parse_max_cpu },
+        { "Scan", "IdleSleep", parse_idle_sleep },
+        { "Scan", "IdleMaxCPU", parse_idle_max_cpu },
         { "Limits", "MaxMetadata", parse_max_metadata },
         { "Limits", "MaxRegions", parse_max_regions },
         { "Limits", "MaxRegionsPerClient", parse_max_regions_per_client },
@@ -329,6 +347,8 @@ int config_new(Config **ret) {
                 .sleep_usec = 20 * USEC_PER_MSEC,
                 .target_scan_usec = 0,
                 .max_cpu_percent = 20,
+                .idle_sleep_usec = 10 * USEC_PER_SEC,
+                .idle_max_cpu_percent = 1,
                 .max_metadata_bytes = UINT64_C(256) << 20,
                 .max_regions = 4096,
                 .max_regions_per_client = 256,

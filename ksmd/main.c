@@ -39,6 +39,8 @@ static void help(void) {
                "     --version                  Show the version\n"
                "     --pages-per-batch=N        Pages examined per batch (default 4096; KSM's pages_to_scan)\n"
                "     --sleep-msec=MS            Sleep between batches (default 20; KSM's sleep_millisecs)\n"
+               "     --idle-sleep-msec=MS       Rest after a full scan that found nothing new (default 10000;\n"
+               "                                0: never rest)\n"
                "     --target-scan-sec=S        Adapt the rate so a full scan takes S seconds...\n"
                "     --cpu-cap=PCT              ...using at most PCT %% of one CPU (default 20)\n"
                "     --max-tracked-pages=N      Bound on tracked pages and so on index memory (default %" PRIu64 ")\n"
@@ -47,7 +49,7 @@ static void help(void) {
                "                                Register a range (hex or decimal bytes, page aligned), or\n"
                "                                all private anonymous memory of PID without START:LENGTH\n"
                "     --register-process=PID     Register all private anonymous memory of PID\n"
-               "     --scans=N                  Exit after N full scans, printing statistics\n"
+               "     --scans=N                  Exit after N full scans, printing statistics (no rests)\n"
                "     --config-dir=DIR           Read DIR/ksmd.conf and DIR/ksmd.conf.d/*.conf (default %s)\n"
                "     --check-config             Check the configuration, print every problem, and exit\n"
                "     --socket=PATH              Serve the D-Bus API on PATH (default: Socket= of ksmd.conf)\n"
@@ -124,7 +126,7 @@ typedef struct Daemon {
         AutoRegister *autoreg;
         const char *config_dir;
         /* Options given on the command line win over the file, also on reload. */
-        bool cli_rate, cli_target, cli_max_tracked;
+        bool cli_rate, cli_target, cli_idle, cli_max_tracked;
 } Daemon;
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -141,6 +143,8 @@ static void config_to_manager(const Config *c, ManagerConfig *m) {
         m->sleep_usec = c->sleep_usec;
         m->target_scan_usec = c->target_scan_usec;
         m->cpu_cap_percent = c->max_cpu_percent;
+        m->idle_sleep_usec = c->idle_sleep_usec;
+        m->idle_cpu_percent = c->idle_max_cpu_percent;
         m->max_tracked_pages = MAX(c->max_metadata_bytes / METADATA_BYTES_PER_PAGE, (uint64_t) 1);
         m->max_regions = c->max_regions;
         m->estimate = c->mode == CONFIG_MODE_ESTIMATE;
@@ -178,6 +182,12 @@ static int daemon_reload(Daemon *d, char *message, size_t size) {
                         snprintf(message, size, "the scan rate in %s is out of range", d->config_dir);
                         return log_error_errno(r, "Reload: %s.", message);
                 }
+        }
+        r = manager_set_idle(d->manager, d->cli_idle ? manager_get_idle_sleep(d->manager) : c->idle_sleep_usec,
+                             c->idle_max_cpu_percent);
+        if (r < 0) {
+                snprintf(message, size, "IdleSleep= or IdleMaxCPU= in %s is out of range", d->config_dir);
+                return log_error_errno(r, "Reload: %s.", message);
         }
         r = manager_set_max_regions(d->manager, c->max_regions);
         if (r < 0) {
@@ -234,6 +244,7 @@ static int run(int argc, char *argv[]) {
                 ARG_VERSION = 0x100,
                 ARG_PAGES,
                 ARG_SLEEP,
+                ARG_IDLE_SLEEP,
                 ARG_MAX_TRACKED,
                 ARG_ESTIMATE,
                 ARG_REGISTER,
@@ -251,6 +262,7 @@ static int run(int argc, char *argv[]) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "pages-per-batch", required_argument, NULL, ARG_PAGES },
                 { "sleep-msec", required_argument, NULL, ARG_SLEEP },
+                { "idle-sleep-msec", required_argument, NULL, ARG_IDLE_SLEEP },
                 { "max-tracked-pages", required_argument, NULL, ARG_MAX_TRACKED },
                 { "estimate", no_argument, NULL, ARG_ESTIMATE },
                 { "register", required_argument, NULL, ARG_REGISTER },
@@ -303,6 +315,13 @@ static int run(int argc, char *argv[]) {
                                                        optarg, MANAGER_MAX_SLEEP_USEC / 1000);
                         cli.sleep_usec = v * 1000;
                         daemon.cli_rate = cli_sleep = true;
+                        break;
+                case ARG_IDLE_SLEEP:
+                        if (parse_uint64_auto(optarg, &v) < 0 || v > MANAGER_MAX_SLEEP_USEC / 1000)
+                                return log_error_errno(-EINVAL, "--idle-sleep-msec=%s: expected 0..%" PRIu64 " milliseconds.",
+                                                       optarg, MANAGER_MAX_SLEEP_USEC / 1000);
+                        cli.idle_sleep_usec = v * 1000;
+                        daemon.cli_idle = true;
                         break;
                 case ARG_TARGET:
                         if (parse_uint64_auto(optarg, &v) < 0 || v == 0 || v > MANAGER_MAX_TARGET_USEC / 1000000)
@@ -390,6 +409,8 @@ static int run(int argc, char *argv[]) {
         }
         if (daemon.cli_target)
                 config.target_scan_usec = cli.target_scan_usec;
+        if (daemon.cli_idle)
+                config.idle_sleep_usec = cli.idle_sleep_usec;
         if (cli.cpu_cap_percent)
                 config.cpu_cap_percent = cli.cpu_cap_percent;
         if (daemon.cli_max_tracked)

@@ -18,6 +18,8 @@
 
 #define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
+#define MANAGER_REST_TICK_USEC 1000000u
+#define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
 
 struct Manager {
         ManagerConfig config;
@@ -37,6 +39,8 @@ struct Manager {
         uint64_t batch_pages;            /* the rate in effect */
         uint64_t sleep_usec;
         uint64_t cost_nsec_per_page;
+        uint64_t pass_cpu_nsec;          /* CPU of the running full scan's batches */
+        uint64_t rest_until_usec;        /* resting after a quiet full scan until then; 0: not resting */
         bool capped_logged;
         int last_merge_error;            /* logged once until a request succeeds */
         bool bound_hit_this_pass;
@@ -118,6 +122,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return log_error_errno(-EINVAL, "Sleep between batches must be at most %" PRIu64 " ms.",
                                        MANAGER_MAX_SLEEP_USEC / 1000);
 
+        if (config->idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || config->idle_cpu_percent > 100)
+                return log_error_errno(-EINVAL, "The idle sleep must be at most %" PRIu64 " s and its CPU share 1..100 %%.",
+                                       MANAGER_MAX_SLEEP_USEC / 1000000);
         if (config->target_scan_usec > MANAGER_MAX_TARGET_USEC || config->cpu_cap_percent == 0 ||
             config->cpu_cap_percent > 100)
                 return log_error_errno(-EINVAL, "Target scan time must be at most %" PRIu64 " s and the CPU cap 1..100 %%.",
@@ -127,6 +134,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m)
                 return log_oom();
         m->config = *config;
+        if (m->config.idle_cpu_percent == 0)
+                m->config.idle_cpu_percent = MANAGER_DEFAULT_IDLE_CPU_PERCENT;
         m->batch_pages = config->pages_per_batch;
         m->sleep_usec = config->sleep_usec;
 
@@ -211,6 +220,18 @@ static void log_registration_error(int r, pid_t pid) {
         }
 }
 
+/* Ends a rest: new memory is scanned at the configured rate from now on. */
+static void manager_wake(Manager *m) {
+        if (m->rest_until_usec == 0)
+                return;
+        m->rest_until_usec = 0;
+        m->stats.rest_usec = 0;
+        if (m->scan_timer && !m->paused) {
+                (void) sd_event_source_set_time_relative(m->scan_timer, 0);
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
+        }
+}
+
 static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t length, bool whole, uint32_t *ret_id) {
         Region *region;
         int r;
@@ -231,6 +252,7 @@ static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t leng
                          start, start + length);
         if (ret_id)
                 *ret_id = region->id;
+        manager_wake(m);
         return 0;
 }
 
@@ -269,6 +291,30 @@ int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_p
         m->config.cpu_cap_percent = cpu_cap_percent;
         m->capped_logged = false;
         return 0;
+}
+
+int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_percent) {
+        if (idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || idle_cpu_percent == 0 || idle_cpu_percent > 100)
+                return -EINVAL;
+        m->config.idle_sleep_usec = idle_sleep_usec;
+        m->config.idle_cpu_percent = idle_cpu_percent;
+        if (idle_sleep_usec == 0)
+                manager_wake(m);
+        return 0;
+}
+
+uint64_t manager_get_idle_sleep(const Manager *m) {
+        return m->config.idle_sleep_usec;
+}
+
+/* The rest after a full scan that found nothing new (see manager.h); 0: go on. */
+static uint64_t manager_rest_usec(const Manager *m) {
+        uint64_t rest, cpu_usec = m->pass_cpu_nsec / 1000;
+
+        if (m->config.idle_sleep_usec == 0 || m->exit_after_scans > 0)
+                return 0;
+        rest = cpu_usec * (100 - m->config.idle_cpu_percent) / m->config.idle_cpu_percent;
+        return MIN(MAX(rest, m->config.idle_sleep_usec), (uint64_t) MANAGER_MAX_REST_USEC);
 }
 
 /* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
@@ -404,8 +450,25 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 goto rearm;
         }
 
-        if (!scanner_in_pass(m->scanner))
+        if (m->rest_until_usec > now) {
+                /* Resting: only merge retries are due, and regions of exited processes go once a second. */
+                for (size_t i = 0; i < m->registry->n_regions; i++)
+                        if (region_alive(m->registry->regions[i]) <= 0)
+                                m->registry->regions[i]->gone = true;
+                manager_drop_gone(m);
+                if (merger_pending(m->merger) > 0)
+                        (void) merger_flush(m->merger, now);
+                next = MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC);
+                if (merger_pending(m->merger) > 0)
+                        next = MIN(next, merger_next_retry_usec(m->merger) > now ? merger_next_retry_usec(m->merger) - now : 0);
+                goto rearm;
+        }
+        m->rest_until_usec = 0;
+
+        if (!scanner_in_pass(m->scanner)) {
                 m->pass_started_usec = now;
+                m->pass_cpu_nsec = 0;
+        }
         uint64_t cpu0 = thread_cpu_nsec();
         r = scanner_step(m->scanner, m->batch_pages, now, &res);
         if (r < 0) {
@@ -433,7 +496,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->last_merge_error = 0;
         else if (r < 0 && r != -EAGAIN && r != -ENOMEM && r != -ENOBUFS && r != -EINTR)
                 m->last_merge_error = r;
-        manager_adapt_rate(m, thread_cpu_nsec() - cpu0, res.pages);
+        uint64_t batch_cpu_nsec = thread_cpu_nsec() - cpu0;
+
+        m->pass_cpu_nsec += batch_cpu_nsec;
+        manager_adapt_rate(m, batch_cpu_nsec, res.pages);
 
         if (res.pass_done) {
                 m->bound_hit_last_pass = m->bound_hit_this_pass;
@@ -450,11 +516,17 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_log_notes(m);
                 /* Wall time from the first batch to the end of the last, sleeps included. */
                 m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
+                m->stats.rest_usec = res.pass_quiet ? manager_rest_usec(m) : 0;
+                if (m->stats.rest_usec > 0)
+                        m->rest_until_usec = now_usec() + m->stats.rest_usec;
                 manager_update_stats(m);
-                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms: %" PRIu64 " pages scanned, %" PRIu64 " read, %" PRIu64
-                          " unchanged by soft-dirty, %" PRIu64 " saveable.",
-                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->stats.last.pages_scanned, m->stats.last.pages_read,
-                          m->stats.last.pages_unchanged, scan_counters_saving_pages(&m->stats.last));
+                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms (%" PRIu64 " ms of CPU): %" PRIu64 " pages scanned, %" PRIu64
+                          " read, %" PRIu64 " unchanged by soft-dirty, %" PRIu64 " saveable; %s %" PRIu64 " ms.",
+                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->pass_cpu_nsec / 1000000,
+                          m->stats.last.pages_scanned, m->stats.last.pages_read, m->stats.last.pages_unchanged,
+                          scan_counters_saving_pages(&m->stats.last),
+                          m->stats.rest_usec > 0 ? "nothing new, resting" : "next batch in",
+                          (m->stats.rest_usec > 0 ? m->stats.rest_usec : m->sleep_usec) / 1000);
                 manager_notify_status(m, now, true);
                 if (m->scan_done)
                         m->scan_done(m, m->scan_done_userdata);
@@ -463,7 +535,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else
                 manager_notify_status(m, now, false);
 
-        next = m->sleep_usec;
+        next = m->rest_until_usec > 0 ? m->stats.rest_usec : m->sleep_usec;
         if (merger_pending(m->merger) > 0)
                 next = MIN(next, merger_next_retry_usec(m->merger) > now ? merger_next_retry_usec(m->merger) - now : 0);
 rearm:

@@ -33,6 +33,7 @@ struct Scanner {
         uint32_t pagemap_region_id;
 
         uint64_t current_pages;
+        uint64_t pass_news;              /* pages read this pass that may settle into new candidates */
         ScanCounters last;
 
         uint64_t pagemap[SCAN_CHUNK_PAGES];
@@ -262,6 +263,7 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
         s->pass_started_usec = now_usec;
         s->pass_last_region_id = reg->next_id - 1;
         s->current_pages = 0;
+        s->pass_news = 0;
         s->region_id = 0;
         s->entered_region_id = 0;
         s->area_pos = 0;
@@ -271,6 +273,7 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
 
 static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         RegionRegistry *reg = s->registry;
+        uint64_t saving_before = scan_counters_saving_pages(&s->last);
 
         memset(&s->last, 0, sizeof(s->last));
         for (size_t i = 0; i < reg->n_regions; i++) {
@@ -282,6 +285,8 @@ static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         cursor_close_pagemap(s);
         s->in_pass = false;
         res->pass_done = true;
+        res->pass_quiet = s->passes > 1 && s->pass_news == 0 && scan_counters_saving_pages(&s->last) <= saving_before &&
+                          merger_pending(s->merger) == 0;
         res->pass_usec = now_usec - s->pass_started_usec;
 }
 
@@ -360,6 +365,9 @@ static void page_was_read(Scanner *s, Region *r, RegionArea *a, uint64_t page, c
                 hash = page_hash(data, s->config.hash_seed) & PAGE_SLOT_HASH_MASK;
 
         still = zero ? state == PAGE_ZERO : state == PAGE_HASHED && page_slot_hash(old) == hash;
+        /* New content, or the first change of a page that held still: it may settle into a candidate. */
+        if (!still && ((state != PAGE_HASHED && state != PAGE_ZERO) || v == 0))
+                s->pass_news++;
         if (still) {
                 if (dirty)
                         r->dirty_waste_pages++, r->pass.pages_rewritten_same++;

@@ -58,6 +58,9 @@ typedef struct ScanStepResult {
         uint64_t pages;                  /* pages examined in this step */
         bool pass_done;                  /* a full scan ended in this step */
         bool limit_hit;                  /* the tracked-page bound refused an area (once per pass) */
+        bool pass_quiet;                 /* the ending full scan found nothing new: no page read with new
+                                          * content (or first changed after holding still), no saving
+                                          * gained over the pass before, no merge pending */
         uint64_t pass_usec;              /* now_usec of the ending step minus that of the starting one */
 } ScanStepResult;
 

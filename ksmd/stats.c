@@ -16,8 +16,6 @@ void scan_counters_add(ScanCounters *a, const ScanCounters *b) {
 }
 
 uint64_t stats_saving_bytes(const Stats *s) {
-        if (s->live)
-                return s->helper_bytes_saved;
         return scan_counters_saving_pages(&s->last) * PAGE_SIZE_BYTES;
 }
 
@@ -36,6 +34,13 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
                 return snprintf(buf, size, "%s: first scan %u%% of %llu pages%s",
                                 estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
                                 percent, (unsigned long long) total_pages, paused ? "; paused" : "");
+        if (s->rest_usec > 0 && s->current_scan_pages == 0)
+                return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; "
+                                "nothing new, next scan in %.0f s%s",
+                                estimate ? "estimate mode, nothing merged: merging would save" : "saving",
+                                mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
+                                (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6,
+                                (double) s->rest_usec / 1e6, paused ? "; paused" : "");
         return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; scanning %u%%%s",
                         estimate ? "estimate mode, nothing merged: merging would save" : "saving",
                         mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),

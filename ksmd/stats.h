@@ -33,8 +33,7 @@ typedef struct ScanCounters {
         uint64_t pages_shared;           /* distinct contents with >= 2 candidates this pass (KSM's pages_shared);
                                           * in merge mode also each shared page of the helper found mapped, once */
         uint64_t pages_sharing;          /* further candidates of those contents (KSM's pages_sharing); in
-                                          * merge mode also the further pages found mapping a shared page.
-                                          * Merge mode's saving comes from the helper (Stats.helper_bytes_saved). */
+                                          * merge mode also the further pages found mapping a shared page. */
 } ScanCounters;
 
 void scan_counters_add(ScanCounters *a, const ScanCounters *b);
@@ -57,6 +56,7 @@ typedef struct Stats {
         ScanCounters last;               /* the last completed full scan, all regions */
         uint64_t full_scans;
         uint64_t last_full_scan_usec;    /* duration of the last full scan */
+        uint64_t rest_usec;              /* the rest after it (it found nothing new); 0: none */
         uint64_t current_scan_pages;     /* pages examined so far in the running scan */
         uint64_t tracked_pages;          /* pages with a slot this pass */
         uint64_t metadata_bytes;         /* the daemon's own index memory */
@@ -64,11 +64,17 @@ typedef struct Stats {
         uint64_t pages_per_batch;        /* the rate in effect (fixed or adapted) */
         uint64_t sleep_usec;
         bool live;                       /* merging through the helper (else estimate mode) */
-        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED */
+        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED (all its merges since
+                                          * it loaded, also outside today's regions and pages written since) */
         MergeCounters merge;
 } Stats;
 
-/* Live: bytes the helper reports saved. Estimate: bytes merging would save per the last full scan. */
+/*
+ * Bytes saved (live) or that merging would save (estimate) in the registered
+ * regions, as the last full scan found them: its pages_sharing + pages_zero.
+ * In merge mode this counts what the pagemap showed mapped to shared or zero
+ * pages, plus the merges the scan submitted.
+ */
 uint64_t stats_saving_bytes(const Stats *s);
 
 /*

@@ -84,6 +84,8 @@ static void test_missing_files_give_the_defaults(void **state) {
         assert_int_equal(c->sleep_usec, 20 * USEC_PER_MSEC);
         assert_int_equal(c->target_scan_usec, 0);
         assert_int_equal(c->max_cpu_percent, 20);
+        assert_int_equal(c->idle_sleep_usec, 10 * USEC_PER_SEC);
+        assert_int_equal(c->idle_max_cpu_percent, 1);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(256) << 20);
         assert_int_equal(c->max_regions, 4096);
         assert_int_equal(c->max_regions_per_client, 256);
@@ -109,6 +111,8 @@ static void test_every_key_is_applied(void **state) {
                    "Sleep=5ms\n"
                    "TargetScanTime=2min\n"
                    "MaxCPU=50%\n"
+                   "IdleSleep=30s\n"
+                   "IdleMaxCPU=2%\n"
                    "  [Limits]\n"
                    "    MaxMetadata=1G\n"
                    "MaxRegions=10\n"
@@ -130,6 +134,8 @@ static void test_every_key_is_applied(void **state) {
         assert_int_equal(c->sleep_usec, 5000);
         assert_int_equal(c->target_scan_usec, 120 * USEC_PER_SEC);
         assert_int_equal(c->max_cpu_percent, 50);
+        assert_int_equal(c->idle_sleep_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c->idle_max_cpu_percent, 2);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(1) << 30);
         assert_int_equal(c->max_regions, 10);
         assert_int_equal(c->max_regions_per_client, 5);
@@ -232,6 +238,8 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1000 ms to 86400 s (e.g. 20ms, 1.5s, 5min)" },
                 { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a whole number from 1 to 100" },
                 { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150' is not a whole number from 1 to 100" },
+                { "[Scan]\nIdleSleep=2h\n", "IdleSleep=2h: '2h' is not a time span from 0 ms to 3600 s (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a whole number from 1 to 100" },
                 { "[Control]\nSystemBus=perhaps\n", "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
                 { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
                 { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 65536" },

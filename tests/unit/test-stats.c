@@ -27,15 +27,16 @@ static void test_counters_add_every_field(void **state) {
         assert_int_equal(scan_counters_saving_pages(&a), 10);
 }
 
-static void test_saving_is_estimate_or_helper_accounting(void **state) {
+static void test_saving_is_the_last_scans_sharing_and_zero(void **state) {
         Stats s = {};
 
         s.last.pages_sharing = 10;
         s.last.pages_zero = 5;
         assert_int_equal(stats_saving_bytes(&s), 15 * 4096);
+        /* Live: the daemon's own count, not the helper's since-load total. */
         s.live = true;
         s.helper_bytes_saved = 8192;
-        assert_int_equal(stats_saving_bytes(&s), 8192);
+        assert_int_equal(stats_saving_bytes(&s), 15 * 4096);
 }
 
 static void test_status_line_says_estimate_mode_and_progress(void **state) {
@@ -66,9 +67,16 @@ static void test_status_line_says_estimate_mode_and_progress(void **state) {
         s.current_scan_pages = 50;
 
         s.live = true;
-        s.helper_bytes_saved = 2 << 20;
+        s.last.pages_sharing = 500;
+        s.last.pages_zero = 12;
         stats_format_status(&s, false, false, 200, buf, sizeof(buf));
         assert_non_null(strstr(buf, "saving 2.0 MiB (512 pages)"));
+        /* After a full scan that found nothing new: when the next one starts. */
+        s.current_scan_pages = 0;
+        s.rest_usec = 10 * 1000000;
+        stats_format_status(&s, false, false, 200, buf, sizeof(buf));
+        assert_non_null(strstr(buf, "nothing new, next scan in 10 s"));
+        s.current_scan_pages = 50;
         /* Truncation is safe. */
         assert_true(stats_format_status(&s, false, false, 200, buf, 8) > 7);
         assert_int_equal(strlen(buf), 7);
@@ -77,7 +85,7 @@ static void test_status_line_says_estimate_mode_and_progress(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_counters_add_every_field),
-                cmocka_unit_test(test_saving_is_estimate_or_helper_accounting),
+                cmocka_unit_test(test_saving_is_the_last_scans_sharing_and_zero),
                 cmocka_unit_test(test_status_line_says_estimate_mode_and_progress),
         };
 
