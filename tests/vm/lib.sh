@@ -93,6 +93,15 @@ vm_workload_start() {
 	vm_workload_run "$name" ksmd-workload "$@"
 }
 
+# vm_workload_start_as UID NAME [ARGS...]: the same, as user and group UID
+# without supplementary groups.
+vm_workload_start_as() {
+	local uid=$1 name=$2
+	shift 2
+	# busybox sh runs its own applets before PATH: util-linux setpriv by its path.
+	vm_workload_run "$name" /usr/bin/setpriv --reuid="$uid" --regid="$uid" --clear-groups ksmd-workload "$@"
+}
+
 vm_workload_run() {
 	local name=$1 tries=0 pid
 	shift
