@@ -128,19 +128,35 @@ static ManagerConfig fast_config(void) {
         return c;
 }
 
+/* Registers the child's CHILD_PAGES pages as one range. */
+static void register_child(Manager *m) {
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+}
+
+/* A Manager at fast_config()'s rate with the child registered. */
+static void new_manager_for_child(Manager **ret) {
+        ManagerConfig c = fast_config();
+
+        assert_int_equal(manager_new(&c, ret), 0);
+        register_child(*ret);
+}
+
+/* Starts the Manager and runs its loop until n_scans full scans are done; its statistics then. */
+static void run_scans(Manager *m, unsigned n_scans, Stats *ret) {
+        manager_set_exit_after_scans(m, n_scans);
+        assert_int_equal(manager_start(m), 0);
+        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        manager_get_stats(m, ret);
+}
+
 static void test_missing_module_falls_back_to_estimate_mode(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
         helper.new_result = -ENOENT;
-        assert_int_equal(manager_new(&c, &m), 0);
+        new_manager_for_child(&m);
         assert_true(manager_is_estimate(m));
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 2);
-        assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
-        manager_get_stats(m, &st);
+        run_scans(m, 2, &st);
         assert_false(st.live);
         assert_int_equal(st.last.pages_sharing, CHILD_PAGES / 2 - 1);
         assert_int_equal(st.last.pages_zero, CHILD_PAGES / 2);
@@ -149,16 +165,11 @@ static void test_missing_module_falls_back_to_estimate_mode(void **state) {
 
 static void test_present_module_gets_batched_merges(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
-        assert_int_equal(manager_new(&c, &m), 0);
+        new_manager_for_child(&m);
         assert_false(manager_is_estimate(m));
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 2);
-        assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
-        manager_get_stats(m, &st);
+        run_scans(m, 2, &st);
         assert_true(st.live);
         /* 31 page merges and 32 zero merges, none more than max_batch per request. */
         assert_int_equal(helper.merge_items, CHILD_PAGES - 1);
@@ -170,18 +181,13 @@ static void test_present_module_gets_batched_merges(void **state) {
 
 static void test_module_going_away_falls_back_to_estimate_mode(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
-        assert_int_equal(manager_new(&c, &m), 0);
+        new_manager_for_child(&m);
         assert_false(manager_is_estimate(m));
         helper.merge_result = -ENOENT;
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 3);
-        assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        run_scans(m, 3, &st);
         assert_true(manager_is_estimate(m));
-        manager_get_stats(m, &st);
         assert_false(st.live);
         /* Nothing is lost: the scan goes on and the estimate is complete. */
         assert_int_equal(scan_counters_saving_pages(&st.last), CHILD_PAGES - 1);
@@ -190,19 +196,14 @@ static void test_module_going_away_falls_back_to_estimate_mode(void **state) {
 
 static void test_module_going_away_while_nothing_merges_falls_back_too(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
-        assert_int_equal(manager_new(&c, &m), 0);
+        new_manager_for_child(&m);
         assert_false(manager_is_estimate(m));
         /* Unloaded before any merge is due: the first full scan merges nothing, its end asks INFO. */
         helper.info_result = -ENOENT;
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 3);
-        assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        run_scans(m, 3, &st);
         assert_true(manager_is_estimate(m));
-        manager_get_stats(m, &st);
         assert_false(st.live);
         assert_int_equal(helper.merge_calls, 0);
         assert_int_equal(scan_counters_saving_pages(&st.last), CHILD_PAGES - 1);
@@ -210,17 +211,12 @@ static void test_module_going_away_while_nothing_merges_falls_back_too(void **st
 
 static void test_refused_merge_request_keeps_merge_mode(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
-        assert_int_equal(manager_new(&c, &m), 0);
+        new_manager_for_child(&m);
         helper.merge_result = -EINVAL;
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 3);
-        assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        run_scans(m, 3, &st);
         assert_false(manager_is_estimate(m));
-        manager_get_stats(m, &st);
         /* Offered again on every pass after the first, and dropped each time. */
         assert_true(helper.merge_calls >= 2);
         assert_true(st.merge.dropped >= CHILD_PAGES - 1);
@@ -271,12 +267,10 @@ static void run_for_usec(Manager *m, uint64_t usec) {
 
 static void test_pause_stops_scanning_and_resume_continues(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
         helper.new_result = -ENOENT;
-        assert_int_equal(manager_new(&c, &m), 0);
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        new_manager_for_child(&m);
         manager_pause(m);
         assert_int_equal(manager_start(m), 0);
         run_for_usec(m, 100000);
@@ -301,7 +295,7 @@ static void test_target_scan_time_adapts_the_rate(void **state) {
         assert_int_equal(manager_new(&c, &m), 0);
         assert_int_equal(manager_set_target(m, 0, 10), -EINVAL);
         assert_int_equal(manager_set_target(m, 1000, 0), -EINVAL);
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        register_child(m);
         assert_int_equal(manager_start(m), 0);
         run_for_usec(m, 700000);
         manager_get_stats(m, &st);

@@ -90,14 +90,22 @@ static MergeRequest req(uint64_t addr, bool zero) {
         };
 }
 
+/*
+ * Submits requests for n pages at 0x1000, 0x2000, ...; with zero_every > 0
+ * every zero_every-th of them, the first included, asks for the zero page.
+ */
+static void submit_pages(Merger *m, uint64_t n, unsigned zero_every) {
+        for (uint64_t i = 0; i < n; i++) {
+                MergeRequest r = req(0x1000 * (i + 1), zero_every > 0 && i % zero_every == 0);
+                assert_int_equal(merger_submit(m, &r), 0);
+        }
+}
+
 static void test_requests_leave_in_batches_of_max_batch(void **state) {
         _cleanup_(merger_freep) Merger *m = NULL;
 
         assert_int_equal(merger_new(fake_helper, 4, 100, on_result, NULL, &m), 0);
-        for (uint64_t i = 0; i < 10; i++) {
-                MergeRequest r = req(0x1000 * (i + 1), false);
-                assert_int_equal(merger_submit(m, &r), 0);
-        }
+        submit_pages(m, 10, 0);
         assert_int_equal(merger_pending(m), 10);
         assert_int_equal(merger_flush(m, 1000), 10);
         assert_int_equal(helper.n_calls, 3);
@@ -118,10 +126,7 @@ static void test_zero_and_page_requests_go_in_separate_batches(void **state) {
         _cleanup_(merger_freep) Merger *m = NULL;
 
         assert_int_equal(merger_new(fake_helper, 8, 100, on_result, NULL, &m), 0);
-        for (uint64_t i = 0; i < 6; i++) {
-                MergeRequest r = req(0x1000 * (i + 1), i % 2 == 0);
-                assert_int_equal(merger_submit(m, &r), 0);
-        }
+        submit_pages(m, 6, 2);
         assert_int_equal(merger_flush(m, 0), 6);
         assert_int_equal(helper.n_calls, 2);
         assert_int_equal(helper.sizes[0], 3);
@@ -238,10 +243,7 @@ static void test_refused_request_drops_only_its_batch(void **state) {
         _cleanup_(merger_freep) Merger *m = NULL;
 
         assert_int_equal(merger_new(fake_helper, 2, 100, on_result, NULL, &m), 0);
-        for (uint64_t i = 0; i < 3; i++) {
-                MergeRequest r = req(0x1000 * (i + 1), false);
-                assert_int_equal(merger_submit(m, &r), 0);
-        }
+        submit_pages(m, 3, 0);
         helper.fail_with = -ERANGE;
         assert_int_equal(merger_flush(m, 0), -ERANGE);
         assert_int_equal(merger_pending(m), 1);
@@ -269,10 +271,7 @@ static void test_estimate_mode_counts_and_never_calls_the_helper(void **state) {
 
         assert_int_equal(merger_new(NULL, 8, 100, on_result, NULL, &m), 0);
         assert_true(merger_is_estimate(m));
-        for (uint64_t i = 0; i < 1000; i++) {
-                MergeRequest r = req(0x1000 * (i + 1), i % 3 == 0);
-                assert_int_equal(merger_submit(m, &r), 0);
-        }
+        submit_pages(m, 1000, 3);
         assert_int_equal(merger_pending(m), 0);
         assert_int_equal(merger_flush(m, 0), 0);
         assert_int_equal(merger_counters(m)->estimated, 1000);

@@ -181,6 +181,14 @@ typedef struct World {
         uint64_t now;
 } World;
 
+typedef enum WorldFlags {
+        WORLD_ESTIMATE = 0,              /* no helper, pages read every pass */
+        WORLD_SOFT_DIRTY = 1 << 0,       /* unchanged pages are known from pagemap and not read */
+        WORLD_MERGING = 1 << 1,          /* a (mocked) helper merges */
+} WorldFlags;
+
+#define UNBOUNDED_TRACKED_PAGES (UINT64_C(1) << 20)
+
 static void on_result(const MergeRequest *req, const HelperMergeResult *res, void *userdata) {
         World *w = userdata;
 
@@ -195,20 +203,62 @@ static void set_page(int p, size_t i, uint8_t fill) {
         };
 }
 
-static void world_init(World *w, size_t n_procs, bool soft_dirty, bool live, uint64_t max_tracked) {
+/* Appends n private pages to process p, all filled with fill (0: zero pages). */
+static void add_same_pages(int p, size_t n, uint8_t fill) {
+        assert_true(fake.n_pages[p] + n <= N_PAGES);
+        for (size_t i = 0; i < n; i++)
+                set_page(p, fake.n_pages[p]++, fill);
+}
+
+/* Appends n private pages to process p, filled with first_fill, first_fill + 1, ... */
+static void add_distinct_pages(int p, size_t n, uint8_t first_fill) {
+        assert_true(fake.n_pages[p] + n <= N_PAGES);
+        for (size_t i = 0; i < n; i++)
+                set_page(p, fake.n_pages[p]++, (uint8_t) (first_fill + i));
+}
+
+static void add_pages_n(int p, const uint8_t *fills, size_t n) {
+        assert_true(fake.n_pages[p] + n <= N_PAGES);
+        for (size_t i = 0; i < n; i++)
+                set_page(p, fake.n_pages[p]++, fills[i]);
+}
+
+/* add_pages(p, fill, ...): appends one private page to process p for each fill given. */
+#define add_pages(p, ...) \
+        add_pages_n(p, (const uint8_t[]) { __VA_ARGS__ }, sizeof((const uint8_t[]) { __VA_ARGS__ }))
+
+/* The kernel maps the zero page at page i of process p. */
+static void map_zero_page(int p, size_t i) {
+        fake.page[p][i].flags = PAGEMAP_PRESENT;
+        fake.page[p][i].pfn = ZERO_PFN;
+}
+
+/* The kernel maps page frame pfn, shared with others, at page i of process p. */
+static void map_shared_page(int p, size_t i, uint64_t pfn) {
+        fake.page[p][i].flags = PAGEMAP_PRESENT;
+        fake.page[p][i].pfn = pfn;
+}
+
+/* Registers the first n_procs fake processes whole; at most max_tracked pages are tracked. */
+static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint64_t max_tracked) {
         ScannerConfig sc = {
                 .hash_seed = 42,
-                .soft_dirty = soft_dirty,
+                .soft_dirty = flags & WORLD_SOFT_DIRTY,
                 .zero_pfn = ZERO_PFN,
         };
+        HelperClient *helper = flags & WORLD_MERGING ? (HelperClient *) 0x1 : NULL;
 
         *w = (World) { .now = 1000000 };
         assert_int_equal(region_registry_new(16, &w->reg), 0);
         assert_int_equal(index_new(max_tracked, &w->idx), 0);
-        assert_int_equal(merger_new(live ? (HelperClient *) 0x1 : NULL, 16, 1024, on_result, w, &w->merger), 0);
+        assert_int_equal(merger_new(helper, 16, 1024, on_result, w, &w->merger), 0);
         assert_int_equal(scanner_new(w->reg, w->idx, w->merger, &sc, &w->scanner), 0);
         for (size_t p = 0; p < n_procs; p++)
                 assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, &w->region[p]), 0);
+}
+
+static void world_init(World *w, size_t n_procs, WorldFlags flags) {
+        world_init_bounded(w, n_procs, flags, UNBOUNDED_TRACKED_PAGES);
 }
 
 static void world_done(World *w) {
@@ -229,6 +279,28 @@ static void run_pass(World *w) {
                 assert_true(merger_flush(w->merger, w->now) >= 0);
                 assert_true(++steps < 10000);
         } while (!res.pass_done);
+}
+
+/*
+ * n full scans. Two settle a still world: the first reads every page, the
+ * second finds the pages that held still as candidates (and merges them).
+ */
+static void run_passes(World *w, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                run_pass(w);
+}
+
+/* Steps of pages_per_step pages, without flushing merges, until the current pass is done. */
+static void finish_pass(World *w, size_t pages_per_step) {
+        ScanStepResult res;
+
+        do
+                assert_int_equal(scanner_step(w->scanner, pages_per_step, w->now, &res), 0);
+        while (!res.pass_done);
+}
+
+static const ScanCounters *last_counters(const World *w) {
+        return scanner_last_counters(w->scanner);
 }
 
 static unsigned reads_of(int p) {
@@ -273,20 +345,16 @@ static int teardown(void **state) {
 static void test_page_becomes_candidate_only_after_holding_still(void **state) {
         World w;
 
-        fake.n_pages[0] = 4;
-        set_page(0, 0, 1);
-        set_page(0, 1, 1);
-        set_page(0, 2, 2);
-        set_page(0, 3, 0);
-        world_init(&w, 1, false, false, 1 << 20);
+        add_pages(0, 1, 1, 2, 0);
+        world_init(&w, 1, WORLD_ESTIMATE);
 
         run_pass(&w);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_read, 4);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 0);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 0);
+        assert_int_equal(last_counters(&w)->pages_read, 4);
+        assert_int_equal(last_counters(&w)->pages_sharing, 0);
+        assert_int_equal(last_counters(&w)->pages_zero, 0);
 
         run_pass(&w);
-        const ScanCounters *c = scanner_last_counters(w.scanner);
+        const ScanCounters *c = last_counters(&w);
         assert_int_equal(c->pages_sharing, 1);
         assert_int_equal(c->pages_shared, 1);
         assert_int_equal(c->pages_unshared, 1);
@@ -297,32 +365,24 @@ static void test_page_becomes_candidate_only_after_holding_still(void **state) {
 
 static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
         World w;
-        size_t i;
 
         /* Process 0: contents 1..20, then 6 zero pages, then 4 more copies of content 3. */
-        fake.n_pages[0] = 30;
-        for (i = 0; i < 20; i++)
-                set_page(0, i, (uint8_t) (i + 1));
-        for (; i < 26; i++)
-                set_page(0, i, 0);
-        for (; i < 30; i++)
-                set_page(0, i, 3);
+        add_distinct_pages(0, 20, 1);
+        add_same_pages(0, 6, 0);
+        add_same_pages(0, 4, 3);
         /* Process 1: contents 11..30 (11..20 shared with process 0), then 2 zero pages. */
-        fake.n_pages[1] = 22;
-        for (i = 0; i < 20; i++)
-                set_page(1, i, (uint8_t) (i + 11));
-        for (; i < 22; i++)
-                set_page(1, i, 0);
+        add_distinct_pages(1, 20, 11);
+        add_same_pages(1, 2, 0);
         /*
          * Distinct non-zero contents: 1..30 = 30. Non-zero pages: 24 + 20 = 44.
          * Sharing = 44 - 30 = 14; shared = 11 (content 3 and 11..20); zero = 8.
          */
-        world_init(&w, 2, false, false, 1 << 20);
+        world_init(&w, 2, WORLD_ESTIMATE);
         for (int pass = 0; pass < 4; pass++) {
                 run_pass(&w);
                 if (pass == 0)
                         continue;
-                const ScanCounters *c = scanner_last_counters(w.scanner);
+                const ScanCounters *c = last_counters(&w);
                 assert_int_equal(c->pages_sharing, 14);
                 assert_int_equal(c->pages_shared, 11);
                 assert_int_equal(c->pages_zero, 8);
@@ -339,19 +399,15 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
 static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
         World w;
 
-        fake.n_pages[0] = 6;
-        for (size_t i = 0; i < 6; i++)
-                set_page(0, i, 7);
+        add_same_pages(0, 6, 7);
         fake.page[0][0].flags = 0;                                           /* never touched */
         fake.page[0][1].flags = PAGEMAP_SWAPPED;                             /* swapped out */
-        fake.page[0][2].flags = PAGEMAP_PRESENT;                             /* zero page */
-        fake.page[0][2].pfn = ZERO_PFN;
-        fake.page[0][3].flags = PAGEMAP_PRESENT;                             /* fork COW / KSM */
+        map_zero_page(0, 2);
+        map_shared_page(0, 3, fake.page[0][3].pfn);                          /* fork COW / KSM */
         fake.page[0][4].flags = PAGEMAP_PRESENT | PAGEMAP_EXCLUSIVE | PAGEMAP_FILE_OR_SHARED;
-        world_init(&w, 1, false, false, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
-        const ScanCounters *c = scanner_last_counters(w.scanner);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_passes(&w, 2);
+        const ScanCounters *c = last_counters(&w);
         assert_int_equal(c->pages_scanned, 6);
         assert_int_equal(c->pages_not_present, 2);
         assert_int_equal(c->pages_swapped, 1);
@@ -367,17 +423,14 @@ static void test_changing_page_is_never_a_candidate_and_is_read_less_often(void 
         World w;
         const int passes = 64;
 
-        fake.n_pages[0] = 3;
-        set_page(0, 0, 9);
-        set_page(0, 1, 9);
-        set_page(0, 2, 9);
+        add_same_pages(0, 3, 9);
         fake.page[0][0].changes_on_read = true;
-        world_init(&w, 1, false, false, 1 << 20);
+        world_init(&w, 1, WORLD_ESTIMATE);
         for (int i = 0; i < passes; i++) {
                 run_pass(&w);
                 if (i > 0)
                         /* Only the two steady pages ever pair up. */
-                        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 1);
+                        assert_int_equal(last_counters(&w)->pages_sharing, 1);
         }
         /* Steady pages are read every pass (no soft-dirty here); the volatile one far less. */
         assert_int_equal(fake.page[0][1].reads, passes);
@@ -390,13 +443,10 @@ static void test_changing_page_is_never_a_candidate_and_is_read_less_often(void 
 static void test_zero_pages_are_recognised_without_hashing(void **state) {
         World w;
 
-        fake.n_pages[0] = 8;
-        for (size_t i = 0; i < 8; i++)
-                set_page(0, i, 0);
-        world_init(&w, 1, false, false, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 8);
+        add_same_pages(0, 8, 0);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_passes(&w, 2);
+        assert_int_equal(last_counters(&w)->pages_zero, 8);
         assert_int_equal(fake.hashes, 0);
         world_done(&w);
 }
@@ -404,10 +454,10 @@ static void test_zero_pages_are_recognised_without_hashing(void **state) {
 static void test_soft_dirty_spares_reading_unchanged_pages(void **state) {
         World w;
 
-        fake.n_pages[0] = 10;
-        for (size_t i = 0; i < 10; i++)
-                set_page(0, i, (uint8_t) (i % 5 + 1));
-        world_init(&w, 1, true, false, 1 << 20);
+        /* Contents 1..5, twice. */
+        add_distinct_pages(0, 5, 1);
+        add_distinct_pages(0, 5, 1);
+        world_init(&w, 1, WORLD_SOFT_DIRTY);
 
         run_pass(&w);                       /* clears soft-dirty first, then reads all */
         assert_int_equal(fake.clears[0], 1);
@@ -415,7 +465,7 @@ static void test_soft_dirty_spares_reading_unchanged_pages(void **state) {
 
         reset_reads();
         run_pass(&w);                       /* nothing written: nothing read, all candidates */
-        const ScanCounters *c = scanner_last_counters(w.scanner);
+        const ScanCounters *c = last_counters(&w);
         assert_int_equal(reads_of(0), 0);
         assert_int_equal(c->pages_unchanged, 10);
         assert_int_equal(c->pages_sharing, 5);
@@ -428,7 +478,7 @@ static void test_soft_dirty_spares_reading_unchanged_pages(void **state) {
         run_pass(&w);
         assert_int_equal(reads_of(0), 1);
         assert_int_equal(fake.page[0][3].reads, 1);
-        c = scanner_last_counters(w.scanner);
+        c = last_counters(&w);
         assert_int_equal(c->pages_volatile, 1);
         assert_int_equal(c->pages_sharing, 4);   /* page 3 changed: not a candidate this pass */
         assert_int_equal(fake.clears[0], 1);
@@ -439,12 +489,9 @@ static void test_soft_dirty_is_cleared_again_when_rereads_are_wasted(void **stat
         World w;
         unsigned clears_before;
 
-        fake.n_pages[0] = 8;
-        for (size_t i = 0; i < 8; i++)
-                set_page(0, i, (uint8_t) (i + 1));
-        world_init(&w, 1, true, false, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
+        add_distinct_pages(0, 8, 1);
+        world_init(&w, 1, WORLD_SOFT_DIRTY);
+        run_passes(&w, 2);
         assert_int_equal(fake.clears[0], 1);
 
         /* Half the pages were written with the same bytes: dirty, but unchanged. */
@@ -454,7 +501,7 @@ static void test_soft_dirty_is_cleared_again_when_rereads_are_wasted(void **stat
         reset_reads();
         run_pass(&w);
         assert_int_equal(reads_of(0), 4);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_rewritten_same, 4);
+        assert_int_equal(last_counters(&w)->pages_rewritten_same, 4);
         assert_int_equal(fake.clears[0], clears_before);
 
         /* 4 wasted reads = half of 8 tracked pages: the next pass clears and reads everything once. */
@@ -471,13 +518,9 @@ static void test_soft_dirty_is_cleared_again_when_rereads_are_wasted(void **stat
 static void test_without_soft_dirty_every_page_is_read_each_pass(void **state) {
         World w;
 
-        fake.n_pages[0] = 5;
-        for (size_t i = 0; i < 5; i++)
-                set_page(0, i, 1);
-        world_init(&w, 1, false, false, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
-        run_pass(&w);
+        add_same_pages(0, 5, 1);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_passes(&w, 3);
         assert_int_equal(fake.clears[0], 0);
         assert_int_equal(reads_of(0), 15);
         world_done(&w);
@@ -487,21 +530,16 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         World w;
         ScanStepResult res;
 
-        fake.n_pages[0] = fake.n_pages[1] = 20;
-        for (size_t i = 0; i < 20; i++) {
-                set_page(0, i, 1);
-                set_page(1, i, 1);
-        }
-        world_init(&w, 2, false, false, 1 << 20);
+        add_same_pages(0, 20, 1);
+        add_same_pages(1, 20, 1);
+        world_init(&w, 2, WORLD_ESTIMATE);
         run_pass(&w);
         /* Start the next pass, then process 0 exits and is reaped. */
         assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
         fake.dead[0] = true;
         (void) kill(fake.pid[0], SIGKILL);
         (void) waitpid(fake.pid[0], NULL, 0);
-        do
-                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
-        while (!res.pass_done);
+        finish_pass(&w, 5);
         assert_true(w.region[0]->gone);
         assert_false(w.region[1]->gone);
         /* Pages of process 0 read before it exited still served as first copies in this pass. */
@@ -509,7 +547,7 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         scanner_forget_region(w.scanner, w.region[0]);
         assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
         run_pass(&w);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 19);
+        assert_int_equal(last_counters(&w)->pages_sharing, 19);
         world_done(&w);
 }
 
@@ -521,14 +559,9 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         World w;
 
         fake.result_for = merged_except_fill;
-        fake.n_pages[0] = 4;
-        set_page(0, 0, 5);
-        set_page(0, 1, 5);
-        set_page(0, 2, 6);
-        set_page(0, 3, 0);
-        world_init(&w, 1, false, true, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
+        add_pages(0, 5, 5, 6, 0);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 2);
         /* One MERGE (page 1 onto page 0) and one MERGE_ZERO. */
         assert_int_equal(fake.merge_calls, 2);
         assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
@@ -537,21 +570,20 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         assert_true(handle == 0x5000);
 
         /* The kernel now maps one shared page at 0 and 1, and the zero page at 3. */
-        fake.page[0][0].flags = fake.page[0][1].flags = PAGEMAP_PRESENT;
-        fake.page[0][0].pfn = fake.page[0][1].pfn = 0x9999;
-        fake.page[0][3].pfn = ZERO_PFN;
-        fake.page[0][3].flags = PAGEMAP_PRESENT;
+        map_shared_page(0, 0, 0x9999);
+        map_shared_page(0, 1, 0x9999);
+        map_zero_page(0, 3);
         /* Page 2 now holds the shared content too: it must join by handle. */
         fake.page[0][2].fill = 5;
         reset_reads();
         run_pass(&w);
         assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
         /* As KSM counts: the shared page once as shared, its other mapper as sharing; the merged zero page as zero. */
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_shared, 1);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 1);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 1);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
-        assert_int_equal(scan_counters_saving_pages(scanner_last_counters(w.scanner)), 2);
+        assert_int_equal(last_counters(&w)->pages_shared, 1);
+        assert_int_equal(last_counters(&w)->pages_sharing, 1);
+        assert_int_equal(last_counters(&w)->pages_zero, 1);
+        assert_int_equal(last_counters(&w)->pages_zero_mapped, 1);
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
         run_pass(&w);
         assert_true(fake.last_handle_used == 0x5000);
         world_done(&w);
@@ -561,30 +593,26 @@ static void test_zero_merged_page_counts_as_saved_until_written(void **state) {
         World w;
 
         fake.result_for = merged_except_fill;
-        fake.n_pages[0] = 2;
-        set_page(0, 0, 0);
-        set_page(0, 1, 7);
-        world_init(&w, 1, false, true, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
+        add_pages(0, 0, 7);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 2);
         assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 1);
 
         /* The kernel now maps the zero page there: counted as saved, never read. */
-        fake.page[0][0].pfn = ZERO_PFN;
-        fake.page[0][0].flags = PAGEMAP_PRESENT;
+        map_zero_page(0, 0);
         reset_reads();
         run_pass(&w);
         assert_int_equal(fake.page[0][0].reads, 0);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 1);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
+        assert_int_equal(last_counters(&w)->pages_zero, 1);
+        assert_int_equal(last_counters(&w)->pages_zero_mapped, 1);
 
         /* Written: a private page again, read and no longer counted as saved. */
         set_page(0, 0, 9);
         reset_reads();
         run_pass(&w);
         assert_int_equal(fake.page[0][0].reads, 1);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, 0);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 0);
+        assert_int_equal(last_counters(&w)->pages_zero, 0);
+        assert_int_equal(last_counters(&w)->pages_zero_mapped, 0);
         world_done(&w);
 }
 
@@ -593,19 +621,16 @@ static void test_zero_page_mapped_by_a_thp_split_counts_only_when_merging(void *
                 World w;
 
                 fake.result_for = merged_except_fill;
-                fake.n_pages[0] = 2;
-                set_page(0, 0, 0);
-                set_page(0, 1, 7);
-                world_init(&w, 1, false, live, 1 << 20);
+                fake.n_pages[0] = 0;             /* each round starts from an empty process */
+                add_pages(0, 0, 7);
+                world_init(&w, 1, live ? WORLD_MERGING : WORLD_ESTIMATE);
                 run_pass(&w);
                 /* Read as a private zero page, then the kernel maps the zero page there itself. */
-                fake.page[0][0].pfn = ZERO_PFN;
-                fake.page[0][0].flags = PAGEMAP_PRESENT;
-                run_pass(&w);
-                run_pass(&w);
+                map_zero_page(0, 0);
+                run_passes(&w, 2);
                 /* Merging: a saving our merges caused. Estimating: nothing left to save. */
-                assert_int_equal(scanner_last_counters(w.scanner)->pages_zero, live ? 1 : 0);
-                assert_int_equal(scanner_last_counters(w.scanner)->pages_zero_mapped, 1);
+                assert_int_equal(last_counters(&w)->pages_zero, live ? 1 : 0);
+                assert_int_equal(last_counters(&w)->pages_zero_mapped, 1);
                 world_done(&w);
         }
 }
@@ -618,14 +643,10 @@ static void test_forgotten_region_leaves_no_merge_queued(void **state) {
         World w;
 
         fake.result_for = always_busy;
-        fake.n_pages[0] = fake.n_pages[1] = 4;
-        for (size_t i = 0; i < 4; i++) {
-                set_page(0, i, 5);
-                set_page(1, i, i == 0 ? 0 : 5);
-        }
-        world_init(&w, 2, false, true, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
+        add_same_pages(0, 4, 5);
+        add_pages(1, 0, 5, 5, 5);
+        world_init(&w, 2, WORLD_MERGING);
+        run_passes(&w, 2);
         /* BUSY: requests wait for their retry, naming region 2 as target (and region 1's page as source). */
         assert_true(merger_pending(w.merger) > 0);
         fake.watch_pid = fake.pid[1];
@@ -661,14 +682,9 @@ static void test_differs_reexamines_and_unsupported_records_why(void **state) {
         World w;
 
         fake.result_for = result_by_fill;
-        fake.n_pages[0] = 4;
-        set_page(0, 0, 2);
-        set_page(0, 1, 2);
-        set_page(0, 2, 3);
-        set_page(0, 3, 3);
-        world_init(&w, 1, false, true, 1 << 20);
-        run_pass(&w);
-        run_pass(&w);
+        add_pages(0, 2, 2, 3, 3);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 2);
         assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_DIFFERS], 1);
         assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_UNSUPPORTED], 1);
         assert_non_null(strstr(w.region[0]->merge_note, "huge page that could not be split"));
@@ -684,13 +700,9 @@ static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         ScanStepResult res = {};
         bool hit = false;
 
-        fake.n_pages[0] = 10;
-        fake.n_pages[1] = 10;
-        for (size_t i = 0; i < 10; i++) {
-                set_page(0, i, 1);
-                set_page(1, i, 1);
-        }
-        world_init(&w, 2, false, false, 15);
+        add_same_pages(0, 10, 1);
+        add_same_pages(1, 10, 1);
+        world_init_bounded(&w, 2, WORLD_ESTIMATE, 15);
         do {
                 assert_int_equal(scanner_step(w.scanner, 100, w.now, &res), 0);
                 hit = hit || res.limit_hit;
@@ -708,10 +720,10 @@ static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **st
         World w;
         Region *a, *b;
 
-        fake.n_pages[0] = 16;
-        for (size_t i = 0; i < 16; i++)
-                set_page(0, i, (uint8_t) (i % 4 + 1));
-        world_init(&w, 0, true, false, 1 << 20);
+        /* Contents 1..4, four times. */
+        for (int copy = 0; copy < 4; copy++)
+                add_distinct_pages(0, 4, 1);
+        world_init(&w, 0, WORLD_SOFT_DIRTY);
         assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, &a), 0);
         assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES, 8 * PAGE_SIZE_BYTES, false, &b), 0);
         run_pass(&w);
@@ -721,7 +733,7 @@ static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **st
         run_pass(&w);
         assert_int_equal(fake.clears[0], 1);
         assert_int_equal(reads_of(0), 0);
-        assert_int_equal(scanner_last_counters(w.scanner)->pages_sharing, 12);
+        assert_int_equal(last_counters(&w)->pages_sharing, 12);
         /* Content shared across the two regions is found: b's pages all match a's. */
         assert_int_equal(b->last.pages_sharing, 8);
         world_done(&w);
@@ -731,17 +743,12 @@ static void test_region_registered_mid_pass_joins_the_next_pass(void **state) {
         World w;
         ScanStepResult res;
 
-        fake.n_pages[0] = fake.n_pages[1] = 20;
-        for (size_t i = 0; i < 20; i++) {
-                set_page(0, i, 1);
-                set_page(1, i, 1);
-        }
-        world_init(&w, 1, false, false, 1 << 20);
+        add_same_pages(0, 20, 1);
+        add_same_pages(1, 20, 1);
+        world_init(&w, 1, WORLD_ESTIMATE);
         assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
         assert_int_equal(region_registry_add(w.reg, fake.pid[1], 0, 0, true, &w.region[1]), 0);
-        do
-                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
-        while (!res.pass_done);
+        finish_pass(&w, 5);
         assert_int_equal(reads_of(1), 0);
         run_pass(&w);
         assert_int_equal(reads_of(1), 20);

@@ -73,6 +73,108 @@ vm_run_tap() {
 	return "$status"
 }
 
+# vm_field KEY LINE: the value of KEY=value in LINE (ksmd-probe's and ksmd's
+# statistics lines).
+vm_field() {
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+# A workload is a ksmd-workload run in the background under a NAME: its
+# standard output (one "pid PID addr ADDR pages PAGES" line per process, the
+# "expected ..." line, "ready", at the end "verified ...") goes to
+# /tmp/NAME.out, its standard error to /tmp/NAME.err, its pid to $NAME_pid.
+
+# vm_workload_start NAME [ARGS...]: starts ksmd-workload ARGS as NAME and
+# waits for it to be ready: at most VM_WORKLOAD_READY_S seconds (120). Fails,
+# showing its standard error, if it exits or is not ready by then.
+vm_workload_start() {
+	local name=$1
+	shift
+	vm_workload_run "$name" ksmd-workload "$@"
+}
+
+# vm_workload_start_as UID NAME [ARGS...]: the same, as user and group UID
+# without supplementary groups.
+vm_workload_start_as() {
+	local uid=$1 name=$2
+	shift 2
+	# busybox sh runs its own applets before PATH: util-linux setpriv by its path.
+	vm_workload_run "$name" /usr/bin/setpriv --reuid="$uid" --regid="$uid" --clear-groups ksmd-workload "$@"
+}
+
+vm_workload_run() {
+	local name=$1 tries=0 pid
+	shift
+	# The redirections happen in the background child: remove an earlier run's
+	# output first, or its "ready" could be read before it is truncated.
+	rm -f "/tmp/$name.out" "/tmp/$name.err"
+	"$@" > "/tmp/$name.out" 2> "/tmp/$name.err" &
+	pid=$!
+	eval "${name}_pid=$pid"
+	while ! grep -q '^ready' "/tmp/$name.out" 2>/dev/null; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt $((${VM_WORKLOAD_READY_S:-120} * 5)) ] || ! kill -0 "$pid" 2>/dev/null; then
+			sed -e "s/^/# $name: /" "/tmp/$name.err"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# vm_workload_pids NAME...: the pids of the workloads' processes, one a line.
+vm_workload_pids() {
+	local name
+	for name in "$@"; do
+		sed -n 's/^pid \([0-9]*\) .*/\1/p' "/tmp/$name.out"
+	done
+}
+
+# vm_workload_ranges NAME...: the workloads' memory as "PID ADDR PAGES" lines
+# (ksmd-probe pages takes them as arguments).
+vm_workload_ranges() {
+	local name
+	for name in "$@"; do
+		sed -n 's/^pid \([0-9]*\) addr \(0x[0-9a-f]*\) pages \([0-9]*\)$/\1 \2 \3/p' "/tmp/$name.out"
+	done
+}
+
+# vm_workload_expected_pages NAME...: how many pages an ideal deduplicator
+# saves in these workloads together.
+vm_workload_expected_pages() {
+	local name sum=0 n
+	for name in "$@"; do
+		n=$(sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' "/tmp/$name.out")
+		sum=$((sum + n))
+	done
+	echo "$sum"
+}
+
+# vm_register_processes NAME...: ksmd's options that register every process
+# of the workloads, each with a blank before it.
+vm_register_processes() {
+	local pid
+	for pid in $(vm_workload_pids "$@"); do
+		printf ' --register-process=%s' "$pid"
+	done
+}
+
+# vm_workload_verify NAME [PREFIX]: has every process of the workload re-read
+# each of its pages and compare it with what it wrote, waits for the workload
+# to exit and shows what it said, each line behind PREFIX ("# NAME: ").
+# Returns its exit status: 0 when every page was intact.
+vm_workload_verify() {
+	local name=$1 prefix=${2-"# $1: "} pid rc
+	eval "pid=\$${name}_pid"
+	kill -USR1 "$pid"
+	wait "$pid"
+	rc=$?
+	{
+		cat "/tmp/$name.err"
+		grep '^verified' "/tmp/$name.out"
+	} | sed -e "s/^/$prefix/"
+	return "$rc"
+}
+
 vm_zram_swap() {
 	size=${1:-512M}
 	for alg in lz4 lzo-rle lzo deflate; do

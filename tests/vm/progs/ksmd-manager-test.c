@@ -324,23 +324,58 @@ static int new_manager(Manager **ret) {
 /* Inside the second child's region, during the second full scan (the first one that merges). */
 static const Point mid_second_region = { .full_scans = 1, .pages = PAGES + PAGES / 4 };
 
+/*
+ * How both tests begin: the children start and a Manager merging over them
+ * runs into the second child's region in the second full scan; test names
+ * the test in the TAP descriptions. A Manager that cannot be made is
+ * reported and *ret stays NULL. Otherwise returns what running until that
+ * point returned, with the statistics then in *ret_stats.
+ */
+static int start_until_mid_second_region(const char *test, Manager **ret, Stats *ret_stats) {
+        int r;
+
+        r = start_children();
+        tap(r == 0, "%s: three processes start%s", test, why(r));
+        r = new_manager(ret);
+        tap(r == 0 && !manager_is_estimate(*ret), "%s: the Manager merges through the module%s", test, why(r));
+        if (r < 0)
+                return r;
+        r = run_until(*ret, reached, (void *) &mid_second_region);
+        manager_get_stats(*ret, ret_stats);
+        return r;
+}
+
+/* Whether the first and the third child between them reach the full saving; who names them in a comment. */
+static bool outer_children_reach_full_saving(const char *who) {
+        Backing b = {};
+        int r;
+
+        r = backing(1u << 0 | 1u << 2, &b);
+        printf("# %s: %" PRIu64 " physical pages (expected %" PRIu64 "), %" PRIu64 " zero-page entries\n",
+               who, b.distinct, expected_distinct(2), b.zero);
+        return r == 0 && b.distinct == expected_distinct(2) && b.zero == 2 * (PAGES / 4);
+}
+
+/* How both tests end, every child gone: the Manager is freed and the module must own nothing. */
+static void check_module_owns_nothing(const char *test, Manager **m) {
+        uint64_t owned = UINT64_MAX;
+        int r;
+
+        *m = manager_free(*m);
+        r = module_pages_owned(&owned);
+        printf("# module pages owned after the processes exited: %" PRIu64 "\n", owned);
+        tap(r == 0 && owned == 0, "%s: the module owns no page once every process exited", test);
+}
+
 static void test_process_exits_mid_scan(void) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        uint64_t owned = UINT64_MAX;
-        Backing b = {};
         Point p;
         Stats st;
         int r;
 
-        r = start_children();
-        tap(r == 0, "exit: three processes start%s", why(r));
-        r = new_manager(&m);
-        tap(r == 0 && !manager_is_estimate(m), "exit: the Manager merges through the module%s", why(r));
-        if (r < 0)
+        r = start_until_mid_second_region("exit", &m, &st);
+        if (!m)
                 goto out;
-
-        r = run_until(m, reached, (void *) &mid_second_region);
-        manager_get_stats(m, &st);
         printf("# killing pid %d at scan %" PRIu64 ", page %" PRIu64 " of the scan; %" PRIu64 " items merged so far\n",
                (int) children[1].pid, st.full_scans + 1, st.current_scan_pages,
                st.merge.by_result[KSMD_HELPER_RESULT_MERGED]);
@@ -363,38 +398,24 @@ static void test_process_exits_mid_scan(void) {
             region_registry_find(manager_get_registry(m), children[2].region_id),
             "exit: exactly the exited process's region was dropped");
 
-        r = backing(1u << 0 | 1u << 2, &b);
-        printf("# survivors: %" PRIu64 " physical pages (expected %" PRIu64 "), %" PRIu64 " zero-page entries\n",
-               b.distinct, expected_distinct(2), b.zero);
-        tap(r == 0 && b.distinct == expected_distinct(2) && b.zero == 2 * (PAGES / 4),
-            "exit: the survivors reach the full saving between them");
+        tap(outer_children_reach_full_saving("survivors"), "exit: the survivors reach the full saving between them");
 
         tap(verify_child(0) && verify_child(2), "exit: every surviving process reads exactly its own content");
-        m = manager_free(m);
-        r = module_pages_owned(&owned);
-        printf("# module pages owned after the processes exited: %" PRIu64 "\n", owned);
-        tap(r == 0 && owned == 0, "exit: the module owns no page once every process exited");
+        check_module_owns_nothing("exit", &m);
 out:
         stop_children();
 }
 
 static void test_region_unregistered_mid_scan(void) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        Backing at_unregister = {}, later = {}, b = {};
-        uint64_t owned = UINT64_MAX;
+        Backing at_unregister = {}, later = {};
         Point p;
         Stats st;
         int r, k;
 
-        r = start_children();
-        tap(r == 0, "unregister: three processes start%s", why(r));
-        r = new_manager(&m);
-        tap(r == 0 && !manager_is_estimate(m), "unregister: the Manager merges through the module%s", why(r));
-        if (r < 0)
+        r = start_until_mid_second_region("unregister", &m, &st);
+        if (!m)
                 goto out;
-
-        r = run_until(m, reached, (void *) &mid_second_region);
-        manager_get_stats(m, &st);
         tap(r == 0 && st.full_scans == 1 && st.merge.by_result[KSMD_HELPER_RESULT_MERGED] > 0,
             "unregister: the second scan reached the second region with merges under way");
         r = manager_unregister(m, children[1].region_id);
@@ -415,18 +436,11 @@ static void test_region_unregistered_mid_scan(void) {
         tap(k == 0 && later.not_private == at_unregister.not_private,
             "unregister: nothing of the unregistered process is merged after it was unregistered");
 
-        r = backing(1u << 0 | 1u << 2, &b);
-        printf("# others: %" PRIu64 " physical pages (expected %" PRIu64 "), %" PRIu64 " zero-page entries\n",
-               b.distinct, expected_distinct(2), b.zero);
-        tap(r == 0 && b.distinct == expected_distinct(2) && b.zero == 2 * (PAGES / 4),
-            "unregister: the other processes reach the full saving between them");
+        tap(outer_children_reach_full_saving("others"), "unregister: the other processes reach the full saving between them");
 
         tap(verify_child(0) && verify_child(1) && verify_child(2),
             "unregister: every process, the unregistered one too, reads exactly its own content");
-        m = manager_free(m);
-        r = module_pages_owned(&owned);
-        printf("# module pages owned after the processes exited: %" PRIu64 "\n", owned);
-        tap(r == 0 && owned == 0, "unregister: the module owns no page once every process exited");
+        check_module_owns_nothing("unregister", &m);
 out:
         stop_children();
 }

@@ -29,31 +29,13 @@ baseline_s=${BENCH_BASELINE_S:-8}
 systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive}
 KSM=/sys/kernel/mm/ksm
 
+# Workloads of 4 x 64 MiB take their time to fill.
+VM_WORKLOAD_READY_S=300
+
 start_workload() {
-	# The redirection below happens in the background child: remove the last
-	# run's output first, or its "ready" could be read before it is truncated.
-	rm -f /tmp/wl.out /tmp/wl.err /tmp/touch
-	ksmd-workload --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
-		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@" > /tmp/wl.out 2> /tmp/wl.err &
-	wl_pid=$!
-	i=0
-	while ! grep -q '^ready' /tmp/wl.out 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt 1500 ] || ! kill -0 "$wl_pid" 2>/dev/null; then
-			sed -e 's/^/# workload: /' /tmp/wl.err
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-ranges() {
-	sed -n 's/^pid \([0-9]*\) addr \(0x[0-9a-f]*\) pages \([0-9]*\)$/\1 \2 \3/p' /tmp/wl.out
-}
-pids() {
-	sed -n 's/^pid \([0-9]*\) .*/\1/p' /tmp/wl.out
-}
-expected() {
-	sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' /tmp/wl.out
+	rm -f /tmp/touch
+	vm_workload_start wl --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
+		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@"
 }
 # The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
 ksm_kthread() {
@@ -64,11 +46,8 @@ ksm_kthread() {
 }
 # stop_workload NAME: verifies every process's content, then lets it exit.
 stop_workload() {
-	kill -USR1 "$wl_pid"
-	wait "$wl_pid"
+	vm_workload_verify wl
 	s=$?
-	sed -e 's/^/# workload: /' /tmp/wl.err
-	grep '^verified' /tmp/wl.out | sed -e 's/^/# /'
 	echo "# bench intact $1 $([ "$s" -eq 0 ] && echo yes || echo no)"
 	vm_check "$1: every workload process reads exactly its own content" test "$s" -eq 0
 }
@@ -121,20 +100,17 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		cpu="--cpu-pid $kthread"
 	else
 		vm_check "$sys: workload starts" start_workload || continue
-		regs=""
-		for p in $(pids); do
-			regs="$regs --register-process=$p"
-		done
+		regs=$(vm_register_processes wl)
 		rm -f /tmp/ksmd.pid
 		start="ksmd --no-socket $rate$regs > /tmp/ksmd.out 2> /tmp/ksmd.err & echo \$! > /tmp/ksmd.pid"
 		cpu="--cpu-pid-file /tmp/ksmd.pid"
 		stop=/tmp/stop_ksmd
 	fi
 	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
-	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(expected)" --start "$start" \
+	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(vm_workload_expected_pages wl)" --start "$start" \
 		--stop "$stop" $cpu \
 		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
-		--steady-s "$steady_s" $(ranges)
+		--steady-s "$steady_s" $(vm_workload_ranges wl)
 	if [ "$kind" = ksm ]; then
 		vm_diag "$sys: KSM pages_shared=$(cat $KSM/pages_shared) pages_sharing=$(cat $KSM/pages_sharing) full_scans=$(cat $KSM/full_scans)"
 		stop_workload "$sys"

@@ -19,24 +19,20 @@ while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 vm_check "ksmd serves its socket" test -S "$SOCK"
 vm_check "ksmd merges (the module is loaded)" sh -c "ksmctl --socket $SOCK status | grep -q 'mode: merge'"
 
-# One workload as root, one as nobody (each prints its children's pids).
-ksmd-workload --procs 2 --mib 4 --zero 0.25 > /tmp/root.wl &
-root_wl=$!
-$NOBODY ksmd-workload --procs 2 --mib 4 --zero 0.25 --seed 7 > /tmp/nobody.wl &
-nobody_wl=$!
-i=0
-while { ! grep -q ready /tmp/root.wl || ! grep -q ready /tmp/nobody.wl; } && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-root_pid=$(awk '/^pid/ {print $2; exit}' /tmp/root.wl)
-nobody_pids=$(awk '/^pid/ {print $2}' /tmp/nobody.wl)
+# One workload as root, one as nobody.
+vm_workload_start root --procs 2 --mib 4 --zero 0.25
+vm_workload_start_as 65534 nobody --procs 2 --mib 4 --zero 0.25 --seed 7
+root_proc=$(vm_workload_pids root | head -n 1)
+nobody_pids=$(vm_workload_pids nobody)
 
 vm_check_status "nobody is refused before AllowGroups= lets it in (status as uid 65533)" 4 \
 	/usr/bin/setpriv --reuid=65533 --regid=65533 --clear-groups ksmctl --socket "$SOCK" status
 for p in $nobody_pids; do
 	vm_check "nobody registers its own process $p" sh -c "$NOBODY ksmctl --socket $SOCK register $p > /dev/null"
 done
-vm_check_status "nobody may not register root's process $root_pid" 4 \
-	$NOBODY ksmctl --socket "$SOCK" register "$root_pid"
-vm_check "root registers its own process" sh -c "ksmctl --socket $SOCK register $root_pid > /dev/null"
+vm_check_status "nobody may not register root's process $root_proc" 4 \
+	$NOBODY ksmctl --socket "$SOCK" register "$root_proc"
+vm_check "root registers its own process" sh -c "ksmctl --socket $SOCK register $root_proc > /dev/null"
 vm_check "nobody lists only its two regions" sh -c "[ \$($NOBODY ksmctl --socket $SOCK --json list | grep -o '\"id\"' | wc -l) -eq 2 ]"
 
 # The daemon merges nobody's duplicates: the helper reports pages saved.
@@ -50,11 +46,8 @@ done
 vm_diag "saving reported by ksmd: ${saved:-0} bytes"
 vm_check "the registered memory is merged (>= 4 MiB saved)" test "${saved:-0}" -ge 4194304
 
-kill -USR1 "$root_wl" "$nobody_wl"
-wait "$root_wl"
-vm_check "root's workload reads exactly its own content" test $? -eq 0
-wait "$nobody_wl"
-vm_check "nobody's workload reads exactly its own content" test $? -eq 0
+vm_check "root's workload reads exactly its own content" vm_workload_verify root
+vm_check "nobody's workload reads exactly its own content" vm_workload_verify nobody
 kill "$daemon"
 wait "$daemon"
 vm_check "ksmd exits cleanly on SIGTERM" test $? -eq 0

@@ -12,9 +12,6 @@
 say() {
 	echo "$*"
 }
-field() {
-	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
-}
 # mib PAGES: pages as MiB with one decimal.
 mib() {
 	awk -v p="$1" 'BEGIN { printf "%.1f MiB", p * 4096 / 1048576 }'
@@ -22,38 +19,23 @@ mib() {
 percent() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f %%", b ? 100 * a / b : 0 }'
 }
-start_workload() {
-	name=$1
-	shift
-	ksmd-workload "$@" > "/tmp/$name.out" 2> "/tmp/$name.err" &
-	eval "${name}_pid=$!"
-	i=0
-	while ! grep -q '^ready' "/tmp/$name.out" 2>/dev/null; do
-		i=$((i + 1))
-		[ "$i" -gt 600 ] && return 1
-		sleep 0.2
-	done
-}
-ranges() {
-	sed -n 's/^pid \([0-9]*\) addr \(0x[0-9a-f]*\) pages \([0-9]*\)$/\1 \2 \3/p' "$@"
-}
 # memory_table TITLE: one row per process, what backs its memory, and the total.
 memory_table() {
 	say ""
 	say "Memory $1:"
 	say "  process              pid    private     shared      zero page"
 	n=0
-	for f in /tmp/app.out /tmp/thp.out; do
-		ranges "$f" | while read -r pid addr pages; do
+	for w in app thp; do
+		vm_workload_ranges "$w" | while read -r pid addr pages; do
 			p=$(ksmd-probe pages "$pid" "$addr" "$pages")
 			kind="app (4 KiB pages)"
-			[ "$f" = /tmp/thp.out ] && kind="app (huge pages)"
-			printf "  %-18s %6s  %10s  %10s  %10s\n" "$kind" "$pid" "$(mib "$(field private "$p")")" \
-				"$(mib "$(field shared "$p")")" "$(mib "$(field zero "$p")")"
+			[ "$w" = thp ] && kind="app (huge pages)"
+			printf "  %-18s %6s  %10s  %10s  %10s\n" "$kind" "$pid" "$(mib "$(vm_field private "$p")")" \
+				"$(mib "$(vm_field shared "$p")")" "$(mib "$(vm_field zero "$p")")"
 		done
 	done
 	total=$(ksmd-probe pages $all_ranges)
-	say "  physical memory backing all of them: $(mib "$(field distinct "$total")") ($(field distinct "$total") pages)"
+	say "  physical memory backing all of them: $(mib "$(vm_field distinct "$total")") ($(vm_field distinct "$total") pages)"
 }
 
 say ""
@@ -63,30 +45,26 @@ say "=================================================================="
 vm_check "the ksmd_helper module loads" insmod "$KSMD_HELPER_KO"
 info=$(ksmd-probe info)
 say "ksmd_helper loaded: it swaps verified-identical private pages for one"
-say "shared copy-on-write page (or the zero page); THP split: $(field thp_split "$info")."
+say "shared copy-on-write page (or the zero page); THP split: $(vm_field thp_split "$info")."
 
 say ""
 say "Starting the processes:"
 say "  4 x 32 MiB on 4 KiB pages: 40 % of pages identical in all four,"
 say "    20 % zero pages, 5 % rewritten all the time, the rest unique"
 vm_check "four processes on 4 KiB pages start" \
-	start_workload app --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 7
+	vm_workload_start app --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 7
 say "  2 x 16 MiB on transparent huge pages: half the pages identical in"
 say "    both (other content than the four above), a quarter zero"
 vm_check "two processes on huge pages start" \
-	start_workload thp --procs 2 --mib 16 --dup 0.5 --zero 0.25 --thp --seed 8
-all_ranges=$(ranges /tmp/app.out /tmp/thp.out)
-exp=$(($(sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' /tmp/app.out) +
-	$(sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' /tmp/thp.out)))
+	vm_workload_start thp --procs 2 --mib 16 --dup 0.5 --zero 0.25 --thp --seed 8
+all_ranges=$(vm_workload_ranges app thp)
+exp=$(vm_workload_expected_pages app thp)
 say "What an ideal deduplicator saves here: $(mib "$exp") ($exp pages)."
 
 memory_table "before ksmd"
 before=$(ksmd-probe pages $all_ranges)
 
-regs=""
-for p in $(sed -n 's/^pid \([0-9]*\) .*/\1/p' /tmp/app.out /tmp/thp.out); do
-	regs="$regs --register-process=$p"
-done
+regs=$(vm_register_processes app thp)
 say ""
 say "Starting ksmd, registering the six processes:"
 say "  ksmd --scans=4 --pages-per-batch=1024 --sleep-msec=100$regs"
@@ -104,7 +82,7 @@ while kill -0 "$ksmd_pid" 2>/dev/null; do
 	sleep 1
 	t=$(($(date +%s) - t0))
 	now=$(ksmd-probe pages $all_ranges)
-	saved=$(($(field distinct "$before") - $(field distinct "$now")))
+	saved=$(($(vm_field distinct "$before") - $(vm_field distinct "$now")))
 	status=$(tail -n 1 /tmp/status.out)
 	printf "  [%3d s] ksmd: %s | saved %s (%s of ideal)\n" "$t" "${status:-starting}" "$(mib "$saved")" \
 		"$(percent "$saved" "$exp")"
@@ -124,29 +102,26 @@ sed -e 's/^/  /' /tmp/ksmd.out
 
 memory_table "after ksmd"
 after=$(ksmd-probe pages $all_ranges)
-saved=$(($(field distinct "$before") - $(field distinct "$after")))
+saved=$(($(vm_field distinct "$before") - $(vm_field distinct "$after")))
 info=$(ksmd-probe info)
 say ""
 say "Saved: $(mib "$saved") of the ideal $(mib "$exp") ($(percent "$saved" "$exp")); the module reports"
-say "$(field pages_owned "$info") shared pages mapped $(field pages_mapped "$info") times and $(field merged_zero "$info") zero-page merges."
+say "$(vm_field pages_owned "$info") shared pages mapped $(vm_field pages_mapped "$info") times and $(vm_field merged_zero "$info") zero-page merges."
 vm_check "ksmd saved at least 99 % of what an ideal deduplicator saves" test $((saved * 100)) -ge $((exp * 99))
 
 say ""
 say "Verifying: every process re-reads each of its pages and compares it"
 say "with what it wrote (merged, zero-page and rewritten pages alike)..."
-kill -USR1 "$app_pid" "$thp_pid"
-wait "$app_pid"
+vm_workload_verify app "  "
 s1=$?
-wait "$thp_pid"
+vm_workload_verify thp "  "
 s2=$?
-sed -e 's/^/  /' /tmp/app.err /tmp/thp.err
-grep -h '^verified' /tmp/app.out /tmp/thp.out | sed -e 's/^/  /'
 vm_check "every process reads exactly its own content" test "$s1" -eq 0 -a "$s2" -eq 0
 
 info=$(ksmd-probe info)
 say ""
-say "All processes exited: the module now owns $(field pages_owned "$info") pages."
-vm_check "the module owns nothing once the processes exited" test "$(field pages_owned "$info")" = 0
+say "All processes exited: the module now owns $(vm_field pages_owned "$info") pages."
+vm_check "the module owns nothing once the processes exited" test "$(vm_field pages_owned "$info")" = 0
 vm_check "the ksmd_helper module unloads" rmmod ksmd_helper
 say "Done."
 vm_finish

@@ -9,75 +9,46 @@
 # unloads cleanly.
 . /lib/ksmd-vm.sh
 
-# start_workload NAME ARGS...: starts ksmd-workload in the background, waits for "ready".
-start_workload() {
-	name=$1
-	shift
-	ksmd-workload "$@" > "/tmp/$name.out" 2> "/tmp/$name.err" &
-	eval "${name}_pid=$!"
-	i=0
-	while ! grep -q '^ready' "/tmp/$name.out" 2>/dev/null; do
-		i=$((i + 1))
-		if [ "$i" -gt 600 ]; then
-			cat "/tmp/$name.err" | sed -e 's/^/# /'
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-
-# The workload processes' ranges as "PID ADDR PAGES" triples, and their pids.
-ranges() {
-	sed -n 's/^pid \([0-9]*\) addr \(0x[0-9a-f]*\) pages \([0-9]*\)$/\1 \2 \3/p' "$@"
-}
-pids() {
-	sed -n 's/^pid \([0-9]*\) .*/\1/p' "$@"
-}
-expected() {
-	sed -n 's/^expected .* saved_pages \([0-9]*\) .*/\1/p' "$1"
-}
-# field KEY LINE: the value of KEY=value in LINE.
-field() {
-	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
-}
 meminfo_kb() {
 	awk '/^AnonPages:/ { a = $2 } /^Mapped:/ { m = $2 } END { print a + m }' /proc/meminfo
+}
+# thp_kb NAME: kB of transparent huge pages that the workload's processes map.
+thp_kb() {
+	sum=0
+	for p in $(vm_workload_pids "$1"); do
+		kb=$(awk '/^AnonHugePages:/ { print $2 }' "/proc/$p/smaps_rollup")
+		sum=$((sum + kb))
+	done
+	echo "$sum"
 }
 
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 info=$(ksmd-probe info)
 vm_diag "module: $info"
-thp_split=$(field thp_split "$info")
+thp_split=$(vm_field thp_split "$info")
 vm_diag "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled); module splits THPs: $thp_split"
 vm_check "the module can split transparent huge pages (INFO feature THP_SPLIT)" test "$thp_split" = 1
 
 # Small pages: 4 x 32 MiB, 40 % duplicate, 20 % zero, 5 % volatile, the rest unique.
 vm_check "workload on small pages starts" \
-	start_workload small --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 11
+	vm_workload_start small --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 11
 # THP: 2 x 16 MiB on MADV_HUGEPAGE, other contents (another seed).
 vm_check "workload on transparent huge pages starts" \
-	start_workload huge --procs 2 --mib 16 --dup 0.5 --zero 0.25 --thp --seed 22
+	vm_workload_start huge --procs 2 --mib 16 --dup 0.5 --zero 0.25 --thp --seed 22
 
-thp_kb=0
-for p in $(pids /tmp/huge.out); do
-	kb=$(awk '/^AnonHugePages:/ { print $2 }' "/proc/$p/smaps_rollup")
-	thp_kb=$((thp_kb + kb))
-done
+thp_kb=$(thp_kb huge)
 vm_diag "THP workload maps ${thp_kb} kB of AnonHugePages before merging"
 vm_check "the THP workload is backed by huge pages" test "$thp_kb" -ge 16384
 
-exp=$(($(expected /tmp/small.out) + $(expected /tmp/huge.out)))
-all_ranges=$(ranges /tmp/small.out /tmp/huge.out)
+exp=$(vm_workload_expected_pages small huge)
+all_ranges=$(vm_workload_ranges small huge)
 before=$(ksmd-probe pages $all_ranges)
 mem_before=$(meminfo_kb)
 vm_diag "theoretical saving: $exp pages; before: $before; AnonPages+Mapped ${mem_before} kB"
 
-regs=""
-for p in $(pids /tmp/small.out); do
-	regs="$regs --register-process=$p"
-done
+regs=$(vm_register_processes small)
 # The THP processes by range, the other way to register.
-for t in $(ranges /tmp/huge.out | tr ' ' ':'); do
+for t in $(vm_workload_ranges huge | tr ' ' ':'); do
 	pid=${t%%:*}
 	rest=${t#*:}
 	addr=${rest%%:*}
@@ -97,7 +68,7 @@ vm_check "ksmd merged through the module (mode=merge)" grep -q '^mode=merge ' /t
 after=$(ksmd-probe pages $all_ranges)
 mem_after=$(meminfo_kb)
 vm_diag "after: $after; AnonPages+Mapped ${mem_after} kB"
-saved=$(($(field distinct "$before") - $(field distinct "$after")))
+saved=$(($(vm_field distinct "$before") - $(vm_field distinct "$after")))
 vm_diag "physical pages freed in the workload's ranges: $saved of $exp ($((saved * 1000 / exp)) per mille)"
 vm_check "at least 99 % of the theoretical saving is physically freed" test $((saved * 100)) -ge $((exp * 99))
 vm_check "no more than the theoretical saving is freed (volatile and unique pages stay apart)" test "$saved" -le "$exp"
@@ -108,12 +79,12 @@ vm_check "/proc/meminfo AnonPages+Mapped falls by at least 99 % of the theoretic
 
 info=$(ksmd-probe info)
 vm_diag "module: $info"
-helper_saved=$(field bytes_saved "$info")
+helper_saved=$(vm_field bytes_saved "$info")
 ksmd_saved=$(sed -n 's/.* saving_bytes=\([0-9]*\).*/\1/p' /tmp/ksmd.out)
 # Since 6.12 the kernel itself maps the zero-filled subpages of a THP it
 # splits to the zero page; the module then finds them ALREADY merged and
 # does not count them. Those are the zero-mapped pages it did not merge.
-kernel_zero=$(($(field zero "$after") - $(field merged_zero "$info")))
+kernel_zero=$(($(vm_field zero "$after") - $(vm_field merged_zero "$info")))
 vm_diag "ksmd reports saving_bytes=$ksmd_saved; module bytes_saved=$helper_saved; zero pages the kernel's THP split mapped itself: $kernel_zero"
 vm_check "the module accounts for 99 % of the theoretical saving (with the kernel's own zero pages)" \
 	test $(((helper_saved / 4096 + kernel_zero) * 100)) -ge $((exp * 99))
@@ -125,34 +96,23 @@ vm_check "ksmd's saving is the module's merges plus the kernel's own zero pages"
 # other mappers as sharing, merged zero pages as zero. The whole-process
 # regions also hold a few pages outside the workload's ranges (stacks).
 counters=$(grep '^pages_scanned=' /tmp/ksmd.out)
-sharing=$(field pages_sharing "$counters")
-zero=$(field pages_zero "$counters")
-vm_diag "ksmd's last scan: pages_shared=$(field pages_shared "$counters") pages_sharing=$sharing pages_zero=$zero"
+sharing=$(vm_field pages_sharing "$counters")
+zero=$(vm_field pages_zero "$counters")
+vm_diag "ksmd's last scan: pages_shared=$(vm_field pages_shared "$counters") pages_sharing=$sharing pages_zero=$zero"
 vm_check "ksmd's scan counters account for 99 % of the theoretical saving (sharing + zero)" \
 	test $(((sharing + zero) * 100)) -ge $((exp * 99))
 
-thp_after=0
-for p in $(pids /tmp/huge.out); do
-	kb=$(awk '/^AnonHugePages:/ { print $2 }' "/proc/$p/smaps_rollup")
-	thp_after=$((thp_after + kb))
-done
+thp_after=$(thp_kb huge)
 vm_diag "THP workload maps ${thp_after} kB of AnonHugePages after merging (was ${thp_kb} kB)"
 vm_check "huge pages holding duplicates were split to merge them" test "$thp_after" -lt "$thp_kb"
 
 dmesg -c > /dev/null
-kill -USR1 "$small_pid" "$huge_pid"
-wait "$small_pid"
-s1=$?
-wait "$huge_pid"
-s2=$?
-sed -e 's/^/# workload: /' /tmp/small.err /tmp/huge.err
-grep '^verified' /tmp/small.out /tmp/huge.out | sed -e 's/^/# /'
-vm_check "every small-page process reads exactly its own content" test "$s1" -eq 0
-vm_check "every THP process reads exactly its own content" test "$s2" -eq 0
+vm_check "every small-page process reads exactly its own content" vm_workload_verify small
+vm_check "every THP process reads exactly its own content" vm_workload_verify huge
 
 info=$(ksmd-probe info)
 vm_diag "module after the workload exited: $info"
-vm_check "the module owns no page once the workload exited" test "$(field pages_owned "$info")" = 0
-vm_check "no page of the module is mapped any more" test "$(field pages_mapped "$info")" = 0
+vm_check "the module owns no page once the workload exited" test "$(vm_field pages_owned "$info")" = 0
+vm_check "no page of the module is mapped any more" test "$(vm_field pages_mapped "$info")" = 0
 vm_check "ksmd_helper unloads" rmmod ksmd_helper
 vm_finish

@@ -7,24 +7,10 @@
 # merged pages included); the module loads again afterwards and starts clean.
 . /lib/ksmd-vm.sh
 
-field() {
-	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
-}
-
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
-ksmd-workload --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 33 > /tmp/wl.out 2> /tmp/wl.err &
-wl_pid=$!
-i=0
-while ! grep -q '^ready' /tmp/wl.out 2>/dev/null && [ "$i" -lt 600 ]; do
-	i=$((i + 1))
-	sleep 0.2
-done
-vm_check "the workload starts" grep -q '^ready' /tmp/wl.out
-
-regs=""
-for p in $(sed -n 's/^pid \([0-9]*\) .*/\1/p' /tmp/wl.out); do
-	regs="$regs --register-process=$p"
-done
+vm_check "the workload starts" \
+	vm_workload_start wl --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 33
+regs=$(vm_register_processes wl)
 # Slow enough that merging spans seconds, so the unload lands in the middle of it.
 ksmd --scans=6 --pages-per-batch=128 --sleep-msec=10 $regs > /tmp/ksmd.out 2> /tmp/ksmd.err &
 ksmd_pid=$!
@@ -34,7 +20,7 @@ ksmd_pid=$!
 owned=0
 i=0
 while [ "$owned" -eq 0 ] && [ "$i" -lt 600 ]; do
-	owned=$(field pages_owned "$(ksmd-probe info)")
+	owned=$(vm_field pages_owned "$(ksmd-probe info)")
 	owned=${owned:-0}
 	i=$((i + 1))
 	sleep 0.1
@@ -57,27 +43,13 @@ saving=$(sed -n 's/.* saving_bytes=\([0-9]*\).*/\1/p' /tmp/ksmd.out)
 vm_diag "ksmd's final estimate: $saving bytes"
 vm_check "ksmd still reports a saving estimate" test "${saving:-0}" -gt 0
 
-kill -USR1 "$wl_pid"
-wait "$wl_pid"
-status=$?
-sed -e 's/^/# workload: /' /tmp/wl.err
-grep '^verified' /tmp/wl.out | sed -e 's/^/# /'
-vm_check "nothing is lost: every process reads exactly its own content" test "$status" -eq 0
+vm_check "nothing is lost: every process reads exactly its own content" vm_workload_verify wl
 
 # Again, but unloaded once ksmd has converged: no merge is due, it must
 # notice at the end of its next full scan.
 vm_check "idle: ksmd_helper loads again" insmod "$KSMD_HELPER_KO"
-ksmd-workload --procs 2 --mib 8 --dup 0.5 --zero 0.2 --seed 34 > /tmp/wl2.out 2> /tmp/wl2.err &
-wl_pid=$!
-i=0
-while ! grep -q '^ready' /tmp/wl2.out 2>/dev/null && [ "$i" -lt 600 ]; do
-	i=$((i + 1))
-	sleep 0.2
-done
-regs=""
-for p in $(sed -n 's/^pid \([0-9]*\) .*/\1/p' /tmp/wl2.out); do
-	regs="$regs --register-process=$p"
-done
+vm_workload_start wl2 --procs 2 --mib 8 --dup 0.5 --zero 0.2 --seed 34
+regs=$(vm_register_processes wl2)
 ksmd --scans=30 --sleep-msec=200 $regs > /tmp/ksmd2.out 2> /tmp/ksmd2.err &
 ksmd_pid=$!
 # Converged: the module's merge count holds still for 3 s (about 15 of ksmd's batches).
@@ -86,7 +58,7 @@ merged=0
 i=0
 while [ "$i" -lt 300 ]; do
 	sleep 3
-	merged=$(field merged "$(ksmd-probe info)")
+	merged=$(vm_field merged "$(ksmd-probe info)")
 	[ "${merged:-0}" -gt 0 ] && [ "$merged" = "$last" ] && break
 	last=$merged
 	i=$((i + 1))
@@ -101,13 +73,11 @@ vm_check "idle: ksmd finishes its scans and exits 0" test "$status" -eq 0
 vm_check "idle: ksmd still notices and says it falls back to estimate mode" \
 	grep -q 'ksmd_helper module stopped answering.*falling back to estimate mode' /tmp/ksmd2.err
 vm_check "idle: ksmd ends in estimate mode" grep -q '^mode=estimate ' /tmp/ksmd2.out
-kill -USR1 "$wl_pid"
-wait "$wl_pid"
-vm_check "idle: nothing is lost, every process reads exactly its own content" test "$?" -eq 0
+vm_check "idle: nothing is lost, every process reads exactly its own content" vm_workload_verify wl2
 
 vm_check "ksmd_helper loads a third time" insmod "$KSMD_HELPER_KO"
 info=$(ksmd-probe info)
 vm_diag "module after reload: $info"
-vm_check "the reloaded module starts clean" test "$(field pages_owned "$info")" = 0
+vm_check "the reloaded module starts clean" test "$(vm_field pages_owned "$info")" = 0
 vm_check "ksmd_helper unloads" rmmod ksmd_helper
 vm_finish
