@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "index.h"
@@ -503,6 +504,24 @@ int index_shared_remove(PageIndex *idx, uint64_t hash) {
         if (table_too_empty(idx->n_shared, cap, SHARED_LOAD_MIN_PCT))
                 (void) shared_resize(idx, table_cap_for(idx->n_shared, SHARED_LOAD_SET_PCT));
         return 1;
+}
+
+int index_shared_prune(PageIndex *idx, bool (*keep)(uint64_t handle, void *userdata), void *userdata) {
+        _cleanup_free_ uint64_t *doomed = NULL;
+        size_t n = 0;
+
+        if (idx->n_shared == 0)
+                return 0;
+        doomed = malloc(idx->n_shared * sizeof(uint64_t));
+        if (!doomed)
+                return -ENOMEM;
+        /* Collected first: each removal shifts entries and may resize the table. */
+        for (size_t i = 0; i < idx->shared_cap; i++)
+                if (idx->shared_keys[i] != 0 && !keep(shared_handle(idx, i), userdata))
+                        doomed[n++] = idx->shared_keys[i] & PAGE_SLOT_HASH_MASK;
+        for (size_t i = 0; i < n; i++)
+                (void) index_shared_remove(idx, doomed[i]);
+        return (int) MIN(n, (size_t) INT_MAX);
 }
 
 void index_usage(const PageIndex *idx, IndexUsage *ret) {

@@ -60,12 +60,16 @@
  * them, plus a fixed part: the PageIndex itself (about 500 bytes), the
  * minimum tables (1024 entries each, 4 KiB for candidates and 12 KiB for
  * shared pages) and 40 bytes per attached area (IdRange, in an array that
- * doubles: at most 80). index_usage() reports exactly this allocation. Two cases fall outside the per-page bound because
- * the index cannot see them: a shared page keeps its entry until the helper
- * reports its handle dead (KSMD_HELPER_RESULT_NO_HANDLE), even when fewer
- * than two of its mappers are still tracked (a region went away, or its
- * mappers wrote to it); and while a pass runs, tracked_pages counts only the
- * areas attached so far.
+ * doubles: at most 80). index_usage() reports exactly this allocation.
+ *
+ * A shared page whose other mappers went away (their region was
+ * unregistered, their process exited or wrote to its copy) would keep its
+ * 15-byte entry for a last mapper that saves nothing: the daemon asks the
+ * helper after every full scan which shared pages it still owns and how many
+ * page tables map them (KSMD_HELPER_CMD_GET_PAGES), and forgets those with
+ * fewer than two (index_shared_prune()). Between two full scans such an entry
+ * can outlive its mappers, and while a pass runs, tracked_pages counts only
+ * the areas attached so far.
  *
  * Page ids are assigned per pass: index_begin_pass() forgets every id, the
  * scanner attaches each area's slot array again and gets a base id. The sum
@@ -180,6 +184,12 @@ int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle);
 int index_shared_note_mapper(PageIndex *idx, uint64_t hash);
 /* Forgets a shared page (its handle is dead). Returns 1 if it was known. */
 int index_shared_remove(PageIndex *idx, uint64_t hash);
+/*
+ * Forgets every shared page for whose handle keep() returns false (the
+ * helper no longer has it, or at most one page table maps it). Returns the
+ * number forgotten, or -ENOMEM (then nothing is).
+ */
+int index_shared_prune(PageIndex *idx, bool (*keep)(uint64_t handle, void *userdata), void *userdata);
 
 typedef struct IndexUsage {
         uint64_t tracked_pages;          /* attached pages this pass */

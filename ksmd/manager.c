@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -317,6 +318,49 @@ static uint64_t manager_rest_usec(const Manager *m) {
         return MIN(MAX(rest, m->config.idle_sleep_usec), (uint64_t) MANAGER_MAX_REST_USEC);
 }
 
+static int cmp_helper_page(const void *a, const void *b) {
+        const HelperPage *x = a, *y = b;
+
+        return x->handle < y->handle ? -1 : x->handle > y->handle;
+}
+
+typedef struct OwnedPages {
+        HelperPage *pages;               /* sorted by handle */
+        size_t n;
+} OwnedPages;
+
+static bool shared_page_still_saves(uint64_t handle, void *userdata) {
+        const OwnedPages *o = userdata;
+        HelperPage key = { .handle = handle };
+        const HelperPage *p = bsearch(&key, o->pages, o->n, sizeof(HelperPage), cmp_helper_page);
+
+        return p && p->mapcount >= 2;
+}
+
+/*
+ * After a full scan: forgets the shared pages the helper no longer owns or
+ * that at most one page table maps, so a last mapper costs no index entry.
+ */
+static void manager_prune_shared(Manager *m) {
+        _cleanup_free_ HelperPage *pages = NULL;
+        OwnedPages owned;
+        size_t n = 0;
+        int r;
+
+        if (!m->helper || !(m->helper_info.features & KSMD_HELPER_FEATURE_GET_PAGES))
+                return;
+        r = helper_client_get_pages(m->helper, &pages, &n);
+        if (r < 0) {
+                log_debug_errno(r, "Could not list the helper's shared pages (%m): keeping every shared entry.");
+                return;
+        }
+        qsort(pages, n, sizeof(HelperPage), cmp_helper_page);
+        owned = (OwnedPages) { .pages = pages, .n = n };
+        r = index_shared_prune(m->index, shared_page_still_saves, &owned);
+        if (r > 0)
+                log_debug("Forgot %d shared pages that at most one page table still maps.", r);
+}
+
 /* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
 static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
         RateDecision d;
@@ -507,9 +551,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (m->helper) {
                         /* Also how an unload is noticed when no merge was due. */
                         r = helper_client_info(m->helper, &m->helper_info);
-                        if (r >= 0)
+                        if (r >= 0) {
                                 m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
-                        else if (r == -ENOENT)
+                                manager_prune_shared(m);
+                        } else if (r == -ENOENT)
                                 manager_fall_back_to_estimate(m, r);
                 }
                 m->stats.full_scans++;

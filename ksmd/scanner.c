@@ -420,8 +420,12 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                 }
                 if (!(e & PAGEMAP_EXCLUSIVE) || (e & PAGEMAP_FILE_OR_SHARED)) {
                         if (state == PAGE_SHARING) {
-                                /* One mapper of each shared page is its "shared", the others save a page each. */
-                                if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) > 0)
+                                /*
+                                 * One mapper of each shared page is its "shared", the others save a page
+                                 * each. A shared page the index forgot (at most one page table maps it)
+                                 * saves nothing: its last mapper counts as shared.
+                                 */
+                                if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0)
                                         r->pass.pages_shared++;
                                 else
                                         r->pass.pages_sharing++;

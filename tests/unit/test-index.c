@@ -232,6 +232,74 @@ static void test_shared_removal_keeps_other_entries_findable(void **state) {
         }
 }
 
+static bool keep_even(uint64_t handle, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return handle % 2 == 0;
+}
+
+static void test_prune_forgets_exactly_what_keep_refuses(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint64_t n = 5000;
+        unsigned asked = 0;
+        IndexUsage before, after;
+        uint64_t handle;
+
+        assert_int_equal(index_new(4 * n, &idx), 0);
+        for (uint64_t i = 0; i < n; i++)
+                assert_int_equal(index_shared_add(idx, h(i), (UINT64_C(3) << 32) + i), 0);
+        index_usage(idx, &before);
+        assert_int_equal(index_shared_prune(idx, keep_even, &asked), n / 2);
+        assert_int_equal(asked, n);
+        index_usage(idx, &after);
+        assert_int_equal(after.shared_pages, n / 2);
+        /* The table shrinks with its entries. */
+        assert_true(after.metadata_bytes < before.metadata_bytes);
+        for (uint64_t i = 0; i < n; i++) {
+                int found = index_shared_lookup(idx, h(i), &handle);
+
+                assert_int_equal(found, i % 2 == 0);
+                if (found)
+                        assert_true(handle == (UINT64_C(3) << 32) + i);
+        }
+        /* Nothing left to forget; an empty table is fine too. */
+        assert_int_equal(index_shared_prune(idx, keep_even, &asked), 0);
+        _cleanup_(index_freep) PageIndex *empty = NULL;
+        assert_int_equal(index_new(16, &empty), 0);
+        assert_int_equal(index_shared_prune(empty, keep_even, &asked), 0);
+}
+
+static bool keep_none(uint64_t handle, void *userdata) {
+        return false;
+}
+
+/* Merged pairs whose second mapper went away: once pruned, the last mapper costs its slot only. */
+static void test_last_mapper_of_a_shared_page_costs_at_most_16_bytes(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint32_t n = 20000;
+        _cleanup_free_ PageSlot *slots = calloc(n, sizeof(PageSlot));
+        uint32_t base;
+        IndexUsage u;
+
+        assert_non_null(slots);
+        /* Room for one shared page per tracked page (the bound assumes two mappers each). */
+        assert_int_equal(index_new(2 * n, &idx), 0);
+        index_begin_pass(idx);
+        assert_int_equal(index_attach(idx, slots, n, 1, 0, &base), 0);
+        /* Each tracked page is the last mapper of its own shared page. */
+        for (uint32_t i = 0; i < n; i++) {
+                slots[i] = page_slot_make(h(i), PAGE_SHARING, 0, false);
+                assert_int_equal(index_shared_add(idx, h(i), i + 1), 0);
+        }
+        index_usage(idx, &u);
+        assert_true(u.metadata_bytes > (uint64_t) n * 16);
+        assert_int_equal(index_shared_prune(idx, keep_none, NULL), n);
+        index_usage(idx, &u);
+        assert_int_equal(u.shared_pages, 0);
+        assert_true(u.metadata_bytes <= (uint64_t) n * 16);
+        /* Its mappers find no entry now, which the scanner counts as a lone shared page. */
+        assert_int_equal(index_shared_note_mapper(idx, h(7)), -ENOENT);
+}
+
 static void test_shared_table_is_bounded(void **state) {
         _cleanup_(index_freep) PageIndex *idx = NULL;
 
@@ -492,6 +560,8 @@ int main(void) {
                 cmocka_unit_test(test_begin_pass_forgets_candidates),
                 cmocka_unit_test(test_shared_pages_are_found_by_hash_and_survive_passes),
                 cmocka_unit_test(test_shared_removal_keeps_other_entries_findable),
+                cmocka_unit_test(test_prune_forgets_exactly_what_keep_refuses),
+                cmocka_unit_test(test_last_mapper_of_a_shared_page_costs_at_most_16_bytes),
                 cmocka_unit_test(test_shared_table_is_bounded),
                 cmocka_unit_test(test_each_shared_page_counts_one_mapper_per_pass),
                 cmocka_unit_test(test_memory_per_tracked_page_is_at_most_16_bytes_in_every_state),

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -31,6 +32,9 @@ static struct {
         int info_result;                 /* request-level result of INFO */
         size_t merge_calls;
         size_t merge_items;
+        size_t new_pairs;                /* page merges without a handle: a new shared page */
+        uint32_t mapcount;               /* GET_PAGES: mappers of the one shared page, 0x77 */
+        size_t get_pages_calls;
 } helper;
 
 static HelperClient *const fake_helper = (HelperClient *) 0x1;
@@ -58,6 +62,7 @@ int __wrap_helper_client_info(HelperClient *c, HelperInfo *ret) {
                 .module_version = "test",
                 .kernel_release = "test",
                 .max_batch = 32,
+                .features = KSMD_HELPER_FEATURE_GET_PAGES,
         };
         ret->stats[KSMD_HELPER_STAT_BYTES_SAVED] = 12345 * 4096;
         return 0;
@@ -72,7 +77,21 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
                 return helper.merge_result;
         helper.merge_items += n;
         for (size_t i = 0; i < n; i++)
+                if (!zero && items[i].handle == 0)
+                        helper.new_pairs++;
+        for (size_t i = 0; i < n; i++)
                 results[i] = (HelperMergeResult) { .result = KSMD_HELPER_RESULT_MERGED, .handle = 0x77 };
+        return 0;
+}
+
+int __wrap_helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *ret_n);
+int __wrap_helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *ret_n) {
+        assert_true(c == fake_helper);
+        helper.get_pages_calls++;
+        *ret = calloc(1, sizeof(HelperPage));
+        assert_non_null(*ret);
+        **ret = (HelperPage) { .handle = 0x77, .mapcount = helper.mapcount };
+        *ret_n = 1;
         return 0;
 }
 
@@ -326,6 +345,43 @@ static void test_exited_process_loses_its_region(void **state) {
         assert_int_equal(manager_unregister(m, id), -ENOENT);
 }
 
+/*
+ * The mock merges nothing for real: the pages the helper "merged" in scan 2
+ * read as private again in scan 3 and are merged again in scan 4. If the
+ * shared page still has two mappers, they join it; if one, the daemon forgot
+ * it after scan 2 and pairs them anew.
+ */
+static void test_shared_pages_with_one_mapper_are_forgotten(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        Stats st;
+
+        size_t pairs_scan2;
+
+        /* Two scans: the new pairs of scan 2 (until the shared page is known, duplicates pair with the first). */
+        helper.mapcount = 2;
+        new_manager_for_child(&m);
+        run_scans(m, 2, &st);
+        pairs_scan2 = helper.new_pairs;
+        assert_true(pairs_scan2 > 0);
+        m = manager_free(m);
+
+        /* Four scans, two mappers: scan 4 joins the known shared page, no new pair. */
+        helper.new_pairs = helper.get_pages_calls = 0;
+        new_manager_for_child(&m);
+        run_scans(m, 4, &st);
+        assert_int_equal(helper.get_pages_calls, 4);
+        assert_int_equal(helper.new_pairs, pairs_scan2);
+        m = manager_free(m);
+
+        /* One mapper: forgotten after scan 2, so scan 4 pairs anew. */
+        helper.mapcount = 1;
+        helper.new_pairs = helper.get_pages_calls = 0;
+        new_manager_for_child(&m);
+        run_scans(m, 4, &st);
+        assert_int_equal(helper.get_pages_calls, 4);
+        assert_int_equal(helper.new_pairs, 2 * pairs_scan2);
+}
+
 typedef struct RestProbe {
         uint64_t rests[8];
         size_t n;
@@ -422,6 +478,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pause_stops_scanning_and_resume_continues, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_target_scan_time_adapts_the_rate, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_shared_pages_with_one_mapper_are_forgotten, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_quiet_scans_rest_and_registration_ends_the_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),
