@@ -365,17 +365,24 @@ static void manager_prune_shared(Manager *m) {
 static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
         RateDecision d;
         IndexUsage u;
+        bool first;
 
         m->cost_nsec_per_page = rate_update_cost(m->cost_nsec_per_page, batch_cpu_nsec, batch_pages);
         if (m->config.target_scan_usec == 0)
                 return;
         index_usage(m->index, &u);
-        if (rate_decide(MAX(u.tracked_pages, (uint64_t) 1), m->config.target_scan_usec, m->config.cpu_cap_percent,
-                        m->cost_nsec_per_page, &d) < 0)
+        /*
+         * The first full scan attaches regions as it reaches them, so the pages it will cover are
+         * not known until it ends: it runs at the CPU cap (the shortest time the operator allows),
+         * which also merges sooner. Later scans plan from the last one's size.
+         */
+        first = scanner_passes(m->scanner) <= 1 && scanner_in_pass(m->scanner);
+        if (rate_decide(MAX(MAX(u.tracked_pages, m->stats.last.pages_scanned), (uint64_t) 1),
+                        first ? 1 : m->config.target_scan_usec, m->config.cpu_cap_percent, m->cost_nsec_per_page, &d) < 0)
                 return;
         m->batch_pages = d.pages_per_batch;
         m->sleep_usec = d.sleep_usec;
-        if (d.cpu_capped && !m->capped_logged) {
+        if (d.cpu_capped && !first && !m->capped_logged) {
                 m->capped_logged = true;
                 log_notice("A full scan of %" PRIu64 " pages cannot take %" PRIu64 " s within the CPU cap of %u %% "
                            "(%" PRIu64 " ns per page measured): scanning at the cap. Raise the target or the cap.",
