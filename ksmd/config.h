@@ -32,7 +32,7 @@ typedef struct Config {
         uint64_t sleep_usec;            /* pause between batches */
         uint64_t target_scan_usec;      /* 0: fixed rate; else adapt to one full scan per this long */
         unsigned max_cpu_percent;       /* CPU cap of the adaptive rate, % of one core */
-        uint64_t idle_sleep_usec;       /* rest after a full scan that found nothing new; 0: none */
+        uint64_t idle_sleep_usec;       /* rest after a full scan that found almost nothing new; 0: none */
         unsigned idle_max_cpu_percent;  /* rests lengthen so that idle scanning stays under this */
 
         /* [Limits] */

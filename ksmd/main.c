@@ -39,7 +39,7 @@ static void help(void) {
                "     --version                  Show the version\n"
                "     --pages-per-batch=N        Pages examined per batch (default 4096; KSM's pages_to_scan)\n"
                "     --sleep-msec=MS            Sleep between batches (default 20; KSM's sleep_millisecs)\n"
-               "     --idle-sleep-msec=MS       Rest after a full scan that found nothing new (default 10000;\n"
+               "     --idle-sleep-msec=MS       Rest after a full scan that found almost nothing new (default 10000;\n"
                "                                0: never rest)\n"
                "     --target-scan-sec=S        Adapt the rate so a full scan takes S seconds...\n"
                "     --cpu-cap=PCT              ...using at most PCT %% of one CPU (default 20)\n"

@@ -308,7 +308,7 @@ uint64_t manager_get_idle_sleep(const Manager *m) {
         return m->config.idle_sleep_usec;
 }
 
-/* The rest after a full scan that found nothing new (see manager.h); 0: go on. */
+/* The rest after a full scan that found almost nothing new (see manager.h); 0: go on. */
 static uint64_t manager_rest_usec(const Manager *m) {
         uint64_t rest, cpu_usec = m->pass_cpu_nsec / 1000;
 
@@ -577,7 +577,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                           m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->pass_cpu_nsec / 1000000,
                           m->stats.last.pages_scanned, m->stats.last.pages_read, m->stats.last.pages_unchanged,
                           scan_counters_saving_pages(&m->stats.last),
-                          m->stats.rest_usec > 0 ? "nothing new, resting" : "next batch in",
+                          m->stats.rest_usec > 0 ? "almost nothing new, resting" : "next batch in",
                           (m->stats.rest_usec > 0 ? m->stats.rest_usec : m->sleep_usec) / 1000);
                 manager_notify_status(m, now, true);
                 if (m->scan_done)

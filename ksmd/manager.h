@@ -15,7 +15,7 @@
  * both so that a full scan takes the target time, never using more than
  * cpu_cap_percent of a CPU (see rate.h).
  *
- * Rests: a full scan that finds nothing new (see ScanStepResult.pass_quiet)
+ * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION)
  * is followed by a rest before the next one: idle_sleep_usec, or longer if
  * needed so that scans followed by rests use at most idle_cpu_percent of a
  * CPU (the rest is at least the scan's CPU time x (100 - p) / p). A
@@ -47,7 +47,7 @@ typedef struct ManagerConfig {
         size_t max_regions;              /* 1..REGION_MAX_REGIONS */
         uint64_t target_scan_usec;       /* > 0: adapt the rate to scan everything in this time... */
         unsigned cpu_cap_percent;        /* ...using at most this share of one CPU, 1..100 */
-        uint64_t idle_sleep_usec;        /* rest after a full scan that found nothing new; 0: none */
+        uint64_t idle_sleep_usec;        /* rest after a full scan that found almost nothing new; 0: none */
         unsigned idle_cpu_percent;       /* 1..100 (0: MANAGER_DEFAULT_IDLE_CPU_PERCENT): longer rests
                                           * when scans cost more than this */
         bool estimate;                   /* never merge, even if the helper is loaded */

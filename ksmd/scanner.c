@@ -34,6 +34,7 @@ struct Scanner {
 
         uint64_t current_pages;
         uint64_t pass_news;              /* pages read this pass that may settle into new candidates */
+        uint64_t pass_merges;            /* merge mode: merges submitted this pass */
         ScanCounters last;
 
         uint64_t pagemap[SCAN_CHUNK_PAGES];
@@ -263,7 +264,7 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
         s->pass_started_usec = now_usec;
         s->pass_last_region_id = reg->next_id - 1;
         s->current_pages = 0;
-        s->pass_news = 0;
+        s->pass_news = s->pass_merges = 0;
         s->region_id = 0;
         s->entered_region_id = 0;
         s->area_pos = 0;
@@ -273,7 +274,7 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
 
 static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         RegionRegistry *reg = s->registry;
-        uint64_t saving_before = scan_counters_saving_pages(&s->last);
+        uint64_t saving_before = scan_counters_saving_pages(&s->last), saving, activity;
 
         memset(&s->last, 0, sizeof(s->last));
         for (size_t i = 0; i < reg->n_regions; i++) {
@@ -285,7 +286,9 @@ static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         cursor_close_pagemap(s);
         s->in_pass = false;
         res->pass_done = true;
-        res->pass_quiet = s->passes > 1 && s->pass_news == 0 && scan_counters_saving_pages(&s->last) <= saving_before &&
+        saving = scan_counters_saving_pages(&s->last);
+        activity = s->pass_news + s->pass_merges + (saving > saving_before ? saving - saving_before : 0);
+        res->pass_quiet = s->passes > 1 && activity * SCAN_QUIET_FRACTION <= s->last.pages_scanned &&
                           merger_pending(s->merger) == 0;
         res->pass_usec = now_usec - s->pass_started_usec;
 }
@@ -295,6 +298,12 @@ static bool pfn_is_zero_page(const Scanner *s, uint64_t pfn) {
                 return true;
         return s->config.huge_zero_pfn != 0 && pfn >= s->config.huge_zero_pfn &&
                pfn < s->config.huge_zero_pfn + 512;
+}
+
+static void submit(Scanner *s, const MergeRequest *req) {
+        if (!merger_is_estimate(s->merger))
+                s->pass_merges++;
+        (void) merger_submit(s->merger, req);
 }
 
 /* A page whose content held still: hand it to the index or the merger. */
@@ -312,7 +321,7 @@ static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page)
         if (page_slot_state(*slot) == PAGE_ZERO) {
                 r->pass.pages_zero++;
                 req.zero = true;
-                (void) merger_submit(s->merger, &req);
+                submit(s, &req);
                 return;
         }
 
@@ -321,7 +330,7 @@ static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page)
 
         if (!merger_is_estimate(s->merger) && index_shared_lookup(s->index, req.hash, &req.handle) > 0) {
                 r->pass.pages_sharing++;
-                (void) merger_submit(s->merger, &req);
+                submit(s, &req);
                 return;
         }
 
@@ -350,7 +359,7 @@ static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page)
         }
         req.src_region_id = o->id;
         req.src_pid = o->pid;
-        (void) merger_submit(s->merger, &req);
+        submit(s, &req);
 }
 
 /* The content of a page just read: update its slot, and offer it if it held still. */

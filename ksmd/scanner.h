@@ -44,6 +44,15 @@
 #include "merge.h"
 #include "region.h"
 
+/*
+ * A full scan is quiet when its activity, the pages it read with new content
+ * (never read, or changed for the first time after holding still), the merges
+ * it submitted and the growth of the saving, is at most 1/SCAN_QUIET_FRACTION
+ * of the pages it examined, and no merge waits for a retry: scanning again
+ * right away would find little. The manager then rests.
+ */
+#define SCAN_QUIET_FRACTION 1024u
+
 /* Pages per pagemap read and per process_vm_readv batch (2 MiB of data). */
 #define SCAN_CHUNK_PAGES 512u
 
@@ -58,9 +67,7 @@ typedef struct ScanStepResult {
         uint64_t pages;                  /* pages examined in this step */
         bool pass_done;                  /* a full scan ended in this step */
         bool limit_hit;                  /* the tracked-page bound refused an area (once per pass) */
-        bool pass_quiet;                 /* the ending full scan found nothing new: no page read with new
-                                          * content (or first changed after holding still), no saving
-                                          * gained over the pass before, no merge pending */
+        bool pass_quiet;                 /* the ending full scan found almost nothing new (see below) */
         uint64_t pass_usec;              /* now_usec of the ending step minus that of the starting one */
 } ScanStepResult;
 

@@ -36,7 +36,7 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
                                 percent, (unsigned long long) total_pages, paused ? "; paused" : "");
         if (s->rest_usec > 0 && s->current_scan_pages == 0)
                 return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; "
-                                "nothing new, next scan in %.0f s%s",
+                                "little new, next scan in %.0f s%s",
                                 estimate ? "estimate mode, nothing merged: merging would save" : "saving",
                                 mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
                                 (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6,

@@ -56,7 +56,7 @@ typedef struct Stats {
         ScanCounters last;               /* the last completed full scan, all regions */
         uint64_t full_scans;
         uint64_t last_full_scan_usec;    /* duration of the last full scan */
-        uint64_t rest_usec;              /* the rest after it (it found nothing new); 0: none */
+        uint64_t rest_usec;              /* the rest after it (it found almost nothing new); 0: none */
         uint64_t current_scan_pages;     /* pages examined so far in the running scan */
         uint64_t tracked_pages;          /* pages with a slot this pass */
         uint64_t metadata_bytes;         /* the daemon's own index memory */

@@ -268,8 +268,8 @@ static void world_done(World *w) {
         region_registry_free(w->reg);
 }
 
-/* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges. */
-static void run_pass(World *w) {
+/* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges; true if it was quiet. */
+static bool run_pass(World *w) {
         ScanStepResult res = {};
         unsigned steps = 0;
 
@@ -279,6 +279,7 @@ static void run_pass(World *w) {
                 assert_true(merger_flush(w->merger, w->now) >= 0);
                 assert_true(++steps < 10000);
         } while (!res.pass_done);
+        return res.pass_quiet;
 }
 
 /*
@@ -437,6 +438,31 @@ static void test_changing_page_is_never_a_candidate_and_is_read_less_often(void 
         print_message("# volatile page read %u times in %d passes\n", fake.page[0][0].reads, passes);
         assert_true(fake.page[0][0].reads <= passes / 4);
         assert_true(fake.page[0][0].reads >= 4);
+        world_done(&w);
+}
+
+/* Quiet: at most 1 in SCAN_QUIET_FRACTION examined pages new, merged or newly saving (here: none). */
+static void test_a_scan_is_quiet_when_it_finds_nothing_new(void **state) {
+        World w;
+
+        add_same_pages(0, 4, 7);
+        add_distinct_pages(0, 8, 20);
+        add_same_pages(1, 2, 0);
+        fake.page[1][0].changes_on_read = true;
+        world_init(&w, 2, WORLD_ESTIMATE);
+        assert_false(run_pass(&w));      /* everything is new */
+        assert_false(run_pass(&w));      /* the duplicates held still: the saving grew */
+        /* The volatile page changes on every read, but after its first change it is not news. */
+        for (int i = 0; i < 3; i++)
+                assert_true(run_pass(&w));
+        /* A page that held still changes once: news; then it holds still again: quiet. */
+        fake.page[0][5].fill = 99;
+        assert_false(run_pass(&w));
+        assert_true(run_pass(&w));
+        /* A new page faulted in: news. */
+        add_same_pages(0, 1, 123);
+        assert_false(run_pass(&w));
+        assert_true(run_pass(&w));
         world_done(&w);
 }
 
@@ -761,6 +787,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_estimate_is_exact_across_processes_and_stays_exact, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_absent_swapped_zero_mapped_and_shared_pages_are_never_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_changing_page_is_never_a_candidate_and_is_read_less_often, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_scan_is_quiet_when_it_finds_nothing_new, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zero_pages_are_recognised_without_hashing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_soft_dirty_spares_reading_unchanged_pages, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_soft_dirty_is_cleared_again_when_rereads_are_wasted, setup, teardown),

@@ -75,7 +75,7 @@ static void test_status_line_says_estimate_mode_and_progress(void **state) {
         s.current_scan_pages = 0;
         s.rest_usec = 10 * 1000000;
         stats_format_status(&s, false, false, 200, buf, sizeof(buf));
-        assert_non_null(strstr(buf, "nothing new, next scan in 10 s"));
+        assert_non_null(strstr(buf, "little new, next scan in 10 s"));
         s.current_scan_pages = 50;
         /* Truncation is safe. */
         assert_true(stats_format_status(&s, false, false, 200, buf, 8) > 7);
