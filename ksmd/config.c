@@ -177,8 +177,36 @@ static int parse_idle_sleep(Config *c, const char *v, char **reason) {
         return parse_time_field(v, 0, 3600 * USEC_PER_SEC, &c->idle_sleep_usec, reason);
 }
 
+/* "0.25%", "1", "1.5%": a percentage with at most two decimals, 0.01 to 100, in basis points. */
 static int parse_idle_max_cpu(Config *c, const char *v, char **reason) {
-        return parse_percent_field(v, &c->idle_max_cpu_percent, reason);
+        unsigned whole = 0, frac = 0, digits = 0;
+        const char *p = v;
+        bool ok = *p >= '0' && *p <= '9';
+
+        for (; ok && *p >= '0' && *p <= '9'; p++) {
+                whole = whole * 10 + (unsigned) (*p - '0');
+                if (whole > 100)
+                        ok = false;
+        }
+        if (ok && *p == '.') {
+                p++;
+                ok = *p >= '0' && *p <= '9';
+                for (; ok && *p >= '0' && *p <= '9'; p++)
+                        if (++digits > 2)
+                                ok = false;
+                        else
+                                frac = frac * 10 + (unsigned) (*p - '0');
+                if (digits == 1)
+                        frac *= 10;
+        }
+        if (ok && *p == '%')
+                p++;
+        if (!ok || *p != '\0' || whole * 100 + frac == 0 || whole * 100 + frac > 10000) {
+                *reason = reasonf("'%s' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%%)", v);
+                return -EINVAL;
+        }
+        c->idle_max_cpu_bp = whole * 100 + frac;
+        return 0;
 }
 
 static int parse_max_metadata(Config *c, const char *v, char **reason) {
@@ -348,7 +376,7 @@ int config_new(Config **ret) {
                 .target_scan_usec = 0,
                 .max_cpu_percent = 20,
                 .idle_sleep_usec = 10 * USEC_PER_SEC,
-                .idle_max_cpu_percent = 1,
+                .idle_max_cpu_bp = 25,
                 .max_metadata_bytes = UINT64_C(256) << 20,
                 .max_regions = 4096,
                 .max_regions_per_client = 256,

@@ -33,7 +33,7 @@ typedef struct Config {
         uint64_t target_scan_usec;      /* 0: fixed rate; else adapt to one full scan per this long */
         unsigned max_cpu_percent;       /* CPU cap of the adaptive rate, % of one core */
         uint64_t idle_sleep_usec;       /* rest after a full scan that found almost nothing new; 0: none */
-        unsigned idle_max_cpu_percent;  /* rests lengthen so that idle scanning stays under this */
+        unsigned idle_max_cpu_bp;       /* rests lengthen so that idle scanning stays under this, 1/100 % */
 
         /* [Limits] */
         uint64_t max_metadata_bytes;    /* daemon memory for the index */

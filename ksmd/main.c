@@ -144,7 +144,7 @@ static void config_to_manager(const Config *c, ManagerConfig *m) {
         m->target_scan_usec = c->target_scan_usec;
         m->cpu_cap_percent = c->max_cpu_percent;
         m->idle_sleep_usec = c->idle_sleep_usec;
-        m->idle_cpu_percent = c->idle_max_cpu_percent;
+        m->idle_cpu_bp = c->idle_max_cpu_bp;
         m->max_tracked_pages = MAX(c->max_metadata_bytes / METADATA_BYTES_PER_PAGE, (uint64_t) 1);
         m->max_regions = c->max_regions;
         m->estimate = c->mode == CONFIG_MODE_ESTIMATE;
@@ -184,7 +184,7 @@ static int daemon_reload(Daemon *d, char *message, size_t size) {
                 }
         }
         r = manager_set_idle(d->manager, d->cli_idle ? manager_get_idle_sleep(d->manager) : c->idle_sleep_usec,
-                             c->idle_max_cpu_percent);
+                             c->idle_max_cpu_bp);
         if (r < 0) {
                 snprintf(message, size, "IdleSleep= or IdleMaxCPU= in %s is out of range", d->config_dir);
                 return log_error_errno(r, "Reload: %s.", message);

@@ -123,8 +123,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return log_error_errno(-EINVAL, "Sleep between batches must be at most %" PRIu64 " ms.",
                                        MANAGER_MAX_SLEEP_USEC / 1000);
 
-        if (config->idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || config->idle_cpu_percent > 100)
-                return log_error_errno(-EINVAL, "The idle sleep must be at most %" PRIu64 " s and its CPU share 1..100 %%.",
+        if (config->idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || config->idle_cpu_bp > 10000)
+                return log_error_errno(-EINVAL, "The idle sleep must be at most %" PRIu64 " s and its CPU share 0.01..100 %%.",
                                        MANAGER_MAX_SLEEP_USEC / 1000000);
         if (config->target_scan_usec > MANAGER_MAX_TARGET_USEC || config->cpu_cap_percent == 0 ||
             config->cpu_cap_percent > 100)
@@ -135,8 +135,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m)
                 return log_oom();
         m->config = *config;
-        if (m->config.idle_cpu_percent == 0)
-                m->config.idle_cpu_percent = MANAGER_DEFAULT_IDLE_CPU_PERCENT;
+        if (m->config.idle_cpu_bp == 0)
+                m->config.idle_cpu_bp = MANAGER_DEFAULT_IDLE_CPU_BP;
         m->batch_pages = config->pages_per_batch;
         m->sleep_usec = config->sleep_usec;
 
@@ -294,11 +294,11 @@ int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_p
         return 0;
 }
 
-int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_percent) {
-        if (idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || idle_cpu_percent == 0 || idle_cpu_percent > 100)
+int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_bp) {
+        if (idle_sleep_usec > MANAGER_MAX_SLEEP_USEC || idle_cpu_bp == 0 || idle_cpu_bp > 10000)
                 return -EINVAL;
         m->config.idle_sleep_usec = idle_sleep_usec;
-        m->config.idle_cpu_percent = idle_cpu_percent;
+        m->config.idle_cpu_bp = idle_cpu_bp;
         if (idle_sleep_usec == 0)
                 manager_wake(m);
         return 0;
@@ -314,7 +314,7 @@ static uint64_t manager_rest_usec(const Manager *m) {
 
         if (m->config.idle_sleep_usec == 0 || m->exit_after_scans > 0)
                 return 0;
-        rest = cpu_usec * (100 - m->config.idle_cpu_percent) / m->config.idle_cpu_percent;
+        rest = cpu_usec * (10000 - m->config.idle_cpu_bp) / m->config.idle_cpu_bp;
         return MIN(MAX(rest, m->config.idle_sleep_usec), (uint64_t) MANAGER_MAX_REST_USEC);
 }
 

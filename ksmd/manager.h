@@ -17,8 +17,9 @@
  *
  * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION)
  * is followed by a rest before the next one: idle_sleep_usec, or longer if
- * needed so that scans followed by rests use at most idle_cpu_percent of a
- * CPU (the rest is at least the scan's CPU time x (100 - p) / p). A
+ * needed so that scans followed by rests use at most idle_cpu_bp basis
+ * points (1/100 %) of a CPU (the rest is at least the scan's CPU time x
+ * (10000 - bp) / bp). A
  * registration ends a rest; idle_sleep_usec = 0 never rests, and neither do
  * runs with manager_set_exit_after_scans().
  */
@@ -35,7 +36,7 @@
 
 #define MANAGER_MAX_PAGES_PER_BATCH (UINT64_C(1) << 20)
 #define MANAGER_MAX_SLEEP_USEC (UINT64_C(3600) * 1000000)
-#define MANAGER_DEFAULT_IDLE_CPU_PERCENT 1u
+#define MANAGER_DEFAULT_IDLE_CPU_BP 25u         /* 0.25 % of a CPU */
 #define MANAGER_MAX_TARGET_USEC (UINT64_C(7) * 24 * 3600 * 1000000)
 /* Default bound: 64 Mi pages = 256 GiB of registered memory, about 1 GiB of metadata at most. */
 #define MANAGER_DEFAULT_MAX_TRACKED_PAGES (UINT64_C(64) << 20)
@@ -48,7 +49,7 @@ typedef struct ManagerConfig {
         uint64_t target_scan_usec;       /* > 0: adapt the rate to scan everything in this time... */
         unsigned cpu_cap_percent;        /* ...using at most this share of one CPU, 1..100 */
         uint64_t idle_sleep_usec;        /* rest after a full scan that found almost nothing new; 0: none */
-        unsigned idle_cpu_percent;       /* 1..100 (0: MANAGER_DEFAULT_IDLE_CPU_PERCENT): longer rests
+        unsigned idle_cpu_bp;            /* 1..10000 (0: MANAGER_DEFAULT_IDLE_CPU_BP): longer rests
                                           * when scans cost more than this */
         bool estimate;                   /* never merge, even if the helper is loaded */
         bool notify;                     /* send sd_notify STATUS= progress lines */
@@ -61,7 +62,7 @@ typedef struct ManagerConfig {
                 .max_tracked_pages = MANAGER_DEFAULT_MAX_TRACKED_PAGES, \
                 .max_regions = 4096,                                    \
                 .cpu_cap_percent = 20,                                  \
-                .idle_cpu_percent = MANAGER_DEFAULT_IDLE_CPU_PERCENT,   \
+                .idle_cpu_bp = MANAGER_DEFAULT_IDLE_CPU_BP,   \
         })
 
 typedef struct Manager Manager;
@@ -84,8 +85,8 @@ int manager_unregister(Manager *m, uint32_t id);
 int manager_set_rate(Manager *m, uint64_t pages_per_batch, uint64_t sleep_usec);
 /* Adaptive rate. target_scan_usec 1..MANAGER_MAX_TARGET_USEC, cpu_cap_percent 1..100, else -EINVAL. */
 int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_percent);
-/* Rests after quiet full scans (see above). -EINVAL outside 0..MANAGER_MAX_SLEEP_USEC and 1..100. */
-int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_percent);
+/* Rests after quiet full scans (see above). -EINVAL outside 0..MANAGER_MAX_SLEEP_USEC and 1..10000. */
+int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_bp);
 uint64_t manager_get_idle_sleep(const Manager *m);
 void manager_pause(Manager *m);
 void manager_resume(Manager *m);

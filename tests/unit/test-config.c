@@ -85,7 +85,7 @@ static void test_missing_files_give_the_defaults(void **state) {
         assert_int_equal(c->target_scan_usec, 0);
         assert_int_equal(c->max_cpu_percent, 20);
         assert_int_equal(c->idle_sleep_usec, 10 * USEC_PER_SEC);
-        assert_int_equal(c->idle_max_cpu_percent, 1);
+        assert_int_equal(c->idle_max_cpu_bp, 25);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(256) << 20);
         assert_int_equal(c->max_regions, 4096);
         assert_int_equal(c->max_regions_per_client, 256);
@@ -112,7 +112,7 @@ static void test_every_key_is_applied(void **state) {
                    "TargetScanTime=2min\n"
                    "MaxCPU=50%\n"
                    "IdleSleep=30s\n"
-                   "IdleMaxCPU=2%\n"
+                   "IdleMaxCPU=2.5%\n"
                    "  [Limits]\n"
                    "    MaxMetadata=1G\n"
                    "MaxRegions=10\n"
@@ -135,7 +135,7 @@ static void test_every_key_is_applied(void **state) {
         assert_int_equal(c->target_scan_usec, 120 * USEC_PER_SEC);
         assert_int_equal(c->max_cpu_percent, 50);
         assert_int_equal(c->idle_sleep_usec, 30 * USEC_PER_SEC);
-        assert_int_equal(c->idle_max_cpu_percent, 2);
+        assert_int_equal(c->idle_max_cpu_bp, 250);
         assert_int_equal(c->max_metadata_bytes, UINT64_C(1) << 30);
         assert_int_equal(c->max_regions, 10);
         assert_int_equal(c->max_regions_per_client, 5);
@@ -239,7 +239,12 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a whole number from 1 to 100" },
                 { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150' is not a whole number from 1 to 100" },
                 { "[Scan]\nIdleSleep=2h\n", "IdleSleep=2h: '2h' is not a time span from 0 ms to 3600 s (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a whole number from 1 to 100" },
+                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=0.001\n", "IdleMaxCPU=0.001: '0.001' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=100.5%\n", "IdleMaxCPU=100.5%: '100.5%' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=.5\n", "IdleMaxCPU=.5: '.5' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1.\n", "IdleMaxCPU=1.: '1.' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1%%\n", "IdleMaxCPU=1%%: '1%%' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
                 { "[Control]\nSystemBus=perhaps\n", "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
                 { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
                 { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 65536" },

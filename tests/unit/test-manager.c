@@ -453,13 +453,13 @@ static void test_idle_limits_are_enforced(void **state) {
         ManagerConfig c = fast_config();
 
         helper.new_result = -ENOENT;
-        c.idle_cpu_percent = 101;
+        c.idle_cpu_bp = 10001;
         assert_true(manager_new(&c, &m) < 0);
-        c.idle_cpu_percent = 0;
+        c.idle_cpu_bp = 0;
         assert_int_equal(manager_new(&c, &m), 0);
         assert_int_equal(manager_set_idle(m, MANAGER_MAX_SLEEP_USEC + 1, 1), -EINVAL);
         assert_int_equal(manager_set_idle(m, 1000, 0), -EINVAL);
-        assert_int_equal(manager_set_idle(m, 1000, 101), -EINVAL);
+        assert_int_equal(manager_set_idle(m, 1000, 10001), -EINVAL);
         assert_int_equal(manager_set_idle(m, 0, 1), 0);
         assert_int_equal(manager_get_idle_sleep(m), 0);
         assert_int_equal(manager_set_idle(m, 5000000, 50), 0);
