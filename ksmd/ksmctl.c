@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -35,6 +36,7 @@ enum {
 static const char *arg_socket = "/run/ksmd/ksmd.sock";
 static bool arg_json;
 static uint64_t arg_scans = 3;
+static const char *arg_name;
 
 static void help(void) {
         printf("ksmctl [OPTIONS] COMMAND ...\n\n"
@@ -43,7 +45,9 @@ static void help(void) {
                "  status                        Mode, helper version, rate and savings\n"
                "  stats                         Global statistics\n"
                "  list                          Registered regions with their statistics\n"
-               "  register PID [START LENGTH]   Register a process, or a range of it (bytes; 0x... allowed)\n"
+               "  register [--name=NAME] PID [START LENGTH]\n"
+               "                                Register a process, or a range of it (bytes; 0x... allowed),\n"
+               "                                labelled NAME (1..64 printable ASCII characters) in list\n"
                "  unregister ID                 Unregister a region\n"
                "  unmerge ID                    Make every merged page of a region private again and unregister it\n"
                "  pause | resume                Stop or restart scanning\n"
@@ -54,6 +58,7 @@ static void help(void) {
                "  --socket=PATH   The daemon's socket (default %s)\n"
                "  --json          Machine-readable output for status, stats, list and estimate\n"
                "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
+               "  --name=NAME     A label for the region register makes, such as a VM's name\n"
                "  -h --help       Show this help\n"
                "     --version    Show the version\n\n"
                "Exit status: 0 success, 1 request failed, 2 bad usage, 3 daemon not running, 4 access denied.\n",
@@ -270,39 +275,42 @@ static int cmd_list(sd_bus *bus) {
         r = call(bus, "ListRegions", &reply, NULL);
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(reply, 'a', "(uubttssa{st})");
+        r = sd_bus_message_enter_container(reply, 'a', "(uusbttssa{st})");
         if (r < 0)
                 goto bad;
         if (arg_json)
                 putchar('[');
         for (;;) {
-                const char *note, *merge_note;
+                const char *name, *note, *merge_note;
                 uint64_t start, length;
                 uint32_t id, pid;
                 int whole;
 
-                r = sd_bus_message_enter_container(reply, 'r', "uubttssa{st}");
+                r = sd_bus_message_enter_container(reply, 'r', "uusbttssa{st}");
                 if (r < 0)
                         goto bad;
                 if (r == 0)
                         break;
-                r = sd_bus_message_read(reply, "uubttss", &id, &pid, &whole, &start, &length, &note, &merge_note);
+                r = sd_bus_message_read(reply, "uusbttss", &id, &pid, &name, &whole, &start, &length, &note,
+                                        &merge_note);
                 if (r < 0)
                         goto bad;
                 if (arg_json) {
-                        printf("%s{\"id\":%u,\"pid\":%u,\"whole_process\":%s,\"start\":%" PRIu64
-                               ",\"length\":%" PRIu64 ",\"note\":",
-                               first ? "" : ",", id, pid, whole ? "true" : "false", start, length);
+                        printf("%s{\"id\":%u,\"pid\":%u,\"name\":", first ? "" : ",", id, pid);
+                        print_json_string(name);
+                        printf(",\"whole_process\":%s,\"start\":%" PRIu64 ",\"length\":%" PRIu64 ",\"note\":",
+                               whole ? "true" : "false", start, length);
                         print_json_string(note);
                         printf(",\"merge_note\":");
                         print_json_string(merge_note);
                         printf(",\"stats\":");
                 } else {
+                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "", name, name[0] ? ")" : "",
+                               pid);
                         if (whole)
-                                printf("region %u: process %u, all private anonymous memory\n", id, pid);
+                                printf("all private anonymous memory\n");
                         else
-                                printf("region %u: process %u, 0x%" PRIx64 "-0x%" PRIx64 "\n", id, pid, start,
-                                       start + length);
+                                printf("0x%" PRIx64 "-0x%" PRIx64 "\n", start, start + length);
                         if (note[0])
                                 printf("    note: %s\n", note);
                         if (merge_note[0])
@@ -337,8 +345,14 @@ static int parse_address(const char *s, const char *what, uint64_t *ret) {
         return 0;
 }
 
+/*
+ * Names the process by a pidfd, so a pid reused meanwhile is never
+ * registered; only without --name may it fall back to the pid methods
+ * (a kernel without pidfd_open(2)), since those take no options.
+ */
 static int cmd_register(sd_bus *bus, int argc, char *argv[]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int pidfd = -EBADF;
         uint64_t pid, start = 0, length = 0;
         uint32_t id;
         int r;
@@ -351,13 +365,28 @@ static int cmd_register(sd_bus *bus, int argc, char *argv[]) {
                 fprintf(stderr, "ksmctl: '%s' is not a pid\n", argv[1]);
                 return -EXIT_USAGE;
         }
-        if (argc == 4) {
-                if ((r = parse_address(argv[2], "START", &start)) < 0 ||
-                    (r = parse_address(argv[3], "LENGTH", &length)) < 0)
-                        return r;
-                r = call(bus, "RegisterRange", &reply, "utt", (uint32_t) pid, start, length);
-        } else
-                r = call(bus, "RegisterProcess", &reply, "u", (uint32_t) pid);
+        if (argc == 4 && ((r = parse_address(argv[2], "START", &start)) < 0 ||
+                          (r = parse_address(argv[3], "LENGTH", &length)) < 0))
+                return r;
+
+        pidfd = pidfd_open((pid_t) pid, 0);
+        if (pidfd < 0 && arg_name) {
+                if (errno == ESRCH)
+                        fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", pid);
+                else
+                        fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, which --name needs: %s\n",
+                                pid, strerror(errno));
+                return -EXIT_FAILED;
+        }
+        if (pidfd < 0)
+                r = argc == 4 ? call(bus, "RegisterRange", &reply, "utt", (uint32_t) pid, start, length) :
+                                call(bus, "RegisterProcess", &reply, "u", (uint32_t) pid);
+        else if (argc == 4)
+                r = call(bus, "RegisterRangeByPIDFD", &reply, "htta{sv}", pidfd, start, length, arg_name ? 1 : 0,
+                         "Name", "s", arg_name);
+        else
+                r = call(bus, "RegisterProcessByPIDFD", &reply, "ha{sv}", pidfd, arg_name ? 1 : 0, "Name", "s",
+                         arg_name);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "u", &id);
@@ -492,20 +521,22 @@ static int cmd_estimate(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "scans", required_argument, NULL, ARG_SCANS },
+                { "name", required_argument, NULL, ARG_NAME },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        /* Options may follow the command, as in "ksmctl register --name=vm1 PID". */
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -524,6 +555,14 @@ int main(int argc, char *argv[]) {
                                 fprintf(stderr, "ksmctl: --scans=%s: expected 1..1000\n", optarg);
                                 return EXIT_USAGE;
                         }
+                        break;
+                case ARG_NAME:
+                        if (!region_name_is_valid(optarg)) {
+                                fprintf(stderr, "ksmctl: --name=%s: a name is 1..%u printable ASCII characters\n",
+                                        optarg, REGION_NAME_MAX);
+                                return EXIT_USAGE;
+                        }
+                        arg_name = optarg;
                         break;
                 default:
                         return EXIT_USAGE;
@@ -544,6 +583,11 @@ int main(int argc, char *argv[]) {
                 known = known || strcmp(verb, verbs[i]) == 0;
         if (!known) {
                 fprintf(stderr, "ksmctl: unknown command '%s'; see ksmctl --help\n", verb);
+                return EXIT_USAGE;
+        }
+
+        if (arg_name && strcmp(verb, "register") != 0) {
+                fprintf(stderr, "ksmctl: --name is an option of register only\n");
                 return EXIT_USAGE;
         }
 
