@@ -18,6 +18,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dbus_peer import Variant, call as dbus_call  # noqa: E402
+
 BUILD = os.environ.get("KSMD_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.environ.get("KSMD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 KSMD = os.path.join(BUILD, "ksmd", "ksmd")
@@ -177,12 +180,7 @@ class Ksmctl(ControlTest):
 
     def test_register_a_range(self):
         w = self.workload()
-        with open(f"/proc/{w.pids[0]}/maps") as f:
-            maps = f.read()
-        # The workload's 4 MiB area.
-        start, end = next((int(a, 16), int(b, 16)) for a, b in re.findall(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0",
-                                                                          maps, re.M)
-                          if int(b, 16) - int(a, 16) >= 4 << 20)
+        start, _ = big_anonymous_area(w.pids[0])
         rid = int(self.daemon.ctl("register", str(w.pids[0]), hex(start), str(4 << 20)).stdout)
         regions = json.loads(self.daemon.ctl("--json", "list").stdout)
         self.assertEqual(regions[0]["id"], rid)
@@ -242,6 +240,96 @@ class Ksmctl(ControlTest):
         r = self.daemon.ctl("status", check=False)
         self.assertEqual(r.returncode, 3)
         self.assertIn("is ksmd running", r.stderr)
+
+
+def big_anonymous_area(pid):
+    """The workload's 4 MiB anonymous area: (start, end)."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return next((int(a, 16), int(b, 16)) for a, b in re.findall(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0",
+                                                                maps, re.M)
+                if int(b, 16) - int(a, 16) >= 4 << 20)
+
+
+class RegisterOptions(ControlTest):
+    """The options dictionary of RegisterProcessByPIDFD and RegisterRangeByPIDFD, and ksmctl register --name."""
+
+    def regions(self):
+        return json.loads(self.daemon.ctl("--json", "list").stdout)
+
+    def by_pidfd(self, pid, options, start=None, length=None):
+        fd = os.pidfd_open(pid)
+        try:
+            if start is None:
+                return dbus_call(self.daemon.socket, "RegisterProcessByPIDFD", "ha{sv}", (fd, options))
+            return dbus_call(self.daemon.socket, "RegisterRangeByPIDFD", "htta{sv}", (fd, start, length, options))
+        finally:
+            os.close(fd)
+
+    def test_name_is_shown_by_list_and_in_the_log(self):
+        w = self.workload()
+        rid = int(self.daemon.ctl("register", "--name=vm-one", str(w.pids[0])).stdout)
+        start, _ = big_anonymous_area(w.pids[1])
+        rid2 = int(self.daemon.ctl("register", "--name", "vm two (range)", str(w.pids[1]), hex(start),
+                                   str(1 << 20)).stdout)
+        names = {r["id"]: r["name"] for r in self.regions()}
+        self.assertEqual(names, {rid: "vm-one", rid2: "vm two (range)"})
+        human = self.daemon.ctl("list").stdout
+        self.assertIn(f"region {rid} (vm-one): process {w.pids[0]}, all private anonymous memory", human)
+        self.assertIn(f"region {rid2} (vm two (range)): process {w.pids[1]}, {hex(start)}-", human)
+        self.assertIn(f'Registered region {rid} "vm-one": all private anonymous memory of pid {w.pids[0]}.',
+                      self.daemon.read_log())
+
+        # Over D-Bus, with the longest name allowed; no options at all means no name.
+        self.daemon.ctl("unregister", str(rid))
+        longest = "n" * 64
+        r = self.by_pidfd(w.pids[0], {"Name": Variant("s", longest)})
+        self.assertIsNone(r.error_name, r.error_message)
+        names = {x["id"]: x["name"] for x in self.regions()}
+        self.assertEqual(names[r.body[0]], longest)
+        self.daemon.ctl("unregister", str(r.body[0]))
+        r = self.by_pidfd(w.pids[0], {})
+        self.assertIsNone(r.error_name, r.error_message)
+        self.assertEqual({x["id"]: x["name"] for x in self.regions()}[r.body[0]], "")
+        self.assertTrue(w.verify())
+
+    def test_bad_options_are_refused_naming_the_key_and_register_nothing(self):
+        w = self.workload()
+        pid = w.pids[0]
+        start, _ = big_anonymous_area(pid)
+        cases = [
+            ({"Colour": Variant("s", "red")}, 'Unknown option "Colour"'),
+            ({"Name": Variant("s", "vm"), "name": Variant("s", "vm")}, 'Unknown option "name"'),
+            ({"Name": Variant("u", 5)}, "Option Name must be a string (variant type s), not of type u"),
+            ({"Name": Variant("as", ["vm"])}, "Option Name must be a string (variant type s), not of type as"),
+            ({"Name": Variant("s", "v" * 65)}, "Option Name must be 1..64 characters long, got 65"),
+            ({"Name": Variant("s", "")}, "Option Name must be 1..64 characters long, got 0"),
+            ({"Name": Variant("s", "vm\x01")}, "byte 3 is 0x01"),
+            ({"Name": Variant("s", "vm\u00e9")}, "byte 3 is 0xc3"),
+            ([("Name", Variant("s", "a")), ("Name", Variant("s", "b"))], "Option Name is given more than once"),
+        ]
+        for options, message in cases:
+            for ranged in (False, True):
+                with self.subTest(options=options, ranged=ranged):
+                    r = self.by_pidfd(pid, options, *((start, 4096) if ranged else ()))
+                    self.assertEqual(r.error_name, "org.freedesktop.DBus.Error.InvalidArgs", r.error_message)
+                    self.assertIn(message, r.error_message)
+        self.assertEqual(self.regions(), [])
+        self.assertNotIn("Registered region", self.daemon.read_log())
+
+    def test_ksmctl_refuses_a_bad_name_itself(self):
+        w = self.workload()
+        for bad in ("x" * 65, "", "tab\there"):
+            r = self.daemon.ctl("register", f"--name={bad}", str(w.pids[0]), check=False)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("a name is 1..64 printable ASCII characters", r.stderr)
+        r = self.daemon.ctl("list", "--name=vm", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--name is an option of register only", r.stderr)
+        r = self.daemon.ctl("register", "--name=vm", "4194000", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no process with pid 4194000", r.stderr)
+        self.assertEqual(self.regions(), [])
 
 
 class Reload(ControlTest):
