@@ -370,7 +370,9 @@ class AutoRegister(ControlTest):
         wait_for(lambda: sorted(r["pid"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)) == want,
                  timeout=20, what="automatic registration")
         self.assertIn("automatically", self.daemon.read_log())
-        self.assertTrue(all(r["whole_process"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)))
+        regions = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertTrue(all(r["whole_process"] for r in regions))
+        self.assertEqual({r["name"] for r in regions}, {"ksmd-workload"})
 
     def test_reload_changes_the_rules(self):
         self.daemon.write_conf("[AutoRegister]\n")
