@@ -332,6 +332,55 @@ class RegisterOptions(ControlTest):
         self.assertEqual(self.regions(), [])
 
 
+class ArgumentsCheckedFirst(unittest.TestCase):
+    """ksmctl refuses bad arguments (exit 2, naming them) before it looks for the daemon: none runs here."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-noargs-")
+        self.socket = os.path.join(self.tmp, "ksmd.sock")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def ctl(self, *args):
+        return subprocess.run([KSMCTL, "--socket", self.socket, *args], capture_output=True, text=True, timeout=30)
+
+    def test_bad_arguments_are_usage_errors_without_a_daemon(self):
+        cases = [
+            (["register", "1", "0x12z", "4096"], "START '0x12z' is not a number"),
+            (["register", "1", "4096", "4k"], "LENGTH '4k' is not a number"),
+            (["register", "pid1"], "PID 'pid1' is not a pid"),
+            (["register", "0"], "PID '0' is not a pid"),
+            (["register", "99999999999"], "PID '99999999999' is not a pid"),
+            (["register"], "register takes PID, or PID START LENGTH"),
+            (["register", "1", "4096"], "register takes PID, or PID START LENGTH"),
+            (["register", "--name=a\tb", "1"], "--name=a\tb: a name is 1..64 printable ASCII characters"),
+            (["unregister"], "unregister takes one region ID"),
+            (["unregister", "1", "2"], "unregister takes one region ID"),
+            (["unregister", "x1"], "ID 'x1' is not a region ID"),
+            (["unmerge", "4294967296"], "ID '4294967296' is not a region ID"),
+            (["estimate"], "estimate takes one or more PIDs"),
+            (["estimate", "1", "two"], "PID 'two' is not a pid"),
+            (["list", "--name=vm"], "--name is an option of register only"),
+            (["frobnicate"], "unknown command 'frobnicate'"),
+            (["--scans=0", "estimate", "1"], "--scans=0: expected 1..1000"),
+        ]
+        cases += [([verb, "extra"], f"{verb} takes no arguments, got 'extra'")
+                  for verb in ("status", "stats", "list", "pause", "resume", "reload")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                r = self.ctl(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+        # Well-formed, the same commands find no daemon: exit 3.
+        for args in (["register", "1", "0x1000", "4096"], ["register", "--name=vm", "1"], ["unregister", "7"],
+                     ["status"], ["reload"]):
+            with self.subTest(args=args):
+                r = self.ctl(*args)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn("is ksmd running", r.stderr)
+
+
 class Reload(ControlTest):
     conf = "[Scan]\nPagesToScan=100\nSleep=50ms\n"
 
