@@ -95,7 +95,7 @@ int autoreg_scan(AutoRegister *a) {
                 return r;
 
         for (size_t i = 0; i < n; i++) {
-                char cgroup[1024], exe[256];
+                char cgroup[1024], exe[256], name[REGION_NAME_MAX + 1];
                 bool have_cgroup, have_exe;
                 int k;
 
@@ -109,7 +109,11 @@ int autoreg_scan(AutoRegister *a) {
                                    have_cgroup ? cgroup : NULL, exe))
                         continue;
 
-                k = manager_register_process(a->manager, pids[i], NULL);
+                /* Named after its executable, when that makes a valid name (cut to the limit). */
+                memcpy(name, exe, strnlen(exe, REGION_NAME_MAX));
+                name[strnlen(exe, REGION_NAME_MAX)] = 0;
+                k = manager_register_named(a->manager, pids[i], true, 0, 0, region_name_is_valid(name) ? name : NULL,
+                                           NULL);
                 if (k == -ENOSPC) {
                         log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.", exe,
                                     (int) pids[i]);

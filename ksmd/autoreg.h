@@ -6,7 +6,9 @@
  * and registers, whole, each process whose cgroup v2 path matches a Cgroup=
  * pattern or whose executable's file name matches an Executable= pattern of
  * [AutoRegister] in ksmd.conf, so an unmodified libvirt/QEMU host is
- * deduplicated. A process is registered once; its region goes away with it.
+ * deduplicated. A process is registered once, its region named after the
+ * executable (cut to REGION_NAME_MAX; unnamed if not printable ASCII); its
+ * region goes away with it.
  */
 
 #include <stdbool.h>

@@ -222,7 +222,7 @@ static int pidfd_alive(int pidfd) {
  * pid is not reused while its process lives.
  */
 static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int caller_pidfd, bool whole,
-                       uint64_t start, uint64_t length, sd_bus_error *error) {
+                       uint64_t start, uint64_t length, const char *name, sd_bus_error *error) {
         BusServer *s = c->server;
         _cleanup_close_ int own_pidfd = -EBADF;
         int pidfd = caller_pidfd;
@@ -255,8 +255,7 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                                          "uid %u already has %u regions registered (MaxRegionsPerClient= in ksmd.conf)",
                                          (unsigned) peer.uid, s->max_regions_per_client);
 
-        r = whole ? manager_register_process(s->manager, pid, &id) :
-                    manager_register_range(s->manager, pid, start, length, &id);
+        r = manager_register_named(s->manager, pid, whole, start, length, name, &id);
         if (r < 0)
                 return map_register_error(r, pid, error);
 
@@ -271,8 +270,8 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                 return r;
         }
 
-        log_debug("Region %u (%s of process %d) belongs to uid %u.", id, whole ? "all private memory" : "a range",
-                 (int) pid, (unsigned) peer.uid);
+        log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id, whole ? "all private memory" : "a range",
+                  (int) pid, name ? ", named " : "", name ?: "", (unsigned) peer.uid);
         return sd_bus_reply_method_return(m, "u", id);
 }
 
@@ -284,7 +283,7 @@ static int method_register_range(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read(m, "utt", &pid, &start, &length);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, (pid_t) pid, -EBADF, false, start, length, error);
+        return do_register(userdata, m, (pid_t) pid, -EBADF, false, start, length, NULL, error);
 }
 
 static int method_register_process(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -294,7 +293,7 @@ static int method_register_process(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "u", &pid);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, (pid_t) pid, -EBADF, true, 0, 0, error);
+        return do_register(userdata, m, (pid_t) pid, -EBADF, true, 0, 0, NULL, error);
 }
 
 static int read_pidfd(sd_bus_message *m, int *ret_fd, pid_t *ret_pid, sd_bus_error *error) {
@@ -314,7 +313,85 @@ static int read_pidfd(sd_bus_message *m, int *ret_fd, pid_t *ret_pid, sd_bus_err
         return 0;
 }
 
+/* The options of the ...ByPIDFD methods, an a{sv}; org.ksmd.Manager1(5) lists them. */
+typedef struct RegisterOptions {
+        const char *name;              /* borrowed from the message; NULL if not given */
+} RegisterOptions;
+
+static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error *error) {
+        const char *contents = NULL, *name;
+        size_t n;
+        int r;
+
+        if (o->name)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option Name is given more than once");
+        r = sd_bus_message_peek_type(m, NULL, &contents);
+        if (r < 0)
+                return r;
+        if (!contents || strcmp(contents, "s") != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option Name must be a string (variant type s), not of type %s",
+                                         contents ?: "?");
+        r = sd_bus_message_read(m, "v", "s", &name);
+        if (r < 0)
+                return r;
+        n = strlen(name);
+        if (n == 0 || n > REGION_NAME_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option Name must be 1..%u characters long, got %zu", REGION_NAME_MAX, n);
+        if (!region_name_is_valid(name)) {
+                size_t i = 0;
+
+                while (name[i] >= 0x20 && name[i] <= 0x7e)
+                        i++;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option Name may hold only printable ASCII characters; byte %zu is 0x%02x",
+                                         i + 1, (unsigned) (unsigned char) name[i]);
+        }
+        o->name = name;
+        return 0;
+}
+
+/* Reads the options dictionary; an unknown key or a bad value is InvalidArgs, naming the key. */
+static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus_error *error) {
+        RegisterOptions o = {};
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *key;
+
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "Name") == 0)
+                        r = read_option_name(m, &o, error);
+                else
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                              "Unknown option \"%.64s\"%s; the known option is Name", key,
+                                              strlen(key) > 64 ? "..." : "");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = o;
+        return 0;
+}
+
 static int method_register_range_pidfd(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        RegisterOptions o;
         uint64_t start, length;
         pid_t pid;
         int fd, r;
@@ -325,17 +402,24 @@ static int method_register_range_pidfd(sd_bus_message *m, void *userdata, sd_bus
         r = sd_bus_message_read(m, "tt", &start, &length);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, pid, fd, false, start, length, error);
+        r = read_register_options(m, &o, error);
+        if (r < 0)
+                return r;
+        return do_register(userdata, m, pid, fd, false, start, length, o.name, error);
 }
 
 static int method_register_process_pidfd(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        RegisterOptions o;
         pid_t pid;
         int fd, r;
 
         r = read_pidfd(m, &fd, &pid, error);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, pid, fd, true, 0, 0, error);
+        r = read_register_options(m, &o, error);
+        if (r < 0)
+                return r;
+        return do_register(userdata, m, pid, fd, true, 0, 0, o.name, error);
 }
 
 /* Reads a region id the caller may see; 0 and *ret_id, or a NoSuchRegion error. */
@@ -445,16 +529,16 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(uubttssa{st})");
+        r = sd_bus_message_open_container(reply, 'a', "(uusbttssa{st})");
         if (r < 0)
                 return r;
         for (Region *region = region_registry_next(reg, 0); region; region = region_registry_next(reg, region->id + 1)) {
                 if (!may_see_region(c->server, &peer, region->id))
                         continue;
-                r = sd_bus_message_open_container(reply, 'r', "uubttssa{st}");
+                r = sd_bus_message_open_container(reply, 'r', "uusbttssa{st}");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append(reply, "uubttss", region->id, (uint32_t) region->pid,
+                r = sd_bus_message_append(reply, "uusbttss", region->id, (uint32_t) region->pid, region->name,
                                           region->whole_process, region->start,
                                           region->whole_process ? 0 : region->end - region->start,
                                           region->note, region->merge_note);
@@ -635,7 +719,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("u", id),
                                 method_register_range, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RegisterRangeByPIDFD",
-                                SD_BUS_ARGS("h", pidfd, "t", start, "t", length),
+                                SD_BUS_ARGS("h", pidfd, "t", start, "t", length, "a{sv}", options),
                                 SD_BUS_RESULT("u", id),
                                 method_register_range_pidfd, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RegisterProcess",
@@ -643,7 +727,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("u", id),
                                 method_register_process, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RegisterProcessByPIDFD",
-                                SD_BUS_ARGS("h", pidfd),
+                                SD_BUS_ARGS("h", pidfd, "a{sv}", options),
                                 SD_BUS_RESULT("u", id),
                                 method_register_process_pidfd, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Unregister",
@@ -656,7 +740,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 method_unmerge, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListRegions",
                                 SD_BUS_NO_ARGS,
-                                SD_BUS_RESULT("a(uubttssa{st})", regions),
+                                SD_BUS_RESULT("a(uusbttssa{st})", regions),
                                 method_list_regions, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStatistics",
                                 SD_BUS_NO_ARGS,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -32,9 +33,18 @@ enum {
         EXIT_DENIED = 4,
 };
 
+/* A command's arguments, checked before ksmctl connects to the daemon. */
+typedef struct Args {
+        uint64_t pid;
+        bool range;
+        uint64_t start, length;          /* bytes, with range */
+        uint32_t id;                     /* a region */
+} Args;
+
 static const char *arg_socket = "/run/ksmd/ksmd.sock";
 static bool arg_json;
 static uint64_t arg_scans = 3;
+static const char *arg_name;
 
 static void help(void) {
         printf("ksmctl [OPTIONS] COMMAND ...\n\n"
@@ -43,7 +53,9 @@ static void help(void) {
                "  status                        Mode, helper version, rate and savings\n"
                "  stats                         Global statistics\n"
                "  list                          Registered regions with their statistics\n"
-               "  register PID [START LENGTH]   Register a process, or a range of it (bytes; 0x... allowed)\n"
+               "  register [--name=NAME] PID [START LENGTH]\n"
+               "                                Register a process, or a range of it (bytes; 0x... allowed),\n"
+               "                                labelled NAME (1..64 printable ASCII characters) in list\n"
                "  unregister ID                 Unregister a region\n"
                "  unmerge ID                    Make every merged page of a region private again and unregister it\n"
                "  pause | resume                Stop or restart scanning\n"
@@ -54,6 +66,7 @@ static void help(void) {
                "  --socket=PATH   The daemon's socket (default %s)\n"
                "  --json          Machine-readable output for status, stats, list and estimate\n"
                "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
+               "  --name=NAME     A label for the region register makes, such as a VM's name\n"
                "  -h --help       Show this help\n"
                "     --version    Show the version\n\n"
                "Exit status: 0 success, 1 request failed, 2 bad usage, 3 daemon not running, 4 access denied.\n",
@@ -170,7 +183,7 @@ static void format_bytes(uint64_t b, char *buf, size_t size) {
                 snprintf(buf, size, "%.1f MiB", (double) b / (double) (UINT64_C(1) << 20));
 }
 
-static int cmd_status(sd_bus *bus) {
+static int cmd_status(sd_bus *bus, const Args *a) {
         _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
         uint64_t pages = 0, sleep_usec = 0, scans = 0, saving = 0, meta = 0;
         int paused = 0, r;
@@ -245,7 +258,7 @@ static int print_dict(sd_bus_message *reply, const char *indent, bool json) {
         return sd_bus_message_exit_container(reply);
 }
 
-static int cmd_stats(sd_bus *bus) {
+static int cmd_stats(sd_bus *bus, const Args *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
@@ -262,7 +275,7 @@ static int cmd_stats(sd_bus *bus) {
         return 0;
 }
 
-static int cmd_list(sd_bus *bus) {
+static int cmd_list(sd_bus *bus, const Args *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         bool first = true;
         int r;
@@ -270,39 +283,42 @@ static int cmd_list(sd_bus *bus) {
         r = call(bus, "ListRegions", &reply, NULL);
         if (r < 0)
                 return r;
-        r = sd_bus_message_enter_container(reply, 'a', "(uubttssa{st})");
+        r = sd_bus_message_enter_container(reply, 'a', "(uusbttssa{st})");
         if (r < 0)
                 goto bad;
         if (arg_json)
                 putchar('[');
         for (;;) {
-                const char *note, *merge_note;
+                const char *name, *note, *merge_note;
                 uint64_t start, length;
                 uint32_t id, pid;
                 int whole;
 
-                r = sd_bus_message_enter_container(reply, 'r', "uubttssa{st}");
+                r = sd_bus_message_enter_container(reply, 'r', "uusbttssa{st}");
                 if (r < 0)
                         goto bad;
                 if (r == 0)
                         break;
-                r = sd_bus_message_read(reply, "uubttss", &id, &pid, &whole, &start, &length, &note, &merge_note);
+                r = sd_bus_message_read(reply, "uusbttss", &id, &pid, &name, &whole, &start, &length, &note,
+                                        &merge_note);
                 if (r < 0)
                         goto bad;
                 if (arg_json) {
-                        printf("%s{\"id\":%u,\"pid\":%u,\"whole_process\":%s,\"start\":%" PRIu64
-                               ",\"length\":%" PRIu64 ",\"note\":",
-                               first ? "" : ",", id, pid, whole ? "true" : "false", start, length);
+                        printf("%s{\"id\":%u,\"pid\":%u,\"name\":", first ? "" : ",", id, pid);
+                        print_json_string(name);
+                        printf(",\"whole_process\":%s,\"start\":%" PRIu64 ",\"length\":%" PRIu64 ",\"note\":",
+                               whole ? "true" : "false", start, length);
                         print_json_string(note);
                         printf(",\"merge_note\":");
                         print_json_string(merge_note);
                         printf(",\"stats\":");
                 } else {
+                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "", name, name[0] ? ")" : "",
+                               pid);
                         if (whole)
-                                printf("region %u: process %u, all private anonymous memory\n", id, pid);
+                                printf("all private anonymous memory\n");
                         else
-                                printf("region %u: process %u, 0x%" PRIx64 "-0x%" PRIx64 "\n", id, pid, start,
-                                       start + length);
+                                printf("0x%" PRIx64 "-0x%" PRIx64 "\n", start, start + length);
                         if (note[0])
                                 printf("    note: %s\n", note);
                         if (merge_note[0])
@@ -329,35 +345,108 @@ bad:
         return -EXIT_FAILED;
 }
 
-static int parse_address(const char *s, const char *what, uint64_t *ret) {
-        if (parse_uint64_auto(s, ret) < 0) {
-                fprintf(stderr, "ksmctl: %s '%s' is not a number\n", what, s);
+static int parse_no_args(int argc, char *argv[], Args *ret) {
+        if (argc > 1) {
+                fprintf(stderr, "ksmctl: %s takes no arguments, got '%s'\n", argv[0], argv[1]);
                 return -EXIT_USAGE;
         }
         return 0;
 }
 
-static int cmd_register(sd_bus *bus, int argc, char *argv[]) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        uint64_t pid, start = 0, length = 0;
-        uint32_t id;
+static int parse_pid(const char *s, uint64_t *ret) {
+        if (parse_uint64_range(s, 1, INT32_MAX, ret) < 0) {
+                fprintf(stderr, "ksmctl: PID '%s' is not a pid (1..%d)\n", s, INT32_MAX);
+                return -EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int parse_address(const char *s, const char *what, uint64_t *ret) {
+        if (parse_uint64_auto(s, ret) < 0) {
+                fprintf(stderr, "ksmctl: %s '%s' is not a number (decimal or 0x-hex bytes)\n", what, s);
+                return -EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int parse_register_args(int argc, char *argv[], Args *ret) {
         int r;
 
         if (argc != 2 && argc != 4) {
                 fprintf(stderr, "ksmctl: register takes PID, or PID START LENGTH\n");
                 return -EXIT_USAGE;
         }
-        if (parse_uint64_range(argv[1], 1, INT32_MAX, &pid) < 0) {
-                fprintf(stderr, "ksmctl: '%s' is not a pid\n", argv[1]);
+        r = parse_pid(argv[1], &ret->pid);
+        if (r < 0)
+                return r;
+        ret->range = argc == 4;
+        if (ret->range && ((r = parse_address(argv[2], "START", &ret->start)) < 0 ||
+                           (r = parse_address(argv[3], "LENGTH", &ret->length)) < 0))
+                return r;
+        /* Alignment is the daemon's to judge: it says what it needs. */
+        return 0;
+}
+
+static int parse_region_id(int argc, char *argv[], Args *ret) {
+        uint64_t id;
+
+        if (argc != 2) {
+                fprintf(stderr, "ksmctl: %s takes one region ID (see ksmctl list)\n", argv[0]);
                 return -EXIT_USAGE;
         }
-        if (argc == 4) {
-                if ((r = parse_address(argv[2], "START", &start)) < 0 ||
-                    (r = parse_address(argv[3], "LENGTH", &length)) < 0)
+        if (parse_uint64_range(argv[1], 1, UINT32_MAX, &id) < 0) {
+                fprintf(stderr, "ksmctl: ID '%s' is not a region ID (1..%u; see ksmctl list)\n", argv[1], UINT32_MAX);
+                return -EXIT_USAGE;
+        }
+        ret->id = (uint32_t) id;
+        return 0;
+}
+
+static int parse_estimate_args(int argc, char *argv[], Args *ret) {
+        uint64_t pid;
+        int r;
+
+        if (argc < 2) {
+                fprintf(stderr, "ksmctl: estimate takes one or more PIDs\n");
+                return -EXIT_USAGE;
+        }
+        for (int i = 1; i < argc; i++) {
+                r = parse_pid(argv[i], &pid);
+                if (r < 0)
                         return r;
-                r = call(bus, "RegisterRange", &reply, "utt", (uint32_t) pid, start, length);
-        } else
-                r = call(bus, "RegisterProcess", &reply, "u", (uint32_t) pid);
+        }
+        return 0;
+}
+
+/*
+ * Names the process by a pidfd, so a pid reused meanwhile is never
+ * registered; only without --name may it fall back to the pid methods
+ * (a kernel without pidfd_open(2)), since those take no options.
+ */
+static int cmd_register(sd_bus *bus, const Args *a) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int pidfd = -EBADF;
+        uint32_t id;
+        int r;
+
+        pidfd = pidfd_open((pid_t) a->pid, 0);
+        if (pidfd < 0 && arg_name) {
+                if (errno == ESRCH)
+                        fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", a->pid);
+                else
+                        fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, which --name needs: %s\n",
+                                a->pid, strerror(errno));
+                return -EXIT_FAILED;
+        }
+        if (pidfd < 0)
+                r = a->range ? call(bus, "RegisterRange", &reply, "utt", (uint32_t) a->pid, a->start, a->length) :
+                               call(bus, "RegisterProcess", &reply, "u", (uint32_t) a->pid);
+        else if (a->range)
+                r = call(bus, "RegisterRangeByPIDFD", &reply, "htta{sv}", pidfd, a->start, a->length,
+                         arg_name ? 1 : 0, "Name", "s", arg_name);
+        else
+                r = call(bus, "RegisterProcessByPIDFD", &reply, "ha{sv}", pidfd, arg_name ? 1 : 0, "Name", "s",
+                         arg_name);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "u", &id);
@@ -367,44 +456,35 @@ static int cmd_register(sd_bus *bus, int argc, char *argv[]) {
         return 0;
 }
 
-static int parse_region_id(int argc, char *argv[], uint32_t *ret) {
-        uint64_t id;
-
-        if (argc != 2 || parse_uint64_range(argv[1], 1, UINT32_MAX, &id) < 0) {
-                fprintf(stderr, "ksmctl: %s takes one region ID (see ksmctl list)\n", argv[0]);
-                return -EXIT_USAGE;
-        }
-        *ret = (uint32_t) id;
-        return 0;
+static int cmd_unregister(sd_bus *bus, const Args *a) {
+        return call(bus, "Unregister", NULL, "u", a->id);
 }
 
-static int cmd_unregister(sd_bus *bus, int argc, char *argv[]) {
-        uint32_t id;
-        int r;
-
-        r = parse_region_id(argc, argv, &id);
-        if (r < 0)
-                return r;
-        return call(bus, "Unregister", NULL, "u", id);
-}
-
-static int cmd_unmerge(sd_bus *bus, int argc, char *argv[]) {
+static int cmd_unmerge(sd_bus *bus, const Args *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint64_t pages;
-        uint32_t id;
         int r;
 
-        r = parse_region_id(argc, argv, &id);
-        if (r < 0)
-                return r;
-        r = call(bus, "Unmerge", &reply, "u", id);
+        r = call(bus, "Unmerge", &reply, "u", a->id);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "t", &pages);
         if (r < 0)
                 return -EXIT_FAILED;
-        printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", id, pages);
+        printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", a->id, pages);
         return 0;
+}
+
+static int cmd_pause(sd_bus *bus, const Args *a) {
+        return call(bus, "Pause", NULL, NULL);
+}
+
+static int cmd_resume(sd_bus *bus, const Args *a) {
+        return call(bus, "Resume", NULL, NULL);
+}
+
+static int cmd_reload(sd_bus *bus, const Args *a) {
+        return call(bus, "Reload", NULL, NULL);
 }
 
 /*
@@ -419,10 +499,6 @@ static int cmd_estimate(int argc, char *argv[]) {
         bool first = true;
         int r;
 
-        if (argc < 2) {
-                fprintf(stderr, "ksmctl: estimate takes one or more PIDs\n");
-                return -EXIT_USAGE;
-        }
         config.estimate = true;
         config.sleep_usec = 0;
         log_set_max_level(LOG_CRIT); /* ksmctl says what went wrong itself; the manager would repeat it */
@@ -432,10 +508,9 @@ static int cmd_estimate(int argc, char *argv[]) {
         for (int i = 1; i < argc; i++) {
                 uint64_t pid;
 
-                if (parse_uint64_range(argv[i], 1, INT32_MAX, &pid) < 0) {
-                        fprintf(stderr, "ksmctl: '%s' is not a pid\n", argv[i]);
-                        return -EXIT_USAGE;
-                }
+                r = parse_pid(argv[i], &pid);
+                if (r < 0)
+                        return r;
                 r = manager_register_process(m, (pid_t) pid, NULL);
                 if (r == -EPERM || r == -EACCES) {
                         fprintf(stderr, "ksmctl: may not read process %s: run as root\n", argv[i]);
@@ -491,21 +566,43 @@ static int cmd_estimate(int argc, char *argv[]) {
         return 0;
 }
 
+typedef struct Verb {
+        const char *name;
+        int (*parse)(int argc, char *argv[], Args *ret);     /* argv[0] is the verb; -EXIT_USAGE after a message */
+        int (*run)(sd_bus *bus, const Args *a);              /* NULL: estimate, which needs no daemon */
+} Verb;
+
+static const Verb verbs[] = {
+        { "status", parse_no_args, cmd_status },
+        { "stats", parse_no_args, cmd_stats },
+        { "list", parse_no_args, cmd_list },
+        { "register", parse_register_args, cmd_register },
+        { "unregister", parse_region_id, cmd_unregister },
+        { "unmerge", parse_region_id, cmd_unmerge },
+        { "pause", parse_no_args, cmd_pause },
+        { "resume", parse_no_args, cmd_resume },
+        { "reload", parse_no_args, cmd_reload },
+        { "estimate", parse_estimate_args, NULL },
+};
+
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "scans", required_argument, NULL, ARG_SCANS },
+                { "name", required_argument, NULL, ARG_NAME },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *verb;
+        Args args = {};
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        /* Options may follow the command, as in "ksmctl register --name=vm1 PID". */
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -525,6 +622,14 @@ int main(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         }
                         break;
+                case ARG_NAME:
+                        if (!region_name_is_valid(optarg)) {
+                                fprintf(stderr, "ksmctl: --name=%s: a name is 1..%u printable ASCII characters\n",
+                                        optarg, REGION_NAME_MAX);
+                                return EXIT_USAGE;
+                        }
+                        arg_name = optarg;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -537,17 +642,26 @@ int main(int argc, char *argv[]) {
         argc -= optind;
         argv += optind;
 
-        static const char *const verbs[] = { "status", "stats", "list", "register", "unregister", "unmerge", "pause",
-                                             "resume", "reload", "estimate" };
-        bool known = false;
+        const Verb *v = NULL;
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                known = known || strcmp(verb, verbs[i]) == 0;
-        if (!known) {
+                if (strcmp(verb, verbs[i].name) == 0)
+                        v = &verbs[i];
+        if (!v) {
                 fprintf(stderr, "ksmctl: unknown command '%s'; see ksmctl --help\n", verb);
                 return EXIT_USAGE;
         }
 
-        if (strcmp(verb, "estimate") == 0) {
+        if (arg_name && v->run != cmd_register) {
+                fprintf(stderr, "ksmctl: --name is an option of register only\n");
+                return EXIT_USAGE;
+        }
+
+        /* Every argument is checked before the daemon is asked anything: bad usage is exit 2, running or not. */
+        r = v->parse(argc, argv, &args);
+        if (r < 0)
+                return -r;
+
+        if (!v->run) {
                 r = cmd_estimate(argc, argv);
                 return r < 0 ? -r : 0;
         }
@@ -555,24 +669,6 @@ int main(int argc, char *argv[]) {
         r = connect_daemon(&bus);
         if (r < 0)
                 return -r;
-
-        if (strcmp(verb, "status") == 0)
-                r = cmd_status(bus);
-        else if (strcmp(verb, "stats") == 0)
-                r = cmd_stats(bus);
-        else if (strcmp(verb, "list") == 0)
-                r = cmd_list(bus);
-        else if (strcmp(verb, "register") == 0)
-                r = cmd_register(bus, argc, argv);
-        else if (strcmp(verb, "unregister") == 0)
-                r = cmd_unregister(bus, argc, argv);
-        else if (strcmp(verb, "unmerge") == 0)
-                r = cmd_unmerge(bus, argc, argv);
-        else if (strcmp(verb, "pause") == 0)
-                r = call(bus, "Pause", NULL, NULL);
-        else if (strcmp(verb, "resume") == 0)
-                r = call(bus, "Resume", NULL, NULL);
-        else
-                r = call(bus, "Reload", NULL, NULL);
+        r = v->run(bus, &args);
         return r < 0 ? -r : 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -233,10 +234,23 @@ static void manager_wake(Manager *m) {
         }
 }
 
-static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t length, bool whole, uint32_t *ret_id) {
+/* " \"NAME\"" for a named region, "" otherwise: for log lines that say "region ID". */
+static const char *region_label(const Region *r, char *buf, size_t size) {
+        if (!r->name[0])
+                return "";
+        (void) snprintf(buf, size, " \"%s\"", r->name);
+        return buf;
+}
+
+int manager_register_named(Manager *m, pid_t pid, bool whole, uint64_t start, uint64_t length, const char *name,
+                           uint32_t *ret_id) {
+        char label[REGION_NAME_MAX + 4];
         Region *region;
         int r;
 
+        if (name && !region_name_is_valid(name))
+                return log_error_errno(-EINVAL, "Cannot register pid %d: a region name must be 1..%u printable ASCII characters.",
+                                       (int) pid, REGION_NAME_MAX);
         r = region_registry_add(m->registry, pid, start, length, whole, &region);
         if (r < 0) {
                 if (r == -ENOSPC)
@@ -246,11 +260,14 @@ static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t leng
                         log_registration_error(r, pid);
                 return r;
         }
+        /* Valid, checked above. */
+        (void) region_set_name(region, name);
         if (whole)
-                log_info("Registered region %" PRIu32 ": all private anonymous memory of pid %d.", region->id, (int) pid);
+                log_info("Registered region %" PRIu32 "%s: all private anonymous memory of pid %d.", region->id,
+                         region_label(region, label, sizeof(label)), (int) pid);
         else
-                log_info("Registered region %" PRIu32 ": pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id, (int) pid,
-                         start, start + length);
+                log_info("Registered region %" PRIu32 "%s: pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id,
+                         region_label(region, label, sizeof(label)), (int) pid, start, start + length);
         if (ret_id)
                 *ret_id = region->id;
         manager_wake(m);
@@ -258,20 +275,21 @@ static int manager_register(Manager *m, pid_t pid, uint64_t start, uint64_t leng
 }
 
 int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id) {
-        return manager_register(m, pid, start, length, false, ret_id);
+        return manager_register_named(m, pid, false, start, length, NULL, ret_id);
 }
 
 int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
-        return manager_register(m, pid, 0, 0, true, ret_id);
+        return manager_register_named(m, pid, true, 0, 0, NULL, ret_id);
 }
 
 int manager_unregister(Manager *m, uint32_t id) {
         Region *r = region_registry_find(m->registry, id);
+        char label[REGION_NAME_MAX + 4];
 
         if (!r)
                 return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
         scanner_forget_region(m->scanner, r);
-        log_info("Unregistered region %" PRIu32 " (pid %d).", id, (int) r->pid);
+        log_info("Unregistered region %" PRIu32 "%s (pid %d).", id, region_label(r, label, sizeof(label)), (int) r->pid);
         return region_registry_remove(m->registry, id);
 }
 
@@ -422,6 +440,7 @@ static uint32_t note_hash(const char *s) {
 /* Says in the log, once per new reason, why a region cannot be (fully) scanned or merged. */
 static void manager_log_notes(Manager *m) {
         RegionRegistry *reg = m->registry;
+        char label[REGION_NAME_MAX + 4];
 
         for (size_t i = 0; i < reg->n_regions; i++) {
                 Region *r = reg->regions[i];
@@ -431,15 +450,17 @@ static void manager_log_notes(Manager *m) {
                         continue;
                 r->logged_note_hash = h;
                 if (r->note[0])
-                        log_warning("Region %" PRIu32 " (pid %d): %s.", r->id, (int) r->pid, r->note);
+                        log_warning("Region %" PRIu32 "%s (pid %d): %s.", r->id, region_label(r, label, sizeof(label)),
+                                    (int) r->pid, r->note);
                 if (r->merge_note[0])
-                        log_notice("Region %" PRIu32 " (pid %d): the helper refused pages: %s.", r->id, (int) r->pid,
-                                   r->merge_note);
+                        log_notice("Region %" PRIu32 "%s (pid %d): the helper refused pages: %s.", r->id,
+                                   region_label(r, label, sizeof(label)), (int) r->pid, r->merge_note);
         }
 }
 
 static void manager_drop_gone(Manager *m) {
         RegionRegistry *reg = m->registry;
+        char label[REGION_NAME_MAX + 4];
 
         for (size_t i = 0; i < reg->n_regions;) {
                 Region *r = reg->regions[i];
@@ -448,7 +469,8 @@ static void manager_drop_gone(Manager *m) {
                         i++;
                         continue;
                 }
-                log_info("Process %d exited: region %" PRIu32 " dropped.", (int) r->pid, r->id);
+                log_info("Process %d exited: region %" PRIu32 "%s dropped.", (int) r->pid, r->id,
+                         region_label(r, label, sizeof(label)));
                 scanner_forget_region(m->scanner, r);
                 (void) region_registry_remove(reg, r->id);
         }

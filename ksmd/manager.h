@@ -79,6 +79,13 @@ RegionRegistry *manager_get_registry(Manager *m);
 /* Registration. -EINVAL, -ESRCH, -EEXIST, -ENOSPC as region_registry_add(). */
 int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id);
 int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id);
+/*
+ * Either of the above (whole: the process, start and length ignored) with a
+ * label for the region, shown in ListRegions and the log; NULL for none.
+ * -EINVAL also for a name region_name_is_valid() refuses (nothing registered).
+ */
+int manager_register_named(Manager *m, pid_t pid, bool whole, uint64_t start, uint64_t length, const char *name,
+                           uint32_t *ret_id);
 int manager_unregister(Manager *m, uint32_t id);
 
 /* Fixed rate. -EINVAL outside the limits above; applies from the next batch and ends a target. */

@@ -159,6 +159,28 @@ int region_registry_remove(RegionRegistry *reg, uint32_t id) {
         return 0;
 }
 
+bool region_name_is_valid(const char *name) {
+        size_t n = 0;
+
+        if (!name)
+                return false;
+        for (; name[n]; n++)
+                if ((unsigned char) name[n] < 0x20 || (unsigned char) name[n] > 0x7e || n >= REGION_NAME_MAX)
+                        return false;
+        return n > 0;
+}
+
+int region_set_name(Region *r, const char *name) {
+        if (!name) {
+                r->name[0] = 0;
+                return 0;
+        }
+        if (!region_name_is_valid(name))
+                return -EINVAL;
+        strcpy(r->name, name);
+        return 0;
+}
+
 void region_set_note(Region *r, const char *format, ...) {
         va_list ap;
 

@@ -23,6 +23,8 @@
 /* Hard limits; the control plane may lower them, never raise them. */
 #define REGION_MAX_REGIONS 65536u
 #define REGION_NOTE_MAX 256u
+/* An operator's label for a region (a VM name): 1..REGION_NAME_MAX printable ASCII characters. */
+#define REGION_NAME_MAX 64u
 
 typedef struct RegionArea {
         uint64_t start;                  /* bytes, page aligned */
@@ -39,6 +41,7 @@ typedef struct Region {
         bool whole_process;
         uint64_t start;                  /* bytes; 0 for a whole process */
         uint64_t end;                    /* bytes, exclusive; UINT64_MAX for a whole process */
+        char name[REGION_NAME_MAX + 1];  /* the registrant's label, "" if none; see region_name_is_valid() */
 
         RegionArea *areas;               /* ascending, non-overlapping */
         size_t n_areas;
@@ -105,6 +108,14 @@ int region_area_alloc_slots(RegionArea *a);
 
 /* The slot of the page at addr, or NULL if addr is in no tracked area. */
 PageSlot *region_slot_at(Region *r, uint64_t addr);
+
+/*
+ * true if name may label a region: 1..REGION_NAME_MAX characters, each
+ * printable ASCII (0x20..0x7e), so it is safe in log lines, JSON and a terminal.
+ */
+bool region_name_is_valid(const char *name);
+/* Labels the region; NULL clears the label. -EINVAL (nothing changed) if the name is not valid. */
+int region_set_name(Region *r, const char *name);
 
 /* Records why pages could not be merged (first reason wins until region_clear_note()). */
 void region_set_note(Region *r, const char *format, ...) _printf_(2, 3);

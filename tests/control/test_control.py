@@ -18,6 +18,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dbus_peer import Variant, call as dbus_call  # noqa: E402
+
 BUILD = os.environ.get("KSMD_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.environ.get("KSMD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 KSMD = os.path.join(BUILD, "ksmd", "ksmd")
@@ -177,12 +180,7 @@ class Ksmctl(ControlTest):
 
     def test_register_a_range(self):
         w = self.workload()
-        with open(f"/proc/{w.pids[0]}/maps") as f:
-            maps = f.read()
-        # The workload's 4 MiB area.
-        start, end = next((int(a, 16), int(b, 16)) for a, b in re.findall(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0",
-                                                                          maps, re.M)
-                          if int(b, 16) - int(a, 16) >= 4 << 20)
+        start, _ = big_anonymous_area(w.pids[0])
         rid = int(self.daemon.ctl("register", str(w.pids[0]), hex(start), str(4 << 20)).stdout)
         regions = json.loads(self.daemon.ctl("--json", "list").stdout)
         self.assertEqual(regions[0]["id"], rid)
@@ -244,6 +242,145 @@ class Ksmctl(ControlTest):
         self.assertIn("is ksmd running", r.stderr)
 
 
+def big_anonymous_area(pid):
+    """The workload's 4 MiB anonymous area: (start, end)."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return next((int(a, 16), int(b, 16)) for a, b in re.findall(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 00000000 00:00 0",
+                                                                maps, re.M)
+                if int(b, 16) - int(a, 16) >= 4 << 20)
+
+
+class RegisterOptions(ControlTest):
+    """The options dictionary of RegisterProcessByPIDFD and RegisterRangeByPIDFD, and ksmctl register --name."""
+
+    def regions(self):
+        return json.loads(self.daemon.ctl("--json", "list").stdout)
+
+    def by_pidfd(self, pid, options, start=None, length=None):
+        fd = os.pidfd_open(pid)
+        try:
+            if start is None:
+                return dbus_call(self.daemon.socket, "RegisterProcessByPIDFD", "ha{sv}", (fd, options))
+            return dbus_call(self.daemon.socket, "RegisterRangeByPIDFD", "htta{sv}", (fd, start, length, options))
+        finally:
+            os.close(fd)
+
+    def test_name_is_shown_by_list_and_in_the_log(self):
+        w = self.workload()
+        rid = int(self.daemon.ctl("register", "--name=vm-one", str(w.pids[0])).stdout)
+        start, _ = big_anonymous_area(w.pids[1])
+        rid2 = int(self.daemon.ctl("register", "--name", "vm two (range)", str(w.pids[1]), hex(start),
+                                   str(1 << 20)).stdout)
+        names = {r["id"]: r["name"] for r in self.regions()}
+        self.assertEqual(names, {rid: "vm-one", rid2: "vm two (range)"})
+        human = self.daemon.ctl("list").stdout
+        self.assertIn(f"region {rid} (vm-one): process {w.pids[0]}, all private anonymous memory", human)
+        self.assertIn(f"region {rid2} (vm two (range)): process {w.pids[1]}, {hex(start)}-", human)
+        self.assertIn(f'Registered region {rid} "vm-one": all private anonymous memory of pid {w.pids[0]}.',
+                      self.daemon.read_log())
+
+        # Over D-Bus, with the longest name allowed; no options at all means no name.
+        self.daemon.ctl("unregister", str(rid))
+        longest = "n" * 64
+        r = self.by_pidfd(w.pids[0], {"Name": Variant("s", longest)})
+        self.assertIsNone(r.error_name, r.error_message)
+        names = {x["id"]: x["name"] for x in self.regions()}
+        self.assertEqual(names[r.body[0]], longest)
+        self.daemon.ctl("unregister", str(r.body[0]))
+        r = self.by_pidfd(w.pids[0], {})
+        self.assertIsNone(r.error_name, r.error_message)
+        self.assertEqual({x["id"]: x["name"] for x in self.regions()}[r.body[0]], "")
+        self.assertTrue(w.verify())
+
+    def test_bad_options_are_refused_naming_the_key_and_register_nothing(self):
+        w = self.workload()
+        pid = w.pids[0]
+        start, _ = big_anonymous_area(pid)
+        cases = [
+            ({"Colour": Variant("s", "red")}, 'Unknown option "Colour"'),
+            ({"Name": Variant("s", "vm"), "name": Variant("s", "vm")}, 'Unknown option "name"'),
+            ({"Name": Variant("u", 5)}, "Option Name must be a string (variant type s), not of type u"),
+            ({"Name": Variant("as", ["vm"])}, "Option Name must be a string (variant type s), not of type as"),
+            ({"Name": Variant("s", "v" * 65)}, "Option Name must be 1..64 characters long, got 65"),
+            ({"Name": Variant("s", "")}, "Option Name must be 1..64 characters long, got 0"),
+            ({"Name": Variant("s", "vm\x01")}, "byte 3 is 0x01"),
+            ({"Name": Variant("s", "vm\u00e9")}, "byte 3 is 0xc3"),
+            ([("Name", Variant("s", "a")), ("Name", Variant("s", "b"))], "Option Name is given more than once"),
+        ]
+        for options, message in cases:
+            for ranged in (False, True):
+                with self.subTest(options=options, ranged=ranged):
+                    r = self.by_pidfd(pid, options, *((start, 4096) if ranged else ()))
+                    self.assertEqual(r.error_name, "org.freedesktop.DBus.Error.InvalidArgs", r.error_message)
+                    self.assertIn(message, r.error_message)
+        self.assertEqual(self.regions(), [])
+        self.assertNotIn("Registered region", self.daemon.read_log())
+
+    def test_ksmctl_refuses_a_bad_name_itself(self):
+        w = self.workload()
+        for bad in ("x" * 65, "", "tab\there"):
+            r = self.daemon.ctl("register", f"--name={bad}", str(w.pids[0]), check=False)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("a name is 1..64 printable ASCII characters", r.stderr)
+        r = self.daemon.ctl("list", "--name=vm", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--name is an option of register only", r.stderr)
+        r = self.daemon.ctl("register", "--name=vm", "4194000", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no process with pid 4194000", r.stderr)
+        self.assertEqual(self.regions(), [])
+
+
+class ArgumentsCheckedFirst(unittest.TestCase):
+    """ksmctl refuses bad arguments (exit 2, naming them) before it looks for the daemon: none runs here."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-noargs-")
+        self.socket = os.path.join(self.tmp, "ksmd.sock")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def ctl(self, *args):
+        return subprocess.run([KSMCTL, "--socket", self.socket, *args], capture_output=True, text=True, timeout=30)
+
+    def test_bad_arguments_are_usage_errors_without_a_daemon(self):
+        cases = [
+            (["register", "1", "0x12z", "4096"], "START '0x12z' is not a number"),
+            (["register", "1", "4096", "4k"], "LENGTH '4k' is not a number"),
+            (["register", "pid1"], "PID 'pid1' is not a pid"),
+            (["register", "0"], "PID '0' is not a pid"),
+            (["register", "99999999999"], "PID '99999999999' is not a pid"),
+            (["register"], "register takes PID, or PID START LENGTH"),
+            (["register", "1", "4096"], "register takes PID, or PID START LENGTH"),
+            (["register", "--name=a\tb", "1"], "--name=a\tb: a name is 1..64 printable ASCII characters"),
+            (["unregister"], "unregister takes one region ID"),
+            (["unregister", "1", "2"], "unregister takes one region ID"),
+            (["unregister", "x1"], "ID 'x1' is not a region ID"),
+            (["unmerge", "4294967296"], "ID '4294967296' is not a region ID"),
+            (["estimate"], "estimate takes one or more PIDs"),
+            (["estimate", "1", "two"], "PID 'two' is not a pid"),
+            (["list", "--name=vm"], "--name is an option of register only"),
+            (["frobnicate"], "unknown command 'frobnicate'"),
+            (["--scans=0", "estimate", "1"], "--scans=0: expected 1..1000"),
+        ]
+        cases += [([verb, "extra"], f"{verb} takes no arguments, got 'extra'")
+                  for verb in ("status", "stats", "list", "pause", "resume", "reload")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                r = self.ctl(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr)
+        # Well-formed, the same commands find no daemon: exit 3.
+        for args in (["register", "1", "0x1000", "4096"], ["register", "--name=vm", "1"], ["unregister", "7"],
+                     ["status"], ["reload"]):
+            with self.subTest(args=args):
+                r = self.ctl(*args)
+                self.assertEqual(r.returncode, 3, r.stderr)
+                self.assertIn("is ksmd running", r.stderr)
+
+
 class Reload(ControlTest):
     conf = "[Scan]\nPagesToScan=100\nSleep=50ms\n"
 
@@ -282,7 +419,9 @@ class AutoRegister(ControlTest):
         wait_for(lambda: sorted(r["pid"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)) == want,
                  timeout=20, what="automatic registration")
         self.assertIn("automatically", self.daemon.read_log())
-        self.assertTrue(all(r["whole_process"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)))
+        regions = json.loads(self.daemon.ctl("--json", "list").stdout)
+        self.assertTrue(all(r["whole_process"] for r in regions))
+        self.assertEqual({r["name"] for r in regions}, {"ksmd-workload"})
 
     def test_reload_changes_the_rules(self):
         self.daemon.write_conf("[AutoRegister]\n")

@@ -5,11 +5,22 @@
  * first byte picks the method, the next bytes a signature from a small set,
  * the rest fills the arguments. The daemon must answer every call (a reply
  * or an error) and never crash, leak or corrupt memory.
+ *
+ * A file descriptor (h) is one of: a pidfd of a live child (a small sleep
+ * that dies with the fuzzer), a pidfd of a reaped child, /dev/null. An
+ * options dictionary (a{sv}) holds up to three entries whose key, variant
+ * type and value come from the input, strings of up to 127 bytes of any
+ * ASCII, so every refusal of the registration options is reached.
  */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -28,7 +39,38 @@ static const char *const methods[] = {
         "RegisterRange", "RegisterRangeByPIDFD", "RegisterProcess", "RegisterProcessByPIDFD", "Unregister",
         "Unmerge", "ListRegions", "GetStatistics", "Pause", "Resume", "Reload", "NoSuchMethod",
 };
-static const char *const signatures[] = { "", "u", "utt", "tt", "s", "uu", "ut", "ttt", "b", "as", "a{st}" };
+static const char *const signatures[] = {
+        "", "u", "utt", "tt", "s", "uu", "ut", "ttt", "b", "as", "a{st}", "h", "htt", "ha{sv}", "htta{sv}", "a{sv}",
+};
+static const char *const option_keys[] = { "Name", "name", "" };
+static const char *const variant_types[] = { "s", "u", "t", "b", "as" };
+static int fds[3];
+
+/* A child that sleeps until the fuzzer exits, however it exits. */
+static pid_t spawn_sleeper(void) {
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execl("/bin/sleep", "sleep", "infinity", (char *) NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void setup_fds(void) {
+        pid_t dead;
+
+        fds[0] = pidfd_open(spawn_sleeper(), 0);
+        dead = fork();
+        if (dead == 0)
+                _exit(0);
+        fds[1] = pidfd_open(dead, 0);
+        (void) waitpid(dead, NULL, 0);
+        fds[2] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0)
+                abort();
+}
 
 static void setup(void) {
         ManagerConfig mc = MANAGER_CONFIG_DEFAULT;
@@ -50,10 +92,85 @@ static void setup(void) {
                 r = sd_bus_set_address(client, address);
         }
         if (r >= 0)
+                r = sd_bus_negotiate_fds(client, 1);
+        if (r >= 0)
                 r = sd_bus_start(client);
         if (r < 0)
                 abort();
         (void) unlink(path);
+        /* Finish authentication first: a message with file descriptors cannot be queued before the
+         * client knows the server takes them. */
+        for (int i = 0; i < 1000 && sd_bus_is_ready(client) <= 0; i++) {
+                (void) sd_event_run(manager_get_event(manager), 0);
+                if (sd_bus_process(client, NULL) == 0)
+                        (void) sd_bus_wait(client, 1000);
+        }
+        if (sd_bus_can_send(client, SD_BUS_TYPE_UNIX_FD) <= 0)
+                abort();
+        setup_fds();
+}
+
+static int append_value(sd_bus_message *m, char t, const uint8_t **p, size_t *left);
+
+static uint8_t take_byte(const uint8_t **p, size_t *left) {
+        uint8_t b = 0;
+
+        if (*left > 0) {
+                b = **p;
+                (*p)++;
+                (*left)--;
+        }
+        return b;
+}
+
+/* A string of 0..127 bytes from the input, each mapped to ASCII 0x01..0x7f (valid UTF-8, no NUL). */
+static void take_string(const uint8_t **p, size_t *left, char buf[static 128]) {
+        size_t n = take_byte(p, left) % 128;
+        size_t i;
+
+        for (i = 0; i < n && *left > 0; i++)
+                buf[i] = (char) (take_byte(p, left) % 0x7f + 1);
+        buf[i] = 0;
+}
+
+/* Appends an a{sv} of up to three entries: key, variant type and value from the input. */
+static int append_options(sd_bus_message *m, const uint8_t **p, size_t *left) {
+        size_t n = take_byte(p, left) % 4;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                uint8_t k = take_byte(p, left), t = take_byte(p, left);
+                const char *type = variant_types[t % ELEMENTSOF(variant_types)];
+                char key[128], value[128];
+
+                if (k % (ELEMENTSOF(option_keys) + 1) < ELEMENTSOF(option_keys))
+                        snprintf(key, sizeof(key), "%s", option_keys[k % (ELEMENTSOF(option_keys) + 1)]);
+                else
+                        take_string(p, left, key);
+                r = sd_bus_message_open_container(m, 'e', "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(m, 's', key);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(m, 'v', type);
+                if (r >= 0) {
+                        if (strcmp(type, "s") == 0) {
+                                take_string(p, left, value);
+                                r = sd_bus_message_append_basic(m, 's', value);
+                        } else if (strcmp(type, "as") == 0) {
+                                take_string(p, left, value);
+                                r = sd_bus_message_append(m, "as", 1, value);
+                        } else
+                                r = append_value(m, type[0], p, left);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
 }
 
 /* Appends one basic value of type t taken from the input. */
@@ -76,6 +193,9 @@ static int append_value(sd_bus_message *m, char t, const uint8_t **p, size_t *le
                 int b = (int) (v & 1);
                 return sd_bus_message_append_basic(m, 'b', &b);
         }
+        case 'h':
+                /* sd-bus sends a duplicate; ours stay open for the next input. */
+                return sd_bus_message_append_basic(m, 'h', &fds[v % ELEMENTSOF(fds)]);
         default:
                 snprintf(s, sizeof(s), "%llx", (unsigned long long) v);
                 return sd_bus_message_append_basic(m, 's', s);
@@ -101,7 +221,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         sig = signatures[data[1] % ELEMENTSOF(signatures)];
         data += 2;
         size -= 2;
-        if (strcmp(sig, "as") == 0 || strcmp(sig, "a{st}") == 0) {
+        if (strstr(sig, "a{sv}")) {
+                for (const char *t = sig; r >= 0 && *t != 'a'; t++)
+                        r = append_value(m, *t, &data, &size);
+                if (r >= 0)
+                        r = append_options(m, &data, &size);
+        } else if (strcmp(sig, "as") == 0 || strcmp(sig, "a{st}") == 0) {
                 r = sd_bus_message_open_container(m, 'a', sig[1] == 's' ? "s" : "{st}");
                 for (int i = 0; r >= 0 && i < 3 && size > 0; i++) {
                         if (sig[1] == 's')

@@ -466,6 +466,21 @@ static void test_idle_limits_are_enforced(void **state) {
         assert_int_equal(manager_get_idle_sleep(m), 5000000);
 }
 
+static void test_named_registration_keeps_the_name_and_refuses_a_bad_one(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig c = fast_config();
+        uint32_t id;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(manager_register_named(m, child, true, 0, 0, "bad\nname", &id), -EINVAL);
+        assert_int_equal(manager_get_registry(m)->n_regions, 0);
+        assert_int_equal(manager_register_named(m, child, true, 0, 0, "vm-01", &id), 0);
+        assert_string_equal(region_registry_find(manager_get_registry(m), id)->name, "vm-01");
+        assert_int_equal(manager_register_range(m, getpid(), 0x10000, 0x1000, &id), 0);
+        assert_string_equal(region_registry_find(manager_get_registry(m), id)->name, "");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child, stop_child),
@@ -482,6 +497,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_quiet_scans_rest_and_registration_ends_the_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_named_registration_keeps_the_name_and_refuses_a_bad_one, start_child,
+                                                stop_child),
         };
 
         if (geteuid() != 0) {

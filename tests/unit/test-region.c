@@ -204,6 +204,36 @@ static void test_merge_note_keeps_the_latest_reason(void **state) {
         assert_string_equal(r.note, "first");
 }
 
+static void test_names_are_short_printable_ascii(void **state) {
+        char longest[REGION_NAME_MAX + 2];
+        Region r = {};
+
+        assert_true(region_name_is_valid("vm-01"));
+        assert_true(region_name_is_valid("guest 7 (Windows)"));
+        assert_false(region_name_is_valid(NULL));
+        assert_false(region_name_is_valid(""));
+        assert_false(region_name_is_valid("tab\there"));
+        assert_false(region_name_is_valid("line\n"));
+        assert_false(region_name_is_valid("del\x7f"));
+        assert_false(region_name_is_valid("caf\xc3\xa9"));
+
+        memset(longest, 'x', REGION_NAME_MAX);
+        longest[REGION_NAME_MAX] = 0;
+        assert_true(region_name_is_valid(longest));
+        assert_int_equal(region_set_name(&r, longest), 0);
+        assert_string_equal(r.name, longest);
+        longest[REGION_NAME_MAX] = 'x';
+        longest[REGION_NAME_MAX + 1] = 0;
+        assert_false(region_name_is_valid(longest));
+
+        /* A refused name leaves the old one; NULL clears it. */
+        assert_int_equal(region_set_name(&r, "vm-01"), 0);
+        assert_int_equal(region_set_name(&r, longest), -EINVAL);
+        assert_string_equal(r.name, "vm-01");
+        assert_int_equal(region_set_name(&r, NULL), 0);
+        assert_string_equal(r.name, "");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_registration_checks_range_pid_overlap_and_limit, setup, teardown),
@@ -212,6 +242,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_whole_process_follows_private_anonymous_mappings, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_range_reports_why_part_of_it_cannot_be_merged, setup, teardown),
                 cmocka_unit_test(test_merge_note_keeps_the_latest_reason),
+                cmocka_unit_test(test_names_are_short_printable_ascii),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
