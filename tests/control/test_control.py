@@ -94,8 +94,8 @@ class Daemon:
 
 
 class Workload:
-    def __init__(self, *args, user=None):
-        cmd = [WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]
+    def __init__(self, *args, user=None, exe=None):
+        cmd = [exe or WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]
         if user == "nobody":
             cmd = SETPRIV_NOBODY + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
@@ -136,8 +136,8 @@ class ControlTest(unittest.TestCase):
         self.daemon.stop()
         shutil.rmtree(self.tmp)
 
-    def workload(self, *args, user=None):
-        w = Workload(*args, user=user)
+    def workload(self, *args, user=None, exe=None):
+        w = Workload(*args, user=user, exe=exe)
         self.workloads.append(w)
         return w
 
@@ -410,23 +410,32 @@ class Reload(ControlTest):
 
 
 class AutoRegister(ControlTest):
-    conf = "[AutoRegister]\nExecutable=ksmd-work*\nCgroup=/no-such.slice/*\n"
+    # A name no other process on the host has (a benchmark may run ksmd-workload meanwhile).
+    EXE_NAME = f"ksmd-autoreg-{os.getpid()}"
+    conf = f"[AutoRegister]\nExecutable=ksmd-autoreg-{os.getpid()}*\nCgroup=/no-such.slice/*\n"
+
+    def setUp(self):
+        super().setUp()
+        self.exe_dir = tempfile.TemporaryDirectory()
+        self.exe = os.path.join(self.exe_dir.name, self.EXE_NAME)
+        shutil.copy(WORKLOAD, self.exe)
+        self.addCleanup(self.exe_dir.cleanup)
 
     def test_matching_processes_are_registered_whole(self):
-        w = self.workload()
-        # The parent and both children run ksmd-workload.
+        w = self.workload(exe=self.exe)
+        # The parent and both children run the copy of ksmd-workload.
         want = sorted(w.pids + [w.proc.pid])
         wait_for(lambda: sorted(r["pid"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)) == want,
                  timeout=20, what="automatic registration")
         self.assertIn("automatically", self.daemon.read_log())
         regions = json.loads(self.daemon.ctl("--json", "list").stdout)
         self.assertTrue(all(r["whole_process"] for r in regions))
-        self.assertEqual({r["name"] for r in regions}, {"ksmd-workload"})
+        self.assertEqual({r["name"] for r in regions}, {self.EXE_NAME})
 
     def test_reload_changes_the_rules(self):
         self.daemon.write_conf("[AutoRegister]\n")
         self.daemon.ctl("reload")
-        w = self.workload()
+        w = self.workload(exe=self.exe)
         time.sleep(6)  # longer than one walk of /proc
         self.assertEqual(json.loads(self.daemon.ctl("--json", "list").stdout), [])
         w.stop()
