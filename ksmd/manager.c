@@ -317,8 +317,8 @@ int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_bp)
                 return -EINVAL;
         m->config.idle_sleep_usec = idle_sleep_usec;
         m->config.idle_cpu_bp = idle_cpu_bp;
-        if (idle_sleep_usec == 0)
-                manager_wake(m);
+        /* A reload ends a rest: the next scan runs with what was just configured. */
+        manager_wake(m);
         return 0;
 }
 

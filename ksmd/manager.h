@@ -19,9 +19,9 @@
  * is followed by a rest before the next one: idle_sleep_usec, or longer if
  * needed so that scans followed by rests use at most idle_cpu_bp basis
  * points (1/100 %) of a CPU (the rest is at least the scan's CPU time x
- * (10000 - bp) / bp). A
- * registration ends a rest; idle_sleep_usec = 0 never rests, and neither do
- * runs with manager_set_exit_after_scans().
+ * (10000 - bp) / bp). A registration or a reload (manager_set_idle()) ends
+ * a rest; idle_sleep_usec = 0 never rests, and neither do runs with
+ * manager_set_exit_after_scans().
  */
 
 #include <stdbool.h>
