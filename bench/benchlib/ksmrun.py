@@ -37,6 +37,9 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
             print(file=sys.stderr)
             if r.goal_s is not None:
                 measure.steady(r, lambda: hostksm.cpu_seconds(kpid), steady_s)
+                # KSM keeps scanning at its rate once converged: its scan speed.
+                measure.throughput(r, lambda: hostksm.cpu_seconds(kpid),
+                                   lambda: hostksm.counters().get("pages_scanned", 0))
             # KSM's passes since it started, over the time they took.
             passes = hostksm.counters().get("full_scans", 0) - scans0
             if passes > 0:

@@ -18,8 +18,10 @@ class Run:
     goal_s: float = None                          # time to reach the goal fraction
     goal_cpu_s: float = None                      # CPU spent until then
     final_saved_pages: int = 0
-    scanned_pages: int = 0                        # pages read during the convergence phase
-    convergence_cpu_s: float = 0.0
+    scanned_pages: int = 0                        # pages examined while converging
+    convergence_cpu_s: float = 0.0                # CPU spent while converging
+    scanning_pages: int = 0                       # pages examined in the continuous-scanning window
+    scanning_cpu_s: float = 0.0                   # CPU spent in it
     steady_cpu_per_s: float = None                # CPU seconds per second once converged
     full_pass_s: float = None                     # wall time of one full pass over the workload
     metadata_bytes: int = None
@@ -35,6 +37,11 @@ class Run:
     def gib_per_cpu_s(self):
         v = self.cpu_s_per_gib_scanned()
         return 1 / v if v else None
+
+    def gib_per_cpu_s_scanning(self):
+        if not self.scanning_cpu_s:
+            return None
+        return self.scanning_pages * PAGE / GIB / self.scanning_cpu_s
 
 
 def converge(run, read_saved, read_cpu, read_scanned, goal=0.95, max_s=300, interval_s=0.25,
@@ -60,6 +67,16 @@ def converge(run, read_saved, read_cpu, read_scanned, goal=0.95, max_s=300, inte
     run.scanned_pages = read_scanned() - scanned0
     run.convergence_cpu_s = read_cpu() - cpu0
     run.final_saved_pages = read_saved()
+
+
+def throughput(run, read_cpu, read_scanned, seconds=10):
+    """Pages examined per CPU-second over seconds of scanning without pause
+    once converged: a longer, steadier window than convergence, which on a fast
+    scanner lasts well under a second."""
+    c0, s0 = read_cpu(), read_scanned()
+    time.sleep(seconds)
+    run.scanning_pages = read_scanned() - s0
+    run.scanning_cpu_s = read_cpu() - c0
 
 
 def steady(run, read_cpu, seconds=10):

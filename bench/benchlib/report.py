@@ -35,8 +35,8 @@ def fmt(v, spec):
 
 def table(runs):
     head = ("| system | time to 95 % (s) | CPU to 95 % (s) | final saving (MiB) | one full pass (s) | "
-            "CPU-s per GiB scanned | GiB per CPU-s | steady CPU (%) | content intact | notes |")
-    rows = [head, "|" + "---|" * 10]
+            "CPU-s per GiB scanned | GiB per CPU-s | GiB per CPU-s, scanning on | steady CPU (%) | content intact | notes |")
+    rows = [head, "|" + "---|" * 11]
     for r in runs:
         rows.append("| " + " | ".join([
             r.system,
@@ -46,6 +46,7 @@ def table(runs):
             fmt(r.full_pass_s, ".2f"),
             fmt(r.cpu_s_per_gib_scanned(), ".2f"),
             fmt(r.gib_per_cpu_s(), ".2f"),
+            fmt(r.gib_per_cpu_s_scanning(), ".2f"),
             fmt(None if r.steady_cpu_per_s is None else 100 * r.steady_cpu_per_s, ".1f"),
             {True: "yes", False: "NO", None: "-"}[r.intact],
             "; ".join(r.notes),
