@@ -510,6 +510,16 @@ static void manager_notify_status(Manager *m, uint64_t now, bool force) {
         (void) sd_notifyf(false, "STATUS=%s", buf);
 }
 
+/* next (usec from now), or sooner if a queued merge is due for its retry. */
+static uint64_t until_merge_retry(Manager *m, uint64_t now, uint64_t next) {
+        uint64_t retry;
+
+        if (merger_pending(m->merger) == 0)
+                return next;
+        retry = merger_next_retry_usec(m->merger);
+        return MIN(next, retry > now ? retry - now : 0);
+}
+
 static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         ScanStepResult res;
@@ -531,9 +541,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_drop_gone(m);
                 if (merger_pending(m->merger) > 0)
                         (void) merger_flush(m->merger, now);
-                next = MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC);
-                if (merger_pending(m->merger) > 0)
-                        next = MIN(next, merger_next_retry_usec(m->merger) > now ? merger_next_retry_usec(m->merger) - now : 0);
+                next = until_merge_retry(m, now, MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC));
                 goto rearm;
         }
         m->rest_until_usec = 0;
@@ -609,9 +617,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else
                 manager_notify_status(m, now, false);
 
-        next = m->rest_until_usec > 0 ? m->stats.rest_usec : m->sleep_usec;
-        if (merger_pending(m->merger) > 0)
-                next = MIN(next, merger_next_retry_usec(m->merger) > now ? merger_next_retry_usec(m->merger) - now : 0);
+        next = until_merge_retry(m, now, m->rest_until_usec > 0 ? m->stats.rest_usec : m->sleep_usec);
 rearm:
         r = sd_event_source_set_time_relative(s, next);
         if (r >= 0)
