@@ -25,6 +25,7 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
         uint64_t total = s->full_scans > 0 ? MAX(total_pages, s->last.pages_scanned) : total_pages;
         unsigned percent = total ? (unsigned) MIN(100u, s->current_scan_pages * 100 / total) : 0;
         double mib = (double) stats_saving_bytes(s) / (1024.0 * 1024.0);
+        char next[64];
 
         if (s->full_scans == 0 && total_pages == 0)
                 return snprintf(buf, size, "%s: starting the first scan%s",
@@ -34,16 +35,14 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
                 return snprintf(buf, size, "%s: first scan %u%% of %llu pages%s",
                                 estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
                                 percent, (unsigned long long) total_pages, paused ? "; paused" : "");
+        /* Between two scans after a quiet one: when the next starts; else how far the running one is. */
         if (s->rest_usec > 0 && s->current_scan_pages == 0)
-                return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; "
-                                "little new, next scan in %.0f s%s",
-                                estimate ? "estimate mode, nothing merged: merging would save" : "saving",
-                                mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
-                                (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6,
-                                (double) s->rest_usec / 1e6, paused ? "; paused" : "");
-        return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; scanning %u%%%s",
+                (void) snprintf(next, sizeof(next), "little new, next scan in %.0f s", (double) s->rest_usec / 1e6);
+        else
+                (void) snprintf(next, sizeof(next), "scanning %u%%", percent);
+        return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; %s%s",
                         estimate ? "estimate mode, nothing merged: merging would save" : "saving",
                         mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
-                        (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6, percent,
+                        (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6, next,
                         paused ? "; paused" : "");
 }
