@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "index.h"
-#include "page-hash.h"
+#include "macro.h"
 
 typedef struct IdRange {
         uint32_t base;

@@ -22,7 +22,6 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
-#include "page-hash.h"
 #include "parse-util.h"
 #include "proc-process.h"
 

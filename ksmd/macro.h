@@ -66,6 +66,9 @@ static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
 
+/* The page size the daemon and the helper work in (x86-64 base pages). */
+#define PAGE_SIZE_BYTES 4096u
+
 #define DIV_ROUND_UP(x, y) (((x) + (y) - 1) / (y))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -20,7 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
-#include "page-hash.h"
+#include "macro.h"
 #include "parse-util.h"
 
 #define MAX_REGISTRATIONS 1024

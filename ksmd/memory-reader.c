@@ -4,7 +4,6 @@
 
 #include "macro.h"
 #include "memory-reader.h"
-#include "page-hash.h"
 
 int memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, size_t *ret_n_read) {
         struct iovec local, remote[MEMORY_READ_MAX_PAGES];

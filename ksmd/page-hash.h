@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAGE_SIZE_BYTES 4096u
+#include "macro.h"
 
 /* Hash of one PAGE_SIZE_BYTES page. */
 uint64_t page_hash(const void *page, uint64_t seed);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "macro.h"
-#include "page-hash.h"
 #include "proc-reader.h"
 
 static void fclosep(FILE **f) {

@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "page-hash.h"
+#include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
 

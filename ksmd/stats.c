@@ -2,7 +2,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "page-hash.h"
 #include "macro.h"
 #include "stats.h"
 

@@ -28,7 +28,7 @@
 #include <cmocka.h>
 
 #include "manager.h"
-#include "page-hash.h"
+#include "macro.h"
 #include "proc-reader.h"
 
 #define MAX_CHILDREN 8

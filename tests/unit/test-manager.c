@@ -21,7 +21,7 @@
 
 #include "helper-client.h"
 #include "manager.h"
-#include "page-hash.h"
+#include "macro.h"
 
 #define CHILD_PAGES 64
 

@@ -12,7 +12,6 @@
 
 #include "macro.h"
 #include "memory-reader.h"
-#include "page-hash.h"
 
 static uint8_t *map_pages(size_t n) {
         uint8_t *p = mmap(NULL, n * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

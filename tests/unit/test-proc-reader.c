@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include "macro.h"
-#include "page-hash.h"
 #include "proc-reader.h"
 
 static void test_parse_plain_anonymous_mapping(void **state) {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "page-hash.h"
+#include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
 

@@ -19,7 +19,7 @@
 #include "index.h"
 #include "memory-reader.h"
 #include "merge.h"
-#include "page-hash.h"
+#include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
 #include "scanner.h"

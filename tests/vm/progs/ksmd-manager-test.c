@@ -32,7 +32,7 @@
 
 #include "helper-client.h"
 #include "manager.h"
-#include "page-hash.h"
+#include "macro.h"
 #include "proc-reader.h"
 #include "tap.h"
 
