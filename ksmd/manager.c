@@ -570,13 +570,12 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         r = merger_flush(m->merger, now_usec());
         if (r == -ENOENT)
                 manager_fall_back_to_estimate(m, r);
-        else if (r < 0 && r != m->last_merge_error)
+        else if (r < 0 && !merge_error_is_transient(r) && r != m->last_merge_error) {
                 log_warning_errno(r, "ksmd_helper refused a merge request (%m): its pages are examined again next pass. "
                                   "This is a bug in ksmd or the module if it persists; report it with the kernel log.");
-        if (r > 0)
-                m->last_merge_error = 0;
-        else if (r < 0 && r != -EAGAIN && r != -ENOMEM && r != -ENOBUFS && r != -EINTR)
                 m->last_merge_error = r;
+        } else if (r > 0)
+                m->last_merge_error = 0;
         uint64_t batch_cpu_nsec = thread_cpu_nsec() - cpu0;
 
         m->pass_cpu_nsec += batch_cpu_nsec;

@@ -114,8 +114,7 @@ static bool result_is_transient(uint32_t result) {
         return result == KSMD_HELPER_RESULT_BUSY || result == KSMD_HELPER_RESULT_NO_MEMORY;
 }
 
-/* The module is gone or short of memory: the requests stay queued for a later flush. */
-static bool request_error_keeps_items(int r) {
+bool merge_error_is_transient(int r) {
         return r == -ENOENT || r == -EAGAIN || r == -ENOMEM || r == -ENOBUFS || r == -EINTR;
 }
 
@@ -160,7 +159,7 @@ static int flush_one(Merger *m, bool zero, uint64_t now_usec) {
                 return 0;
 
         r = helper_client_merge(m->helper, zero, m->items, n, m->results);
-        if (r < 0 && !request_error_keeps_items(r)) {
+        if (r < 0 && !merge_error_is_transient(r)) {
                 /* Refused as a whole (malformed, permission): drop the batch; its pages are re-examined next pass. */
                 for (size_t k = 0; k < n; k++)
                         m->queue[m->picked[k]].region_id = 0;

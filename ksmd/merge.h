@@ -91,6 +91,13 @@ size_t merger_pending(const Merger *m);
  */
 int merger_flush(Merger *m, uint64_t now_usec);
 
+/*
+ * true for a request-level error of merger_flush() after which the batch
+ * stays queued: the module is gone (-ENOENT), busy, short of memory or was
+ * interrupted. Any other error is not expected and drops the batch.
+ */
+bool merge_error_is_transient(int r);
+
 /* Earliest not_before_usec of a waiting retry, or UINT64_MAX if none. */
 uint64_t merger_next_retry_usec(const Merger *m);
 
