@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +18,7 @@
 #include "bus.h"
 #include "helper-client.h"
 #include "log.h"
+#include "pidfd-util.h"
 #include "proc-process.h"
 #include "stats.h"
 
@@ -204,17 +203,6 @@ static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
         }
 }
 
-/* 1 while the process behind pidfd runs (a pidfd polls readable once it has exited). */
-static int pidfd_alive(int pidfd) {
-        struct pollfd p = { .fd = pidfd, .events = POLLIN };
-        int r;
-
-        r = poll(&p, 1, 0);
-        if (r < 0)
-                return -errno;
-        return r == 0;
-}
-
 /*
  * Registers after every check. pidfd (the caller's, or one we open) pins the
  * identity: if the process is still alive after registration, the pid the
@@ -237,11 +225,11 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "pid must be positive, got %d", (int) pid);
 
         if (pidfd < 0) {
-                own_pidfd = pidfd_open(pid, 0);
+                own_pidfd = pidfd_open_pid(pid);
                 if (own_pidfd < 0)
-                        return errno == ESRCH ?
+                        return own_pidfd == -ESRCH ?
                                 sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d", (int) pid) :
-                                sd_bus_error_set_errnof(error, errno, "Cannot open process %d: %m", (int) pid);
+                                sd_bus_error_set_errnof(error, -own_pidfd, "Cannot open process %d: %m", (int) pid);
                 pidfd = own_pidfd;
         }
 
@@ -259,7 +247,7 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
         if (r < 0)
                 return map_register_error(r, pid, error);
 
-        if (pidfd_alive(pidfd) <= 0) {
+        if (pidfd_is_alive(pidfd) <= 0) {
                 (void) manager_unregister(s->manager, id);
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "Process %d exited during registration",
                                          (int) pid);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -23,6 +22,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "parse-util.h"
+#include "pidfd-util.h"
 #include "proc-process.h"
 
 enum {
@@ -428,13 +428,13 @@ static int cmd_register(sd_bus *bus, const Args *a) {
         uint32_t id;
         int r;
 
-        pidfd = pidfd_open((pid_t) a->pid, 0);
+        pidfd = pidfd_open_pid((pid_t) a->pid);
         if (pidfd < 0 && arg_name) {
-                if (errno == ESRCH)
+                if (pidfd == -ESRCH)
                         fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", a->pid);
                 else
                         fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, which --name needs: %s\n",
-                                a->pid, strerror(errno));
+                                a->pid, strerror(-pidfd));
                 return -EXIT_FAILED;
         }
         if (pidfd < 0)

@@ -1,23 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "macro.h"
+#include "pidfd-util.h"
 #include "proc-reader.h"
 #include "region.h"
-
-static int pidfd_open_(pid_t pid) {
-        return (int) syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int pidfd_send_signal_(int pidfd, int sig) {
-        return (int) syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
-}
 
 int region_registry_new(size_t max_regions, RegionRegistry **ret) {
         RegionRegistry *reg;
@@ -60,10 +51,7 @@ RegionRegistry *region_registry_free(RegionRegistry *reg) {
 }
 
 int region_alive(const Region *r) {
-        if (pidfd_send_signal_(r->pidfd, 0) >= 0)
-                return 1;
-        /* EPERM means it exists but we may not signal it: still alive. */
-        return errno == EPERM;
+        return pidfd_is_alive(r->pidfd) > 0;
 }
 
 static bool ranges_overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1) {
@@ -93,9 +81,9 @@ int region_registry_add(RegionRegistry *reg, pid_t pid, uint64_t start, uint64_t
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
-        r->pidfd = pidfd_open_(pid);
+        r->pidfd = pidfd_open_pid(pid);
         if (r->pidfd < 0)
-                return negative_errno();
+                return r->pidfd;
         r->pid = pid;
         r->whole_process = whole_process;
         r->start = start;

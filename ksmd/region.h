@@ -90,7 +90,7 @@ Region *region_registry_find(RegionRegistry *reg, uint32_t id);
 /* The first region with id >= id, or NULL: a cursor that survives removals. */
 Region *region_registry_next(RegionRegistry *reg, uint32_t id);
 
-/* 1 if the region's process is alive (a zombie counts: its pid is not reused yet), 0 if gone. */
+/* 1 if the region's process runs, 0 once it has exited (see pidfd_is_alive()). */
 int region_alive(const Region *r);
 
 /*
