@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proc-process.h"
+
 #define BUS_AUTH_MAX_GROUPS 256
 
 typedef struct PeerCreds {
@@ -36,13 +38,6 @@ typedef struct PeerCreds {
         uint64_t cap_permitted;             /* the caller's permitted capability set */
 } PeerCreds;
 
-typedef struct TargetIds {
-        uid_t uid, euid, suid;
-        gid_t gid, egid, sgid;
-        bool dumpable;
-        uint64_t cap_permitted;
-        bool descends_from_caller;          /* the caller is an ancestor of the target */
-} TargetIds;
 
 /* true if the peer may use the API at all. */
 bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids);

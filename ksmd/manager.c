@@ -563,7 +563,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
                 index_usage(m->index, &u);
                 log_warning("The bound on tracked pages is reached (%" PRIu64 " pages, %" PRIu64 " KiB of index metadata): "
-                            "pages beyond it are not scanned. Raise max_tracked_pages or register less memory.",
+                            "pages beyond it are not scanned. Raise MaxMetadata= in ksmd.conf or register less memory.",
                             u.max_tracked_pages, u.metadata_bytes / 1024);
         }
 

@@ -8,10 +8,18 @@
  * where /proc is touched; -ESRCH/-ENOENT mean the process is gone.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "bus-auth.h"
+/* Who a process runs as, as /proc/PID/status and the owner of /proc/PID tell. */
+typedef struct TargetIds {
+        uid_t uid, euid, suid;
+        gid_t gid, egid, sgid;
+        bool dumpable;
+        uint64_t cap_permitted;
+        bool descends_from_caller;          /* the caller is an ancestor of the target */
+} TargetIds;
 
 /* Real/effective/saved ids, dumpability and permitted capabilities of pid. */
 int proc_read_target_ids(pid_t pid, TargetIds *ret);
