@@ -7,6 +7,7 @@
 
 #include "autoreg.h"
 #include "log.h"
+#include "manager.h"
 #include "proc-process.h"
 #include "strv.h"
 
@@ -31,34 +32,17 @@ bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *e
         return false;
 }
 
-static int strv_copy(char *const *l, size_t n, char ***ret) {
-        char **c;
-
-        if (n > AUTOREG_MAX_PATTERNS)
-                return -E2BIG;
-        c = calloc(n + 1, sizeof(char *));
-        if (!c)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                c[i] = strdup(l[i]);
-                if (!c[i]) {
-                        strv_free_n(c, i);
-                        return -ENOMEM;
-                }
-        }
-        *ret = c;
-        return 0;
-}
-
 int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns,
                          size_t n_exe) {
         char **cg = NULL, **ex = NULL;
         int r;
 
-        r = strv_copy(cgroup_patterns, n_cgroup, &cg);
+        if (n_cgroup > AUTOREG_MAX_PATTERNS || n_exe > AUTOREG_MAX_PATTERNS)
+                return -E2BIG;
+        r = strv_copy_n(cgroup_patterns, n_cgroup, &cg);
         if (r < 0)
                 return r;
-        r = strv_copy(exe_patterns, n_exe, &ex);
+        r = strv_copy_n(exe_patterns, n_exe, &ex);
         if (r < 0) {
                 strv_free_n(cg, n_cgroup);
                 return r;
@@ -70,16 +54,6 @@ int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n
         a->exe_patterns = ex;
         a->n_exe = n_exe;
         return 0;
-}
-
-/* true if pid is already registered whole (by us, or by a client). */
-static bool registered_whole(Manager *m, pid_t pid) {
-        RegionRegistry *reg = manager_get_registry(m);
-
-        for (size_t i = 0; i < reg->n_regions; i++)
-                if (reg->regions[i]->pid == pid && reg->regions[i]->whole_process && !reg->regions[i]->gone)
-                        return true;
-        return false;
 }
 
 int autoreg_scan(AutoRegister *a) {
@@ -99,7 +73,7 @@ int autoreg_scan(AutoRegister *a) {
                 bool have_cgroup, have_exe;
                 int k;
 
-                if (pids[i] == self || registered_whole(a->manager, pids[i]))
+                if (pids[i] == self || region_registry_find_whole(a->manager->registry, pids[i]))
                         continue;
                 have_exe = proc_read_exe_name(pids[i], exe, sizeof(exe)) >= 0;
                 if (!have_exe)
@@ -112,8 +86,9 @@ int autoreg_scan(AutoRegister *a) {
                 /* Named after its executable, when that makes a valid name (cut to the limit). */
                 memcpy(name, exe, strnlen(exe, REGION_NAME_MAX));
                 name[strnlen(exe, REGION_NAME_MAX)] = 0;
-                k = manager_register_named(a->manager, pids[i], true, 0, 0, region_name_is_valid(name) ? name : NULL,
-                                           NULL);
+                k = manager_register(a->manager, &(RegionRequest) { .pid = pids[i], .whole = true,
+                                                                     .name = region_name_is_valid(name) ? name : NULL },
+                                     NULL);
                 if (k == -ENOSPC) {
                         log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.", exe,
                                     (int) pids[i]);
@@ -156,7 +131,7 @@ int autoreg_new(Manager *m, char *const *cgroup_patterns, size_t n_cgroup, char 
         if (r < 0)
                 return r;
         /* The first walk runs as soon as the loop starts. */
-        r = sd_event_add_time_relative(manager_get_event(m), &a->timer, CLOCK_MONOTONIC, 0, 0, on_timer, a);
+        r = sd_event_add_time_relative(m->event, &a->timer, CLOCK_MONOTONIC, 0, 0, on_timer, a);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(a);

@@ -16,12 +16,13 @@
 #include <sys/types.h>
 
 #include "macro.h"
-#include "manager.h"
+#include "region.h"
 
 #define AUTOREG_INTERVAL_USEC (UINT64_C(5) * 1000000)
 #define AUTOREG_MAX_PATTERNS 256
 
 typedef struct AutoRegister AutoRegister;
+typedef struct Manager Manager;
 
 /* true if cgroup_path (may be NULL) or exe_name (may be NULL) matches any pattern (fnmatch). */
 bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns, size_t n_exe,

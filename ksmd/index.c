@@ -157,7 +157,12 @@ int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t own
 }
 
 bool index_has_room(const PageIndex *idx, uint64_t n_pages) {
-        return n_pages <= idx->max_tracked_pages - idx->tracked_pages;
+        /* The bound may have been lowered below what is attached (a reload): then nothing more fits. */
+        return idx->tracked_pages <= idx->max_tracked_pages && n_pages <= idx->max_tracked_pages - idx->tracked_pages;
+}
+
+void index_set_max_tracked_pages(PageIndex *idx, uint64_t max_tracked_pages) {
+        idx->max_tracked_pages = MIN(MAX(max_tracked_pages, (uint64_t) 1), (uint64_t) UINT32_MAX);
 }
 
 uint64_t index_max_tracked_pages(const PageIndex *idx) {

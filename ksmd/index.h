@@ -85,6 +85,9 @@
 
 typedef uint64_t PageSlot;
 
+/* The most index memory a tracked page costs in any state (see above): MaxMetadata= / this = the bound. */
+#define INDEX_MAX_BYTES_PER_PAGE 16u
+
 typedef enum PageState {
         PAGE_UNKNOWN,            /* nothing known: never read, not present, or to be re-read */
         PAGE_HASHED,             /* hash of the last read; a candidate once it reads the same again */
@@ -143,6 +146,8 @@ int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t own
 /* True if n_pages more pages can be attached this pass without exceeding the bound. */
 bool index_has_room(const PageIndex *idx, uint64_t n_pages);
 uint64_t index_max_tracked_pages(const PageIndex *idx);
+/* A new bound (MaxMetadata= on reload), clamped to 1..2^32 - 1; it applies to areas attached from now on. */
+void index_set_max_tracked_pages(PageIndex *idx, uint64_t max_tracked_pages);
 
 /* The area starting at base goes away mid-pass: its ids resolve to NULL from now on. */
 void index_detach(PageIndex *idx, uint32_t base);

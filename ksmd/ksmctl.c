@@ -17,14 +17,16 @@
 #include <systemd/sd-bus.h>
 
 #include "build-config.h"
-#include "bus.h"
+#include "bus-api.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "parse-util.h"
 #include "pidfd-util.h"
 #include "proc-process.h"
+#include "scanner.h"
 
+/* Everything inside returns -errno; main() alone turns it into one of these. */
 enum {
         EXIT_FAILED = 1,
         EXIT_USAGE = 2,
@@ -72,10 +74,11 @@ static void help(void) {
                arg_socket);
 }
 
-static int exit_for_error(const sd_bus_error *e, int r) {
-        if (sd_bus_error_has_name(e, BUS_ERROR_ACCESS_DENIED) || r == -EACCES || r == -EPERM)
-                return EXIT_DENIED;
-        return EXIT_FAILED;
+/* -EACCES for the daemon's AccessDenied, else -errno of the call. */
+static int errno_of_bus_error(const sd_bus_error *e, int r) {
+        if (sd_bus_error_has_name(e, BUS_ERROR_ACCESS_DENIED))
+                return -EACCES;
+        return r < 0 ? r : -EIO;
 }
 
 static int connect_daemon(sd_bus **ret) {
@@ -85,10 +88,10 @@ static int connect_daemon(sd_bus **ret) {
 
         if (access(arg_socket, F_OK) < 0) {
                 fprintf(stderr, "ksmctl: %s does not exist: is ksmd running? (systemctl status ksmd)\n", arg_socket);
-                return -EXIT_NOT_RUNNING;
+                return -ENOENT;
         }
         if (asprintf(&address, "unix:path=%s", arg_socket) < 0)
-                return -EXIT_FAILED;
+                return -ENOMEM;
 
         r = sd_bus_new(&bus);
         if (r >= 0)
@@ -99,21 +102,17 @@ static int connect_daemon(sd_bus **ret) {
                 r = sd_bus_start(bus);
         if (r == -ECONNREFUSED || r == -ENOENT) {
                 fprintf(stderr, "ksmctl: nobody listens on %s: is ksmd running? (systemctl status ksmd)\n", arg_socket);
-                return -EXIT_NOT_RUNNING;
-        }
-        if (r == -EACCES || r == -EPERM) {
-                fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));
-                return -EXIT_DENIED;
+                return -ECONNREFUSED;
         }
         if (r < 0) {
                 fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));
-                return -EXIT_FAILED;
+                return r;
         }
         *ret = TAKE_PTR(bus);
         return 0;
 }
 
-/* Calls a method; on failure prints the daemon's error and returns -exit code. */
+/* Calls a method; on failure prints the daemon's error and returns -errno (-EACCES: access denied). */
 static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -138,9 +137,9 @@ static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const c
 fail:
         fprintf(stderr, "ksmctl: %s failed: %s\n", method,
                 sd_bus_error_is_set(&error) ? error.message : strerror(-r));
-        r = exit_for_error(&error, r);
+        r = errno_of_bus_error(&error, r);
         sd_bus_error_free(&error);
-        return -r;
+        return r;
 }
 
 static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
@@ -154,7 +153,7 @@ static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
         if (r < 0) {
                 fprintf(stderr, "ksmctl: reading %s failed: %s\n", name,
                         sd_bus_error_is_set(&error) ? error.message : strerror(-r));
-                r = -exit_for_error(&error, r);
+                r = errno_of_bus_error(&error, r);
         }
         sd_bus_error_free(&error);
         return r;
@@ -182,9 +181,28 @@ static void format_bytes(uint64_t b, char *buf, size_t size) {
                 snprintf(buf, size, "%.1f MiB", (double) b / (double) (UINT64_C(1) << 20));
 }
 
+/* The value of key in the a{st} of GetStatistics; 0 if absent. */
+static int get_statistic(sd_bus *bus, const char *key, uint64_t *ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *k;
+        uint64_t v;
+        int r;
+
+        r = call(bus, "GetStatistics", &reply, NULL);
+        if (r < 0)
+                return r;
+        *ret = 0;
+        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &k, &v)) > 0)
+                if (strcmp(k, key) == 0)
+                        *ret = v;
+        return r < 0 ? -EBADMSG : 0;
+}
+
 static int cmd_status(sd_bus *bus, const Args *a) {
         _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
-        uint64_t pages = 0, sleep_usec = 0, scans = 0, saving = 0, meta = 0;
+        uint64_t pages_to_scan = 0, sleep_usec = 0, batch_pages = 0, batch_sleep_usec = 0, scans = 0, saving = 0,
+                 meta = 0;
         int paused = 0, r;
         char sb[32], mb[32];
 
@@ -193,11 +211,13 @@ static int cmd_status(sd_bus *bus, const Args *a) {
             (r = get_property(bus, "HelperVersion", 's', &helper)) < 0 ||
             (r = get_property(bus, "Status", 's', &status)) < 0 ||
             (r = get_property(bus, "Paused", 'b', &paused)) < 0 ||
-            (r = get_property(bus, "PagesPerBatch", 't', &pages)) < 0 ||
+            (r = get_property(bus, "PagesToScan", 't', &pages_to_scan)) < 0 ||
             (r = get_property(bus, "SleepUSec", 't', &sleep_usec)) < 0 ||
             (r = get_property(bus, "FullScans", 't', &scans)) < 0 ||
             (r = get_property(bus, "SavingBytes", 't', &saving)) < 0 ||
-            (r = get_property(bus, "MetadataBytes", 't', &meta)) < 0)
+            (r = get_property(bus, "MetadataBytes", 't', &meta)) < 0 ||
+            (r = get_statistic(bus, "batch_pages", &batch_pages)) < 0 ||
+            (r = get_statistic(bus, "batch_sleep_usec", &batch_sleep_usec)) < 0)
                 return r;
 
         if (arg_json) {
@@ -207,10 +227,11 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                 print_json_string(mode);
                 printf(",\"helper_version\":");
                 print_json_string(helper);
-                printf(",\"paused\":%s,\"pages_per_batch\":%" PRIu64 ",\"sleep_usec\":%" PRIu64
-                       ",\"full_scans\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 ",\"metadata_bytes\":%" PRIu64
-                       ",\"status\":",
-                       paused ? "true" : "false", pages, sleep_usec, scans, saving, meta);
+                printf(",\"paused\":%s,\"pages_to_scan\":%" PRIu64 ",\"sleep_usec\":%" PRIu64
+                       ",\"batch_pages\":%" PRIu64 ",\"batch_sleep_usec\":%" PRIu64 ",\"full_scans\":%" PRIu64
+                       ",\"saving_bytes\":%" PRIu64 ",\"metadata_bytes\":%" PRIu64 ",\"status\":",
+                       paused ? "true" : "false", pages_to_scan, sleep_usec, batch_pages, batch_sleep_usec, scans,
+                       saving, meta);
                 print_json_string(status);
                 printf("}\n");
                 return 0;
@@ -223,7 +244,7 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                strcmp(mode, "estimate") == 0 ? " (nothing is merged; the figures say what merging would save)" : "");
         printf("     helper: %s\n", helper[0] ? helper : "not loaded");
         printf("      state: %s\n", paused ? "paused" : "scanning");
-        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", pages, sleep_usec / 1000);
+        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", batch_pages, batch_sleep_usec / 1000);
         printf(" full scans: %" PRIu64 "\n", scans);
         printf("     saving: %s%s\n", sb, strcmp(mode, "estimate") == 0 ? " (estimated)" : "");
         printf("   metadata: %s\n", mb);
@@ -267,7 +288,7 @@ static int cmd_stats(sd_bus *bus, const Args *a) {
         r = print_dict(reply, "", arg_json);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
-                return -EXIT_FAILED;
+                return -EBADMSG;
         }
         if (arg_json)
                 putchar('\n');
@@ -341,13 +362,13 @@ static int cmd_list(sd_bus *bus, const Args *a) {
 
 bad:
         fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
-        return -EXIT_FAILED;
+        return -EBADMSG;
 }
 
 static int parse_no_args(int argc, char *argv[], Args *ret) {
         if (argc > 1) {
                 fprintf(stderr, "ksmctl: %s takes no arguments, got '%s'\n", argv[0], argv[1]);
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         return 0;
 }
@@ -355,7 +376,7 @@ static int parse_no_args(int argc, char *argv[], Args *ret) {
 static int parse_pid(const char *s, uint64_t *ret) {
         if (parse_uint64_range(s, 1, INT32_MAX, ret) < 0) {
                 fprintf(stderr, "ksmctl: PID '%s' is not a pid (1..%d)\n", s, INT32_MAX);
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         return 0;
 }
@@ -363,7 +384,7 @@ static int parse_pid(const char *s, uint64_t *ret) {
 static int parse_address(const char *s, const char *what, uint64_t *ret) {
         if (parse_uint64_auto(s, ret) < 0) {
                 fprintf(stderr, "ksmctl: %s '%s' is not a number (decimal or 0x-hex bytes)\n", what, s);
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         return 0;
 }
@@ -373,7 +394,7 @@ static int parse_register_args(int argc, char *argv[], Args *ret) {
 
         if (argc != 2 && argc != 4) {
                 fprintf(stderr, "ksmctl: register takes PID, or PID START LENGTH\n");
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         r = parse_pid(argv[1], &ret->pid);
         if (r < 0)
@@ -391,11 +412,11 @@ static int parse_region_id(int argc, char *argv[], Args *ret) {
 
         if (argc != 2) {
                 fprintf(stderr, "ksmctl: %s takes one region ID (see ksmctl list)\n", argv[0]);
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         if (parse_uint64_range(argv[1], 1, UINT32_MAX, &id) < 0) {
                 fprintf(stderr, "ksmctl: ID '%s' is not a region ID (1..%u; see ksmctl list)\n", argv[1], UINT32_MAX);
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         ret->id = (uint32_t) id;
         return 0;
@@ -407,7 +428,7 @@ static int parse_estimate_args(int argc, char *argv[], Args *ret) {
 
         if (argc < 2) {
                 fprintf(stderr, "ksmctl: estimate takes one or more PIDs\n");
-                return -EXIT_USAGE;
+                return -EINVAL;
         }
         for (int i = 1; i < argc; i++) {
                 r = parse_pid(argv[i], &pid);
@@ -435,7 +456,7 @@ static int cmd_register(sd_bus *bus, const Args *a) {
                 else
                         fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, which --name needs: %s\n",
                                 a->pid, strerror(-pidfd));
-                return -EXIT_FAILED;
+                return pidfd;
         }
         if (pidfd < 0)
                 r = a->range ? call(bus, "RegisterRange", &reply, "utt", (uint32_t) a->pid, a->start, a->length) :
@@ -450,7 +471,7 @@ static int cmd_register(sd_bus *bus, const Args *a) {
                 return r;
         r = sd_bus_message_read(reply, "u", &id);
         if (r < 0)
-                return -EXIT_FAILED;
+                return -EBADMSG;
         printf("%u\n", id);
         return 0;
 }
@@ -469,7 +490,7 @@ static int cmd_unmerge(sd_bus *bus, const Args *a) {
                 return r;
         r = sd_bus_message_read(reply, "t", &pages);
         if (r < 0)
-                return -EXIT_FAILED;
+                return -EBADMSG;
         printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", a->id, pages);
         return 0;
 }
@@ -492,18 +513,18 @@ static int cmd_reload(sd_bus *bus, const Args *a) {
  */
 static int cmd_estimate(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
         uint64_t total_pages = 0, total_saving = 0;
-        RegionRegistry *reg;
         bool first = true;
         int r;
 
-        config.estimate = true;
-        config.sleep_usec = 0;
         log_set_max_level(LOG_CRIT); /* ksmctl says what went wrong itself; the manager would repeat it */
-        r = manager_new(&config, &m);
-        if (r < 0)
-                return -EXIT_FAILED;
+        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "Sleep=0"), .n_overrides = 2,
+                                         .no_socket = true, .exit_after_scans = arg_scans },
+                        &m);
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: cannot set up the scanner: %s\n", strerror(-r));
+                return r;
+        }
         for (int i = 1; i < argc; i++) {
                 uint64_t pid;
 
@@ -513,28 +534,27 @@ static int cmd_estimate(int argc, char *argv[]) {
                 r = manager_register_process(m, (pid_t) pid, NULL);
                 if (r == -EPERM || r == -EACCES) {
                         fprintf(stderr, "ksmctl: may not read process %s: run as root\n", argv[i]);
-                        return -EXIT_DENIED;
+                        return -EACCES;
                 }
                 if (r < 0) {
                         fprintf(stderr, "ksmctl: cannot scan process %s: %s\n", argv[i], strerror(-r));
-                        return -EXIT_FAILED;
+                        return r;
                 }
         }
-        manager_set_exit_after_scans(m, arg_scans);
         r = manager_start(m);
         if (r >= 0)
-                r = sd_event_loop(manager_get_event(m));
+                r = sd_event_loop(m->event);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: scanning failed: %s\n", strerror(-r));
-                return -EXIT_FAILED;
+                return r;
         }
 
-        reg = manager_get_registry(m);
         if (arg_json)
                 putchar('[');
-        for (size_t i = 0; i < reg->n_regions; i++) {
-                const Region *region = reg->regions[i];
-                uint64_t pages = region->last.pages_scanned, saving = scan_counters_saving_pages(&region->last);
+        REGISTRY_FOREACH(region, m->registry) {
+                static const RegionScan none = {};
+                const RegionScan *rs = scanner_region(m->scanner, region->id) ?: &none;
+                uint64_t pages = rs->last.pages_scanned, saving = scan_counters_saving_pages(&rs->last);
                 char exe[256] = "?";
 
                 (void) proc_read_exe_name(region->pid, exe, sizeof(exe));
@@ -545,14 +565,14 @@ static int cmd_estimate(int argc, char *argv[]) {
                         print_json_string(exe);
                         printf(",\"pages_scanned\":%" PRIu64 ",\"pages_zero\":%" PRIu64 ",\"pages_sharing\":%" PRIu64
                                ",\"pages_volatile\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 "}",
-                               pages, region->last.pages_zero, region->last.pages_sharing, region->last.pages_volatile,
+                               pages, rs->last.pages_zero, rs->last.pages_sharing, rs->last.pages_volatile,
                                saving * PAGE_SIZE_BYTES);
                 } else
                         printf("process %d (%s): %.1f MiB scanned, %.1f MiB saveable (%.1f MiB zero pages, "
                                "%.1f MiB duplicates), %" PRIu64 " pages changing\n",
                                (int) region->pid, exe, pages / 256.0, saving / 256.0,
-                               region->last.pages_zero / 256.0, region->last.pages_sharing / 256.0,
-                               region->last.pages_volatile);
+                               rs->last.pages_zero / 256.0, rs->last.pages_sharing / 256.0,
+                               rs->last.pages_volatile);
                 first = false;
         }
         if (arg_json)
@@ -565,9 +585,18 @@ static int cmd_estimate(int argc, char *argv[]) {
         return 0;
 }
 
+/* The one place -errno becomes an exit status (after the arguments were accepted). */
+static int exit_code(int r) {
+        if (r >= 0)
+                return EXIT_SUCCESS;
+        if (IN_SET(r, -EACCES, -EPERM))
+                return EXIT_DENIED;
+        return EXIT_FAILED;
+}
+
 typedef struct Verb {
         const char *name;
-        int (*parse)(int argc, char *argv[], Args *ret);     /* argv[0] is the verb; -EXIT_USAGE after a message */
+        int (*parse)(int argc, char *argv[], Args *ret);     /* argv[0] is the verb; -EINVAL after a message */
         int (*run)(sd_bus *bus, const Args *a);              /* NULL: estimate, which needs no daemon */
 } Verb;
 
@@ -658,16 +687,15 @@ int main(int argc, char *argv[]) {
         /* Every argument is checked before the daemon is asked anything: bad usage is exit 2, running or not. */
         r = v->parse(argc, argv, &args);
         if (r < 0)
-                return -r;
+                return EXIT_USAGE;
 
-        if (!v->run) {
-                r = cmd_estimate(argc, argv);
-                return r < 0 ? -r : 0;
-        }
+        if (!v->run)
+                return exit_code(cmd_estimate(argc, argv));
 
         r = connect_daemon(&bus);
+        if (IN_SET(r, -ENOENT, -ECONNREFUSED))
+                return EXIT_NOT_RUNNING;
         if (r < 0)
-                return -r;
-        r = v->run(bus, &args);
-        return r < 0 ? -r : 0;
+                return exit_code(r);
+        return exit_code(v->run(bus, &args));
 }

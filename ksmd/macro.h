@@ -7,6 +7,8 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -68,6 +70,40 @@ static inline int negative_errno(void) {
 
 /* The page size the daemon and the helper work in (x86-64 base pages). */
 #define PAGE_SIZE_BYTES 4096u
+
+/* true if x equals one of the values that follow, as systemd's IN_SET(). */
+#define IN_SET(x, first, ...)                                                                  \
+        ({                                                                                      \
+                const __typeof__(x) _x_ = (x);                                                  \
+                const __typeof__(x) _set_[] = { first, __VA_ARGS__ };                           \
+                bool _found_ = false;                                                           \
+                for (size_t _i_ = 0; _i_ < ELEMENTSOF(_set_); _i_++)                            \
+                        if (_set_[_i_] == _x_) {                                                \
+                                _found_ = true;                                                 \
+                                break;                                                          \
+                        }                                                                       \
+                _found_;                                                                        \
+        })
+
+/*
+ * The first index _i_ in [0, n) at which key_at_i (an expression of _i_) is
+ * at least key, or n: a binary search of an array ascending by that key.
+ */
+#define LOWER_BOUND(n, key, key_at_i)                                           \
+        ({                                                                      \
+                size_t _lo_ = 0, _hi_ = (n);                                    \
+                while (_lo_ < _hi_) {                                           \
+                        size_t _i_ = _lo_ + (_hi_ - _lo_) / 2;                  \
+                        if ((key_at_i) < (key))                                 \
+                                _lo_ = _i_ + 1;                                 \
+                        else                                                    \
+                                _hi_ = _i_;                                     \
+                }                                                               \
+                _lo_;                                                           \
+        })
+
+/* A NULL-terminated string list literal. */
+#define STRV_MAKE(...) ((char **) (const char *[]) { __VA_ARGS__, NULL })
 
 #define DIV_ROUND_UP(x, y) (((x) + (y) - 1) / (y))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))

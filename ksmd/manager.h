@@ -2,26 +2,36 @@
 #pragma once
 
 /*
- * The Manager owns the sd_event loop and all state: the region registry, the
- * page index, the merger, the scanner, the helper connection and statistics.
- * It is main-program code (it logs). Everything a control plane needs is a
- * function here: register, unregister, pause, resume, set the rate, read
- * statistics and the regions; command-line options in main.c use the same
- * calls, and the D-Bus API (another issue) will too.
+ * DOC: how a page travels
  *
- * Rate: every sleep_usec the scanner examines pages_per_batch pages, with the
- * meaning of KSM's pages_to_scan and sleep_millisecs. Or, with a target
- * full-scan time, the Manager measures its own CPU cost per page and picks
- * both so that a full scan takes the target time, never using more than
- * cpu_cap_percent of a CPU (see rate.h).
+ * A region is registered (D-Bus, AutoRegister or --register; manager_register()) and lands in the
+ * registry (region.h). The scan timer (manager-scan.c) calls scanner_step() with a budget of pages;
+ * when the cursor reaches the region, the scanner re-reads /proc/PID/maps into areas and attaches
+ * their PageSlots to the index (scan-region.h, index.h). Per chunk it reads /proc/PID/pagemap and
+ * skips pages that are absent, swapped, zero-mapped, shared or unchanged by soft-dirty; it reads the
+ * rest with process_vm_readv and hashes them (page-hash.h). A page whose hash held still across a
+ * pass becomes a candidate: index_add_candidate() finds a twin, or the shared table a helper page
+ * (zero pages skip the index), and the scanner submits a MergeRequest (merge.h). The merger batches
+ * requests, sends them through the helper client (helper-client.h) over generic netlink to the
+ * module, which re-compares the bytes under lock and answers per item. BUSY and NO_MEMORY wait in
+ * the merge queue; every other result comes back through on_merge_result() to
+ * scanner_apply_merge_result(), which marks the slot SHARING, re-examines it or notes why not. At a
+ * pass's end the counters become the region's and the Manager's statistics, and a quiet pass rests.
  *
- * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION)
- * is followed by a rest before the next one: idle_sleep_usec, or longer if
- * needed so that scans followed by rests use at most idle_cpu_bp basis
- * points (1/100 %) of a CPU (the rest is at least the scan's CPU time x
- * (10000 - bp) / bp). A registration or a reload (manager_set_idle()) ends
- * a rest; idle_sleep_usec = 0 never rests, and neither do runs with
- * manager_set_exit_after_scans().
+ * The Manager owns the daemon, as systemd-oomd's does: the sd_event loop, the settings and their
+ * reload (settings.h, config.h), the D-Bus API (bus-server.h, manager-bus.c), automatic
+ * registration (autoreg.h), and the engine above: registry, index, merger, scanner, helper
+ * connection, scan rate, rests and statistics. Its fields belong to manager*.c; everything else
+ * goes through the functions below. It is main-program code: it logs.
+ *
+ * Rate: every Sleep= the scanner examines PagesToScan= pages, KSM's pages_to_scan and
+ * sleep_millisecs. With TargetScanTime= the Manager measures its own CPU cost per page and picks
+ * both so that a full scan takes that long, using at most MaxCPU= of a CPU (rate.h).
+ *
+ * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION) is followed by a rest:
+ * IdleSleep=, or longer so that scans and rests use at most IdleMaxCPU= of a CPU (the rest is at
+ * least the scan's CPU time x (10000 - bp) / bp). A registration or a change of settings ends a
+ * rest; IdleSleep=0 never rests, and neither do runs with exit_after_scans.
  */
 
 #include <stdbool.h>
@@ -30,91 +40,126 @@
 
 #include <systemd/sd-event.h>
 
+#include "autoreg.h"
+#include "bus-server.h"
+#include "helper-client.h"
+#include "index.h"
 #include "macro.h"
+#include "merge.h"
 #include "region.h"
+#include "scanner.h"
+#include "settings.h"
 #include "stats.h"
 
-#define MANAGER_MAX_PAGES_PER_BATCH (UINT64_C(1) << 20)
-#define MANAGER_MAX_SLEEP_USEC (UINT64_C(3600) * 1000000)
-#define MANAGER_DEFAULT_IDLE_CPU_BP 25u         /* 0.25 % of a CPU */
-#define MANAGER_MAX_TARGET_USEC (UINT64_C(7) * 24 * 3600 * 1000000)
-/* Default bound: 64 Mi pages = 256 GiB of registered memory, about 1 GiB of metadata at most. */
-#define MANAGER_DEFAULT_MAX_TRACKED_PAGES (UINT64_C(64) << 20)
+/* A registration the command line asks for. */
+typedef struct ManagerRegistration {
+        pid_t pid;
+        bool whole;                      /* the whole process; start and length unused */
+        uint64_t start, length;          /* bytes */
+} ManagerRegistration;
 
-typedef struct ManagerConfig {
-        uint64_t pages_per_batch;        /* pages examined per batch, 1..MANAGER_MAX_PAGES_PER_BATCH */
-        uint64_t sleep_usec;             /* pause between batches, 0..MANAGER_MAX_SLEEP_USEC */
-        uint64_t max_tracked_pages;      /* bound on index memory (see index.h) */
-        size_t max_regions;              /* 1..REGION_MAX_REGIONS */
-        uint64_t target_scan_usec;       /* > 0: adapt the rate to scan everything in this time... */
-        unsigned cpu_cap_percent;        /* ...using at most this share of one CPU, 1..100 */
-        uint64_t idle_sleep_usec;        /* rest after a full scan that found almost nothing new; 0: none */
-        unsigned idle_cpu_bp;            /* 1..10000 (0: MANAGER_DEFAULT_IDLE_CPU_BP): longer rests
-                                          * when scans cost more than this */
-        bool estimate;                   /* never merge, even if the helper is loaded */
-        bool notify;                     /* send sd_notify STATUS= progress lines */
-} ManagerConfig;
+/* How the Manager is started: what the command line says. */
+typedef struct ManagerArgs {
+        const char *config_dir;          /* ksmd.conf and ksmd.conf.d/ are read here; NULL: no files */
+        char *const *overrides;          /* "Key=Value" settings (the command line), applied after the files */
+        size_t n_overrides;
+        bool no_socket;                  /* serve no D-Bus API */
+        bool notify;                     /* tell the service manager (sd_notify) about readiness and progress */
+        bool handle_signals;             /* SIGTERM/SIGINT end the loop, SIGHUP reloads */
+        uint64_t exit_after_scans;       /* end the loop after this many full scans (never resting); 0: never */
+        const ManagerRegistration *registrations;
+        size_t n_registrations;
+} ManagerArgs;
 
-#define MANAGER_CONFIG_DEFAULT                                          \
-        ((ManagerConfig) {                                              \
-                .pages_per_batch = 4096,                                \
-                .sleep_usec = 20000,                                    \
-                .max_tracked_pages = MANAGER_DEFAULT_MAX_TRACKED_PAGES, \
-                .max_regions = 4096,                                    \
-                .cpu_cap_percent = 20,                                  \
-                .idle_cpu_bp = MANAGER_DEFAULT_IDLE_CPU_BP,   \
-        })
+/* What manager_register() registers. */
+typedef struct RegionRequest {
+        pid_t pid;
+        bool whole;                      /* the whole process; start and length unused */
+        uint64_t start, length;          /* bytes, page aligned */
+        const char *name;                /* label, see region_name_is_valid(); NULL for none */
+        uid_t owner_uid;                 /* who asks; 0 for the daemon's own registrations */
+} RegionRequest;
 
-typedef struct Manager Manager;
+typedef struct Manager {
+        sd_event *event;
 
-/* Connects to the helper (estimate mode, with a notice, when it is absent) and prepares the loop. */
-int manager_new(const ManagerConfig *config, Manager **ret);
+        /* The settings (manager.c). */
+        char *config_dir;
+        char **overrides;
+        size_t n_overrides;
+        Settings settings;               /* in effect */
+        bool notify;
+
+        /* The control plane. */
+        BusServer *bus;                  /* NULL without a socket */
+        AutoRegister *autoreg;
+
+        /* The engine (manager-scan.c). */
+        sd_event_source *scan_timer;
+        HelperClient *helper;            /* NULL in estimate mode */
+        HelperInfo helper_info;
+        RegionRegistry *registry;
+        PageIndex *index;
+        Merger *merger;
+        Scanner *scanner;
+
+        bool paused;
+        bool started;
+        uint64_t pass_started_usec;
+        uint64_t batch_pages;            /* the rate in effect: PagesToScan= or adapted */
+        uint64_t batch_sleep_usec;
+        uint64_t cost_nsec_per_page;
+        uint64_t pass_cpu_nsec;          /* CPU of the running full scan's batches */
+        uint64_t rest_until_usec;        /* resting after a quiet full scan until then; 0: not resting */
+        bool capped_logged;
+        int last_merge_error;            /* logged once until a request succeeds */
+        bool bound_hit_this_pass;
+        bool bound_hit_last_pass;        /* logged once while it stays hit */
+        uint64_t exit_after_scans;
+        uint64_t last_status_usec;
+        Stats stats;
+
+        void (*scan_done)(struct Manager *m, void *userdata); /* after every full scan; for tests */
+        void *scan_done_userdata;
+} Manager;
+
+/*
+ * Loads the settings (config.h), connects to the helper (estimate mode,
+ * with a notice, when it is absent), serves the D-Bus API unless
+ * args->no_socket, starts automatic registration and registers what
+ * args asks for. -EINVAL: a bad configuration, logged line by line.
+ */
+int manager_new(const ManagerArgs *args, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
-sd_event *manager_get_event(Manager *m);
-bool manager_is_estimate(const Manager *m);
-RegionRegistry *manager_get_registry(Manager *m);
+/* Runs the loop until a signal, exit_after_scans or a fatal error; tells the service manager. */
+int manager_run(Manager *m);
 
-/* Registration. -EINVAL, -ESRCH, -EEXIST, -ENOSPC as region_registry_add(). */
+/* Loads the configuration of args and prints every problem; 0 if there is none. */
+int manager_check_config(const ManagerArgs *args);
+
+/*
+ * Reads the files again and applies them (and the command line on top).
+ * On a problem nothing changes: -EINVAL, with the first problem in
+ * *ret_message (malloc'ed, optional) and every one in the log.
+ */
+int manager_reload(Manager *m, char **ret_message);
+
+/*
+ * Applies new settings (validated through settings_table) to everything
+ * that runs: the rate, rests, limits, the bus and automatic registration.
+ * Settings marked SETTING_AT_START keep their running values.
+ */
+int manager_apply_settings(Manager *m, const Settings *s);
+
+bool manager_is_estimate(const Manager *m);
+
+/* Registration. -EINVAL, -ESRCH, -EEXIST, -ENOSPC as region_registry_add(); -EINVAL also for a bad name. */
+int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id);
 int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id);
 int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id);
-/*
- * Either of the above (whole: the process, start and length ignored) with a
- * label for the region, shown in ListRegions and the log; NULL for none.
- * -EINVAL also for a name region_name_is_valid() refuses (nothing registered).
- */
-int manager_register_named(Manager *m, pid_t pid, bool whole, uint64_t start, uint64_t length, const char *name,
-                           uint32_t *ret_id);
 int manager_unregister(Manager *m, uint32_t id);
-
-/* Fixed rate. -EINVAL outside the limits above; applies from the next batch and ends a target. */
-int manager_set_rate(Manager *m, uint64_t pages_per_batch, uint64_t sleep_usec);
-/* Adaptive rate. target_scan_usec 1..MANAGER_MAX_TARGET_USEC, cpu_cap_percent 1..100, else -EINVAL. */
-int manager_set_target(Manager *m, uint64_t target_scan_usec, unsigned cpu_cap_percent);
-/* Rests after quiet full scans (see above). -EINVAL outside 0..MANAGER_MAX_SLEEP_USEC and 1..10000. */
-int manager_set_idle(Manager *m, uint64_t idle_sleep_usec, unsigned idle_cpu_bp);
-uint64_t manager_get_idle_sleep(const Manager *m);
-void manager_pause(Manager *m);
-void manager_resume(Manager *m);
-
-/* Exit the loop (status 0) once n full scans completed; 0: never. */
-void manager_set_exit_after_scans(Manager *m, uint64_t n);
-
-/* Arms the scan timer; then run sd_event_loop(manager_get_event(m)). */
-int manager_start(Manager *m);
-
-void manager_get_stats(Manager *m, Stats *ret);
-
-bool manager_is_paused(const Manager *m);
-/* The helper module's version, or "" in estimate mode. */
-const char *manager_get_helper_version(const Manager *m);
-/* The one-line progress summary sent as sd_notify STATUS=. */
-void manager_format_status(Manager *m, char *buf, size_t size);
-
-/* Called after every full scan (for PropertiesChanged); NULL to clear. */
-typedef void (*ManagerScanDone)(Manager *m, void *userdata);
-void manager_set_scan_done_callback(Manager *m, ManagerScanDone cb, void *userdata);
 
 /*
  * Backs a region out: every page of it that shares a helper page is made
@@ -124,5 +169,26 @@ void manager_set_scan_done_callback(Manager *m, ManagerScanDone cb, void *userda
  */
 int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages);
 
-/* Lowers or raises the region limit on reload; existing regions stay. */
-int manager_set_max_regions(Manager *m, size_t max_regions);
+void manager_pause(Manager *m);
+void manager_resume(Manager *m);
+
+/* Arms the scan timer (manager_run() does); then run sd_event_loop(m->event). */
+int manager_start(Manager *m);
+
+void manager_get_stats(Manager *m, Stats *ret);
+/* Prints the statistics and every region's figures on stdout, one "key=value ..." line each (--scans). */
+void manager_print_stats(Manager *m);
+/* The one-line progress summary sent as sd_notify STATUS=. */
+void manager_format_status(Manager *m, char *buf, size_t size);
+
+/* Between the manager's files. */
+int manager_setup_engine(Manager *m);                   /* manager-scan.c */
+void manager_free_engine(Manager *m);                   /* manager-scan.c */
+int manager_bus_serve(Manager *m);                      /* manager-bus.c: the socket and the system bus */
+void manager_bus_emit_scan_done(Manager *m);            /* manager-bus.c: PropertiesChanged after a full scan */
+void manager_bus_emit_settings(Manager *m);             /* manager-bus.c: PropertiesChanged after new settings */
+
+/* Ends a rest: new memory or new settings are scanned from now on (manager-scan.c). */
+void manager_wake(Manager *m);
+/* The rate in effect after a change of settings (manager-scan.c). */
+void manager_reset_rate(Manager *m);

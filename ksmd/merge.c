@@ -111,11 +111,11 @@ uint64_t merger_next_retry_usec(const Merger *m) {
 }
 
 static bool result_is_transient(uint32_t result) {
-        return result == KSMD_HELPER_RESULT_BUSY || result == KSMD_HELPER_RESULT_NO_MEMORY;
+        return IN_SET(result, (uint32_t) KSMD_HELPER_RESULT_BUSY, (uint32_t) KSMD_HELPER_RESULT_NO_MEMORY);
 }
 
 bool merge_error_is_transient(int r) {
-        return r == -ENOENT || r == -EAGAIN || r == -ENOMEM || r == -ENOBUFS || r == -EINTR;
+        return IN_SET(r, -ENOENT, -EAGAIN, -ENOMEM, -ENOBUFS, -EINTR);
 }
 
 /* Removes the picked requests marked done (region_id == 0), keeping the queue's order. */

@@ -6,6 +6,7 @@
 #include "memory-reader.h"
 #include "page-hash.h"
 #include "proc-reader.h"
+#include "scan-region.h"
 #include "scanner.h"
 
 struct Scanner {
@@ -21,7 +22,10 @@ struct Scanner {
         uint32_t pass_last_region_id;    /* regions registered later wait for the next pass */
         uint32_t entered_region_id;      /* the region at the cursor was refreshed and attached */
 
-        Region **by_pid;                 /* this pass's regions sorted by (pid, id) */
+        RegionScan **scans;              /* one per region met so far, ascending by region id */
+        size_t n_scans;
+
+        RegionScan **by_pid;             /* this pass's regions sorted by (pid, id) */
         size_t n_by_pid;
 
         /* Cursor: region id, area and page inside it. Survives region removal. */
@@ -67,6 +71,9 @@ Scanner *scanner_free(Scanner *s) {
         if (!s)
                 return NULL;
         safe_close(s->pagemap_fd);
+        for (size_t i = 0; i < s->n_scans; i++)
+                region_scan_free(s->scans[i]);
+        free(s->scans);
         free(s->by_pid);
         free(s->data);
         free(s);
@@ -94,25 +101,77 @@ static void cursor_close_pagemap(Scanner *s) {
         s->pagemap_region_id = 0;
 }
 
+static size_t scans_lower_bound(const Scanner *s, uint32_t id) {
+        return LOWER_BOUND(s->n_scans, id, s->scans[_i_]->region_id);
+}
+
+static RegionScan *scan_find(const Scanner *s, uint32_t id) {
+        size_t i = scans_lower_bound(s, id);
+
+        return i < s->n_scans && s->scans[i]->region_id == id ? s->scans[i] : NULL;
+}
+
+const RegionScan *scanner_region(const Scanner *s, uint32_t id) {
+        return scan_find(s, id);
+}
+
+bool scanner_region_notes_changed(Scanner *s, uint32_t id) {
+        RegionScan *rs = scan_find(s, id);
+
+        return rs && region_scan_notes_changed(rs);
+}
+
+/* The scan state of r, made when the scanner first meets it. -ENOMEM. */
+static int scan_make(Scanner *s, Region *r, RegionScan **ret) {
+        size_t i = scans_lower_bound(s, r->id);
+        RegionScan **l, *rs;
+
+        if (i < s->n_scans && s->scans[i]->region_id == r->id) {
+                s->scans[i]->region = r;
+                *ret = s->scans[i];
+                return 0;
+        }
+        l = reallocarray(s->scans, s->n_scans + 1, sizeof(RegionScan *));
+        if (!l)
+                return -ENOMEM;
+        s->scans = l;
+        rs = region_scan_new(r->id);
+        if (!rs)
+                return -ENOMEM;
+        rs->region = r;
+        memmove(&s->scans[i + 1], &s->scans[i], (s->n_scans - i) * sizeof(RegionScan *));
+        s->scans[i] = rs;
+        s->n_scans++;
+        *ret = rs;
+        return 0;
+}
+
 void scanner_forget_region(Scanner *s, Region *r) {
+        size_t i = scans_lower_bound(s, r->id);
+        RegionScan *rs;
+
         /* Queued merges into or from it must not happen once it is gone. */
         (void) merger_forget_region(s->merger, r->id);
-        for (size_t i = 0; i < r->n_areas; i++)
-                if (r->areas[i].attached) {
-                        index_detach(s->index, r->areas[i].base_id);
-                        r->areas[i].attached = false;
-                }
         if (s->pagemap_region_id == r->id)
                 cursor_close_pagemap(s);
-        for (size_t i = 0; i < s->n_by_pid; i++)
-                if (s->by_pid[i] == r) {
-                        memmove(&s->by_pid[i], &s->by_pid[i + 1], (s->n_by_pid - i - 1) * sizeof(Region *));
+        if (i >= s->n_scans || s->scans[i]->region_id != r->id)
+                return;
+        rs = s->scans[i];
+        for (size_t j = 0; j < rs->n_areas; j++)
+                if (rs->areas[j].attached)
+                        index_detach(s->index, rs->areas[j].base_id);
+        for (size_t j = 0; j < s->n_by_pid; j++)
+                if (s->by_pid[j] == rs) {
+                        memmove(&s->by_pid[j], &s->by_pid[j + 1], (s->n_by_pid - j - 1) * sizeof(RegionScan *));
                         s->n_by_pid--;
                         break;
                 }
+        region_scan_free(rs);
+        memmove(&s->scans[i], &s->scans[i + 1], (s->n_scans - i - 1) * sizeof(RegionScan *));
+        s->n_scans--;
 }
 
-static void region_clear_sd_ok(Region *r) {
+static void region_clear_sd_ok(RegionScan *r) {
         for (size_t i = 0; i < r->n_areas; i++) {
                 RegionArea *a = &r->areas[i];
 
@@ -124,7 +183,7 @@ static void region_clear_sd_ok(Region *r) {
 }
 
 static int cmp_region_pid(const void *a, const void *b) {
-        const Region *x = *(Region *const *) a, *y = *(Region *const *) b;
+        const Region *x = (*(RegionScan *const *) a)->region, *y = (*(RegionScan *const *) b)->region;
 
         if (x->pid != y->pid)
                 return x->pid < y->pid ? -1 : 1;
@@ -133,18 +192,10 @@ static int cmp_region_pid(const void *a, const void *b) {
 
 /* The regions of r's process that take part in this pass: [*ret_first, *ret_end) of by_pid. */
 static void pid_group(Scanner *s, const Region *r, size_t *ret_first, size_t *ret_end) {
-        size_t lo = 0, hi = s->n_by_pid;
+        size_t lo = LOWER_BOUND(s->n_by_pid, r->pid, s->by_pid[_i_]->region->pid);
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-
-                if (s->by_pid[mid]->pid < r->pid)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
         *ret_first = lo;
-        while (lo < s->n_by_pid && s->by_pid[lo]->pid == r->pid)
+        while (lo < s->n_by_pid && s->by_pid[lo]->region->pid == r->pid)
                 lo++;
         *ret_end = lo;
 }
@@ -154,21 +205,21 @@ static void pid_group(Scanner *s, const Region *r, size_t *ret_first, size_t *re
  * (see DOC in scanner.h). Runs when the cursor enters the process's first
  * region of the pass, before any page of the process is read in this pass.
  */
-static void enter_process(Scanner *s, Region *r) {
+static void enter_process(Scanner *s, const Region *r) {
         uint64_t pages = 0, waste = 0;
         size_t first, end;
         bool need = false, ok;
 
         pid_group(s, r, &first, &end);
         for (size_t i = first; i < end; i++) {
-                Region *o = s->by_pid[i];
+                RegionScan *o = s->by_pid[i];
 
                 o->soft_dirty_pass = s->passes;
-                if (o->gone)
+                if (o->region->gone)
                         continue;
                 if (!o->soft_dirty_tracking)
                         need = true;
-                pages += region_pages(o);
+                pages += region_scan_pages(o);
                 waste += o->dirty_waste_pages;
         }
         if (!need && waste * 2 < pages)
@@ -176,7 +227,7 @@ static void enter_process(Scanner *s, Region *r) {
 
         ok = s->config.soft_dirty && proc_clear_soft_dirty(r->pid) >= 0;
         for (size_t i = first; i < end; i++) {
-                Region *o = s->by_pid[i];
+                RegionScan *o = s->by_pid[i];
 
                 region_clear_sd_ok(o);
                 o->soft_dirty_tracking = ok;
@@ -185,10 +236,10 @@ static void enter_process(Scanner *s, Region *r) {
 }
 
 /* Re-reads the region's mappings and attaches its areas to the index, when the cursor enters it. */
-static int enter_region(Scanner *s, Region *r, bool *limit_hit) {
+static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) {
         int k;
 
-        k = region_refresh_areas(r, index_max_tracked_pages(s->index));
+        k = region_scan_refresh(rs, r, index_max_tracked_pages(s->index));
         if (k == -ESRCH || k == -ENOENT) {
                 r->gone = true;
                 return 0;
@@ -197,21 +248,21 @@ static int enter_region(Scanner *s, Region *r, bool *limit_hit) {
                 return k;
         if (k < 0) {
                 /* EACCES and the like: skip the region this pass, say why, try again next pass. */
-                region_set_note(r, "cannot read /proc/%d/maps (%s): check ksmd's privileges", (int) r->pid, strerror(-k));
-                for (size_t j = 0; j < r->n_areas; j++)
-                        r->areas[j].attached = false;
+                region_scan_set_note(rs, "cannot read /proc/%d/maps (%s): check ksmd's privileges", (int) r->pid, strerror(-k));
+                for (size_t j = 0; j < rs->n_areas; j++)
+                        rs->areas[j].attached = false;
                 return 0;
         }
 
-        for (size_t j = 0; j < r->n_areas; j++) {
-                RegionArea *a = &r->areas[j];
+        for (size_t j = 0; j < rs->n_areas; j++) {
+                RegionArea *a = &rs->areas[j];
 
                 a->attached = false;
                 /* The bound is checked before the slots are allocated: it bounds memory. */
                 if (!index_has_room(s->index, a->n_pages)) {
                         free(a->slots);
                         a->slots = NULL;
-                        region_set_note(r, "0x%llx-0x%llx (%llu pages) not tracked: the daemon's bound on tracked pages is reached",
+                        region_scan_set_note(rs, "0x%llx-0x%llx (%llu pages) not tracked: the daemon's bound on tracked pages is reached",
                                         (unsigned long long) a->start,
                                         (unsigned long long) (a->start + a->n_pages * PAGE_SIZE_BYTES),
                                         (unsigned long long) a->n_pages);
@@ -230,39 +281,57 @@ static int enter_region(Scanner *s, Region *r, bool *limit_hit) {
                 a->attached = true;
         }
 
-        if (r->soft_dirty_pass != s->passes)
+        if (rs->soft_dirty_pass != s->passes)
                 enter_process(s, r);
         return 0;
+}
+
+/* Drops the scan state of regions that left the registry without scanner_forget_region(). */
+static void scans_prune(Scanner *s) {
+        size_t j = 0;
+
+        for (size_t i = 0; i < s->n_scans; i++)
+                if (region_registry_find(s->registry, s->scans[i]->region_id))
+                        s->scans[j++] = s->scans[i];
+                else
+                        region_scan_free(s->scans[i]);
+        s->n_scans = j;
 }
 
 /* O(regions): no /proc access here; each region's work happens when the cursor reaches it. */
 static int begin_pass(Scanner *s, uint64_t now_usec) {
         RegionRegistry *reg = s->registry;
-        Region **by_pid;
+        size_t n = region_registry_count(reg), k = 0;
+        RegionScan **by_pid;
+        int r;
 
-        by_pid = reallocarray(s->by_pid, MAX(reg->n_regions, (size_t) 1), sizeof(Region *));
+        scans_prune(s);
+        by_pid = reallocarray(s->by_pid, MAX(n, (size_t) 1), sizeof(RegionScan *));
         if (!by_pid)
                 return -ENOMEM;
         s->by_pid = by_pid;
-        s->n_by_pid = reg->n_regions;
-        memcpy(s->by_pid, reg->regions, reg->n_regions * sizeof(Region *));
-        qsort(s->by_pid, s->n_by_pid, sizeof(Region *), cmp_region_pid);
+        REGISTRY_FOREACH(region, reg) {
+                RegionScan *rs;
+
+                r = scan_make(s, region, &rs);
+                if (r < 0)
+                        return r;
+                memset(&rs->pass, 0, sizeof(rs->pass));
+                for (size_t j = 0; j < rs->n_areas; j++)
+                        rs->areas[j].attached = false;
+                s->by_pid[k++] = rs;
+        }
+        s->n_by_pid = k;
+        qsort(s->by_pid, s->n_by_pid, sizeof(RegionScan *), cmp_region_pid);
 
         index_begin_pass(s->index);
         cursor_close_pagemap(s);
         s->limit_reported = false;
-        for (size_t i = 0; i < reg->n_regions; i++) {
-                Region *r = reg->regions[i];
-
-                memset(&r->pass, 0, sizeof(r->pass));
-                for (size_t j = 0; j < r->n_areas; j++)
-                        r->areas[j].attached = false;
-        }
 
         s->passes++;
         s->in_pass = true;
         s->pass_started_usec = now_usec;
-        s->pass_last_region_id = reg->next_id - 1;
+        s->pass_last_region_id = region_registry_next_id(reg) - 1;
         s->current_pages = 0;
         s->pass_news = s->pass_merges = 0;
         s->region_id = 0;
@@ -273,15 +342,14 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
 }
 
 static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
-        RegionRegistry *reg = s->registry;
         uint64_t saving_before = scan_counters_saving_pages(&s->last), saving, activity;
 
         memset(&s->last, 0, sizeof(s->last));
-        for (size_t i = 0; i < reg->n_regions; i++) {
-                Region *r = reg->regions[i];
+        for (size_t i = 0; i < s->n_by_pid; i++) {
+                RegionScan *rs = s->by_pid[i];
 
-                r->last = r->pass;
-                scan_counters_add(&s->last, &r->pass);
+                rs->last = rs->pass;
+                scan_counters_add(&s->last, &rs->pass);
         }
         cursor_close_pagemap(s);
         s->in_pass = false;
@@ -307,19 +375,19 @@ static void submit(Scanner *s, const MergeRequest *req) {
 }
 
 /* A page whose content held still: hand it to the index or the merger. */
-static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page) {
+static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page) {
         PageSlot *slot = &a->slots[page];
         uint64_t addr = a->start + page * PAGE_SIZE_BYTES;
         MergeRequest req = {
-                .region_id = r->id,
-                .pid = r->pid,
+                .region_id = rs->region_id,
+                .pid = rs->region->pid,
                 .addr = addr,
         };
         uint32_t match;
         int k;
 
         if (page_slot_state(*slot) == PAGE_ZERO) {
-                r->pass.pages_zero++;
+                rs->pass.pages_zero++;
                 req.zero = true;
                 submit(s, &req);
                 return;
@@ -329,7 +397,7 @@ static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page)
         *slot &= ~PAGE_SLOT_GROUPED;
 
         if (!merger_is_estimate(s->merger) && index_shared_lookup(s->index, req.hash, &req.handle) > 0) {
-                r->pass.pages_sharing++;
+                rs->pass.pages_sharing++;
                 submit(s, &req);
                 return;
         }
@@ -337,33 +405,33 @@ static void offer_candidate(Scanner *s, Region *r, RegionArea *a, uint64_t page)
         k = index_add_candidate(s->index, a->base_id + (uint32_t) page, &match);
         if (k <= 0) {
                 /* First of its content this pass (or no memory to index it: it waits for the next pass). */
-                r->pass.pages_unshared++;
+                rs->pass.pages_unshared++;
                 return;
         }
 
         PageSlot *other = index_slot(s->index, match);
         uint32_t owner;
-        Region *o;
+        RegionScan *o;
 
         if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0)
                 return;
-        o = region_registry_find(s->registry, owner);
-        if (!o)
+        o = scan_find(s, owner);
+        if (!o || !o->region)
                 return;
-        r->pass.pages_sharing++;
+        rs->pass.pages_sharing++;
         if (!(*other & PAGE_SLOT_GROUPED)) {
                 *other |= PAGE_SLOT_GROUPED;
                 o->pass.pages_shared++;
                 if (o->pass.pages_unshared > 0)
                         o->pass.pages_unshared--;
         }
-        req.src_region_id = o->id;
-        req.src_pid = o->pid;
+        req.src_region_id = o->region_id;
+        req.src_pid = o->region->pid;
         submit(s, &req);
 }
 
 /* The content of a page just read: update its slot, and offer it if it held still. */
-static void page_was_read(Scanner *s, Region *r, RegionArea *a, uint64_t page, const void *data, bool dirty) {
+static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, const void *data, bool dirty) {
         PageSlot old = a->slots[page];
         PageState state = page_slot_state(old);
         unsigned v = page_slot_volatility(old);
@@ -379,19 +447,19 @@ static void page_was_read(Scanner *s, Region *r, RegionArea *a, uint64_t page, c
                 s->pass_news++;
         if (still) {
                 if (dirty)
-                        r->dirty_waste_pages++, r->pass.pages_rewritten_same++;
+                        rs->dirty_waste_pages++, rs->pass.pages_rewritten_same++;
                 v = v > 0 ? v - 1 : 0;
         } else if (state == PAGE_HASHED || state == PAGE_ZERO) {
-                r->pass.pages_volatile++;
+                rs->pass.pages_volatile++;
                 v = MIN(v + 1, PAGE_SLOT_VOL_MAX);
         }
 
-        a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, r->soft_dirty_tracking);
+        a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, rs->soft_dirty_tracking);
         if (still)
-                offer_candidate(s, r, a, page);
+                offer_candidate(s, rs, a, page);
 }
 
-static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size_t n) {
+static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint64_t first, size_t n) {
         size_t n_read = 0, done = 0;
         int k;
 
@@ -405,23 +473,23 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                 PageState state = page_slot_state(*slot);
                 unsigned v = page_slot_volatility(*slot);
 
-                r->pass.pages_scanned++;
+                rs->pass.pages_scanned++;
                 if (!(e & PAGEMAP_PRESENT)) {
-                        r->pass.pages_not_present++;
+                        rs->pass.pages_not_present++;
                         if (e & PAGEMAP_SWAPPED)
-                                r->pass.pages_swapped++;
+                                rs->pass.pages_swapped++;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         continue;
                 }
                 if (pfn_is_zero_page(s, e & PAGEMAP_PFN_MASK)) {
-                        r->pass.pages_zero_mapped++;
+                        rs->pass.pages_zero_mapped++;
                         /*
                          * Zero pages the helper merged stay counted as the saving they are; so do
                          * private zero pages that turned into the zero page while merging (since
                          * 6.12 the kernel maps zero-filled subpages of a THP it splits to it).
                          */
                         if (state == PAGE_ZERO_MERGED || (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
-                                r->pass.pages_zero++;
+                                rs->pass.pages_zero++;
                                 *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
                         } else
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
@@ -435,11 +503,11 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                                  * saves nothing: its last mapper counts as shared.
                                  */
                                 if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0)
-                                        r->pass.pages_shared++;
+                                        rs->pass.pages_shared++;
                                 else
-                                        r->pass.pages_sharing++;
+                                        rs->pass.pages_sharing++;
                         } else {
-                                r->pass.pages_external++;
+                                rs->pass.pages_external++;
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         }
                         continue;
@@ -453,16 +521,16 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                 bool dirty = (e & PAGEMAP_SOFT_DIRTY) != 0;
 
                 if ((state == PAGE_HASHED || state == PAGE_ZERO) && dirty)
-                        r->pass.pages_dirty++;
-                if (r->soft_dirty_tracking && (*slot & PAGE_SLOT_SD_OK) && !dirty &&
+                        rs->pass.pages_dirty++;
+                if (rs->soft_dirty_tracking && (*slot & PAGE_SLOT_SD_OK) && !dirty &&
                     (state == PAGE_HASHED || state == PAGE_ZERO)) {
-                        r->pass.pages_unchanged++;
+                        rs->pass.pages_unchanged++;
                         *slot = page_slot_make(page_slot_hash(*slot), state, v > 0 ? v - 1 : 0, true);
-                        offer_candidate(s, r, a, page);
+                        offer_candidate(s, rs, a, page);
                         continue;
                 }
                 if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
-                        r->pass.pages_skipped_volatile++;
+                        rs->pass.pages_skipped_volatile++;
                         continue;
                 }
                 s->addrs[n_read] = a->start + page * PAGE_SIZE_BYTES;
@@ -486,8 +554,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                 for (size_t j = 0; j < got; j++) {
                         size_t i = s->which[done + j];
 
-                        r->pass.pages_read++;
-                        page_was_read(s, r, a, first + i, s->data + j * PAGE_SIZE_BYTES,
+                        rs->pass.pages_read++;
+                        page_was_read(s, rs, a, first + i, s->data + j * PAGE_SIZE_BYTES,
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
                 }
                 done += got;
@@ -495,7 +563,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionArea *a, uint64_t first, size
                         /* This page vanished between pagemap and the read. */
                         size_t i = s->which[done];
 
-                        r->pass.pages_unreadable++;
+                        rs->pass.pages_unreadable++;
                         a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN, page_slot_volatility(a->slots[first + i]), false);
                         done++;
                 }
@@ -515,6 +583,7 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
 
         while (res.pages < budget_pages) {
                 Region *r = region_registry_next(s->registry, s->region_id);
+                RegionScan *rs;
                 RegionArea *a;
                 size_t n;
 
@@ -522,20 +591,26 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         end_pass(s, now_usec, &res);
                         break;
                 }
+                rs = scan_find(s, r->id);
+                if (!rs) {
+                        /* Not in this pass (cannot happen: begin_pass() met every region up to pass_last). */
+                        s->region_id = r->id + 1;
+                        continue;
+                }
                 if (!r->gone && s->entered_region_id != r->id) {
-                        k = enter_region(s, r, &res.limit_hit);
+                        k = enter_region(s, r, rs, &res.limit_hit);
                         if (k < 0)
                                 return k;
                         s->entered_region_id = r->id;
                 }
-                if (r->gone || s->area_pos >= r->n_areas) {
+                if (r->gone || s->area_pos >= rs->n_areas) {
                         s->region_id = r->id + 1;
                         s->area_pos = 0;
                         s->page_pos = 0;
                         cursor_close_pagemap(s);
                         continue;
                 }
-                a = &r->areas[s->area_pos];
+                a = &rs->areas[s->area_pos];
                 if (!a->attached || s->page_pos >= a->n_pages) {
                         s->area_pos++;
                         s->page_pos = 0;
@@ -549,18 +624,18 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         if (k < 0) {
                                 r->gone = k == -ESRCH;
                                 if (!r->gone)
-                                        region_set_note(r, "cannot read /proc/%d/pagemap (%s)%s", (int) r->pid,
+                                        region_scan_set_note(rs, "cannot read /proc/%d/pagemap (%s)%s", (int) r->pid,
                                                         strerror(-k),
                                                         k == -EACCES || k == -EPERM ?
                                                         ": ksmd needs CAP_DAC_OVERRIDE for other users' processes" : "");
-                                s->area_pos = r->n_areas;
+                                s->area_pos = rs->n_areas;
                                 continue;
                         }
                         s->pagemap_region_id = r->id;
                 }
 
                 n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
-                k = scan_chunk(s, r, a, s->page_pos, n);
+                k = scan_chunk(s, r, rs, a, s->page_pos, n);
                 if (k == -ESRCH) {
                         r->gone = true;
                         continue;
@@ -569,8 +644,8 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         return k;
                 /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
                 if (k < 0) {
-                        r->pass.pages_unreadable += n;
-                        region_set_note(r, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
+                        rs->pass.pages_unreadable += n;
+                        region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
                                         k == -EPERM || k == -EACCES ? ": ksmd needs CAP_SYS_PTRACE" : "");
                 }
                 s->page_pos += n;
@@ -584,13 +659,14 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
 
 void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res) {
         Region *r = region_registry_find(s->registry, req->region_id);
+        RegionScan *rs = scan_find(s, req->region_id);
         PageSlot *slot;
 
-        if (!r)
+        if (!r || !rs)
                 return;
         if (res->result < __KSMD_HELPER_RESULT_MAX)
-                r->merge_results[res->result]++;
-        slot = region_slot_at(r, req->addr);
+                rs->merge_results[res->result]++;
+        slot = region_scan_slot_at(rs, req->addr);
 
         switch (res->result) {
         case KSMD_HELPER_RESULT_MERGED:
@@ -603,8 +679,8 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                 if (slot)
                         *slot = page_slot_make(req->hash, PAGE_SHARING, 0, false);
                 if (req->handle == 0) {
-                        Region *o = region_registry_find(s->registry, req->src_region_id);
-                        PageSlot *src = o ? region_slot_at(o, req->src_addr) : NULL;
+                        RegionScan *o = scan_find(s, req->src_region_id);
+                        PageSlot *src = o ? region_scan_slot_at(o, req->src_addr) : NULL;
 
                         if (src)
                                 *src = page_slot_make(req->hash, PAGE_SHARING, 0, false);
@@ -629,7 +705,7 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                 break;
 
         case KSMD_HELPER_RESULT_UNSUPPORTED:
-                region_set_merge_note(r, "page 0x%llx: %s", (unsigned long long) req->addr,
+                region_scan_set_merge_note(rs, "page 0x%llx: %s", (unsigned long long) req->addr,
                                       helper_reason_to_string(res->reason));
                 /* Visit it rarely from now on. */
                 if (slot)

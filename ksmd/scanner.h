@@ -43,6 +43,7 @@
 #include "macro.h"
 #include "merge.h"
 #include "region.h"
+#include "scan-region.h"
 
 /*
  * A full scan is quiet when its activity, the pages it read with new content
@@ -88,9 +89,15 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
 
 /*
  * Call before a region is removed from the registry: detaches its pages from
- * the index and drops the queued merges whose target or source is in it.
+ * the index, drops the queued merges whose target or source is in it and
+ * frees what the scanner knew of it.
  */
 void scanner_forget_region(Scanner *s, Region *r);
+
+/* What the scanner knows of a region (read only), or NULL before its first full scan. */
+const RegionScan *scanner_region(const Scanner *s, uint32_t region_id);
+/* true once for each change of the region's notes (why it cannot be merged), so the caller logs it once. */
+bool scanner_region_notes_changed(Scanner *s, uint32_t region_id);
 
 /* Applies a final merge result to the page it names (the MergeResultFn of the manager forwards here). */
 void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res);

@@ -61,8 +61,8 @@ typedef struct Stats {
         uint64_t tracked_pages;          /* pages with a slot this pass */
         uint64_t metadata_bytes;         /* the daemon's own index memory */
         uint64_t cpu_nsec_per_page;      /* the daemon's measured CPU per page examined (moving average) */
-        uint64_t pages_per_batch;        /* the rate in effect (fixed or adapted) */
-        uint64_t sleep_usec;
+        uint64_t batch_pages;            /* the rate in effect (PagesToScan= or adapted)... */
+        uint64_t batch_sleep_usec;       /* ...and the pause between batches */
         bool live;                       /* merging through the helper (else estimate mode) */
         uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED (all its merges since
                                           * it loaded, also outside today's regions and pages written since) */

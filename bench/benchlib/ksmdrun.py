@@ -19,8 +19,8 @@ class Ksmd:
         self.tmp = tempfile.mkdtemp(prefix="ksmd-bench-")
         self.socket = os.path.join(self.tmp, "ksmd.sock")
         self.ksmctl = os.path.join(build_dir, "ksmd", "ksmctl")
-        cmd = [os.path.join(build_dir, "ksmd", "ksmd"), "--estimate", "--config-dir", self.tmp,
-               "--socket", self.socket, f"--pages-per-batch={pages_per_batch}", f"--sleep-msec={sleep_ms}"]
+        cmd = [os.path.join(build_dir, "ksmd", "ksmd"), "--mode=estimate", "--config-dir", self.tmp,
+               "--socket", self.socket, f"--pages-to-scan={pages_per_batch}", f"--sleep={sleep_ms}ms"]
         cmd += [f"--register-process={p}" for p in pids]
         self.log = open(os.path.join(self.tmp, "ksmd.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
@@ -53,7 +53,7 @@ class Ksmd:
 
 
 def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=0.95, build_dir=None):
-    """ksmd --estimate on the workload: time and CPU until its estimate reaches
+    """ksmd --mode=estimate on the workload: time and CPU until its estimate reaches
     goal of the theoretical saving, pages examined per CPU-second, steady CPU,
     and its own metadata per tracked page."""
     with Workload(workload_exe, **wl) as w:

@@ -387,12 +387,15 @@ class Reload(ControlTest):
     def test_reload_applies_rate_and_keeps_registrations(self):
         w = self.workload()
         rid = int(self.daemon.ctl("register", str(w.pids[0])).stdout)
-        self.assertEqual(self.status_json()["pages_per_batch"], 100)
+        self.assertEqual(self.status_json()["pages_to_scan"], 100)
         self.daemon.write_conf("[Scan]\nPagesToScan=300\nSleep=10ms\n")
         self.daemon.ctl("reload")
         st = self.status_json()
-        self.assertEqual(st["pages_per_batch"], 300)
+        self.assertEqual(st["pages_to_scan"], 300)
         self.assertEqual(st["sleep_usec"], 10000)
+        # The rate in effect follows (no TargetScanTime=).
+        self.assertEqual(st["batch_pages"], 300)
+        self.assertEqual(st["batch_sleep_usec"], 10000)
         self.assertEqual([r["id"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)], [rid])
 
     def test_bad_config_on_reload_keeps_the_running_one(self):
@@ -400,13 +403,77 @@ class Reload(ControlTest):
         r = self.daemon.ctl("reload", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("ksmd.conf:2: PagesToScan=0", r.stderr)
-        self.assertEqual(self.status_json()["pages_per_batch"], 100)
+        self.assertEqual(self.status_json()["pages_to_scan"], 100)
         self.assertIn("the running configuration stays", self.daemon.read_log())
 
     def test_sighup_reloads(self):
         self.daemon.write_conf("[Scan]\nPagesToScan=222\n")
         self.daemon.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: self.status_json()["pages_per_batch"] == 222, what="the SIGHUP reload")
+        wait_for(lambda: self.status_json()["pages_to_scan"] == 222, what="the SIGHUP reload")
+
+
+class Settings(ControlTest):
+    """One table defines each setting: the file, the command line, reload and the D-Bus properties agree."""
+    conf = "[Scan]\nPagesToScan=100\nSleep=50ms\n[Limits]\nMaxRegions=10\n"
+
+    def get(self, prop, user=None):
+        return self.daemon.dbus_send("org.freedesktop.DBus.Properties.Get", "string:org.ksmd.Manager1",
+                                     f"string:{prop}", user=user)
+
+    def set(self, prop, value, user=None):
+        return self.daemon.dbus_send("org.freedesktop.DBus.Properties.Set", "string:org.ksmd.Manager1",
+                                     f"string:{prop}", f"variant:uint64:{value}", user=user)
+
+    def test_properties_carry_the_keys_names_and_values(self):
+        self.assertIn("uint64 100", self.get("PagesToScan").stdout)
+        self.assertIn("uint64 50000", self.get("SleepUSec").stdout)
+        self.assertIn("uint64 10", self.get("MaxRegions").stdout)
+        self.assertIn("uint64 25", self.get("IdleMaxCPU").stdout)
+
+    def test_root_sets_a_number_in_range_until_the_next_reload(self):
+        r = self.set("PagesToScan", 777)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.status_json()["pages_to_scan"], 777)
+        self.assertEqual(self.status_json()["batch_pages"], 777)
+        r = self.set("PagesToScan", 0)
+        self.assertIn("org.freedesktop.DBus.Error.InvalidArgs", r.stderr)
+        self.assertIn("from 1 to 1000000", r.stderr)
+        r = self.set("MaxRegions", 65537)
+        self.assertIn("from 1 to 65536", r.stderr)
+        self.assertEqual(self.status_json()["pages_to_scan"], 777)
+        self.daemon.ctl("reload")
+        self.assertEqual(self.status_json()["pages_to_scan"], 100)
+
+    def test_only_root_sets(self):
+        self.daemon.stop()
+        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--allow-groups={NOBODY}"])
+        # An allowed caller reads the settings but changes none.
+        self.assertIn("uint64 100", self.get("PagesToScan", user="nobody").stdout)
+        r = self.set("PagesToScan", 5, user="nobody")
+        self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
+        self.assertIn("Only root may change PagesToScan", r.stderr)
+        self.assertEqual(self.status_json()["pages_to_scan"], 100)
+
+    def test_command_line_overrides_the_files_also_across_reloads(self):
+        self.daemon.stop()
+        self.daemon = Daemon(self.tmp, self.conf, extra=["--pages-to-scan=4321", "--sleep=7ms"])
+        self.assertEqual(self.status_json()["pages_to_scan"], 4321)
+        self.daemon.write_conf("[Scan]\nPagesToScan=300\nSleep=1s\nIdleSleep=20s\n")
+        self.daemon.ctl("reload")
+        st = self.status_json()
+        self.assertEqual((st["pages_to_scan"], st["sleep_usec"]), (4321, 7000))
+        self.assertIn("uint64 20000000", self.get("IdleSleepUSec").stdout)
+
+    def test_a_bad_option_is_refused_with_the_files_reason(self):
+        r = subprocess.run([KSMD, "--config-dir", self.daemon.conf_dir, "--sleep=2h", "--check-config"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--sleep=2h: '2h' is not a time span from 0 to 1min", r.stderr)
+
+    def test_settings_that_apply_at_start_wait_for_a_restart(self):
+        self.daemon.write_conf(self.conf + "[Scan]\nMode=estimate\n")
+        self.daemon.ctl("reload")
+        self.assertIn("Mode= changed; it takes effect when ksmd restarts", self.daemon.read_log())
 
 
 class AutoRegister(ControlTest):

@@ -25,14 +25,13 @@
 
 #include <systemd/sd-bus.h>
 
-#include "bus.h"
+#include "bus-api.h"
 #include "log.h"
 #include "manager.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static Manager *manager;
-static BusServer *server;
 static sd_bus *client;
 
 static const char *const methods[] = {
@@ -73,16 +72,16 @@ static void setup_fds(void) {
 }
 
 static void setup(void) {
-        ManagerConfig mc = MANAGER_CONFIG_DEFAULT;
-        BusConfig bc = { .max_connections = 4, .max_regions_per_client = 4 };
-        char path[64];
+        char path[64], socket_setting[96];
         int r;
 
         log_set_max_level(LOG_CRIT);
-        mc.estimate = true;
-        mc.max_regions = 8;
         snprintf(path, sizeof(path), "/tmp/ksmd-fuzz-%d.sock", (int) getpid());
-        if (manager_new(&mc, &manager) < 0 || bus_server_new(manager, path, -1, &bc, NULL, NULL, &server) < 0)
+        snprintf(socket_setting, sizeof(socket_setting), "Socket=%s", path);
+        if (manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "MaxRegions=8", "MaxRegionsPerClient=4",
+                                                                 "MaxConnections=4", socket_setting),
+                                         .n_overrides = 5 },
+                        &manager) < 0)
                 abort();
         r = sd_bus_new(&client);
         if (r >= 0) {
@@ -101,7 +100,7 @@ static void setup(void) {
         /* Finish authentication first: a message with file descriptors cannot be queued before the
          * client knows the server takes them. */
         for (int i = 0; i < 1000 && sd_bus_is_ready(client) <= 0; i++) {
-                (void) sd_event_run(manager_get_event(manager), 0);
+                (void) sd_event_run(manager->event, 0);
                 if (sd_bus_process(client, NULL) == 0)
                         (void) sd_bus_wait(client, 1000);
         }
@@ -254,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < 0)
                 abort();
         for (int i = 0; i < 1000; i++) {
-                (void) sd_event_run(manager_get_event(manager), 0);
+                (void) sd_event_run(manager->event, 0);
                 r = sd_bus_process(client, &reply);
                 if (r < 0)
                         abort();
@@ -276,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* Keep the state small: resume and forget regions the input may have made. */
         manager_resume(manager);
-        for (Region *region; (region = region_registry_next(manager_get_registry(manager), 0));)
+        for (Region *region; (region = region_registry_next(manager->registry, 0));)
                 (void) manager_unregister(manager, region->id);
         return 0;
 }

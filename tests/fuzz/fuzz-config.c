@@ -8,16 +8,16 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(settings_done) Settings s = {};
         ConfigErrors errors = {};
         FILE *f;
 
-        if (size == 0 || config_new(&c) < 0)
+        if (size == 0 || settings_init(&s) < 0)
                 return 0;
         f = fmemopen((void *) data, size, "r");
         if (!f)
                 return 0;
-        (void) config_parse_stream(c, f, "fuzz.conf", &errors);
+        (void) config_parse_stream(&s, f, "fuzz.conf", &errors);
         fclose(f);
         config_errors_clear(&errors);
         return 0;

@@ -249,25 +249,30 @@ static uint64_t child_thp_kib(const Child *ch) {
         return kib;
 }
 
+/* An estimate-mode Manager at 256 pages per batch, no sleep, no rests, no files, no socket. */
+static int new_estimate_manager(Manager **ret) {
+        return manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "PagesToScan=256", "Sleep=0",
+                                                                    "IdleSleep=0"),
+                                            .n_overrides = 4,
+                                            .no_socket = true },
+                           ret);
+}
+
 static void run_manager_and_check(const char *what) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
         Expected e = expected();
         uint64_t saveable = 0, cpu0;
         Stats st;
 
-        config.estimate = true;
-        config.pages_per_batch = 256;
-        config.sleep_usec = 0;
-        assert_int_equal(manager_new(&config, &m), 0);
+        assert_int_equal(new_estimate_manager(&m), 0);
         assert_true(manager_is_estimate(m));
         for (size_t c = 0; c < n_children; c++)
                 assert_int_equal(manager_register_range(m, children[c].pid, children[c].start,
                                                         children[c].n_pages * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 3);
+        m->exit_after_scans = 3;
         assert_int_equal(manager_start(m), 0);
         cpu0 = cpu_usec();
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_int_equal(sd_event_loop(m->event), 0);
         uint64_t cpu = cpu_usec() - cpu0;
 
         manager_get_stats(m, &st);
@@ -290,10 +295,9 @@ static void run_manager_and_check(const char *what) {
         assert_int_equal(st.last.pages_not_present, 0);
         assert_int_equal(stats_saving_bytes(&st), (e.sharing + e.zero) * PAGE_SIZE_BYTES);
 
-        RegionRegistry *reg = manager_get_registry(m);
-        assert_int_equal(reg->n_regions, n_children);
-        for (size_t i = 0; i < reg->n_regions; i++)
-                saveable += scan_counters_saving_pages(&reg->regions[i]->last);
+        assert_int_equal(region_registry_count(m->registry), n_children);
+        REGISTRY_FOREACH(r, m->registry)
+                saveable += scan_counters_saving_pages(&scanner_region(m->scanner, r->id)->last);
         assert_int_equal(saveable, e.sharing + e.zero);
 }
 
@@ -318,24 +322,20 @@ static void run_scans(Manager *m, uint64_t n) {
         manager_get_stats(m, &st);
         until = st.full_scans + n;
         while (st.full_scans < until) {
-                assert_true(sd_event_run(manager_get_event(m), UINT64_MAX) >= 0);
+                assert_true(sd_event_run(m->event, UINT64_MAX) >= 0);
                 manager_get_stats(m, &st);
         }
 }
 
 static void test_changed_pages_are_found_and_steady_ones_not_reread(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
         Expected e;
         Stats st;
         bool soft_dirty = false;
 
         assert_int_equal(proc_soft_dirty_probe(&soft_dirty), 0);
         start_children(3, false);
-        config.estimate = true;
-        config.pages_per_batch = 256;
-        config.sleep_usec = 0;
-        assert_int_equal(manager_new(&config, &m), 0);
+        assert_int_equal(new_estimate_manager(&m), 0);
         for (size_t c = 0; c < n_children; c++)
                 assert_int_equal(manager_register_range(m, children[c].pid, children[c].start,
                                                         children[c].n_pages * PAGE_SIZE_BYTES, NULL), 0);
@@ -431,7 +431,7 @@ static void test_daemon_binary_reports_the_same_estimate(void **state) {
         start_children(3, false);
         Expected e = expected();
 
-        len = (size_t) snprintf(cmd, sizeof(cmd), "%s --estimate --scans=3 --sleep-msec=0 --pages-per-batch=512",
+        len = (size_t) snprintf(cmd, sizeof(cmd), "%s --mode=estimate --scans=3 --sleep=0 --pages-to-scan=512",
                                 ksmd_binary);
         for (size_t c = 0; c < n_children; c++)
                 len += (size_t) snprintf(cmd + len, sizeof(cmd) - len, " --register=%d:0x%" PRIx64 ":0x%" PRIx64,

@@ -59,11 +59,11 @@ static void write_file(Fixture *f, const char *name, const char *text) {
 
 /* Loads f->dir expecting failure, and asserts that the one error message is f->dir + want. */
 static void assert_single_error(Fixture *f, const char *want) {
-        Config *c = NULL;
+        Settings c = {};
         char expected[512];
 
-        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
-        assert_null(c);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), -EINVAL);
+        assert_null(c.socket_path); /* nothing returned */
         snprintf(expected, sizeof(expected), "%s%s", f->dir, want);
         if (f->errors.n != 1 || strcmp(f->errors.messages[0], expected) != 0) {
                 for (size_t i = 0; i < f->errors.n; i++)
@@ -75,31 +75,40 @@ static void assert_single_error(Fixture *f, const char *want) {
 
 static void test_missing_files_give_the_defaults(void **state) {
         Fixture *f = *state;
-        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(settings_done) Settings c = {}, defaults = {};
 
-        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), 0);
         assert_int_equal(f->errors.n, 0);
-        assert_int_equal(c->mode, CONFIG_MODE_AUTO);
-        assert_int_equal(c->pages_to_scan, 4096);
-        assert_int_equal(c->sleep_usec, 20 * USEC_PER_MSEC);
-        assert_int_equal(c->target_scan_usec, 0);
-        assert_int_equal(c->max_cpu_percent, 20);
-        assert_int_equal(c->idle_sleep_usec, 10 * USEC_PER_SEC);
-        assert_int_equal(c->idle_max_cpu_bp, 25);
-        assert_int_equal(c->max_metadata_bytes, UINT64_C(256) << 20);
-        assert_int_equal(c->max_regions, 4096);
-        assert_int_equal(c->max_regions_per_client, 256);
-        assert_int_equal(c->max_connections, 64);
-        assert_string_equal(c->socket_path, "/run/ksmd/ksmd.sock");
-        assert_false(c->system_bus);
-        assert_int_equal(c->n_allow_gids, 0);
-        assert_int_equal(c->n_cgroup_patterns, 0);
-        assert_int_equal(c->n_executable_patterns, 0);
+        assert_int_equal(settings_init(&defaults), 0);
+        for (size_t i = 0; i < settings_table_size; i++)
+                if (!setting_equal(&settings_table[i], &c, &defaults))
+                        fail_msg("%s= is not at its default", settings_table[i].key);
+        assert_string_equal(c.socket_path, "/run/ksmd/ksmd.sock");
+        assert_int_equal(c.idle_max_cpu_bp, 25);
+}
+
+static void test_command_line_comes_after_the_files(void **state) {
+        Fixture *f = *state;
+        _cleanup_(settings_done) Settings c = {};
+
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\nSleep=1s\n[AutoRegister]\nExecutable=qemu-*\n");
+        assert_int_equal(config_load(f->dir, STRV_MAKE("Sleep=5ms", "Executable=kvm"), 2, &c, &f->errors), 0);
+        assert_int_equal(c.pages_to_scan, 100);
+        assert_int_equal(c.sleep_usec, 5000);
+        /* A list appends, as a later drop-in would. */
+        assert_int_equal(c.n_executable_patterns, 2);
+        assert_string_equal(c.executable_patterns[1], "kvm");
+
+        settings_done(&c);
+        assert_int_equal(config_load(NULL, STRV_MAKE("Sleep=2h"), 1, &c, &f->errors), -EINVAL);
+        assert_int_equal(f->errors.n, 1);
+        assert_string_equal(f->errors.messages[0],
+                            "command line: Sleep=2h: '2h' is not a time span from 0 to 1min (e.g. 20ms, 1.5s, 5min)");
 }
 
 static void test_every_key_is_applied(void **state) {
         Fixture *f = *state;
-        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(settings_done) Settings c = {};
 
         write_file(f, CONFIG_MAIN_FILE,
                    "# comment\n"
@@ -127,33 +136,33 @@ static void test_every_key_is_applied(void **state) {
                    "Executable=qemu-system-*\n"
                    "Executable=cloud-hypervisor\n");
 
-        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), 0);
         assert_int_equal(f->errors.n, 0);
-        assert_int_equal(c->mode, CONFIG_MODE_ESTIMATE);
-        assert_int_equal(c->pages_to_scan, 5000);
-        assert_int_equal(c->sleep_usec, 5000);
-        assert_int_equal(c->target_scan_usec, 120 * USEC_PER_SEC);
-        assert_int_equal(c->max_cpu_percent, 50);
-        assert_int_equal(c->idle_sleep_usec, 30 * USEC_PER_SEC);
-        assert_int_equal(c->idle_max_cpu_bp, 250);
-        assert_int_equal(c->max_metadata_bytes, UINT64_C(1) << 30);
-        assert_int_equal(c->max_regions, 10);
-        assert_int_equal(c->max_regions_per_client, 5);
-        assert_int_equal(c->max_connections, 3);
-        assert_string_equal(c->socket_path, "/run/test.sock");
-        assert_true(c->system_bus);
-        assert_int_equal(c->n_allow_gids, 2);
-        assert_int_equal(c->allow_gids[0], 0);
-        assert_int_equal(c->allow_gids[1], 4242);
-        assert_int_equal(c->n_cgroup_patterns, 1);
-        assert_string_equal(c->cgroup_patterns[0], "/machine.slice/*");
-        assert_int_equal(c->n_executable_patterns, 2);
-        assert_string_equal(c->executable_patterns[1], "cloud-hypervisor");
+        assert_int_equal(c.mode, SCAN_MODE_ESTIMATE);
+        assert_int_equal(c.pages_to_scan, 5000);
+        assert_int_equal(c.sleep_usec, 5000);
+        assert_int_equal(c.target_scan_time_usec, 120 * USEC_PER_SEC);
+        assert_int_equal(c.max_cpu_percent, 50);
+        assert_int_equal(c.idle_sleep_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c.idle_max_cpu_bp, 250);
+        assert_int_equal(c.max_metadata_bytes, UINT64_C(1) << 30);
+        assert_int_equal(c.max_regions, 10);
+        assert_int_equal(c.max_regions_per_client, 5);
+        assert_int_equal(c.max_connections, 3);
+        assert_string_equal(c.socket_path, "/run/test.sock");
+        assert_true(c.system_bus);
+        assert_int_equal(c.n_allow_groups, 2);
+        assert_int_equal(c.allow_groups[0], 0);
+        assert_int_equal(c.allow_groups[1], 4242);
+        assert_int_equal(c.n_cgroup_patterns, 1);
+        assert_string_equal(c.cgroup_patterns[0], "/machine.slice/*");
+        assert_int_equal(c.n_executable_patterns, 2);
+        assert_string_equal(c.executable_patterns[1], "cloud-hypervisor");
 }
 
 static void test_dropins_override_in_name_order_and_lists_reset(void **state) {
         Fixture *f = *state;
-        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(settings_done) Settings c = {};
 
         write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\n[AutoRegister]\nExecutable=qemu-*\n");
         write_file(f, CONFIG_DROPIN_DIR "/20-late.conf", "[Scan]\nPagesToScan=300\n");
@@ -161,10 +170,10 @@ static void test_dropins_override_in_name_order_and_lists_reset(void **state) {
                    "[Scan]\nPagesToScan=200\n[AutoRegister]\nExecutable=\nExecutable=kvm\n");
         write_file(f, CONFIG_DROPIN_DIR "/30-ignored.txt", "this is not a drop-in\n");
 
-        assert_int_equal(config_load(f->dir, &c, &f->errors), 0);
-        assert_int_equal(c->pages_to_scan, 300);
-        assert_int_equal(c->n_executable_patterns, 1);
-        assert_string_equal(c->executable_patterns[0], "kvm");
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), 0);
+        assert_int_equal(c.pages_to_scan, 300);
+        assert_int_equal(c.n_executable_patterns, 1);
+        assert_string_equal(c.executable_patterns[0], "kvm");
 }
 
 static void test_unknown_key_names_file_and_line(void **state) {
@@ -205,12 +214,12 @@ static void test_colon_is_not_a_separator(void **state) {
 static void test_unclosed_section(void **state) {
         Fixture *f = *state;
 
-        Config *c = NULL;
+        Settings c = {};
 
         /* The header is refused, so the key after it has no section: both are reported. */
         write_file(f, CONFIG_MAIN_FILE, "[Scan\nPagesToScan=10\n");
-        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
-        assert_null(c);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), -EINVAL);
+        assert_null(c.socket_path); /* nothing returned */
         assert_int_equal(f->errors.n, 2);
         assert_non_null(strstr(f->errors.messages[0], "ksmd.conf:1: section header lacks its closing ']'"));
         assert_non_null(strstr(f->errors.messages[1], "ksmd.conf:2: PagesToScan= is outside any section"));
@@ -234,17 +243,17 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Scan]\nMode=fast\n", "Mode=fast: 'fast' is not a mode; use 'auto' or 'estimate'" },
                 { "[Scan]\nPagesToScan=0\n", "PagesToScan=0: '0' is not a whole number from 1 to 1000000" },
                 { "[Scan]\nPagesToScan=lots\n", "PagesToScan=lots: 'lots' is not a whole number from 1 to 1000000" },
-                { "[Scan]\nSleep=2h\n", "Sleep=2h: '2h' is not a time span from 0 ms to 60 s (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1000 ms to 86400 s (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a whole number from 1 to 100" },
-                { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150' is not a whole number from 1 to 100" },
-                { "[Scan]\nIdleSleep=2h\n", "IdleSleep=2h: '2h' is not a time span from 0 ms to 3600 s (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=0.001\n", "IdleMaxCPU=0.001: '0.001' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=100.5%\n", "IdleMaxCPU=100.5%: '100.5%' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=.5\n", "IdleMaxCPU=.5: '.5' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=1.\n", "IdleMaxCPU=1.: '1.' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=1%%\n", "IdleMaxCPU=1%%: '1%%' is not a percentage from 0.01 to 100 with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nSleep=2h\n", "Sleep=2h: '2h' is not a time span from 0 to 1min (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1s to 1d, or off (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a percentage from 1% to 100%" },
+                { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150%' is not a percentage from 1% to 100%" },
+                { "[Scan]\nIdleSleep=2h\n", "IdleSleep=2h: '2h' is not a time span from 0 to 1h (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=0.001\n", "IdleMaxCPU=0.001: '0.001' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=100.5%\n", "IdleMaxCPU=100.5%: '100.5%' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=.5\n", "IdleMaxCPU=.5: '.5' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1.\n", "IdleMaxCPU=1.: '1.' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1%%\n", "IdleMaxCPU=1%%: '1%%' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
                 { "[Control]\nSystemBus=perhaps\n", "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
                 { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
                 { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 65536" },
@@ -270,12 +279,12 @@ static void test_every_bad_value_is_reported(void **state) {
 
 static void test_all_problems_are_reported_and_nothing_is_applied(void **state) {
         Fixture *f = *state;
-        Config *c = NULL;
+        Settings c = {};
 
         write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=0\nSleep=1s\nBogus=1\n");
         write_file(f, CONFIG_DROPIN_DIR "/50-x.conf", "[Limits]\nMaxRegions=-3\n");
-        assert_int_equal(config_load(f->dir, &c, &f->errors), -EINVAL);
-        assert_null(c);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), -EINVAL);
+        assert_null(c.socket_path); /* nothing returned */
         assert_int_equal(f->errors.n, 3);
         assert_non_null(strstr(f->errors.messages[0], "ksmd.conf:2: PagesToScan=0"));
         assert_non_null(strstr(f->errors.messages[1], "ksmd.conf:4: unknown key Bogus="));
@@ -284,28 +293,29 @@ static void test_all_problems_are_reported_and_nothing_is_applied(void **state) 
 
 static void test_unreadable_file_is_an_error(void **state) {
         Fixture *f = *state;
-        Config *c = NULL;
+        Settings c = {};
         char path[256];
 
         /* A directory where the file should be: open works, reading fails. */
         snprintf(path, sizeof(path), "%s/%s", f->dir, CONFIG_MAIN_FILE);
         assert_int_equal(mkdir(path, 0755), 0);
-        assert_int_equal(config_load(f->dir, &c, &f->errors), -EISDIR);
-        assert_null(c);
+        assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), -EISDIR);
+        assert_null(c.socket_path); /* nothing returned */
         assert_int_equal(f->errors.n, 1);
         assert_non_null(strstr(f->errors.messages[0], "cannot read"));
 }
 
 static void test_mode_names_round_trip(void **state) {
-        for (ConfigMode m = 0; m < _CONFIG_MODE_MAX; m++)
-                assert_int_equal(config_mode_from_string(config_mode_to_string(m)), m);
-        assert_int_equal(config_mode_from_string("merge"), _CONFIG_MODE_INVALID);
-        assert_null(config_mode_to_string(_CONFIG_MODE_MAX));
+        for (ScanMode m = 0; m < _SCAN_MODE_MAX; m++)
+                assert_int_equal(scan_mode_from_string(scan_mode_to_string(m)), m);
+        assert_int_equal(scan_mode_from_string("merge"), _SCAN_MODE_INVALID);
+        assert_null(scan_mode_to_string(_SCAN_MODE_MAX));
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_missing_files_give_the_defaults, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_command_line_comes_after_the_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_key_is_applied, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dropins_override_in_name_order_and_lists_reset, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_key_names_file_and_line, setup, teardown),

@@ -139,12 +139,17 @@ static int stop_child(void **state) {
         return 0;
 }
 
-static ManagerConfig fast_config(void) {
-        ManagerConfig c = MANAGER_CONFIG_DEFAULT;
+/*
+ * A Manager at 16 pages per batch with no sleep and no rests, no files and
+ * no socket, with the settings of extra ("Key=Value", NULL-terminated) on top.
+ */
+static int new_manager(char *const *extra, Manager **ret) {
+        char *overrides[16] = { (char *) "PagesToScan=16", (char *) "Sleep=0", (char *) "IdleSleep=0" };
+        size_t n = 3;
 
-        c.pages_per_batch = 16;
-        c.sleep_usec = 0;
-        return c;
+        for (; extra && *extra && n < ELEMENTSOF(overrides); extra++)
+                overrides[n++] = *extra;
+        return manager_new(&(ManagerArgs) { .overrides = overrides, .n_overrides = n, .no_socket = true }, ret);
 }
 
 /* Registers the child's CHILD_PAGES pages as one range. */
@@ -154,17 +159,15 @@ static void register_child(Manager *m) {
 
 /* A Manager at fast_config()'s rate with the child registered. */
 static void new_manager_for_child(Manager **ret) {
-        ManagerConfig c = fast_config();
-
-        assert_int_equal(manager_new(&c, ret), 0);
+        assert_int_equal(new_manager(NULL, ret), 0);
         register_child(*ret);
 }
 
 /* Starts the Manager and runs its loop until n_scans full scans are done; its statistics then. */
 static void run_scans(Manager *m, unsigned n_scans, Stats *ret) {
-        manager_set_exit_after_scans(m, n_scans);
+        m->exit_after_scans = n_scans;
         assert_int_equal(manager_start(m), 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_int_equal(sd_event_loop(m->event), 0);
         manager_get_stats(m, ret);
 }
 
@@ -243,29 +246,36 @@ static void test_refused_merge_request_keeps_merge_mode(void **state) {
 
 static void test_helper_with_other_abi_is_refused(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
 
         helper.abi = KSMD_HELPER_ABI_VERSION + 1;
-        assert_int_equal(manager_new(&c, &m), -EPROTO);
+        assert_int_equal(new_manager(NULL, &m), -EPROTO);
         assert_null(m);
+}
+
+/* Applies s with one number changed; the result of manager_apply_settings(). */
+static int apply_number(Manager *m, const char *key, uint64_t value) {
+        _cleanup_(settings_done) Settings s = {};
+
+        assert_int_equal(settings_copy(&s, &m->settings), 0);
+        setting_set_number(setting_find(key), &s, value);
+        return manager_apply_settings(m, &s);
 }
 
 static void test_rate_limits_are_enforced(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
 
-        c.pages_per_batch = 0;
-        assert_int_equal(manager_new(&c, &m), -EINVAL);
-        c.pages_per_batch = MANAGER_MAX_PAGES_PER_BATCH + 1;
-        assert_int_equal(manager_new(&c, &m), -EINVAL);
-        c = fast_config();
-        c.sleep_usec = MANAGER_MAX_SLEEP_USEC + 1;
-        assert_int_equal(manager_new(&c, &m), -EINVAL);
-        c = fast_config();
-        assert_int_equal(manager_new(&c, &m), 0);
-        assert_int_equal(manager_set_rate(m, 0, 0), -EINVAL);
-        assert_int_equal(manager_set_rate(m, 100, MANAGER_MAX_SLEEP_USEC + 1), -EINVAL);
-        assert_int_equal(manager_set_rate(m, 100, 1000), 0);
+        helper.new_result = -ENOENT;
+        assert_int_equal(new_manager(STRV_MAKE("PagesToScan=0"), &m), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("PagesToScan=1000001"), &m), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("Sleep=61s"), &m), -EINVAL);
+        assert_null(m);
+        assert_int_equal(new_manager(NULL, &m), 0);
+        assert_int_equal(apply_number(m, "PagesToScan", 0), -EINVAL);
+        assert_int_equal(apply_number(m, "Sleep", 61 * 1000000), -EINVAL);
+        assert_int_equal(m->batch_pages, 16);
+        assert_int_equal(apply_number(m, "PagesToScan", 100), 0);
+        assert_int_equal(m->batch_pages, 100);
+        assert_int_equal(m->settings.pages_to_scan, 100);
 }
 
 static int on_time_up(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -278,9 +288,9 @@ static void run_for_usec(Manager *m, uint64_t usec) {
         sd_event_source *t = NULL;
         bool up = false;
 
-        assert_int_equal(sd_event_add_time_relative(manager_get_event(m), &t, CLOCK_MONOTONIC, usec, 1, on_time_up, &up), 0);
+        assert_int_equal(sd_event_add_time_relative(m->event, &t, CLOCK_MONOTONIC, usec, 1, on_time_up, &up), 0);
         while (!up)
-                assert_true(sd_event_run(manager_get_event(m), UINT64_MAX) >= 0);
+                assert_true(sd_event_run(m->event, UINT64_MAX) >= 0);
         sd_event_source_unref(t);
 }
 
@@ -305,43 +315,42 @@ static void test_pause_stops_scanning_and_resume_continues(void **state) {
 
 static void test_target_scan_time_adapts_the_rate(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
         helper.new_result = -ENOENT;
-        c.target_scan_usec = 200000;
-        c.cpu_cap_percent = 100;
-        assert_int_equal(manager_new(&c, &m), 0);
-        assert_int_equal(manager_set_target(m, 0, 10), -EINVAL);
-        assert_int_equal(manager_set_target(m, 1000, 0), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("TargetScanTime=200ms", "MaxCPU=100"), &m), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("TargetScanTime=1s", "MaxCPU=0"), &m), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("TargetScanTime=1s", "MaxCPU=100"), &m), 0);
+        /* Below the range a file allows, to keep the test short. */
+        assert_int_equal(apply_number(m, "TargetScanTime", 0), 0);
+        m->settings.target_scan_time_usec = 200000;
         register_child(m);
         assert_int_equal(manager_start(m), 0);
         run_for_usec(m, 700000);
         manager_get_stats(m, &st);
         /* 64 pages in 200 ms: one batch of at least 64 pages, then a sleep of about the target. */
         assert_true(st.cpu_nsec_per_page > 0);
-        assert_true(st.pages_per_batch >= 64);
-        assert_true(st.sleep_usec > 100000 && st.sleep_usec <= 200000);
+        assert_true(st.batch_pages >= 64);
+        assert_true(st.batch_sleep_usec > 100000 && st.batch_sleep_usec <= 200000);
         print_message("# adapted: %llu pages per batch, %llu us sleep, %llu ns per page, %llu scans in 0.7 s\n",
-                      (unsigned long long) st.pages_per_batch, (unsigned long long) st.sleep_usec,
+                      (unsigned long long) st.batch_pages, (unsigned long long) st.batch_sleep_usec,
                       (unsigned long long) st.cpu_nsec_per_page, (unsigned long long) st.full_scans);
         assert_true(st.full_scans >= 2 && st.full_scans <= 5);
 }
 
 static void test_exited_process_loses_its_region(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         uint32_t id;
 
         helper.new_result = -ENOENT;
-        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(new_manager(NULL, &m), 0);
         assert_int_equal(manager_register_process(m, child, &id), 0);
         assert_int_equal(manager_register_process(m, child, NULL), -EEXIST);
         assert_int_equal(manager_start(m), 0);
         run_for_usec(m, 20000);
         stop_child(state);
         run_for_usec(m, 50000);
-        assert_int_equal(manager_get_registry(m)->n_regions, 0);
+        assert_int_equal(region_registry_count(m->registry), 0);
         assert_int_equal(manager_unregister(m, id), -ENOENT);
 }
 
@@ -398,7 +407,7 @@ static void record_rest(Manager *m, void *userdata) {
                 assert_int_equal(manager_register_range(m, child, child_addr + CHILD_PAGES / 2 * PAGE_SIZE_BYTES,
                                                         CHILD_PAGES / 2 * PAGE_SIZE_BYTES, NULL), 0);
         if (p->n == 5)
-                (void) sd_event_exit(manager_get_event(m), 0);
+                (void) sd_event_exit(m->event, 0);
 }
 
 static int on_guard(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -407,23 +416,21 @@ static int on_guard(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void test_quiet_scans_rest_and_registration_ends_the_rest(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         RestProbe probe = {};
 
         helper.new_result = -ENOENT;
-        c.idle_sleep_usec = UINT64_C(3600) * 1000000;
-        assert_int_equal(manager_new(&c, &m), 0);
-        manager_set_scan_done_callback(m, record_rest, &probe);
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h"), &m), 0);
+        m->scan_done = record_rest;
+        m->scan_done_userdata = &probe;
         assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES / 2 * PAGE_SIZE_BYTES, NULL), 0);
         assert_int_equal(manager_start(m), 0);
         /* Only reached if the registration did not end the hour-long rest. */
-        assert_true(sd_event_add_time_relative(manager_get_event(m), NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard,
-                                               NULL) >= 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard, NULL) >= 0);
+        assert_int_equal(sd_event_loop(m->event), 0);
         /* 1: all new; 2: the duplicates held still (the saving grew); 3: nothing new, rest. */
         assert_int_equal(probe.rests[0], 0);
         assert_int_equal(probe.rests[1], 0);
-        assert_int_equal(probe.rests[2], c.idle_sleep_usec);
+        assert_int_equal(probe.rests[2], UINT64_C(3600) * 1000000);
         /* 4: the new region's pages; 5: its zero pages held still. */
         assert_int_equal(probe.rests[3], 0);
         assert_int_equal(probe.rests[4], 0);
@@ -431,18 +438,15 @@ static void test_quiet_scans_rest_and_registration_ends_the_rest(void **state) {
 
 static void test_scans_for_a_count_never_rest(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         Stats st;
 
         helper.new_result = -ENOENT;
-        c.idle_sleep_usec = UINT64_C(3600) * 1000000;
-        assert_int_equal(manager_new(&c, &m), 0);
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h"), &m), 0);
         assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
-        manager_set_exit_after_scans(m, 5);
+        m->exit_after_scans = 5;
         assert_int_equal(manager_start(m), 0);
-        assert_true(sd_event_add_time_relative(manager_get_event(m), NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard,
-                                               NULL) >= 0);
-        assert_int_equal(sd_event_loop(manager_get_event(m)), 0);
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard, NULL) >= 0);
+        assert_int_equal(sd_event_loop(m->event), 0);
         manager_get_stats(m, &st);
         assert_int_equal(st.full_scans, 5);
         assert_int_equal(st.rest_usec, 0);
@@ -450,35 +454,82 @@ static void test_scans_for_a_count_never_rest(void **state) {
 
 static void test_idle_limits_are_enforced(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
 
         helper.new_result = -ENOENT;
-        c.idle_cpu_bp = 10001;
-        assert_true(manager_new(&c, &m) < 0);
-        c.idle_cpu_bp = 0;
-        assert_int_equal(manager_new(&c, &m), 0);
-        assert_int_equal(manager_set_idle(m, MANAGER_MAX_SLEEP_USEC + 1, 1), -EINVAL);
-        assert_int_equal(manager_set_idle(m, 1000, 0), -EINVAL);
-        assert_int_equal(manager_set_idle(m, 1000, 10001), -EINVAL);
-        assert_int_equal(manager_set_idle(m, 0, 1), 0);
-        assert_int_equal(manager_get_idle_sleep(m), 0);
-        assert_int_equal(manager_set_idle(m, 5000000, 50), 0);
-        assert_int_equal(manager_get_idle_sleep(m), 5000000);
+        assert_int_equal(new_manager(STRV_MAKE("IdleMaxCPU=100.01%"), &m), -EINVAL);
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=61min"), &m), -EINVAL);
+        assert_int_equal(new_manager(NULL, &m), 0);
+        assert_int_equal(m->settings.idle_max_cpu_bp, 25);
+        assert_int_equal(apply_number(m, "IdleSleep", UINT64_C(3601) * 1000000), -EINVAL);
+        assert_int_equal(apply_number(m, "IdleMaxCPU", 0), -EINVAL);
+        assert_int_equal(apply_number(m, "IdleMaxCPU", 10001), -EINVAL);
+        assert_int_equal(apply_number(m, "IdleSleep", 0), 0);
+        assert_int_equal(m->settings.idle_sleep_usec, 0);
+        assert_int_equal(apply_number(m, "IdleSleep", 5000000), 0);
+        assert_int_equal(m->settings.idle_sleep_usec, 5000000);
 }
 
 static void test_named_registration_keeps_the_name_and_refuses_a_bad_one(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig c = fast_config();
         uint32_t id;
 
         helper.new_result = -ENOENT;
-        assert_int_equal(manager_new(&c, &m), 0);
-        assert_int_equal(manager_register_named(m, child, true, 0, 0, "bad\nname", &id), -EINVAL);
-        assert_int_equal(manager_get_registry(m)->n_regions, 0);
-        assert_int_equal(manager_register_named(m, child, true, 0, 0, "vm-01", &id), 0);
-        assert_string_equal(region_registry_find(manager_get_registry(m), id)->name, "vm-01");
+        assert_int_equal(new_manager(NULL, &m), 0);
+        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true, .name = "bad\nname" }, &id),
+                         -EINVAL);
+        assert_int_equal(region_registry_count(m->registry), 0);
+        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true, .name = "vm-01" }, &id), 0);
+        assert_string_equal(region_registry_find(m->registry, id)->name, "vm-01");
         assert_int_equal(manager_register_range(m, getpid(), 0x10000, 0x1000, &id), 0);
-        assert_string_equal(region_registry_find(manager_get_registry(m), id)->name, "");
+        assert_string_equal(region_registry_find(m->registry, id)->name, "");
+}
+
+static void write_conf(const char *dir, const char *text) {
+        char path[256];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/ksmd.conf", dir);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+}
+
+static void test_reload_applies_the_files_under_the_command_line(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_free_ char *message = NULL;
+        char dir[] = "/tmp/ksmd-test-manager-XXXXXX", cmd[128];
+
+        helper.new_result = -ENOENT;
+        assert_non_null(mkdtemp(dir));
+        write_conf(dir, "[Scan]\nPagesToScan=100\nSleep=1s\n[Limits]\nMaxMetadata=1M\n");
+        assert_int_equal(manager_new(&(ManagerArgs) { .config_dir = dir, .overrides = STRV_MAKE("Sleep=5ms"),
+                                                      .n_overrides = 1, .no_socket = true },
+                                     &m),
+                         0);
+        assert_int_equal(m->settings.pages_to_scan, 100);
+        assert_int_equal(m->settings.sleep_usec, 5000);
+        assert_int_equal(index_max_tracked_pages(m->index), (1 << 20) / INDEX_MAX_BYTES_PER_PAGE);
+
+        /* Every setting a reload applies is applied, MaxMetadata= too; the command line still wins. */
+        write_conf(dir, "[Scan]\nPagesToScan=300\nSleep=2s\nMode=estimate\n[Limits]\nMaxMetadata=2M\nMaxRegions=7\n");
+        assert_int_equal(manager_reload(m, NULL), 0);
+        assert_int_equal(m->settings.pages_to_scan, 300);
+        assert_int_equal(m->batch_pages, 300);
+        assert_int_equal(m->settings.sleep_usec, 5000);
+        assert_int_equal(m->settings.max_regions, 7);
+        assert_int_equal(index_max_tracked_pages(m->index), (2 << 20) / INDEX_MAX_BYTES_PER_PAGE);
+        /* Mode= applies at the next start only. */
+        assert_int_equal(m->settings.mode, SCAN_MODE_AUTO);
+
+        /* A bad file changes nothing and says why. */
+        write_conf(dir, "[Scan]\nPagesToScan=0\n");
+        assert_int_equal(manager_reload(m, &message), -EINVAL);
+        assert_non_null(strstr(message, "ksmd.conf:2: PagesToScan=0"));
+        assert_int_equal(m->settings.pages_to_scan, 300);
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
 }
 
 int main(void) {
@@ -498,6 +549,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_named_registration_keeps_the_name_and_refuses_a_bad_one, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_reload_applies_the_files_under_the_command_line, start_child,
                                                 stop_child),
         };
 

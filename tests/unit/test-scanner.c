@@ -254,7 +254,23 @@ static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint6
         assert_int_equal(merger_new(helper, 16, 1024, on_result, w, &w->merger), 0);
         assert_int_equal(scanner_new(w->reg, w->idx, w->merger, &sc, &w->scanner), 0);
         for (size_t p = 0; p < n_procs; p++)
-                assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, &w->region[p]), 0);
+                assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, 0, &w->region[p]), 0);
+}
+
+/* What the scanner knows of process p's region. */
+static const RegionScan *scan_of(const World *w, int p) {
+        const RegionScan *rs = scanner_region(w->scanner, w->region[p]->id);
+
+        assert_non_null(rs);
+        return rs;
+}
+
+/* The slot of the page at addr in process p's region. */
+static PageSlot slot_at(const World *w, int p, uint64_t addr) {
+        const PageSlot *slot = region_scan_slot_at((RegionScan *) scan_of(w, p), addr);
+
+        assert_non_null(slot);
+        return *slot;
 }
 
 static void world_init(World *w, size_t n_procs, WorldFlags flags) {
@@ -390,8 +406,8 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
                 assert_int_equal(c->pages_unshared, 30 - 11);
                 assert_int_equal(scan_counters_saving_pages(c), 22);
                 /* Per region: process 0 holds the first copy of everything it shares. */
-                assert_int_equal(scan_counters_saving_pages(&w.region[0]->last), 4 + 6);
-                assert_int_equal(scan_counters_saving_pages(&w.region[1]->last), 10 + 2);
+                assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 0)->last), 4 + 6);
+                assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 1)->last), 10 + 2);
         }
         assert_int_equal(merger_counters(w.merger)->estimated, 3 * 22);
         world_done(&w);
@@ -569,7 +585,7 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         assert_true(w.region[0]->gone);
         assert_false(w.region[1]->gone);
         /* Pages of process 0 read before it exited still served as first copies in this pass. */
-        assert_int_equal(w.region[1]->last.pages_sharing, 20);
+        assert_int_equal(scan_of(&w, 1)->last.pages_sharing, 20);
         scanner_forget_region(w.scanner, w.region[0]);
         assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
         run_pass(&w);
@@ -592,7 +608,7 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         assert_int_equal(fake.merge_calls, 2);
         assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
         uint64_t handle;
-        assert_int_equal(index_shared_lookup(w.idx, page_slot_hash(*region_slot_at(w.region[0], BASE_ADDR)), &handle), 1);
+        assert_int_equal(index_shared_lookup(w.idx, page_slot_hash(slot_at(&w, 0, BASE_ADDR)), &handle), 1);
         assert_true(handle == 0x5000);
 
         /* The kernel now maps one shared page at 0 and 1, and the zero page at 3. */
@@ -711,13 +727,12 @@ static void test_differs_reexamines_and_unsupported_records_why(void **state) {
         add_pages(0, 2, 2, 3, 3);
         world_init(&w, 1, WORLD_MERGING);
         run_passes(&w, 2);
-        assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_DIFFERS], 1);
-        assert_int_equal(w.region[0]->merge_results[KSMD_HELPER_RESULT_UNSUPPORTED], 1);
-        assert_non_null(strstr(w.region[0]->merge_note, "huge page that could not be split"));
-        assert_non_null(strstr(w.region[0]->merge_note, "0x7f0000003000"));
+        assert_int_equal(scan_of(&w, 0)->merge_results[KSMD_HELPER_RESULT_DIFFERS], 1);
+        assert_int_equal(scan_of(&w, 0)->merge_results[KSMD_HELPER_RESULT_UNSUPPORTED], 1);
+        assert_non_null(strstr(scan_of(&w, 0)->merge_note, "huge page that could not be split"));
+        assert_non_null(strstr(scan_of(&w, 0)->merge_note, "0x7f0000003000"));
         /* DIFFERS: the page's hash was forgotten, so the next pass reads it as new (no candidate). */
-        PageSlot *s1 = region_slot_at(w.region[0], BASE_ADDR + PAGE_SIZE_BYTES);
-        assert_int_equal(page_slot_state(*s1), PAGE_UNKNOWN);
+        assert_int_equal(page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)), PAGE_UNKNOWN);
         world_done(&w);
 }
 
@@ -736,9 +751,9 @@ static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         assert_true(hit);
         assert_int_equal(reads_of(0), 10);
         assert_int_equal(reads_of(1), 0);
-        assert_non_null(strstr(w.region[1]->note, "bound on tracked pages"));
+        assert_non_null(strstr(scan_of(&w, 1)->note, "bound on tracked pages"));
         /* Refused before allocation: no slot memory for untracked pages. */
-        assert_null(w.region[1]->areas[0].slots);
+        assert_null(scan_of(&w, 1)->areas[0].slots);
         world_done(&w);
 }
 
@@ -750,8 +765,8 @@ static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **st
         for (int copy = 0; copy < 4; copy++)
                 add_distinct_pages(0, 4, 1);
         world_init(&w, 0, WORLD_SOFT_DIRTY);
-        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, &a), 0);
-        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES, 8 * PAGE_SIZE_BYTES, false, &b), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, 0, &a), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES, 8 * PAGE_SIZE_BYTES, false, 0, &b), 0);
         run_pass(&w);
         assert_int_equal(fake.clears[0], 1);
         assert_int_equal(reads_of(0), 16);
@@ -761,7 +776,7 @@ static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **st
         assert_int_equal(reads_of(0), 0);
         assert_int_equal(last_counters(&w)->pages_sharing, 12);
         /* Content shared across the two regions is found: b's pages all match a's. */
-        assert_int_equal(b->last.pages_sharing, 8);
+        assert_int_equal(scanner_region(w.scanner, b->id)->last.pages_sharing, 8);
         world_done(&w);
 }
 
@@ -773,7 +788,7 @@ static void test_region_registered_mid_pass_joins_the_next_pass(void **state) {
         add_same_pages(1, 20, 1);
         world_init(&w, 1, WORLD_ESTIMATE);
         assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
-        assert_int_equal(region_registry_add(w.reg, fake.pid[1], 0, 0, true, &w.region[1]), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[1], 0, 0, true, 0, &w.region[1]), 0);
         finish_pass(&w, 5);
         assert_int_equal(reads_of(1), 0);
         run_pass(&w);

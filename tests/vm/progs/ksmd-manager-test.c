@@ -263,7 +263,7 @@ typedef bool (*Condition)(Manager *m, void *userdata);
 
 /* Runs the Manager's loop until cond holds. 0, or -ETIMEDOUT, or the loop's error. */
 static int run_until(Manager *m, Condition cond, void *userdata) {
-        sd_event *e = manager_get_event(m);
+        sd_event *e = m->event;
         uint64_t deadline = now_usec() + RUN_TIMEOUT_USEC;
 
         while (!cond(m, userdata)) {
@@ -299,13 +299,13 @@ static bool reached(Manager *m, void *userdata) {
 
 static int new_manager(Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
-        ManagerConfig config = MANAGER_CONFIG_DEFAULT;
         int r;
 
-        /* Small batches, so that a full scan spans many loop iterations. */
-        config.pages_per_batch = 128;
-        config.sleep_usec = 1000;
-        r = manager_new(&config, &m);
+        /* Small batches, so that a full scan spans many loop iterations; no rests, no files, no socket. */
+        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("PagesToScan=128", "Sleep=1ms", "IdleSleep=0"),
+                                         .n_overrides = 3,
+                                         .no_socket = true },
+                        &m);
         if (r < 0)
                 return r;
         for (unsigned c = 0; c < N_CHILDREN; c++) {
@@ -389,13 +389,13 @@ static void test_process_exits_mid_scan(void) {
         manager_get_stats(m, &st);
         printf("# after 4 scans: %" PRIu64 " regions, merged %" PRIu64 ", no_process %" PRIu64 ", no_page %" PRIu64
                ", changed %" PRIu64 ", module saving %" PRIu64 " bytes\n",
-               (uint64_t) manager_get_registry(m)->n_regions, st.merge.by_result[KSMD_HELPER_RESULT_MERGED],
+               (uint64_t) region_registry_count(m->registry), st.merge.by_result[KSMD_HELPER_RESULT_MERGED],
                st.merge.by_result[KSMD_HELPER_RESULT_NO_PROCESS], st.merge.by_result[KSMD_HELPER_RESULT_NO_PAGE],
                st.merge.by_result[KSMD_HELPER_RESULT_CHANGED], st.helper_bytes_saved);
-        tap(manager_get_registry(m)->n_regions == 2 &&
-            !region_registry_find(manager_get_registry(m), children[1].region_id) &&
-            region_registry_find(manager_get_registry(m), children[0].region_id) &&
-            region_registry_find(manager_get_registry(m), children[2].region_id),
+        tap(region_registry_count(m->registry) == 2 &&
+            !region_registry_find(m->registry, children[1].region_id) &&
+            region_registry_find(m->registry, children[0].region_id) &&
+            region_registry_find(m->registry, children[2].region_id),
             "exit: exactly the exited process's region was dropped");
 
         tap(outer_children_reach_full_saving("survivors"), "exit: the survivors reach the full saving between them");
@@ -423,7 +423,7 @@ static void test_region_unregistered_mid_scan(void) {
         printf("# unregistered region %" PRIu32 " at page %" PRIu64 " of scan %" PRIu64 "; %" PRIu64
                " of its pages were merged by then\n",
                children[1].region_id, st.current_scan_pages, st.full_scans + 1, at_unregister.not_private);
-        tap(r == 0 && k == 0 && !region_registry_find(manager_get_registry(m), children[1].region_id),
+        tap(r == 0 && k == 0 && !region_registry_find(m->registry, children[1].region_id),
             "unregister: the region is unregistered mid-scan");
 
         p = (Point) { .full_scans = 4 };

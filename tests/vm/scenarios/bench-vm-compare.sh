@@ -75,18 +75,18 @@ ksm_pages=$(cat $KSM/pages_to_scan)
 ksm_sleep=$(cat $KSM/sleep_millisecs)
 # One full scan of the workload at KSM's default rate, in whole seconds.
 target_scan_s=${BENCH_TARGET_SCAN_S:-$(( (procs * mib * 256 * ksm_sleep / ksm_pages + 999) / 1000 ))}
-vm_diag "ksmd-adaptive: --target-scan-sec=$target_scan_s"
+vm_diag "ksmd-adaptive: --target-scan-time=${target_scan_s}s"
 
 for sys in $(echo "$systems" | tr ',' ' '); do
 	case "$sys" in
 	ksm-default) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksm ;;
 	ksm-fast) pages=5000; sleep_ms=0; kind=ksm ;;
-	ksmd-default) pages=4096; sleep_ms=20; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
-	ksmd-fast) pages=5000; sleep_ms=0; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
+	ksmd-default) pages=4096; sleep_ms=20; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
+	ksmd-fast) pages=5000; sleep_ms=0; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
 	# ksmd at KSM's default rate, and at its adaptive rate aiming at the full-scan
 	# time KSM's default rate would take (BENCH_TARGET_SCAN_S), under its default 20 % CPU cap.
-	ksmd-ksmrate) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksmd; rate="--pages-per-batch=$pages --sleep-msec=$sleep_ms" ;;
-	ksmd-adaptive) pages=adaptive; sleep_ms=adaptive; kind=ksmd; rate="--target-scan-sec=$target_scan_s" ;;
+	ksmd-ksmrate) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
+	ksmd-adaptive) pages=adaptive; sleep_ms=adaptive; kind=ksmd; rate="--target-scan-time=${target_scan_s}s" ;;
 	*) vm_not_ok "unknown system $sys"; continue ;;
 	esac
 	sync

@@ -67,13 +67,13 @@ before=$(ksmd-probe pages $all_ranges)
 regs=$(vm_register_processes app thp)
 say ""
 say "Starting ksmd, registering the six processes:"
-say "  ksmd --scans=4 --pages-per-batch=1024 --sleep-msec=100$regs"
+say "  ksmd --scans=4 --pages-to-scan=1024 --sleep=100ms$regs"
 say "(a slow rate, to watch it: 1024 pages every 100 ms; ksmd's own figures also"
 say "count the processes' stacks and heaps, the right-hand ones only the workload)"
 say "Progress, once a second: the daemon's own status line | what backs the processes"
 ksmd-probe listen /tmp/ksmd.notify > /tmp/status.out 2>/dev/null &
 listen_pid=$!
-NOTIFY_SOCKET=/tmp/ksmd.notify ksmd --scans=4 --pages-per-batch=1024 --sleep-msec=100 $regs \
+NOTIFY_SOCKET=/tmp/ksmd.notify ksmd --scans=4 --pages-to-scan=1024 --sleep=100ms $regs \
 	> /tmp/ksmd.out 2> /tmp/ksmd.err &
 ksmd_pid=$!
 t0=$(date +%s)

@@ -57,7 +57,7 @@ for t in $(vm_workload_ranges huge | tr ' ' ':'); do
 done
 
 t0=$(date +%s)
-ksmd --scans=4 --sleep-msec=5 $regs > /tmp/ksmd.out 2> /tmp/ksmd.err
+ksmd --scans=4 --sleep=5ms $regs > /tmp/ksmd.out 2> /tmp/ksmd.err
 status=$?
 t1=$(date +%s)
 sed -e 's/^/# ksmd: /' /tmp/ksmd.err /tmp/ksmd.out

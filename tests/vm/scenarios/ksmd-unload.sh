@@ -12,7 +12,7 @@ vm_check "the workload starts" \
 	vm_workload_start wl --procs 4 --mib 32 --dup 0.4 --zero 0.2 --volatile 0.05 --seed 33
 regs=$(vm_register_processes wl)
 # Slow enough that merging spans seconds, so the unload lands in the middle of it.
-ksmd --scans=6 --pages-per-batch=128 --sleep-msec=10 $regs > /tmp/ksmd.out 2> /tmp/ksmd.err &
+ksmd --scans=6 --pages-to-scan=128 --sleep=10ms $regs > /tmp/ksmd.out 2> /tmp/ksmd.err &
 ksmd_pid=$!
 
 # Wait for shared pages (not only zero merges), so that pages mapping the
@@ -50,7 +50,7 @@ vm_check "nothing is lost: every process reads exactly its own content" vm_workl
 vm_check "idle: ksmd_helper loads again" insmod "$KSMD_HELPER_KO"
 vm_workload_start wl2 --procs 2 --mib 8 --dup 0.5 --zero 0.2 --seed 34
 regs=$(vm_register_processes wl2)
-ksmd --scans=30 --sleep-msec=200 $regs > /tmp/ksmd2.out 2> /tmp/ksmd2.err &
+ksmd --scans=30 --sleep=200ms $regs > /tmp/ksmd2.out 2> /tmp/ksmd2.err &
 ksmd_pid=$!
 # Converged: the module's merge count holds still for 3 s (about 15 of ksmd's batches).
 last=-1

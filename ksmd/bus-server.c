@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-id128.h>
+
+#include "bus-server.h"
+#include "log.h"
+#include "proc-process.h"
+
+struct BusConnection {
+        BusServer *server;
+        sd_bus *bus;
+        bool system_bus;               /* credentials come with each message */
+        PeerCreds peer;                /* private socket: from accept time */
+};
+
+struct BusServer {
+        sd_event *event;
+        BusObject object;
+        int listen_fd;
+        sd_event_source *listen_source;
+        sd_event_source *post_source;  /* drains what sd-bus left unprocessed, see on_post() */
+        char *socket_path;             /* unlinked on free when we created it */
+        sd_id128_t server_id;
+
+        BusConnection **connections;
+        size_t n_connections;
+        BusConnection *system;         /* the system bus connection, if attached */
+
+        unsigned max_connections;
+};
+
+void *bus_connection_userdata(BusConnection *c) {
+        return c->server->object.userdata;
+}
+
+/*
+ * The system bus daemon vouches for the sender's uid, pid and groups
+ * (GetConnectionCredentials); the primary gid is not among them, so it is
+ * read from /proc for the pid the bus reported (SD_BUS_CREDS_AUGMENT).
+ */
+static int sender_creds(sd_bus_message *m, PeerCreds *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const gid_t *gids = NULL;
+        PeerCreds p = {};
+        int r, n;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_GID |
+                                      SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_uid(creds, &p.uid);
+        if (r >= 0)
+                r = sd_bus_creds_get_pid(creds, &p.pid);
+        if (r < 0)
+                return r;
+        if (sd_bus_creds_get_gid(creds, &p.gid) < 0)
+                p.gid = (gid_t) -1; /* matches no group and no process */
+        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        if (n > 0) {
+                p.n_groups = MIN((size_t) n, (size_t) BUS_AUTH_MAX_GROUPS);
+                memcpy(p.groups, gids, p.n_groups * sizeof(gid_t));
+        }
+        if (proc_read_cap_permitted(p.pid, &p.cap_permitted) < 0)
+                p.cap_permitted = 0;
+        *ret = p;
+        return 0;
+}
+
+int bus_connection_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret) {
+        if (c->system_bus)
+                return sender_creds(m, ret);
+        *ret = c->peer;
+        return 0;
+}
+
+static int add_object(BusConnection *c) {
+        const BusObject *o = &c->server->object;
+
+        return sd_bus_add_object_vtable(c->bus, NULL, o->path, o->interface, o->vtable, c);
+}
+
+static void connection_free(BusConnection *c) {
+        if (!c)
+                return;
+        if (c->bus) {
+                sd_bus_detach_event(c->bus);
+                sd_bus_flush_close_unref(c->bus);
+        }
+        free(c);
+}
+
+static void connection_remove(BusServer *s, BusConnection *c) {
+        for (size_t i = 0; i < s->n_connections; i++)
+                if (s->connections[i] == c) {
+                        s->connections[i] = s->connections[--s->n_connections];
+                        break;
+                }
+        connection_free(c);
+}
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusConnection *c = userdata;
+
+        log_debug("Control connection of uid %u (pid %d) closed.", (unsigned) c->peer.uid, (int) c->peer.pid);
+        /* sd_bus_process() holds its own reference to the bus while it dispatches. */
+        connection_remove(c->server, c);
+        return 0;
+}
+
+void bus_server_emit_changed(BusServer *s, char **names) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_connections; i++)
+                (void) sd_bus_emit_properties_changed_strv(s->connections[i]->bus, s->object.path,
+                                                           s->object.interface, names);
+        if (s->system)
+                (void) sd_bus_emit_properties_changed_strv(s->system->bus, s->object.path, s->object.interface,
+                                                           names);
+}
+
+/*
+ * A client that sends BEGIN and its first call in one write (dbus-send
+ * --peer does) leaves the call in sd-bus's read buffer once authentication
+ * completes; sd-bus's event integration processes one step per wake-up and
+ * would then sleep on a socket with nothing more to read. After every
+ * event-loop iteration, run each connection until it has nothing to do.
+ */
+static int on_post(sd_event_source *source, void *userdata) {
+        BusServer *s = userdata;
+
+        /* Downwards: a connection that closes removes only itself, swapping in an element already done. */
+        for (size_t i = s->n_connections; i > 0; i--) {
+                sd_bus *bus = sd_bus_ref(s->connections[i - 1]->bus);
+
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
+                sd_bus_unref(bus);
+        }
+        return 0;
+}
+
+static int read_peer(int fd, PeerCreds *ret) {
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        gid_t groups[BUS_AUTH_MAX_GROUPS];
+        PeerCreds p = {};
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        p.pid = cred.pid;
+        p.uid = cred.uid;
+        p.gid = cred.gid;
+
+        len = sizeof(groups);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+                p.n_groups = len / sizeof(gid_t);
+                memcpy(p.groups, groups, p.n_groups * sizeof(gid_t));
+        } else if (errno != ERANGE)
+                return -errno;
+        /* With more than BUS_AUTH_MAX_GROUPS groups only the primary group counts. */
+
+        /* Capabilities only widen what a caller may access; unknown means none. */
+        if (proc_read_cap_permitted(p.pid, &p.cap_permitted) < 0)
+                p.cap_permitted = 0;
+
+        *ret = p;
+        return 0;
+}
+
+static int on_connection(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        BusServer *s = userdata;
+        _cleanup_close_ int nfd = -EBADF;
+        BusConnection *c = NULL, **l;
+        PeerCreds peer;
+        int r;
+
+        nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (nfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "Failed to accept a control connection: %m");
+                return 0;
+        }
+
+        r = read_peer(nfd, &peer);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to read the credentials of a control connection, closing it: %m");
+                return 0;
+        }
+        if (s->n_connections >= s->max_connections) {
+                log_warning("Refusing a control connection of uid %u (pid %d): %u are open (MaxConnections= in ksmd.conf).",
+                            (unsigned) peer.uid, (int) peer.pid, s->max_connections);
+                return 0;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return log_oom();
+        c->server = s;
+        c->peer = peer;
+
+        r = sd_bus_new(&c->bus);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_set_fd(c->bus, nfd, nfd);
+        if (r < 0)
+                goto fail;
+        TAKE_FD(nfd);
+        r = sd_bus_set_server(c->bus, 1, s->server_id);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_negotiate_fds(c->bus, 1);
+        if (r < 0)
+                goto fail;
+        r = add_object(c);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_match_signal(c->bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r < 0)
+                goto fail;
+        /* Started before it is attached, as systemd's private socket does (src/core/dbus.c). */
+        r = sd_bus_start(c->bus);
+        if (r < 0)
+                goto fail;
+        r = sd_bus_attach_event(c->bus, s->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                goto fail;
+
+        l = realloc(s->connections, (s->n_connections + 1) * sizeof(*l));
+        if (!l) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        s->connections = l;
+        s->connections[s->n_connections++] = c;
+        log_debug("Control connection of uid %u (pid %d) accepted.", (unsigned) peer.uid, (int) peer.pid);
+        return 0;
+
+fail:
+        log_warning_errno(r, "Failed to set up a control connection of uid %u (pid %d): %m", (unsigned) peer.uid,
+                          (int) peer.pid);
+        connection_free(c);
+        return 0;
+}
+
+static int listen_on(const char *path, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_free_ char *dir = NULL;
+        char *slash;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+
+        dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        (void) unlink(path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        /* Anyone may connect; every call is authorized from the peer's credentials. */
+        if (chmod(path, 0666) < 0)
+                return -errno;
+        if (listen(fd, SOMAXCONN) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+void bus_server_set_max_connections(BusServer *s, unsigned max_connections) {
+        s->max_connections = max_connections;
+}
+
+int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsigned max_connections,
+                   const BusObject *object, BusServer **ret) {
+        _cleanup_(bus_server_freep) BusServer *s = NULL;
+        _cleanup_close_ int fd = listen_fd;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(event);
+        s->object = *object;
+        s->listen_fd = -EBADF;
+        s->max_connections = max_connections;
+        r = sd_id128_randomize(&s->server_id);
+        if (r < 0)
+                return r;
+
+        if (fd >= 0)
+                s->listen_fd = TAKE_FD(fd);
+        else {
+                r = listen_on(socket_path, &s->listen_fd);
+                if (r < 0)
+                        return r;
+                s->socket_path = strdup(socket_path);
+                if (!s->socket_path)
+                        return -ENOMEM;
+        }
+
+        r = sd_event_add_io(s->event, &s->listen_source, s->listen_fd, EPOLLIN, on_connection, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_post(s->event, &s->post_source, on_post, s);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int bus_server_attach_system_bus(BusServer *s, const char *name) {
+        BusConnection *c;
+        int r;
+
+        if (s->system)
+                return 0;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->server = s;
+        c->system_bus = true;
+
+        r = sd_bus_open_system(&c->bus);
+        if (r >= 0)
+                r = add_object(c);
+        if (r >= 0)
+                r = sd_bus_request_name(c->bus, name, 0);
+        if (r >= 0)
+                r = sd_bus_attach_event(c->bus, s->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                connection_free(c);
+                return r;
+        }
+        s->system = c;
+        return 0;
+}
+
+BusServer *bus_server_free(BusServer *s) {
+        if (!s)
+                return NULL;
+        connection_free(s->system);
+        while (s->n_connections > 0)
+                connection_remove(s, s->connections[0]);
+        free(s->connections);
+        sd_event_source_disable_unref(s->listen_source);
+        sd_event_source_disable_unref(s->post_source);
+        safe_close(s->listen_fd);
+        if (s->socket_path)
+                (void) unlink(s->socket_path);
+        free(s->socket_path);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+size_t bus_server_n_connections(const BusServer *s) {
+        return s ? s->n_connections : 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The transport of the D-Bus API: a private unix socket served
+ * peer-to-peer, as systemd serves its private socket (accept, read the
+ * peer's credentials, sd_bus_set_server, attach, add the vtable), and
+ * optionally a connection to the system bus. It knows nothing of the
+ * methods: the owner hands it one object vtable (manager-bus.c) and reads,
+ * per call, who is calling (bus_connection_caller()).
+ *
+ * Credentials come from the kernel at accept time (SO_PEERCRED,
+ * SO_PEERGROUPS), or on the system bus from the bus daemon per message:
+ * never from anything the caller sends. Connections are bounded.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "bus-auth.h"
+#include "macro.h"
+
+typedef struct BusServer BusServer;
+typedef struct BusConnection BusConnection;
+
+/* The object every connection serves: a vtable whose userdata is the BusConnection. */
+typedef struct BusObject {
+        const char *path;
+        const char *interface;
+        const sd_bus_vtable *vtable;
+        void *userdata;                  /* the owner's, for bus_connection_userdata() */
+} BusObject;
+
+/*
+ * Listens on socket_path (replacing a stale socket file), or on listen_fd
+ * (socket activation; ownership passes to the server, also on failure), and
+ * serves object on event. At most max_connections connections at once.
+ */
+int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsigned max_connections,
+                   const BusObject *object, BusServer **ret);
+BusServer *bus_server_free(BusServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
+
+/*
+ * Also serves the object under name on the system bus ($DBUS_SYSTEM_BUS_ADDRESS
+ * or the default). -errno (e.g. -ENOENT, -ECONNREFUSED: no system bus;
+ * -EEXIST: the name is taken).
+ */
+int bus_server_attach_system_bus(BusServer *s, const char *name);
+
+/* Applies a new bound (on reload); existing connections stay. */
+void bus_server_set_max_connections(BusServer *s, unsigned max_connections);
+
+/* Emits PropertiesChanged for the named properties (NULL-terminated) on every connection. */
+void bus_server_emit_changed(BusServer *s, char **names);
+
+size_t bus_server_n_connections(const BusServer *s);
+
+/* The owner's userdata of the object the connection serves. */
+void *bus_connection_userdata(BusConnection *c);
+
+/*
+ * Who sent m on c: on the private socket the credentials of accept time, on
+ * the system bus those the bus daemon reports for the sender. -errno.
+ */
+int bus_connection_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret);

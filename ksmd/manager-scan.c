@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The Manager's engine: the scan timer, the rate, rests, registration and
+ * statistics. See the DOC at the top of manager.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+#include "page-hash.h"
+#include "proc-reader.h"
+#include "rate.h"
+
+#define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
+#define MANAGER_STATUS_INTERVAL_USEC 1000000u
+#define MANAGER_REST_TICK_USEC 1000000u
+#define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void on_merge_result(const MergeRequest *req, const HelperMergeResult *res, void *userdata) {
+        Manager *m = userdata;
+
+        scanner_apply_merge_result(m->scanner, req, res);
+}
+
+static uint64_t thread_cpu_nsec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
+}
+
+static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
+        _cleanup_(helper_client_freep) HelperClient *h = NULL;
+        int r;
+
+        *ret_max_batch = 1;
+        if (m->settings.mode == SCAN_MODE_ESTIMATE) {
+                log_notice("Estimate mode (Mode=estimate): scanning and reporting what merging would save; nothing is merged.");
+                return 0;
+        }
+        r = helper_client_new(&h);
+        if (r == -ENOENT) {
+                log_notice("The ksmd_helper kernel module is not loaded (generic netlink family \"%s\" not found): "
+                           "running in estimate mode, nothing is merged. Load it with 'modprobe ksmd_helper' "
+                           "and restart ksmd to merge.", KSMD_HELPER_GENL_NAME);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the ksmd_helper generic netlink family: %m");
+        r = helper_client_info(h, &m->helper_info);
+        if (r == -EPERM)
+                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN and CAP_NET_ADMIN "
+                                       "in the initial user namespace.");
+        if (r < 0)
+                return log_error_errno(r, "Failed to query ksmd_helper INFO: %m");
+        if (m->helper_info.abi_version != KSMD_HELPER_ABI_VERSION)
+                return log_error_errno(-EPROTO, "ksmd_helper speaks ABI %" PRIu32 ", this ksmd needs %d: install matching versions.",
+                                       m->helper_info.abi_version, KSMD_HELPER_ABI_VERSION);
+        if (m->helper_info.max_batch == 0)
+                return log_error_errno(-EPROTO, "ksmd_helper reports max_batch 0: the module is broken, reload it.");
+        log_info("Merging through ksmd_helper %s on %s (max %" PRIu32 " items per request).",
+                 m->helper_info.module_version, m->helper_info.kernel_release, m->helper_info.max_batch);
+        *ret_max_batch = MIN((size_t) m->helper_info.max_batch, (size_t) 4096);
+        m->helper = TAKE_PTR(h);
+        return 0;
+}
+
+int manager_setup_engine(Manager *m) {
+        ScannerConfig sc = {};
+        size_t max_batch;
+        int r;
+
+        r = manager_connect_helper(m, &max_batch);
+        if (r < 0)
+                return r;
+
+        r = region_registry_new(m->settings.max_regions, &m->registry);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the region registry: %m");
+        r = index_new(m->settings.max_metadata_bytes / INDEX_MAX_BYTES_PER_PAGE, &m->index);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the page index: %m");
+        r = merger_new(m->helper, max_batch, MAX(max_batch, (size_t) 8192), on_merge_result, m, &m->merger);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the merge queue: %m");
+
+        sc.hash_seed = page_hash_random_seed();
+        r = proc_zero_pfns(&sc.zero_pfn, &sc.huge_zero_pfn);
+        if (r < 0 || sc.zero_pfn == 0)
+                log_notice("Cannot learn the zero page's PFN from /proc/self/pagemap (needs CAP_SYS_ADMIN): "
+                           "pages already mapping it are read and recognised by content instead.");
+        r = proc_soft_dirty_probe(&sc.soft_dirty);
+        if (r < 0 || !sc.soft_dirty)
+                log_notice("Soft-dirty tracking does not work here (kernel without CONFIG_MEM_SOFT_DIRTY?): "
+                           "every page is re-read on each visit, as the kernel's KSM does.");
+
+        r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the scanner: %m");
+
+        m->stats.live = m->helper != NULL;
+        manager_reset_rate(m);
+        return 0;
+}
+
+void manager_free_engine(Manager *m) {
+        m->scan_timer = sd_event_source_disable_unref(m->scan_timer);
+        m->scanner = scanner_free(m->scanner);
+        m->merger = merger_free(m->merger);
+        m->index = index_free(m->index);
+        m->registry = region_registry_free(m->registry);
+        m->helper = helper_client_free(m->helper);
+}
+
+bool manager_is_estimate(const Manager *m) {
+        return !m->helper;
+}
+
+static void log_registration_error(int r, pid_t pid) {
+        switch (r) {
+        case -ESRCH:
+                log_error_errno(r, "Cannot register pid %d: no such process.", (int) pid);
+                break;
+        case -EEXIST:
+                log_error_errno(r, "Cannot register pid %d: the range overlaps a region already registered for it; unregister that one first.", (int) pid);
+                break;
+        case -EINVAL:
+                log_error_errno(r, "Cannot register pid %d: the range must be page aligned, non-empty and not wrap.", (int) pid);
+                break;
+        default:
+                log_error_errno(r, "Cannot register pid %d: %m", (int) pid);
+        }
+}
+
+void manager_wake(Manager *m) {
+        if (m->rest_until_usec == 0)
+                return;
+        m->rest_until_usec = 0;
+        m->stats.rest_usec = 0;
+        if (m->scan_timer && !m->paused) {
+                (void) sd_event_source_set_time_relative(m->scan_timer, 0);
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
+        char label[REGION_NAME_MAX + 4];
+        pid_t pid = req->pid;
+        Region *region;
+        int r;
+
+        if (req->name && !region_name_is_valid(req->name))
+                return log_error_errno(-EINVAL, "Cannot register pid %d: a region name must be 1..%u printable ASCII characters.",
+                                       (int) pid, REGION_NAME_MAX);
+        r = region_registry_add(m->registry, pid, req->start, req->length, req->whole, req->owner_uid, &region);
+        if (r < 0) {
+                if (r == -ENOSPC)
+                        log_error_errno(r, "Cannot register pid %d: the limit of %" PRIu64 " regions is reached; "
+                                        "unregister one or raise MaxRegions=.", (int) pid, m->settings.max_regions);
+                else
+                        log_registration_error(r, pid);
+                return r;
+        }
+        /* Valid, checked above. */
+        (void) region_set_name(region, req->name);
+        if (req->whole)
+                log_info("Registered region %" PRIu32 "%s: all private anonymous memory of pid %d.", region->id,
+                         region_label(region, label, sizeof(label)), (int) pid);
+        else
+                log_info("Registered region %" PRIu32 "%s: pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id,
+                         region_label(region, label, sizeof(label)), (int) pid, req->start, req->start + req->length);
+        if (ret_id)
+                *ret_id = region->id;
+        manager_wake(m);
+        return 0;
+}
+
+int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id) {
+        return manager_register(m, &(RegionRequest) { .pid = pid, .start = start, .length = length }, ret_id);
+}
+
+int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
+        return manager_register(m, &(RegionRequest) { .pid = pid, .whole = true }, ret_id);
+}
+
+int manager_unregister(Manager *m, uint32_t id) {
+        Region *r = region_registry_find(m->registry, id);
+        char label[REGION_NAME_MAX + 4];
+
+        if (!r)
+                return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
+        scanner_forget_region(m->scanner, r);
+        log_info("Unregistered region %" PRIu32 "%s (pid %d).", id, region_label(r, label, sizeof(label)), (int) r->pid);
+        return region_registry_remove(m->registry, id);
+}
+
+void manager_reset_rate(Manager *m) {
+        /* An adaptive rate starts from the fixed one and adapts from the next batch on. */
+        m->batch_pages = m->settings.pages_to_scan;
+        m->batch_sleep_usec = m->settings.sleep_usec;
+        m->capped_logged = false;
+}
+
+/* The rest after a full scan that found almost nothing new (see manager.h); 0: go on. */
+static uint64_t manager_rest_usec(const Manager *m) {
+        uint64_t rest, cpu_usec = m->pass_cpu_nsec / 1000;
+
+        if (m->settings.idle_sleep_usec == 0 || m->exit_after_scans > 0)
+                return 0;
+        rest = cpu_usec * (10000 - m->settings.idle_max_cpu_bp) / m->settings.idle_max_cpu_bp;
+        return MIN(MAX(rest, m->settings.idle_sleep_usec), (uint64_t) MANAGER_MAX_REST_USEC);
+}
+
+static int cmp_helper_page(const void *a, const void *b) {
+        const HelperPage *x = a, *y = b;
+
+        return x->handle < y->handle ? -1 : x->handle > y->handle;
+}
+
+typedef struct OwnedPages {
+        HelperPage *pages;               /* sorted by handle */
+        size_t n;
+} OwnedPages;
+
+static bool shared_page_still_saves(uint64_t handle, void *userdata) {
+        const OwnedPages *o = userdata;
+        HelperPage key = { .handle = handle };
+        const HelperPage *p = bsearch(&key, o->pages, o->n, sizeof(HelperPage), cmp_helper_page);
+
+        return p && p->mapcount >= 2;
+}
+
+/*
+ * After a full scan: forgets the shared pages the helper no longer owns or
+ * that at most one page table maps, so a last mapper costs no index entry.
+ */
+static void manager_prune_shared(Manager *m) {
+        _cleanup_free_ HelperPage *pages = NULL;
+        OwnedPages owned;
+        size_t n = 0;
+        int r;
+
+        if (!m->helper || !(m->helper_info.features & KSMD_HELPER_FEATURE_GET_PAGES))
+                return;
+        r = helper_client_get_pages(m->helper, &pages, &n);
+        if (r < 0) {
+                log_debug_errno(r, "Could not list the helper's shared pages (%m): keeping every shared entry.");
+                return;
+        }
+        qsort(pages, n, sizeof(HelperPage), cmp_helper_page);
+        owned = (OwnedPages) { .pages = pages, .n = n };
+        r = index_shared_prune(m->index, shared_page_still_saves, &owned);
+        if (r > 0)
+                log_debug("Forgot %d shared pages that at most one page table still maps.", r);
+}
+
+/* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
+static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
+        RateDecision d;
+        IndexUsage u;
+        bool first;
+
+        m->cost_nsec_per_page = rate_update_cost(m->cost_nsec_per_page, batch_cpu_nsec, batch_pages);
+        if (m->settings.target_scan_time_usec == 0)
+                return;
+        index_usage(m->index, &u);
+        /*
+         * The first full scan attaches regions as it reaches them, so the pages it will cover are
+         * not known until it ends: it runs at the CPU cap (the shortest time the operator allows),
+         * which also merges sooner. Later scans plan from the last one's size.
+         */
+        first = scanner_passes(m->scanner) <= 1 && scanner_in_pass(m->scanner);
+        if (rate_decide(MAX(MAX(u.tracked_pages, m->stats.last.pages_scanned), (uint64_t) 1),
+                        first ? 1 : m->settings.target_scan_time_usec, m->settings.max_cpu_percent, m->cost_nsec_per_page, &d) < 0)
+                return;
+        m->batch_pages = d.pages_per_batch;
+        m->batch_sleep_usec = d.sleep_usec;
+        if (d.cpu_capped && !first && !m->capped_logged) {
+                m->capped_logged = true;
+                log_notice("A full scan of %" PRIu64 " pages cannot take %" PRIu64 " s within MaxCPU=%" PRIu64 "%% "
+                           "(%" PRIu64 " ns per page measured): scanning at the cap. Raise TargetScanTime= or MaxCPU=.",
+                           u.tracked_pages, m->settings.target_scan_time_usec / 1000000, m->settings.max_cpu_percent,
+                           m->cost_nsec_per_page);
+        }
+}
+
+void manager_pause(Manager *m) {
+        if (!m->paused)
+                log_info("Scanning paused.");
+        m->paused = true;
+        if (m->scan_timer)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_OFF);
+}
+
+void manager_resume(Manager *m) {
+        if (m->paused)
+                log_info("Scanning resumed.");
+        m->paused = false;
+        if (m->scan_timer)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
+}
+
+static void manager_log_notes(Manager *m) {
+        char label[REGION_NAME_MAX + 4];
+
+        REGISTRY_FOREACH(r, m->registry) {
+                const RegionScan *rs;
+
+                if (!scanner_region_notes_changed(m->scanner, r->id))
+                        continue;
+                rs = scanner_region(m->scanner, r->id);
+                if (rs->note[0])
+                        log_warning("Region %" PRIu32 "%s (pid %d): %s.", r->id, region_label(r, label, sizeof(label)),
+                                    (int) r->pid, rs->note);
+                if (rs->merge_note[0])
+                        log_notice("Region %" PRIu32 "%s (pid %d): the helper refused pages: %s.", r->id,
+                                   region_label(r, label, sizeof(label)), (int) r->pid, rs->merge_note);
+        }
+}
+
+static void manager_drop_gone(Manager *m) {
+        char label[REGION_NAME_MAX + 4];
+
+        for (Region *r = region_registry_next(m->registry, 0), *next; r; r = next) {
+                next = region_registry_next(m->registry, r->id + 1);
+                if (!r->gone)
+                        continue;
+                log_info("Process %d exited: region %" PRIu32 "%s dropped.", (int) r->pid, r->id,
+                         region_label(r, label, sizeof(label)));
+                scanner_forget_region(m->scanner, r);
+                (void) region_registry_remove(m->registry, r->id);
+        }
+}
+
+static void manager_update_stats(Manager *m) {
+        IndexUsage u;
+
+        m->stats.last = *scanner_last_counters(m->scanner);
+        m->stats.current_scan_pages = scanner_current_pages(m->scanner);
+        index_usage(m->index, &u);
+        m->stats.tracked_pages = u.tracked_pages;
+        m->stats.metadata_bytes = u.metadata_bytes;
+        m->stats.merge = *merger_counters(m->merger);
+        m->stats.live = m->helper != NULL;
+        m->stats.cpu_nsec_per_page = m->cost_nsec_per_page;
+        m->stats.batch_pages = m->batch_pages;
+        m->stats.batch_sleep_usec = m->batch_sleep_usec;
+}
+
+static void manager_fall_back_to_estimate(Manager *m, int error) {
+        log_warning_errno(error, "The ksmd_helper module stopped answering (%m): falling back to estimate mode. "
+                          "Pages merged so far stay merged; load the module and restart ksmd to merge again.");
+        merger_set_estimate(m->merger);
+        m->helper = helper_client_free(m->helper);
+        m->stats.live = false;
+}
+
+static void manager_notify_status(Manager *m, uint64_t now, bool force) {
+        char buf[256];
+
+        if (!m->notify || (!force && now - m->last_status_usec < MANAGER_STATUS_INTERVAL_USEC))
+                return;
+        m->last_status_usec = now;
+        manager_update_stats(m);
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, sizeof(buf));
+        (void) sd_notifyf(false, "STATUS=%s", buf);
+}
+
+/* next (usec from now), or sooner if a queued merge is due for its retry. */
+static uint64_t until_merge_retry(Manager *m, uint64_t now, uint64_t next) {
+        uint64_t retry;
+
+        if (merger_pending(m->merger) == 0)
+                return next;
+        retry = merger_next_retry_usec(m->merger);
+        return MIN(next, retry > now ? retry - now : 0);
+}
+
+static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        ScanStepResult res;
+        uint64_t now = now_usec(), next;
+        int r;
+
+        manager_drop_gone(m);
+
+        if (region_registry_count(m->registry) == 0) {
+                next = MAX(m->batch_sleep_usec, (uint64_t) MANAGER_IDLE_USEC);
+                goto rearm;
+        }
+
+        if (m->rest_until_usec > now) {
+                /* Resting: only merge retries are due, and regions of exited processes go once a second. */
+                REGISTRY_FOREACH(region, m->registry)
+                        if (region_alive(region) <= 0)
+                                region->gone = true;
+                manager_drop_gone(m);
+                if (merger_pending(m->merger) > 0)
+                        (void) merger_flush(m->merger, now);
+                next = until_merge_retry(m, now, MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC));
+                goto rearm;
+        }
+        m->rest_until_usec = 0;
+
+        if (!scanner_in_pass(m->scanner)) {
+                m->pass_started_usec = now;
+                m->pass_cpu_nsec = 0;
+        }
+        uint64_t cpu0 = thread_cpu_nsec();
+        r = scanner_step(m->scanner, m->batch_pages, now, &res);
+        if (r < 0) {
+                log_error_errno(r, "Scanning failed: %m");
+                return sd_event_exit(m->event, r);
+        }
+        if (res.limit_hit)
+                m->bound_hit_this_pass = true;
+        if (res.limit_hit && !m->bound_hit_last_pass) {
+                IndexUsage u;
+
+                index_usage(m->index, &u);
+                log_warning("The bound on tracked pages is reached (%" PRIu64 " pages, %" PRIu64 " KiB of index metadata): "
+                            "pages beyond it are not scanned. Raise MaxMetadata= in ksmd.conf or register less memory.",
+                            u.max_tracked_pages, u.metadata_bytes / 1024);
+        }
+
+        r = merger_flush(m->merger, now_usec());
+        if (r == -ENOENT)
+                manager_fall_back_to_estimate(m, r);
+        else if (r < 0 && !merge_error_is_transient(r) && r != m->last_merge_error) {
+                log_warning_errno(r, "ksmd_helper refused a merge request (%m): its pages are examined again next pass. "
+                                  "This is a bug in ksmd or the module if it persists; report it with the kernel log.");
+                m->last_merge_error = r;
+        } else if (r > 0)
+                m->last_merge_error = 0;
+        uint64_t batch_cpu_nsec = thread_cpu_nsec() - cpu0;
+
+        m->pass_cpu_nsec += batch_cpu_nsec;
+        manager_adapt_rate(m, batch_cpu_nsec, res.pages);
+
+        if (res.pass_done) {
+                m->bound_hit_last_pass = m->bound_hit_this_pass;
+                m->bound_hit_this_pass = false;
+                if (m->helper) {
+                        /* Also how an unload is noticed when no merge was due. */
+                        r = helper_client_info(m->helper, &m->helper_info);
+                        if (r >= 0) {
+                                m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                                manager_prune_shared(m);
+                        } else if (r == -ENOENT)
+                                manager_fall_back_to_estimate(m, r);
+                }
+                m->stats.full_scans++;
+                manager_log_notes(m);
+                /* Wall time from the first batch to the end of the last, sleeps included. */
+                m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
+                m->stats.rest_usec = res.pass_quiet ? manager_rest_usec(m) : 0;
+                if (m->stats.rest_usec > 0)
+                        m->rest_until_usec = now_usec() + m->stats.rest_usec;
+                manager_update_stats(m);
+                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms (%" PRIu64 " ms of CPU): %" PRIu64 " pages scanned, %" PRIu64
+                          " read, %" PRIu64 " unchanged by soft-dirty, %" PRIu64 " saveable; %s %" PRIu64 " ms.",
+                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->pass_cpu_nsec / 1000000,
+                          m->stats.last.pages_scanned, m->stats.last.pages_read, m->stats.last.pages_unchanged,
+                          scan_counters_saving_pages(&m->stats.last),
+                          m->stats.rest_usec > 0 ? "almost nothing new, resting" : "next batch in",
+                          (m->stats.rest_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec) / 1000);
+                manager_notify_status(m, now, true);
+                manager_bus_emit_scan_done(m);
+                if (m->scan_done)
+                        m->scan_done(m, m->scan_done_userdata);
+                if (m->exit_after_scans > 0 && m->stats.full_scans >= m->exit_after_scans)
+                        return sd_event_exit(m->event, 0);
+        } else
+                manager_notify_status(m, now, false);
+
+        next = until_merge_retry(m, now, m->rest_until_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec);
+rearm:
+        r = sd_event_source_set_time_relative(s, next);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, m->paused ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+        if (r < 0)
+                return sd_event_exit(m->event, log_error_errno(r, "Failed to re-arm the scan timer: %m"));
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        int r;
+
+        if (m->started)
+                return 0;
+        r = sd_event_add_time_relative(m->event, &m->scan_timer, CLOCK_MONOTONIC, 0, 1, on_scan_timer, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to add the scan timer: %m");
+        if (m->paused)
+                (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_OFF);
+        m->started = true;
+        manager_notify_status(m, now_usec(), true);
+        return 0;
+}
+
+void manager_get_stats(Manager *m, Stats *ret) {
+        manager_update_stats(m);
+        *ret = m->stats;
+}
+
+void manager_format_status(Manager *m, char *buf, size_t size) {
+        manager_update_stats(m);
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, size);
+}
+
+int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
+        Region *region = region_registry_find(m->registry, id);
+        _cleanup_free_ ProcMapping *maps = NULL;
+        uint64_t start, end, total = 0;
+        size_t n_maps = 0;
+        pid_t pid;
+        int r;
+
+        if (!region)
+                return -ENOENT;
+        if (!m->helper)
+                return -EOPNOTSUPP;
+        pid = region->pid;
+        start = region->start;
+        end = region->end;
+
+        /* The mappings as they are now (they may have moved since the last pass), read while the
+         * region's pidfd still vouches for the pid; then stop scanning, so nothing merges again. */
+        r = proc_maps_read(pid, &maps, &n_maps);
+        if (r < 0 && r != -ESRCH && r != -ENOENT)
+                return log_error_errno(r, "Failed to read the mappings of region %" PRIu32 " (pid %d): %m", id, (int) pid);
+        if (r >= 0 && region_alive(region) <= 0)
+                n_maps = 0;
+        r = manager_unregister(m, id);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n_maps; i++) {
+                uint64_t a = MAX(maps[i].start, start), b = MIN(maps[i].end, end), n = 0;
+
+                if (maps[i].kind != PROC_MAPPING_ANON || !maps[i].private_ || a >= b)
+                        continue;
+                r = helper_client_unmerge(m->helper, pid, a, b - a, &n);
+                if (r == -ESRCH)
+                        break; /* the process is gone: nothing left to back out */
+                if (r < 0)
+                        return log_error_errno(r, "Failed to unmerge region %" PRIu32 " (pid %d, 0x%" PRIx64 "-0x%" PRIx64 "): %m",
+                                               id, (int) pid, a, b);
+                total += n;
+        }
+        log_info("Region %" PRIu32 " (pid %d) backed out: %" PRIu64 " pages made private again.", id, (int) pid, total);
+        *ret_pages = total;
+        return 0;
+}
+
+void manager_print_stats(Manager *m) {
+        Stats st;
+
+        manager_get_stats(m, &st);
+        printf("mode=%s full_scans=%" PRIu64 " last_full_scan_usec=%" PRIu64 " tracked_pages=%" PRIu64
+               " metadata_bytes=%" PRIu64 " cpu_nsec_per_page=%" PRIu64 " batch_pages=%" PRIu64
+               " batch_sleep_usec=%" PRIu64 "\n",
+               manager_is_estimate(m) ? "estimate" : "merge", st.full_scans, st.last_full_scan_usec,
+               st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages, st.batch_sleep_usec);
+        printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64 " pages_shared=%" PRIu64
+               " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64 " pages_zero=%" PRIu64 " pages_volatile=%" PRIu64
+               " pages_not_present=%" PRIu64 " saving_bytes=%" PRIu64 "\n",
+               st.last.pages_scanned, st.last.pages_read, st.last.pages_unchanged, st.last.pages_shared,
+               st.last.pages_sharing, st.last.pages_unshared, st.last.pages_zero, st.last.pages_volatile,
+               st.last.pages_not_present, stats_saving_bytes(&st));
+        REGISTRY_FOREACH(r, m->registry) {
+                static const RegionScan none = {};
+                const RegionScan *rs = scanner_region(m->scanner, r->id) ?: &none;
+
+                printf("region=%" PRIu32 " pid=%d pages=%" PRIu64 " saveable_pages=%" PRIu64 " sharing=%" PRIu64
+                       " zero=%" PRIu64 " volatile=%" PRIu64 "%s%s%s%s\n",
+                       r->id, (int) r->pid, region_scan_pages(rs), scan_counters_saving_pages(&rs->last),
+                       rs->last.pages_sharing, rs->last.pages_zero, rs->last.pages_volatile,
+                       rs->note[0] ? " note=" : "", rs->note, rs->merge_note[0] ? " merge_note=" : "", rs->merge_note);
+        }
+        fflush(stdout);
+}
+
