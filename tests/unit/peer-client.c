@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "peer-client.h"
+
+bool peer_client_pump_until(sd_event *server, sd_bus *client, bool (*done)(void *userdata), void *userdata) {
+        for (unsigned i = 0; i < PEER_CLIENT_MAX_STEPS; i++) {
+                bool client_open = client && sd_bus_is_open(client) > 0;
+                int r, k = 0;
+
+                if (done(userdata))
+                        return true;
+                r = sd_event_run(server, 0);
+                if (r < 0)
+                        return false;
+                /* A client the server closed has nothing left to process; done() says if that is the end. */
+                if (client_open)
+                        k = sd_bus_process(client, NULL);
+                if (r > 0 || k != 0)
+                        continue;
+                if (client_open)
+                        (void) sd_bus_wait(client, 1000);
+                else
+                        (void) sd_event_run(server, 1000);
+        }
+        return done(userdata);
+}
+
+static bool client_settled(void *userdata) {
+        sd_bus *bus = userdata;
+
+        return sd_bus_is_ready(bus) > 0 || sd_bus_is_open(bus) <= 0;
+}
+
+int peer_client_connect(sd_event *server, const char *socket_path, sd_bus **ret) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        char address[128];
+        int r;
+
+        if ((size_t) snprintf(address, sizeof(address), "unix:path=%s", socket_path) >= sizeof(address))
+                return -ENAMETOOLONG;
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, address);
+        if (r < 0)
+                return r;
+        r = sd_bus_negotiate_fds(bus, 1);
+        if (r < 0)
+                return r;
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        /* Authentication first: a message carrying file descriptors cannot be queued before it completes. */
+        if (!peer_client_pump_until(server, bus, client_settled, bus))
+                return -ETIMEDOUT;
+        if (sd_bus_is_ready(bus) <= 0)
+                return -ECONNRESET;
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        sd_bus_message **reply = userdata;
+
+        *reply = sd_bus_message_ref(m);
+        return 0;
+}
+
+static bool have_reply(void *userdata) {
+        return *(sd_bus_message **) userdata;
+}
+
+int peer_client_call(sd_event *server, sd_bus *client, sd_bus_message *m, sd_bus_error *ret_error,
+                     sd_bus_message **ret_reply) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        int r;
+
+        /* Not floating: dropping the slot on a timeout keeps a late reply from writing into this frame. */
+        r = sd_bus_call_async(client, &slot, m, on_reply, &reply, 0);
+        if (r < 0)
+                return r;
+        if (!peer_client_pump_until(server, client, have_reply, &reply))
+                return -ETIMEDOUT;
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                if (ret_error)
+                        (void) sd_bus_error_copy(ret_error, e);
+                r = sd_bus_error_get_errno(e);
+                return r > 0 ? -r : -EIO;
+        }
+        if (ret_reply)
+                *ret_reply = TAKE_PTR(reply);
+        return 0;
+}

@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The transport of the control plane (bus-server.c) on a real socket in a
+ * temporary directory, serving a small probe object instead of the Manager:
+ * the socket file's life, accepting and bounding connections, the caller's
+ * credentials, PropertiesChanged on every connection, and a call that arrives
+ * in the same write as the end of authentication. The clients run in this
+ * thread and pump the server's loop while they wait (peer-client.h).
+ *
+ * The credentials are the kernel's (SO_PEERCRED), so in-process they are
+ * always this process's own: what a caller with other credentials may do is
+ * tested end to end in tests/control.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bus-server.h"
+#include "macro.h"
+#include "peer-client.h"
+
+#define PROBE_PATH "/org/ksmd/Probe"
+#define PROBE_INTERFACE "org.ksmd.Probe"
+#define N_CLIENTS 4
+
+/* The owner's userdata of the probe object. */
+typedef struct Probe {
+        uint64_t counter;
+} Probe;
+
+static struct {
+        char dir[64];
+        char path[96];                   /* the socket, in dir; fits sun_path */
+        sd_event *event;
+        BusServer *server;
+        sd_bus *clients[N_CLIENTS];
+        Probe probe;
+} f;
+
+/* Answers the caller's uid, gid and pid as the server learnt them, and the owner's counter. */
+static int method_who_am_i(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        BusConnection *c = userdata;
+        const Probe *p = bus_connection_userdata(c);
+        PeerCreds peer;
+        int r;
+
+        r = bus_connection_caller(c, m, &peer);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "uuut", (uint32_t) peer.uid, (uint32_t) peer.gid,
+                                          (uint32_t) peer.pid, p->counter);
+}
+
+static int property_get_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const Probe *p = bus_connection_userdata(userdata);
+
+        return sd_bus_message_append(reply, "t", p->counter);
+}
+
+static const sd_bus_vtable probe_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Counter", "t", property_get_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD("WhoAmI", "", "uuut", method_who_am_i, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int setup(void **state) {
+        memset(&f, 0, sizeof(f));
+        snprintf(f.dir, sizeof(f.dir), "/tmp/ksmd-test-bus-server-XXXXXX");
+        assert_non_null(mkdtemp(f.dir));
+        snprintf(f.path, sizeof(f.path), "%s/ksmd.sock", f.dir);
+        assert_int_equal(sd_event_new(&f.event), 0);
+        return 0;
+}
+
+static int teardown(void **state) {
+        char cmd[128];
+
+        for (size_t i = 0; i < N_CLIENTS; i++)
+                f.clients[i] = sd_bus_close_unref(f.clients[i]);
+        f.server = bus_server_free(f.server);
+        f.event = sd_event_unref(f.event);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f.dir);
+        assert_int_equal(system(cmd), 0);
+        return 0;
+}
+
+static int new_server(const char *path, int listen_fd, unsigned max_connections) {
+        return bus_server_new(f.event, path, listen_fd, max_connections,
+                              &(BusObject) { .path = PROBE_PATH, .interface = PROBE_INTERFACE,
+                                             .vtable = probe_vtable, .userdata = &f.probe },
+                              &f.server);
+}
+
+static int connect_client(size_t i) {
+        return peer_client_connect(f.event, f.path, &f.clients[i]);
+}
+
+/* Calls WhoAmI on client i; its answer. */
+static int who_am_i(size_t i, uint32_t *ret_uid, uint32_t *ret_gid, uint32_t *ret_pid,
+                    uint64_t *ret_counter) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        assert_int_equal(sd_bus_message_new_method_call(f.clients[i], &m, NULL, PROBE_PATH, PROBE_INTERFACE,
+                                                        "WhoAmI"),
+                         0);
+        r = peer_client_call(f.event, f.clients[i], m, NULL, &reply);
+        if (r < 0)
+                return r;
+        assert_true(sd_bus_message_read(reply, "uuut", ret_uid, ret_gid, ret_pid, ret_counter) > 0);
+        return 0;
+}
+
+static void assert_client_works(size_t i) {
+        uint32_t uid, gid, pid;
+        uint64_t counter;
+
+        assert_int_equal(who_am_i(i, &uid, &gid, &pid, &counter), 0);
+}
+
+static void test_socket_replaces_a_stale_file_and_anyone_may_connect(void **state) {
+        struct stat st;
+        int fd;
+
+        /* A file left behind by a daemon that died. */
+        fd = open(f.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(lstat(f.path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        /* Every call is authorized from the caller's credentials, not by the file's mode. */
+        assert_int_equal(st.st_mode & 07777, 0666);
+        assert_int_equal(connect_client(0), 0);
+        assert_client_works(0);
+}
+
+static void test_socket_file_is_removed_on_free(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(access(f.path, F_OK), 0);
+        f.server = bus_server_free(f.server);
+        assert_int_equal(access(f.path, F_OK), -1);
+        assert_int_equal(errno, ENOENT);
+}
+
+static void test_missing_parent_directory_is_created(void **state) {
+        struct stat st;
+
+        snprintf(f.path, sizeof(f.path), "%s/run/ksmd.sock", f.dir);
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(stat(f.path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(connect_client(0), 0);
+        assert_client_works(0);
+}
+
+static void test_socket_path_longer_than_sun_path_is_refused(void **state) {
+        char path[sizeof_field(struct sockaddr_un, sun_path) + 16];
+
+        memset(path, 'x', sizeof(path) - 1);
+        path[0] = '/';
+        path[sizeof(path) - 1] = 0;
+        assert_int_equal(new_server(path, -EBADF, 4), -ENAMETOOLONG);
+        assert_null(f.server);
+}
+
+/* A listening socket on f.path, made as systemd makes ksmd.socket's. */
+static int listen_here(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, SOMAXCONN), 0);
+        return fd;
+}
+
+static void test_passed_socket_is_served_and_its_file_left_alone(void **state) {
+        int fd = listen_here();
+
+        /* The Manager passes the configured path along; with a socket from systemd it is not ours. */
+        assert_int_equal(new_server(f.path, fd, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_client_works(0);
+        f.clients[0] = sd_bus_close_unref(f.clients[0]);
+        f.server = bus_server_free(f.server);
+        assert_int_equal(access(f.path, F_OK), 0);
+        /* ... and the server closed it: nothing listens any more. */
+        assert_int_equal(peer_client_connect(f.event, f.path, &f.clients[0]), -ECONNREFUSED);
+}
+
+static void test_passed_socket_is_closed_when_serving_it_fails(void **state) {
+        /* epoll refuses a file that cannot be polled. */
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        assert_true(fd >= 0);
+        assert_true(new_server(f.path, fd, 4) < 0);
+        assert_null(f.server);
+        assert_int_equal(fcntl(fd, F_GETFD), -1);
+        assert_int_equal(errno, EBADF);
+}
+
+static void test_caller_is_the_peer_the_kernel_reports(void **state) {
+        uint32_t uid, gid, pid;
+        uint64_t counter;
+
+        f.probe.counter = 42;
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(who_am_i(0, &uid, &gid, &pid, &counter), 0);
+        assert_int_equal(uid, getuid());
+        assert_int_equal(gid, getgid());
+        assert_int_equal(pid, getpid());
+        /* The method reaches the owner's userdata through the connection. */
+        assert_int_equal(counter, 42);
+}
+
+static void test_connections_beyond_the_limit_are_refused_at_accept(void **state) {
+        assert_int_equal(bus_server_n_connections(NULL), 0);
+        assert_int_equal(new_server(f.path, -EBADF, 2), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 1);
+        assert_int_equal(connect_client(1), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        assert_int_equal(connect_client(2), -ECONNRESET);
+        assert_null(f.clients[2]);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        /* The two accepted ones are served. */
+        assert_client_works(0);
+        assert_client_works(1);
+}
+
+static bool server_has_one_connection(void *userdata) {
+        return bus_server_n_connections(f.server) == 1;
+}
+
+static void test_closed_connection_gives_its_place_back(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 2), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(connect_client(1), 0);
+        f.clients[0] = sd_bus_close_unref(f.clients[0]);
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_one_connection, NULL));
+        assert_int_equal(connect_client(2), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        assert_client_works(1);
+        assert_client_works(2);
+}
+
+static void test_lowering_the_limit_keeps_open_connections(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 3), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(connect_client(1), 0);
+        bus_server_set_max_connections(f.server, 1);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        assert_client_works(0);
+        assert_client_works(1);
+        assert_int_equal(connect_client(2), -ECONNRESET);
+        bus_server_set_max_connections(f.server, 3);
+        assert_int_equal(connect_client(2), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 3);
+}
+
+/* What a client saw of PropertiesChanged for Counter. */
+typedef struct ChangedProbe {
+        unsigned n_signals;
+        bool has_counter;
+        uint64_t counter;
+} ChangedProbe;
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        ChangedProbe *p = userdata;
+        const char *interface, *name;
+        int r;
+
+        assert_true(sd_bus_message_read(m, "s", &interface) > 0);
+        assert_string_equal(interface, PROBE_INTERFACE);
+        assert_true(sd_bus_message_enter_container(m, 'a', "{sv}") > 0);
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                assert_true(sd_bus_message_read(m, "s", &name) > 0);
+                if (strcmp(name, "Counter") == 0) {
+                        assert_true(sd_bus_message_read(m, "v", "t", &p->counter) > 0);
+                        p->has_counter = true;
+                } else
+                        assert_true(sd_bus_message_skip(m, "v") >= 0);
+                assert_true(sd_bus_message_exit_container(m) > 0);
+        }
+        assert_int_equal(r, 0);
+        p->n_signals++;
+        return 0;
+}
+
+static bool saw_a_change(void *userdata) {
+        return ((const ChangedProbe *) userdata)->n_signals > 0;
+}
+
+static void test_emit_changed_reaches_every_connection(void **state) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot0 = NULL, *slot1 = NULL;
+        ChangedProbe changed[2] = {};
+
+        /* Without a server (no socket) there is no one to tell. */
+        bus_server_emit_changed(NULL, STRV_MAKE("Counter"));
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(connect_client(1), 0);
+        assert_true(sd_bus_match_signal(f.clients[0], &slot0, NULL, PROBE_PATH,
+                                        "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                        on_properties_changed, &changed[0]) >= 0);
+        assert_true(sd_bus_match_signal(f.clients[1], &slot1, NULL, PROBE_PATH,
+                                        "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                        on_properties_changed, &changed[1]) >= 0);
+        f.probe.counter = 7;
+        bus_server_emit_changed(f.server, STRV_MAKE("Counter"));
+        for (size_t i = 0; i < ELEMENTSOF(changed); i++) {
+                assert_true(peer_client_pump_until(f.event, f.clients[i], saw_a_change, &changed[i]));
+                assert_int_equal(changed[i].n_signals, 1);
+                assert_true(changed[i].has_counter);
+                assert_int_equal(changed[i].counter, 7);
+        }
+}
+
+/* A client that speaks the protocol by hand, to control what goes into each write. */
+typedef struct RawClient {
+        int fd;
+        uint8_t buf[512];
+        size_t n;
+        size_t want;                     /* bytes to read before done; 0: up to the first "\r\n" */
+} RawClient;
+
+static bool raw_client_has_read(void *userdata) {
+        RawClient *c = userdata;
+        ssize_t k;
+
+        k = recv(c->fd, c->buf + c->n, sizeof(c->buf) - 1 - c->n, MSG_DONTWAIT);
+        if (k > 0)
+                c->n += (size_t) k;
+        c->buf[c->n] = 0;
+        return c->want > 0 ? c->n >= c->want : strstr((const char *) c->buf, "\r\n") != NULL;
+}
+
+#define ALIGN8(x) (((x) + 7) & ~(size_t) 7)
+
+/* A method call without arguments, serial 1, as the D-Bus specification's "Message Format" lays it out. */
+static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
+        const struct {
+                uint8_t code;
+                char type;
+                const char *value;
+        } fields[] = {
+                { 1, 'o', PROBE_PATH },
+                { 2, 's', PROBE_INTERFACE },
+                { 3, 's', member },
+        };
+        size_t pos = 16;
+        uint32_t u;
+
+        memset(buf, 0, size);
+        buf[0] = 'l';                    /* little endian, as the fields below are written */
+        buf[1] = 1;                      /* METHOD_CALL */
+        buf[3] = 1;                      /* protocol version; flags (2) and body length (4..7) are 0 */
+        u = htole32(1);
+        memcpy(buf + 8, &u, sizeof(u));
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+                size_t n = strlen(fields[i].value);
+
+                pos = ALIGN8(pos);
+                assert_true(pos + 8 + n + 1 <= size);
+                buf[pos++] = fields[i].code;
+                buf[pos++] = 1;          /* the variant's signature: one type */
+                buf[pos++] = (uint8_t) fields[i].type;
+                buf[pos++] = 0;
+                u = htole32((uint32_t) n);
+                memcpy(buf + pos, &u, sizeof(u));
+                pos += sizeof(u);
+                memcpy(buf + pos, fields[i].value, n + 1);
+                pos += n + 1;
+        }
+        u = htole32((uint32_t) (pos - 16));
+        memcpy(buf + 12, &u, sizeof(u));
+        assert_true(ALIGN8(pos) <= size);
+        return ALIGN8(pos);
+}
+
+/*
+ * dbus-send --peer sends BEGIN and its first call in one write: the call then
+ * waits in sd-bus's read buffer when authentication completes, with nothing
+ * more to read on the socket. The server must answer it all the same.
+ */
+static void test_call_in_the_same_write_as_begin_is_answered(void **state) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        RawClient c = {};
+        char auth[64], uid[16], hex[32] = "";
+        uint8_t out[256];
+        size_t n;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        c.fd = fd;
+
+        /* A NUL byte, then EXTERNAL with our uid in hex digits of its decimal string. */
+        snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        for (size_t i = 0; uid[i]; i++)
+                snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", (unsigned) uid[i]);
+        n = (size_t) snprintf(auth + 1, sizeof(auth) - 1, "AUTH EXTERNAL %s\r\n", hex) + 1;
+        auth[0] = 0;
+        assert_int_equal(send(fd, auth, n, MSG_NOSIGNAL), (ssize_t) n);
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_has_read, &c));
+        assert_memory_equal(c.buf, "OK ", 3);
+
+        memcpy(out, "BEGIN\r\n", 7);
+        n = 7 + marshal_call(out + 7, sizeof(out) - 7, "WhoAmI");
+        c.n = 0;
+        c.want = 16;
+        assert_int_equal(send(fd, out, n, MSG_NOSIGNAL), (ssize_t) n);
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_has_read, &c));
+        assert_int_equal(c.buf[1], 2);   /* METHOD_RETURN, not ERROR (3) */
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                TEST(test_socket_replaces_a_stale_file_and_anyone_may_connect),
+                TEST(test_socket_file_is_removed_on_free),
+                TEST(test_missing_parent_directory_is_created),
+                TEST(test_socket_path_longer_than_sun_path_is_refused),
+                TEST(test_passed_socket_is_served_and_its_file_left_alone),
+                TEST(test_passed_socket_is_closed_when_serving_it_fails),
+                TEST(test_caller_is_the_peer_the_kernel_reports),
+                TEST(test_connections_beyond_the_limit_are_refused_at_accept),
+                TEST(test_closed_connection_gives_its_place_back),
+                TEST(test_lowering_the_limit_keeps_open_connections),
+                TEST(test_emit_changed_reaches_every_connection),
+                TEST(test_call_in_the_same_write_as_begin_is_answered),
+        };
+
+        /* A client the server closes must not kill the test with SIGPIPE. */
+        (void) signal(SIGPIPE, SIG_IGN);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
