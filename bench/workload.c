@@ -141,13 +141,15 @@ static void *toucher(void *p) {
         while (!atomic_load(&c->stop)) {
                 for (unsigned n = 0; n < 256; n++) {
                         uint64_t r = splitmix64(&x);
-                        volatile uint64_t *w = (volatile uint64_t *) (c->mem + (r % opt.pages) * PAGE_BYTES) +
-                                               (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
+                        volatile uint64_t *w =
+                                (volatile uint64_t *) (c->mem + (r % opt.pages) * PAGE_BYTES) +
+                                (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
 
                         sum += *w;
                         if (c->uniq_count) {
                                 r = splitmix64(&x);
-                                w = (volatile uint64_t *) (c->mem + (c->uniq_first + r % c->uniq_count) * PAGE_BYTES) +
+                                w = (volatile uint64_t *) (c->mem + (c->uniq_first + r % c->uniq_count) *
+                                                                    PAGE_BYTES) +
                                     (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
                                 *w = *w;
                         }
@@ -252,7 +254,8 @@ static int child_main(unsigned proc, int report_fd) {
                 have_toucher = true;
         }
 
-        snprintf(line, sizeof(line), "pid %d addr %p pages %" PRIu64 "\n", getpid(), (void *) c.mem, opt.pages);
+        snprintf(line, sizeof(line), "pid %d addr %p pages %" PRIu64 "\n", getpid(), (void *) c.mem,
+                 opt.pages);
         if (write(report_fd, line, strlen(line)) < 0)
                 return 2;
         close(report_fd);
@@ -281,7 +284,8 @@ static void usage(void) {
                "  --procs N            processes (default 4, at most %d)\n"
                "  --mib M              MiB of private anonymous memory per process (default 64)\n"
                "  --dup F              fraction of pages identical in every process (default 0.5)\n"
-               "  --dup-groups K       duplicate pages take only K distinct contents (default: all distinct)\n"
+               "  --dup-groups K       duplicate pages take only K distinct contents "
+               "(default: all distinct)\n"
                "  --zero F             fraction of zero pages (default 0.25)\n"
                "  --volatile F         fraction rewritten continuously (default 0)\n"
                "  --volatile-period-ms writer thread pause between rounds (default 10)\n"

@@ -22,7 +22,8 @@ struct AutoRegister {
 
 bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns, size_t n_exe,
                    const char *cgroup_path, const char *exe_name) {
-        /* A star crosses slashes (no FNM_PATHNAME), so "/machine.slice/ *" without the blank matches every guest. */
+        /* A star crosses slashes (no FNM_PATHNAME), so "/machine.slice/ *"
+         * without the blank matches every guest. */
         for (size_t i = 0; cgroup_path && i < n_cgroup; i++)
                 if (fnmatch(cgroup_patterns[i], cgroup_path, 0) == 0)
                         return true;
@@ -32,8 +33,8 @@ bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *e
         return false;
 }
 
-int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns,
-                         size_t n_exe) {
+int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup,
+                         char *const *exe_patterns, size_t n_exe) {
         char **cg = NULL, **ex = NULL;
         int r;
 
@@ -86,18 +87,20 @@ int autoreg_scan(AutoRegister *a) {
                 /* Named after its executable, when that makes a valid name (cut to the limit). */
                 memcpy(name, exe, strnlen(exe, REGION_NAME_MAX));
                 name[strnlen(exe, REGION_NAME_MAX)] = 0;
-                k = manager_register(a->manager, &(RegionRequest) { .pid = pids[i], .whole = true,
-                                                                     .name = region_name_is_valid(name) ? name : NULL },
+                k = manager_register(a->manager,
+                                     &(RegionRequest) { .pid = pids[i], .whole = true,
+                                                        .name = region_name_is_valid(name) ? name : NULL },
                                      NULL);
                 if (k == -ENOSPC) {
-                        log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.", exe,
-                                    (int) pids[i]);
+                        log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.",
+                                    exe, (int) pids[i]);
                         break;
                 }
                 if (k < 0)
-                        continue; /* exited meanwhile, or already registered as ranges: the manager said why */
-                log_info("Registered %s (pid %d%s%s) automatically ([AutoRegister] in ksmd.conf).", exe, (int) pids[i],
-                         have_cgroup ? ", cgroup " : "", have_cgroup ? cgroup : "");
+                        continue; /* exited meanwhile, or already registered as ranges:
+                                   * the manager said why */
+                log_info("Registered %s (pid %d%s%s) automatically ([AutoRegister] in ksmd.conf).", exe,
+                         (int) pids[i], have_cgroup ? ", cgroup " : "", have_cgroup ? cgroup : "");
                 added++;
         }
         return added;

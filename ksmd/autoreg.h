@@ -35,8 +35,8 @@ AutoRegister *autoreg_free(AutoRegister *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AutoRegister *, autoreg_free);
 
 /* Replaces the patterns (on reload). */
-int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns,
-                         size_t n_exe);
+int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup,
+                         char *const *exe_patterns, size_t n_exe);
 
 /* Walks /proc now; returns the number of processes newly registered, or -errno. */
 int autoreg_scan(AutoRegister *a);

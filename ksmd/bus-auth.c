@@ -36,6 +36,7 @@ int bus_auth_may_access(const PeerCreds *peer, const TargetIds *t, int yama_scop
         if (yama_scope >= 2)
                 return deny(ret_reason, "Yama ptrace_scope 2 or more lets only root attach to processes");
         if (yama_scope == 1 && !t->descends_from_caller)
-                return deny(ret_reason, "Yama ptrace_scope 1 lets a caller attach only to its own descendants");
+                return deny(ret_reason,
+                            "Yama ptrace_scope 1 lets a caller attach only to its own descendants");
         return 0;
 }

@@ -47,4 +47,5 @@ bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_
  * *ret_reason set to a static sentence saying why (for the D-Bus error).
  * yama_scope: /proc/sys/kernel/yama/ptrace_scope, or 0 without Yama.
  */
-int bus_auth_may_access(const PeerCreds *peer, const TargetIds *target, int yama_scope, const char **ret_reason);
+int bus_auth_may_access(const PeerCreds *peer, const TargetIds *target, int yama_scope,
+                        const char **ret_reason);

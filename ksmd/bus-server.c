@@ -111,7 +111,8 @@ static void connection_remove(BusServer *s, BusConnection *c) {
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
 
-        log_debug("Control connection of uid %u (pid %d) closed.", (unsigned) c->peer.uid, (int) c->peer.pid);
+        log_debug("Control connection of uid %u (pid %d) closed.", (unsigned) c->peer.uid,
+                  (int) c->peer.pid);
         /* sd_bus_process() holds its own reference to the bus while it dispatches. */
         connection_remove(c->server, c);
         return 0;
@@ -124,8 +125,8 @@ void bus_server_emit_changed(BusServer *s, char **names) {
                 (void) sd_bus_emit_properties_changed_strv(s->connections[i]->bus, s->object.path,
                                                            s->object.interface, names);
         if (s->system)
-                (void) sd_bus_emit_properties_changed_strv(s->system->bus, s->object.path, s->object.interface,
-                                                           names);
+                (void) sd_bus_emit_properties_changed_strv(s->system->bus, s->object.path,
+                                                           s->object.interface, names);
 }
 
 /*
@@ -193,11 +194,13 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
 
         r = read_peer(nfd, &peer);
         if (r < 0) {
-                log_warning_errno(r, "Failed to read the credentials of a control connection, closing it: %m");
+                log_warning_errno(r,
+                                  "Failed to read the credentials of a control connection, closing it: %m");
                 return 0;
         }
         if (s->n_connections >= s->max_connections) {
-                log_warning("Refusing a control connection of uid %u (pid %d): %u are open (MaxConnections= in ksmd.conf).",
+                log_warning("Refusing a control connection of uid %u (pid %d): %u are open "
+                            "(MaxConnections= in ksmd.conf).",
                             (unsigned) peer.uid, (int) peer.pid, s->max_connections);
                 return 0;
         }
@@ -247,8 +250,8 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         return 0;
 
 fail:
-        log_warning_errno(r, "Failed to set up a control connection of uid %u (pid %d): %m", (unsigned) peer.uid,
-                          (int) peer.pid);
+        log_warning_errno(r, "Failed to set up a control connection of uid %u (pid %d): %m",
+                          (unsigned) peer.uid, (int) peer.pid);
         connection_free(c);
         return 0;
 }

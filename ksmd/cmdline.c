@@ -55,7 +55,8 @@ static void help(void) {
                 const Setting *s = &settings_table[i];
                 char opt[64], arg[96];
 
-                snprintf(arg, sizeof(arg), "--%s=%s", setting_option_name(s, opt, sizeof(opt)), setting_value_name(s));
+                snprintf(arg, sizeof(arg), "--%s=%s", setting_option_name(s, opt, sizeof(opt)),
+                         setting_value_name(s));
                 printf("     %-26s %s (%s=)\n", arg, s->help, s->key);
         }
         printf("\nSee ksmd(8) and ksmd.conf(5).\n");
@@ -123,12 +124,14 @@ static int add_registration(CommandLine *c, int opt, const char *value) {
         int r;
 
         if (c->n_registrations >= CMDLINE_MAX_REGISTRATIONS)
-                return log_error_errno(-E2BIG, "Too many --register options (at most %d); use the control socket for more.",
+                return log_error_errno(-E2BIG, "Too many --register options (at most %d); "
+                                       "use the control socket for more.",
                                        CMDLINE_MAX_REGISTRATIONS);
         r = opt == ARG_REGISTER ? parse_registration(value, &reg) : parse_pid(value, &reg.pid);
         if (r < 0)
-                return log_error_errno(r, "--%s=%s: expected %s.", opt == ARG_REGISTER ? "register" : "register-process",
-                                       value, opt == ARG_REGISTER ? "PID or PID:START:LENGTH" : "a PID");
+                return log_error_errno(r, "--%s=%s: expected %s.",
+                                       opt == ARG_REGISTER ? "register" : "register-process", value,
+                                       opt == ARG_REGISTER ? "PID or PID:START:LENGTH" : "a PID");
         if (!c->registrations) {
                 c->registrations = calloc(CMDLINE_MAX_REGISTRATIONS, sizeof(ManagerRegistration));
                 if (!c->registrations)
@@ -165,7 +168,8 @@ int cmdline_parse(int argc, char *argv[], CommandLine *ret) {
         uint64_t scans;
         int c, r;
 
-        *ret = (CommandLine) { .args = { .config_dir = KSMD_SYSCONFDIR, .notify = true, .handle_signals = true } };
+        *ret = (CommandLine) { .args = { .config_dir = KSMD_SYSCONFDIR, .notify = true,
+                                         .handle_signals = true } };
         if (!options)
                 return log_oom();
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
@@ -192,7 +196,8 @@ int cmdline_parse(int argc, char *argv[], CommandLine *ret) {
                         break;
                 case ARG_SCANS:
                         if (parse_uint64_auto(optarg, &scans) < 0 || scans == 0)
-                                return log_error_errno(-EINVAL, "--scans=%s: expected a positive number of full scans.",
+                                return log_error_errno(-EINVAL, "--scans=%s: expected a positive number "
+                                                       "of full scans.",
                                                        optarg);
                         ret->args.exit_after_scans = scans;
                         break;
@@ -207,7 +212,8 @@ int cmdline_parse(int argc, char *argv[], CommandLine *ret) {
                         return r;
         }
         if (optind < argc)
-                return log_error_errno(-EINVAL, "Unexpected argument '%s': ksmd takes options only, see --help.",
+                return log_error_errno(-EINVAL,
+                                       "Unexpected argument '%s': ksmd takes options only, see --help.",
                                        argv[optind]);
         ret->args.overrides = ret->overrides;
         ret->args.n_overrides = ret->n_overrides;

@@ -79,7 +79,8 @@ static char *reader(char *str, int num, void *userdata) {
 
                 while ((ch = fgetc(st->f)) != EOF && ch != '\n')
                         ;
-                (void) add_error(st->errors, "%s:%u: line longer than %d characters", st->path, st->line, num - 2);
+                (void) add_error(st->errors, "%s:%u: line longer than %d characters", st->path, st->line,
+                                 num - 2);
                 st->n_problems++;
                 strcpy(str, "#\n");
                 return str;
@@ -89,7 +90,8 @@ static char *reader(char *str, int num, void *userdata) {
         memmove(str, str + skip, n - skip + 1);
         s = str;
         if (s[0] == '[' && !strchr(s, ']')) {
-                (void) add_error(st->errors, "%s:%u: section header lacks its closing ']'", st->path, st->line);
+                (void) add_error(st->errors, "%s:%u: section header lacks its closing ']'", st->path,
+                                 st->line);
                 st->n_problems++;
                 strcpy(str, "#\n");
         } else if (!line_is_blank_or_comment(s) && s[0] != '[' && !strchr(s, '=')) {
@@ -117,12 +119,13 @@ static int handler(void *userdata, const char *section, const char *name, const 
                         known_section = true;
 
         if (section[0] == '\0')
-                (void) add_error(st->errors, "%s:%u: %s= is outside any section; put it under [Scan], [Limits], "
-                                 "[Control] or [AutoRegister]", st->path, st->line, name);
+                (void) add_error(st->errors, "%s:%u: %s= is outside any section; put it under [Scan], "
+                                 "[Limits], [Control] or [AutoRegister]", st->path, st->line, name);
         else if (!known_section)
                 (void) add_error(st->errors, "%s:%u: unknown section [%s]", st->path, st->line, section);
         else if (!setting || strcmp(setting->section, section) != 0)
-                (void) add_error(st->errors, "%s:%u: unknown key %s= in [%s]", st->path, st->line, name, section);
+                (void) add_error(st->errors, "%s:%u: unknown key %s= in [%s]", st->path, st->line, name,
+                                 section);
         else {
                 _cleanup_free_ char *reason = NULL;
                 int r;
@@ -231,7 +234,8 @@ oom:
         return -ENOMEM;
 }
 
-int config_parse_assignment(Settings *settings, const char *assignment, const char *origin, ConfigErrors *errors) {
+int config_parse_assignment(Settings *settings, const char *assignment, const char *origin,
+                            ConfigErrors *errors) {
         _cleanup_free_ char *key = NULL, *reason = NULL;
         const char *eq = strchr(assignment, '=');
         const Setting *setting;
@@ -242,7 +246,8 @@ int config_parse_assignment(Settings *settings, const char *assignment, const ch
                 return -ENOMEM;
         setting = key ? setting_find(key) : NULL;
         if (!setting) {
-                (void) add_error(errors, "%s: %s: not a Key=Value assignment of a known key", origin, assignment);
+                (void) add_error(errors, "%s: %s: not a Key=Value assignment of a known key", origin,
+                                 assignment);
                 return 1;
         }
         r = setting_parse(setting, settings, eq + 1, &reason);

@@ -34,9 +34,11 @@ void config_errors_clear(ConfigErrors *e);
  * half-applied configuration), or another -errno when a file cannot be read
  * (also described in *errors).
  */
-int config_load(const char *dir, char *const *overrides, size_t n_overrides, Settings *ret, ConfigErrors *errors);
+int config_load(const char *dir, char *const *overrides, size_t n_overrides, Settings *ret,
+                ConfigErrors *errors);
 
-/* Parses one file into settings; problems are appended to errors. Returns the number of problems, or -errno. */
+/* Parses one file into settings; problems are appended to errors.
+ * Returns the number of problems, or -errno. */
 int config_parse_file(Settings *settings, const char *path, ConfigErrors *errors);
 /* The same for an open stream; name is used in the messages. */
 int config_parse_stream(Settings *settings, FILE *f, const char *name, ConfigErrors *errors);
@@ -45,4 +47,5 @@ int config_parse_stream(Settings *settings, FILE *f, const char *name, ConfigErr
  * from in the message). Returns 0, 1 if it was refused (the reason is in
  * errors), or -ENOMEM.
  */
-int config_parse_assignment(Settings *settings, const char *assignment, const char *origin, ConfigErrors *errors);
+int config_parse_assignment(Settings *settings, const char *assignment, const char *origin,
+                            ConfigErrors *errors);

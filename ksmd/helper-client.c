@@ -305,8 +305,8 @@ int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items
                 return -EINVAL;
 
         /* Per item: its nest, PID, ADDR and at most SRC_PID + SRC_ADDR; plus the ITEMS nest. */
-        item_bytes = (size_t) (nla_total_size(0) + nla_total_size(4) + nla_total_size(8) + nla_total_size(4) +
-                               nla_total_size(8));
+        item_bytes = (size_t) (nla_total_size(0) + nla_total_size(4) + nla_total_size(8) +
+                               nla_total_size(4) + nla_total_size(8));
         msg = new_request(c, zero ? KSMD_HELPER_CMD_MERGE_ZERO : KSMD_HELPER_CMD_MERGE,
                           (size_t) nla_total_size(0) + n * item_bytes);
         if (!msg)

@@ -101,8 +101,9 @@ void index_begin_pass(PageIndex *idx) {
         /* Size the candidate table for what survived the last pass: the best guess for this one. */
         size_t want = table_cap_for(idx->n_candidates, CAND_LOAD_SET_PCT);
 
-        if (idx->candidates && (table_too_full(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MAX_PCT) ||
-                                table_too_empty(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MIN_PCT))) {
+        if (idx->candidates &&
+            (table_too_full(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MAX_PCT) ||
+             table_too_empty(idx->n_candidates, idx->candidates_cap, CAND_LOAD_MIN_PCT))) {
                 uint32_t *table = calloc(want, sizeof(uint32_t));
 
                 /* Without memory for the smaller table the bigger one serves. */
@@ -158,7 +159,8 @@ int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t own
 
 bool index_has_room(const PageIndex *idx, uint64_t n_pages) {
         /* The bound may have been lowered below what is attached (a reload): then nothing more fits. */
-        return idx->tracked_pages <= idx->max_tracked_pages && n_pages <= idx->max_tracked_pages - idx->tracked_pages;
+        return idx->tracked_pages <= idx->max_tracked_pages &&
+               n_pages <= idx->max_tracked_pages - idx->tracked_pages;
 }
 
 void index_set_max_tracked_pages(PageIndex *idx, uint64_t max_tracked_pages) {
@@ -462,8 +464,8 @@ int index_shared_add(PageIndex *idx, uint64_t hash, uint64_t handle) {
                         return e;
                 }
                 idx->epoch_refs[e]++;
-                idx->shared_keys[p] = hash | (uint64_t) e << SHARED_EPOCH_SHIFT | (idx->shared_keys[p] & SHARED_SEEN) |
-                                      SHARED_USED;
+                idx->shared_keys[p] = hash | (uint64_t) e << SHARED_EPOCH_SHIFT |
+                                      (idx->shared_keys[p] & SHARED_SEEN) | SHARED_USED;
                 idx->shared_handles_lo[p] = (uint32_t) handle;
                 return 0;
         }

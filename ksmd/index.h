@@ -115,7 +115,8 @@ static inline unsigned page_slot_volatility(PageSlot s) {
         return (unsigned) (s >> PAGE_SLOT_VOL_SHIFT) & PAGE_SLOT_VOL_MAX;
 }
 static inline PageSlot page_slot_make(uint64_t hash, PageState state, unsigned volatility, bool sd_ok) {
-        return (hash & PAGE_SLOT_HASH_MASK) | ((PageSlot) MIN(volatility, PAGE_SLOT_VOL_MAX) << PAGE_SLOT_VOL_SHIFT) |
+        return (hash & PAGE_SLOT_HASH_MASK) |
+               ((PageSlot) MIN(volatility, PAGE_SLOT_VOL_MAX) << PAGE_SLOT_VOL_SHIFT) |
                (sd_ok ? PAGE_SLOT_SD_OK : 0) | (PageSlot) state;
 }
 

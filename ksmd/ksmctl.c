@@ -55,10 +55,12 @@ static void help(void) {
                "  stats                         Global statistics\n"
                "  list                          Registered regions with their statistics\n"
                "  register [--name=NAME] PID [START LENGTH]\n"
-               "                                Register a process, or a range of it (bytes; 0x... allowed),\n"
+               "                                Register a process, or a range of it "
+               "(bytes; 0x... allowed),\n"
                "                                labelled NAME (1..64 printable ASCII characters) in list\n"
                "  unregister ID                 Unregister a region\n"
-               "  unmerge ID                    Make every merged page of a region private again and unregister it\n"
+               "  unmerge ID                    Make every merged page of a region private again "
+               "and unregister it\n"
                "  pause | resume                Stop or restart scanning\n"
                "  reload                        Re-read /etc/ksmd/ksmd.conf\n"
                "  estimate PID...               Scan these processes here, without the daemon, and print\n"
@@ -70,7 +72,8 @@ static void help(void) {
                "  --name=NAME     A label for the region register makes, such as a VM's name\n"
                "  -h --help       Show this help\n"
                "     --version    Show the version\n\n"
-               "Exit status: 0 success, 1 request failed, 2 bad usage, 3 daemon not running, 4 access denied.\n",
+               "Exit status: 0 success, 1 request failed, 2 bad usage, "
+               "3 daemon not running, 4 access denied.\n",
                arg_socket);
 }
 
@@ -87,7 +90,8 @@ static int connect_daemon(sd_bus **ret) {
         int r;
 
         if (access(arg_socket, F_OK) < 0) {
-                fprintf(stderr, "ksmctl: %s does not exist: is ksmd running? (systemctl status ksmd)\n", arg_socket);
+                fprintf(stderr, "ksmctl: %s does not exist: is ksmd running? (systemctl status ksmd)\n",
+                        arg_socket);
                 return -ENOENT;
         }
         if (asprintf(&address, "unix:path=%s", arg_socket) < 0)
@@ -101,7 +105,8 @@ static int connect_daemon(sd_bus **ret) {
         if (r >= 0)
                 r = sd_bus_start(bus);
         if (r == -ECONNREFUSED || r == -ENOENT) {
-                fprintf(stderr, "ksmctl: nobody listens on %s: is ksmd running? (systemctl status ksmd)\n", arg_socket);
+                fprintf(stderr, "ksmctl: nobody listens on %s: is ksmd running? (systemctl status ksmd)\n",
+                        arg_socket);
                 return -ECONNREFUSED;
         }
         if (r < 0) {
@@ -149,7 +154,8 @@ static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
         if (type == 's')
                 r = sd_bus_get_property_string(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, name, &error, ret);
         else
-                r = sd_bus_get_property_trivial(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, name, &error, type, ret);
+                r = sd_bus_get_property_trivial(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, name, &error,
+                                                type, ret);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: reading %s failed: %s\n", name,
                         sd_bus_error_is_set(&error) ? error.message : strerror(-r));
@@ -201,8 +207,8 @@ static int get_statistic(sd_bus *bus, const char *key, uint64_t *ret) {
 
 static int cmd_status(sd_bus *bus, const Args *a) {
         _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
-        uint64_t pages_to_scan = 0, sleep_usec = 0, batch_pages = 0, batch_sleep_usec = 0, scans = 0, saving = 0,
-                 meta = 0;
+        uint64_t pages_to_scan = 0, sleep_usec = 0, batch_pages = 0, batch_sleep_usec = 0, scans = 0,
+                 saving = 0, meta = 0;
         int paused = 0, r;
         char sb[32], mb[32];
 
@@ -228,10 +234,11 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                 printf(",\"helper_version\":");
                 print_json_string(helper);
                 printf(",\"paused\":%s,\"pages_to_scan\":%" PRIu64 ",\"sleep_usec\":%" PRIu64
-                       ",\"batch_pages\":%" PRIu64 ",\"batch_sleep_usec\":%" PRIu64 ",\"full_scans\":%" PRIu64
-                       ",\"saving_bytes\":%" PRIu64 ",\"metadata_bytes\":%" PRIu64 ",\"status\":",
-                       paused ? "true" : "false", pages_to_scan, sleep_usec, batch_pages, batch_sleep_usec, scans,
-                       saving, meta);
+                       ",\"batch_pages\":%" PRIu64 ",\"batch_sleep_usec\":%" PRIu64
+                       ",\"full_scans\":%" PRIu64 ",\"saving_bytes\":%" PRIu64
+                       ",\"metadata_bytes\":%" PRIu64 ",\"status\":",
+                       paused ? "true" : "false", pages_to_scan, sleep_usec, batch_pages, batch_sleep_usec,
+                       scans, saving, meta);
                 print_json_string(status);
                 printf("}\n");
                 return 0;
@@ -241,10 +248,12 @@ static int cmd_status(sd_bus *bus, const Args *a) {
         format_bytes(meta, mb, sizeof(mb));
         printf("       ksmd: %s\n", version);
         printf("       mode: %s%s\n", mode,
-               strcmp(mode, "estimate") == 0 ? " (nothing is merged; the figures say what merging would save)" : "");
+               strcmp(mode, "estimate") == 0 ?
+                       " (nothing is merged; the figures say what merging would save)" : "");
         printf("     helper: %s\n", helper[0] ? helper : "not loaded");
         printf("      state: %s\n", paused ? "paused" : "scanning");
-        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", batch_pages, batch_sleep_usec / 1000);
+        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", batch_pages,
+               batch_sleep_usec / 1000);
         printf(" full scans: %" PRIu64 "\n", scans);
         printf("     saving: %s%s\n", sb, strcmp(mode, "estimate") == 0 ? " (estimated)" : "");
         printf("   metadata: %s\n", mb);
@@ -326,15 +335,16 @@ static int cmd_list(sd_bus *bus, const Args *a) {
                 if (arg_json) {
                         printf("%s{\"id\":%u,\"pid\":%u,\"name\":", first ? "" : ",", id, pid);
                         print_json_string(name);
-                        printf(",\"whole_process\":%s,\"start\":%" PRIu64 ",\"length\":%" PRIu64 ",\"note\":",
+                        printf(",\"whole_process\":%s,\"start\":%" PRIu64
+                               ",\"length\":%" PRIu64 ",\"note\":",
                                whole ? "true" : "false", start, length);
                         print_json_string(note);
                         printf(",\"merge_note\":");
                         print_json_string(merge_note);
                         printf(",\"stats\":");
                 } else {
-                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "", name, name[0] ? ")" : "",
-                               pid);
+                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "", name,
+                               name[0] ? ")" : "", pid);
                         if (whole)
                                 printf("all private anonymous memory\n");
                         else
@@ -415,7 +425,8 @@ static int parse_region_id(int argc, char *argv[], Args *ret) {
                 return -EINVAL;
         }
         if (parse_uint64_range(argv[1], 1, UINT32_MAX, &id) < 0) {
-                fprintf(stderr, "ksmctl: ID '%s' is not a region ID (1..%u; see ksmctl list)\n", argv[1], UINT32_MAX);
+                fprintf(stderr, "ksmctl: ID '%s' is not a region ID (1..%u; see ksmctl list)\n", argv[1],
+                        UINT32_MAX);
                 return -EINVAL;
         }
         ret->id = (uint32_t) id;
@@ -454,19 +465,21 @@ static int cmd_register(sd_bus *bus, const Args *a) {
                 if (pidfd == -ESRCH)
                         fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", a->pid);
                 else
-                        fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, which --name needs: %s\n",
+                        fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, "
+                                "which --name needs: %s\n",
                                 a->pid, strerror(-pidfd));
                 return pidfd;
         }
         if (pidfd < 0)
-                r = a->range ? call(bus, "RegisterRange", &reply, "utt", (uint32_t) a->pid, a->start, a->length) :
-                               call(bus, "RegisterProcess", &reply, "u", (uint32_t) a->pid);
+                r = a->range ?
+                        call(bus, "RegisterRange", &reply, "utt", (uint32_t) a->pid, a->start, a->length) :
+                        call(bus, "RegisterProcess", &reply, "u", (uint32_t) a->pid);
         else if (a->range)
                 r = call(bus, "RegisterRangeByPIDFD", &reply, "htta{sv}", pidfd, a->start, a->length,
                          arg_name ? 1 : 0, "Name", "s", arg_name);
         else
-                r = call(bus, "RegisterProcessByPIDFD", &reply, "ha{sv}", pidfd, arg_name ? 1 : 0, "Name", "s",
-                         arg_name);
+                r = call(bus, "RegisterProcessByPIDFD", &reply, "ha{sv}", pidfd, arg_name ? 1 : 0, "Name",
+                         "s", arg_name);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "u", &id);
@@ -491,7 +504,8 @@ static int cmd_unmerge(sd_bus *bus, const Args *a) {
         r = sd_bus_message_read(reply, "t", &pages);
         if (r < 0)
                 return -EBADMSG;
-        printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", a->id, pages);
+        printf("region %u: %" PRIu64 " pages made private again; the region is unregistered\n", a->id,
+               pages);
         return 0;
 }
 
@@ -518,8 +532,9 @@ static int cmd_estimate(int argc, char *argv[]) {
         int r;
 
         log_set_max_level(LOG_CRIT); /* ksmctl says what went wrong itself; the manager would repeat it */
-        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "Sleep=0"), .n_overrides = 2,
-                                         .no_socket = true, .exit_after_scans = arg_scans },
+        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "Sleep=0"),
+                                         .n_overrides = 2, .no_socket = true,
+                                         .exit_after_scans = arg_scans },
                         &m);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: cannot set up the scanner: %s\n", strerror(-r));
@@ -563,8 +578,9 @@ static int cmd_estimate(int argc, char *argv[]) {
                 if (arg_json) {
                         printf("%s{\"pid\":%d,\"exe\":", first ? "" : ",", (int) region->pid);
                         print_json_string(exe);
-                        printf(",\"pages_scanned\":%" PRIu64 ",\"pages_zero\":%" PRIu64 ",\"pages_sharing\":%" PRIu64
-                               ",\"pages_volatile\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 "}",
+                        printf(",\"pages_scanned\":%" PRIu64 ",\"pages_zero\":%" PRIu64
+                               ",\"pages_sharing\":%" PRIu64 ",\"pages_volatile\":%" PRIu64
+                               ",\"saving_bytes\":%" PRIu64 "}",
                                pages, rs->last.pages_zero, rs->last.pages_sharing, rs->last.pages_volatile,
                                saving * PAGE_SIZE_BYTES);
                 } else
@@ -596,7 +612,8 @@ static int exit_code(int r) {
 
 typedef struct Verb {
         const char *name;
-        int (*parse)(int argc, char *argv[], Args *ret);     /* argv[0] is the verb; -EINVAL after a message */
+        int (*parse)(int argc, char *argv[], Args *ret);     /* argv[0] is the verb;
+                                                              * -EINVAL after a message */
         int (*run)(sd_bus *bus, const Args *a);              /* NULL: estimate, which needs no daemon */
 } Verb;
 
@@ -652,7 +669,8 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_NAME:
                         if (!region_name_is_valid(optarg)) {
-                                fprintf(stderr, "ksmctl: --name=%s: a name is 1..%u printable ASCII characters\n",
+                                fprintf(stderr,
+                                        "ksmctl: --name=%s: a name is 1..%u printable ASCII characters\n",
                                         optarg, REGION_NAME_MAX);
                                 return EXIT_USAGE;
                         }
@@ -684,7 +702,8 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        /* Every argument is checked before the daemon is asked anything: bad usage is exit 2, running or not. */
+        /* Every argument is checked before the daemon is asked anything:
+         * bad usage is exit 2, running or not. */
         r = v->parse(argc, argv, &args);
         if (r < 0)
                 return EXIT_USAGE;

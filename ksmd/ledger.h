@@ -22,5 +22,6 @@ bool ledger_may_see(const Region *r, uid_t uid);
 /* The regions uid registered. */
 size_t ledger_count_regions(RegionRegistry *reg, uid_t uid);
 
-/* 0 if uid may register one more region; -EDQUOT if it holds max_per_client already (root is not limited). */
+/* 0 if uid may register one more region; -EDQUOT if it holds max_per_client already
+ * (root is not limited). */
 int ledger_check_region_quota(RegionRegistry *reg, uid_t uid, uint64_t max_per_client);

@@ -40,7 +40,8 @@ static int check_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret, sd_
         if (bus_auth_may_call(ret, mgr->settings.allow_groups, mgr->settings.n_allow_groups))
                 return 0;
         return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
-                                 "uid %u (pid %d) is neither root nor a member of a group in AllowGroups= of ksmd.conf",
+                                 "uid %u (pid %d) is neither root nor a member of a group "
+                                 "in AllowGroups= of ksmd.conf",
                                  (unsigned) ret->uid, (int) ret->pid);
 }
 
@@ -54,9 +55,11 @@ static int check_target(const PeerCreds *peer, pid_t pid, sd_bus_error *error) {
 
         r = proc_read_target_ids(pid, &t);
         if (r == -ESRCH || r == -ENOENT)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d", (int) pid);
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
+                                         (int) pid);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot read the credentials of process %d: %m", (int) pid);
+                return sd_bus_error_set_errnof(error, r, "Cannot read the credentials of process %d: %m",
+                                               (int) pid);
         (void) proc_read_yama_scope(&yama);
         if (yama == 1) {
                 r = proc_is_descendant(peer->pid, pid);
@@ -73,15 +76,19 @@ static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
         switch (r) {
         case -EINVAL:
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "start and length must be page aligned, length non-zero, and the range must not wrap");
+                                         "start and length must be page aligned, length non-zero, "
+                                         "and the range must not wrap");
         case -ESRCH:
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d", (int) pid);
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
+                                         (int) pid);
         case -EEXIST:
                 return sd_bus_error_setf(error, BUS_ERROR_ALREADY_REGISTERED,
-                                         "The range overlaps a region already registered for process %d", (int) pid);
+                                         "The range overlaps a region already registered for process %d",
+                                         (int) pid);
         case -ENOSPC:
                 return sd_bus_error_setf(error, BUS_ERROR_LIMIT_EXCEEDED,
-                                         "The daemon holds as many regions as it may (MaxRegions= in ksmd.conf)");
+                                         "The daemon holds as many regions as it may "
+                                         "(MaxRegions= in ksmd.conf)");
         default:
                 return sd_bus_error_set_errnof(error, r, "Failed to register process %d: %m", (int) pid);
         }
@@ -106,14 +113,17 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
         if (r < 0)
                 return r;
         if (pid <= 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "pid must be positive, got %d", (int) pid);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "pid must be positive, got %d",
+                                         (int) pid);
 
         if (pidfd < 0) {
                 own_pidfd = pidfd_open_pid(pid);
                 if (own_pidfd < 0)
                         return own_pidfd == -ESRCH ?
-                                sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d", (int) pid) :
-                                sd_bus_error_set_errnof(error, -own_pidfd, "Cannot open process %d: %m", (int) pid);
+                                sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
+                                                  (int) pid) :
+                                sd_bus_error_set_errnof(error, -own_pidfd, "Cannot open process %d: %m",
+                                                        (int) pid);
                 pidfd = own_pidfd;
         }
 
@@ -123,22 +133,26 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
 
         if (ledger_check_region_quota(mgr->registry, peer.uid, mgr->settings.max_regions_per_client) < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_LIMIT_EXCEEDED,
-                                         "uid %u already has %" PRIu64 " regions registered (MaxRegionsPerClient= in ksmd.conf)",
+                                         "uid %u already has %" PRIu64 " regions registered "
+                                         "(MaxRegionsPerClient= in ksmd.conf)",
                                          (unsigned) peer.uid, mgr->settings.max_regions_per_client);
 
-        r = manager_register(mgr, &(RegionRequest) { .pid = pid, .whole = whole, .start = start, .length = length,
-                                                      .name = name, .owner_uid = peer.uid }, &id);
+        r = manager_register(mgr, &(RegionRequest) { .pid = pid, .whole = whole, .start = start,
+                                                      .length = length, .name = name,
+                                                      .owner_uid = peer.uid },
+                             &id);
         if (r < 0)
                 return map_register_error(r, pid, error);
 
         if (pidfd_is_alive(pidfd) <= 0) {
                 (void) manager_unregister(mgr, id);
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "Process %d exited during registration",
-                                         (int) pid);
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS,
+                                         "Process %d exited during registration", (int) pid);
         }
 
-        log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id, whole ? "all private memory" : "a range",
-                  (int) pid, name ? ", named " : "", name ?: "", (unsigned) peer.uid);
+        log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id,
+                  whole ? "all private memory" : "a range", (int) pid, name ? ", named " : "", name ?: "",
+                  (unsigned) peer.uid);
         return sd_bus_reply_method_return(m, "u", id);
 }
 
@@ -172,9 +186,11 @@ static int read_pidfd(sd_bus_message *m, int *ret_fd, pid_t *ret_pid, sd_bus_err
                 return r;
         r = proc_pidfd_get_pid(fd, &pid);
         if (r == -ESRCH)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "The process of the pidfd has exited");
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS,
+                                         "The process of the pidfd has exited");
         if (r < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "The file descriptor is not a pidfd");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "The file descriptor is not a pidfd");
         *ret_fd = fd;
         *ret_pid = pid;
         return 0;
@@ -191,7 +207,8 @@ static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error 
         int r;
 
         if (o->name)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Option Name is given more than once");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option Name is given more than once");
         r = sd_bus_message_peek_type(m, NULL, &contents);
         if (r < 0)
                 return r;
@@ -205,14 +222,16 @@ static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error 
         n = strlen(name);
         if (n == 0 || n > REGION_NAME_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option Name must be 1..%u characters long, got %zu", REGION_NAME_MAX, n);
+                                         "Option Name must be 1..%u characters long, got %zu",
+                                         REGION_NAME_MAX, n);
         if (!region_name_is_valid(name)) {
                 size_t i = 0;
 
                 while (name[i] >= 0x20 && name[i] <= 0x7e)
                         i++;
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option Name may hold only printable ASCII characters; byte %zu is 0x%02x",
+                                         "Option Name may hold only printable ASCII characters; "
+                                         "byte %zu is 0x%02x",
                                          i + 1, (unsigned) (unsigned char) name[i]);
         }
         o->name = name;
@@ -305,7 +324,8 @@ static int read_region(BusConnection *c, sd_bus_message *m, PeerCreds *peer, uin
         region = region_registry_find(manager_of(c)->registry, id);
         if (!region || !ledger_may_see(region, peer->uid))
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_REGION,
-                                         "No region %u registered by uid %u (see ListRegions)", id, (unsigned) peer->uid);
+                                         "No region %u registered by uid %u (see ListRegions)", id,
+                                         (unsigned) peer->uid);
         *ret_id = id;
         return 0;
 }
@@ -339,7 +359,8 @@ static int method_unmerge(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = manager_unmerge_region(manager_of(c), id, &pages);
         if (r == -EOPNOTSUPP)
                 return sd_bus_error_setf(error, BUS_ERROR_NOT_SUPPORTED,
-                                         "ksmd runs in estimate mode: nothing was merged, so there is nothing to unmerge");
+                                         "ksmd runs in estimate mode: "
+                                         "nothing was merged, so there is nothing to unmerge");
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to unmerge region %u: %m", id);
         bus_server_emit_changed(manager_of(c)->bus, STRV_MAKE("SavingBytes", "Status"));
@@ -419,8 +440,8 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
                 r = sd_bus_message_open_container(reply, 'r', "uusbttssa{st}");
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append(reply, "uusbttss", region->id, (uint32_t) region->pid, region->name,
-                                          region->whole_process, region->start,
+                r = sd_bus_message_append(reply, "uusbttss", region->id, (uint32_t) region->pid,
+                                          region->name, region->whole_process, region->start,
                                           region->whole_process ? 0 : region->end - region->start,
                                           rs->note, rs->merge_note);
                 if (r < 0)
@@ -521,7 +542,8 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
         if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED, "Only root may reload the configuration");
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                         "Only root may reload the configuration");
         r = manager_reload(manager_of(c), &message);
         if (r < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s", message ?: "out of memory");
@@ -590,14 +612,17 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         if (r < 0)
                 return r;
         if (!t)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s",
+                                         property);
         switch (t->kind) {
         case SETTING_GROUPS:
-                return sd_bus_message_append_array(reply, 'u', s->allow_groups, s->n_allow_groups * sizeof(gid_t));
+                return sd_bus_message_append_array(reply, 'u', s->allow_groups,
+                                                   s->n_allow_groups * sizeof(gid_t));
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS: {
                 char **l = t->kind == SETTING_CGROUP_PATTERNS ? s->cgroup_patterns : s->executable_patterns;
-                size_t n = t->kind == SETTING_CGROUP_PATTERNS ? s->n_cgroup_patterns : s->n_executable_patterns;
+                size_t n = t->kind == SETTING_CGROUP_PATTERNS ?
+                        s->n_cgroup_patterns : s->n_executable_patterns;
 
                 r = sd_bus_message_open_container(reply, 'a', "s");
                 for (size_t i = 0; r >= 0 && i < n; i++)
@@ -625,14 +650,17 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         if (r < 0)
                 return r;
         if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED, "Only root may change %s", property);
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED, "Only root may change %s",
+                                         property);
         if (!t || !(t->flags & SETTING_WRITABLE))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s cannot be changed", property);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s cannot be changed",
+                                         property);
         r = sd_bus_message_read(value, "t", &v);
         if (r < 0)
                 return r;
         if (setting_check_number(t, v, &reason) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s: %s", property, reason ?: "out of range");
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s: %s", property,
+                                         reason ?: "out of range");
         r = settings_copy(&s, &mgr->settings);
         if (r < 0)
                 return r;
@@ -731,7 +759,8 @@ static const sd_bus_vtable *manager_vtable(void) {
                 setting_property_name(t, names[i], sizeof(names[i]));
                 if (t->flags & SETTING_WRITABLE)
                         vtable[n++] = (sd_bus_vtable) SD_BUS_WRITABLE_PROPERTY(
-                                names[i], setting_property_type(t), property_get_setting, property_set_setting, 0,
+                                names[i], setting_property_type(t), property_get_setting,
+                                property_set_setting, 0,
                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED);
                 else
                         vtable[n++] = (sd_bus_vtable) SD_BUS_PROPERTY(names[i], setting_property_type(t),
@@ -744,8 +773,8 @@ static const sd_bus_vtable *manager_vtable(void) {
 }
 
 void manager_bus_emit_scan_done(Manager *m) {
-        bus_server_emit_changed(m->bus, STRV_MAKE("FullScans", "SavingBytes", "TrackedPages", "MetadataBytes",
-                                                  "Status", "Mode", "HelperVersion"));
+        bus_server_emit_changed(m->bus, STRV_MAKE("FullScans", "SavingBytes", "TrackedPages",
+                                                  "MetadataBytes", "Status", "Mode", "HelperVersion"));
 }
 
 void manager_bus_emit_settings(Manager *m) {
@@ -775,20 +804,25 @@ int manager_bus_serve(Manager *m) {
         if (n < 0)
                 return log_error_errno(n, "Failed to read the sockets passed by systemd: %m");
         if (n > 1)
-                return log_error_errno(-EINVAL, "systemd passed %d sockets; ksmd.socket must list exactly one.", n);
+                return log_error_errno(-EINVAL,
+                                       "systemd passed %d sockets; ksmd.socket must list exactly one.", n);
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
-        r = bus_server_new(m->event, m->settings.socket_path, listen_fd, (unsigned) m->settings.max_connections,
-                           &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE, .vtable = vtable,
-                                          .userdata = m },
+        r = bus_server_new(m->event, m->settings.socket_path, listen_fd,
+                           (unsigned) m->settings.max_connections,
+                           &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE,
+                                          .vtable = vtable, .userdata = m },
                            &m->bus);
         if (r < 0)
-                return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m", m->settings.socket_path);
+                return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m",
+                                       m->settings.socket_path);
         if (m->settings.system_bus) {
                 r = bus_server_attach_system_bus(m->bus, BUS_WELL_KNOWN_NAME);
                 if (r < 0)
-                        log_warning_errno(r, "SystemBus=yes, but ksmd cannot take %s on the system bus (%m); "
-                                          "serving only %s.", BUS_WELL_KNOWN_NAME, m->settings.socket_path);
+                        log_warning_errno(r,
+                                          "SystemBus=yes, but ksmd cannot take %s on the system bus (%m); "
+                                          "serving only %s.",
+                                          BUS_WELL_KNOWN_NAME, m->settings.socket_path);
         }
         log_info("D-Bus API %s served on %s.", BUS_INTERFACE,
                  listen_fd >= 0 ? "the socket from systemd" : m->settings.socket_path);

@@ -49,29 +49,34 @@ static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
 
         *ret_max_batch = 1;
         if (m->settings.mode == SCAN_MODE_ESTIMATE) {
-                log_notice("Estimate mode (Mode=estimate): scanning and reporting what merging would save; nothing is merged.");
+                log_notice("Estimate mode (Mode=estimate): scanning and reporting what merging would save; "
+                           "nothing is merged.");
                 return 0;
         }
         r = helper_client_new(&h);
         if (r == -ENOENT) {
-                log_notice("The ksmd_helper kernel module is not loaded (generic netlink family \"%s\" not found): "
-                           "running in estimate mode, nothing is merged. Load it with 'modprobe ksmd_helper' "
-                           "and restart ksmd to merge.", KSMD_HELPER_GENL_NAME);
+                log_notice("The ksmd_helper kernel module is not loaded "
+                           "(generic netlink family \"%s\" not found): "
+                           "running in estimate mode, nothing is merged. "
+                           "Load it with 'modprobe ksmd_helper' and restart ksmd to merge.",
+                           KSMD_HELPER_GENL_NAME);
                 return 0;
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to connect to the ksmd_helper generic netlink family: %m");
         r = helper_client_info(h, &m->helper_info);
         if (r == -EPERM)
-                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN and CAP_NET_ADMIN "
-                                       "in the initial user namespace.");
+                return log_error_errno(r, "ksmd_helper refused INFO: ksmd needs CAP_SYS_ADMIN and "
+                                       "CAP_NET_ADMIN in the initial user namespace.");
         if (r < 0)
                 return log_error_errno(r, "Failed to query ksmd_helper INFO: %m");
         if (m->helper_info.abi_version != KSMD_HELPER_ABI_VERSION)
-                return log_error_errno(-EPROTO, "ksmd_helper speaks ABI %" PRIu32 ", this ksmd needs %d: install matching versions.",
+                return log_error_errno(-EPROTO, "ksmd_helper speaks ABI %" PRIu32 ", this ksmd needs %d: "
+                                       "install matching versions.",
                                        m->helper_info.abi_version, KSMD_HELPER_ABI_VERSION);
         if (m->helper_info.max_batch == 0)
-                return log_error_errno(-EPROTO, "ksmd_helper reports max_batch 0: the module is broken, reload it.");
+                return log_error_errno(-EPROTO,
+                                       "ksmd_helper reports max_batch 0: the module is broken, reload it.");
         log_info("Merging through ksmd_helper %s on %s (max %" PRIu32 " items per request).",
                  m->helper_info.module_version, m->helper_info.kernel_release, m->helper_info.max_batch);
         *ret_max_batch = MIN((size_t) m->helper_info.max_batch, (size_t) 4096);
@@ -136,10 +141,12 @@ static void log_registration_error(int r, pid_t pid) {
                 log_error_errno(r, "Cannot register pid %d: no such process.", (int) pid);
                 break;
         case -EEXIST:
-                log_error_errno(r, "Cannot register pid %d: the range overlaps a region already registered for it; unregister that one first.", (int) pid);
+                log_error_errno(r, "Cannot register pid %d: the range overlaps a region already registered "
+                                "for it; unregister that one first.", (int) pid);
                 break;
         case -EINVAL:
-                log_error_errno(r, "Cannot register pid %d: the range must be page aligned, non-empty and not wrap.", (int) pid);
+                log_error_errno(r, "Cannot register pid %d: the range must be page aligned, "
+                                "non-empty and not wrap.", (int) pid);
                 break;
         default:
                 log_error_errno(r, "Cannot register pid %d: %m", (int) pid);
@@ -164,13 +171,16 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
         int r;
 
         if (req->name && !region_name_is_valid(req->name))
-                return log_error_errno(-EINVAL, "Cannot register pid %d: a region name must be 1..%u printable ASCII characters.",
+                return log_error_errno(-EINVAL, "Cannot register pid %d: a region name must be "
+                                       "1..%u printable ASCII characters.",
                                        (int) pid, REGION_NAME_MAX);
-        r = region_registry_add(m->registry, pid, req->start, req->length, req->whole, req->owner_uid, &region);
+        r = region_registry_add(m->registry, pid, req->start, req->length, req->whole, req->owner_uid,
+                                &region);
         if (r < 0) {
                 if (r == -ENOSPC)
-                        log_error_errno(r, "Cannot register pid %d: the limit of %" PRIu64 " regions is reached; "
-                                        "unregister one or raise MaxRegions=.", (int) pid, m->settings.max_regions);
+                        log_error_errno(r, "Cannot register pid %d: the limit of %" PRIu64 " regions "
+                                        "is reached; unregister one or raise MaxRegions=.",
+                                        (int) pid, m->settings.max_regions);
                 else
                         log_registration_error(r, pid);
                 return r;
@@ -178,11 +188,12 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
         /* Valid, checked above. */
         (void) region_set_name(region, req->name);
         if (req->whole)
-                log_info("Registered region %" PRIu32 "%s: all private anonymous memory of pid %d.", region->id,
-                         region_label(region, label, sizeof(label)), (int) pid);
+                log_info("Registered region %" PRIu32 "%s: all private anonymous memory of pid %d.",
+                         region->id, region_label(region, label, sizeof(label)), (int) pid);
         else
                 log_info("Registered region %" PRIu32 "%s: pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id,
-                         region_label(region, label, sizeof(label)), (int) pid, req->start, req->start + req->length);
+                         region_label(region, label, sizeof(label)), (int) pid, req->start,
+                         req->start + req->length);
         if (ret_id)
                 *ret_id = region->id;
         manager_wake(m);
@@ -190,7 +201,8 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
 }
 
 int manager_register_range(Manager *m, pid_t pid, uint64_t start, uint64_t length, uint32_t *ret_id) {
-        return manager_register(m, &(RegionRequest) { .pid = pid, .start = start, .length = length }, ret_id);
+        return manager_register(m, &(RegionRequest) { .pid = pid, .start = start, .length = length },
+                                ret_id);
 }
 
 int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
@@ -204,7 +216,8 @@ int manager_unregister(Manager *m, uint32_t id) {
         if (!r)
                 return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
         scanner_forget_region(m->scanner, r);
-        log_info("Unregistered region %" PRIu32 "%s (pid %d).", id, region_label(r, label, sizeof(label)), (int) r->pid);
+        log_info("Unregistered region %" PRIu32 "%s (pid %d).", id, region_label(r, label, sizeof(label)),
+                 (int) r->pid);
         return region_registry_remove(m->registry, id);
 }
 
@@ -258,7 +271,8 @@ static void manager_prune_shared(Manager *m) {
                 return;
         r = helper_client_get_pages(m->helper, &pages, &n);
         if (r < 0) {
-                log_debug_errno(r, "Could not list the helper's shared pages (%m): keeping every shared entry.");
+                log_debug_errno(r, "Could not list the helper's shared pages (%m): "
+                                "keeping every shared entry.");
                 return;
         }
         qsort(pages, n, sizeof(HelperPage), cmp_helper_page);
@@ -285,16 +299,18 @@ static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t bat
          */
         first = scanner_passes(m->scanner) <= 1 && scanner_in_pass(m->scanner);
         if (rate_decide(MAX(MAX(u.tracked_pages, m->stats.last.pages_scanned), (uint64_t) 1),
-                        first ? 1 : m->settings.target_scan_time_usec, m->settings.max_cpu_percent, m->cost_nsec_per_page, &d) < 0)
+                        first ? 1 : m->settings.target_scan_time_usec, m->settings.max_cpu_percent,
+                        m->cost_nsec_per_page, &d) < 0)
                 return;
         m->batch_pages = d.pages_per_batch;
         m->batch_sleep_usec = d.sleep_usec;
         if (d.cpu_capped && !first && !m->capped_logged) {
                 m->capped_logged = true;
-                log_notice("A full scan of %" PRIu64 " pages cannot take %" PRIu64 " s within MaxCPU=%" PRIu64 "%% "
-                           "(%" PRIu64 " ns per page measured): scanning at the cap. Raise TargetScanTime= or MaxCPU=.",
-                           u.tracked_pages, m->settings.target_scan_time_usec / 1000000, m->settings.max_cpu_percent,
-                           m->cost_nsec_per_page);
+                log_notice("A full scan of %" PRIu64 " pages cannot take %" PRIu64 " s "
+                           "within MaxCPU=%" PRIu64 "%% (%" PRIu64 " ns per page measured): "
+                           "scanning at the cap. Raise TargetScanTime= or MaxCPU=.",
+                           u.tracked_pages, m->settings.target_scan_time_usec / 1000000,
+                           m->settings.max_cpu_percent, m->cost_nsec_per_page);
         }
 }
 
@@ -324,8 +340,8 @@ static void manager_log_notes(Manager *m) {
                         continue;
                 rs = scanner_region(m->scanner, r->id);
                 if (rs->note[0])
-                        log_warning("Region %" PRIu32 "%s (pid %d): %s.", r->id, region_label(r, label, sizeof(label)),
-                                    (int) r->pid, rs->note);
+                        log_warning("Region %" PRIu32 "%s (pid %d): %s.", r->id,
+                                    region_label(r, label, sizeof(label)), (int) r->pid, rs->note);
                 if (rs->merge_note[0])
                         log_notice("Region %" PRIu32 "%s (pid %d): the helper refused pages: %s.", r->id,
                                    region_label(r, label, sizeof(label)), (int) r->pid, rs->merge_note);
@@ -362,8 +378,9 @@ static void manager_update_stats(Manager *m) {
 }
 
 static void manager_fall_back_to_estimate(Manager *m, int error) {
-        log_warning_errno(error, "The ksmd_helper module stopped answering (%m): falling back to estimate mode. "
-                          "Pages merged so far stay merged; load the module and restart ksmd to merge again.");
+        log_warning_errno(error, "The ksmd_helper module stopped answering (%m): "
+                          "falling back to estimate mode. Pages merged so far stay merged; "
+                          "load the module and restart ksmd to merge again.");
         merger_set_estimate(m->merger);
         m->helper = helper_client_free(m->helper);
         m->stats.live = false;
@@ -376,7 +393,8 @@ static void manager_notify_status(Manager *m, uint64_t now, bool force) {
                 return;
         m->last_status_usec = now;
         manager_update_stats(m);
-        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, sizeof(buf));
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf,
+                                   sizeof(buf));
         (void) sd_notifyf(false, "STATUS=%s", buf);
 }
 
@@ -411,7 +429,8 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_drop_gone(m);
                 if (merger_pending(m->merger) > 0)
                         (void) merger_flush(m->merger, now);
-                next = until_merge_retry(m, now, MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC));
+                next = until_merge_retry(m, now,
+                                         MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC));
                 goto rearm;
         }
         m->rest_until_usec = 0;
@@ -432,8 +451,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 IndexUsage u;
 
                 index_usage(m->index, &u);
-                log_warning("The bound on tracked pages is reached (%" PRIu64 " pages, %" PRIu64 " KiB of index metadata): "
-                            "pages beyond it are not scanned. Raise MaxMetadata= in ksmd.conf or register less memory.",
+                log_warning("The bound on tracked pages is reached "
+                            "(%" PRIu64 " pages, %" PRIu64 " KiB of index metadata): "
+                            "pages beyond it are not scanned. "
+                            "Raise MaxMetadata= in ksmd.conf or register less memory.",
                             u.max_tracked_pages, u.metadata_bytes / 1024);
         }
 
@@ -441,8 +462,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (r == -ENOENT)
                 manager_fall_back_to_estimate(m, r);
         else if (r < 0 && !merge_error_is_transient(r) && r != m->last_merge_error) {
-                log_warning_errno(r, "ksmd_helper refused a merge request (%m): its pages are examined again next pass. "
-                                  "This is a bug in ksmd or the module if it persists; report it with the kernel log.");
+                log_warning_errno(r, "ksmd_helper refused a merge request (%m): "
+                                  "its pages are examined again next pass. "
+                                  "This is a bug in ksmd or the module if it persists; "
+                                  "report it with the kernel log.");
                 m->last_merge_error = r;
         } else if (r > 0)
                 m->last_merge_error = 0;
@@ -458,7 +481,8 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         /* Also how an unload is noticed when no merge was due. */
                         r = helper_client_info(m->helper, &m->helper_info);
                         if (r >= 0) {
-                                m->stats.helper_bytes_saved = m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                                m->stats.helper_bytes_saved =
+                                        m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
                                 manager_prune_shared(m);
                         } else if (r == -ENOENT)
                                 manager_fall_back_to_estimate(m, r);
@@ -471,11 +495,12 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (m->stats.rest_usec > 0)
                         m->rest_until_usec = now_usec() + m->stats.rest_usec;
                 manager_update_stats(m);
-                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms (%" PRIu64 " ms of CPU): %" PRIu64 " pages scanned, %" PRIu64
-                          " read, %" PRIu64 " unchanged by soft-dirty, %" PRIu64 " saveable; %s %" PRIu64 " ms.",
-                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000, m->pass_cpu_nsec / 1000000,
-                          m->stats.last.pages_scanned, m->stats.last.pages_read, m->stats.last.pages_unchanged,
-                          scan_counters_saving_pages(&m->stats.last),
+                log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms (%" PRIu64 " ms of CPU): %" PRIu64
+                          " pages scanned, %" PRIu64 " read, %" PRIu64 " unchanged by soft-dirty, %" PRIu64
+                          " saveable; %s %" PRIu64 " ms.",
+                          m->stats.full_scans, m->stats.last_full_scan_usec / 1000,
+                          m->pass_cpu_nsec / 1000000, m->stats.last.pages_scanned, m->stats.last.pages_read,
+                          m->stats.last.pages_unchanged, scan_counters_saving_pages(&m->stats.last),
                           m->stats.rest_usec > 0 ? "almost nothing new, resting" : "next batch in",
                           (m->stats.rest_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec) / 1000);
                 manager_notify_status(m, now, true);
@@ -519,7 +544,8 @@ void manager_get_stats(Manager *m, Stats *ret) {
 
 void manager_format_status(Manager *m, char *buf, size_t size) {
         manager_update_stats(m);
-        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf, size);
+        (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf,
+                                   size);
 }
 
 int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
@@ -542,7 +568,8 @@ int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
          * region's pidfd still vouches for the pid; then stop scanning, so nothing merges again. */
         r = proc_maps_read(pid, &maps, &n_maps);
         if (r < 0 && r != -ESRCH && r != -ENOENT)
-                return log_error_errno(r, "Failed to read the mappings of region %" PRIu32 " (pid %d): %m", id, (int) pid);
+                return log_error_errno(r, "Failed to read the mappings of region %" PRIu32 " (pid %d): %m",
+                                       id, (int) pid);
         if (r >= 0 && region_alive(region) <= 0)
                 n_maps = 0;
         r = manager_unregister(m, id);
@@ -558,11 +585,13 @@ int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
                 if (r == -ESRCH)
                         break; /* the process is gone: nothing left to back out */
                 if (r < 0)
-                        return log_error_errno(r, "Failed to unmerge region %" PRIu32 " (pid %d, 0x%" PRIx64 "-0x%" PRIx64 "): %m",
+                        return log_error_errno(r, "Failed to unmerge region %" PRIu32
+                                               " (pid %d, 0x%" PRIx64 "-0x%" PRIx64 "): %m",
                                                id, (int) pid, a, b);
                 total += n;
         }
-        log_info("Region %" PRIu32 " (pid %d) backed out: %" PRIu64 " pages made private again.", id, (int) pid, total);
+        log_info("Region %" PRIu32 " (pid %d) backed out: %" PRIu64 " pages made private again.", id,
+                 (int) pid, total);
         *ret_pages = total;
         return 0;
 }
@@ -575,10 +604,12 @@ void manager_print_stats(Manager *m) {
                " metadata_bytes=%" PRIu64 " cpu_nsec_per_page=%" PRIu64 " batch_pages=%" PRIu64
                " batch_sleep_usec=%" PRIu64 "\n",
                manager_is_estimate(m) ? "estimate" : "merge", st.full_scans, st.last_full_scan_usec,
-               st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages, st.batch_sleep_usec);
-        printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64 " pages_shared=%" PRIu64
-               " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64 " pages_zero=%" PRIu64 " pages_volatile=%" PRIu64
-               " pages_not_present=%" PRIu64 " saving_bytes=%" PRIu64 "\n",
+               st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages,
+               st.batch_sleep_usec);
+        printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64
+               " pages_shared=%" PRIu64 " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64
+               " pages_zero=%" PRIu64 " pages_volatile=%" PRIu64 " pages_not_present=%" PRIu64
+               " saving_bytes=%" PRIu64 "\n",
                st.last.pages_scanned, st.last.pages_read, st.last.pages_unchanged, st.last.pages_shared,
                st.last.pages_sharing, st.last.pages_unshared, st.last.pages_zero, st.last.pages_volatile,
                st.last.pages_not_present, stats_saving_bytes(&st));
@@ -586,11 +617,12 @@ void manager_print_stats(Manager *m) {
                 static const RegionScan none = {};
                 const RegionScan *rs = scanner_region(m->scanner, r->id) ?: &none;
 
-                printf("region=%" PRIu32 " pid=%d pages=%" PRIu64 " saveable_pages=%" PRIu64 " sharing=%" PRIu64
-                       " zero=%" PRIu64 " volatile=%" PRIu64 "%s%s%s%s\n",
+                printf("region=%" PRIu32 " pid=%d pages=%" PRIu64 " saveable_pages=%" PRIu64
+                       " sharing=%" PRIu64 " zero=%" PRIu64 " volatile=%" PRIu64 "%s%s%s%s\n",
                        r->id, (int) r->pid, region_scan_pages(rs), scan_counters_saving_pages(&rs->last),
                        rs->last.pages_sharing, rs->last.pages_zero, rs->last.pages_volatile,
-                       rs->note[0] ? " note=" : "", rs->note, rs->merge_note[0] ? " merge_note=" : "", rs->merge_note);
+                       rs->note[0] ? " note=" : "", rs->note, rs->merge_note[0] ? " merge_note=" : "",
+                       rs->merge_note);
         }
         fflush(stdout);
 }

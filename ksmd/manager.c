@@ -60,8 +60,8 @@ int manager_apply_settings(Manager *m, const Settings *new) {
         }
 
         if (m->autoreg) {
-                r = autoreg_set_patterns(m->autoreg, s.cgroup_patterns, s.n_cgroup_patterns, s.executable_patterns,
-                                         s.n_executable_patterns);
+                r = autoreg_set_patterns(m->autoreg, s.cgroup_patterns, s.n_cgroup_patterns,
+                                         s.executable_patterns, s.n_executable_patterns);
                 if (r < 0)
                         return log_oom();
         }
@@ -87,7 +87,8 @@ int manager_reload(Manager *m, char **ret_message) {
 
         r = config_load(m->config_dir, m->overrides, m->n_overrides, &s, &errors);
         if (r < 0) {
-                log_error_errno(r, "Reloading the configuration from %s failed; the running configuration stays:",
+                log_error_errno(r, "Reloading the configuration from %s failed; "
+                                "the running configuration stays:",
                                 m->config_dir ?: "the command line");
                 log_config_errors(&errors);
                 if (ret_message)
@@ -145,8 +146,8 @@ static int manager_register_args(Manager *m, const ManagerArgs *args) {
                 const ManagerRegistration *g = &args->registrations[i];
                 int r;
 
-                r = manager_register(m, &(RegionRequest) { .pid = g->pid, .whole = g->whole, .start = g->start,
-                                                            .length = g->length }, NULL);
+                r = manager_register(m, &(RegionRequest) { .pid = g->pid, .whole = g->whole,
+                                                            .start = g->start, .length = g->length }, NULL);
                 if (r < 0)
                         return r;
         }
@@ -176,8 +177,9 @@ int manager_new(const ManagerArgs *args, Manager **ret) {
         if (r < 0) {
                 log_config_errors(&errors);
                 config_errors_clear(&errors);
-                return log_error_errno(r, "Refusing to start with a bad configuration in %s; fix the problems above "
-                                       "(ksmd --check-config lists them).", m->config_dir ?: "the command line");
+                return log_error_errno(r, "Refusing to start with a bad configuration in %s; "
+                                       "fix the problems above (ksmd --check-config lists them).",
+                                       m->config_dir ?: "the command line");
         }
 
         r = sd_event_default(&m->event);
@@ -241,7 +243,8 @@ int manager_run(Manager *m) {
                 return r;
         if (m->notify)
                 (void) sd_notifyf(false, "READY=1\nSTATUS=%s",
-                                  manager_is_estimate(m) ? "Estimate mode: nothing is merged (helper module not loaded or Mode=estimate)."
+                                  manager_is_estimate(m) ? "Estimate mode: nothing is merged "
+                                                           "(helper module not loaded or Mode=estimate)."
                                                          : "Merging through ksmd_helper.");
         r = sd_event_loop(m->event);
         if (m->notify)

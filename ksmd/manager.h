@@ -61,12 +61,15 @@ typedef struct ManagerRegistration {
 /* How the Manager is started: what the command line says. */
 typedef struct ManagerArgs {
         const char *config_dir;          /* ksmd.conf and ksmd.conf.d/ are read here; NULL: no files */
-        char *const *overrides;          /* "Key=Value" settings (the command line), applied after the files */
+        char *const *overrides;          /* "Key=Value" settings (the command line),
+                                          * applied after the files */
         size_t n_overrides;
         bool no_socket;                  /* serve no D-Bus API */
-        bool notify;                     /* tell the service manager (sd_notify) about readiness and progress */
+        bool notify;                     /* tell the service manager (sd_notify) about readiness
+                                          * and progress */
         bool handle_signals;             /* SIGTERM/SIGINT end the loop, SIGHUP reloads */
-        uint64_t exit_after_scans;       /* end the loop after this many full scans (never resting); 0: never */
+        uint64_t exit_after_scans;       /* end the loop after this many full scans (never resting);
+                                          * 0: never */
         const ManagerRegistration *registrations;
         size_t n_registrations;
 } ManagerArgs;
@@ -185,8 +188,10 @@ void manager_format_status(Manager *m, char *buf, size_t size);
 int manager_setup_engine(Manager *m);                   /* manager-scan.c */
 void manager_free_engine(Manager *m);                   /* manager-scan.c */
 int manager_bus_serve(Manager *m);                      /* manager-bus.c: the socket and the system bus */
-void manager_bus_emit_scan_done(Manager *m);            /* manager-bus.c: PropertiesChanged after a full scan */
-void manager_bus_emit_settings(Manager *m);             /* manager-bus.c: PropertiesChanged after new settings */
+void manager_bus_emit_scan_done(Manager *m);            /* manager-bus.c: PropertiesChanged
+                                                         * after a full scan */
+void manager_bus_emit_settings(Manager *m);             /* manager-bus.c: PropertiesChanged
+                                                         * after new settings */
 
 /* Ends a rest: new memory or new settings are scanned from now on (manager-scan.c). */
 void manager_wake(Manager *m);

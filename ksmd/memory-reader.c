@@ -19,7 +19,8 @@ int memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, siz
 
         for (size_t i = 0; i < n; i++) {
                 if (n_remote > 0 &&
-                    (uint64_t) (uintptr_t) remote[n_remote - 1].iov_base + remote[n_remote - 1].iov_len == addrs[i]) {
+                    (uint64_t) (uintptr_t) remote[n_remote - 1].iov_base + remote[n_remote - 1].iov_len ==
+                            addrs[i]) {
                         remote[n_remote - 1].iov_len += PAGE_SIZE_BYTES;
                         continue;
                 }

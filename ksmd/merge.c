@@ -88,7 +88,8 @@ size_t merger_forget_region(Merger *m, uint32_t region_id) {
         for (size_t i = 0; i < n; i++) {
                 const MergeRequest *q = &m->queue[i];
 
-                if (q->region_id == region_id || (!q->zero && q->handle == 0 && q->src_region_id == region_id))
+                if (q->region_id == region_id ||
+                    (!q->zero && q->handle == 0 && q->src_region_id == region_id))
                         continue;
                 if (w != i)
                         m->queue[w] = m->queue[i];
@@ -160,7 +161,8 @@ static int flush_one(Merger *m, bool zero, uint64_t now_usec) {
 
         r = helper_client_merge(m->helper, zero, m->items, n, m->results);
         if (r < 0 && !merge_error_is_transient(r)) {
-                /* Refused as a whole (malformed, permission): drop the batch; its pages are re-examined next pass. */
+                /* Refused as a whole (malformed, permission): drop the batch;
+                 * its pages are re-examined next pass. */
                 for (size_t k = 0; k < n; k++)
                         m->queue[m->picked[k]].region_id = 0;
                 m->counters.dropped += n;

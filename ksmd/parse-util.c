@@ -63,7 +63,8 @@ typedef struct Unit {
 } Unit;
 
 /* "<decimal>[.<decimal>]<suffix>" with one of units; a missing suffix uses bare_factor. */
-static int parse_scaled(const char *s, const Unit *units, size_t n_units, uint64_t bare_factor, uint64_t *ret) {
+static int parse_scaled(const char *s, const Unit *units, size_t n_units, uint64_t bare_factor,
+                        uint64_t *ret) {
         const char *p = s;
         uint64_t factor = 0;
         double v;

@@ -79,7 +79,8 @@ int proc_read_target_ids(pid_t pid, TargetIds *ret) {
         r = read_status(pid, buf, sizeof(buf));
         if (r < 0)
                 return r;
-        if (parse_ids(buf, "Uid", u) < 0 || parse_ids(buf, "Gid", g) < 0 || parse_caps(buf, &t.cap_permitted) < 0)
+        if (parse_ids(buf, "Uid", u) < 0 || parse_ids(buf, "Gid", g) < 0 ||
+            parse_caps(buf, &t.cap_permitted) < 0)
                 return -EBADMSG;
         t.uid = (uid_t) u[0];
         t.euid = (uid_t) u[1];

@@ -75,7 +75,8 @@ int region_registry_add(RegionRegistry *reg, pid_t pid, uint64_t start, uint64_t
                 start = 0;
                 end = UINT64_MAX;
         } else {
-                if (length == 0 || start % PAGE_SIZE_BYTES || length % PAGE_SIZE_BYTES || start + length < start)
+                if (length == 0 || start % PAGE_SIZE_BYTES || length % PAGE_SIZE_BYTES ||
+                    start + length < start)
                         return -EINVAL;
                 end = start + length;
         }

@@ -30,7 +30,8 @@ typedef struct Region {
         uint64_t start;                  /* bytes; 0 for a whole process */
         uint64_t end;                    /* bytes, exclusive; UINT64_MAX for a whole process */
         char name[REGION_NAME_MAX + 1];  /* the registrant's label, "" if none; see region_name_is_valid() */
-        uid_t owner_uid;                 /* who registered it: 0 for the daemon's own (command line, AutoRegister) */
+        uid_t owner_uid;                 /* who registered it: 0 for the daemon's own
+                                          * (command line, AutoRegister) */
         bool gone;                       /* its process exited; the manager drops it */
 } Region;
 
@@ -72,7 +73,8 @@ uint32_t region_registry_next_id(const RegionRegistry *reg);
 /* The live region registered for the whole of pid's memory, or NULL. */
 Region *region_registry_find_whole(RegionRegistry *reg, pid_t pid);
 
-#define REGISTRY_FOREACH(r, reg) for (Region *r = region_registry_next(reg, 0); r; r = region_registry_next(reg, r->id + 1))
+#define REGISTRY_FOREACH(r, reg) \
+        for (Region *r = region_registry_next(reg, 0); r; r = region_registry_next(reg, r->id + 1))
 
 /* 1 if the region's process runs, 0 once it has exited (see pidfd_is_alive()). */
 int region_alive(const Region *r);

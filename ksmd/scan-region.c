@@ -62,7 +62,8 @@ static uint32_t note_hash(const char *s) {
 
 bool region_scan_notes_changed(RegionScan *rs) {
         /* No notes hash to 0, what a new RegionScan starts with. */
-        uint32_t h = rs->note[0] || rs->merge_note[0] ? (note_hash(rs->note) ^ (note_hash(rs->merge_note) * 31)) | 1 : 0;
+        uint32_t h = rs->note[0] || rs->merge_note[0] ?
+                (note_hash(rs->note) ^ (note_hash(rs->merge_note) * 31)) | 1 : 0;
 
         if (h == rs->reported_note_hash)
                 return false;
@@ -106,7 +107,8 @@ static void area_inherit(RegionArea *a, RegionArea *old, size_t n_old, size_t *c
                         if (!a->slots)
                                 return;
                 }
-                memcpy(&a->slots[(from - a->start) / PAGE_SIZE_BYTES], &o->slots[(from - o->start) / PAGE_SIZE_BYTES],
+                memcpy(&a->slots[(from - a->start) / PAGE_SIZE_BYTES],
+                       &o->slots[(from - o->start) / PAGE_SIZE_BYTES],
                        (to - from) / PAGE_SIZE_BYTES * sizeof(PageSlot));
         }
 }
@@ -144,7 +146,8 @@ int region_scan_refresh(RegionScan *rs, const Region *r, uint64_t max_pages) {
                                          "0x%llx-0x%llx is %s%s%s%s",
                                          (unsigned long long) from, (unsigned long long) to,
                                          m->readable ? "" : "unreadable ",
-                                         proc_mapping_kind_to_string(m->kind), m->name[0] ? " " : "", m->name);
+                                         proc_mapping_kind_to_string(m->kind), m->name[0] ? " " : "",
+                                         m->name);
                         continue;
                 }
                 areas[n++] = (RegionArea) {
@@ -162,8 +165,9 @@ int region_scan_refresh(RegionScan *rs, const Region *r, uint64_t max_pages) {
 
         region_scan_clear_note(rs);
         if (n_unsupported > 0)
-                region_scan_set_note(rs, "%s: only private anonymous memory can be merged (%zu such mapping%s)",
-                                first_unsupported, n_unsupported, n_unsupported == 1 ? "" : "s");
+                region_scan_set_note(rs,
+                                     "%s: only private anonymous memory can be merged (%zu such mapping%s)",
+                                     first_unsupported, n_unsupported, n_unsupported == 1 ? "" : "s");
         else if (!r->whole_process && covered < r->end - r->start)
                 region_scan_set_note(rs, "%llu of %llu bytes of the range are not mapped",
                                 (unsigned long long) (r->end - r->start - covered),

@@ -47,7 +47,8 @@ struct Scanner {
         uint8_t *data;                   /* SCAN_CHUNK_PAGES pages */
 };
 
-int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config, Scanner **ret) {
+int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
+                Scanner **ret) {
         _cleanup_(scanner_freep) Scanner *s = NULL;
 
         s = calloc(1, sizeof(*s));
@@ -162,7 +163,8 @@ void scanner_forget_region(Scanner *s, Region *r) {
                         index_detach(s->index, rs->areas[j].base_id);
         for (size_t j = 0; j < s->n_by_pid; j++)
                 if (s->by_pid[j] == rs) {
-                        memmove(&s->by_pid[j], &s->by_pid[j + 1], (s->n_by_pid - j - 1) * sizeof(RegionScan *));
+                        memmove(&s->by_pid[j], &s->by_pid[j + 1],
+                                (s->n_by_pid - j - 1) * sizeof(RegionScan *));
                         s->n_by_pid--;
                         break;
                 }
@@ -248,7 +250,8 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 return k;
         if (k < 0) {
                 /* EACCES and the like: skip the region this pass, say why, try again next pass. */
-                region_scan_set_note(rs, "cannot read /proc/%d/maps (%s): check ksmd's privileges", (int) r->pid, strerror(-k));
+                region_scan_set_note(rs, "cannot read /proc/%d/maps (%s): check ksmd's privileges",
+                                     (int) r->pid, strerror(-k));
                 for (size_t j = 0; j < rs->n_areas; j++)
                         rs->areas[j].attached = false;
                 return 0;
@@ -262,10 +265,11 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 if (!index_has_room(s->index, a->n_pages)) {
                         free(a->slots);
                         a->slots = NULL;
-                        region_scan_set_note(rs, "0x%llx-0x%llx (%llu pages) not tracked: the daemon's bound on tracked pages is reached",
-                                        (unsigned long long) a->start,
-                                        (unsigned long long) (a->start + a->n_pages * PAGE_SIZE_BYTES),
-                                        (unsigned long long) a->n_pages);
+                        region_scan_set_note(rs, "0x%llx-0x%llx (%llu pages) not tracked: "
+                                             "the daemon's bound on tracked pages is reached",
+                                             (unsigned long long) a->start,
+                                             (unsigned long long) (a->start + a->n_pages * PAGE_SIZE_BYTES),
+                                             (unsigned long long) a->n_pages);
                         if (!s->limit_reported) {
                                 s->limit_reported = true;
                                 *limit_hit = true;
@@ -431,7 +435,8 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
 }
 
 /* The content of a page just read: update its slot, and offer it if it held still. */
-static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, const void *data, bool dirty) {
+static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, const void *data,
+                          bool dirty) {
         PageSlot old = a->slots[page];
         PageState state = page_slot_state(old);
         unsigned v = page_slot_volatility(old);
@@ -488,7 +493,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                          * private zero pages that turned into the zero page while merging (since
                          * 6.12 the kernel maps zero-filled subpages of a THP it splits to it).
                          */
-                        if (state == PAGE_ZERO_MERGED || (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
+                        if (state == PAGE_ZERO_MERGED ||
+                            (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
                                 rs->pass.pages_zero++;
                                 *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
                         } else
@@ -548,7 +554,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 k = memory_read_pages(r->pid, s->addrs + done, n_read - done, s->data, &got);
                 if (k < 0)
                         return k;
-                /* The pid might have been reused between pagemap and the read: trust data only if alive now. */
+                /* The pid might have been reused between pagemap and the read:
+                 * trust data only if alive now. */
                 if (region_alive(r) <= 0)
                         return -ESRCH;
                 for (size_t j = 0; j < got; j++) {
@@ -564,7 +571,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         size_t i = s->which[done];
 
                         rs->pass.pages_unreadable++;
-                        a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN, page_slot_volatility(a->slots[first + i]), false);
+                        a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
+                                                             page_slot_volatility(a->slots[first + i]),
+                                                             false);
                         done++;
                 }
         }
@@ -593,7 +602,8 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                 }
                 rs = scan_find(s, r->id);
                 if (!rs) {
-                        /* Not in this pass (cannot happen: begin_pass() met every region up to pass_last). */
+                        /* Not in this pass (cannot happen: begin_pass() met every region
+                         * up to pass_last). */
                         s->region_id = r->id + 1;
                         continue;
                 }
@@ -624,17 +634,19 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         if (k < 0) {
                                 r->gone = k == -ESRCH;
                                 if (!r->gone)
-                                        region_scan_set_note(rs, "cannot read /proc/%d/pagemap (%s)%s", (int) r->pid,
-                                                        strerror(-k),
-                                                        k == -EACCES || k == -EPERM ?
-                                                        ": ksmd needs CAP_DAC_OVERRIDE for other users' processes" : "");
+                                        region_scan_set_note(rs, "cannot read /proc/%d/pagemap (%s)%s",
+                                                             (int) r->pid, strerror(-k),
+                                                             k == -EACCES || k == -EPERM ?
+                                                                     ": ksmd needs CAP_DAC_OVERRIDE "
+                                                                     "for other users' processes" : "");
                                 s->area_pos = rs->n_areas;
                                 continue;
                         }
                         s->pagemap_region_id = r->id;
                 }
 
-                n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
+                n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES),
+                                 a->n_pages - s->page_pos);
                 k = scan_chunk(s, r, rs, a, s->page_pos, n);
                 if (k == -ESRCH) {
                         r->gone = true;
@@ -645,8 +657,10 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                 /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
                 if (k < 0) {
                         rs->pass.pages_unreadable += n;
-                        region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
-                                        k == -EPERM || k == -EACCES ? ": ksmd needs CAP_SYS_PTRACE" : "");
+                        region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s",
+                                             strerror(-k),
+                                             k == -EPERM || k == -EACCES ?
+                                                     ": ksmd needs CAP_SYS_PTRACE" : "");
                 }
                 s->page_pos += n;
                 res.pages += n;

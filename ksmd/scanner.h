@@ -22,7 +22,8 @@
  *
  * Change tracking: when the cursor reaches the first region of a process in
  * a pass and the process needs it, the scanner clears the soft-dirty bits of
- * that process (before reading any of its pages in that pass) and re-reads all of its pages in that pass; a page
+ * that process (before reading any of its pages in that pass) and re-reads
+ * all of its pages in that pass; a page
  * hashed after the clear (SD_OK in its slot) and whose soft-dirty bit is
  * still clean is unchanged and costs one pagemap entry instead of a read. A
  * clear is needed when the process was never cleared, or when the reads that
@@ -75,7 +76,8 @@ typedef struct ScanStepResult {
 typedef struct Scanner Scanner;
 
 /* reg, idx and merger are borrowed and must outlive the scanner. */
-int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config, Scanner **ret);
+int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
+                Scanner **ret);
 Scanner *scanner_free(Scanner *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Scanner *, scanner_free);
 

@@ -17,15 +17,16 @@
 
 #define SETTINGS_MAX_LIST 256u           /* entries per list key */
 
-#define NUMBER(sec, k, knd, flg, lo, hi, dflt, field, text)                                                    \
-        {                                                                                                     \
-                .section = sec, .key = k, .kind = knd, .flags = flg, .min = lo, .max = hi, .def = dflt,       \
-                .offset = offsetof(Settings, field), .help = text,                                            \
+#define NUMBER(sec, k, knd, flg, lo, hi, dflt, field, text)                                                 \
+        {                                                                                                   \
+                .section = sec, .key = k, .kind = knd, .flags = flg, .min = lo, .max = hi, .def = dflt,     \
+                .offset = offsetof(Settings, field), .help = text,                                          \
         }
-#define LIST(sec, k, knd, field, text)                                                                        \
-        {                                                                                                     \
-                .section = sec, .key = k, .kind = knd, .flags = 0,                                                 \
-                .offset = offsetof(Settings, field), .offset_n = offsetof(Settings, n_##field), .help = text,  \
+#define LIST(sec, k, knd, field, text)                                                                      \
+        {                                                                                                   \
+                .section = sec, .key = k, .kind = knd, .flags = 0,                                          \
+                .offset = offsetof(Settings, field), .offset_n = offsetof(Settings, n_##field),             \
+                .help = text,                                                                               \
         }
 
 const Setting settings_table[] = {
@@ -36,8 +37,9 @@ const Setting settings_table[] = {
                "Pages examined per batch (KSM's pages_to_scan)"),
         NUMBER("Scan", "Sleep", SETTING_TIME, SETTING_WRITABLE, 0, 60 * USEC_PER_SEC, 20 * USEC_PER_MSEC,
                sleep_usec, "Pause between batches (KSM's sleep_millisecs)"),
-        NUMBER("Scan", "TargetScanTime", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, USEC_PER_SEC, USEC_PER_DAY,
-               0, target_scan_time_usec, "Adapt the rate so that a full scan takes this long..."),
+        NUMBER("Scan", "TargetScanTime", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, USEC_PER_SEC,
+               USEC_PER_DAY, 0, target_scan_time_usec,
+               "Adapt the rate so that a full scan takes this long..."),
         NUMBER("Scan", "MaxCPU", SETTING_PERCENT, SETTING_WRITABLE, 1, 100, 20, max_cpu_percent,
                "...using at most this share of one CPU"),
         NUMBER("Scan", "IdleSleep", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, 0, USEC_PER_HOUR,
@@ -45,9 +47,10 @@ const Setting settings_table[] = {
         NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 25, idle_max_cpu_bp,
                "Lengthen rests so that scans and rests use at most this share of one CPU"),
         NUMBER("Limits", "MaxMetadata", SETTING_SIZE, SETTING_WRITABLE, UINT64_C(1) << 20, UINT64_C(1) << 40,
-               UINT64_C(256) << 20, max_metadata_bytes, "Memory for the page index (16 bytes per tracked page)"),
-        NUMBER("Limits", "MaxRegions", SETTING_COUNT, SETTING_WRITABLE, 1, REGION_MAX_REGIONS, 4096, max_regions,
-               "Registered regions in total"),
+               UINT64_C(256) << 20, max_metadata_bytes,
+               "Memory for the page index (16 bytes per tracked page)"),
+        NUMBER("Limits", "MaxRegions", SETTING_COUNT, SETTING_WRITABLE, 1, REGION_MAX_REGIONS, 4096,
+               max_regions, "Registered regions in total"),
         NUMBER("Limits", "MaxRegionsPerClient", SETTING_COUNT, SETTING_WRITABLE, 1, REGION_MAX_REGIONS, 256,
                max_regions_per_client, "Regions one user other than root may register"),
         NUMBER("Limits", "MaxConnections", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 64, max_connections,
@@ -55,8 +58,9 @@ const Setting settings_table[] = {
         { .section = "Control", .key = "Socket", .kind = SETTING_SOCKET, .flags = SETTING_AT_START,
           .def_string = "/run/ksmd/ksmd.sock", .offset = offsetof(Settings, socket_path),
           .help = "Serve the D-Bus API on this unix socket" },
-        { .section = "Control", .key = "SystemBus", .kind = SETTING_BOOL, .flags = SETTING_AT_START, .def = false,
-          .offset = offsetof(Settings, system_bus), .help = "Also serve org.ksmd.Manager1 on the system bus" },
+        { .section = "Control", .key = "SystemBus", .kind = SETTING_BOOL, .flags = SETTING_AT_START,
+          .def = false, .offset = offsetof(Settings, system_bus),
+          .help = "Also serve org.ksmd.Manager1 on the system bus" },
         LIST("Control", "AllowGroups", SETTING_GROUPS, allow_groups,
              "Groups whose members may call the API besides root"),
         LIST("AutoRegister", "Cgroup", SETTING_CGROUP_PATTERNS, cgroup_patterns,
@@ -130,7 +134,8 @@ const char *setting_property_name(const Setting *s, char *buf, size_t size) {
 }
 
 bool setting_is_number(const Setting *s) {
-        return IN_SET(s->kind, SETTING_COUNT, SETTING_TIME, SETTING_SIZE, SETTING_PERCENT, SETTING_CENTIPERCENT);
+        return IN_SET(s->kind, SETTING_COUNT, SETTING_TIME, SETTING_SIZE, SETTING_PERCENT,
+                      SETTING_CENTIPERCENT);
 }
 
 bool setting_is_list(const Setting *s) {
@@ -186,8 +191,8 @@ static const char *format_scaled(uint64_t v, const char *const *suffixes, const 
 
 const char *setting_format_number(const Setting *s, uint64_t value, char *buf, size_t size) {
         static const char *const time_suffixes[] = { "us", "ms", "s", "min", "h", "d" };
-        static const uint64_t time_factors[] = { 1, USEC_PER_MSEC, USEC_PER_SEC, USEC_PER_MINUTE, USEC_PER_HOUR,
-                                                 USEC_PER_DAY };
+        static const uint64_t time_factors[] = { 1, USEC_PER_MSEC, USEC_PER_SEC, USEC_PER_MINUTE,
+                                                 USEC_PER_HOUR, USEC_PER_DAY };
         static const char *const size_suffixes[] = { "", "K", "M", "G", "T" };
         static const uint64_t size_factors[] = { 1, UINT64_C(1) << 10, UINT64_C(1) << 20, UINT64_C(1) << 30,
                                                  UINT64_C(1) << 40 };
@@ -197,9 +202,11 @@ const char *setting_format_number(const Setting *s, uint64_t value, char *buf, s
         else if (value == 0 && s->kind != SETTING_CENTIPERCENT)
                 snprintf(buf, size, "0");
         else if (s->kind == SETTING_TIME)
-                return format_scaled(value, time_suffixes, time_factors, ELEMENTSOF(time_factors), buf, size);
+                return format_scaled(value, time_suffixes, time_factors, ELEMENTSOF(time_factors), buf,
+                                     size);
         else if (s->kind == SETTING_SIZE)
-                return format_scaled(value, size_suffixes, size_factors, ELEMENTSOF(size_factors), buf, size);
+                return format_scaled(value, size_suffixes, size_factors, ELEMENTSOF(size_factors), buf,
+                                     size);
         else if (s->kind == SETTING_PERCENT)
                 snprintf(buf, size, "%" PRIu64 "%%", value);
         else if (s->kind == SETTING_CENTIPERCENT && value % 100 == 0)
@@ -216,7 +223,8 @@ const char *setting_format_range(const Setting *s, char *buf, size_t size) {
         char lo[32], hi[32];
 
         snprintf(buf, size, "from %s to %s%s", setting_format_number(s, s->min, lo, sizeof(lo)),
-                 setting_format_number(s, s->max, hi, sizeof(hi)), (s->flags & SETTING_OFF) && s->min > 0 ? ", or off" : "");
+                 setting_format_number(s, s->max, hi, sizeof(hi)),
+                 (s->flags & SETTING_OFF) && s->min > 0 ? ", or off" : "");
         return buf;
 }
 
@@ -301,7 +309,8 @@ static int parse_centipercent(const char *v, uint64_t *ret) {
         if (!isdigit((unsigned char) *p))
                 return -EINVAL;
         for (; isdigit((unsigned char) *p); p++)
-                if ((whole = whole * 10 + (uint64_t) (*p - '0')) > UINT32_MAX) /* no overflow; the range is checked later */
+                if ((whole = whole * 10 + (uint64_t) (*p - '0')) > UINT32_MAX) /* no overflow; the range
+                                                                                * is checked later */
                         return -EINVAL;
         if (*p == '.') {
                 if (!isdigit((unsigned char) *++p))
@@ -431,12 +440,14 @@ static int parse_pattern(const Setting *s, Settings *settings, const char *v, ch
         int r;
 
         if (s->kind == SETTING_CGROUP_PATTERNS && v[0] != '/') {
-                *ret_reason = reasonf("'%s' is not a cgroup path pattern; it starts with / (e.g. /machine.slice/*)",
+                *ret_reason = reasonf("'%s' is not a cgroup path pattern; it starts with / "
+                                      "(e.g. /machine.slice/*)",
                                       v);
                 return -EINVAL;
         }
         if (s->kind == SETTING_EXECUTABLE_PATTERNS && strchr(v, '/')) {
-                *ret_reason = reasonf("'%s' is not a file name pattern; it has no / (e.g. qemu-system-*)", v);
+                *ret_reason = reasonf("'%s' is not a file name pattern; it has no / (e.g. qemu-system-*)",
+                                      v);
                 return -EINVAL;
         }
         copy = strdup(v);
@@ -520,7 +531,8 @@ bool setting_equal(const Setting *s, const Settings *a, const Settings *b) {
                 return strcmp(*(char *const *) fa, *(char *const *) fb) == 0;
         case SETTING_GROUPS:
                 return *field_n(s, a) == *field_n(s, b) &&
-                       memcmp(*(gid_t *const *) fa, *(gid_t *const *) fb, *field_n(s, a) * sizeof(gid_t)) == 0;
+                       memcmp(*(gid_t *const *) fa, *(gid_t *const *) fb,
+                              *field_n(s, a) * sizeof(gid_t)) == 0;
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
                 if (*field_n(s, a) != *field_n(s, b))
@@ -565,8 +577,8 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
                         int r;
 
                         if (s->kind == SETTING_GROUPS)
-                                r = list_push(to, field_n(s, dst), sizeof(gid_t), &(*(gid_t *const *) from)[i],
-                                              &reason);
+                                r = list_push(to, field_n(s, dst), sizeof(gid_t),
+                                              &(*(gid_t *const *) from)[i], &reason);
                         else
                                 r = parse_pattern(s, dst, (*(char **const *) from)[i], &reason);
                         if (r < 0)

@@ -47,7 +47,8 @@ typedef struct Settings {
         uint64_t idle_max_cpu_bp;        /* rests lengthen so that idle scanning stays under this, 1/100 % */
 
         /* [Limits] */
-        uint64_t max_metadata_bytes;     /* daemon memory for the index (INDEX_MAX_BYTES_PER_PAGE per page) */
+        uint64_t max_metadata_bytes;     /* daemon memory for the index
+                                          * (INDEX_MAX_BYTES_PER_PAGE per page) */
         uint64_t max_regions;
         uint64_t max_regions_per_client;
         uint64_t max_connections;
@@ -67,7 +68,8 @@ typedef struct Settings {
 
 typedef enum SettingKind {
         SETTING_COUNT,                   /* a whole number; D-Bus t */
-        SETTING_TIME,                    /* a time span in usec ("20ms", "1.5s"); D-Bus t, property ends in USec */
+        SETTING_TIME,                    /* a time span in usec ("20ms", "1.5s"); D-Bus t,
+                                          * property ends in USec */
         SETTING_SIZE,                    /* bytes ("256M"); D-Bus t */
         SETTING_PERCENT,                 /* whole percent ("20%"); D-Bus t */
         SETTING_CENTIPERCENT,            /* percent with two decimals ("0.25%"), in 1/100 %; D-Bus t */

@@ -28,15 +28,18 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
 
         if (s->full_scans == 0 && total_pages == 0)
                 return snprintf(buf, size, "%s: starting the first scan%s",
-                                estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
+                                estimate ? "estimate mode (helper module not loaded), nothing is merged"
+                                         : "merging",
                                 paused ? "; paused" : "");
         if (s->full_scans == 0)
                 return snprintf(buf, size, "%s: first scan %u%% of %llu pages%s",
-                                estimate ? "estimate mode (helper module not loaded), nothing is merged" : "merging",
+                                estimate ? "estimate mode (helper module not loaded), nothing is merged"
+                                         : "merging",
                                 percent, (unsigned long long) total_pages, paused ? "; paused" : "");
         /* Between two scans after a quiet one: when the next starts; else how far the running one is. */
         if (s->rest_usec > 0 && s->current_scan_pages == 0)
-                (void) snprintf(next, sizeof(next), "little new, next scan in %.0f s", (double) s->rest_usec / 1e6);
+                (void) snprintf(next, sizeof(next), "little new, next scan in %.0f s",
+                                (double) s->rest_usec / 1e6);
         else
                 (void) snprintf(next, sizeof(next), "scanning %u%%", percent);
         return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; %s%s",

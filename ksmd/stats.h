@@ -30,8 +30,9 @@ typedef struct ScanCounters {
         uint64_t pages_zero;             /* stable all-zero private pages (MERGE_ZERO candidates); in merge
                                           * mode also pages the helper merged that still map the zero page */
         uint64_t pages_unshared;         /* stable candidates with no duplicate */
-        uint64_t pages_shared;           /* distinct contents with >= 2 candidates this pass (KSM's pages_shared);
-                                          * in merge mode also each shared page of the helper found mapped, once */
+        uint64_t pages_shared;           /* distinct contents with >= 2 candidates this pass
+                                          * (KSM's pages_shared); in merge mode also each shared page
+                                          * of the helper found mapped, once */
         uint64_t pages_sharing;          /* further candidates of those contents (KSM's pages_sharing); in
                                           * merge mode also the further pages found mapping a shared page. */
 } ScanCounters;
@@ -64,8 +65,9 @@ typedef struct Stats {
         uint64_t batch_pages;            /* the rate in effect (PagesToScan= or adapted)... */
         uint64_t batch_sleep_usec;       /* ...and the pause between batches */
         bool live;                       /* merging through the helper (else estimate mode) */
-        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED (all its merges since
-                                          * it loaded, also outside today's regions and pages written since) */
+        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED
+                                          * (all its merges since it loaded, also outside today's regions
+                                          * and pages written since) */
         MergeCounters merge;
 } Stats;
 

@@ -39,7 +39,8 @@ static const char *const methods[] = {
         "Unmerge", "ListRegions", "GetStatistics", "Pause", "Resume", "Reload", "NoSuchMethod",
 };
 static const char *const signatures[] = {
-        "", "u", "utt", "tt", "s", "uu", "ut", "ttt", "b", "as", "a{st}", "h", "htt", "ha{sv}", "htta{sv}", "a{sv}",
+        "", "u", "utt", "tt", "s", "uu", "ut", "ttt", "b", "as", "a{st}", "h", "htt", "ha{sv}", "htta{sv}",
+        "a{sv}",
 };
 static const char *const option_keys[] = { "Name", "name", "" };
 static const char *const variant_types[] = { "s", "u", "t", "b", "as" };
@@ -78,7 +79,8 @@ static void setup(void) {
         log_set_max_level(LOG_CRIT);
         snprintf(path, sizeof(path), "/tmp/ksmd-fuzz-%d.sock", (int) getpid());
         snprintf(socket_setting, sizeof(socket_setting), "Socket=%s", path);
-        if (manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "MaxRegions=8", "MaxRegionsPerClient=4",
+        if (manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "MaxRegions=8",
+                                                                 "MaxRegionsPerClient=4",
                                                                  "MaxConnections=4", socket_setting),
                                          .n_overrides = 5 },
                         &manager) < 0)

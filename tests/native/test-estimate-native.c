@@ -107,7 +107,8 @@ static void child_main(size_t c, uint8_t *mem, int ready_fd) {
                 }
                 if (ch->volatile_tail)
                         for (uint64_t i = ch->n_pages - N_VOLATILE; i < ch->n_pages; i++)
-                                fill_page(mem + i * PAGE_SIZE_BYTES, (UINT64_C(3) << 32) + counter * N_VOLATILE + i);
+                                fill_page(mem + i * PAGE_SIZE_BYTES,
+                                          (UINT64_C(3) << 32) + counter * N_VOLATILE + i);
                 usleep(ch->volatile_tail ? 200 : 100000);
         }
 }
@@ -122,7 +123,8 @@ static void start_children(size_t n, bool thp_first) {
                 uint64_t len = pages_per_child * PAGE_SIZE_BYTES;
                 uint8_t *raw, *mem;
 
-                raw = mmap(NULL, len + HUGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                raw = mmap(NULL, len + HUGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
                 assert_true(raw != MAP_FAILED);
                 mem = (uint8_t *) (((uintptr_t) raw + HUGE_BYTES - 1) & ~(uintptr_t) (HUGE_BYTES - 1));
                 children[c] = (Child) {
@@ -251,8 +253,8 @@ static uint64_t child_thp_kib(const Child *ch) {
 
 /* An estimate-mode Manager at 256 pages per batch, no sleep, no rests, no files, no socket. */
 static int new_estimate_manager(Manager **ret) {
-        return manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "PagesToScan=256", "Sleep=0",
-                                                                    "IdleSleep=0"),
+        return manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "PagesToScan=256",
+                                                                    "Sleep=0", "IdleSleep=0"),
                                             .n_overrides = 4,
                                             .no_socket = true },
                            ret);
@@ -276,16 +278,17 @@ static void run_manager_and_check(const char *what) {
         uint64_t cpu = cpu_usec() - cpu0;
 
         manager_get_stats(m, &st);
-        print_message("# %s: %" PRIu64 " pages in %zu processes; expected sharing %" PRIu64 " shared %" PRIu64
-                      " zero %" PRIu64 "; got sharing %" PRIu64 " shared %" PRIu64 " zero %" PRIu64 " (unshared %" PRIu64
-                      ", volatile %" PRIu64 ")\n",
+        print_message("# %s: %" PRIu64 " pages in %zu processes; expected sharing %" PRIu64
+                      " shared %" PRIu64 " zero %" PRIu64 "; got sharing %" PRIu64 " shared %" PRIu64
+                      " zero %" PRIu64 " (unshared %" PRIu64 ", volatile %" PRIu64 ")\n",
                       what, e.pages, n_children, e.sharing, e.shared, e.zero, st.last.pages_sharing,
-                      st.last.pages_shared, st.last.pages_zero, st.last.pages_unshared, st.last.pages_volatile);
+                      st.last.pages_shared, st.last.pages_zero, st.last.pages_unshared,
+                      st.last.pages_volatile);
         print_message("# %s: 3 full scans read %" PRIu64 " pages/scan, %.2f us CPU per page scanned "
                       "(%.2f GB scanned per CPU-second), metadata %" PRIu64 " bytes = %.1f bytes/page\n",
                       what, st.last.pages_read, (double) cpu / (3.0 * (double) e.pages),
-                      3.0 * (double) e.pages * PAGE_SIZE_BYTES / 1e9 / ((double) cpu / 1e6), st.metadata_bytes,
-                      (double) st.metadata_bytes / (double) st.tracked_pages);
+                      3.0 * (double) e.pages * PAGE_SIZE_BYTES / 1e9 / ((double) cpu / 1e6),
+                      st.metadata_bytes, (double) st.metadata_bytes / (double) st.tracked_pages);
 
         assert_int_equal(st.full_scans, 3);
         assert_int_equal(st.last.pages_scanned, e.pages);
@@ -344,8 +347,10 @@ static void test_changed_pages_are_found_and_steady_ones_not_reread(void **state
         manager_get_stats(m, &st);
         e = expected();
         assert_int_equal(st.last.pages_sharing, e.sharing);
-        print_message("# steady: scan 3 read %" PRIu64 " of %" PRIu64 " pages, %" PRIu64 " proven unchanged by soft-dirty (%s)\n",
-                      st.last.pages_read, e.pages, st.last.pages_unchanged, soft_dirty ? "works" : "not available here");
+        print_message("# steady: scan 3 read %" PRIu64 " of %" PRIu64 " pages, %" PRIu64
+                      " proven unchanged by soft-dirty (%s)\n",
+                      st.last.pages_read, e.pages, st.last.pages_unchanged,
+                      soft_dirty ? "works" : "not available here");
         if (soft_dirty) {
                 /* Only the volatile pages are read on steady memory. */
                 assert_true(st.last.pages_read <= 2 * N_VOLATILE);
@@ -362,7 +367,8 @@ static void test_changed_pages_are_found_and_steady_ones_not_reread(void **state
          */
         run_scans(m, 3);
         manager_get_stats(m, &st);
-        print_message("# after rewriting %d pages: scan read %" PRIu64 " pages; sharing %" PRIu64 " (expected %" PRIu64 ")\n",
+        print_message("# after rewriting %d pages: scan read %" PRIu64 " pages; sharing %" PRIu64
+                      " (expected %" PRIu64 ")\n",
                       N_REWRITTEN, st.last.pages_read, st.last.pages_sharing, e.sharing);
         assert_int_equal(st.last.pages_sharing, e.sharing);
         assert_int_equal(st.last.pages_zero, e.zero);
@@ -410,8 +416,8 @@ static void test_report_soft_dirty_cost_on_the_scanned_process(void **state) {
                         p[i * PAGE_SIZE_BYTES]++;
                 after_clear += now_nsec() - t0;
         }
-        print_message("# first write to a page: %.0f ns normally, %.0f ns after a soft-dirty clear (%.0f ns per page "
-                      "per clear is the cost to the scanned process; THP off)\n",
+        print_message("# first write to a page: %.0f ns normally, %.0f ns after a soft-dirty clear "
+                      "(%.0f ns per page per clear is the cost to the scanned process; THP off)\n",
                       (double) plain / (3.0 * pages), (double) after_clear / (3.0 * pages),
                       ((double) after_clear - (double) plain) / (3.0 * pages));
         (void) munmap((void *) p, pages * PAGE_SIZE_BYTES);
@@ -431,10 +437,11 @@ static void test_daemon_binary_reports_the_same_estimate(void **state) {
         start_children(3, false);
         Expected e = expected();
 
-        len = (size_t) snprintf(cmd, sizeof(cmd), "%s --mode=estimate --scans=3 --sleep=0 --pages-to-scan=512",
-                                ksmd_binary);
+        len = (size_t) snprintf(cmd, sizeof(cmd),
+                                "%s --mode=estimate --scans=3 --sleep=0 --pages-to-scan=512", ksmd_binary);
         for (size_t c = 0; c < n_children; c++)
-                len += (size_t) snprintf(cmd + len, sizeof(cmd) - len, " --register=%d:0x%" PRIx64 ":0x%" PRIx64,
+                len += (size_t) snprintf(cmd + len, sizeof(cmd) - len,
+                                         " --register=%d:0x%" PRIx64 ":0x%" PRIx64,
                                          (int) children[c].pid, children[c].start,
                                          children[c].n_pages * PAGE_SIZE_BYTES);
         assert_true(len < sizeof(cmd));
@@ -449,7 +456,8 @@ static void test_daemon_binary_reports_the_same_estimate(void **state) {
                         zero = strtoull(p + 12, NULL, 10);
         }
         assert_int_equal(pclose(f), 0);
-        print_message("# ksmd binary: sharing %" PRIu64 " zero %" PRIu64 " (expected %" PRIu64 " %" PRIu64 ")\n",
+        print_message("# ksmd binary: sharing %" PRIu64 " zero %" PRIu64
+                      " (expected %" PRIu64 " %" PRIu64 ")\n",
                       sharing, zero, e.sharing, e.zero);
         assert_int_equal(sharing, e.sharing);
         assert_int_equal(zero, e.zero);
@@ -459,8 +467,10 @@ int main(int argc, char *argv[]) {
         const char *mib = getenv("KSMD_NATIVE_MIB");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_estimate_is_exact_for_small_pages, stop_children),
-                cmocka_unit_test_teardown(test_estimate_is_exact_with_a_transparent_huge_page_process, stop_children),
-                cmocka_unit_test_teardown(test_changed_pages_are_found_and_steady_ones_not_reread, stop_children),
+                cmocka_unit_test_teardown(test_estimate_is_exact_with_a_transparent_huge_page_process,
+                                          stop_children),
+                cmocka_unit_test_teardown(test_changed_pages_are_found_and_steady_ones_not_reread,
+                                          stop_children),
                 cmocka_unit_test_teardown(test_daemon_binary_reports_the_same_estimate, stop_children),
                 cmocka_unit_test(test_report_soft_dirty_cost_on_the_scanned_process),
         };

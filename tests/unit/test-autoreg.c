@@ -13,9 +13,11 @@ static char *const exes[] = { (char *) "qemu-system-*", (char *) "cloud-hypervis
 
 static void test_cgroup_pattern_matches_nested_guests(void **state) {
         assert_true(autoreg_match(cgroups, 1, NULL, 0,
-                                  "/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope/libvirt/emulator", "anything"));
+                                  "/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope/libvirt/emulator",
+                                  "anything"));
         assert_false(autoreg_match(cgroups, 1, NULL, 0, "/system.slice/sshd.service", "sshd"));
-        assert_false(autoreg_match(cgroups, 1, NULL, 0, "/machine.slice", "x")); /* the slice itself holds no guest */
+        assert_false(autoreg_match(cgroups, 1, NULL, 0, "/machine.slice", "x")); /* the slice itself
+                                                                                  * holds no guest */
 }
 
 static void test_executable_pattern_matches_the_file_name(void **state) {

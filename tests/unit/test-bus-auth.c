@@ -10,7 +10,8 @@
 #include "bus-auth.h"
 #include "macro.h"
 
-static const PeerCreds user = { .pid = 100, .uid = 1000, .gid = 1000, .groups = { 27, 64055 }, .n_groups = 2 };
+static const PeerCreds user = { .pid = 100, .uid = 1000, .gid = 1000, .groups = { 27, 64055 },
+                                .n_groups = 2 };
 
 static TargetIds own_process(void) {
         return (TargetIds) {

@@ -92,13 +92,15 @@ static void test_every_key_is_documented_in_its_section_with_range_and_default(v
                 if (setting_is_number(s)) {
                         snprintf(want, sizeof(want), "%s", setting_format_range(s, buf, sizeof(buf)));
                         if (!strstr(entry, want))
-                                fail_msg("ksmd.conf.5.scd: %s= does not say its range '%s': %s", s->key, want, entry);
+                                fail_msg("ksmd.conf.5.scd: %s= does not say its range '%s': %s", s->key,
+                                         want, entry);
                 }
                 snprintf(want, sizeof(want), "Default: *%s*.", setting_format_default(s, buf, sizeof(buf)));
                 if (!strstr(entry, want))
                         fail_msg("ksmd.conf.5.scd: %s= does not say '%s': %s", s->key, want, entry);
                 if ((s->flags & SETTING_AT_START) && !strstr(entry, "when ksmd restarts"))
-                        fail_msg("ksmd.conf.5.scd: %s= does not say that it takes effect when ksmd restarts", s->key);
+                        fail_msg("ksmd.conf.5.scd: %s= does not say that it takes effect when ksmd restarts",
+                                 s->key);
         }
 }
 
@@ -128,14 +130,15 @@ static bool option_head(const Setting *s, char *buf, size_t size) {
         return true;
 }
 
-/* The entry line of a setting's property in org.ksmd.Manager1(5), "*SleepUSec* t (writable)"; none at start. */
+/* The entry line of a setting's property in org.ksmd.Manager1(5), "*SleepUSec* t (writable)";
+ * none at start. */
 static bool property_head(const Setting *s, char *buf, size_t size) {
         char name[64];
 
         if (s->flags & SETTING_AT_START)
                 return false;
-        snprintf(buf, size, "*%s* %s (%s)", setting_property_name(s, name, sizeof(name)), setting_property_type(s),
-                 s->flags & SETTING_WRITABLE ? "writable" : "changes");
+        snprintf(buf, size, "*%s* %s (%s)", setting_property_name(s, name, sizeof(name)),
+                 setting_property_type(s), s->flags & SETTING_WRITABLE ? "writable" : "changes");
         return true;
 }
 

@@ -91,8 +91,10 @@ static void test_command_line_comes_after_the_files(void **state) {
         Fixture *f = *state;
         _cleanup_(settings_done) Settings c = {};
 
-        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\nSleep=1s\n[AutoRegister]\nExecutable=qemu-*\n");
-        assert_int_equal(config_load(f->dir, STRV_MAKE("Sleep=5ms", "Executable=kvm"), 2, &c, &f->errors), 0);
+        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\nSleep=1s\n"
+                   "[AutoRegister]\nExecutable=qemu-*\n");
+        assert_int_equal(config_load(f->dir, STRV_MAKE("Sleep=5ms", "Executable=kvm"), 2, &c,
+                                     &f->errors), 0);
         assert_int_equal(c.pages_to_scan, 100);
         assert_int_equal(c.sleep_usec, 5000);
         /* A list appends, as a later drop-in would. */
@@ -103,7 +105,8 @@ static void test_command_line_comes_after_the_files(void **state) {
         assert_int_equal(config_load(NULL, STRV_MAKE("Sleep=2h"), 1, &c, &f->errors), -EINVAL);
         assert_int_equal(f->errors.n, 1);
         assert_string_equal(f->errors.messages[0],
-                            "command line: Sleep=2h: '2h' is not a time span from 0 to 1min (e.g. 20ms, 1.5s, 5min)");
+                            "command line: Sleep=2h: '2h' is not a time span from 0 to 1min "
+                            "(e.g. 20ms, 1.5s, 5min)");
 }
 
 static void test_every_key_is_applied(void **state) {
@@ -194,7 +197,8 @@ static void test_key_outside_section(void **state) {
         Fixture *f = *state;
 
         write_file(f, CONFIG_MAIN_FILE, "PagesToScan=10\n");
-        assert_single_error(f, "/ksmd.conf:1: PagesToScan= is outside any section; put it under [Scan], [Limits], [Control] or [AutoRegister]");
+        assert_single_error(f, "/ksmd.conf:1: PagesToScan= is outside any section; "
+                            "put it under [Scan], [Limits], [Control] or [AutoRegister]");
 }
 
 static void test_line_without_equals(void **state) {
@@ -242,28 +246,56 @@ static void test_every_bad_value_is_reported(void **state) {
         } cases[] = {
                 { "[Scan]\nMode=fast\n", "Mode=fast: 'fast' is not a mode; use 'auto' or 'estimate'" },
                 { "[Scan]\nPagesToScan=0\n", "PagesToScan=0: '0' is not a whole number from 1 to 1000000" },
-                { "[Scan]\nPagesToScan=lots\n", "PagesToScan=lots: 'lots' is not a whole number from 1 to 1000000" },
-                { "[Scan]\nSleep=2h\n", "Sleep=2h: '2h' is not a time span from 0 to 1min (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nTargetScanTime=10ms\n", "TargetScanTime=10ms: '10ms' is not a time span from 1s to 1d, or off (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nPagesToScan=lots\n",
+                  "PagesToScan=lots: 'lots' is not a whole number from 1 to 1000000" },
+                { "[Scan]\nSleep=2h\n",
+                  "Sleep=2h: '2h' is not a time span from 0 to 1min (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nTargetScanTime=10ms\n",
+                  "TargetScanTime=10ms: '10ms' is not a time span from 1s to 1d, or off "
+                  "(e.g. 20ms, 1.5s, 5min)" },
                 { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a percentage from 1% to 100%" },
                 { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150%' is not a percentage from 1% to 100%" },
-                { "[Scan]\nIdleSleep=2h\n", "IdleSleep=2h: '2h' is not a time span from 0 to 1h (e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nIdleMaxCPU=0\n", "IdleMaxCPU=0: '0' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=0.001\n", "IdleMaxCPU=0.001: '0.001' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=100.5%\n", "IdleMaxCPU=100.5%: '100.5%' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=.5\n", "IdleMaxCPU=.5: '.5' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=1.\n", "IdleMaxCPU=1.: '1.' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Scan]\nIdleMaxCPU=1%%\n", "IdleMaxCPU=1%%: '1%%' is not a percentage from 0.01% to 100% with at most two decimals (e.g. 0.25%)" },
-                { "[Control]\nSystemBus=perhaps\n", "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
-                { "[Limits]\nMaxMetadata=10K\n", "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
+                { "[Scan]\nIdleSleep=2h\n",
+                  "IdleSleep=2h: '2h' is not a time span from 0 to 1h (e.g. 20ms, 1.5s, 5min)" },
+                { "[Scan]\nIdleMaxCPU=0\n",
+                  "IdleMaxCPU=0: '0' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=0.001\n",
+                  "IdleMaxCPU=0.001: '0.001' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=100.5%\n",
+                  "IdleMaxCPU=100.5%: '100.5%' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=.5\n",
+                  "IdleMaxCPU=.5: '.5' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1.\n",
+                  "IdleMaxCPU=1.: '1.' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Scan]\nIdleMaxCPU=1%%\n",
+                  "IdleMaxCPU=1%%: '1%%' is not a percentage from 0.01% to 100% "
+                  "with at most two decimals (e.g. 0.25%)" },
+                { "[Control]\nSystemBus=perhaps\n",
+                  "SystemBus=perhaps: 'perhaps' is not a boolean; use yes or no" },
+                { "[Limits]\nMaxMetadata=10K\n",
+                  "MaxMetadata=10K: '10K' is not a size from 1M to 1T (e.g. 256M, 2G)" },
                 { "[Limits]\nMaxRegions=0\n", "MaxRegions=0: '0' is not a whole number from 1 to 65536" },
-                { "[Limits]\nMaxRegionsPerClient=x\n", "MaxRegionsPerClient=x: 'x' is not a whole number from 1 to 65536" },
-                { "[Limits]\nMaxConnections=5000\n", "MaxConnections=5000: '5000' is not a whole number from 1 to 4096" },
-                { "[Control]\nSocket=relative.sock\n", "Socket=relative.sock: 'relative.sock' is not an absolute path shorter than 108 characters" },
+                { "[Limits]\nMaxRegionsPerClient=x\n",
+                  "MaxRegionsPerClient=x: 'x' is not a whole number from 1 to 65536" },
+                { "[Limits]\nMaxConnections=5000\n",
+                  "MaxConnections=5000: '5000' is not a whole number from 1 to 4096" },
+                { "[Control]\nSocket=relative.sock\n",
+                  "Socket=relative.sock: 'relative.sock' is not an absolute path "
+                  "shorter than 108 characters" },
                 { "[Control]\nSystemBus=2\n", "SystemBus=2: '2' is not a boolean; use yes or no" },
-                { "[Control]\nAllowGroups=no-such-group-ksmd\n", "AllowGroups=no-such-group-ksmd: group 'no-such-group-ksmd' does not exist" },
-                { "[AutoRegister]\nCgroup=machine.slice\n", "Cgroup=machine.slice: 'machine.slice' is not a cgroup path pattern; it starts with / (e.g. /machine.slice/*)" },
-                { "[AutoRegister]\nExecutable=/usr/bin/qemu\n", "Executable=/usr/bin/qemu: '/usr/bin/qemu' is not a file name pattern; it has no / (e.g. qemu-system-*)" },
+                { "[Control]\nAllowGroups=no-such-group-ksmd\n",
+                  "AllowGroups=no-such-group-ksmd: group 'no-such-group-ksmd' does not exist" },
+                { "[AutoRegister]\nCgroup=machine.slice\n",
+                  "Cgroup=machine.slice: 'machine.slice' is not a cgroup path pattern; it starts with / "
+                  "(e.g. /machine.slice/*)" },
+                { "[AutoRegister]\nExecutable=/usr/bin/qemu\n",
+                  "Executable=/usr/bin/qemu: '/usr/bin/qemu' is not a file name pattern; it has no / "
+                  "(e.g. qemu-system-*)" },
         };
         Fixture *f = *state;
 
@@ -317,7 +349,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_files_give_the_defaults, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_line_comes_after_the_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_key_is_applied, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_dropins_override_in_name_order_and_lists_reset, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dropins_override_in_name_order_and_lists_reset, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_key_names_file_and_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_section, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_key_outside_section, setup, teardown),
@@ -326,7 +359,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unclosed_section, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlong_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_bad_value_is_reported, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_all_problems_are_reported_and_nothing_is_applied, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_all_problems_are_reported_and_nothing_is_applied, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_unreadable_file_is_an_error, setup, teardown),
                 cmocka_unit_test(test_mode_names_round_trip),
         };

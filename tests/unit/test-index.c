@@ -460,13 +460,15 @@ static void test_memory_per_tracked_page_is_at_most_16_bytes_in_every_state(void
                                 for (uint32_t i = 0; i < n; i++)
                                         group[i] = layout_group(l, i);
                                 assert_int_equal(index_new(n, &idx), 0);
-                                /* Pass 0 reads, pass 1 finds candidates (and merges), later passes are steady. */
+                                /* Pass 0 reads, pass 1 finds candidates (and merges),
+                                 * later passes are steady. */
                                 for (uint32_t pass = 0; pass < 4; pass++) {
                                         drive_pass(idx, slots, group, n, merge, &next_handle, pass);
                                         index_usage(idx, &u);
                                         assert_true(u.tracked_pages == n);
                                         if (pass > 0) {
-                                                double b = (double) u.metadata_bytes / (double) u.tracked_pages;
+                                                double b = (double) u.metadata_bytes /
+                                                           (double) u.tracked_pages;
 
                                                 assert_true(u.metadata_bytes <= 16 * u.tracked_pages);
                                                 worst[l][merge] = b > worst[l][merge] ? b : worst[l][merge];

@@ -106,7 +106,8 @@ static int start_child(void **state) {
 
         memset(&helper, 0, sizeof(helper));
         helper.abi = KSMD_HELPER_ABI_VERSION;
-        mem = mmap(NULL, CHILD_PAGES * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mem = mmap(NULL, CHILD_PAGES * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
         assert_true(mem != MAP_FAILED);
         (void) madvise(mem, CHILD_PAGES * PAGE_SIZE_BYTES, MADV_NOHUGEPAGE);
         child_addr = (uintptr_t) mem;
@@ -149,12 +150,14 @@ static int new_manager(char *const *extra, Manager **ret) {
 
         for (; extra && *extra && n < ELEMENTSOF(overrides); extra++)
                 overrides[n++] = *extra;
-        return manager_new(&(ManagerArgs) { .overrides = overrides, .n_overrides = n, .no_socket = true }, ret);
+        return manager_new(&(ManagerArgs) { .overrides = overrides, .n_overrides = n, .no_socket = true },
+                           ret);
 }
 
 /* Registers the child's CHILD_PAGES pages as one range. */
 static void register_child(Manager *m) {
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES,
+                                                NULL), 0);
 }
 
 /* A Manager at fast_config()'s rate with the child registered. */
@@ -288,7 +291,8 @@ static void run_for_usec(Manager *m, uint64_t usec) {
         sd_event_source *t = NULL;
         bool up = false;
 
-        assert_int_equal(sd_event_add_time_relative(m->event, &t, CLOCK_MONOTONIC, usec, 1, on_time_up, &up), 0);
+        assert_int_equal(sd_event_add_time_relative(m->event, &t, CLOCK_MONOTONIC, usec, 1, on_time_up,
+                                                    &up), 0);
         while (!up)
                 assert_true(sd_event_run(m->event, UINT64_MAX) >= 0);
         sd_event_source_unref(t);
@@ -332,7 +336,8 @@ static void test_target_scan_time_adapts_the_rate(void **state) {
         assert_true(st.cpu_nsec_per_page > 0);
         assert_true(st.batch_pages >= 64);
         assert_true(st.batch_sleep_usec > 100000 && st.batch_sleep_usec <= 200000);
-        print_message("# adapted: %llu pages per batch, %llu us sleep, %llu ns per page, %llu scans in 0.7 s\n",
+        print_message("# adapted: %llu pages per batch, %llu us sleep, %llu ns per page, "
+                      "%llu scans in 0.7 s\n",
                       (unsigned long long) st.batch_pages, (unsigned long long) st.batch_sleep_usec,
                       (unsigned long long) st.cpu_nsec_per_page, (unsigned long long) st.full_scans);
         assert_true(st.full_scans >= 2 && st.full_scans <= 5);
@@ -366,7 +371,8 @@ static void test_shared_pages_with_one_mapper_are_forgotten(void **state) {
 
         size_t pairs_scan2;
 
-        /* Two scans: the new pairs of scan 2 (until the shared page is known, duplicates pair with the first). */
+        /* Two scans: the new pairs of scan 2
+         * (until the shared page is known, duplicates pair with the first). */
         helper.mapcount = 2;
         new_manager_for_child(&m);
         run_scans(m, 2, &st);
@@ -396,7 +402,8 @@ typedef struct RestProbe {
         size_t n;
 } RestProbe;
 
-/* Records each full scan's rest; after the first rest, registers the child's zero half, which must end it. */
+/* Records each full scan's rest; after the first rest, registers the child's zero half,
+ * which must end it. */
 static void record_rest(Manager *m, void *userdata) {
         RestProbe *p = userdata;
         Stats st;
@@ -404,7 +411,8 @@ static void record_rest(Manager *m, void *userdata) {
         manager_get_stats(m, &st);
         p->rests[p->n++] = st.rest_usec;
         if (st.rest_usec > 0 && p->n == 3)
-                assert_int_equal(manager_register_range(m, child, child_addr + CHILD_PAGES / 2 * PAGE_SIZE_BYTES,
+                assert_int_equal(manager_register_range(m, child,
+                                                        child_addr + CHILD_PAGES / 2 * PAGE_SIZE_BYTES,
                                                         CHILD_PAGES / 2 * PAGE_SIZE_BYTES, NULL), 0);
         if (p->n == 5)
                 (void) sd_event_exit(m->event, 0);
@@ -422,10 +430,12 @@ static void test_quiet_scans_rest_and_registration_ends_the_rest(void **state) {
         assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h"), &m), 0);
         m->scan_done = record_rest;
         m->scan_done_userdata = &probe;
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES / 2 * PAGE_SIZE_BYTES, NULL), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES / 2 * PAGE_SIZE_BYTES,
+                                                NULL), 0);
         assert_int_equal(manager_start(m), 0);
         /* Only reached if the registration did not end the hour-long rest. */
-        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard, NULL) >= 0);
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard,
+                                               NULL) >= 0);
         assert_int_equal(sd_event_loop(m->event), 0);
         /* 1: all new; 2: the duplicates held still (the saving grew); 3: nothing new, rest. */
         assert_int_equal(probe.rests[0], 0);
@@ -442,10 +452,12 @@ static void test_scans_for_a_count_never_rest(void **state) {
 
         helper.new_result = -ENOENT;
         assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h"), &m), 0);
-        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, NULL), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES,
+                                                NULL), 0);
         m->exit_after_scans = 5;
         assert_int_equal(manager_start(m), 0);
-        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard, NULL) >= 0);
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 60 * 1000000, 0, on_guard,
+                                               NULL) >= 0);
         assert_int_equal(sd_event_loop(m->event), 0);
         manager_get_stats(m, &st);
         assert_int_equal(st.full_scans, 5);
@@ -475,10 +487,12 @@ static void test_named_registration_keeps_the_name_and_refuses_a_bad_one(void **
 
         helper.new_result = -ENOENT;
         assert_int_equal(new_manager(NULL, &m), 0);
-        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true, .name = "bad\nname" }, &id),
+        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true,
+                                                                .name = "bad\nname" }, &id),
                          -EINVAL);
         assert_int_equal(region_registry_count(m->registry), 0);
-        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true, .name = "vm-01" }, &id), 0);
+        assert_int_equal(manager_register(m, &(RegionRequest) { .pid = child, .whole = true,
+                                                                .name = "vm-01" }, &id), 0);
         assert_string_equal(region_registry_find(m->registry, id)->name, "vm-01");
         assert_int_equal(manager_register_range(m, getpid(), 0x10000, 0x1000, &id), 0);
         assert_string_equal(region_registry_find(m->registry, id)->name, "");
@@ -512,7 +526,8 @@ static void test_reload_applies_the_files_under_the_command_line(void **state) {
         assert_int_equal(index_max_tracked_pages(m->index), (1 << 20) / INDEX_MAX_BYTES_PER_PAGE);
 
         /* Every setting a reload applies is applied, MaxMetadata= too; the command line still wins. */
-        write_conf(dir, "[Scan]\nPagesToScan=300\nSleep=2s\nMode=estimate\n[Limits]\nMaxMetadata=2M\nMaxRegions=7\n");
+        write_conf(dir, "[Scan]\nPagesToScan=300\nSleep=2s\nMode=estimate\n"
+                   "[Limits]\nMaxMetadata=2M\nMaxRegions=7\n");
         assert_int_equal(manager_reload(m, NULL), 0);
         assert_int_equal(m->settings.pages_to_scan, 300);
         assert_int_equal(m->batch_pages, 300);
@@ -534,24 +549,35 @@ static void test_reload_applies_the_files_under_the_command_line(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_present_module_gets_batched_merges, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_module_going_away_falls_back_to_estimate_mode, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_module_going_away_while_nothing_merges_falls_back_too, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_refused_merge_request_keeps_merge_mode, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_helper_with_other_abi_is_refused, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_present_module_gets_batched_merges, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_module_going_away_falls_back_to_estimate_mode,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_module_going_away_while_nothing_merges_falls_back_too,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_refused_merge_request_keeps_merge_mode, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_helper_with_other_abi_is_refused, start_child,
+                                                stop_child),
                 cmocka_unit_test_setup_teardown(test_rate_limits_are_enforced, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_pause_stops_scanning_and_resume_continues, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_target_scan_time_adapts_the_rate, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_shared_pages_with_one_mapper_are_forgotten, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_quiet_scans_rest_and_registration_ends_the_rest, start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_pause_stops_scanning_and_resume_continues, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_target_scan_time_adapts_the_rate, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_shared_pages_with_one_mapper_are_forgotten, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_quiet_scans_rest_and_registration_ends_the_rest,
+                                                start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),
-                cmocka_unit_test_setup_teardown(test_named_registration_keeps_the_name_and_refuses_a_bad_one, start_child,
-                                                stop_child),
-                cmocka_unit_test_setup_teardown(test_reload_applies_the_files_under_the_command_line, start_child,
-                                                stop_child),
+                cmocka_unit_test_setup_teardown(test_named_registration_keeps_the_name_and_refuses_a_bad_one,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_reload_applies_the_files_under_the_command_line,
+                                                start_child, stop_child),
         };
 
         if (geteuid() != 0) {

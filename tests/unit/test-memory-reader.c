@@ -14,7 +14,8 @@
 #include "memory-reader.h"
 
 static uint8_t *map_pages(size_t n) {
-        uint8_t *p = mmap(NULL, n * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uint8_t *p = mmap(NULL, n * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                          -1, 0);
 
         assert_true(p != MAP_FAILED);
         for (size_t i = 0; i < n; i++)
@@ -34,7 +35,8 @@ static void test_reads_contiguous_and_scattered_pages_in_order(void **state) {
         assert_int_equal(memory_read_pages(getpid(), addrs, 5, buf, &n), 0);
         assert_int_equal(n, 5);
         for (int i = 0; i < 5; i++)
-                assert_memory_equal(buf + i * PAGE_SIZE_BYTES, p + which[i] * PAGE_SIZE_BYTES, PAGE_SIZE_BYTES);
+                assert_memory_equal(buf + i * PAGE_SIZE_BYTES, p + which[i] * PAGE_SIZE_BYTES,
+                                    PAGE_SIZE_BYTES);
         munmap(p, 8 * PAGE_SIZE_BYTES);
 }
 
@@ -85,7 +87,8 @@ static void test_report_cost_per_page(void **state) {
         t0 = ns();
         for (size_t r = 0; r < rounds; r++)
                 assert_int_equal(memory_read_pages(getpid(), addrs, n, buf, &got), 0);
-        print_message("# process_vm_readv, 512-page batches: %.1f ns/page\n", (double) (ns() - t0) / (double) (n * rounds));
+        print_message("# process_vm_readv, 512-page batches: %.1f ns/page\n",
+                      (double) (ns() - t0) / (double) (n * rounds));
         munmap(p, n * PAGE_SIZE_BYTES);
 }
 

@@ -297,7 +297,8 @@ static void test_forgetting_a_region_drops_its_merges_as_target_and_source(void 
         MergeRequest into = req(0x1000, false), from = req(0x2000, false), zero = req(0x3000, true),
                      other = req(0x4000, false), by_handle = req(0x5000, false);
 
-        /* Region 2's page as target, as source, as a zero merge; region 3 with a handle names no page of 2. */
+        /* Region 2's page as target, as source, as a zero merge;
+         * region 3 with a handle names no page of 2. */
         into.region_id = 2;
         from.region_id = 3;
         from.src_region_id = 2;
@@ -335,7 +336,8 @@ int main(void) {
                 cmocka_unit_test_setup(test_full_queue_refuses_with_enobufs, setup),
                 cmocka_unit_test_setup(test_estimate_mode_counts_and_never_calls_the_helper, setup),
                 cmocka_unit_test_setup(test_switching_to_estimate_drops_the_queue, setup),
-                cmocka_unit_test_setup(test_forgetting_a_region_drops_its_merges_as_target_and_source, setup),
+                cmocka_unit_test_setup(test_forgetting_a_region_drops_its_merges_as_target_and_source,
+                                       setup),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

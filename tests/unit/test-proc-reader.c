@@ -27,35 +27,43 @@ static void test_parse_plain_anonymous_mapping(void **state) {
 static void test_parse_heap_stack_and_named_anon_are_anonymous(void **state) {
         ProcMapping m;
 
-        assert_int_equal(proc_maps_parse_line("55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0      [heap]", &m), 0);
+        assert_int_equal(proc_maps_parse_line("55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0      [heap]",
+                                              &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_ANON);
         assert_string_equal(m.name, "[heap]");
-        assert_int_equal(proc_maps_parse_line("7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0  [stack]\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0  [stack]\n",
+                                              &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_ANON);
-        assert_int_equal(proc_maps_parse_line("7f0000000000-7f0000001000 rw-p 00000000 00:00 0  [anon:guest ram]\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7f0000000000-7f0000001000 rw-p 00000000 00:00 0  "
+                                              "[anon:guest ram]\n", &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_ANON);
 }
 
 static void test_parse_file_shared_and_special_are_not_anonymous(void **state) {
         ProcMapping m;
 
-        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 r-xp 00001000 fe:01 1234567  /usr/lib/x86_64-linux-gnu/libc.so.6\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 r-xp 00001000 fe:01 1234567  "
+                                              "/usr/lib/x86_64-linux-gnu/libc.so.6\n", &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_FILE);
         assert_false(m.writable);
-        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 rw-s 00000000 00:01 2048  /dev/zero (deleted)\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 rw-s 00000000 00:01 2048  "
+                                              "/dev/zero (deleted)\n", &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_SHARED_ANON);
         assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 rw-s 00000000 00:00 0 \n", &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_SHARED_ANON);
-        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 rw-p 00000000 00:01 77  /memfd:guest (deleted)\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7f1000000000-7f1000002000 rw-p 00000000 00:01 77  "
+                                              "/memfd:guest (deleted)\n", &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_SHARED_ANON);
-        assert_int_equal(proc_maps_parse_line("7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0  [vdso]\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0  [vdso]\n",
+                                              &m), 0);
         assert_int_equal(m.kind, PROC_MAPPING_SPECIAL);
 }
 
 static void test_parse_long_names_are_truncated(void **state) {
         ProcMapping m;
 
-        assert_int_equal(proc_maps_parse_line("1000-2000 r--p 00000000 fe:01 1 /a/very/long/path/that/does/not/fit/into/the/name/field/of/the/struct\n", &m), 0);
+        assert_int_equal(proc_maps_parse_line("1000-2000 r--p 00000000 fe:01 1 /a/very/long/path/that"
+                                              "/does/not/fit/into/the/name/field/of/the/struct\n", &m), 0);
         assert_int_equal(strlen(m.name), sizeof(m.name) - 1);
 }
 
@@ -172,7 +180,8 @@ static void test_report_pagemap_cost_per_page(void **state) {
         t0 = ns();
         for (int round = 0; round < 4; round++)
                 for (size_t i = 0; i < pages; i += 512)
-                        assert_int_equal(proc_pagemap_read(fd, (uintptr_t) p + i * PAGE_SIZE_BYTES, 512, e), 0);
+                        assert_int_equal(proc_pagemap_read(fd, (uintptr_t) p + i * PAGE_SIZE_BYTES,
+                                                           512, e), 0);
         print_message("# pagemap: %.1f ns per present page\n", (double) (ns() - t0) / (4.0 * pages));
         munmap(p, pages * PAGE_SIZE_BYTES);
 }

@@ -42,7 +42,8 @@ static void test_registration_checks_range_pid_overlap_and_limit(void **state) {
         assert_int_equal(region_registry_add(reg, child, 0x1001, 0x1000, false, 0, NULL), -EINVAL);
         assert_int_equal(region_registry_add(reg, child, 0x1000, 0, false, 0, NULL), -EINVAL);
         assert_int_equal(region_registry_add(reg, child, 0x1000, 0x1001, false, 0, NULL), -EINVAL);
-        assert_int_equal(region_registry_add(reg, child, UINT64_MAX - 0xfff, 0x2000, false, 0, NULL), -EINVAL);
+        assert_int_equal(region_registry_add(reg, child, UINT64_MAX - 0xfff, 0x2000, false, 0, NULL),
+                         -EINVAL);
         assert_int_equal(region_registry_add(reg, 0, 0x1000, 0x1000, false, 0, NULL), -EINVAL);
         assert_int_equal(region_registry_add(reg, 0x7fffff00, 0x1000, 0x1000, false, 0, NULL), -ESRCH);
 
@@ -61,7 +62,8 @@ static void test_find_next_and_remove_by_id(void **state) {
 
         assert_int_equal(region_registry_new(8, &reg), 0);
         for (int i = 0; i < 3; i++)
-                assert_int_equal(region_registry_add(reg, child, 0x100000 * (uint64_t) (i + 1), 0x1000, false, 0, &r[i]), 0);
+                assert_int_equal(region_registry_add(reg, child, 0x100000 * (uint64_t) (i + 1), 0x1000,
+                                                     false, 0, &r[i]), 0);
         uint32_t id1 = r[1]->id, id2 = r[2]->id;
         assert_ptr_equal(region_registry_find(reg, id1), r[1]);
         assert_int_equal(region_registry_remove(reg, id1), 0);
@@ -135,9 +137,11 @@ static void test_names_are_short_printable_ascii(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_registration_checks_range_pid_overlap_and_limit, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_registration_checks_range_pid_overlap_and_limit, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_find_next_and_remove_by_id, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_region_dies_with_its_process_not_with_its_pid, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_region_dies_with_its_process_not_with_its_pid, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_owner_and_whole_process_lookup, setup, teardown),
                 cmocka_unit_test(test_names_are_short_printable_ascii),
         };

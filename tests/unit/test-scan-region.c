@@ -177,8 +177,10 @@ static void test_each_change_of_the_notes_is_reported_once(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_refresh_of_an_exited_process_is_esrch, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_whole_process_follows_private_anonymous_mappings, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_range_reports_why_part_of_it_cannot_be_merged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_whole_process_follows_private_anonymous_mappings, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_range_reports_why_part_of_it_cannot_be_merged, setup,
+                                                teardown),
                 cmocka_unit_test(test_merge_note_keeps_the_latest_reason),
                 cmocka_unit_test(test_each_change_of_the_notes_is_reported_once),
         };

@@ -165,7 +165,8 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
                 };
                 if (items[i].handle)
                         fake.last_handle_used = items[i].handle;
-                if (fake.watch_pid && (items[i].pid == fake.watch_pid || (!zero && items[i].src_pid == fake.watch_pid)))
+                if (fake.watch_pid &&
+                    (items[i].pid == fake.watch_pid || (!zero && items[i].src_pid == fake.watch_pid)))
                         fake.watch_items++;
         }
         return 0;
@@ -284,7 +285,8 @@ static void world_done(World *w) {
         region_registry_free(w->reg);
 }
 
-/* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges; true if it was quiet. */
+/* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges;
+ * true if it was quiet. */
 static bool run_pass(World *w) {
         ScanStepResult res = {};
         unsigned steps = 0;
@@ -620,7 +622,8 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         reset_reads();
         run_pass(&w);
         assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
-        /* As KSM counts: the shared page once as shared, its other mapper as sharing; the merged zero page as zero. */
+        /* As KSM counts: the shared page once as shared, its other mapper as sharing;
+         * the merged zero page as zero. */
         assert_int_equal(last_counters(&w)->pages_shared, 1);
         assert_int_equal(last_counters(&w)->pages_sharing, 1);
         assert_int_equal(last_counters(&w)->pages_zero, 1);
@@ -765,8 +768,10 @@ static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **st
         for (int copy = 0; copy < 4; copy++)
                 add_distinct_pages(0, 4, 1);
         world_init(&w, 0, WORLD_SOFT_DIRTY);
-        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, 0, &a), 0);
-        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES, 8 * PAGE_SIZE_BYTES, false, 0, &b), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR, 8 * PAGE_SIZE_BYTES, false, 0,
+                                             &a), 0);
+        assert_int_equal(region_registry_add(w.reg, fake.pid[0], BASE_ADDR + 8 * PAGE_SIZE_BYTES,
+                                             8 * PAGE_SIZE_BYTES, false, 0, &b), 0);
         run_pass(&w);
         assert_int_equal(fake.clears[0], 1);
         assert_int_equal(reads_of(0), 16);
@@ -798,24 +803,43 @@ static void test_region_registered_mid_pass_joins_the_next_pass(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_page_becomes_candidate_only_after_holding_still, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_estimate_is_exact_across_processes_and_stays_exact, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_absent_swapped_zero_mapped_and_shared_pages_are_never_read, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_changing_page_is_never_a_candidate_and_is_read_less_often, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_a_scan_is_quiet_when_it_finds_nothing_new, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_zero_pages_are_recognised_without_hashing, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_soft_dirty_spares_reading_unchanged_pages, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_soft_dirty_is_cleared_again_when_rereads_are_wasted, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_without_soft_dirty_every_page_is_read_each_pass, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_process_exit_mid_scan_drops_only_its_region, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_zero_merged_page_counts_as_saved_until_written, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_forgotten_region_leaves_no_merge_queued, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_zero_page_mapped_by_a_thp_split_counts_only_when_merging, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_differs_reexamines_and_unsupported_records_why, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_region_registered_mid_pass_joins_the_next_pass, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_page_becomes_candidate_only_after_holding_still, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_is_exact_across_processes_and_stays_exact,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_absent_swapped_zero_mapped_and_shared_pages_are_never_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_changing_page_is_never_a_candidate_and_is_read_less_often, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_a_scan_is_quiet_when_it_finds_nothing_new, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_zero_pages_are_recognised_without_hashing, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_soft_dirty_spares_reading_unchanged_pages, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_soft_dirty_is_cleared_again_when_rereads_are_wasted,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_without_soft_dirty_every_page_is_read_each_pass, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_process_exit_mid_scan_drops_only_its_region, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_zero_merged_page_counts_as_saved_until_written, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_forgotten_region_leaves_no_merge_queued, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_zero_page_mapped_by_a_thp_split_counts_only_when_merging, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_differs_reexamines_and_unsupported_records_why, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_region_registered_mid_pass_joins_the_next_pass, setup,
+                                                teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,7 +59,8 @@ static void test_status_line_says_estimate_mode_and_progress(void **state) {
         assert_non_null(strstr(buf, "merging would save 1.0 MiB (256 pages) after 2 scans"));
         assert_non_null(strstr(buf, "1.5 s"));
         assert_non_null(strstr(buf, "paused"));
-        /* Mid-scan, only the regions reached so far are attached: progress counts against the last full scan. */
+        /* Mid-scan, only the regions reached so far are attached:
+         * progress counts against the last full scan. */
         s.last.pages_scanned = 1000;
         s.current_scan_pages = 150;
         stats_format_status(&s, true, false, 200, buf, sizeof(buf));

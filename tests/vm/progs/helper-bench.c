@@ -101,8 +101,8 @@ int main(int argc, char *argv[]) {
 
                         printf("# bench %s batch %zu: %.0f merges/s\n", names[kind], batches[b], rate);
                         ok &= rate > 0;
-                        printf("%s %d - %s with batches of %zu\n", rate > 0 ? "ok" : "not ok", ++t, names[kind],
-                               batches[b]);
+                        printf("%s %d - %s with batches of %zu\n", rate > 0 ? "ok" : "not ok", ++t,
+                               names[kind], batches[b]);
                 }
         kg_close(&s);
         printf("1..%d\n", t);

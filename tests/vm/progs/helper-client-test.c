@@ -92,7 +92,8 @@ int main(void) {
         tap(r == 0, "a batch of 64 MERGE items is answered item by item");
         all = r == 0;
         for (unsigned i = 0; r == 0 && i < N_PAGES; i++) {
-                if (res[i].result != KSMD_HELPER_RESULT_MERGED && res[i].result != KSMD_HELPER_RESULT_ALREADY) {
+                if (res[i].result != KSMD_HELPER_RESULT_MERGED &&
+                    res[i].result != KSMD_HELPER_RESULT_ALREADY) {
                         printf("# item %u: %s (%s)\n", i, helper_result_to_string(res[i].result),
                                helper_reason_to_string(res[i].reason));
                         all = false;
@@ -142,7 +143,8 @@ int main(void) {
                 .pid = self, .addr = (uintptr_t) (a + 4096), .src_pid = self, .src_addr = (uintptr_t) (z),
         };
         r = helper_client_merge(c, false, items, 1, res);
-        tap(r == 0 && res[0].result == KSMD_HELPER_RESULT_DIFFERS, "pages with different bytes are not merged");
+        tap(r == 0 && res[0].result == KSMD_HELPER_RESULT_DIFFERS,
+            "pages with different bytes are not merged");
         tap(page_is(a + 4096, 1), "the refused page keeps its contents");
 
         /* Zero pages become the kernel's zero page. */
@@ -180,7 +182,8 @@ int main(void) {
 
         r = helper_client_info(c, &info);
         tap(r == 0 && info.stats[KSMD_HELPER_STAT_MERGED] >= N_PAGES &&
-            info.stats[KSMD_HELPER_STAT_MERGED_ZERO] >= N_PAGES && info.stats[KSMD_HELPER_STAT_DIFFERS] >= 1 &&
+            info.stats[KSMD_HELPER_STAT_MERGED_ZERO] >= N_PAGES &&
+            info.stats[KSMD_HELPER_STAT_DIFFERS] >= 1 &&
             info.stats[KSMD_HELPER_STAT_UNMERGED] >= N_PAGES,
             "INFO counts merges, zero merges, refusals and unmerges");
 

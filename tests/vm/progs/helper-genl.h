@@ -116,7 +116,8 @@ static inline void kg_extack_parse(const struct nlmsghdr *h) {
  * Send the built request. For each data message, call cb (may be NULL).
  * Returns the kernel's error, 0 on success.
  */
-static inline int kg_transact(KgSock *s, int (*cb)(const struct nlmsghdr *h, void *userdata), void *userdata) {
+static inline int kg_transact(KgSock *s, int (*cb)(const struct nlmsghdr *h, void *userdata),
+                              void *userdata) {
         struct nlmsghdr *h = (struct nlmsghdr *) s->buf;
         int r = 0;
 
@@ -276,12 +277,14 @@ static inline int kg_info_cb(const struct nlmsghdr *h, void *userdata) {
         kg_parse((const char *) NLMSG_DATA(h) + GENL_HDRLEN, h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN,
                  tb, KSMD_HELPER_A_MAX);
         if (!tb[KSMD_HELPER_A_ABI_VERSION] || !tb[KSMD_HELPER_A_FEATURES] || !tb[KSMD_HELPER_A_MAX_BATCH] ||
-            !tb[KSMD_HELPER_A_STATS] || !tb[KSMD_HELPER_A_MODULE_VERSION] || !tb[KSMD_HELPER_A_KERNEL_RELEASE])
+            !tb[KSMD_HELPER_A_STATS] || !tb[KSMD_HELPER_A_MODULE_VERSION] ||
+            !tb[KSMD_HELPER_A_KERNEL_RELEASE])
                 return -EBADMSG;
         info->abi = kg_u32(tb[KSMD_HELPER_A_ABI_VERSION]);
         info->features = kg_u64(tb[KSMD_HELPER_A_FEATURES]);
         info->max_batch = kg_u32(tb[KSMD_HELPER_A_MAX_BATCH]);
-        kg_parse(kg_data(tb[KSMD_HELPER_A_STATS]), kg_dlen(tb[KSMD_HELPER_A_STATS]), st, KSMD_HELPER_STAT_MAX);
+        kg_parse(kg_data(tb[KSMD_HELPER_A_STATS]), kg_dlen(tb[KSMD_HELPER_A_STATS]), st,
+                 KSMD_HELPER_STAT_MAX);
         for (int i = 1; i < KSMD_HELPER_STAT_PAD; i++) {
                 if (!st[i])
                         return -EBADMSG;

@@ -254,7 +254,8 @@ int main(void) {
                 tap(res == KSMD_HELPER_RESULT_UNSUPPORTED && reason == KSMD_HELPER_REASON_NOT_ANON,
                     "a private file mapping reports unsupported/not-anon");
                 res = one_result(&s, B.pid, (uintptr_t) B.base, getpid(), (uintptr_t) filemap, 0, &reason);
-                tap(res == KSMD_HELPER_RESULT_UNSUPPORTED, "a file mapping as the source reports unsupported");
+                tap(res == KSMD_HELPER_RESULT_UNSUPPORTED,
+                    "a file mapping as the source reports unsupported");
         }
 
         {
@@ -277,7 +278,8 @@ int main(void) {
                 (void) !write(fd, "2", 1);
                 close(fd);
         }
-        huge = mmap(NULL, 2UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+        huge = mmap(NULL, 2UL << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+                    -1, 0);
         if (huge != MAP_FAILED) {
                 huge[0] = 1;
                 res = one_result(&s, getpid(), (uintptr_t) huge, B.pid, (uintptr_t) B.base, 0, &reason);

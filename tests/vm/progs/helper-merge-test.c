@@ -144,7 +144,8 @@ static void test_pressure(void) {
         }
         waitpid(p, &st, 0);
         printf("# hog of %zu MiB: status 0x%x\n", len >> 20, st);
-        tap(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a memory hog of 1.1x MemAvailable completes through swap");
+        tap(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "a memory hog of 1.1x MemAvailable completes through swap");
 }
 
 static bool write_file(const char *path, const char *text) {
@@ -208,8 +209,8 @@ static void test_memcg(KgSock *s, size_t n) {
         free(it);
         x1 = read_long("/sys/fs/cgroup/kh-x/memory.current");
         y1 = read_long("/sys/fs/cgroup/kh-y/memory.current");
-        printf("# memory.current: source %ld -> %ld, target %ld -> %ld kB\n", x0 / 1024, x1 / 1024, y0 / 1024,
-               y1 / 1024);
+        printf("# memory.current: source %ld -> %ld, target %ld -> %ld kB\n", x0 / 1024, x1 / 1024,
+               y0 / 1024, y1 / 1024);
         tap(r == 0 && t.merged == (long) n, "MERGE across memory cgroups");
         tap(x1 >= x0 - (long) (n * PG) / 10 && y0 - y1 >= (long) (n * PG) * 9 / 10,
             "merged pages stay charged to the source's memory cgroup, the target's charge drops");
@@ -326,7 +327,8 @@ int main(int argc, char *argv[]) {
         /* A third process joins by handle. */
         it = handle_items(&C, 0, 1, handle);
         r = run_items(&s, it, 1, 0, &t);
-        tap(r == 0 && t.merged == 1 && it[0].out_handle == handle, "MERGE by handle joins an existing shared page");
+        tap(r == 0 && t.merged == 1 && it[0].out_handle == handle,
+            "MERGE by handle joins an existing shared page");
         free(it);
         it = handle_items(&C, 1, 2, handle);
         r = run_items(&s, it, 1, 0, &t);
@@ -334,7 +336,8 @@ int main(int argc, char *argv[]) {
         free(it);
         it = handle_items(&C, 1, 2, 1ULL << 60);
         r = run_items(&s, it, 1, 0, &t);
-        tap(r == 0 && it[0].result == KSMD_HELPER_RESULT_NO_HANDLE, "MERGE by unknown handle reports no-handle");
+        tap(r == 0 && it[0].result == KSMD_HELPER_RESULT_NO_HANDLE,
+            "MERGE by unknown handle reports no-handle");
         free(it);
         memset(&d, 0, sizeof(d));
         d.handle_of_interest = handle;
@@ -384,7 +387,8 @@ int main(int argc, char *argv[]) {
         tap(worker_do(&B, W_MREMAP, 0, 0, 0) == 0 && worker_do(&B, W_ADDR, 0, 0, 0) &&
             worker_do(&B, W_CHECK, 0, half, 7) == 0 && worker_do(&B, W_CHECK, half, n, 12) == 0,
             "mremap moves merged pages intact");
-        tap(worker_do(&B, W_FREE, 0, half / 2, 0) == 0 && worker_do(&B, W_CHECK_OR_ZERO, 0, half / 2, 7) == 0,
+        tap(worker_do(&B, W_FREE, 0, half / 2, 0) == 0 &&
+            worker_do(&B, W_CHECK_OR_ZERO, 0, half / 2, 7) == 0,
             "MADV_FREE on merged pages loses nothing that was not freed");
         tap(worker_do(&B, W_DONTNEED, half / 2, half, 0) == 0 &&
             worker_do(&B, W_CHECK, half / 2, half, 0) == 0 && worker_do(&C, W_CHECK, 0, 1, 7) == 0,
@@ -397,7 +401,8 @@ int main(int argc, char *argv[]) {
         r = kg_unmerge(&s, C.pid, (uintptr_t) C.base, n * PG, &count);
         printf("# UNMERGE: r=%d count=%lu (%s)\n", r, (unsigned long) count, kg_extack);
         tap(r == 0 && count == 1 && worker_do(&C, W_CHECK, 0, 1, 7) == 0 &&
-            status_kb(C.pid, "RssFile") < file_b, "UNMERGE makes shared pages private again, content intact");
+            status_kb(C.pid, "RssFile") < file_b,
+            "UNMERGE makes shared pages private again, content intact");
 
         /* THP-backed memory: H's pages 3..515 against C's (NOHUGEPAGE). */
         worker_start(&H, 1024, 1);
@@ -423,7 +428,8 @@ int main(int argc, char *argv[]) {
                  * entries used once) and stay there while the child lives.
                  */
                 before = proc_kb("/proc/meminfo", "SwapCached");
-                tap(worker_do(&C, W_PAGEOUT, 515, 1024, 0) == 0 && worker_do(&H, W_PAGEOUT, 515, 1024, 0) == 0 &&
+                tap(worker_do(&C, W_PAGEOUT, 515, 1024, 0) == 0 &&
+                    worker_do(&H, W_PAGEOUT, 515, 1024, 0) == 0 &&
                     worker_do(&C, W_HOLD_FORK, 0, 0, 0) == 0 && worker_do(&H, W_HOLD_FORK, 0, 0, 0) == 0,
                     "MADV_PAGEOUT pushes pages to swap");
                 tap(worker_do(&C, W_CHECK, 515, 1024, 7) == 0 && worker_do(&H, W_CHECK, 515, 1024, 7) == 0,

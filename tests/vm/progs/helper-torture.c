@@ -258,7 +258,8 @@ int main(int argc, char *argv[]) {
         }
         while (atomic_load(&sh->ready) < procs)
                 usleep(10000);
-        printf("# %d processes x %d writers x %zu pages, %d mergers, %d s\n", procs, writers, pages, mergers, secs);
+        printf("# %d processes x %d writers x %zu pages, %d mergers, %d s\n", procs, writers, pages, mergers,
+               secs);
 
         for (int m = 0; m < mergers; m++)
                 pthread_create(&th[m], NULL, merger, (void *) (uintptr_t) m);
@@ -272,7 +273,8 @@ int main(int argc, char *argv[]) {
                         failed = 1;
         }
 
-        printf("# requests %lu (failed %lu), writes %lu, checks %lu, unmerged %lu, dumps %lu, forks %lu, pageouts %lu\n",
+        printf("# requests %lu (failed %lu), writes %lu, checks %lu, "
+               "unmerged %lu, dumps %lu, forks %lu, pageouts %lu\n",
                atomic_load(&sh->requests), atomic_load(&sh->request_errors), atomic_load(&sh->writes),
                atomic_load(&sh->checks), atomic_load(&sh->unmerged), atomic_load(&sh->dumps),
                atomic_load(&sh->forks), atomic_load(&sh->pageouts));
@@ -281,12 +283,14 @@ int main(int argc, char *argv[]) {
         merged = atomic_load(&sh->results[KSMD_HELPER_RESULT_MERGED]);
 
         printf("%s %d - writer processes exited cleanly\n", failed ? "not ok" : "ok", ++n);
-        printf("%s %d - merges happened while writers ran (%lu)\n", merged > 100 ? "ok" : "not ok", ++n, merged);
+        printf("%s %d - merges happened while writers ran (%lu)\n", merged > 100 ? "ok" : "not ok", ++n,
+               merged);
         failed |= merged <= 100;
         printf("%s %d - no request failed\n", atomic_load(&sh->request_errors) ? "not ok" : "ok", ++n);
         failed |= atomic_load(&sh->request_errors) != 0;
         printf("%s %d - zero lost writes and zero foreign data (%lu errors in %lu checks)\n",
-               atomic_load(&sh->errors) ? "not ok" : "ok", ++n, atomic_load(&sh->errors), atomic_load(&sh->checks));
+               atomic_load(&sh->errors) ? "not ok" : "ok", ++n, atomic_load(&sh->errors),
+               atomic_load(&sh->checks));
         failed |= atomic_load(&sh->errors) != 0;
 
         if (kg_open(&s) == 0 && kg_info(&s, &info) == 0) {

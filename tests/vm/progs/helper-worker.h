@@ -72,7 +72,8 @@ static inline long w_check(char *base, size_t a, size_t b, uint64_t seed, int ze
         long bad = 0;
 
         for (size_t i = a; i < b; i++)
-                if (!w_page_is(base + i * PG, w_pattern(seed, i)) && !(zero_ok && w_page_is(base + i * PG, 0)))
+                if (!w_page_is(base + i * PG, w_pattern(seed, i)) &&
+                    !(zero_ok && w_page_is(base + i * PG, 0)))
                         bad++;
         return bad;
 }

@@ -86,7 +86,8 @@ static void fill_page(uint8_t *p, uint64_t id) {
                 ((uint64_t *) p)[k] = id * 0x9e3779b97f4a7c15ull + k;
 }
 
-/* Theoretical saving between the given number of children: the duplicate half beyond one copy, all zero pages. */
+/* Theoretical saving between the given number of children:
+ * the duplicate half beyond one copy, all zero pages. */
 static uint64_t expected_distinct(unsigned n) {
         return PAGES / 2 + n * (PAGES / 4);
 }
@@ -119,7 +120,8 @@ static _noreturn_ void child_main(unsigned c, uint8_t *mem, int ready_fd) {
                 fill_page(expect, content_id(c, i));
                 if (memcmp(expect, mem + i * PAGE_SIZE_BYTES, PAGE_SIZE_BYTES) != 0) {
                         if (bad++ < 5)
-                                fprintf(stderr, "child %u: page %" PRIu64 " does not hold what it wrote\n", c, i);
+                                fprintf(stderr, "child %u: page %" PRIu64 " does not hold what it wrote\n",
+                                        c, i);
                 }
         }
         _exit(bad ? 1 : 0);
@@ -294,7 +296,8 @@ static bool reached(Manager *m, void *userdata) {
         Stats st;
 
         manager_get_stats(m, &st);
-        return st.full_scans > p->full_scans || (st.full_scans == p->full_scans && st.current_scan_pages >= p->pages);
+        return st.full_scans > p->full_scans ||
+               (st.full_scans == p->full_scans && st.current_scan_pages >= p->pages);
 }
 
 static int new_manager(Manager **ret) {
@@ -302,15 +305,16 @@ static int new_manager(Manager **ret) {
         int r;
 
         /* Small batches, so that a full scan spans many loop iterations; no rests, no files, no socket. */
-        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("PagesToScan=128", "Sleep=1ms", "IdleSleep=0"),
+        r = manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("PagesToScan=128", "Sleep=1ms",
+                                                                 "IdleSleep=0"),
                                          .n_overrides = 3,
                                          .no_socket = true },
                         &m);
         if (r < 0)
                 return r;
         for (unsigned c = 0; c < N_CHILDREN; c++) {
-                r = manager_register_range(m, children[c].pid, children[c].start, (uint64_t) PAGES * PAGE_SIZE_BYTES,
-                                           &children[c].region_id);
+                r = manager_register_range(m, children[c].pid, children[c].start,
+                                           (uint64_t) PAGES * PAGE_SIZE_BYTES, &children[c].region_id);
                 if (r < 0)
                         return r;
         }
@@ -337,7 +341,8 @@ static int start_until_mid_second_region(const char *test, Manager **ret, Stats 
         r = start_children();
         tap(r == 0, "%s: three processes start%s", test, why(r));
         r = new_manager(ret);
-        tap(r == 0 && !manager_is_estimate(*ret), "%s: the Manager merges through the module%s", test, why(r));
+        tap(r == 0 && !manager_is_estimate(*ret), "%s: the Manager merges through the module%s", test,
+            why(r));
         if (r < 0)
                 return r;
         r = run_until(*ret, reached, (void *) &mid_second_region);
@@ -376,7 +381,8 @@ static void test_process_exits_mid_scan(void) {
         r = start_until_mid_second_region("exit", &m, &st);
         if (!m)
                 goto out;
-        printf("# killing pid %d at scan %" PRIu64 ", page %" PRIu64 " of the scan; %" PRIu64 " items merged so far\n",
+        printf("# killing pid %d at scan %" PRIu64 ", page %" PRIu64 " of the scan; %" PRIu64
+               " items merged so far\n",
                (int) children[1].pid, st.full_scans + 1, st.current_scan_pages,
                st.merge.by_result[KSMD_HELPER_RESULT_MERGED]);
         tap(r == 0 && st.full_scans == 1 && st.merge.by_result[KSMD_HELPER_RESULT_MERGED] > 0,
@@ -387,10 +393,11 @@ static void test_process_exits_mid_scan(void) {
         r = run_until(m, reached, &p);
         tap(r == 0, "exit: the scan goes on to 4 full scans after the process exited%s", why(r));
         manager_get_stats(m, &st);
-        printf("# after 4 scans: %" PRIu64 " regions, merged %" PRIu64 ", no_process %" PRIu64 ", no_page %" PRIu64
-               ", changed %" PRIu64 ", module saving %" PRIu64 " bytes\n",
+        printf("# after 4 scans: %" PRIu64 " regions, merged %" PRIu64 ", no_process %" PRIu64
+               ", no_page %" PRIu64 ", changed %" PRIu64 ", module saving %" PRIu64 " bytes\n",
                (uint64_t) region_registry_count(m->registry), st.merge.by_result[KSMD_HELPER_RESULT_MERGED],
-               st.merge.by_result[KSMD_HELPER_RESULT_NO_PROCESS], st.merge.by_result[KSMD_HELPER_RESULT_NO_PAGE],
+               st.merge.by_result[KSMD_HELPER_RESULT_NO_PROCESS],
+               st.merge.by_result[KSMD_HELPER_RESULT_NO_PAGE],
                st.merge.by_result[KSMD_HELPER_RESULT_CHANGED], st.helper_bytes_saved);
         tap(region_registry_count(m->registry) == 2 &&
             !region_registry_find(m->registry, children[1].region_id) &&
@@ -398,9 +405,11 @@ static void test_process_exits_mid_scan(void) {
             region_registry_find(m->registry, children[2].region_id),
             "exit: exactly the exited process's region was dropped");
 
-        tap(outer_children_reach_full_saving("survivors"), "exit: the survivors reach the full saving between them");
+        tap(outer_children_reach_full_saving("survivors"),
+            "exit: the survivors reach the full saving between them");
 
-        tap(verify_child(0) && verify_child(2), "exit: every surviving process reads exactly its own content");
+        tap(verify_child(0) && verify_child(2),
+            "exit: every surviving process reads exactly its own content");
         check_module_owns_nothing("exit", &m);
 out:
         stop_children();
@@ -436,7 +445,8 @@ static void test_region_unregistered_mid_scan(void) {
         tap(k == 0 && later.not_private == at_unregister.not_private,
             "unregister: nothing of the unregistered process is merged after it was unregistered");
 
-        tap(outer_children_reach_full_saving("others"), "unregister: the other processes reach the full saving between them");
+        tap(outer_children_reach_full_saving("others"),
+            "unregister: the other processes reach the full saving between them");
 
         tap(verify_child(0) && verify_child(1) && verify_child(2),
             "unregister: every process, the unregistered one too, reads exactly its own content");

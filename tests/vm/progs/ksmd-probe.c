@@ -93,8 +93,10 @@ static int cmd_pages(int n_args, char *args[]) {
                 uint64_t pid, addr, n, entries[512];
                 _cleanup_close_ int fd = -EBADF;
 
-                if (parse_u64(args[i], &pid) < 0 || parse_u64(args[i + 1], &addr) < 0 || parse_u64(args[i + 2], &n) < 0) {
-                        fprintf(stderr, "ksmd-probe pages: bad triple %s %s %s\n", args[i], args[i + 1], args[i + 2]);
+                if (parse_u64(args[i], &pid) < 0 || parse_u64(args[i + 1], &addr) < 0 ||
+                    parse_u64(args[i + 2], &n) < 0) {
+                        fprintf(stderr, "ksmd-probe pages: bad triple %s %s %s\n", args[i], args[i + 1],
+                                args[i + 2]);
                         return 2;
                 }
                 r = proc_pagemap_open((pid_t) pid, &fd);
@@ -116,7 +118,8 @@ static int cmd_pages(int n_args, char *args[]) {
                                 if (!(e & PAGEMAP_PRESENT))
                                         continue;
                                 present++;
-                                if (pfn == zero_pfn || (huge_zero_pfn && pfn >= huge_zero_pfn && pfn < huge_zero_pfn + 512)) {
+                                if (pfn == zero_pfn ||
+                                    (huge_zero_pfn && pfn >= huge_zero_pfn && pfn < huge_zero_pfn + 512)) {
                                         zero++;
                                         continue;
                                 }
@@ -125,7 +128,8 @@ static int cmd_pages(int n_args, char *args[]) {
                                 else
                                         shared++;
                                 if (n_pfns == cap) {
-                                        uint64_t *p = reallocarray(pfns, cap ? cap * 2 : 4096, sizeof(uint64_t));
+                                        uint64_t *p = reallocarray(pfns, cap ? cap * 2 : 4096,
+                                                                   sizeof(uint64_t));
 
                                         if (!p)
                                                 return 1;
@@ -143,7 +147,8 @@ static int cmd_pages(int n_args, char *args[]) {
         for (size_t i = 0; i < n_pfns; i++)
                 if (i == 0 || pfns[i] != pfns[i - 1])
                         distinct++;
-        printf("present=%" PRIu64 " zero=%" PRIu64 " distinct=%" PRIu64 " private=%" PRIu64 " shared=%" PRIu64 "\n",
+        printf("present=%" PRIu64 " zero=%" PRIu64 " distinct=%" PRIu64 " private=%" PRIu64
+               " shared=%" PRIu64 "\n",
                present, zero, distinct, priv, shared);
         return 0;
 }

@@ -127,7 +127,8 @@ static double cpu_seconds(pid_t pid) {
         fclose(f);
         buf[n] = 0;
         p = strrchr(buf, ')');
-        /* After the comm: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime */
+        /* After the comm: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+         * utime stime */
         if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
                 return -1;
         return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
@@ -152,7 +153,8 @@ static uint64_t meminfo_kib(void) {
         if (!f)
                 return 0;
         while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "AnonPages: %" SCNu64, &v) == 1 || sscanf(line, "Mapped: %" SCNu64, &v) == 1)
+                if (sscanf(line, "AnonPages: %" SCNu64, &v) == 1 ||
+                    sscanf(line, "Mapped: %" SCNu64, &v) == 1)
                         sum += v;
         fclose(f);
         return sum;
@@ -239,7 +241,8 @@ int main(int argc, char *argv[]) {
                         close(fd);
                 }
                 if (!touch)
-                        fprintf(stderr, "vm-compare-sampler: cannot map %s; no throughput\n", opt.touch_counter);
+                        fprintf(stderr, "vm-compare-sampler: cannot map %s; no throughput\n",
+                                opt.touch_counter);
         }
 
         before = distinct_pages();
@@ -254,7 +257,8 @@ int main(int argc, char *argv[]) {
         t0 = now();
         sleep_s(opt.baseline_s);
         t = now() - t0;
-        printf("# bench baseline %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t, (double) (touch_ops() - ops0) / t);
+        printf("# bench baseline %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t,
+               (double) (touch_ops() - ops0) / t);
 
         if (system(opt.start) != 0) {
                 fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.start);
@@ -287,7 +291,8 @@ int main(int argc, char *argv[]) {
                 saved = before - d;
                 cpu = cpu_seconds(opt.cpu_pid) - cpu0;
                 ops = touch_ops() - ops0;
-                printf("# bench sample %s t=%.2f saved=%" PRId64 " cpu=%.2f touch=%" PRIu64 "\n", L, t, saved, cpu, ops);
+                printf("# bench sample %s t=%.2f saved=%" PRId64 " cpu=%.2f touch=%" PRIu64 "\n", L, t,
+                       saved, cpu, ops);
                 if (goal_t < 0 && (double) saved >= opt.goal * (double) opt.expected) {
                         goal_t = t;
                         goal_cpu = cpu;
@@ -303,7 +308,8 @@ int main(int argc, char *argv[]) {
         }
         mem_after = meminfo_kib();
         printf("# bench result %s expected=%" PRIu64 " reached=%d goal_s=%.2f goal_cpu_s=%.2f"
-               " conv_touch_ops_per_s=%.0f final_saved=%" PRId64 " meminfo_saved_kib=%" PRId64 " total_s=%.2f total_cpu_s=%.2f",
+               " conv_touch_ops_per_s=%.0f final_saved=%" PRId64 " meminfo_saved_kib=%" PRId64
+               " total_s=%.2f total_cpu_s=%.2f",
                L, opt.expected, goal_t >= 0, goal_t, goal_cpu,
                goal_t > 0 ? (double) goal_ops / goal_t : (double) ops / t, saved,
                (int64_t) mem_before - (int64_t) mem_after, t, cpu);
@@ -320,7 +326,8 @@ int main(int argc, char *argv[]) {
                 t0 = now();
                 sleep_s(opt.baseline_s);
                 t = now() - t0;
-                printf("# bench after %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t, (double) (touch_ops() - ops0) / t);
+                printf("# bench after %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t,
+                       (double) (touch_ops() - ops0) / t);
         }
         return 0;
 }
