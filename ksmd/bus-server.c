@@ -199,9 +199,9 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
                 return 0;
         }
         if (s->n_connections >= s->max_connections) {
-                log_warning("Refusing a control connection of uid %u (pid %d): %u are open "
-                            "(MaxConnections= in ksmd.conf).",
-                            (unsigned) peer.uid, (int) peer.pid, s->max_connections);
+                log_warning("Refusing a control connection of uid %u (pid %d): %zu are open, "
+                            "the limit is %u (MaxConnections= in ksmd.conf).",
+                            (unsigned) peer.uid, (int) peer.pid, s->n_connections, s->max_connections);
                 return 0;
         }
 

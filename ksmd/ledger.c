@@ -10,8 +10,9 @@ bool ledger_may_see(const Region *r, uid_t uid) {
 size_t ledger_count_regions(RegionRegistry *reg, uid_t uid) {
         size_t n = 0;
 
+        /* A region whose process exited counts no more, even before the scan timer drops it. */
         REGISTRY_FOREACH(r, reg)
-                if (r->owner_uid == uid)
+                if (r->owner_uid == uid && !r->gone && region_alive(r) > 0)
                         n++;
         return n;
 }

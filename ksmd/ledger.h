@@ -19,7 +19,7 @@
 /* true if uid may see and change the region. */
 bool ledger_may_see(const Region *r, uid_t uid);
 
-/* The regions uid registered. */
+/* The regions uid registered whose processes still run. */
 size_t ledger_count_regions(RegionRegistry *reg, uid_t uid);
 
 /* 0 if uid may register one more region; -EDQUOT if it holds max_per_client already

@@ -532,6 +532,18 @@ static int method_set_paused(sd_bus_message *m, void *userdata, sd_bus_error *er
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/*
+ * Properties are read through org.freedesktop.DBus.Properties: those calls
+ * are authorized too. A getter called with no current message is building
+ * PropertiesChanged, which goes to a connection, not to a caller.
+ */
+static int check_reader(BusConnection *c, sd_bus *bus, sd_bus_error *error) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        PeerCreds peer;
+
+        return m ? check_caller(c, m, &peer, error) : 0;
+}
+
 static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_free_ char *message = NULL;
         BusConnection *c = userdata;
@@ -554,12 +566,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
         Manager *mgr = manager_of(c);
-        PeerCreds peer;
         Stats st;
         int r;
 
-        /* Properties are read through org.freedesktop.DBus.Properties: authorize those calls too. */
-        r = check_caller(c, sd_bus_get_current_message(bus), &peer, error);
+        r = check_reader(c, bus, error);
         if (r < 0)
                 return r;
 
@@ -605,10 +615,9 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         BusConnection *c = userdata;
         const Settings *s = &manager_of(c)->settings;
         const Setting *t = setting_of_property(property);
-        PeerCreds peer;
         int r;
 
-        r = check_caller(c, sd_bus_get_current_message(bus), &peer, error);
+        r = check_reader(c, bus, error);
         if (r < 0)
                 return r;
         if (!t)
@@ -658,9 +667,15 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         r = sd_bus_message_read(value, "t", &v);
         if (r < 0)
                 return r;
-        if (setting_check_number(t, v, &reason) < 0)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s: %s", property,
-                                         reason ?: "out of range");
+        if (setting_check_number(t, v, &reason) < 0) {
+                char range[96];
+
+                /* Over D-Bus a time span is a number of microseconds, not "20ms". */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "%s: %" PRIu64 "%s is out of range; %s= takes %s", property, v,
+                                         t->kind == SETTING_TIME ? " us" : "", t->key,
+                                         setting_format_range(t, range, sizeof(range)));
+        }
         r = settings_copy(&s, &mgr->settings);
         if (r < 0)
                 return r;
