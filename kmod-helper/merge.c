@@ -160,6 +160,7 @@ static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
 	p4d_t *p4d;
 	pgd_t *pgd;
 
+	kh_mmap_assert_locked(mm);
 	pgd = pgd_offset(mm, addr);
 	if (pgd_none(*pgd) || unlikely(pgd_bad(*pgd)))
 		return KH_WALK_NONE;
@@ -200,6 +201,7 @@ none:
 
 static void kh_pte_unlock(struct kh_pte *pt)
 {
+	lockdep_assert_held(pt->ptl);
 	spin_unlock(pt->ptl);
 	rcu_read_unlock();
 }
@@ -268,6 +270,7 @@ static bool kh_side_huge(struct kh_item *it, struct kh_side *s, bool *retry)
 	pmd_t *pmdp;
 	pmd_t pmd;
 
+	kh_mmap_assert_locked(s->mm);
 	pmdp = pmd_offset(pud_offset(p4d_offset(pgd_offset(s->mm, s->addr),
 						s->addr), s->addr), s->addr);
 	pt.ptl = pmd_lock(s->mm, pmdp);
@@ -305,6 +308,7 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 	int tries;
 	u32 reason;
 
+	kh_mmap_assert_locked(s->mm);
 	vma = find_vma(s->mm, s->addr);
 	if (!vma || s->addr < vma->vm_start) {
 		kh_set(it, KSMD_HELPER_RESULT_NO_PAGE, KSMD_HELPER_REASON_NONE);
@@ -427,6 +431,8 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 
 	if (s->owned)
 		return true;
+	kh_mmap_assert_locked(s->mm);
+	kh_assert_page_locked(page);
 
 	kh_mn_range_init(&range, s->vma, s->addr);
 	kh_mn_range_start(&range);
@@ -495,6 +501,11 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 	struct kh_pte pt;
 	pte_t newpte;
 	bool ok = false;
+
+	kh_mmap_assert_locked(s->mm);
+	/* An anonymous page stays locked from its write protection on. */
+	if (!s->owned)
+		kh_assert_page_locked(old);
 
 	kh_mn_range_init(&range, s->vma, s->addr);
 	kh_mn_range_start(&range);
@@ -855,6 +866,7 @@ static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
 	struct kh_pte pt;
 	pte_t pte;
 
+	kh_mmap_assert_locked(mm);
 	if (kh_pte_lock(mm, addr, &pt) != KH_WALK_PTE)
 		return 0;
 	pte = ptep_get(pt.ptep);
