@@ -27,7 +27,8 @@
  *
  * KSMD_HELPER_CMD_MERGE
  *   Request:
- *     KSMD_HELPER_A_FLAGS              u32     optional; 0 (no flags defined yet)
+ *     KSMD_HELPER_A_FLAGS              u32     optional; enum ksmd_helper_flag
+ *                                              bits (none defined yet: 0)
  *     KSMD_HELPER_A_ITEMS              nested  1..max_batch of:
  *       KSMD_HELPER_A_ITEM             nested
  *         KSMD_HELPER_ITEM_A_PID       u32     target process (caller's pid ns)
@@ -159,6 +160,12 @@ enum ksmd_helper_stat {
 };
 #define KSMD_HELPER_STAT_MAX (__KSMD_HELPER_STAT_MAX - 1)
 
+/* KSMD_HELPER_A_FLAGS of MERGE and MERGE_ZERO; other bits are refused. */
+enum ksmd_helper_flag {
+	__KSMD_HELPER_F_ALL = 0
+};
+
+/* KSMD_HELPER_A_FEATURES (u64) of INFO. */
 enum ksmd_helper_feature {
 	KSMD_HELPER_FEATURE_MERGE       = 1ULL << 0,
 	KSMD_HELPER_FEATURE_MERGE_ZERO  = 1ULL << 1,
@@ -166,6 +173,12 @@ enum ksmd_helper_feature {
 	KSMD_HELPER_FEATURE_GET_PAGES   = 1ULL << 3,
 	KSMD_HELPER_FEATURE_THP_SPLIT   = 1ULL << 4,
 	KSMD_HELPER_FEATURE_MEMCG       = 1ULL << 5,
+	__KSMD_HELPER_FEATURE_ALL       = KSMD_HELPER_FEATURE_MERGE |
+					  KSMD_HELPER_FEATURE_MERGE_ZERO |
+					  KSMD_HELPER_FEATURE_UNMERGE |
+					  KSMD_HELPER_FEATURE_GET_PAGES |
+					  KSMD_HELPER_FEATURE_THP_SPLIT |
+					  KSMD_HELPER_FEATURE_MEMCG
 };
 
 /* Per-item outcome. Expected outcomes, not errors: the daemon acts on each. */
