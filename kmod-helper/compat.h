@@ -8,6 +8,7 @@
 #ifndef KSMD_HELPER_COMPAT_H
 #define KSMD_HELPER_COMPAT_H
 
+#include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
 #include <linux/mmu_notifier.h>
@@ -15,6 +16,25 @@
 #include <linux/rmap.h>
 
 #include "symbols.h"
+
+/*
+ * mmap_assert_locked() without its extras: 6.1 adds a VM_BUG_ON_MM() and
+ * 6.12, when lockdep is off, a WARN_ON(). This checks with lockdep only and
+ * compiles to nothing without it, on both lines.
+ */
+static inline void kh_mmap_assert_locked(struct mm_struct *mm)
+{
+	lockdep_assert_held(&mm->mmap_lock);
+}
+
+/*
+ * The page lock is a page flag, which lockdep does not track: check it
+ * when lockdep checks the other locks, and compile to nothing otherwise.
+ */
+static inline void kh_assert_page_locked(struct page *page)
+{
+	lockdep_assert(folio_test_locked(page_folio(page)));
+}
 
 static inline pmd_t kh_pmdp_get_lockless(pmd_t *pmdp)
 {
@@ -145,6 +165,7 @@ static inline pte_t kh_pte_wrprotect(pte_t pte)
 /* Split the locked, referenced THP holding @page; @page stays locked. */
 static inline int kh_split_huge_page(struct page *page)
 {
+	kh_assert_page_locked(page);
 #ifdef KH_LINUX_6_1
 	return kh_sym.split_huge_page_to_list(page, NULL);
 #else

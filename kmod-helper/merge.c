@@ -160,6 +160,7 @@ static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
 	p4d_t *p4d;
 	pgd_t *pgd;
 
+	kh_mmap_assert_locked(mm);
 	pgd = pgd_offset(mm, addr);
 	if (pgd_none(*pgd) || unlikely(pgd_bad(*pgd)))
 		return KH_WALK_NONE;
@@ -200,6 +201,7 @@ none:
 
 static void kh_pte_unlock(struct kh_pte *pt)
 {
+	lockdep_assert_held(pt->ptl);
 	spin_unlock(pt->ptl);
 	rcu_read_unlock();
 }
@@ -257,37 +259,135 @@ static bool kh_split_thp(struct kh_item *it, struct page *page)
 	return true;
 }
 
+/* How the walk for one side of a merge ended. */
+enum kh_lookup {
+	KH_LOOKUP_FOUND,	/* the side takes part */
+	KH_LOOKUP_STOP,		/* it does not; the item's result is set */
+	KH_LOOKUP_AGAIN,	/* the page tables changed; walk again */
+};
+
 /*
  * A huge PMD maps s->addr. An anonymous THP is split and the caller walks
  * again; anything else in a private anonymous VMA is the huge zero page.
  */
-static bool kh_side_huge(struct kh_item *it, struct kh_side *s, bool *retry)
+static enum kh_lookup kh_side_huge(struct kh_item *it, struct kh_side *s)
 {
 	struct kh_pte pt;
 	struct page *page;
 	pmd_t *pmdp;
 	pmd_t pmd;
 
+	kh_mmap_assert_locked(s->mm);
 	pmdp = pmd_offset(pud_offset(p4d_offset(pgd_offset(s->mm, s->addr),
 						s->addr), s->addr), s->addr);
 	pt.ptl = pmd_lock(s->mm, pmdp);
 	pmd = *pmdp;
 	if (!pmd_present(pmd) || !pmd_trans_huge(pmd)) {
 		spin_unlock(pt.ptl);
-		*retry = true;
-		return false;
+		return KH_LOOKUP_AGAIN;
 	}
 	page = pmd_page(pmd);
 	if (!PageAnon(page)) {
 		spin_unlock(pt.ptl);
 		s->zero = true;
-		return true;
+		return KH_LOOKUP_FOUND;
 	}
 	page += (s->addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT;
 	get_page(page);
 	spin_unlock(pt.ptl);
-	*retry = kh_split_thp(it, page);
-	return false;
+	return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN : KH_LOOKUP_STOP;
+}
+
+/*
+ * The locked PTE at s->addr is not present: a migration entry (the page is
+ * being migrated, or its THP split) is transient; anything else, none or
+ * swap, is no page to merge. Unlocks @pt.
+ */
+static enum kh_lookup kh_side_absent(struct kh_item *it, struct kh_pte *pt,
+				     pte_t pte)
+{
+	lockdep_assert_held(pt->ptl);
+	kh_pte_unlock(pt);
+	if (!pte_none(pte) && is_migration_entry(pte_to_swp_entry(pte)))
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+	else
+		kh_set(it, KSMD_HELPER_RESULT_NO_PAGE, KSMD_HELPER_REASON_NONE);
+	return KH_LOOKUP_STOP;
+}
+
+/*
+ * A present PTE maps the anonymous @page (referenced): KSM's pages are
+ * refused, a THP is split and walked again, any other page takes part.
+ */
+static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
+				   struct page *page)
+{
+	if (PageKsm(page)) {
+		put_page(page);
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_KSM);
+		return KH_LOOKUP_STOP;
+	}
+	if (PageCompound(page)) {
+		/* A PTE-mapped THP. */
+		return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN :
+						KH_LOOKUP_STOP;
+	}
+	s->page = page;
+	return KH_LOOKUP_FOUND;
+}
+
+/*
+ * A present PTE @pte maps @page (referenced), which is not anonymous: it
+ * takes part only if it is one of the module's shared pages, read-only.
+ */
+static enum kh_lookup kh_side_shared(struct kh_item *it, struct kh_side *s,
+				     struct page *page, pte_t pte)
+{
+	s->owned = kh_page_get_by_page(page);
+	if (!s->owned || pte_write(pte)) {
+		put_page(page);
+		kh_page_put(s->owned);
+		s->owned = NULL;
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_NOT_ANON);
+		return KH_LOOKUP_STOP;
+	}
+	s->page = page;
+	s->orig_pte = pte;
+	return KH_LOOKUP_FOUND;
+}
+
+/*
+ * The locked PTE at s->addr is present: the zero page takes part as it is,
+ * special and PFN mappings do not, and a page is referenced and looked at
+ * with no lock held. Unlocks @pt.
+ */
+static enum kh_lookup kh_side_present(struct kh_item *it, struct kh_side *s,
+				      struct kh_pte *pt, pte_t pte)
+{
+	unsigned long pfn = pte_pfn(pte);
+	struct page *page;
+
+	lockdep_assert_held(pt->ptl);
+	if (is_zero_pfn(pfn)) {
+		kh_pte_unlock(pt);
+		s->zero = true;
+		return KH_LOOKUP_FOUND;
+	}
+	if (pte_special(pte) || !pfn_valid(pfn)) {
+		kh_pte_unlock(pt);
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_PFNMAP);
+		return KH_LOOKUP_STOP;
+	}
+	page = pfn_to_page(pfn);
+	get_page(page);
+	kh_pte_unlock(pt);
+
+	if (PageAnon(page))
+		return kh_side_anon(it, s, page);
+	return kh_side_shared(it, s, page, pte);
 }
 
 /*
@@ -297,14 +397,13 @@ static bool kh_side_huge(struct kh_item *it, struct kh_side *s, bool *retry)
 static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 {
 	struct vm_area_struct *vma;
-	struct page *page;
-	unsigned long pfn;
+	enum kh_lookup found;
 	struct kh_pte pt;
 	pte_t pte;
-	bool retry;
 	int tries;
 	u32 reason;
 
+	kh_mmap_assert_locked(s->mm);
 	vma = find_vma(s->mm, s->addr);
 	if (!vma || s->addr < vma->vm_start) {
 		kh_set(it, KSMD_HELPER_RESULT_NO_PAGE, KSMD_HELPER_REASON_NONE);
@@ -322,78 +421,24 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 		case KH_WALK_NONE:
 			kh_set(it, KSMD_HELPER_RESULT_NO_PAGE,
 			       KSMD_HELPER_REASON_NONE);
-			return false;
+			found = KH_LOOKUP_STOP;
+			break;
 		case KH_WALK_RETRY:
-			continue;
+			found = KH_LOOKUP_AGAIN;
+			break;
 		case KH_WALK_HUGE:
-			retry = false;
-			if (kh_side_huge(it, s, &retry))
-				return true;
-			if (retry)
-				continue;
-			return false;
+			found = kh_side_huge(it, s);
+			break;
 		case KH_WALK_PTE:
+			pte = ptep_get(pt.ptep);
+			if (pte_present(pte))
+				found = kh_side_present(it, s, &pt, pte);
+			else
+				found = kh_side_absent(it, &pt, pte);
 			break;
 		}
-
-		pte = ptep_get(pt.ptep);
-		if (!pte_present(pte)) {
-			kh_pte_unlock(&pt);
-			/* Under migration or a THP split: transient. */
-			if (!pte_none(pte) &&
-			    is_migration_entry(pte_to_swp_entry(pte)))
-				kh_set(it, KSMD_HELPER_RESULT_BUSY,
-				       KSMD_HELPER_REASON_NONE);
-			else
-				kh_set(it, KSMD_HELPER_RESULT_NO_PAGE,
-				       KSMD_HELPER_REASON_NONE);
-			return false;
-		}
-		pfn = pte_pfn(pte);
-		if (is_zero_pfn(pfn)) {
-			kh_pte_unlock(&pt);
-			s->zero = true;
-			return true;
-		}
-		if (pte_special(pte) || !pfn_valid(pfn)) {
-			kh_pte_unlock(&pt);
-			kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-			       KSMD_HELPER_REASON_PFNMAP);
-			return false;
-		}
-		page = pfn_to_page(pfn);
-		get_page(page);
-		kh_pte_unlock(&pt);
-
-		if (PageAnon(page)) {
-			if (PageKsm(page)) {
-				put_page(page);
-				kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-				       KSMD_HELPER_REASON_KSM);
-				return false;
-			}
-			if (PageCompound(page)) {
-				/* A PTE-mapped THP. */
-				if (kh_split_thp(it, page))
-					continue;
-				return false;
-			}
-			s->page = page;
-			return true;
-		}
-
-		s->owned = kh_page_get_by_page(page);
-		if (!s->owned || pte_write(pte)) {
-			put_page(page);
-			kh_page_put(s->owned);
-			s->owned = NULL;
-			kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-			       KSMD_HELPER_REASON_NOT_ANON);
-			return false;
-		}
-		s->page = page;
-		s->orig_pte = pte;
-		return true;
+		if (found != KH_LOOKUP_AGAIN)
+			return found == KH_LOOKUP_FOUND;
 	}
 	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
 	return false;
@@ -427,6 +472,8 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 
 	if (s->owned)
 		return true;
+	kh_mmap_assert_locked(s->mm);
+	kh_assert_page_locked(page);
 
 	kh_mn_range_init(&range, s->vma, s->addr);
 	kh_mn_range_start(&range);
@@ -495,6 +542,11 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 	struct kh_pte pt;
 	pte_t newpte;
 	bool ok = false;
+
+	kh_mmap_assert_locked(s->mm);
+	/* An anonymous page stays locked from its write protection on. */
+	if (!s->owned)
+		kh_assert_page_locked(old);
 
 	kh_mn_range_init(&range, s->vma, s->addr);
 	kh_mn_range_start(&range);
@@ -855,6 +907,7 @@ static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
 	struct kh_pte pt;
 	pte_t pte;
 
+	kh_mmap_assert_locked(mm);
 	if (kh_pte_lock(mm, addr, &pt) != KH_WALK_PTE)
 		return 0;
 	pte = ptep_get(pt.ptep);

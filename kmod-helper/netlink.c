@@ -62,12 +62,12 @@ static const struct nla_policy kh_none_policy[KSMD_HELPER_A_MAX + 1] = {
 };
 
 static const struct nla_policy kh_merge_policy[KSMD_HELPER_A_MAX + 1] = {
-	[KSMD_HELPER_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, 0),
+	[KSMD_HELPER_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, __KSMD_HELPER_F_ALL),
 	[KSMD_HELPER_A_ITEMS] = NLA_POLICY_NESTED(kh_merge_items_policy),
 };
 
 static const struct nla_policy kh_merge_zero_policy[KSMD_HELPER_A_MAX + 1] = {
-	[KSMD_HELPER_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, 0),
+	[KSMD_HELPER_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, __KSMD_HELPER_F_ALL),
 	[KSMD_HELPER_A_ITEMS] = NLA_POLICY_NESTED(kh_zero_items_policy),
 };
 

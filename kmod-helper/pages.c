@@ -15,6 +15,7 @@
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
@@ -29,8 +30,10 @@ static DEFINE_XARRAY(kh_pages_by_pfn);
 static u64 kh_next_handle = 1;
 static u64 kh_pages_owned;
 
+/* Under kh_pages_lock, so that no lookup can pin @kp as it is freed. */
 static void kh_page_free(struct kh_page *kp)
 {
+	lockdep_assert_held(&kh_pages_lock);
 	put_page(kp->page);
 	kfree(kp);
 }

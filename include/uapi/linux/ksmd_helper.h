@@ -27,7 +27,8 @@
  *
  * KSMD_HELPER_CMD_MERGE
  *   Request:
- *     KSMD_HELPER_A_FLAGS              u32     optional; 0 (no flags defined yet)
+ *     KSMD_HELPER_A_FLAGS              u32     optional; enum ksmd_helper_flag
+ *                                              bits (none defined yet: 0)
  *     KSMD_HELPER_A_ITEMS              nested  1..max_batch of:
  *       KSMD_HELPER_A_ITEM             nested
  *         KSMD_HELPER_ITEM_A_PID       u32     target process (caller's pid ns)
@@ -91,6 +92,7 @@ enum ksmd_helper_cmd {
 	KSMD_HELPER_CMD_GET_PAGES,
 	__KSMD_HELPER_CMD_MAX
 };
+
 #define KSMD_HELPER_CMD_MAX (__KSMD_HELPER_CMD_MAX - 1)
 
 enum ksmd_helper_attr {
@@ -112,6 +114,7 @@ enum ksmd_helper_attr {
 	KSMD_HELPER_A_PAD,
 	__KSMD_HELPER_A_MAX
 };
+
 #define KSMD_HELPER_A_MAX (__KSMD_HELPER_A_MAX - 1)
 
 /* KSMD_HELPER_A_ITEMS holds only KSMD_HELPER_A_ITEM entries. */
@@ -120,6 +123,7 @@ enum ksmd_helper_items_attr {
 	KSMD_HELPER_A_ITEM,
 	__KSMD_HELPER_A_ITEMS_MAX
 };
+
 #define KSMD_HELPER_A_ITEMS_MAX (__KSMD_HELPER_A_ITEMS_MAX - 1)
 
 enum ksmd_helper_item_attr {
@@ -134,6 +138,7 @@ enum ksmd_helper_item_attr {
 	KSMD_HELPER_ITEM_A_PAD,
 	__KSMD_HELPER_ITEM_A_MAX
 };
+
 #define KSMD_HELPER_ITEM_A_MAX (__KSMD_HELPER_ITEM_A_MAX - 1)
 
 /* Counters in KSMD_HELPER_A_STATS, all u64, since module load. */
@@ -150,15 +155,23 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_UNMERGED,      /* pages made private by UNMERGE */
 	KSMD_HELPER_STAT_PAGES_OWNED,   /* shared pages the module holds now */
 	KSMD_HELPER_STAT_PAGES_MAPPED,  /* PTEs mapping them now */
-	KSMD_HELPER_STAT_BYTES_SAVED,   /* (sum over owned pages of mapcount - 1,
-					 * + merged_zero) * page size; zero
-					 * merges count since load, also those
-					 * written to since */
+	/*
+	 * (sum over owned pages of mapcount - 1, + merged_zero) * page size;
+	 * zero merges count since load, also those written to since
+	 */
+	KSMD_HELPER_STAT_BYTES_SAVED,
 	KSMD_HELPER_STAT_PAD,
 	__KSMD_HELPER_STAT_MAX
 };
+
 #define KSMD_HELPER_STAT_MAX (__KSMD_HELPER_STAT_MAX - 1)
 
+/* KSMD_HELPER_A_FLAGS of MERGE and MERGE_ZERO; other bits are refused. */
+enum ksmd_helper_flag {
+	__KSMD_HELPER_F_ALL = 0
+};
+
+/* KSMD_HELPER_A_FEATURES (u64) of INFO. */
 enum ksmd_helper_feature {
 	KSMD_HELPER_FEATURE_MERGE       = 1ULL << 0,
 	KSMD_HELPER_FEATURE_MERGE_ZERO  = 1ULL << 1,
@@ -166,6 +179,12 @@ enum ksmd_helper_feature {
 	KSMD_HELPER_FEATURE_GET_PAGES   = 1ULL << 3,
 	KSMD_HELPER_FEATURE_THP_SPLIT   = 1ULL << 4,
 	KSMD_HELPER_FEATURE_MEMCG       = 1ULL << 5,
+	__KSMD_HELPER_FEATURE_ALL       = KSMD_HELPER_FEATURE_MERGE |
+					  KSMD_HELPER_FEATURE_MERGE_ZERO |
+					  KSMD_HELPER_FEATURE_UNMERGE |
+					  KSMD_HELPER_FEATURE_GET_PAGES |
+					  KSMD_HELPER_FEATURE_THP_SPLIT |
+					  KSMD_HELPER_FEATURE_MEMCG
 };
 
 /* Per-item outcome. Expected outcomes, not errors: the daemon acts on each. */
@@ -179,8 +198,8 @@ enum ksmd_helper_result {
 	KSMD_HELPER_RESULT_NO_PROCESS,  /* no such pid, or it is exiting */
 	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
 	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
-	KSMD_HELPER_RESULT_NO_MEMORY,   /* allocation or memcg charge failed;
-					 * nothing changed */
+	/* allocation or memcg charge failed; nothing changed */
+	KSMD_HELPER_RESULT_NO_MEMORY,
 	__KSMD_HELPER_RESULT_MAX
 };
 
@@ -191,8 +210,11 @@ enum ksmd_helper_reason {
 	KSMD_HELPER_REASON_PFNMAP,      /* VM_PFNMAP/VM_MIXEDMAP/VM_IO */
 	KSMD_HELPER_REASON_THP,         /* huge page that could not be split */
 	KSMD_HELPER_REASON_KSM,         /* page belongs to the kernel's KSM */
-	KSMD_HELPER_REASON_LOCKED_VMA,  /* VM_LOCKED/VM_DONTEXPAND, PROT_NONE,
-					 * userfaultfd, shadow stack and similar */
+	/*
+	 * VM_LOCKED/VM_DONTEXPAND, PROT_NONE, userfaultfd, shadow stack and
+	 * similar
+	 */
+	KSMD_HELPER_REASON_LOCKED_VMA,
 	KSMD_HELPER_REASON_SAME_PAGE,   /* target and source are one PTE */
 	__KSMD_HELPER_REASON_MAX
 };
