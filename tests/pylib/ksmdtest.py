@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""What the host test suites (tests/control, tests/hostile) share: ksmd on a
+private socket with its own configuration directory, ksmd-workload processes,
+and a TestCase that starts and ends both. Needs root: ksmd reads other
+processes' memory, and clients run as the unprivileged user nobody (65534)
+with setpriv.
+
+Every process a test starts is ended by its pid; nothing outside a temporary
+directory is changed."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("KSMD_BUILD_ROOT", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.environ.get("KSMD_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+KSMD = os.path.join(BUILD, "ksmd", "ksmd")
+KSMCTL = os.path.join(BUILD, "ksmd", "ksmctl")
+WORKLOAD = os.path.join(BUILD, "bench", "ksmd-workload")
+NOBODY = 65534
+SETPRIV_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Daemon:
+    """ksmd on a private socket with its own configuration directory."""
+
+    def __init__(self, tmp, conf="", extra=(), env=None):
+        self.dir = tmp
+        self.conf_dir = os.path.join(tmp, "conf")
+        os.makedirs(self.conf_dir, exist_ok=True)
+        self.socket = os.path.join(tmp, "ksmd.sock")
+        self.write_conf(conf)
+        self.log_path = os.path.join(tmp, "ksmd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([KSMD, "--config-dir", self.conf_dir, "--socket", self.socket, *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None, what="the socket")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"ksmd exited: {self.read_log()}")
+
+    def write_conf(self, text):
+        with open(os.path.join(self.conf_dir, "ksmd.conf"), "w") as f:
+            f.write(text)
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def ctl(self, *args, user=None, check=True):
+        cmd = [KSMCTL, "--socket", self.socket, *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr}")
+        return r
+
+    def dbus_send(self, method, *args, user=None):
+        cmd = ["dbus-send", "--print-reply", f"--peer=unix:path={self.socket}", "/org/ksmd/Manager1",
+               method, *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Workload:
+    def __init__(self, *args, user=None, exe=None):
+        cmd = [exe or WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.pids = []
+        for line in self.proc.stdout:
+            w = line.split()
+            if w[0] == "pid":
+                self.pids.append(int(w[1]))
+            elif w[0] == "expected":
+                self.expected = {w[i]: int(w[i + 1]) for i in range(1, len(w), 2)}
+            elif w[0] == "ready":
+                break
+
+    def verify(self):
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        out = self.proc.stdout.read()
+        return self.proc.wait() == 0 and "every page intact" in out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+class ControlTest(unittest.TestCase):
+    conf = ""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ksmd-control-")
+        os.chmod(self.tmp, 0o755)
+        self.daemon = Daemon(self.tmp, self.conf)
+        self.workloads = []
+
+    def tearDown(self):
+        for w in self.workloads:
+            w.stop()
+        self.daemon.stop()
+        shutil.rmtree(self.tmp)
+
+    def workload(self, *args, user=None, exe=None):
+        w = Workload(*args, user=user, exe=exe)
+        self.workloads.append(w)
+        return w
+
+    def status_json(self):
+        return json.loads(self.daemon.ctl("--json", "status").stdout)
+
+
