@@ -6,102 +6,133 @@
 #include <unistd.h>
 
 #include "autoreg.h"
+#include "ledger.h"
 #include "log.h"
 #include "manager.h"
 #include "proc-process.h"
-#include "strv.h"
 
 struct AutoRegister {
         Manager *manager;
         sd_event_source *timer;
-        char **cgroup_patterns;
-        size_t n_cgroup;
-        char **exe_patterns;
-        size_t n_exe;
+        uid_t over_quota_logged;         /* the owner last said to be over MaxRegionsPerClient= */
 };
 
-bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns, size_t n_exe,
-                   const char *cgroup_path, const char *exe_name) {
-        /* A star crosses slashes (no FNM_PATHNAME), so "/machine.slice/ *"
-         * without the blank matches every guest. */
-        for (size_t i = 0; cgroup_path && i < n_cgroup; i++)
-                if (fnmatch(cgroup_patterns[i], cgroup_path, 0) == 0)
-                        return true;
-        for (size_t i = 0; exe_name && i < n_exe; i++)
-                if (fnmatch(exe_patterns[i], exe_name, 0) == 0)
+static bool any_match(char *const *patterns, size_t n, const char *s) {
+        /* A star crosses slashes (no FNM_PATHNAME), so "/machine.slice/ *" without the blank matches every
+         * guest. */
+        for (size_t i = 0; s && i < n; i++)
+                if (fnmatch(patterns[i], s, 0) == 0)
                         return true;
         return false;
 }
 
-int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup,
-                         char *const *exe_patterns, size_t n_exe) {
-        char **cg = NULL, **ex = NULL;
+static bool id_in(const uint32_t *ids, size_t n, uint32_t id) {
+        for (size_t i = 0; i < n; i++)
+                if (ids[i] == id)
+                        return true;
+        return false;
+}
+
+static bool owner_qualifies(const Settings *s, const AutoregProcess *p) {
+        if (!p->ids_known)
+                return false;
+        return (id_in(s->users, s->n_users, p->uid) && id_in(s->users, s->n_users, p->euid)) ||
+               (id_in(s->groups, s->n_groups, p->gid) && id_in(s->groups, s->n_groups, p->egid));
+}
+
+bool autoreg_match(const Settings *s, const AutoregProcess *p) {
+        bool owners = s->n_users > 0 || s->n_groups > 0;
+
+        if (any_match(s->cgroup_patterns, s->n_cgroup_patterns, p->cgroup) && p->cgroup_root_owned &&
+            (!owners || owner_qualifies(s, p)))
+                return true;
+        return owners && any_match(s->executable_patterns, s->n_executable_patterns, p->exe) &&
+               owner_qualifies(s, p);
+}
+
+/* What the rules need of pid; false if it is gone or a kernel thread (no executable, no memory). */
+static bool read_process(pid_t pid, AutoregProcess *p, char *cgroup, size_t cgroup_size, char *exe,
+                         size_t exe_size) {
+        TargetIds ids;
+
+        *p = (AutoregProcess) {};
+        if (proc_read_exe_name(pid, exe, exe_size) < 0)
+                return false;
+        p->exe = exe;
+        if (proc_read_cgroup(pid, cgroup, cgroup_size) >= 0) {
+                p->cgroup = cgroup;
+                p->cgroup_root_owned = proc_cgroup_is_root_owned(cgroup) > 0;
+        }
+        if (proc_read_target_ids(pid, &ids) >= 0) {
+                p->ids_known = true;
+                p->uid = ids.uid;
+                p->euid = ids.euid;
+                p->gid = ids.gid;
+                p->egid = ids.egid;
+        }
+        return true;
+}
+
+static int register_process(AutoRegister *a, pid_t pid, const AutoregProcess *p) {
+        Manager *m = a->manager;
+        /* Owners named in User=/Group= are the operator's choice; others count against their own limits. */
+        uid_t owner = owner_qualifies(&m->settings, p) ? 0 : p->uid;
+        char name[REGION_NAME_MAX + 1];
         int r;
 
-        if (n_cgroup > AUTOREG_MAX_PATTERNS || n_exe > AUTOREG_MAX_PATTERNS)
-                return -E2BIG;
-        r = strv_copy_n(cgroup_patterns, n_cgroup, &cg);
-        if (r < 0)
-                return r;
-        r = strv_copy_n(exe_patterns, n_exe, &ex);
-        if (r < 0) {
-                strv_free_n(cg, n_cgroup);
-                return r;
+        if (ledger_check_region_quota(m->registry, owner, m->settings.max_regions_per_client) < 0) {
+                if (a->over_quota_logged != owner)
+                        log_warning("Automatic registration of processes of uid %u stops at "
+                                    "MaxRegionsPerClient=%" PRIu64 ".",
+                                    (unsigned) owner, m->settings.max_regions_per_client);
+                a->over_quota_logged = owner;
+                return -EDQUOT;
         }
-        strv_free_n(a->cgroup_patterns, a->n_cgroup);
-        strv_free_n(a->exe_patterns, a->n_exe);
-        a->cgroup_patterns = cg;
-        a->n_cgroup = n_cgroup;
-        a->exe_patterns = ex;
-        a->n_exe = n_exe;
-        return 0;
+        /* Named after its executable, when that makes a valid name (cut to the limit). */
+        memcpy(name, p->exe, strnlen(p->exe, REGION_NAME_MAX));
+        name[strnlen(p->exe, REGION_NAME_MAX)] = 0;
+        r = manager_register(m,
+                             &(RegionRequest) { .pid = pid, .whole = true, .owner_uid = owner,
+                                                .name = region_name_is_valid(name) ? name : NULL },
+                             NULL);
+        if (r >= 0)
+                log_info("Registered %s (pid %d, uid %u%s%s) automatically ([AutoRegister] in ksmd.conf).",
+                         p->exe, (int) pid, (unsigned) p->uid, p->cgroup ? ", cgroup " : "",
+                         p->cgroup ?: "");
+        return r;
 }
 
 int autoreg_scan(AutoRegister *a) {
+        const Settings *s = &a->manager->settings;
         _cleanup_free_ pid_t *pids = NULL;
         pid_t self = getpid();
         size_t n = 0;
         int r, added = 0;
 
-        if (a->n_cgroup == 0 && a->n_exe == 0)
+        if (s->n_cgroup_patterns == 0 && s->n_executable_patterns == 0)
                 return 0;
         r = proc_list_pids(&pids, &n);
         if (r < 0)
                 return r;
 
         for (size_t i = 0; i < n; i++) {
-                char cgroup[1024], exe[256], name[REGION_NAME_MAX + 1];
-                bool have_cgroup, have_exe;
+                char cgroup[1024], exe[256];
+                AutoregProcess p;
                 int k;
 
-                if (pids[i] == self || region_registry_find_whole(a->manager->registry, pids[i]))
+                if (pids[i] == self || region_registry_find_whole(a->manager->registry, pids[i]) ||
+                    !read_process(pids[i], &p, cgroup, sizeof(cgroup), exe, sizeof(exe)) ||
+                    !autoreg_match(s, &p))
                         continue;
-                have_exe = proc_read_exe_name(pids[i], exe, sizeof(exe)) >= 0;
-                if (!have_exe)
-                        continue; /* kernel threads have no memory of their own; gone processes neither */
-                have_cgroup = proc_read_cgroup(pids[i], cgroup, sizeof(cgroup)) >= 0;
-                if (!autoreg_match(a->cgroup_patterns, a->n_cgroup, a->exe_patterns, a->n_exe,
-                                   have_cgroup ? cgroup : NULL, exe))
-                        continue;
-
-                /* Named after its executable, when that makes a valid name (cut to the limit). */
-                memcpy(name, exe, strnlen(exe, REGION_NAME_MAX));
-                name[strnlen(exe, REGION_NAME_MAX)] = 0;
-                k = manager_register(a->manager,
-                                     &(RegionRequest) { .pid = pids[i], .whole = true,
-                                                        .name = region_name_is_valid(name) ? name : NULL },
-                                     NULL);
+                k = register_process(a, pids[i], &p);
                 if (k == -ENOSPC) {
                         log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.",
                                     exe, (int) pids[i]);
                         break;
                 }
-                if (k < 0)
-                        continue; /* exited meanwhile, or already registered as ranges:
-                                   * the manager said why */
-                log_info("Registered %s (pid %d%s%s) automatically ([AutoRegister] in ksmd.conf).", exe,
-                         (int) pids[i], have_cgroup ? ", cgroup " : "", have_cgroup ? cgroup : "");
-                added++;
+                /* Else exited meanwhile, already registered as ranges or over its owner's quota: said. */
+                if (k >= 0)
+                        added++;
         }
         return added;
 }
@@ -121,8 +152,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int autoreg_new(Manager *m, char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns,
-                size_t n_exe, AutoRegister **ret) {
+int autoreg_new(Manager *m, AutoRegister **ret) {
         _cleanup_(autoreg_freep) AutoRegister *a = NULL;
         int r;
 
@@ -130,9 +160,7 @@ int autoreg_new(Manager *m, char *const *cgroup_patterns, size_t n_cgroup, char 
         if (!a)
                 return -ENOMEM;
         a->manager = m;
-        r = autoreg_set_patterns(a, cgroup_patterns, n_cgroup, exe_patterns, n_exe);
-        if (r < 0)
-                return r;
+        a->over_quota_logged = (uid_t) -1;
         /* The first walk runs as soon as the loop starts. */
         r = sd_event_add_time_relative(m->event, &a->timer, CLOCK_MONOTONIC, 0, 0, on_timer, a);
         if (r < 0)
@@ -145,8 +173,6 @@ AutoRegister *autoreg_free(AutoRegister *a) {
         if (!a)
                 return NULL;
         sd_event_source_disable_unref(a->timer);
-        strv_free_n(a->cgroup_patterns, a->n_cgroup);
-        strv_free_n(a->exe_patterns, a->n_exe);
         free(a);
         return NULL;
 }

@@ -3,12 +3,28 @@
 
 /*
  * Automatic registration: every AUTOREG_INTERVAL_USEC the daemon walks /proc
- * and registers, whole, each process whose cgroup v2 path matches a Cgroup=
- * pattern or whose executable's file name matches an Executable= pattern of
- * [AutoRegister] in ksmd.conf, so an unmodified libvirt/QEMU host is
- * deduplicated. A process is registered once, its region named after the
- * executable (cut to REGION_NAME_MAX; unnamed if not printable ASCII); its
- * region goes away with it.
+ * and registers, whole, each process that a rule of [AutoRegister] in
+ * ksmd.conf matches, so an unmodified libvirt/QEMU host is deduplicated.
+ * A rule trusts no name alone:
+ *
+ *   Cgroup=      the process's cgroup v2 path matches the pattern, and that
+ *                cgroup and every one above it is root's and writable by no
+ *                one else (so no user made it, or had it delegated); with
+ *                User= or Group= the process's owner must be one of them too
+ *   Executable=  the file name of its executable matches, and its owner is
+ *                one of User= or Group= (the configuration refuses
+ *                Executable= without them: anyone can name a program
+ *                qemu-system-x86_64)
+ *
+ * The owner qualifies when its real and effective uid are in User=, or its
+ * real and effective gid in Group=. A process is registered once, its
+ * region named after the executable (cut to REGION_NAME_MAX; unnamed if not
+ * printable ASCII) and put in the merge domain DomainPolicy= says; its
+ * region goes away with it. A process of an owner named in User=/Group= is
+ * the operator's choice and counts as root's; one that a Cgroup= rule alone
+ * brings in counts against its owner's MaxRegionsPerClient= and
+ * MaxPagesPerOwner= (ledger.h). The rules are the
+ * Manager's settings, read anew on every walk.
  */
 
 #include <stdbool.h>
@@ -17,26 +33,30 @@
 
 #include "macro.h"
 #include "region.h"
+#include "settings.h"
 
 #define AUTOREG_INTERVAL_USEC (UINT64_C(5) * 1000000)
-#define AUTOREG_MAX_PATTERNS 256
 
 typedef struct AutoRegister AutoRegister;
 typedef struct Manager Manager;
 
-/* true if cgroup_path (may be NULL) or exe_name (may be NULL) matches any pattern (fnmatch). */
-bool autoreg_match(char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns, size_t n_exe,
-                   const char *cgroup_path, const char *exe_name);
+/* What the rules look at, as /proc and /sys/fs/cgroup tell it. */
+typedef struct AutoregProcess {
+        const char *cgroup;              /* cgroup v2 path, NULL if unknown */
+        bool cgroup_root_owned;          /* see proc_cgroup_is_root_owned() */
+        const char *exe;                 /* file name of the executable, NULL if unknown */
+        bool ids_known;
+        uid_t uid, euid;
+        gid_t gid, egid;
+} AutoregProcess;
 
-/* Copies the patterns; with none it does nothing until autoreg_set_patterns() gives some. */
-int autoreg_new(Manager *m, char *const *cgroup_patterns, size_t n_cgroup, char *const *exe_patterns,
-                size_t n_exe, AutoRegister **ret);
+/* true if a rule of s matches p (see above). */
+bool autoreg_match(const Settings *s, const AutoregProcess *p);
+
+/* Walks /proc on m's event loop from the first iteration on, with the rules in m's settings. */
+int autoreg_new(Manager *m, AutoRegister **ret);
 AutoRegister *autoreg_free(AutoRegister *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AutoRegister *, autoreg_free);
-
-/* Replaces the patterns (on reload). */
-int autoreg_set_patterns(AutoRegister *a, char *const *cgroup_patterns, size_t n_cgroup,
-                         char *const *exe_patterns, size_t n_exe);
 
 /* Walks /proc now; returns the number of processes newly registered, or -errno. */
 int autoreg_scan(AutoRegister *a);

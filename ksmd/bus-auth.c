@@ -1,6 +1,4 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <errno.h>
-
 #include "bus-auth.h"
 
 bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids) {
@@ -14,29 +12,4 @@ bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_
                                 return true;
         }
         return false;
-}
-
-static int deny(const char **ret_reason, const char *reason) {
-        *ret_reason = reason;
-        return -EPERM;
-}
-
-int bus_auth_may_access(const PeerCreds *peer, const TargetIds *t, int yama_scope, const char **ret_reason) {
-        if (peer->uid == 0)
-                return 0;
-
-        if (t->uid != peer->uid || t->euid != peer->uid || t->suid != peer->uid)
-                return deny(ret_reason, "the process runs as another user");
-        if (t->gid != peer->gid || t->egid != peer->gid || t->sgid != peer->gid)
-                return deny(ret_reason, "the process runs with another group");
-        if (!t->dumpable)
-                return deny(ret_reason, "the process is not dumpable (setuid, or PR_SET_DUMPABLE 0)");
-        if ((t->cap_permitted & ~peer->cap_permitted) != 0)
-                return deny(ret_reason, "the process holds capabilities the caller lacks");
-        if (yama_scope >= 2)
-                return deny(ret_reason, "Yama ptrace_scope 2 or more lets only root attach to processes");
-        if (yama_scope == 1 && !t->descends_from_caller)
-                return deny(ret_reason,
-                            "Yama ptrace_scope 1 lets a caller attach only to its own descendants");
-        return 0;
 }

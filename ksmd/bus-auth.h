@@ -4,28 +4,20 @@
 /*
  * Authorization decisions of the control plane, as pure functions of
  * credentials so that each rule has a unit test. The bus code gathers the
- * inputs (SO_PEERCRED/SO_PEERGROUPS at accept time, the target's ids from
- * the /proc reader) and only acts on the answer.
+ * inputs (SO_PEERCRED/SO_PEERGROUPS at accept time) and only acts on the
+ * answer.
  *
  * Who may call at all: root, or a member (primary or supplementary group) of
  * a group in the configured AllowGroups=.
  *
- * Whose memory a caller may register: root, any process. Anyone else only a
- * process it could ptrace-attach to, as the kernel decides for
- * process_vm_readv (PTRACE_MODE_ATTACH_REALCREDS, kernel/ptrace.c
- * __ptrace_may_access, security/commoncap.c, security/yama): the target's
- * real, effective and saved uids all equal the caller's uid and its gids the
- * caller's gid, the target is dumpable, it holds no permitted capability the
- * caller lacks, and under Yama ptrace_scope 1 it descends from the caller
- * (scope 2 and 3 allow no one but root here).
+ * Whose memory a caller may register is not decided here: the kernel
+ * decides, when the caller opens /proc/PID/mem (access.h).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#include "proc-process.h"
 
 #define BUS_AUTH_MAX_GROUPS 256
 
@@ -38,14 +30,5 @@ typedef struct PeerCreds {
         uint64_t cap_permitted;             /* the caller's permitted capability set */
 } PeerCreds;
 
-
 /* true if the peer may use the API at all. */
 bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids);
-
-/*
- * 0 if the peer may register the target's memory; -EPERM otherwise, with
- * *ret_reason set to a static sentence saying why (for the D-Bus error).
- * yama_scope: /proc/sys/kernel/yama/ptrace_scope, or 0 without Yama.
- */
-int bus_auth_may_access(const PeerCreds *peer, const TargetIds *target, int yama_scope,
-                        const char **ret_reason);

@@ -118,9 +118,12 @@ static int handler(void *userdata, const char *section, const char *name, const 
                 if (strcmp(section, settings_table[i].section) == 0)
                         known_section = true;
 
-        if (section[0] == '\0')
-                (void) add_error(st->errors, "%s:%u: %s= is outside any section; put it under [Scan], "
-                                 "[Limits], [Control] or [AutoRegister]", st->path, st->line, name);
+        if (section[0] == '\0' && setting)
+                (void) add_error(st->errors, "%s:%u: %s= is outside any section; put it under [%s]",
+                                 st->path, st->line, name, setting->section);
+        else if (section[0] == '\0')
+                (void) add_error(st->errors, "%s:%u: unknown key %s= outside any section", st->path,
+                                 st->line, name);
         else if (!known_section)
                 (void) add_error(st->errors, "%s:%u: unknown section [%s]", st->path, st->line, section);
         else if (!setting || strcmp(setting->section, section) != 0)
@@ -263,6 +266,7 @@ int config_parse_assignment(Settings *settings, const char *assignment, const ch
 int config_load(const char *dir, char *const *overrides, size_t n_overrides, Settings *ret,
                 ConfigErrors *errors) {
         _cleanup_(settings_done) Settings s = {};
+        _cleanup_free_ char *reason = NULL;
         _cleanup_free_ char *main_path = NULL;
         char **dropins = NULL;
         size_t n_dropins = 0;
@@ -304,6 +308,11 @@ int config_load(const char *dir, char *const *overrides, size_t n_overrides, Set
         }
         if (problems > 0)
                 return -EINVAL;
+        r = settings_check(&s, &reason);
+        if (r < 0) {
+                (void) add_error(errors, "%s: %s", dir ?: "command line", reason ?: "inconsistent settings");
+                return -EINVAL;
+        }
 
         *ret = s;
         s = (Settings) {};

@@ -120,6 +120,18 @@ static inline PageSlot page_slot_make(uint64_t hash, PageState state, unsigned v
                (sd_ok ? PAGE_SLOT_SD_OK : 0) | (PageSlot) state;
 }
 
+/*
+ * The key a page is indexed under: its content hash with its merge domain's
+ * id mixed in (domains.h). For one content, different domains give different
+ * keys (the id lands in bits 8..39, which the slot keeps), so no lookup of
+ * one domain can find a page of another; two keys that are equal across
+ * domains belong to different contents, which the helper's comparison of
+ * the bytes refuses to merge.
+ */
+static inline uint64_t page_key(uint64_t content_hash, uint32_t domain_id) {
+        return (content_hash ^ ((uint64_t) domain_id << 8)) & PAGE_SLOT_HASH_MASK;
+}
+
 /* Bytes per tracked page for the slot, for accounting by slot owners. */
 #define PAGE_SLOT_BYTES sizeof(PageSlot)
 

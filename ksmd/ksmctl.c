@@ -7,6 +7,7 @@
  * not running (no socket, or nobody listening); 4 access denied.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ static const char *arg_socket = "/run/ksmd/ksmd.sock";
 static bool arg_json;
 static uint64_t arg_scans = 3;
 static const char *arg_name;
+static const char *arg_domain;
 
 static void help(void) {
         printf("ksmctl [OPTIONS] COMMAND ...\n\n"
@@ -54,10 +56,11 @@ static void help(void) {
                "  status                        Mode, helper version, rate and savings\n"
                "  stats                         Global statistics\n"
                "  list                          Registered regions with their statistics\n"
-               "  register [--name=NAME] PID [START LENGTH]\n"
+               "  register [--name=NAME] [--domain=DOMAIN] PID [START LENGTH]\n"
                "                                Register a process, or a range of it "
                "(bytes; 0x... allowed),\n"
                "                                labelled NAME (1..64 printable ASCII characters) in list\n"
+               "  domains                       Merge domains and what each saves\n"
                "  unregister ID                 Unregister a region\n"
                "  unmerge ID                    Make every merged page of a region private again "
                "and unregister it\n"
@@ -70,6 +73,7 @@ static void help(void) {
                "  --json          Machine-readable output for status, stats, list and estimate\n"
                "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
                "  --name=NAME     A label for the region register makes, such as a VM's name\n"
+               "  --domain=NAME   The merge domain of the region register makes (root only)\n"
                "  -h --help       Show this help\n"
                "     --version    Show the version\n\n"
                "Exit status: 0 success, 1 request failed, 2 bad usage, "
@@ -118,33 +122,37 @@ static int connect_daemon(sd_bus **ret) {
 }
 
 /* Calls a method; on failure prints the daemon's error and returns -errno (-EACCES: access denied). */
-static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+/* Sends m (-errno r if building it failed); on failure prints the daemon's error, as call() does. */
+static int call_message(sd_bus *bus, sd_bus_message *m, int r, sd_bus_message **reply) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        va_list ap;
-        int r;
 
-        r = sd_bus_message_new_method_call(bus, &m, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, method);
-        if (r < 0)
-                goto fail;
-        if (types) {
-                va_start(ap, types);
-                r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
-                if (r < 0)
-                        goto fail;
-        }
-        r = sd_bus_call(bus, m, 0, &error, reply);
-        if (r < 0)
-                goto fail;
-        return 0;
-
-fail:
-        fprintf(stderr, "ksmctl: %s failed: %s\n", method,
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &error, reply);
+        if (r >= 0)
+                return 0;
+        fprintf(stderr, "ksmctl: %s failed: %s\n", sd_bus_message_get_member(m),
                 sd_bus_error_is_set(&error) ? error.message : strerror(-r));
         r = errno_of_bus_error(&error, r);
         sd_bus_error_free(&error);
         return r;
+}
+
+static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, method);
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: %s failed: %s\n", method, strerror(-r));
+                return r;
+        }
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+        }
+        return call_message(bus, m, r, reply);
 }
 
 static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
@@ -187,8 +195,8 @@ static void format_bytes(uint64_t b, char *buf, size_t size) {
                 snprintf(buf, size, "%.1f MiB", (double) b / (double) (UINT64_C(1) << 20));
 }
 
-/* The value of key in the a{st} of GetStatistics; 0 if absent. */
-static int get_statistic(sd_bus *bus, const char *key, uint64_t *ret) {
+/* The values of keys[] in GetStatistics' a{st}; a key the daemon did not give stays UINT64_MAX. */
+static int get_statistics(sd_bus *bus, const char *const *keys, uint64_t *values, size_t n) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *k;
         uint64_t v;
@@ -197,34 +205,49 @@ static int get_statistic(sd_bus *bus, const char *key, uint64_t *ret) {
         r = call(bus, "GetStatistics", &reply, NULL);
         if (r < 0)
                 return r;
-        *ret = 0;
+        for (size_t i = 0; i < n; i++)
+                values[i] = UINT64_MAX;
         r = sd_bus_message_enter_container(reply, 'a', "{st}");
         while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &k, &v)) > 0)
-                if (strcmp(k, key) == 0)
-                        *ret = v;
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(k, keys[i]) == 0)
+                                values[i] = v;
         return r < 0 ? -EBADMSG : 0;
 }
 
+/* The Status line, or NULL where the daemon keeps it from a caller other than root. */
+static char *get_status_line(sd_bus *bus) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *status = NULL;
+
+        (void) sd_bus_get_property_string(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, "Status", &error,
+                                          &status);
+        sd_bus_error_free(&error);
+        return status;
+}
+
+/*
+ * Settings and state from properties; figures from GetStatistics, which
+ * gives a caller other than root those of its own regions only.
+ */
 static int cmd_status(sd_bus *bus, const Args *a) {
+        static const char *const keys[] = { "batch_pages", "batch_sleep_usec", "full_scans", "saving_bytes",
+                                            "metadata_bytes", "regions" };
+        enum { BATCH_PAGES, BATCH_SLEEP, SCANS, SAVING, METADATA, REGIONS };
         _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
-        uint64_t pages_to_scan = 0, sleep_usec = 0, batch_pages = 0, batch_sleep_usec = 0, scans = 0,
-                 saving = 0, meta = 0;
+        uint64_t pages_to_scan = 0, sleep_usec = 0, v[ELEMENTSOF(keys)];
         int paused = 0, r;
         char sb[32], mb[32];
 
         if ((r = get_property(bus, "Version", 's', &version)) < 0 ||
             (r = get_property(bus, "Mode", 's', &mode)) < 0 ||
             (r = get_property(bus, "HelperVersion", 's', &helper)) < 0 ||
-            (r = get_property(bus, "Status", 's', &status)) < 0 ||
             (r = get_property(bus, "Paused", 'b', &paused)) < 0 ||
             (r = get_property(bus, "PagesToScan", 't', &pages_to_scan)) < 0 ||
             (r = get_property(bus, "SleepUSec", 't', &sleep_usec)) < 0 ||
-            (r = get_property(bus, "FullScans", 't', &scans)) < 0 ||
-            (r = get_property(bus, "SavingBytes", 't', &saving)) < 0 ||
-            (r = get_property(bus, "MetadataBytes", 't', &meta)) < 0 ||
-            (r = get_statistic(bus, "batch_pages", &batch_pages)) < 0 ||
-            (r = get_statistic(bus, "batch_sleep_usec", &batch_sleep_usec)) < 0)
+            (r = get_statistics(bus, keys, v, ELEMENTSOF(keys))) < 0)
                 return r;
+        status = get_status_line(bus);
 
         if (arg_json) {
                 printf("{\"version\":");
@@ -235,29 +258,98 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                 print_json_string(helper);
                 printf(",\"paused\":%s,\"pages_to_scan\":%" PRIu64 ",\"sleep_usec\":%" PRIu64
                        ",\"batch_pages\":%" PRIu64 ",\"batch_sleep_usec\":%" PRIu64
-                       ",\"full_scans\":%" PRIu64 ",\"saving_bytes\":%" PRIu64
-                       ",\"metadata_bytes\":%" PRIu64 ",\"status\":",
-                       paused ? "true" : "false", pages_to_scan, sleep_usec, batch_pages, batch_sleep_usec,
-                       scans, saving, meta);
-                print_json_string(status);
+                       ",\"full_scans\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 ",\"regions\":%" PRIu64,
+                       paused ? "true" : "false", pages_to_scan, sleep_usec, v[BATCH_PAGES], v[BATCH_SLEEP],
+                       v[SCANS], v[SAVING], v[REGIONS]);
+                if (v[METADATA] != UINT64_MAX)
+                        printf(",\"metadata_bytes\":%" PRIu64, v[METADATA]);
+                if (status) {
+                        printf(",\"status\":");
+                        print_json_string(status);
+                }
                 printf("}\n");
                 return 0;
         }
 
-        format_bytes(saving, sb, sizeof(sb));
-        format_bytes(meta, mb, sizeof(mb));
+        format_bytes(v[SAVING], sb, sizeof(sb));
+        format_bytes(v[METADATA], mb, sizeof(mb));
         printf("       ksmd: %s\n", version);
         printf("       mode: %s%s\n", mode,
                strcmp(mode, "estimate") == 0 ?
                        " (nothing is merged; the figures say what merging would save)" : "");
         printf("     helper: %s\n", helper[0] ? helper : "not loaded");
         printf("      state: %s\n", paused ? "paused" : "scanning");
-        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", batch_pages,
-               batch_sleep_usec / 1000);
-        printf(" full scans: %" PRIu64 "\n", scans);
-        printf("     saving: %s%s\n", sb, strcmp(mode, "estimate") == 0 ? " (estimated)" : "");
-        printf("   metadata: %s\n", mb);
-        printf("     status: %s\n", status);
+        printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", v[BATCH_PAGES],
+               v[BATCH_SLEEP] / 1000);
+        printf(" full scans: %" PRIu64 "\n", v[SCANS]);
+        printf("    regions: %" PRIu64 "%s\n", v[REGIONS], status ? "" : " (yours)");
+        printf("     saving: %s%s%s\n", sb, strcmp(mode, "estimate") == 0 ? " (estimated)" : "",
+               status ? "" : " (in your regions)");
+        if (v[METADATA] != UINT64_MAX)
+                printf("   metadata: %s\n", mb);
+        if (status)
+                printf("     status: %s\n", status);
+        return 0;
+}
+
+/* ListDomains: one line (or JSON object) per merge domain. */
+static int cmd_domains(sd_bus *bus, const Args *a) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        bool first = true;
+        int r;
+
+        r = call(bus, "ListDomains", &reply, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(usa{st})");
+        if (r < 0)
+                return -EBADMSG;
+        if (arg_json)
+                putchar('[');
+        else
+                printf("%-8s %-32s %8s %12s %12s\n", "ID", "DOMAIN", "REGIONS", "PAGES", "SAVING");
+        while ((r = sd_bus_message_enter_container(reply, 'r', "usa{st}")) > 0) {
+                uint64_t regions = 0, pages = 0, sharing = 0, zero = 0, v;
+                const char *name, *k;
+                uint32_t id;
+                char sb[32];
+
+                r = sd_bus_message_read(reply, "us", &id, &name);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(reply, 'a', "{st}");
+                while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &k, &v)) > 0) {
+                        if (strcmp(k, "regions") == 0)
+                                regions = v;
+                        else if (strcmp(k, "pages") == 0)
+                                pages = v;
+                        else if (strcmp(k, "pages_sharing") == 0)
+                                sharing = v;
+                        else if (strcmp(k, "pages_zero") == 0)
+                                zero = v;
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return -EBADMSG;
+                if (arg_json) {
+                        printf("%s{\"id\":%" PRIu32 ",\"name\":", first ? "" : ",", id);
+                        print_json_string(name);
+                        printf(",\"regions\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"pages_sharing\":%" PRIu64
+                               ",\"pages_zero\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 "}",
+                               regions, pages, sharing, zero, (sharing + zero) * PAGE_SIZE_BYTES);
+                } else {
+                        format_bytes((sharing + zero) * PAGE_SIZE_BYTES, sb, sizeof(sb));
+                        printf("%-8" PRIu32 " %-32s %8" PRIu64 " %12" PRIu64 " %12s\n", id, name, regions,
+                               pages, sb);
+                }
+                first = false;
+        }
+        if (r < 0)
+                return -EBADMSG;
+        if (arg_json)
+                printf("]\n");
         return 0;
 }
 
@@ -451,35 +543,54 @@ static int parse_estimate_args(int argc, char *argv[], Args *ret) {
 
 /*
  * Names the process by a pidfd, so a pid reused meanwhile is never
- * registered; only without --name may it fall back to the pid methods
- * (a kernel without pidfd_open(2)), since those take no options.
+ * registered, and passes /proc/PID/mem opened here as the proof that the
+ * caller may read it (ksmd's access.h).
  */
 static int cmd_register(sd_bus *bus, const Args *a) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_close_ int pidfd = -EBADF;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_close_ int pidfd = -EBADF, memfd = -EBADF;
+        char path[64];
         uint32_t id;
         int r;
 
         pidfd = pidfd_open_pid((pid_t) a->pid);
-        if (pidfd < 0 && arg_name) {
-                if (pidfd == -ESRCH)
-                        fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", a->pid);
-                else
-                        fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd, "
-                                "which --name needs: %s\n",
-                                a->pid, strerror(-pidfd));
+        if (pidfd == -ESRCH) {
+                fprintf(stderr, "ksmctl: no process with pid %" PRIu64 "\n", a->pid);
                 return pidfd;
         }
-        if (pidfd < 0)
-                r = a->range ?
-                        call(bus, "RegisterRange", &reply, "utt", (uint32_t) a->pid, a->start, a->length) :
-                        call(bus, "RegisterProcess", &reply, "u", (uint32_t) a->pid);
-        else if (a->range)
-                r = call(bus, "RegisterRangeByPIDFD", &reply, "htta{sv}", pidfd, a->start, a->length,
-                         arg_name ? 1 : 0, "Name", "s", arg_name);
-        else
-                r = call(bus, "RegisterProcessByPIDFD", &reply, "ha{sv}", pidfd, arg_name ? 1 : 0, "Name",
-                         "s", arg_name);
+        if (pidfd < 0) {
+                fprintf(stderr, "ksmctl: cannot open process %" PRIu64 " as a pidfd: %s\n", a->pid,
+                        strerror(-pidfd));
+                return pidfd;
+        }
+        /* The proof that the kernel lets us read its memory (ksmd's access.h); root's is not needed. */
+        snprintf(path, sizeof(path), "/proc/%" PRIu64 "/mem", a->pid);
+        memfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (memfd < 0 && geteuid() != 0) {
+                r = -errno;
+                fprintf(stderr, "ksmctl: the kernel does not let you read the memory of process %" PRIu64
+                        " (%s: %s), so ksmd will not register it for you\n",
+                        a->pid, path, strerror(-r));
+                return r == -ENOENT ? -ESRCH : -EACCES;
+        }
+
+        r = sd_bus_message_new_method_call(bus, &m, NULL, BUS_OBJECT_PATH, BUS_INTERFACE,
+                                           a->range ? "RegisterRangeByPIDFD" : "RegisterProcessByPIDFD");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "h", pidfd);
+        if (r >= 0 && a->range)
+                r = sd_bus_message_append(m, "tt", a->start, a->length);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && arg_name)
+                r = sd_bus_message_append(m, "{sv}", "Name", "s", arg_name);
+        if (r >= 0 && arg_domain)
+                r = sd_bus_message_append(m, "{sv}", "Domain", "s", arg_domain);
+        if (r >= 0 && memfd >= 0)
+                r = sd_bus_message_append(m, "{sv}", "Memory", "h", memfd);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        r = call_message(bus, m, r, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "u", &id);
@@ -621,6 +732,7 @@ static const Verb verbs[] = {
         { "status", parse_no_args, cmd_status },
         { "stats", parse_no_args, cmd_stats },
         { "list", parse_no_args, cmd_list },
+        { "domains", parse_no_args, cmd_domains },
         { "register", parse_register_args, cmd_register },
         { "unregister", parse_region_id, cmd_unregister },
         { "unmerge", parse_region_id, cmd_unmerge },
@@ -631,7 +743,7 @@ static const Verb verbs[] = {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME, ARG_DOMAIN };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -639,6 +751,7 @@ int main(int argc, char *argv[]) {
                 { "json", no_argument, NULL, ARG_JSON },
                 { "scans", required_argument, NULL, ARG_SCANS },
                 { "name", required_argument, NULL, ARG_NAME },
+                { "domain", required_argument, NULL, ARG_DOMAIN },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -676,6 +789,15 @@ int main(int argc, char *argv[]) {
                         }
                         arg_name = optarg;
                         break;
+                case ARG_DOMAIN:
+                        if (!domain_name_is_valid(optarg)) {
+                                fprintf(stderr, "ksmctl: --domain=%s: a domain is 1..%u characters of "
+                                        "A-Z a-z 0-9 . _ : @ -\n",
+                                        optarg, DOMAIN_NAME_MAX);
+                                return EXIT_USAGE;
+                        }
+                        arg_domain = optarg;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -697,8 +819,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        if (arg_name && v->run != cmd_register) {
-                fprintf(stderr, "ksmctl: --name is an option of register only\n");
+        if ((arg_name || arg_domain) && v->run != cmd_register) {
+                fprintf(stderr, "ksmctl: --%s is an option of register only\n",
+                        arg_name ? "name" : "domain");
                 return EXIT_USAGE;
         }
 

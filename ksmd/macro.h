@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -101,6 +102,8 @@ static inline int negative_errno(void) {
                 }                                                               \
                 _lo_;                                                           \
         })
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
 
 /* A NULL-terminated string list literal. */
 #define STRV_MAKE(...) ((char **) (const char *[]) { __VA_ARGS__, NULL })

@@ -16,6 +16,7 @@
 
 #include "build-config.h"
 #include "bus-api.h"
+#include "access.h"
 #include "bus-auth.h"
 #include "helper-client.h"
 #include "ledger.h"
@@ -45,33 +46,6 @@ static int check_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret, sd_
                                  (unsigned) ret->uid, (int) ret->pid);
 }
 
-static int check_target(const PeerCreds *peer, pid_t pid, sd_bus_error *error) {
-        const char *reason = NULL;
-        TargetIds t;
-        int yama = 0, r;
-
-        if (peer->uid == 0)
-                return 0;
-
-        r = proc_read_target_ids(pid, &t);
-        if (r == -ESRCH || r == -ENOENT)
-                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
-                                         (int) pid);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot read the credentials of process %d: %m",
-                                               (int) pid);
-        (void) proc_read_yama_scope(&yama);
-        if (yama == 1) {
-                r = proc_is_descendant(peer->pid, pid);
-                t.descends_from_caller = r > 0;
-        }
-        if (bus_auth_may_access(peer, &t, yama, &reason) < 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
-                                         "uid %u may not register memory of process %d: %s",
-                                         (unsigned) peer->uid, (int) pid, reason);
-        return 0;
-}
-
 static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
         switch (r) {
         case -EINVAL:
@@ -94,6 +68,48 @@ static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
         }
 }
 
+/* The options of the ...ByPIDFD methods, an a{sv}; org.ksmd.Manager1(5) lists them. */
+typedef struct RegisterOptions {
+        const char *name;              /* borrowed from the message; NULL if not given */
+        const char *domain;            /* borrowed; NULL if not given */
+        int memfd;                     /* borrowed; -EBADF if not given */
+} RegisterOptions;
+
+/*
+ * A caller other than root proves with o->memfd that the kernel lets it read
+ * the process (access.h); root needs no proof, but one it gives is checked
+ * all the same. *ret_proof is NULL for root.
+ */
+static int check_access(const PeerCreds *peer, pid_t pid, int pidfd, const RegisterOptions *o,
+                        AccessProof **ret_proof, sd_bus_error *error) {
+        _cleanup_(access_proof_freep) AccessProof *proof = NULL;
+        const char *reason = NULL;
+        int r;
+
+        *ret_proof = NULL;
+        if (o->memfd < 0 && peer->uid == 0)
+                return 0;
+        if (o->memfd < 0)
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                         "uid %u must prove it may read process %d: pass a descriptor of "
+                                         "/proc/%d/mem it opened itself as the Memory option "
+                                         "(ksmctl register does)",
+                                         (unsigned) peer->uid, (int) pid, (int) pid);
+        r = access_proof_new(o->memfd, pid, pidfd, &proof, &reason);
+        if (r == -ESRCH)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
+                                         (int) pid);
+        if (r == -EPERM)
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                         "uid %u may not register memory of process %d: %s",
+                                         (unsigned) peer->uid, (int) pid, reason);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot check the Memory descriptor: %m");
+        if (peer->uid != 0)
+                *ret_proof = TAKE_PTR(proof);
+        return 0;
+}
+
 /*
  * Registers after every check. pidfd (the caller's, or one we open) pins the
  * identity: if the process is still alive after registration, the pid the
@@ -101,9 +117,10 @@ static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
  * pid is not reused while its process lives.
  */
 static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int caller_pidfd, bool whole,
-                       uint64_t start, uint64_t length, const char *name, sd_bus_error *error) {
+                       uint64_t start, uint64_t length, const RegisterOptions *o, sd_bus_error *error) {
         Manager *mgr = manager_of(c);
         _cleanup_close_ int own_pidfd = -EBADF;
+        AccessProof *proof = NULL;
         int pidfd = caller_pidfd;
         PeerCreds peer;
         uint32_t id;
@@ -127,9 +144,11 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                 pidfd = own_pidfd;
         }
 
-        r = check_target(&peer, pid, error);
-        if (r < 0)
-                return r;
+        if (o->domain && peer.uid != 0)
+                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                         "Only root chooses a merge domain; the regions of uid %u are in "
+                                         "its own domain, uid:%u",
+                                         (unsigned) peer.uid, (unsigned) peer.uid);
 
         if (ledger_check_region_quota(mgr->registry, peer.uid, mgr->settings.max_regions_per_client) < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_LIMIT_EXCEEDED,
@@ -137,9 +156,12 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                                          "(MaxRegionsPerClient= in ksmd.conf)",
                                          (unsigned) peer.uid, mgr->settings.max_regions_per_client);
 
+        r = check_access(&peer, pid, pidfd, o, &proof, error);
+        if (r < 0)
+                return r;
         r = manager_register(mgr, &(RegionRequest) { .pid = pid, .whole = whole, .start = start,
-                                                      .length = length, .name = name,
-                                                      .owner_uid = peer.uid },
+                                                      .length = length, .name = o->name, .domain = o->domain,
+                                                      .owner_uid = peer.uid, .proof = proof },
                              &id);
         if (r < 0)
                 return map_register_error(r, pid, error);
@@ -151,10 +173,14 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
         }
 
         log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id,
-                  whole ? "all private memory" : "a range", (int) pid, name ? ", named " : "", name ?: "",
+                  whole ? "all private memory" : "a range", (int) pid, o->name ? ", named " : "",
+                  o->name ?: "",
                   (unsigned) peer.uid);
         return sd_bus_reply_method_return(m, "u", id);
 }
+
+/* The pid methods carry no options: no Memory proof, so they are root's. */
+static const RegisterOptions NO_OPTIONS = { .memfd = -EBADF };
 
 static int method_register_range(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         uint64_t start, length;
@@ -164,7 +190,7 @@ static int method_register_range(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read(m, "utt", &pid, &start, &length);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, (pid_t) pid, -EBADF, false, start, length, NULL, error);
+        return do_register(userdata, m, (pid_t) pid, -EBADF, false, start, length, &NO_OPTIONS, error);
 }
 
 static int method_register_process(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -174,7 +200,7 @@ static int method_register_process(sd_bus_message *m, void *userdata, sd_bus_err
         r = sd_bus_message_read(m, "u", &pid);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, (pid_t) pid, -EBADF, true, 0, 0, NULL, error);
+        return do_register(userdata, m, (pid_t) pid, -EBADF, true, 0, 0, &NO_OPTIONS, error);
 }
 
 static int read_pidfd(sd_bus_message *m, int *ret_fd, pid_t *ret_pid, sd_bus_error *error) {
@@ -196,27 +222,33 @@ static int read_pidfd(sd_bus_message *m, int *ret_fd, pid_t *ret_pid, sd_bus_err
         return 0;
 }
 
-/* The options of the ...ByPIDFD methods, an a{sv}; org.ksmd.Manager1(5) lists them. */
-typedef struct RegisterOptions {
-        const char *name;              /* borrowed from the message; NULL if not given */
-} RegisterOptions;
 
-static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error *error) {
-        const char *contents = NULL, *name;
-        size_t n;
+/* The value of option key, of variant type type ("s" or "h"), into *value; once. */
+static int read_option(sd_bus_message *m, const char *key, const char *type, bool given, void *value,
+                       sd_bus_error *error) {
+        const char *contents = NULL;
         int r;
 
-        if (o->name)
+        if (given)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option Name is given more than once");
+                                         "Option %s is given more than once", key);
         r = sd_bus_message_peek_type(m, NULL, &contents);
         if (r < 0)
                 return r;
-        if (!contents || strcmp(contents, "s") != 0)
+        if (!contents || strcmp(contents, type) != 0)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Option Name must be a string (variant type s), not of type %s",
+                                         "Option %s must be %s (variant type %s), not of type %s", key,
+                                         streq(type, "h") ? "a file descriptor" : "a string", type,
                                          contents ?: "?");
-        r = sd_bus_message_read(m, "v", "s", &name);
+        return sd_bus_message_read(m, "v", type, value);
+}
+
+static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error *error) {
+        const char *name;
+        size_t n;
+        int r;
+
+        r = read_option(m, "Name", "s", o->name, &name, error);
         if (r < 0)
                 return r;
         n = strlen(name);
@@ -238,9 +270,28 @@ static int read_option_name(sd_bus_message *m, RegisterOptions *o, sd_bus_error 
         return 0;
 }
 
+static int read_option_domain(sd_bus_message *m, RegisterOptions *o, sd_bus_error *error) {
+        const char *domain;
+        int r;
+
+        r = read_option(m, "Domain", "s", o->domain, &domain, error);
+        if (r < 0)
+                return r;
+        if (!domain_name_is_valid(domain))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option Domain must be 1..%u characters of A-Z a-z 0-9 . _ : @ -",
+                                         DOMAIN_NAME_MAX);
+        o->domain = domain;
+        return 0;
+}
+
+static int read_option_memory(sd_bus_message *m, RegisterOptions *o, sd_bus_error *error) {
+        return read_option(m, "Memory", "h", o->memfd >= 0, &o->memfd, error);
+}
+
 /* Reads the options dictionary; an unknown key or a bad value is InvalidArgs, naming the key. */
 static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus_error *error) {
-        RegisterOptions o = {};
+        RegisterOptions o = { .memfd = -EBADF };
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -259,10 +310,15 @@ static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus
                         return r;
                 if (strcmp(key, "Name") == 0)
                         r = read_option_name(m, &o, error);
+                else if (strcmp(key, "Domain") == 0)
+                        r = read_option_domain(m, &o, error);
+                else if (strcmp(key, "Memory") == 0)
+                        r = read_option_memory(m, &o, error);
                 else
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                              "Unknown option \"%.64s\"%s; the known option is Name", key,
-                                              strlen(key) > 64 ? "..." : "");
+                                              "Unknown option \"%.64s\"%s; the known options are Domain, "
+                                              "Memory and Name",
+                                              key, strlen(key) > 64 ? "..." : "");
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(m);
@@ -291,7 +347,7 @@ static int method_register_range_pidfd(sd_bus_message *m, void *userdata, sd_bus
         r = read_register_options(m, &o, error);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, pid, fd, false, start, length, o.name, error);
+        return do_register(userdata, m, pid, fd, false, start, length, &o, error);
 }
 
 static int method_register_process_pidfd(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -305,7 +361,7 @@ static int method_register_process_pidfd(sd_bus_message *m, void *userdata, sd_b
         r = read_register_options(m, &o, error);
         if (r < 0)
                 return r;
-        return do_register(userdata, m, pid, fd, true, 0, 0, o.name, error);
+        return do_register(userdata, m, pid, fd, true, 0, 0, &o, error);
 }
 
 /* Authorizes the caller and reads a region id it may see; 0 and *ret_id, or an error. */
@@ -452,7 +508,8 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
                 r = append_counters(reply, &rs->last);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append(reply, "{st}", "pages", region_scan_pages(rs));
+                r = sd_bus_message_append(reply, "{st}{st}", "pages", region_scan_pages(rs), "domain_id",
+                                          (uint64_t) region->domain_id);
                 if (r < 0)
                         return r;
                 r = append_merge_results(reply, rs->merge_results);
@@ -471,45 +528,145 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/*
+ * Figures of the whole host depend on what every domain holds: a caller
+ * other than root gets only those of its own regions (domains.h).
+ */
+static bool sees_the_host(const PeerCreds *peer) {
+        return peer->uid == 0;
+}
+
+/* What the scanner found in a set of regions: a caller's, or a domain's. */
+typedef struct Figures {
+        ScanCounters last;
+        uint64_t pages;
+        uint64_t merge_results[__KSMD_HELPER_RESULT_MAX];
+        uint64_t n_regions;
+} Figures;
+
+static void figures_add(Figures *f, Manager *mgr, const Region *r) {
+        const RegionScan *rs = scanner_region(mgr->scanner, r->id);
+
+        f->n_regions++;
+        if (!rs)
+                return;
+        scan_counters_add(&f->last, &rs->last);
+        f->pages += region_scan_pages(rs);
+        for (size_t i = 0; i < __KSMD_HELPER_RESULT_MAX; i++)
+                f->merge_results[i] += rs->merge_results[i];
+}
+
+/* GetStatistics() of a caller other than root: its own regions, nothing else that depends on content. */
+static int append_own_statistics(sd_bus_message *reply, Manager *mgr, const PeerCreds *peer) {
+        Figures f = {};
+        Stats st;
+        int r;
+
+        REGISTRY_FOREACH(region, mgr->registry)
+                if (ledger_may_see(region, peer->uid))
+                        figures_add(&f, mgr, region);
+        manager_get_stats(mgr, &st);
+        r = append_counters(reply, &f.last);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}", "full_scans", st.full_scans,
+                                          "tracked_pages", f.pages, "regions", f.n_regions, "batch_pages",
+                                          st.batch_pages, "batch_sleep_usec", st.batch_sleep_usec);
+        if (r >= 0)
+                r = append_merge_results(reply, f.merge_results);
+        return r;
+}
+
+static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
+        Stats st;
+        int r;
+
+        manager_get_stats(mgr, &st);
+        r = append_counters(reply, &st.last);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
+                                          "full_scans", st.full_scans,
+                                          "last_full_scan_usec", st.last_full_scan_usec,
+                                          "current_scan_pages", st.current_scan_pages,
+                                          "tracked_pages", st.tracked_pages,
+                                          "regions", (uint64_t) region_registry_count(mgr->registry),
+                                          "metadata_bytes", st.metadata_bytes,
+                                          "merge_requests", st.merge.requests,
+                                          "merge_items", st.merge.items,
+                                          "merge_retries", st.merge.retries,
+                                          "merge_estimated", st.merge.estimated,
+                                          "batch_pages", st.batch_pages,
+                                          "batch_sleep_usec", st.batch_sleep_usec);
+        if (r >= 0)
+                r = append_merge_results(reply, st.merge.by_result);
+        return r;
+}
+
 static int method_get_statistics(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         BusConnection *c = userdata;
         PeerCreds peer;
-        Stats st;
         int r;
 
         r = check_caller(c, m, &peer, error);
         if (r < 0)
                 return r;
-        manager_get_stats(manager_of(c), &st);
-
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "{st}");
         if (r < 0)
                 return r;
-        r = append_counters(reply, &st.last);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
-                                  "full_scans", st.full_scans,
-                                  "last_full_scan_usec", st.last_full_scan_usec,
-                                  "current_scan_pages", st.current_scan_pages,
-                                  "tracked_pages", st.tracked_pages,
-                                  "metadata_bytes", st.metadata_bytes,
-                                  "merge_requests", st.merge.requests,
-                                  "merge_items", st.merge.items,
-                                  "merge_retries", st.merge.retries,
-                                  "merge_estimated", st.merge.estimated,
-                                  "batch_pages", st.batch_pages,
-                                  "batch_sleep_usec", st.batch_sleep_usec);
-        if (r < 0)
-                return r;
-        r = append_merge_results(reply, st.merge.by_result);
+        r = sees_the_host(&peer) ? append_host_statistics(reply, manager_of(c)) :
+                                   append_own_statistics(reply, manager_of(c), &peer);
         if (r < 0)
                 return r;
         r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Each merge domain with a region the caller may see, and the figures of those regions. */
+static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusConnection *c = userdata;
+        Manager *mgr = manager_of(c);
+        PeerCreds peer;
+        int r;
+
+        r = check_caller(c, m, &peer, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(usa{st})");
+        for (size_t i = 0; r >= 0 && i < domain_table_count(mgr->domains); i++) {
+                const Domain *d = domain_table_get(mgr->domains, i);
+                Figures f = {};
+
+                REGISTRY_FOREACH(region, mgr->registry)
+                        if (region->domain_id == d->id && ledger_may_see(region, peer.uid))
+                                figures_add(&f, mgr, region);
+                if (f.n_regions == 0)
+                        continue;
+                r = sd_bus_message_open_container(reply, 'r', "usa{st}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "us", d->id, d->name);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "{st}");
+                if (r >= 0)
+                        r = append_counters(reply, &f.last);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "{st}{st}", "regions", f.n_regions, "pages",
+                                                  f.pages);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
@@ -537,11 +694,27 @@ static int method_set_paused(sd_bus_message *m, void *userdata, sd_bus_error *er
  * are authorized too. A getter called with no current message is building
  * PropertiesChanged, which goes to a connection, not to a caller.
  */
-static int check_reader(BusConnection *c, sd_bus *bus, sd_bus_error *error) {
+static int check_reader(BusConnection *c, sd_bus *bus, PeerCreds *ret_peer, sd_bus_error *error) {
         sd_bus_message *m = sd_bus_get_current_message(bus);
-        PeerCreds peer;
+        int r;
 
-        return m ? check_caller(c, m, &peer, error) : 0;
+        if (m)
+                return check_caller(c, m, ret_peer, error);
+        /* The connection's peer, on the private socket; on the system bus a signal reaches anyone. */
+        r = bus_connection_caller(c, NULL, ret_peer);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "No single reader: %m");
+        if (!bus_auth_may_call(ret_peer, manager_of(c)->settings.allow_groups,
+                               manager_of(c)->settings.n_allow_groups))
+                return sd_bus_error_set(error, BUS_ERROR_ACCESS_DENIED, "Not a caller of this API");
+        return 0;
+}
+
+static int deny_host_figures(const char *what, const PeerCreds *peer, sd_bus_error *error) {
+        return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                 "%s covers every merge domain: root's only; uid %u gets the figures of its "
+                                 "own regions from GetStatistics and ListRegions",
+                                 what, (unsigned) peer->uid);
 }
 
 static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -566,10 +739,11 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
         Manager *mgr = manager_of(c);
+        PeerCreds peer;
         Stats st;
         int r;
 
-        r = check_reader(c, bus, error);
+        r = check_reader(c, bus, &peer, error);
         if (r < 0)
                 return r;
 
@@ -581,6 +755,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "b", mgr->paused);
         if (strcmp(property, "HelperVersion") == 0)
                 return sd_bus_message_append(reply, "s", mgr->helper ? mgr->helper_info.module_version : "");
+        if (!sees_the_host(&peer))
+                return deny_host_figures(property, &peer, error);
         if (strcmp(property, "Status") == 0) {
                 char buf[256];
 
@@ -615,9 +791,10 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         BusConnection *c = userdata;
         const Settings *s = &manager_of(c)->settings;
         const Setting *t = setting_of_property(property);
+        PeerCreds peer;
         int r;
 
-        r = check_reader(c, bus, error);
+        r = check_reader(c, bus, &peer, error);
         if (r < 0)
                 return r;
         if (!t)
@@ -625,19 +802,24 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
                                          property);
         switch (t->kind) {
         case SETTING_GROUPS:
-                return sd_bus_message_append_array(reply, 'u', s->allow_groups,
-                                                   s->n_allow_groups * sizeof(gid_t));
+        case SETTING_USERS: {
+                size_t n;
+                const void *ids = setting_get_list(t, s, &n);
+
+                return sd_bus_message_append_array(reply, 'u', ids, n * sizeof(uint32_t));
+        }
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS: {
-                char **l = t->kind == SETTING_CGROUP_PATTERNS ? s->cgroup_patterns : s->executable_patterns;
-                size_t n = t->kind == SETTING_CGROUP_PATTERNS ?
-                        s->n_cgroup_patterns : s->n_executable_patterns;
+                size_t n;
+                char *const *l = setting_get_list(t, s, &n);
 
                 r = sd_bus_message_open_container(reply, 'a', "s");
                 for (size_t i = 0; r >= 0 && i < n; i++)
                         r = sd_bus_message_append(reply, "s", l[i]);
                 return r < 0 ? r : sd_bus_message_close_container(reply);
         }
+        case SETTING_ENUM:
+                return sd_bus_message_append(reply, "s", setting_get_enum_name(t, s));
         default:
                 return sd_bus_message_append(reply, "t", setting_get_number(t, s));
         }
@@ -726,6 +908,10 @@ static const sd_bus_vtable manager_vtable_head[] = {
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a(uusbttssa{st})", regions),
                                 method_list_regions, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDomains",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(usa{st})", domains),
+                                method_list_domains, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetStatistics",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("a{st}", statistics),

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "page-hash.h"
+#include "proc-process.h"
 #include "proc-reader.h"
 #include "rate.h"
 
@@ -93,6 +94,9 @@ int manager_setup_engine(Manager *m) {
         if (r < 0)
                 return r;
 
+        r = domain_table_new(&m->domains);
+        if (r < 0)
+                return log_oom();
         r = region_registry_new(m->settings.max_regions, &m->registry);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the region registry: %m");
@@ -117,6 +121,7 @@ int manager_setup_engine(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the scanner: %m");
 
+        scanner_set_max_pages_per_owner(m->scanner, m->settings.max_pages_per_owner);
         m->stats.live = m->helper != NULL;
         manager_reset_rate(m);
         return 0;
@@ -128,6 +133,7 @@ void manager_free_engine(Manager *m) {
         m->merger = merger_free(m->merger);
         m->index = index_free(m->index);
         m->registry = region_registry_free(m->registry);
+        m->domains = domain_table_free(m->domains);
         m->helper = helper_client_free(m->helper);
 }
 
@@ -164,9 +170,43 @@ void manager_wake(Manager *m) {
         }
 }
 
+/*
+ * The merge domain of a new region (domains.h): root's choice; the caller's
+ * own for a caller other than root; else DomainPolicy=. -ESRCH, -ENOMEM.
+ */
+static int domain_name_for(Manager *m, const RegionRequest *req, char *buf, size_t size) {
+        TargetIds ids;
+        int r;
+
+        if (req->domain) {
+                snprintf(buf, size, "%s", req->domain);
+                return 0;
+        }
+        if (req->owner_uid != 0) {
+                snprintf(buf, size, "uid:%u", (unsigned) req->owner_uid);
+                return 0;
+        }
+        switch (m->settings.domain_policy) {
+        case DOMAIN_POLICY_HOST:
+                snprintf(buf, size, "host");
+                return 0;
+        case DOMAIN_POLICY_REGION:
+                snprintf(buf, size, "region:%" PRIu32, region_registry_next_id(m->registry));
+                return 0;
+        default:
+                r = proc_read_target_ids(req->pid, &ids);
+                if (r < 0)
+                        return r;
+                snprintf(buf, size, "uid:%u", (unsigned) ids.uid);
+                return 0;
+        }
+}
+
 int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
-        char label[REGION_NAME_MAX + 4];
+        _cleanup_(access_proof_freep) AccessProof *proof = req->proof;
+        char label[REGION_NAME_MAX + 4], domain[DOMAIN_NAME_MAX + 1];
         pid_t pid = req->pid;
+        uint32_t domain_id;
         Region *region;
         int r;
 
@@ -174,9 +214,23 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
                 return log_error_errno(-EINVAL, "Cannot register pid %d: a region name must be "
                                        "1..%u printable ASCII characters.",
                                        (int) pid, REGION_NAME_MAX);
+        if (req->domain && !domain_name_is_valid(req->domain))
+                return log_error_errno(-EINVAL, "Cannot register pid %d: a domain name must be 1..%u "
+                                       "characters of A-Z a-z 0-9 . _ : @ -.",
+                                       (int) pid, DOMAIN_NAME_MAX);
+        r = domain_name_for(m, req, domain, sizeof(domain));
+        if (r < 0) {
+                log_registration_error(r, pid);
+                return r;
+        }
+        r = domain_table_ref(m->domains, domain, &domain_id);
+        if (r < 0)
+                return log_error_errno(r, "Cannot register pid %d: no room for merge domain %s: %m",
+                                       (int) pid, domain);
         r = region_registry_add(m->registry, pid, req->start, req->length, req->whole, req->owner_uid,
                                 &region);
         if (r < 0) {
+                domain_table_unref(m->domains, domain_id);
                 if (r == -ENOSPC)
                         log_error_errno(r, "Cannot register pid %d: the limit of %" PRIu64 " regions "
                                         "is reached; unregister one or raise MaxRegions=.",
@@ -187,13 +241,17 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
         }
         /* Valid, checked above. */
         (void) region_set_name(region, req->name);
+        region_set_domain(region, domain_id);
+        region_set_proof(region, TAKE_PTR(proof));
         if (req->whole)
-                log_info("Registered region %" PRIu32 "%s: all private anonymous memory of pid %d.",
-                         region->id, region_label(region, label, sizeof(label)), (int) pid);
+                log_info("Registered region %" PRIu32 "%s in domain %s: all private anonymous memory "
+                         "of pid %d.",
+                         region->id, region_label(region, label, sizeof(label)), domain, (int) pid);
         else
-                log_info("Registered region %" PRIu32 "%s: pid %d, 0x%" PRIx64 "-0x%" PRIx64 ".", region->id,
-                         region_label(region, label, sizeof(label)), (int) pid, req->start,
-                         req->start + req->length);
+                log_info("Registered region %" PRIu32 "%s in domain %s: pid %d, 0x%" PRIx64 "-0x%" PRIx64
+                         ".",
+                         region->id, region_label(region, label, sizeof(label)), domain, (int) pid,
+                         req->start, req->start + req->length);
         if (ret_id)
                 *ret_id = region->id;
         manager_wake(m);
@@ -209,16 +267,23 @@ int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
         return manager_register(m, &(RegionRequest) { .pid = pid, .whole = true }, ret_id);
 }
 
+/* The one way a region leaves: the scanner forgets it, its domain loses it, the registry drops it. */
+static void manager_remove_region(Manager *m, Region *r) {
+        scanner_forget_region(m->scanner, r);
+        domain_table_unref(m->domains, r->domain_id);
+        (void) region_registry_remove(m->registry, r->id);
+}
+
 int manager_unregister(Manager *m, uint32_t id) {
         Region *r = region_registry_find(m->registry, id);
         char label[REGION_NAME_MAX + 4];
 
         if (!r)
                 return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
-        scanner_forget_region(m->scanner, r);
         log_info("Unregistered region %" PRIu32 "%s (pid %d).", id, region_label(r, label, sizeof(label)),
                  (int) r->pid);
-        return region_registry_remove(m->registry, id);
+        manager_remove_region(m, r);
+        return 0;
 }
 
 void manager_reset_rate(Manager *m) {
@@ -355,10 +420,13 @@ static void manager_drop_gone(Manager *m) {
                 next = region_registry_next(m->registry, r->id + 1);
                 if (!r->gone)
                         continue;
-                log_info("Process %d exited: region %" PRIu32 "%s dropped.", (int) r->pid, r->id,
-                         region_label(r, label, sizeof(label)));
-                scanner_forget_region(m->scanner, r);
-                (void) region_registry_remove(m->registry, r->id);
+                if (r->gone_reason)
+                        log_notice("Region %" PRIu32 "%s (pid %d) dropped: %s.", r->id,
+                                   region_label(r, label, sizeof(label)), (int) r->pid, r->gone_reason);
+                else
+                        log_info("Process %d exited: region %" PRIu32 "%s dropped.", (int) r->pid, r->id,
+                                 region_label(r, label, sizeof(label)));
+                manager_remove_region(m, r);
         }
 }
 

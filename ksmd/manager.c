@@ -59,16 +59,11 @@ int manager_apply_settings(Manager *m, const Settings *new) {
                         return log_oom();
         }
 
-        if (m->autoreg) {
-                r = autoreg_set_patterns(m->autoreg, s.cgroup_patterns, s.n_cgroup_patterns,
-                                         s.executable_patterns, s.n_executable_patterns);
-                if (r < 0)
-                        return log_oom();
-        }
         if (m->bus)
                 bus_server_set_max_connections(m->bus, s.max_connections);
         (void) region_registry_set_max_regions(m->registry, s.max_regions);
         index_set_max_tracked_pages(m->index, s.max_metadata_bytes / INDEX_MAX_BYTES_PER_PAGE);
+        scanner_set_max_pages_per_owner(m->scanner, s.max_pages_per_owner);
 
         settings_done(&m->settings);
         m->settings = s;
@@ -195,8 +190,7 @@ int manager_new(const ManagerArgs *args, Manager **ret) {
         if (r < 0)
                 return r;
 
-        r = autoreg_new(m, m->settings.cgroup_patterns, m->settings.n_cgroup_patterns,
-                        m->settings.executable_patterns, m->settings.n_executable_patterns, &m->autoreg);
+        r = autoreg_new(m, &m->autoreg);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up automatic registration: %m");
         if (m->settings.n_cgroup_patterns + m->settings.n_executable_patterns > 0)

@@ -41,6 +41,7 @@
 #include <systemd/sd-event.h>
 
 #include "autoreg.h"
+#include "domains.h"
 #include "bus-server.h"
 #include "helper-client.h"
 #include "index.h"
@@ -80,7 +81,10 @@ typedef struct RegionRequest {
         bool whole;                      /* the whole process; start and length unused */
         uint64_t start, length;          /* bytes, page aligned */
         const char *name;                /* label, see region_name_is_valid(); NULL for none */
-        uid_t owner_uid;                 /* who asks; 0 for the daemon's own registrations */
+        uid_t owner_uid;                 /* whom it is accounted to: the caller, or 0 for root */
+        const char *domain;              /* root's choice of merge domain; NULL: DomainPolicy= (root),
+                                          * or the caller's own "uid:N" (owner_uid != 0) */
+        AccessProof *proof;              /* the caller's proof of access; manager_register() takes it */
 } RegionRequest;
 
 typedef struct Manager {
@@ -102,6 +106,7 @@ typedef struct Manager {
         HelperClient *helper;            /* NULL in estimate mode */
         HelperInfo helper_info;
         RegionRegistry *registry;
+        DomainTable *domains;
         PageIndex *index;
         Merger *merger;
         Scanner *scanner;

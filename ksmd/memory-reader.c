@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "memory-reader.h"
@@ -42,4 +43,24 @@ int memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, siz
         }
         *ret_n_read = (size_t) l / PAGE_SIZE_BYTES;
         return 0;
+}
+
+int memory_read(pid_t pid, uint64_t addr, void *buf, size_t len) {
+        struct iovec local = { .iov_base = buf, .iov_len = len };
+        struct iovec remote = { .iov_base = (void *) (uintptr_t) addr, .iov_len = len };
+        ssize_t l;
+
+        l = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (l < 0)
+                return errno == ESRCH ? -ESRCH : -EFAULT;
+        return (size_t) l == len ? 0 : -EFAULT;
+}
+
+int memory_read_fd(int fd, uint64_t addr, void *buf, size_t len) {
+        ssize_t l;
+
+        if (addr > INT64_MAX)
+                return -EFAULT;
+        l = pread(fd, buf, len, (off_t) addr);
+        return l >= 0 && (size_t) l == len ? 0 : -EFAULT;
 }

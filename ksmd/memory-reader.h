@@ -22,3 +22,13 @@
  * -ESRCH when the process is gone, -EINVAL for n > MEMORY_READ_MAX_PAGES.
  */
 int memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *buf, size_t *ret_n_read);
+
+/* Reads exactly len bytes at addr of pid with process_vm_readv. -EFAULT if not all are readable, -ESRCH. */
+int memory_read(pid_t pid, uint64_t addr, void *buf, size_t len);
+
+/*
+ * Reads exactly len bytes at addr through an open /proc/PID/mem file (pread).
+ * -EFAULT if not all are readable: also once the file's process has exited
+ * or executed another program (its old memory is gone).
+ */
+int memory_read_fd(int fd, uint64_t addr, void *buf, size_t len);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -110,54 +112,6 @@ int proc_read_cap_permitted(pid_t pid, uint64_t *ret) {
         return parse_caps(buf, ret);
 }
 
-static int read_ppid(pid_t pid, pid_t *ret) {
-        char buf[4096];
-        const char *v;
-        int r, ppid;
-
-        r = read_status(pid, buf, sizeof(buf));
-        if (r < 0)
-                return r;
-        v = find_field(buf, "PPid");
-        if (!v || sscanf(v, "%d", &ppid) != 1)
-                return -EBADMSG;
-        *ret = ppid;
-        return 0;
-}
-
-int proc_is_descendant(pid_t ancestor, pid_t pid) {
-        /* A chain longer than this is not a real process tree. */
-        for (int depth = 0; depth < 4096 && pid > 1; depth++) {
-                pid_t ppid;
-                int r;
-
-                r = read_ppid(pid, &ppid);
-                if (r < 0)
-                        return r;
-                if (ppid == ancestor)
-                        return 1;
-                pid = ppid;
-        }
-        return 0;
-}
-
-int proc_read_yama_scope(int *ret) {
-        char buf[32];
-        int r, v;
-
-        r = read_small_file("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof(buf));
-        if (r == -ESRCH) {
-                *ret = 0;
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        if (sscanf(buf, "%d", &v) != 1)
-                return -EBADMSG;
-        *ret = v;
-        return 0;
-}
-
 int proc_pidfd_get_pid(int pidfd, pid_t *ret) {
         char path[64], buf[4096];
         const char *v;
@@ -176,6 +130,63 @@ int proc_pidfd_get_pid(int pidfd, pid_t *ret) {
                 return -ESRCH; /* the kernel shows -1 once the process is gone */
         *ret = pid;
         return 0;
+}
+
+int proc_fd_path(int fd, char *buf, size_t size) {
+        char path[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        n = readlink(path, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return 0;
+}
+
+int proc_read_at_random(pid_t pid, uint64_t *ret_addr) {
+        uint64_t auxv[512];
+        char path[64];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/auxv", (int) pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        n = read(fd, auxv, sizeof(auxv));
+        close(fd);
+        if (n < 0)
+                return -errno;
+        for (size_t i = 0; i + 1 < (size_t) n / sizeof(uint64_t); i += 2)
+                if (auxv[i] == AT_RANDOM) {
+                        *ret_addr = auxv[i + 1];
+                        return 0;
+                }
+        return -ENODATA;
+}
+
+int proc_cgroup_is_root_owned(const char *path) {
+        char dir[4096];
+        size_t n;
+
+        if (path[0] != '/' || strstr(path, "/..") || snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s", path) >=
+                                                             (int) sizeof(dir))
+                return -EINVAL;
+        for (n = strlen(dir); n > strlen("/sys/fs/cgroup"); ) {
+                struct stat st;
+
+                if (stat(dir, &st) < 0)
+                        return -errno;
+                if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                        return 0;
+                while (n > 0 && dir[n - 1] != '/')
+                        n--;
+                if (n > 0)
+                        n--;
+                dir[n] = '\0';
+        }
+        return 1;
 }
 
 int proc_read_cgroup(pid_t pid, char *buf, size_t size) {

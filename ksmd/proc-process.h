@@ -2,8 +2,8 @@
 #pragma once
 
 /*
- * The /proc reader's process half: who a process runs as (for the
- * control plane's authorization, bus-auth.h), its cgroup and executable
+ * The /proc reader's process half: who a process runs as (for the proofs
+ * of access, access.h, and DomainPolicy=owner), its cgroup and executable
  * (for automatic registration) and the list of pids. Like proc-reader.c, this is
  * where /proc is touched; -ESRCH/-ENOENT mean the process is gone.
  */
@@ -18,7 +18,6 @@ typedef struct TargetIds {
         gid_t gid, egid, sgid;
         bool dumpable;
         uint64_t cap_permitted;
-        bool descends_from_caller;          /* the caller is an ancestor of the target */
 } TargetIds;
 
 /* Real/effective/saved ids, dumpability and permitted capabilities of pid. */
@@ -27,11 +26,19 @@ int proc_read_target_ids(pid_t pid, TargetIds *ret);
 /* The permitted capability set of pid (CapPrm). */
 int proc_read_cap_permitted(pid_t pid, uint64_t *ret);
 
-/* 1 if ancestor is a (grand)parent of pid, 0 if not, -errno on failure. */
-int proc_is_descendant(pid_t ancestor, pid_t pid);
+/* The path of one of this process's open file descriptors, as /proc/self/fd/FD says. */
+int proc_fd_path(int fd, char *buf, size_t size);
 
-/* /proc/sys/kernel/yama/ptrace_scope, or 0 when Yama is not enabled. */
-int proc_read_yama_scope(int *ret);
+/* The address of the 16 random bytes the kernel gave pid at exec (AT_RANDOM in /proc/PID/auxv). */
+int proc_read_at_random(pid_t pid, uint64_t *ret_addr);
+
+/*
+ * 1 if the cgroup v2 directory of path ("/machine.slice/...") and every
+ * directory above it up to the hierarchy's root are owned by root and
+ * writable by no one else, so that no user can have made it or moved a
+ * process into it by delegation; 0 if not; -errno.
+ */
+int proc_cgroup_is_root_owned(const char *path);
 
 /* The pid a pidfd of this process refers to (-ESRCH if it has exited). */
 int proc_pidfd_get_pid(int pidfd, pid_t *ret);

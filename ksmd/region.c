@@ -33,10 +33,20 @@ static Region *region_free(Region *r) {
         if (!r)
                 return NULL;
         safe_close(r->pidfd);
+        access_proof_free(r->proof);
         free(r);
         return NULL;
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(Region *, region_free);
+
+void region_set_domain(Region *r, uint32_t domain_id) {
+        r->domain_id = domain_id;
+}
+
+void region_set_proof(Region *r, AccessProof *proof) {
+        access_proof_free(r->proof);
+        r->proof = proof;
+}
 
 RegionRegistry *region_registry_free(RegionRegistry *reg) {
         if (!reg)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "access.h"
 #include "macro.h"
 
 /* Hard limit on regions, whatever MaxRegions= says. */
@@ -30,9 +31,11 @@ typedef struct Region {
         uint64_t start;                  /* bytes; 0 for a whole process */
         uint64_t end;                    /* bytes, exclusive; UINT64_MAX for a whole process */
         char name[REGION_NAME_MAX + 1];  /* the registrant's label, "" if none; see region_name_is_valid() */
-        uid_t owner_uid;                 /* who registered it: 0 for the daemon's own
-                                          * (command line, AutoRegister) */
-        bool gone;                       /* its process exited; the manager drops it */
+        uid_t owner_uid;                 /* whom it is accounted to and who may see it (ledger.h) */
+        uint32_t domain_id;              /* its merge domain (domains.h) */
+        AccessProof *proof;              /* registered by a caller other than root: its proof of access */
+        bool gone;                       /* its process exited, or its proof failed: to be dropped */
+        const char *gone_reason;         /* why, when not because it exited: a static sentence for the log */
 } Region;
 
 typedef struct RegionRegistry RegionRegistry;
@@ -75,6 +78,11 @@ Region *region_registry_find_whole(RegionRegistry *reg, pid_t pid);
 
 #define REGISTRY_FOREACH(r, reg) \
         for (Region *r = region_registry_next(reg, 0); r; r = region_registry_next(reg, r->id + 1))
+
+/* Puts the region in a merge domain; the caller holds the domain's reference (domains.h). */
+void region_set_domain(Region *r, uint32_t domain_id);
+/* Gives the region a proof of access (access.h), which it owns from now on. */
+void region_set_proof(Region *r, AccessProof *proof);
 
 /* 1 if the region's process runs, 0 once it has exited (see pidfd_is_alive()). */
 int region_alive(const Region *r);

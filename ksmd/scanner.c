@@ -9,6 +9,11 @@
 #include "scan-region.h"
 #include "scanner.h"
 
+typedef struct OwnerPages {
+        uid_t uid;
+        uint64_t pages;
+} OwnerPages;
+
 struct Scanner {
         RegionRegistry *registry;
         PageIndex *index;
@@ -36,6 +41,11 @@ struct Scanner {
         int pagemap_fd;                  /* of the region at the cursor */
         uint32_t pagemap_region_id;
 
+        /* Tracked pages per owner other than root this pass, against max_pages_per_owner. */
+        OwnerPages *owner_pages;
+        size_t n_owner_pages;
+        uint64_t max_pages_per_owner;
+
         uint64_t current_pages;
         uint64_t pass_news;              /* pages read this pass that may settle into new candidates */
         uint64_t pass_merges;            /* merge mode: merges submitted this pass */
@@ -59,6 +69,7 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->merger = merger;
         s->config = *config;
         s->pagemap_fd = -EBADF;
+        s->max_pages_per_owner = UINT64_MAX;
 
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
@@ -75,6 +86,7 @@ Scanner *scanner_free(Scanner *s) {
         for (size_t i = 0; i < s->n_scans; i++)
                 region_scan_free(s->scans[i]);
         free(s->scans);
+        free(s->owner_pages);
         free(s->by_pid);
         free(s->data);
         free(s);
@@ -237,9 +249,59 @@ static void enter_process(Scanner *s, const Region *r) {
         }
 }
 
+void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages) {
+        s->max_pages_per_owner = max_pages;
+}
+
+/* The pages owner uid has tracked this pass; made at 0 for a new owner. NULL: -ENOMEM. */
+static OwnerPages *owner_pages(Scanner *s, uid_t uid) {
+        OwnerPages *l;
+
+        for (size_t i = 0; i < s->n_owner_pages; i++)
+                if (s->owner_pages[i].uid == uid)
+                        return &s->owner_pages[i];
+        l = reallocarray(s->owner_pages, s->n_owner_pages + 1, sizeof(OwnerPages));
+        if (!l)
+                return NULL;
+        s->owner_pages = l;
+        s->owner_pages[s->n_owner_pages] = (OwnerPages) { .uid = uid };
+        return &s->owner_pages[s->n_owner_pages++];
+}
+
+/* 1 if n_pages more pages of owner uid fit its budget this pass (root has none), 0 if not, -ENOMEM. */
+static int owner_has_room(Scanner *s, uid_t uid, uint64_t n_pages) {
+        OwnerPages *o;
+
+        if (uid == 0)
+                return 1;
+        o = owner_pages(s, uid);
+        if (!o)
+                return -ENOMEM;
+        return o->pages <= s->max_pages_per_owner && n_pages <= s->max_pages_per_owner - o->pages;
+}
+
+static void owner_charge(Scanner *s, uid_t uid, uint64_t n_pages) {
+        OwnerPages *o = uid == 0 ? NULL : owner_pages(s, uid);
+
+        if (o)
+                o->pages += n_pages;
+}
+
 /* Re-reads the region's mappings and attaches its areas to the index, when the cursor enters it. */
 static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) {
         int k;
+
+        /* A caller's proof of access is checked again before anything is read this pass (access.h). */
+        if (r->proof) {
+                const char *reason = NULL;
+
+                k = access_proof_check(r->proof, r->pid, r->pidfd, &reason);
+                if (k < 0) {
+                        r->gone = true;
+                        r->gone_reason = k == -ESRCH ? NULL : reason;
+                        return 0;
+                }
+        }
 
         k = region_scan_refresh(rs, r, index_max_tracked_pages(s->index));
         if (k == -ESRCH || k == -ENOENT) {
@@ -261,6 +323,21 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 RegionArea *a = &rs->areas[j];
 
                 a->attached = false;
+                k = owner_has_room(s, r->owner_uid, a->n_pages);
+                if (k < 0)
+                        return k;
+                if (k == 0) {
+                        free(a->slots);
+                        a->slots = NULL;
+                        region_scan_set_note(rs,
+                                             "0x%llx-0x%llx (%llu pages) not tracked: uid %u's budget of "
+                                             "%llu tracked pages is reached (MaxPagesPerOwner=)",
+                                             (unsigned long long) a->start,
+                                             (unsigned long long) (a->start + a->n_pages * PAGE_SIZE_BYTES),
+                                             (unsigned long long) a->n_pages, (unsigned) r->owner_uid,
+                                             (unsigned long long) s->max_pages_per_owner);
+                        continue;
+                }
                 /* The bound is checked before the slots are allocated: it bounds memory. */
                 if (!index_has_room(s->index, a->n_pages)) {
                         free(a->slots);
@@ -283,6 +360,7 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 if (k < 0)
                         return k;
                 a->attached = true;
+                owner_charge(s, r->owner_uid, a->n_pages);
         }
 
         if (rs->soft_dirty_pass != s->passes)
@@ -331,6 +409,7 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
         index_begin_pass(s->index);
         cursor_close_pagemap(s);
         s->limit_reported = false;
+        s->n_owner_pages = 0;
 
         s->passes++;
         s->in_pass = true;
@@ -420,7 +499,8 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0)
                 return;
         o = scan_find(s, owner);
-        if (!o || !o->region)
+        /* Equal keys of two domains are two contents (page_key()): never a pair. */
+        if (!o || !o->region || o->region->domain_id != rs->region->domain_id)
                 return;
         rs->pass.pages_sharing++;
         if (!(*other & PAGE_SLOT_GROUPED)) {
@@ -444,7 +524,7 @@ static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t pa
         uint64_t hash = 0;
 
         if (!zero)
-                hash = page_hash(data, s->config.hash_seed) & PAGE_SLOT_HASH_MASK;
+                hash = page_key(page_hash(data, s->config.hash_seed), rs->region->domain_id);
 
         still = zero ? state == PAGE_ZERO : state == PAGE_HASHED && page_slot_hash(old) == hash;
         /* New content, or the first change of a page that held still: it may settle into a candidate. */

@@ -104,6 +104,13 @@ bool scanner_region_notes_changed(Scanner *s, uint32_t region_id);
 /* Applies a final merge result to the page it names (the MergeResultFn of the manager forwards here). */
 void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res);
 
+/*
+ * The tracked pages the regions of one owner other than root may have
+ * (MaxPagesPerOwner=): areas beyond it are not tracked, with a note saying
+ * so. From the next region the cursor enters on; UINT64_MAX until set.
+ */
+void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages);
+
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);
 bool scanner_in_pass(const Scanner *s);

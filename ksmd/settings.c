@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,9 +30,21 @@
                 .help = text,                                                                               \
         }
 
+static const char *const scan_mode_table[_SCAN_MODE_MAX] = {
+        [SCAN_MODE_AUTO] = "auto",
+        [SCAN_MODE_ESTIMATE] = "estimate",
+};
+
+static const char *const domain_policy_table[_DOMAIN_POLICY_MAX] = {
+        [DOMAIN_POLICY_HOST] = "host",
+        [DOMAIN_POLICY_OWNER] = "owner",
+        [DOMAIN_POLICY_REGION] = "region",
+};
+
 const Setting settings_table[] = {
-        { .section = "Scan", .key = "Mode", .kind = SETTING_MODE, .flags = SETTING_AT_START,
-          .def = SCAN_MODE_AUTO, .offset = offsetof(Settings, mode),
+        { .section = "Scan", .key = "Mode", .kind = SETTING_ENUM, .flags = SETTING_AT_START,
+          .def = SCAN_MODE_AUTO, .names = scan_mode_table, .n_names = _SCAN_MODE_MAX,
+          .offset = offsetof(Settings, mode),
           .help = "auto: merge when the helper module is loaded; estimate: never merge" },
         NUMBER("Scan", "PagesToScan", SETTING_COUNT, SETTING_WRITABLE, 1, 1000000, 4096, pages_to_scan,
                "Pages examined per batch (KSM's pages_to_scan)"),
@@ -53,6 +66,8 @@ const Setting settings_table[] = {
                max_regions, "Registered regions in total"),
         NUMBER("Limits", "MaxRegionsPerClient", SETTING_COUNT, SETTING_WRITABLE, 1, REGION_MAX_REGIONS, 256,
                max_regions_per_client, "Regions one user other than root may register"),
+        NUMBER("Limits", "MaxPagesPerOwner", SETTING_COUNT, SETTING_WRITABLE, 1, UINT32_MAX, 4194304,
+               max_pages_per_owner, "Tracked pages of the regions of one user other than root"),
         NUMBER("Limits", "MaxConnections", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 64, max_connections,
                "Concurrent connections to the control socket"),
         { .section = "Control", .key = "Socket", .kind = SETTING_SOCKET, .flags = SETTING_AT_START,
@@ -63,6 +78,14 @@ const Setting settings_table[] = {
           .help = "Also serve org.ksmd.Manager1 on the system bus" },
         LIST("Control", "AllowGroups", SETTING_GROUPS, allow_groups,
              "Groups whose members may call the API besides root"),
+        { .section = "Domains", .key = "DomainPolicy", .kind = SETTING_ENUM, .def = DOMAIN_POLICY_OWNER,
+          .names = domain_policy_table, .n_names = _DOMAIN_POLICY_MAX,
+          .offset = offsetof(Settings, domain_policy),
+          .help = "The merge domain of regions root or AutoRegister registers: host, owner or region" },
+        LIST("AutoRegister", "User", SETTING_USERS, users,
+             "Register only processes of these users (with Group=: or of these groups)"),
+        LIST("AutoRegister", "Group", SETTING_GROUPS, groups,
+             "Register only processes of these groups (with User=: or of these users)"),
         LIST("AutoRegister", "Cgroup", SETTING_CGROUP_PATTERNS, cgroup_patterns,
              "Register processes whose cgroup matches this pattern"),
         LIST("AutoRegister", "Executable", SETTING_EXECUTABLE_PATTERNS, executable_patterns,
@@ -71,13 +94,12 @@ const Setting settings_table[] = {
 
 const size_t settings_table_size = ELEMENTSOF(settings_table);
 
-static const char *const scan_mode_table[_SCAN_MODE_MAX] = {
-        [SCAN_MODE_AUTO] = "auto",
-        [SCAN_MODE_ESTIMATE] = "estimate",
-};
-
 const char *scan_mode_to_string(ScanMode m) {
         return m >= 0 && m < _SCAN_MODE_MAX ? scan_mode_table[m] : NULL;
+}
+
+const char *domain_policy_to_string(DomainPolicy p) {
+        return p >= 0 && p < _DOMAIN_POLICY_MAX ? domain_policy_table[p] : NULL;
 }
 
 ScanMode scan_mode_from_string(const char *s) {
@@ -97,6 +119,18 @@ static char *reasonf(const char *format, ...) {
         r = vasprintf(&s, format, ap);
         va_end(ap);
         return r < 0 ? NULL : s;
+}
+
+/* "'auto' or 'estimate'", "'host', 'owner' or 'region'"; static storage, for messages. */
+static const char *enum_names_text(const Setting *s) {
+        static __thread char buf[128];
+        size_t n = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < s->n_names && n < sizeof(buf); i++)
+                n += (size_t) snprintf(buf + n, sizeof(buf) - n, "%s'%s'",
+                                       i == 0 ? "" : i + 1 == s->n_names ? " or " : ", ", s->names[i]);
+        return buf;
 }
 
 const Setting *setting_find(const char *key) {
@@ -139,17 +173,19 @@ bool setting_is_number(const Setting *s) {
 }
 
 bool setting_is_list(const Setting *s) {
-        return IN_SET(s->kind, SETTING_GROUPS, SETTING_CGROUP_PATTERNS, SETTING_EXECUTABLE_PATTERNS);
+        return IN_SET(s->kind, SETTING_GROUPS, SETTING_USERS, SETTING_CGROUP_PATTERNS,
+                      SETTING_EXECUTABLE_PATTERNS);
 }
 
 const char *setting_property_type(const Setting *s) {
         switch (s->kind) {
         case SETTING_BOOL:
                 return "b";
-        case SETTING_MODE:
+        case SETTING_ENUM:
         case SETTING_SOCKET:
                 return "s";
         case SETTING_GROUPS:
+        case SETTING_USERS:
                 return "au";
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
@@ -165,6 +201,17 @@ static void *field(const Setting *s, const Settings *settings) {
 
 static size_t *field_n(const Setting *s, const Settings *settings) {
         return (size_t *) ((uint8_t *) settings + s->offset_n);
+}
+
+const void *setting_get_list(const Setting *s, const Settings *settings, size_t *ret_n) {
+        assert(setting_is_list(s));
+        *ret_n = *field_n(s, settings);
+        return *(void *const *) field(s, settings);
+}
+
+const char *setting_get_enum_name(const Setting *s, const Settings *settings) {
+        assert(s->kind == SETTING_ENUM);
+        return s->names[*(const int *) field(s, settings)];
 }
 
 uint64_t setting_get_number(const Setting *s, const Settings *settings) {
@@ -235,10 +282,11 @@ const char *setting_value_name(const Setting *s) {
                 [SETTING_SIZE] = "SIZE",
                 [SETTING_PERCENT] = "PCT",
                 [SETTING_CENTIPERCENT] = "PCT",
-                [SETTING_MODE] = "MODE",
+                [SETTING_ENUM] = "NAME",
                 [SETTING_BOOL] = "BOOL",
                 [SETTING_SOCKET] = "PATH",
                 [SETTING_GROUPS] = "GROUPS",
+                [SETTING_USERS] = "USERS",
                 [SETTING_CGROUP_PATTERNS] = "PATTERN",
                 [SETTING_EXECUTABLE_PATTERNS] = "PATTERN",
         };
@@ -249,8 +297,8 @@ const char *setting_value_name(const Setting *s) {
 const char *setting_format_default(const Setting *s, char *buf, size_t size) {
         if (setting_is_number(s))
                 return setting_format_number(s, s->def, buf, size);
-        if (s->kind == SETTING_MODE)
-                return scan_mode_to_string((ScanMode) s->def);
+        if (s->kind == SETTING_ENUM)
+                return s->names[s->def];
         if (s->kind == SETTING_BOOL)
                 return s->def ? "yes" : "no";
         if (s->kind == SETTING_SOCKET)
@@ -378,11 +426,16 @@ static int list_push(void **list, size_t *n, size_t elem_size, const void *elem,
         return 0;
 }
 
+/* AllowGroups= and the like: lists of 32-bit ids (uid_t, gid_t), not strings. */
+static bool setting_is_id_list(const Setting *s) {
+        return IN_SET(s->kind, SETTING_GROUPS, SETTING_USERS);
+}
+
 static void list_clear(const Setting *s, Settings *settings) {
         void **list = field(s, settings);
         size_t *n = field_n(s, settings);
 
-        if (s->kind != SETTING_GROUPS)
+        if (!setting_is_id_list(s))
                 strv_free_n(*list, *n);
         else
                 free(*list);
@@ -390,27 +443,37 @@ static void list_clear(const Setting *s, Settings *settings) {
         *n = 0;
 }
 
-static int parse_group(const char *w, gid_t *ret, char **ret_reason) {
-        struct group grp, *res = NULL;
+/* A group (SETTING_GROUPS) or user (SETTING_USERS) by name or number. */
+static int parse_id(const Setting *s, const char *w, uint32_t *ret, char **ret_reason) {
+        struct passwd pw, *pwr = NULL;
+        struct group grp, *grr = NULL;
         char buf[4096];
-        uint64_t gid;
+        uint64_t id;
 
-        if (parse_uint64_range(w, 0, UINT32_MAX - 1, &gid) >= 0) {
-                *ret = (gid_t) gid;
+        if (parse_uint64_range(w, 0, UINT32_MAX - 1, &id) >= 0) {
+                *ret = (uint32_t) id;
                 return 0;
         }
-        if (getgrnam_r(w, &grp, buf, sizeof(buf), &res) != 0 || !res) {
+        if (s->kind == SETTING_USERS) {
+                if (getpwnam_r(w, &pw, buf, sizeof(buf), &pwr) != 0 || !pwr) {
+                        *ret_reason = reasonf("user '%s' does not exist", w);
+                        return -EINVAL;
+                }
+                *ret = pwr->pw_uid;
+                return 0;
+        }
+        if (getgrnam_r(w, &grp, buf, sizeof(buf), &grr) != 0 || !grr) {
                 *ret_reason = reasonf("group '%s' does not exist", w);
                 return -EINVAL;
         }
-        *ret = res->gr_gid;
+        *ret = grr->gr_gid;
         return 0;
 }
 
-/* Appends the blank-separated groups of v; all or nothing. */
-static int parse_groups(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
+/* Appends the blank-separated users or groups of v; all or nothing. */
+static int parse_ids(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
         _cleanup_free_ char *copy = strdup(v);
-        _cleanup_free_ gid_t *gids = NULL;
+        _cleanup_free_ uint32_t *ids = NULL;
         size_t n = 0;
         char *save = NULL;
         int r;
@@ -418,17 +481,18 @@ static int parse_groups(const Setting *s, Settings *settings, const char *v, cha
         if (!copy)
                 return -ENOMEM;
         for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
-                gid_t g;
+                uint32_t id;
 
-                r = parse_group(w, &g, ret_reason);
+                r = parse_id(s, w, &id, ret_reason);
                 if (r < 0)
                         return r;
-                r = list_push((void **) &gids, &n, sizeof(gid_t), &g, ret_reason);
+                r = list_push((void **) &ids, &n, sizeof(uint32_t), &id, ret_reason);
                 if (r < 0)
                         return r;
         }
         for (size_t i = 0; i < n; i++) {
-                r = list_push(field(s, settings), field_n(s, settings), sizeof(gid_t), &gids[i], ret_reason);
+                r = list_push(field(s, settings), field_n(s, settings), sizeof(uint32_t), &ids[i],
+                              ret_reason);
                 if (r < 0)
                         return r;
         }
@@ -478,7 +542,6 @@ static int parse_socket(const Setting *s, Settings *settings, const char *v, cha
 int setting_parse(const Setting *s, Settings *settings, const char *value, char **ret_reason) {
         uint64_t v;
         bool b;
-        int r;
 
         *ret_reason = NULL;
         if (setting_is_list(s) && value[0] == '\0') {
@@ -486,14 +549,14 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
                 return 0;
         }
         switch (s->kind) {
-        case SETTING_MODE:
-                r = scan_mode_from_string(value);
-                if (r < 0) {
-                        *ret_reason = reasonf("'%s' is not a mode; use 'auto' or 'estimate'", value);
-                        return -EINVAL;
-                }
-                *(ScanMode *) field(s, settings) = r;
-                return 0;
+        case SETTING_ENUM:
+                for (size_t i = 0; i < s->n_names; i++)
+                        if (strcmp(value, s->names[i]) == 0) {
+                                *(int *) field(s, settings) = (int) i;
+                                return 0;
+                        }
+                *ret_reason = reasonf("'%s' is not one of %s", value, enum_names_text(s));
+                return -EINVAL;
         case SETTING_BOOL:
                 if (parse_boolean(value, &b) < 0) {
                         *ret_reason = reasonf("'%s' is not a boolean; use yes or no", value);
@@ -504,7 +567,8 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
         case SETTING_SOCKET:
                 return parse_socket(s, settings, value, ret_reason);
         case SETTING_GROUPS:
-                return parse_groups(s, settings, value, ret_reason);
+        case SETTING_USERS:
+                return parse_ids(s, settings, value, ret_reason);
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
                 return parse_pattern(s, settings, value, ret_reason);
@@ -523,16 +587,17 @@ bool setting_equal(const Setting *s, const Settings *a, const Settings *b) {
         const void *fa = field(s, a), *fb = field(s, b);
 
         switch (s->kind) {
-        case SETTING_MODE:
-                return *(const ScanMode *) fa == *(const ScanMode *) fb;
+        case SETTING_ENUM:
+                return *(const int *) fa == *(const int *) fb;
         case SETTING_BOOL:
                 return *(const bool *) fa == *(const bool *) fb;
         case SETTING_SOCKET:
                 return strcmp(*(char *const *) fa, *(char *const *) fb) == 0;
         case SETTING_GROUPS:
+        case SETTING_USERS:
                 return *field_n(s, a) == *field_n(s, b) &&
-                       memcmp(*(gid_t *const *) fa, *(gid_t *const *) fb,
-                              *field_n(s, a) * sizeof(gid_t)) == 0;
+                       memcmp(*(uint32_t *const *) fa, *(uint32_t *const *) fb,
+                              *field_n(s, a) * sizeof(uint32_t)) == 0;
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
                 if (*field_n(s, a) != *field_n(s, b))
@@ -552,8 +617,8 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
         size_t n;
 
         switch (s->kind) {
-        case SETTING_MODE:
-                *(ScanMode *) to = *(const ScanMode *) from;
+        case SETTING_ENUM:
+                *(int *) to = *(const int *) from;
                 return 0;
         case SETTING_BOOL:
                 *(bool *) to = *(const bool *) from;
@@ -568,6 +633,7 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
                 return 0;
         }
         case SETTING_GROUPS:
+        case SETTING_USERS:
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
                 list_clear(s, dst);
@@ -576,9 +642,9 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
                         _cleanup_free_ char *reason = NULL;
                         int r;
 
-                        if (s->kind == SETTING_GROUPS)
-                                r = list_push(to, field_n(s, dst), sizeof(gid_t),
-                                              &(*(gid_t *const *) from)[i], &reason);
+                        if (setting_is_id_list(s))
+                                r = list_push(to, field_n(s, dst), sizeof(uint32_t),
+                                              &(*(uint32_t *const *) from)[i], &reason);
                         else
                                 r = parse_pattern(s, dst, (*(char **const *) from)[i], &reason);
                         if (r < 0)
@@ -598,8 +664,8 @@ int settings_init(Settings *s) {
 
                 if (setting_is_number(t))
                         setting_set_number(t, s, t->def);
-                else if (t->kind == SETTING_MODE)
-                        *(ScanMode *) field(t, s) = (ScanMode) t->def;
+                else if (t->kind == SETTING_ENUM)
+                        *(int *) field(t, s) = (int) t->def;
                 else if (t->kind == SETTING_BOOL)
                         *(bool *) field(t, s) = t->def;
                 else if (t->kind == SETTING_SOCKET) {
@@ -648,9 +714,23 @@ int settings_check(const Settings *s, char **ret_reason) {
                 *ret_reason = reasonf("%s=: %s", t->key, reason ?: "out of range");
                 return -ERANGE;
         }
-        if (scan_mode_to_string(s->mode) == NULL) {
-                *ret_reason = reasonf("Mode=%d is not a mode", (int) s->mode);
+        if (s->n_executable_patterns > 0 && s->n_users == 0 && s->n_groups == 0) {
+                *ret_reason = reasonf("Executable= of [AutoRegister] needs User= or Group= as well: "
+                                      "a file name alone proves nothing, anyone can run a program of any "
+                                      "name");
                 return -ERANGE;
+        }
+        for (size_t i = 0; i < settings_table_size; i++) {
+                const Setting *t = &settings_table[i];
+                int v;
+
+                if (t->kind != SETTING_ENUM)
+                        continue;
+                v = *(const int *) field(t, s);
+                if (v < 0 || (size_t) v >= t->n_names) {
+                        *ret_reason = reasonf("%s=%d is not one of %s", t->key, v, enum_names_text(t));
+                        return -ERANGE;
+                }
         }
         return 0;
 }

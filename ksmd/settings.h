@@ -36,6 +36,15 @@ typedef enum ScanMode {
         _SCAN_MODE_INVALID = -EINVAL,
 } ScanMode;
 
+/* Which merge domain a region that root or [AutoRegister] registers joins, when root names none. */
+typedef enum DomainPolicy {
+        DOMAIN_POLICY_HOST,             /* one domain for the host */
+        DOMAIN_POLICY_OWNER,            /* one per user that owns the process */
+        DOMAIN_POLICY_REGION,           /* one per region */
+        _DOMAIN_POLICY_MAX,
+        _DOMAIN_POLICY_INVALID = -EINVAL,
+} DomainPolicy;
+
 typedef struct Settings {
         /* [Scan] */
         ScanMode mode;
@@ -52,6 +61,7 @@ typedef struct Settings {
         uint64_t max_regions;
         uint64_t max_regions_per_client;
         uint64_t max_connections;
+        uint64_t max_pages_per_owner;    /* tracked pages of the regions of one owner other than root */
 
         /* [Control] */
         char *socket_path;
@@ -59,7 +69,14 @@ typedef struct Settings {
         gid_t *allow_groups;             /* members may call the API besides root */
         size_t n_allow_groups;
 
-        /* [AutoRegister]: a process matching any pattern is registered whole. */
+        /* [Domains] */
+        DomainPolicy domain_policy;
+
+        /* [AutoRegister]: a process matching a rule is registered whole (autoreg.h). */
+        uid_t *users;                    /* owners whose processes the rules may match */
+        size_t n_users;
+        gid_t *groups;
+        size_t n_groups;
         char **cgroup_patterns;          /* fnmatch() patterns on the cgroup v2 path */
         size_t n_cgroup_patterns;
         char **executable_patterns;      /* fnmatch() patterns on the executable's file name */
@@ -73,10 +90,11 @@ typedef enum SettingKind {
         SETTING_SIZE,                    /* bytes ("256M"); D-Bus t */
         SETTING_PERCENT,                 /* whole percent ("20%"); D-Bus t */
         SETTING_CENTIPERCENT,            /* percent with two decimals ("0.25%"), in 1/100 %; D-Bus t */
-        SETTING_MODE,                    /* "auto" or "estimate" */
+        SETTING_ENUM,                    /* one of the names in Setting.names; an int-sized enum; D-Bus s */
         SETTING_BOOL,
         SETTING_SOCKET,                  /* an absolute unix socket path */
         SETTING_GROUPS,                  /* a list of groups by name or number; D-Bus au */
+        SETTING_USERS,                   /* a list of users by name or number; D-Bus au */
         SETTING_CGROUP_PATTERNS,         /* a list of patterns starting with /; D-Bus as */
         SETTING_EXECUTABLE_PATTERNS,     /* a list of file name patterns without /; D-Bus as */
         _SETTING_KIND_MAX,
@@ -93,7 +111,9 @@ typedef struct Setting {
         SettingKind kind;
         unsigned flags;
         uint64_t min, max;               /* numbers: the range, in the field's unit */
-        uint64_t def;                    /* numbers, Mode= and booleans: the default */
+        uint64_t def;                    /* numbers, enums and booleans: the default */
+        const char *const *names;        /* enums: the names of the values 0, 1, ... */
+        size_t n_names;
         const char *def_string;          /* Socket=: the default */
         size_t offset;                   /* of the field in Settings */
         size_t offset_n;                 /* lists: of the field that counts the entries */
@@ -117,6 +137,12 @@ const char *setting_property_type(const Setting *s);
 bool setting_is_number(const Setting *s);
 bool setting_is_list(const Setting *s);
 
+/* The array a list setting holds in settings (char ** or uint32_t *), and its length. */
+const void *setting_get_list(const Setting *s, const Settings *settings, size_t *ret_n);
+
+/* The name of the value an enum setting holds in settings. */
+const char *setting_get_enum_name(const Setting *s, const Settings *settings);
+
 /* The number a numeric setting holds in settings. */
 uint64_t setting_get_number(const Setting *s, const Settings *settings);
 
@@ -128,7 +154,7 @@ int setting_check_number(const Setting *s, uint64_t value, char **ret_reason);
 
 /*
  * Parses value as ksmd.conf writes it into the setting's field of settings:
- * numbers, booleans, Mode= and Socket= replace the value; list keys append,
+ * numbers, booleans, enums and Socket= replace the value; list keys append,
  * and an empty value empties the list. -EINVAL with a malloc'ed reason in
  * *ret_reason (the field is then unchanged), or -ENOMEM.
  */
@@ -164,3 +190,4 @@ int settings_check(const Settings *s, char **ret_reason);
 
 const char *scan_mode_to_string(ScanMode m);
 ScanMode scan_mode_from_string(const char *s);
+const char *domain_policy_to_string(DomainPolicy p);

@@ -8,37 +8,90 @@
 
 #include "autoreg.h"
 
-static char *const cgroups[] = { (char *) "/machine.slice/*" };
-static char *const exes[] = { (char *) "qemu-system-*", (char *) "cloud-hypervisor" };
+static char *cgroups[] = { (char *) "/machine.slice/*" };
+static char *exes[] = { (char *) "qemu-system-*", (char *) "cloud-hypervisor" };
+static uid_t qemu_user[] = { 64055 };
+static gid_t kvm_group[] = { 993 };
 
-static void test_cgroup_pattern_matches_nested_guests(void **state) {
-        assert_true(autoreg_match(cgroups, 1, NULL, 0,
-                                  "/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope/libvirt/emulator",
-                                  "anything"));
-        assert_false(autoreg_match(cgroups, 1, NULL, 0, "/system.slice/sshd.service", "sshd"));
-        assert_false(autoreg_match(cgroups, 1, NULL, 0, "/machine.slice", "x")); /* the slice itself
-                                                                                  * holds no guest */
+/* A process of uid/gid in cgroup (root's or not), running exe. */
+static AutoregProcess process(const char *cgroup, bool root_owned, const char *exe, uid_t uid, gid_t gid) {
+        return (AutoregProcess) { .cgroup = cgroup, .cgroup_root_owned = root_owned, .exe = exe,
+                                  .ids_known = true, .uid = uid, .euid = uid, .gid = gid, .egid = gid };
 }
 
-static void test_executable_pattern_matches_the_file_name(void **state) {
-        assert_true(autoreg_match(NULL, 0, exes, 2, NULL, "qemu-system-x86_64"));
-        assert_true(autoreg_match(NULL, 0, exes, 2, NULL, "cloud-hypervisor"));
-        assert_false(autoreg_match(NULL, 0, exes, 2, NULL, "qemu-img"));
-        assert_false(autoreg_match(NULL, 0, exes, 2, NULL, "cloud-hypervisor-v2"));
+static void test_cgroup_pattern_matches_nested_guests_in_roots_cgroups(void **state) {
+        Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1 };
+        AutoregProcess p = process("/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope/libvirt/emulator", true,
+                                   "anything", 64055, 64055);
+
+        assert_true(autoreg_match(&s, &p));
+        p = process("/system.slice/sshd.service", true, "sshd", 0, 0);
+        assert_false(autoreg_match(&s, &p));
+        p = process("/machine.slice", true, "x", 0, 0); /* the slice itself holds no guest */
+        assert_false(autoreg_match(&s, &p));
 }
 
-static void test_either_rule_suffices_and_missing_facts_never_match(void **state) {
-        assert_true(autoreg_match(cgroups, 1, exes, 2, "/user.slice", "qemu-system-aarch64"));
-        assert_true(autoreg_match(cgroups, 1, exes, 2, "/machine.slice/x.scope", "bash"));
-        assert_false(autoreg_match(cgroups, 1, exes, 2, NULL, NULL));
-        assert_false(autoreg_match(NULL, 0, NULL, 0, "/machine.slice/x.scope", "qemu-system-x86_64"));
+static void test_a_cgroup_a_user_could_create_never_matches(void **state) {
+        Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1 };
+        AutoregProcess p = process("/machine.slice/evil.scope", false, "qemu-system-x86_64", 1000, 1000);
+
+        assert_false(autoreg_match(&s, &p));
+}
+
+static void test_executable_matches_only_processes_of_the_configured_owners(void **state) {
+        Settings s = { .executable_patterns = exes, .n_executable_patterns = 2, .users = qemu_user,
+                       .n_users = 1 };
+        AutoregProcess p = process(NULL, false, "qemu-system-x86_64", 64055, 64055);
+
+        assert_true(autoreg_match(&s, &p));
+        p.exe = "cloud-hypervisor";
+        assert_true(autoreg_match(&s, &p));
+        p.exe = "qemu-img";
+        assert_false(autoreg_match(&s, &p));
+        /* The name alone proves nothing: another user's program of that name is not registered. */
+        p = process(NULL, false, "qemu-system-x86_64", 1000, 1000);
+        assert_false(autoreg_match(&s, &p));
+        /* Real and effective ids both count. */
+        p = process(NULL, false, "qemu-system-x86_64", 64055, 64055);
+        p.euid = 0;
+        assert_false(autoreg_match(&s, &p));
+        /* Without User= or Group=, Executable= matches nothing (the configuration refuses it anyway). */
+        s.n_users = 0;
+        p = process(NULL, false, "qemu-system-x86_64", 64055, 64055);
+        assert_false(autoreg_match(&s, &p));
+}
+
+static void test_group_qualifies_an_owner_and_narrows_cgroup_rules(void **state) {
+        Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1, .executable_patterns = exes,
+                       .n_executable_patterns = 2, .groups = kvm_group, .n_groups = 1 };
+        AutoregProcess p = process(NULL, false, "qemu-system-aarch64", 5000, 993);
+
+        assert_true(autoreg_match(&s, &p));
+        /* With owners configured, a guest's cgroup alone is not enough either. */
+        p = process("/machine.slice/x.scope", true, "bash", 5000, 5000);
+        assert_false(autoreg_match(&s, &p));
+        p = process("/machine.slice/x.scope", true, "bash", 5000, 993);
+        assert_true(autoreg_match(&s, &p));
+}
+
+static void test_missing_facts_never_match(void **state) {
+        Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1, .executable_patterns = exes,
+                       .n_executable_patterns = 2, .users = qemu_user, .n_users = 1 };
+        AutoregProcess p = {};
+
+        assert_false(autoreg_match(&s, &p));
+        p = process(NULL, false, "qemu-system-x86_64", 64055, 64055);
+        p.ids_known = false;
+        assert_false(autoreg_match(&s, &p));
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_cgroup_pattern_matches_nested_guests),
-                cmocka_unit_test(test_executable_pattern_matches_the_file_name),
-                cmocka_unit_test(test_either_rule_suffices_and_missing_facts_never_match),
+                cmocka_unit_test(test_cgroup_pattern_matches_nested_guests_in_roots_cgroups),
+                cmocka_unit_test(test_a_cgroup_a_user_could_create_never_matches),
+                cmocka_unit_test(test_executable_matches_only_processes_of_the_configured_owners),
+                cmocka_unit_test(test_group_qualifies_an_owner_and_narrows_cgroup_rules),
+                cmocka_unit_test(test_missing_facts_never_match),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,7 @@ static void test_command_line_comes_after_the_files(void **state) {
         _cleanup_(settings_done) Settings c = {};
 
         write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\nSleep=1s\n"
-                   "[AutoRegister]\nExecutable=qemu-*\n");
+                   "[AutoRegister]\nUser=0\nExecutable=qemu-*\n");
         assert_int_equal(config_load(f->dir, STRV_MAKE("Sleep=5ms", "Executable=kvm"), 2, &c,
                                      &f->errors), 0);
         assert_int_equal(c.pages_to_scan, 100);
@@ -137,7 +137,11 @@ static void test_every_key_is_applied(void **state) {
                    "[AutoRegister]\n"
                    "Cgroup=/machine.slice/*\n"
                    "Executable=qemu-system-*\n"
-                   "Executable=cloud-hypervisor\n");
+                   "Executable=cloud-hypervisor\n"
+                   "User=root 64055\n"
+                   "Group=0\n"
+                   "[Domains]\n"
+                   "DomainPolicy=region\n");
 
         assert_int_equal(config_load(f->dir, NULL, 0, &c, &f->errors), 0);
         assert_int_equal(f->errors.n, 0);
@@ -161,13 +165,27 @@ static void test_every_key_is_applied(void **state) {
         assert_string_equal(c.cgroup_patterns[0], "/machine.slice/*");
         assert_int_equal(c.n_executable_patterns, 2);
         assert_string_equal(c.executable_patterns[1], "cloud-hypervisor");
+        assert_int_equal(c.n_users, 2);
+        assert_int_equal(c.users[0], 0);
+        assert_int_equal(c.users[1], 64055);
+        assert_int_equal(c.n_groups, 1);
+        assert_int_equal(c.domain_policy, DOMAIN_POLICY_REGION);
+}
+
+static void test_executable_without_owners_is_refused(void **state) {
+        Fixture *f = *state;
+
+        write_file(f, CONFIG_MAIN_FILE, "[AutoRegister]\nExecutable=qemu-system-*\n");
+        assert_single_error(f, ": Executable= of [AutoRegister] needs User= or Group= as well: a file name "
+                            "alone proves nothing, anyone can run a program of any name");
 }
 
 static void test_dropins_override_in_name_order_and_lists_reset(void **state) {
         Fixture *f = *state;
         _cleanup_(settings_done) Settings c = {};
 
-        write_file(f, CONFIG_MAIN_FILE, "[Scan]\nPagesToScan=100\n[AutoRegister]\nExecutable=qemu-*\n");
+        write_file(f, CONFIG_MAIN_FILE,
+                   "[Scan]\nPagesToScan=100\n[AutoRegister]\nExecutable=qemu-*\nGroup=0\n");
         write_file(f, CONFIG_DROPIN_DIR "/20-late.conf", "[Scan]\nPagesToScan=300\n");
         write_file(f, CONFIG_DROPIN_DIR "/10-early.conf",
                    "[Scan]\nPagesToScan=200\n[AutoRegister]\nExecutable=\nExecutable=kvm\n");
@@ -197,8 +215,10 @@ static void test_key_outside_section(void **state) {
         Fixture *f = *state;
 
         write_file(f, CONFIG_MAIN_FILE, "PagesToScan=10\n");
-        assert_single_error(f, "/ksmd.conf:1: PagesToScan= is outside any section; "
-                            "put it under [Scan], [Limits], [Control] or [AutoRegister]");
+        assert_single_error(f, "/ksmd.conf:1: PagesToScan= is outside any section; put it under [Scan]");
+        config_errors_clear(&f->errors);
+        write_file(f, CONFIG_MAIN_FILE, "Bogus=10\n");
+        assert_single_error(f, "/ksmd.conf:1: unknown key Bogus= outside any section");
 }
 
 static void test_line_without_equals(void **state) {
@@ -244,7 +264,7 @@ static void test_every_bad_value_is_reported(void **state) {
                 const char *line;
                 const char *error;
         } cases[] = {
-                { "[Scan]\nMode=fast\n", "Mode=fast: 'fast' is not a mode; use 'auto' or 'estimate'" },
+                { "[Scan]\nMode=fast\n", "Mode=fast: 'fast' is not one of 'auto' or 'estimate'" },
                 { "[Scan]\nPagesToScan=0\n", "PagesToScan=0: '0' is not a whole number from 1 to 1000000" },
                 { "[Scan]\nPagesToScan=lots\n",
                   "PagesToScan=lots: 'lots' is not a whole number from 1 to 1000000" },
@@ -290,9 +310,13 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Control]\nSystemBus=2\n", "SystemBus=2: '2' is not a boolean; use yes or no" },
                 { "[Control]\nAllowGroups=no-such-group-ksmd\n",
                   "AllowGroups=no-such-group-ksmd: group 'no-such-group-ksmd' does not exist" },
+                { "[Domains]\nDomainPolicy=tenant\n",
+                  "DomainPolicy=tenant: 'tenant' is not one of 'host', 'owner' or 'region'" },
                 { "[AutoRegister]\nCgroup=machine.slice\n",
                   "Cgroup=machine.slice: 'machine.slice' is not a cgroup path pattern; it starts with / "
                   "(e.g. /machine.slice/*)" },
+                { "[AutoRegister]\nUser=no-such-user-ksmd\n",
+                  "User=no-such-user-ksmd: user 'no-such-user-ksmd' does not exist" },
                 { "[AutoRegister]\nExecutable=/usr/bin/qemu\n",
                   "Executable=/usr/bin/qemu: '/usr/bin/qemu' is not a file name pattern; it has no / "
                   "(e.g. qemu-system-*)" },
@@ -349,6 +373,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_files_give_the_defaults, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_line_comes_after_the_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_key_is_applied, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_executable_without_owners_is_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dropins_override_in_name_order_and_lists_reset, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_key_names_file_and_line, setup, teardown),

@@ -760,6 +760,74 @@ static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         world_done(&w);
 }
 
+static void test_pages_of_two_domains_never_pair_and_zero_pages_merge_in_any(void **state) {
+        World w;
+
+        /* The same ten contents in both processes, and two zero pages each. */
+        add_distinct_pages(0, 10, 1);
+        add_distinct_pages(1, 10, 1);
+        add_same_pages(0, 2, 0);
+        add_same_pages(1, 2, 0);
+        world_init(&w, 2, WORLD_ESTIMATE);
+        region_set_domain(w.region[0], 1);
+        region_set_domain(w.region[1], 2);
+        run_passes(&w, 3);
+        assert_int_equal(last_counters(&w)->pages_sharing, 0);
+        assert_int_equal(last_counters(&w)->pages_shared, 0);
+        assert_int_equal(last_counters(&w)->pages_zero, 4);
+        assert_int_equal(scan_of(&w, 0)->last.pages_unshared, 10);
+        assert_int_equal(scan_of(&w, 1)->last.pages_unshared, 10);
+
+        /* In one domain they are duplicates, as before. */
+        region_set_domain(w.region[1], 1);
+        run_passes(&w, 3);
+        assert_int_equal(last_counters(&w)->pages_sharing, 10);
+        assert_int_equal(last_counters(&w)->pages_shared, 10);
+        world_done(&w);
+}
+
+static void test_a_domain_changes_the_key_of_every_content(void **state) {
+        for (uint64_t h = 0; h < (UINT64_C(1) << 20); h += 0x1234567) {
+                uint64_t hash = h * 0x9e3779b97f4a7c15;
+
+                assert_true(page_key(hash, 1) != page_key(hash, 2));
+                assert_true(page_key(hash, 7) != page_key(hash, 0x80000007));
+                assert_int_equal(page_key(hash, 5) & ~PAGE_SLOT_HASH_MASK, 0);
+        }
+}
+
+/* Two regions of owners a and b, with an owner budget of 15 pages; 10 pages each. */
+static void run_owner_budget(World *w, uid_t a, uid_t b) {
+        world_init(w, 0, WORLD_ESTIMATE);
+        scanner_set_max_pages_per_owner(w->scanner, 15);
+        assert_int_equal(region_registry_add(w->reg, fake.pid[0], 0, 0, true, a, &w->region[0]), 0);
+        assert_int_equal(region_registry_add(w->reg, fake.pid[1], 0, 0, true, b, &w->region[1]), 0);
+        run_pass(w);
+}
+
+static void test_an_owners_budget_leaves_its_other_areas_untracked_and_roots_alone(void **state) {
+        World w;
+
+        add_same_pages(0, 10, 1);
+        add_same_pages(1, 10, 2);
+        run_owner_budget(&w, 1000, 1000);
+        assert_int_equal(reads_of(0), 10);
+        assert_int_equal(reads_of(1), 0);
+        assert_non_null(strstr(scan_of(&w, 1)->note, "uid 1000's budget of 15 tracked pages is reached"));
+        assert_null(scan_of(&w, 1)->areas[0].slots);
+        world_done(&w);
+
+        /* Root has no budget; another owner has its own. */
+        reset_reads();
+        run_owner_budget(&w, 0, 0);
+        assert_int_equal(reads_of(0) + reads_of(1), 20);
+        world_done(&w);
+        reset_reads();
+        run_owner_budget(&w, 1000, 1001);
+        assert_int_equal(reads_of(0) + reads_of(1), 20);
+        world_done(&w);
+}
+
 static void test_two_regions_of_one_process_share_one_soft_dirty_clear(void **state) {
         World w;
         Region *a, *b;
@@ -836,6 +904,12 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_pages_of_two_domains_never_pair_and_zero_pages_merge_in_any, setup, teardown),
+                cmocka_unit_test(test_a_domain_changes_the_key_of_every_content),
+                cmocka_unit_test_setup_teardown(
+                        test_an_owners_budget_leaves_its_other_areas_untracked_and_roots_alone, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_region_registered_mid_pass_joins_the_next_pass, setup,
