@@ -166,14 +166,40 @@ int proc_read_at_random(pid_t pid, uint64_t *ret_addr) {
         return -ENODATA;
 }
 
-int proc_cgroup_is_root_owned(const char *path) {
-        char dir[4096];
-        size_t n;
+/* Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts. */
+static int cgroup2_mount(char *buf, size_t size) {
+        char line[4096], dev[256], dir[4096], type[64];
+        FILE *f;
+        int r = -ENOENT;
 
-        if (path[0] != '/' || strstr(path, "/..") || snprintf(dir, sizeof(dir), "/sys/fs/cgroup%s", path) >=
-                                                             (int) sizeof(dir))
+        f = fopen("/proc/self/mounts", "re");
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "%255s %4095s %63s", dev, dir, type) == 3 && streq(type, "cgroup2") &&
+                    strlen(dir) < size) {
+                        strcpy(buf, dir);
+                        r = 0;
+                        break;
+                }
+        fclose(f);
+        return r;
+}
+
+int proc_cgroup_is_root_owned(const char *path) {
+        char root[4096], dir[8192];
+        size_t n, n_root;
+        int r;
+
+        if (path[0] != '/' || strstr(path, "/.."))
                 return -EINVAL;
-        for (n = strlen(dir); n > strlen("/sys/fs/cgroup"); ) {
+        r = cgroup2_mount(root, sizeof(root));
+        if (r < 0)
+                return r;
+        n_root = strlen(root);
+        if (snprintf(dir, sizeof(dir), "%s%s", root, path) >= (int) sizeof(dir))
+                return -ENAMETOOLONG;
+        for (n = strlen(dir); n > n_root;) {
                 struct stat st;
 
                 if (stat(dir, &st) < 0)

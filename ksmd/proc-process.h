@@ -36,7 +36,8 @@ int proc_read_at_random(pid_t pid, uint64_t *ret_addr);
  * 1 if the cgroup v2 directory of path ("/machine.slice/...") and every
  * directory above it up to the hierarchy's root are owned by root and
  * writable by no one else, so that no user can have made it or moved a
- * process into it by delegation; 0 if not; -errno.
+ * process into it by delegation; 0 if not; -errno (-ENOENT: no cgroup v2
+ * hierarchy is mounted). The hierarchy is found in /proc/self/mounts.
  */
 int proc_cgroup_is_root_owned(const char *path);
 
