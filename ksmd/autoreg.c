@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "autoreg.h"
+#include "escape.h"
 #include "log.h"
 #include "manager.h"
 #include "proc-process.h"
@@ -71,6 +72,7 @@ int autoreg_scan(AutoRegister *a) {
 
         for (size_t i = 0; i < n; i++) {
                 char cgroup[1024], exe[256], name[REGION_NAME_MAX + 1];
+                char exe_text[ESCAPE_SIZE_MAX(sizeof(exe) - 1)], cgroup_text[1024];
                 bool have_cgroup, have_exe;
                 int k;
 
@@ -84,6 +86,10 @@ int autoreg_scan(AutoRegister *a) {
                                    have_cgroup ? cgroup : NULL, exe))
                         continue;
 
+                /* The owner of the process chose both: escaped for the log. */
+                escape_str(exe, exe_text, sizeof(exe_text));
+                escape_str(have_cgroup ? cgroup : "", cgroup_text, sizeof(cgroup_text));
+
                 /* Named after its executable, when that makes a valid name (cut to the limit). */
                 memcpy(name, exe, strnlen(exe, REGION_NAME_MAX));
                 name[strnlen(exe, REGION_NAME_MAX)] = 0;
@@ -93,14 +99,14 @@ int autoreg_scan(AutoRegister *a) {
                                      NULL);
                 if (k == -ENOSPC) {
                         log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.",
-                                    exe, (int) pids[i]);
+                                    exe_text, (int) pids[i]);
                         break;
                 }
                 if (k < 0)
                         continue; /* exited meanwhile, or already registered as ranges:
                                    * the manager said why */
-                log_info("Registered %s (pid %d%s%s) automatically ([AutoRegister] in ksmd.conf).", exe,
-                         (int) pids[i], have_cgroup ? ", cgroup " : "", have_cgroup ? cgroup : "");
+                log_info("Registered %s (pid %d%s%s) automatically ([AutoRegister] in ksmd.conf).",
+                         exe_text, (int) pids[i], have_cgroup ? ", cgroup " : "", cgroup_text);
                 added++;
         }
         return added;

@@ -8,7 +8,8 @@
  * [AutoRegister] in ksmd.conf, so an unmodified libvirt/QEMU host is
  * deduplicated. A process is registered once, its region named after the
  * executable (cut to REGION_NAME_MAX; unnamed if not printable ASCII); its
- * region goes away with it.
+ * region goes away with it. Patterns match the names as the kernel has them;
+ * the log quotes them escaped (escape.h), since the process's owner chose them.
  */
 
 #include <stdbool.h>
