@@ -10,12 +10,15 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "escape.h"
 #include "parse-util.h"
 #include "region.h"
 #include "settings.h"
 #include "strv.h"
 
 #define SETTINGS_MAX_LIST 256u           /* entries per list key */
+/* A value a reason quotes came from a file or a caller: escaped (escape.h), cut to this many bytes. */
+#define SETTINGS_QUOTE_MAX 256u
 
 #define NUMBER(sec, k, knd, flg, lo, hi, dflt, field, text)                                                 \
         {                                                                                                   \
@@ -286,10 +289,11 @@ static const char *number_example(const Setting *s) {
 }
 
 static char *number_reason(const Setting *s, const char *value) {
-        char range[96];
+        char range[96], q[SETTINGS_QUOTE_MAX];
 
         setting_format_range(s, range, sizeof(range));
-        return reasonf("'%s' is not %s %s%s", value, number_noun(s), range, number_example(s));
+        return reasonf("'%s' is not %s %s%s", escape_str(value, q, sizeof(q)), number_noun(s), range,
+                       number_example(s));
 }
 
 int setting_check_number(const Setting *s, uint64_t value, char **ret_reason) {
@@ -392,7 +396,7 @@ static void list_clear(const Setting *s, Settings *settings) {
 
 static int parse_group(const char *w, gid_t *ret, char **ret_reason) {
         struct group grp, *res = NULL;
-        char buf[4096];
+        char buf[4096], q[SETTINGS_QUOTE_MAX];
         uint64_t gid;
 
         if (parse_uint64_range(w, 0, UINT32_MAX - 1, &gid) >= 0) {
@@ -400,7 +404,7 @@ static int parse_group(const char *w, gid_t *ret, char **ret_reason) {
                 return 0;
         }
         if (getgrnam_r(w, &grp, buf, sizeof(buf), &res) != 0 || !res) {
-                *ret_reason = reasonf("group '%s' does not exist", w);
+                *ret_reason = reasonf("group '%s' does not exist", escape_str(w, q, sizeof(q)));
                 return -EINVAL;
         }
         *ret = res->gr_gid;
@@ -436,18 +440,18 @@ static int parse_groups(const Setting *s, Settings *settings, const char *v, cha
 }
 
 static int parse_pattern(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
-        char *copy;
+        char *copy, q[SETTINGS_QUOTE_MAX];
         int r;
 
         if (s->kind == SETTING_CGROUP_PATTERNS && v[0] != '/') {
                 *ret_reason = reasonf("'%s' is not a cgroup path pattern; it starts with / "
                                       "(e.g. /machine.slice/*)",
-                                      v);
+                                      escape_str(v, q, sizeof(q)));
                 return -EINVAL;
         }
         if (s->kind == SETTING_EXECUTABLE_PATTERNS && strchr(v, '/')) {
                 *ret_reason = reasonf("'%s' is not a file name pattern; it has no / (e.g. qemu-system-*)",
-                                      v);
+                                      escape_str(v, q, sizeof(q)));
                 return -EINVAL;
         }
         copy = strdup(v);
@@ -460,10 +464,11 @@ static int parse_pattern(const Setting *s, Settings *settings, const char *v, ch
 }
 
 static int parse_socket(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
-        char **path = field(s, settings), *p;
+        char **path = field(s, settings), *p, q[SETTINGS_QUOTE_MAX];
 
         if (v[0] != '/' || strlen(v) >= sizeof_field(struct sockaddr_un, sun_path)) {
-                *ret_reason = reasonf("'%s' is not an absolute path shorter than %zu characters", v,
+                *ret_reason = reasonf("'%s' is not an absolute path shorter than %zu characters",
+                                      escape_str(v, q, sizeof(q)),
                                       sizeof_field(struct sockaddr_un, sun_path));
                 return -EINVAL;
         }
@@ -476,6 +481,7 @@ static int parse_socket(const Setting *s, Settings *settings, const char *v, cha
 }
 
 int setting_parse(const Setting *s, Settings *settings, const char *value, char **ret_reason) {
+        char q[SETTINGS_QUOTE_MAX];
         uint64_t v;
         bool b;
         int r;
@@ -489,14 +495,16 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
         case SETTING_MODE:
                 r = scan_mode_from_string(value);
                 if (r < 0) {
-                        *ret_reason = reasonf("'%s' is not a mode; use 'auto' or 'estimate'", value);
+                        *ret_reason = reasonf("'%s' is not a mode; use 'auto' or 'estimate'",
+                                              escape_str(value, q, sizeof(q)));
                         return -EINVAL;
                 }
                 *(ScanMode *) field(s, settings) = r;
                 return 0;
         case SETTING_BOOL:
                 if (parse_boolean(value, &b) < 0) {
-                        *ret_reason = reasonf("'%s' is not a boolean; use yes or no", value);
+                        *ret_reason = reasonf("'%s' is not a boolean; use yes or no",
+                                              escape_str(value, q, sizeof(q)));
                         return -EINVAL;
                 }
                 *(bool *) field(s, settings) = b;
