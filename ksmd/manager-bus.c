@@ -17,6 +17,7 @@
 #include "build-config.h"
 #include "bus-api.h"
 #include "bus-auth.h"
+#include "escape.h"
 #include "helper-client.h"
 #include "ledger.h"
 #include "log.h"
@@ -247,6 +248,7 @@ static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus
         if (r < 0)
                 return r;
         for (;;) {
+                char key_text[64 + sizeof(ESCAPE_CUT_MARK)];
                 const char *key;
 
                 r = sd_bus_message_enter_container(m, 'e', "sv");
@@ -260,9 +262,10 @@ static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus
                 if (strcmp(key, "Name") == 0)
                         r = read_option_name(m, &o, error);
                 else
+                        /* The caller's bytes, echoed back: escaped, cut after about 64 bytes. */
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                              "Unknown option \"%.64s\"%s; the known option is Name", key,
-                                              strlen(key) > 64 ? "..." : "");
+                                              "Unknown option \"%s\"; the known option is Name",
+                                              escape_str(key, key_text, sizeof(key_text)));
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(m);
