@@ -105,6 +105,7 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
                        uint64_t start, uint64_t length, const char *name, sd_bus_error *error) {
         Manager *mgr = manager_of(c);
         _cleanup_close_ int own_pidfd = -EBADF;
+        char name_text[ESCAPE_SIZE_MAX(REGION_NAME_MAX)];
         int pidfd = caller_pidfd;
         PeerCreds peer;
         uint32_t id;
@@ -152,8 +153,8 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
         }
 
         log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id,
-                  whole ? "all private memory" : "a range", (int) pid, name ? ", named " : "", name ?: "",
-                  (unsigned) peer.uid);
+                  whole ? "all private memory" : "a range", (int) pid, name ? ", named " : "",
+                  escape_str(name, name_text, sizeof(name_text)), (unsigned) peer.uid);
         return sd_bus_reply_method_return(m, "u", id);
 }
 

@@ -165,7 +165,7 @@ void manager_wake(Manager *m) {
 }
 
 int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
         pid_t pid = req->pid;
         Region *region;
         int r;
@@ -211,7 +211,7 @@ int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
 
 int manager_unregister(Manager *m, uint32_t id) {
         Region *r = region_registry_find(m->registry, id);
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         if (!r)
                 return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
@@ -331,7 +331,7 @@ void manager_resume(Manager *m) {
 }
 
 static void manager_log_notes(Manager *m) {
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         REGISTRY_FOREACH(r, m->registry) {
                 const RegionScan *rs;
@@ -349,7 +349,7 @@ static void manager_log_notes(Manager *m) {
 }
 
 static void manager_drop_gone(Manager *m) {
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         for (Region *r = region_registry_next(m->registry, 0), *next; r; r = next) {
                 next = region_registry_next(m->registry, r->id + 1);
