@@ -11,6 +11,11 @@ static bool is_continuation(uint8_t c) {
         return (c & 0xc0) == 0x80;
 }
 
+/* Printable ASCII but the backslash: copied as it is. */
+static bool is_plain(uint8_t c) {
+        return c >= 0x20 && c < 0x7f && c != '\\';
+}
+
 static bool is_hex(uint8_t c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -71,14 +76,21 @@ static char *escape_internal(const uint8_t *s, size_t n, bool keep_escapes, char
                 uint8_t c = s[i];
                 size_t in, out;
 
-                if (c >= 0x20 && c < 0x7f && c != '\\') {
-                        /* The common case: printable ASCII. */
-                        if (o >= limit)
+                if (is_plain(c)) {
+                        /* The common case: a run of printable ASCII, copied at once. Each of its
+                         * bytes is a unit, so a cut may fall anywhere in it. */
+                        size_t end = i + MIN(n - i, limit - o + 1), j = i + 1, run;
+
+                        while (j < end && is_plain(s[j]))
+                                j++;
+                        run = MIN(j - i, limit - o);
+                        memcpy(buf + o, s + i, run);
+                        if (o < room)
+                                cut = MIN(o + run, room);
+                        o += run;
+                        i += run;
+                        if (i < j)
                                 goto cut;
-                        buf[o++] = (char) c;
-                        i++;
-                        if (o <= room)
-                                cut = o;
                         continue;
                 }
 

@@ -25,9 +25,9 @@
  * room for "...", which marks the cut; a buffer too small for the marker gets as many dots as fit.
  * (A text of its own that ends in "..." and fits is not cut: the dots alone do not prove a cut.)
  *
- * Cost: one pass that stops once the buffer is full; printable ASCII is copied a byte at a time with
- * no decoding, so escaping a mapping name costs about what copying it does. Nothing allocates but
- * the *_dup() functions.
+ * Cost: one pass that stops once the buffer is full. A run of printable ASCII takes one comparison
+ * per byte and one memcpy(), with no decoding: escaping a mapping name costs a few percent of parsing
+ * its line of /proc/PID/maps. Nothing allocates but the *_dup() functions.
  */
 
 #include <stdbool.h>
