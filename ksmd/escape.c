@@ -58,6 +58,17 @@ bool utf8_is_valid(const char *s, size_t n) {
         return true;
 }
 
+bool utf8_is_printable(const char *s, size_t n) {
+        for (size_t i = 0, k; i < n; i += k) {
+                uint8_t c = (uint8_t) s[i];
+
+                k = utf8_char_size(s + i, n - i);
+                if (k == 0 || c < 0x20 || c == 0x7f || (c == 0xc2 && (uint8_t) s[i + 1] < 0xa0))
+                        return false;
+        }
+        return true;
+}
+
 /*
  * The one loop behind every function here: copies or escapes unit by unit,
  * remembering the last unit boundary that leaves room for the marker, and

@@ -71,3 +71,6 @@ size_t utf8_char_size(const char *s, size_t n);
 
 /* true if s (n bytes) is well-formed UTF-8 throughout. */
 bool utf8_is_valid(const char *s, size_t n);
+
+/* true if s (n bytes) is well-formed UTF-8 without a control character (C0, DEL or C1). */
+bool utf8_is_printable(const char *s, size_t n);

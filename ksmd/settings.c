@@ -454,6 +454,13 @@ static int parse_pattern(const Setting *s, Settings *settings, const char *v, ch
                                       escape_str(v, q, sizeof(q)));
                 return -EINVAL;
         }
+        /* Patterns are D-Bus properties, where a string that is not UTF-8 fails every reply that
+         * carries it; a control character would reach a terminal. ? and * match such bytes. */
+        if (!utf8_is_printable(v, strlen(v))) {
+                *ret_reason = reasonf("'%s' holds a control character or a byte that is not UTF-8; "
+                                      "match those with ? or *", escape_str(v, q, sizeof(q)));
+                return -EINVAL;
+        }
         copy = strdup(v);
         if (!copy)
                 return -ENOMEM;

@@ -10,7 +10,8 @@ test is one attack, made by the unprivileged user nobody where it can be:
 - an executable named "x\\n<0>ksmd: forged", auto-registered: its name in
   the log started a journal line at emergency priority;
 - a ksmd.conf value with control characters and bytes that are not UTF-8:
-  Reload's D-Bus error and the log carried them raw;
+  Reload's D-Bus error and the log carried them raw, and such a pattern in
+  [AutoRegister] broke every GetAll;
 - an unknown option key with terminal escape sequences, echoed back in
   the D-Bus error;
 - and, as defence in depth, a daemon (a fake one here) whose strings carry
@@ -219,6 +220,20 @@ class ConfigValues(HostileTest):
         self.assertIn(b"PagesToScan=12\\x1b]0;owned\\x07\\xff\\xc3\\x7f", log)
         # The daemon still answers, with its old settings.
         self.assertEqual(self.status_json()["pages_to_scan"], 4096)
+
+    def test_a_pattern_that_is_not_utf8_cannot_break_the_properties(self):
+        # The patterns are properties: one that is not UTF-8 failed every Get and GetAll that carried it.
+        with open(os.path.join(self.daemon.conf_dir, "ksmd.conf"), "wb") as f:
+            f.write(self.conf.encode() + b"[AutoRegister]\nExecutable=qemu-\xff\x1b*\n")
+        r = self.ksmctl("reload")
+        for user in (None, "nobody"):
+            p = self.daemon.dbus_send("org.freedesktop.DBus.Properties.GetAll", "string:org.ksmd.Manager1",
+                                      user=user)
+            self.assertEqual(p.returncode, 0, f"{user or 'root'}: GetAll: {p.stderr}")
+            self.assertIn('string "Executable"', p.stdout)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        assert_clean(self, r.stderr.rstrip(b"\n"), "ksmctl reload's error")
+        self.assertIn(b"'qemu-\\xff\\x1b*' holds a control character or a byte that is not UTF-8", r.stderr)
 
 
 class CallerStrings(HostileTest):

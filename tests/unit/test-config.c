@@ -327,6 +327,13 @@ static void test_what_messages_quote_from_files_is_escaped(void **state) {
                   "(e.g. /machine.slice/*)" },
                 { "[Scan]\nMode=\xc2\x9b\n",
                   "ksmd.conf:2: Mode=\\xc2\\x9b: '\\xc2\\x9b' is not a mode; use 'auto' or 'estimate'" },
+                /* Patterns are D-Bus properties: only printable UTF-8. */
+                { "[AutoRegister]\nExecutable=qemu-\xff*\n",
+                  "ksmd.conf:2: Executable=qemu-\\xff*: 'qemu-\\xff*' holds a control character or a byte "
+                  "that is not UTF-8; match those with ? or *" },
+                { "[AutoRegister]\nCgroup=/machine.slice/\x1b*\n",
+                  "ksmd.conf:2: Cgroup=/machine.slice/\\x1b*: '/machine.slice/\\x1b*' holds a control "
+                  "character or a byte that is not UTF-8; match those with ? or *" },
         };
         Fixture *f = *state;
         _cleanup_(settings_done) Settings s = {};

@@ -304,6 +304,11 @@ static void test_utf8_char_size(void **state) {
         assert_int_equal(utf8_char_size("\xc2\x9b", 2), 2); /* well-formed, though escaped as a control */
         assert_false(utf8_is_valid("a\xff", 2));
         assert_true(utf8_is_valid("", 0));
+        assert_true(utf8_is_printable("caf\xc3\xa9 \\ \xc2\xa0", 10));
+        assert_false(utf8_is_printable("a\nb", 3));
+        assert_false(utf8_is_printable("a\x7f", 2));
+        assert_false(utf8_is_printable("\xc2\x9b", 2));
+        assert_false(utf8_is_printable("\xc3", 1));
 }
 
 int main(void) {
