@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "autoreg.h"
+#include "escape.h"
 #include "ledger.h"
 #include "log.h"
 #include "manager.h"
@@ -95,10 +96,15 @@ static int register_process(AutoRegister *a, pid_t pid, const AutoregProcess *p)
                              &(RegionRequest) { .pid = pid, .whole = true, .owner_uid = owner,
                                                 .name = region_name_is_valid(name) ? name : NULL },
                              NULL);
-        if (r >= 0)
+        if (r >= 0) {
+                /* The owner of the process chose both: escaped for the log. */
+                char exe_text[ESCAPE_SIZE_MAX(255)], cgroup_text[1024];
+
                 log_info("Registered %s (pid %d, uid %u%s%s) automatically ([AutoRegister] in ksmd.conf).",
-                         p->exe, (int) pid, (unsigned) p->uid, p->cgroup ? ", cgroup " : "",
-                         p->cgroup ?: "");
+                         escape_str(p->exe, exe_text, sizeof(exe_text)), (int) pid, (unsigned) p->uid,
+                         p->cgroup ? ", cgroup " : "",
+                         escape_str(p->cgroup, cgroup_text, sizeof(cgroup_text)));
+        }
         return r;
 }
 
@@ -126,8 +132,10 @@ int autoreg_scan(AutoRegister *a) {
                         continue;
                 k = register_process(a, pids[i], &p);
                 if (k == -ENOSPC) {
+                        char exe_text[ESCAPE_SIZE_MAX(sizeof(exe) - 1)];
+
                         log_warning("Automatic registration of %s (pid %d) refused: MaxRegions= reached.",
-                                    exe, (int) pids[i]);
+                                    escape_str(exe, exe_text, sizeof(exe_text)), (int) pids[i]);
                         break;
                 }
                 /* Else exited meanwhile, already registered as ranges or over its owner's quota: said. */

@@ -23,8 +23,9 @@
  * region goes away with it. A process of an owner named in User=/Group= is
  * the operator's choice and counts as root's; one that a Cgroup= rule alone
  * brings in counts against its owner's MaxRegionsPerClient= and
- * MaxPagesPerOwner= (ledger.h). The rules are the
- * Manager's settings, read anew on every walk.
+ * MaxPagesPerOwner= (ledger.h). The rules are the Manager's settings, read
+ * anew on every walk. Patterns match the names as the kernel has them; the
+ * log quotes them escaped (escape.h), since the process's owner chose them.
  */
 
 #include <stdbool.h>

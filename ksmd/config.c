@@ -9,30 +9,42 @@
 #include <ini.h>
 
 #include "config.h"
+#include "escape.h"
 #include "strv.h"
 
 #define CONFIG_MAX_DROPINS 256
+/* Keys, sections and values a message quotes: escaped (escape.h) and cut to this many bytes. */
+#define CONFIG_QUOTE_MAX 256
 
 /* Reads and parses one file: the state the libinih callbacks share. */
 typedef struct ParseState {
         Settings *settings;
         ConfigErrors *errors;
-        const char *path;
+        const char *path;               /* escaped, for the messages */
         FILE *f;
         unsigned line;                  /* line the reader returned last */
         int n_problems;
 } ParseState;
 
+/*
+ * Messages reach the log and Reload's D-Bus error: what they quote from a file
+ * is escaped where it is quoted, and the whole passes escape_text() in case a
+ * part was not.
+ */
 static int add_error(ConfigErrors *e, const char *format, ...) _printf_(2, 3);
 static int add_error(ConfigErrors *e, const char *format, ...) {
+        _cleanup_free_ char *raw = NULL;
         char **m, *s;
         va_list ap;
         int r;
 
         va_start(ap, format);
-        r = vasprintf(&s, format, ap);
+        r = vasprintf(&raw, format, ap);
         va_end(ap);
         if (r < 0)
+                return -ENOMEM;
+        s = escape_text_dup(raw);
+        if (!s)
                 return -ENOMEM;
         m = realloc(e->messages, (e->n + 1) * sizeof(char *));
         if (!m) {
@@ -112,25 +124,30 @@ static char *reader(char *str, int num, void *userdata) {
 static int handler(void *userdata, const char *section, const char *name, const char *value) {
         ParseState *st = userdata;
         const Setting *setting = setting_find(name);
+        char name_text[CONFIG_QUOTE_MAX], section_text[CONFIG_QUOTE_MAX];
         bool known_section = false;
 
         for (size_t i = 0; i < settings_table_size; i++)
                 if (strcmp(section, settings_table[i].section) == 0)
                         known_section = true;
 
+        escape_str(name, name_text, sizeof(name_text));
+        escape_str(section, section_text, sizeof(section_text));
         if (section[0] == '\0' && setting)
                 (void) add_error(st->errors, "%s:%u: %s= is outside any section; put it under [%s]",
-                                 st->path, st->line, name, setting->section);
+                                 st->path, st->line, name_text, setting->section);
         else if (section[0] == '\0')
                 (void) add_error(st->errors, "%s:%u: unknown key %s= outside any section", st->path,
-                                 st->line, name);
+                                 st->line, name_text);
         else if (!known_section)
-                (void) add_error(st->errors, "%s:%u: unknown section [%s]", st->path, st->line, section);
+                (void) add_error(st->errors, "%s:%u: unknown section [%s]", st->path, st->line,
+                                 section_text);
         else if (!setting || strcmp(setting->section, section) != 0)
-                (void) add_error(st->errors, "%s:%u: unknown key %s= in [%s]", st->path, st->line, name,
-                                 section);
+                (void) add_error(st->errors, "%s:%u: unknown key %s= in [%s]", st->path, st->line, name_text,
+                                 section_text);
         else {
                 _cleanup_free_ char *reason = NULL;
+                char value_text[CONFIG_QUOTE_MAX];
                 int r;
 
                 r = setting_parse(setting, st->settings, value, &reason);
@@ -138,7 +155,8 @@ static int handler(void *userdata, const char *section, const char *name, const 
                         return 0;
                 if (r >= 0)
                         return 1;
-                (void) add_error(st->errors, "%s:%u: %s=%s: %s", st->path, st->line, name, value,
+                (void) add_error(st->errors, "%s:%u: %s=%s: %s", st->path, st->line, name_text,
+                                 escape_str(value, value_text, sizeof(value_text)),
                                  reason ?: "invalid value");
         }
         st->n_problems++;
@@ -146,20 +164,23 @@ static int handler(void *userdata, const char *section, const char *name, const 
 }
 
 int config_parse_stream(Settings *settings, FILE *f, const char *name, ConfigErrors *errors) {
-        ParseState st = { .settings = settings, .errors = errors, .path = name, .f = f };
+        _cleanup_free_ char *name_text = escape_strdup(name);
+        ParseState st = { .settings = settings, .errors = errors, .path = name_text, .f = f };
         int r;
 
+        if (!name_text)
+                return -ENOMEM;
         r = ini_parse_stream(reader, &st, handler, &st);
         if (ferror(f)) {
                 r = errno > 0 ? -errno : -EIO;
-                (void) add_error(errors, "%s: cannot read: %s", name, strerror(-r));
+                (void) add_error(errors, "%s: cannot read: %s", name_text, strerror(-r));
                 return r;
         }
         if (r == -2)
                 return -ENOMEM;
         if (r > 0 && st.n_problems == 0) {
                 /* libinih found a problem our reader did not. */
-                (void) add_error(errors, "%s:%d: cannot parse this line", name, r);
+                (void) add_error(errors, "%s:%d: cannot parse this line", name_text, r);
                 st.n_problems++;
         }
         return st.n_problems;
@@ -171,8 +192,11 @@ int config_parse_file(Settings *settings, const char *path, ConfigErrors *errors
 
         f = fopen(path, "re");
         if (!f) {
+                _cleanup_free_ char *path_text = NULL;
+
                 r = -errno;
-                (void) add_error(errors, "%s: cannot open: %s", path, strerror(-r));
+                path_text = escape_strdup(path);
+                (void) add_error(errors, "%s: cannot open: %s", path_text ?: "?", strerror(-r));
                 return r;
         }
         r = config_parse_stream(settings, f, path, errors);
@@ -185,7 +209,7 @@ static int compare_names(const void *a, const void *b) {
 }
 
 static int list_dropins(const char *dir, char ***ret, size_t *ret_n, ConfigErrors *errors) {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = NULL, *path_text = NULL;
         char **names = NULL;
         size_t n = 0;
         struct dirent *de;
@@ -193,15 +217,20 @@ static int list_dropins(const char *dir, char ***ret, size_t *ret_n, ConfigError
 
         if (asprintf(&path, "%s/%s", dir, CONFIG_DROPIN_DIR) < 0)
                 return -ENOMEM;
+        path_text = escape_strdup(path);
+        if (!path_text)
+                return -ENOMEM;
         d = opendir(path);
         if (!d) {
-                if (errno == ENOENT) {
+                int r = -errno;
+
+                if (r == -ENOENT) {
                         *ret = NULL;
                         *ret_n = 0;
                         return 0;
                 }
-                (void) add_error(errors, "%s: cannot open directory: %m", path);
-                return -errno;
+                (void) add_error(errors, "%s: cannot open directory: %s", path_text, strerror(-r));
+                return r;
         }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
@@ -210,8 +239,8 @@ static int list_dropins(const char *dir, char ***ret, size_t *ret_n, ConfigError
                 if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".conf") != 0)
                         continue;
                 if (n >= CONFIG_MAX_DROPINS) {
-                        (void) add_error(errors, "%s: more than %d drop-ins; the rest are ignored", path,
-                                         CONFIG_MAX_DROPINS);
+                        (void) add_error(errors, "%s: more than %d drop-ins; the rest are ignored",
+                                         path_text, CONFIG_MAX_DROPINS);
                         break;
                 }
                 if (asprintf(&full, "%s/%s", path, de->d_name) < 0)
@@ -241,6 +270,7 @@ int config_parse_assignment(Settings *settings, const char *assignment, const ch
                             ConfigErrors *errors) {
         _cleanup_free_ char *key = NULL, *reason = NULL;
         const char *eq = strchr(assignment, '=');
+        char assignment_text[CONFIG_QUOTE_MAX];
         const Setting *setting;
         int r;
 
@@ -248,16 +278,17 @@ int config_parse_assignment(Settings *settings, const char *assignment, const ch
         if (eq && !key)
                 return -ENOMEM;
         setting = key ? setting_find(key) : NULL;
+        escape_str(assignment, assignment_text, sizeof(assignment_text));
         if (!setting) {
                 (void) add_error(errors, "%s: %s: not a Key=Value assignment of a known key", origin,
-                                 assignment);
+                                 assignment_text);
                 return 1;
         }
         r = setting_parse(setting, settings, eq + 1, &reason);
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                (void) add_error(errors, "%s: %s: %s", origin, assignment, reason ?: "invalid value");
+                (void) add_error(errors, "%s: %s: %s", origin, assignment_text, reason ?: "invalid value");
                 return 1;
         }
         return 0;

@@ -14,7 +14,12 @@
 
 #include "settings.h"
 
-/* Errors found while loading, each "FILE:LINE: reason", in file order. */
+/*
+ * Errors found while loading, each "FILE:LINE: reason", in file order. They go
+ * to the log and out over D-Bus (Reload): escaped text (escape.h), with the
+ * file names, keys and values they quote escaped, the values cut to a
+ * readable length.
+ */
 typedef struct ConfigErrors {
         char **messages;
         size_t n;

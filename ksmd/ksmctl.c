@@ -5,6 +5,11 @@
  *
  * Exit codes: 0 success; 1 the request failed; 2 bad usage; 3 the daemon is
  * not running (no socket, or nobody listening); 4 access denied.
+ *
+ * Strings from the daemon are escaped text already (escape.h); before a
+ * terminal shows one, escape_text() makes sure of it, so that an escape
+ * sequence from a daemon of another version, or from a bug, is shown, not
+ * obeyed. JSON output escapes them as JSON does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,7 @@
 
 #include "build-config.h"
 #include "bus-api.h"
+#include "escape.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -34,6 +40,9 @@ enum {
         EXIT_NOT_RUNNING = 3,
         EXIT_DENIED = 4,
 };
+
+/* A string from the daemon shown on a terminal is cut to this many bytes. */
+#define TEXT_MAX 2048
 
 /* A command's arguments, checked before ksmctl connects to the daemon. */
 typedef struct Args {
@@ -81,6 +90,13 @@ static void help(void) {
                arg_socket);
 }
 
+/* The message of a failed call, as a terminal may show it. */
+static const char *error_text(const sd_bus_error *e, int r, char *buf, size_t size) {
+        if (!sd_bus_error_is_set(e))
+                return strerror(-r);
+        return escape_text(e->message ?: e->name, buf, size);
+}
+
 /* -EACCES for the daemon's AccessDenied, else -errno of the call. */
 static int errno_of_bus_error(const sd_bus_error *e, int r) {
         if (sd_bus_error_has_name(e, BUS_ERROR_ACCESS_DENIED))
@@ -125,13 +141,14 @@ static int connect_daemon(sd_bus **ret) {
 /* Sends m (-errno r if building it failed); on failure prints the daemon's error, as call() does. */
 static int call_message(sd_bus *bus, sd_bus_message *m, int r, sd_bus_message **reply) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        char text[TEXT_MAX];
 
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &error, reply);
         if (r >= 0)
                 return 0;
         fprintf(stderr, "ksmctl: %s failed: %s\n", sd_bus_message_get_member(m),
-                sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                error_text(&error, r, text, sizeof(text)));
         r = errno_of_bus_error(&error, r);
         sd_bus_error_free(&error);
         return r;
@@ -157,6 +174,7 @@ static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const c
 
 static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        char text[TEXT_MAX];
         int r;
 
         if (type == 's')
@@ -166,24 +184,38 @@ static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
                                                 type, ret);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: reading %s failed: %s\n", name,
-                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                        error_text(&error, r, text, sizeof(text)));
                 r = errno_of_bus_error(&error, r);
         }
         sd_bus_error_free(&error);
         return r;
 }
 
+/*
+ * A JSON string. Control characters (C0, DEL and C1) are \u escapes, valid JSON that a terminal does
+ * not obey either. A byte that is not part of valid UTF-8 would make the output invalid JSON: none
+ * comes over D-Bus (sd-bus refuses it) and estimate escapes the names it reads, but should one come,
+ * it is written as the text \xNN, as escape.h writes it.
+ */
 static void print_json_string(const char *s) {
-        putchar('"');
-        for (; *s; s++) {
-                unsigned char ch = (unsigned char) *s;
+        size_t n = strlen(s);
 
-                if (ch == '"' || ch == '\\')
+        putchar('"');
+        for (size_t i = 0, k; i < n; i += k) {
+                unsigned char ch = (unsigned char) s[i];
+
+                k = utf8_char_size(s + i, n - i);
+                if (k == 0) {
+                        printf("\\\\x%02x", ch);
+                        k = 1;
+                } else if (ch == '"' || ch == '\\')
                         printf("\\%c", ch);
-                else if (ch < 0x20)
+                else if (ch < 0x20 || ch == 0x7f)
                         printf("\\u%04x", ch);
+                else if (ch == 0xc2 && (unsigned char) s[i + 1] < 0xa0)
+                        printf("\\u%04x", (unsigned char) s[i + 1]); /* U+0080..U+009F */
                 else
-                        putchar(ch);
+                        fwrite(s + i, 1, k, stdout);
         }
         putchar('"');
 }
@@ -236,8 +268,9 @@ static int cmd_status(sd_bus *bus, const Args *a) {
         enum { BATCH_PAGES, BATCH_SLEEP, SCANS, SAVING, METADATA, REGIONS };
         _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
         uint64_t pages_to_scan = 0, sleep_usec = 0, v[ELEMENTSOF(keys)];
+        char sb[32], mb[32], version_text[TEXT_MAX], mode_text[TEXT_MAX], helper_text[TEXT_MAX],
+                status_text[TEXT_MAX];
         int paused = 0, r;
-        char sb[32], mb[32];
 
         if ((r = get_property(bus, "Version", 's', &version)) < 0 ||
             (r = get_property(bus, "Mode", 's', &mode)) < 0 ||
@@ -273,11 +306,12 @@ static int cmd_status(sd_bus *bus, const Args *a) {
 
         format_bytes(v[SAVING], sb, sizeof(sb));
         format_bytes(v[METADATA], mb, sizeof(mb));
-        printf("       ksmd: %s\n", version);
-        printf("       mode: %s%s\n", mode,
+        printf("       ksmd: %s\n", escape_text(version, version_text, sizeof(version_text)));
+        printf("       mode: %s%s\n", escape_text(mode, mode_text, sizeof(mode_text)),
                strcmp(mode, "estimate") == 0 ?
                        " (nothing is merged; the figures say what merging would save)" : "");
-        printf("     helper: %s\n", helper[0] ? helper : "not loaded");
+        printf("     helper: %s\n", helper[0] ? escape_text(helper, helper_text, sizeof(helper_text)) :
+                                               "not loaded");
         printf("      state: %s\n", paused ? "paused" : "scanning");
         printf("       rate: %" PRIu64 " pages every %" PRIu64 " ms\n", v[BATCH_PAGES],
                v[BATCH_SLEEP] / 1000);
@@ -288,7 +322,7 @@ static int cmd_status(sd_bus *bus, const Args *a) {
         if (v[METADATA] != UINT64_MAX)
                 printf("   metadata: %s\n", mb);
         if (status)
-                printf("     status: %s\n", status);
+                printf("     status: %s\n", escape_text(status, status_text, sizeof(status_text)));
         return 0;
 }
 
@@ -311,8 +345,8 @@ static int cmd_domains(sd_bus *bus, const Args *a) {
         while ((r = sd_bus_message_enter_container(reply, 'r', "usa{st}")) > 0) {
                 uint64_t regions = 0, pages = 0, sharing = 0, zero = 0, v;
                 const char *name, *k;
+                char sb[32], name_text[TEXT_MAX];
                 uint32_t id;
-                char sb[32];
 
                 r = sd_bus_message_read(reply, "us", &id, &name);
                 if (r >= 0)
@@ -341,8 +375,8 @@ static int cmd_domains(sd_bus *bus, const Args *a) {
                                regions, pages, sharing, zero, (sharing + zero) * PAGE_SIZE_BYTES);
                 } else {
                         format_bytes((sharing + zero) * PAGE_SIZE_BYTES, sb, sizeof(sb));
-                        printf("%-8" PRIu32 " %-32s %8" PRIu64 " %12" PRIu64 " %12s\n", id, name, regions,
-                               pages, sb);
+                        printf("%-8" PRIu32 " %-32s %8" PRIu64 " %12" PRIu64 " %12s\n", id,
+                               escape_text(name, name_text, sizeof(name_text)), regions, pages, sb);
                 }
                 first = false;
         }
@@ -366,11 +400,16 @@ static int print_dict(sd_bus_message *reply, const char *indent, bool json) {
         if (json)
                 putchar('{');
         while ((r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
+                char key_text[TEXT_MAX];
+
                 if (json) {
-                        printf("%s\"%s\":%" PRIu64, first ? "" : ",", key, value);
+                        printf("%s", first ? "" : ",");
+                        print_json_string(key);
+                        printf(":%" PRIu64, value);
                         first = false;
                 } else
-                        printf("%s%-24s %" PRIu64 "\n", indent, key, value);
+                        printf("%s%-24s %" PRIu64 "\n", indent, escape_text(key, key_text, sizeof(key_text)),
+                               value);
         }
         if (r < 0)
                 return r;
@@ -411,6 +450,7 @@ static int cmd_list(sd_bus *bus, const Args *a) {
                 putchar('[');
         for (;;) {
                 const char *name, *note, *merge_note;
+                char text[TEXT_MAX];
                 uint64_t start, length;
                 uint32_t id, pid;
                 int whole;
@@ -435,16 +475,16 @@ static int cmd_list(sd_bus *bus, const Args *a) {
                         print_json_string(merge_note);
                         printf(",\"stats\":");
                 } else {
-                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "", name,
-                               name[0] ? ")" : "", pid);
+                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "",
+                               escape_text(name, text, sizeof(text)), name[0] ? ")" : "", pid);
                         if (whole)
                                 printf("all private anonymous memory\n");
                         else
                                 printf("0x%" PRIx64 "-0x%" PRIx64 "\n", start, start + length);
                         if (note[0])
-                                printf("    note: %s\n", note);
+                                printf("    note: %s\n", escape_text(note, text, sizeof(text)));
                         if (merge_note[0])
-                                printf("    helper: %s\n", merge_note);
+                                printf("    helper: %s\n", escape_text(merge_note, text, sizeof(text)));
                 }
                 r = print_dict(reply, "    ", arg_json);
                 if (r < 0)
@@ -681,9 +721,11 @@ static int cmd_estimate(int argc, char *argv[]) {
                 static const RegionScan none = {};
                 const RegionScan *rs = scanner_region(m->scanner, region->id) ?: &none;
                 uint64_t pages = rs->last.pages_scanned, saving = scan_counters_saving_pages(&rs->last);
-                char exe[256] = "?";
+                char raw[256], exe[ESCAPE_SIZE_MAX(sizeof(raw) - 1)] = "?";
 
-                (void) proc_read_exe_name(region->pid, exe, sizeof(exe));
+                /* Its owner named the file: escaped, for the terminal and for JSON. */
+                if (proc_read_exe_name(region->pid, raw, sizeof(raw)) >= 0)
+                        escape_str(raw, exe, sizeof(exe));
                 total_pages += pages;
                 total_saving += saving;
                 if (arg_json) {

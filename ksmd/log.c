@@ -5,7 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "log.h"
+
+/*
+ * A message longer than this is cut (and marked). The raw text is read twice
+ * as far, so that a cut of the raw text always falls past the cut of the
+ * escaped one, which escaping never makes shorter.
+ */
+#define LOG_MESSAGE_MAX 4096
 
 static int max_level = LOG_INFO;
 static bool prefix_priority = false;
@@ -41,6 +49,7 @@ void log_setup(void) {
 
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const char *format, ...) {
+        char raw[2 * LOG_MESSAGE_MAX], message[LOG_MESSAGE_MAX];
         int saved = errno;
         va_list ap;
 
@@ -48,14 +57,18 @@ int log_internal(int level, int error, const char *file, int line, const char *f
                 error = -error;
 
         if (level <= max_level) {
-                if (prefix_priority)
-                        fprintf(stderr, "<%d>", level);
                 /* %m in the format prints strerror(error). */
                 errno = error;
                 va_start(ap, format);
-                vfprintf(stderr, format, ap);
+                (void) vsnprintf(raw, sizeof(raw), format, ap);
                 va_end(ap);
-                fputc('\n', stderr);
+                /* Whatever a caller passes, a message is one line without control characters:
+                 * a newline would start a journal line with a "<N>" priority of its own. */
+                escape_text(raw, message, sizeof(message));
+                if (prefix_priority)
+                        fprintf(stderr, "<%d>%s\n", level, message);
+                else
+                        fprintf(stderr, "%s\n", message);
         }
 
         errno = saved;

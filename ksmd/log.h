@@ -8,6 +8,12 @@
  * log_*_errno() return -abs(error) so a caller can write
  *         return log_error_errno(r, "Failed to frob: %m");
  * where %m prints strerror(-r).
+ *
+ * Every message is one line: after formatting, log_internal() passes it
+ * through escape_text() (escape.h), so a newline or control character that
+ * reaches it in an argument is written as \xNN and cannot start a forged
+ * journal line. Strings from outside are still escaped where they enter
+ * (escape_str()), so that a backslash of theirs reads as \x5c.
  */
 
 #include <stdbool.h>

@@ -18,6 +18,7 @@
 #include "bus-api.h"
 #include "access.h"
 #include "bus-auth.h"
+#include "escape.h"
 #include "helper-client.h"
 #include "ledger.h"
 #include "log.h"
@@ -121,6 +122,7 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
         Manager *mgr = manager_of(c);
         _cleanup_close_ int own_pidfd = -EBADF;
         AccessProof *proof = NULL;
+        char name_text[ESCAPE_SIZE_MAX(REGION_NAME_MAX)];
         int pidfd = caller_pidfd;
         PeerCreds peer;
         uint32_t id;
@@ -174,8 +176,7 @@ static int do_register(BusConnection *c, sd_bus_message *m, pid_t pid, int calle
 
         log_debug("Region %u (%s of process %d%s%s) belongs to uid %u.", id,
                   whole ? "all private memory" : "a range", (int) pid, o->name ? ", named " : "",
-                  o->name ?: "",
-                  (unsigned) peer.uid);
+                  escape_str(o->name, name_text, sizeof(name_text)), (unsigned) peer.uid);
         return sd_bus_reply_method_return(m, "u", id);
 }
 
@@ -298,6 +299,7 @@ static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus
         if (r < 0)
                 return r;
         for (;;) {
+                char key_text[64 + sizeof(ESCAPE_CUT_MARK)];
                 const char *key;
 
                 r = sd_bus_message_enter_container(m, 'e', "sv");
@@ -315,10 +317,11 @@ static int read_register_options(sd_bus_message *m, RegisterOptions *ret, sd_bus
                 else if (strcmp(key, "Memory") == 0)
                         r = read_option_memory(m, &o, error);
                 else
+                        /* The caller's bytes, echoed back: escaped, cut after about 64 bytes. */
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                              "Unknown option \"%.64s\"%s; the known options are Domain, "
-                                              "Memory and Name",
-                                              key, strlen(key) > 64 ? "..." : "");
+                                              "Unknown option \"%s\"; the known options are Domain, Memory "
+                                              "and Name",
+                                              escape_str(key, key_text, sizeof(key_text)));
                 if (r < 0)
                         return r;
                 r = sd_bus_message_exit_container(m);

@@ -204,7 +204,7 @@ static int domain_name_for(Manager *m, const RegionRequest *req, char *buf, size
 
 int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
         _cleanup_(access_proof_freep) AccessProof *proof = req->proof;
-        char label[REGION_NAME_MAX + 4], domain[DOMAIN_NAME_MAX + 1];
+        char label[REGION_LABEL_MAX], domain[DOMAIN_NAME_MAX + 1];
         pid_t pid = req->pid;
         uint32_t domain_id;
         Region *region;
@@ -276,7 +276,7 @@ static void manager_remove_region(Manager *m, Region *r) {
 
 int manager_unregister(Manager *m, uint32_t id) {
         Region *r = region_registry_find(m->registry, id);
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         if (!r)
                 return log_error_errno(-ENOENT, "Cannot unregister region %" PRIu32 ": no such region.", id);
@@ -396,7 +396,7 @@ void manager_resume(Manager *m) {
 }
 
 static void manager_log_notes(Manager *m) {
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         REGISTRY_FOREACH(r, m->registry) {
                 const RegionScan *rs;
@@ -414,7 +414,7 @@ static void manager_log_notes(Manager *m) {
 }
 
 static void manager_drop_gone(Manager *m) {
-        char label[REGION_NAME_MAX + 4];
+        char label[REGION_LABEL_MAX];
 
         for (Region *r = region_registry_next(m->registry, 0), *next; r; r = next) {
                 next = region_registry_next(m->registry, r->id + 1);

@@ -150,7 +150,8 @@ int manager_check_config(const ManagerArgs *args);
 /*
  * Reads the files again and applies them (and the command line on top).
  * On a problem nothing changes: -EINVAL, with the first problem in
- * *ret_message (malloc'ed, optional) and every one in the log.
+ * *ret_message (malloc'ed, optional; escaped text, see config.h) and every
+ * one in the log.
  */
 int manager_reload(Manager *m, char **ret_message);
 

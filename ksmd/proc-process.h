@@ -44,6 +44,12 @@ int proc_cgroup_is_root_owned(const char *path);
 /* The pid a pidfd of this process refers to (-ESRCH if it has exited). */
 int proc_pidfd_get_pid(int pidfd, pid_t *ret);
 
+/*
+ * Both are the bytes as the kernel has them, for matching; whoever made the
+ * cgroup or the file chose them: escape them (escape.h) before they are logged,
+ * sent or printed.
+ */
+
 /* The cgroup v2 path of pid ("/machine.slice/..."), from /proc/PID/cgroup's "0::" line. */
 int proc_read_cgroup(pid_t pid, char *buf, size_t size);
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "proc-reader.h"
 
@@ -36,12 +37,11 @@ int proc_maps_parse_line(const char *line, ProcMapping *ret) {
         m.writable = perms[1] == 'w';
         m.private_ = perms[3] == 'p';
 
+        /* Whoever owns the file chose these bytes: escaped, so that notes and
+         * the log quoting them stay valid UTF-8 without control characters. */
         name = line + name_at;
         len = strcspn(name, "\n");
-        if (len >= sizeof(m.name))
-                len = sizeof(m.name) - 1;
-        memcpy(m.name, name, len);
-        m.name[len] = 0;
+        escape_mem(name, len, m.name, sizeof(m.name));
 
         if (len == 0 || strcmp(m.name, "[heap]") == 0 || strncmp(m.name, "[stack", 6) == 0 ||
             strncmp(m.name, "[anon:", 6) == 0)

@@ -33,7 +33,8 @@ typedef struct ProcMapping {
         bool writable;
         bool private_;           /* 'p' in the flags column */
         ProcMappingKind kind;
-        char name[48];           /* path or [name], truncated; "" for plain anonymous */
+        char name[48];           /* path or [name], escaped and cut to fit, marked "..." (escape.h);
+                                  * "" for plain anonymous */
 } ProcMapping;
 
 /* Parses one line of /proc/PID/maps (without or with its trailing newline). -EBADMSG if malformed. */

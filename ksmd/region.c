@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "pidfd-util.h"
 #include "region.h"
@@ -191,8 +192,10 @@ int region_set_name(Region *r, const char *name) {
 }
 
 const char *region_label(const Region *r, char *buf, size_t size) {
+        char name[ESCAPE_SIZE_MAX(REGION_NAME_MAX)];
+
         if (!r->name[0])
                 return "";
-        (void) snprintf(buf, size, " \"%s\"", r->name);
+        (void) snprintf(buf, size, " \"%s\"", escape_str(r->name, name, sizeof(name)));
         return buf;
 }

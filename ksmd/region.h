@@ -95,5 +95,10 @@ bool region_name_is_valid(const char *name);
 /* Labels the region; NULL clears the label. -EINVAL (nothing changed) if the name is not valid. */
 int region_set_name(Region *r, const char *name);
 
-/* " \"NAME\"" for a named region, "" for an unnamed one: for log lines that say "region ID". */
+/*
+ * " \"NAME\"" for a named region, "" for an unnamed one: for log lines that say "region ID". The name
+ * is escaped (escape.h): a backslash of the caller's reads as \x5c, never as an escape. buf holds
+ * REGION_LABEL_MAX bytes.
+ */
+#define REGION_LABEL_MAX (4 * REGION_NAME_MAX + 4)
 const char *region_label(const Region *r, char *buf, size_t size);

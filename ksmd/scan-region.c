@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "proc-reader.h"
 #include "scan-region.h"
 
@@ -30,13 +31,22 @@ RegionScan *region_scan_free(RegionScan *rs) {
         return NULL;
 }
 
+/* Notes go out over D-Bus, where one that is not valid UTF-8 fails ListRegions: escaped text, cut on a
+ * character boundary, whatever the parts. */
+_printf_(2, 0) static void format_note(char *note, const char *format, va_list ap) {
+        char raw[2 * REGION_NOTE_MAX];
+
+        (void) vsnprintf(raw, sizeof(raw), format, ap);
+        escape_text(raw, note, REGION_NOTE_MAX);
+}
+
 void region_scan_set_note(RegionScan *rs, const char *format, ...) {
         va_list ap;
 
         if (rs->note[0])
                 return;
         va_start(ap, format);
-        (void) vsnprintf(rs->note, sizeof(rs->note), format, ap);
+        format_note(rs->note, format, ap);
         va_end(ap);
 }
 
@@ -44,7 +54,7 @@ void region_scan_set_merge_note(RegionScan *rs, const char *format, ...) {
         va_list ap;
 
         va_start(ap, format);
-        (void) vsnprintf(rs->merge_note, sizeof(rs->merge_note), format, ap);
+        format_note(rs->merge_note, format, ap);
         va_end(ap);
 }
 

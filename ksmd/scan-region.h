@@ -74,7 +74,11 @@ PageSlot *region_scan_slot_at(RegionScan *rs, uint64_t addr);
 /* Pages covered by the region's areas. */
 uint64_t region_scan_pages(const RegionScan *rs);
 
-/* Records why pages could not be merged (first reason wins until region_scan_clear_note()). */
+/*
+ * Records why pages could not be merged (first reason wins until region_scan_clear_note()). Notes are
+ * escaped text (escape.h), cut to REGION_NOTE_MAX on a character boundary: a part that comes from
+ * outside, such as a mapping's name, is escaped before it is put in.
+ */
 void region_scan_set_note(RegionScan *rs, const char *format, ...) _printf_(2, 3);
 void region_scan_clear_note(RegionScan *rs);
 /* Records the helper's reason for refusing a page of the region (the latest wins). */

@@ -11,12 +11,15 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "escape.h"
 #include "parse-util.h"
 #include "region.h"
 #include "settings.h"
 #include "strv.h"
 
 #define SETTINGS_MAX_LIST 256u           /* entries per list key */
+/* A value a reason quotes came from a file or a caller: escaped (escape.h), cut to this many bytes. */
+#define SETTINGS_QUOTE_MAX 256u
 
 #define NUMBER(sec, k, knd, flg, lo, hi, dflt, field, text)                                                 \
         {                                                                                                   \
@@ -334,10 +337,11 @@ static const char *number_example(const Setting *s) {
 }
 
 static char *number_reason(const Setting *s, const char *value) {
-        char range[96];
+        char range[96], q[SETTINGS_QUOTE_MAX];
 
         setting_format_range(s, range, sizeof(range));
-        return reasonf("'%s' is not %s %s%s", value, number_noun(s), range, number_example(s));
+        return reasonf("'%s' is not %s %s%s", escape_str(value, q, sizeof(q)), number_noun(s), range,
+                       number_example(s));
 }
 
 int setting_check_number(const Setting *s, uint64_t value, char **ret_reason) {
@@ -447,7 +451,7 @@ static void list_clear(const Setting *s, Settings *settings) {
 static int parse_id(const Setting *s, const char *w, uint32_t *ret, char **ret_reason) {
         struct passwd pw, *pwr = NULL;
         struct group grp, *grr = NULL;
-        char buf[4096];
+        char buf[4096], q[SETTINGS_QUOTE_MAX];
         uint64_t id;
 
         if (parse_uint64_range(w, 0, UINT32_MAX - 1, &id) >= 0) {
@@ -456,14 +460,14 @@ static int parse_id(const Setting *s, const char *w, uint32_t *ret, char **ret_r
         }
         if (s->kind == SETTING_USERS) {
                 if (getpwnam_r(w, &pw, buf, sizeof(buf), &pwr) != 0 || !pwr) {
-                        *ret_reason = reasonf("user '%s' does not exist", w);
+                        *ret_reason = reasonf("user '%s' does not exist", escape_str(w, q, sizeof(q)));
                         return -EINVAL;
                 }
                 *ret = pwr->pw_uid;
                 return 0;
         }
         if (getgrnam_r(w, &grp, buf, sizeof(buf), &grr) != 0 || !grr) {
-                *ret_reason = reasonf("group '%s' does not exist", w);
+                *ret_reason = reasonf("group '%s' does not exist", escape_str(w, q, sizeof(q)));
                 return -EINVAL;
         }
         *ret = grr->gr_gid;
@@ -500,18 +504,25 @@ static int parse_ids(const Setting *s, Settings *settings, const char *v, char *
 }
 
 static int parse_pattern(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
-        char *copy;
+        char *copy, q[SETTINGS_QUOTE_MAX];
         int r;
 
         if (s->kind == SETTING_CGROUP_PATTERNS && v[0] != '/') {
                 *ret_reason = reasonf("'%s' is not a cgroup path pattern; it starts with / "
                                       "(e.g. /machine.slice/*)",
-                                      v);
+                                      escape_str(v, q, sizeof(q)));
                 return -EINVAL;
         }
         if (s->kind == SETTING_EXECUTABLE_PATTERNS && strchr(v, '/')) {
                 *ret_reason = reasonf("'%s' is not a file name pattern; it has no / (e.g. qemu-system-*)",
-                                      v);
+                                      escape_str(v, q, sizeof(q)));
+                return -EINVAL;
+        }
+        /* Patterns are D-Bus properties, where a string that is not UTF-8 fails every reply that
+         * carries it; a control character would reach a terminal. ? and * match such bytes. */
+        if (!utf8_is_printable(v, strlen(v))) {
+                *ret_reason = reasonf("'%s' holds a control character or a byte that is not UTF-8; "
+                                      "match those with ? or *", escape_str(v, q, sizeof(q)));
                 return -EINVAL;
         }
         copy = strdup(v);
@@ -524,10 +535,11 @@ static int parse_pattern(const Setting *s, Settings *settings, const char *v, ch
 }
 
 static int parse_socket(const Setting *s, Settings *settings, const char *v, char **ret_reason) {
-        char **path = field(s, settings), *p;
+        char **path = field(s, settings), *p, q[SETTINGS_QUOTE_MAX];
 
         if (v[0] != '/' || strlen(v) >= sizeof_field(struct sockaddr_un, sun_path)) {
-                *ret_reason = reasonf("'%s' is not an absolute path shorter than %zu characters", v,
+                *ret_reason = reasonf("'%s' is not an absolute path shorter than %zu characters",
+                                      escape_str(v, q, sizeof(q)),
                                       sizeof_field(struct sockaddr_un, sun_path));
                 return -EINVAL;
         }
@@ -540,6 +552,7 @@ static int parse_socket(const Setting *s, Settings *settings, const char *v, cha
 }
 
 int setting_parse(const Setting *s, Settings *settings, const char *value, char **ret_reason) {
+        char q[SETTINGS_QUOTE_MAX];
         uint64_t v;
         bool b;
 
@@ -555,11 +568,13 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
                                 *(int *) field(s, settings) = (int) i;
                                 return 0;
                         }
-                *ret_reason = reasonf("'%s' is not one of %s", value, enum_names_text(s));
+                *ret_reason = reasonf("'%s' is not one of %s", escape_str(value, q, sizeof(q)),
+                                      enum_names_text(s));
                 return -EINVAL;
         case SETTING_BOOL:
                 if (parse_boolean(value, &b) < 0) {
-                        *ret_reason = reasonf("'%s' is not a boolean; use yes or no", value);
+                        *ret_reason = reasonf("'%s' is not a boolean; use yes or no",
+                                              escape_str(value, q, sizeof(q)));
                         return -EINVAL;
                 }
                 *(bool *) field(s, settings) = b;

@@ -156,7 +156,8 @@ int setting_check_number(const Setting *s, uint64_t value, char **ret_reason);
  * Parses value as ksmd.conf writes it into the setting's field of settings:
  * numbers, booleans, enums and Socket= replace the value; list keys append,
  * and an empty value empties the list. -EINVAL with a malloc'ed reason in
- * *ret_reason (the field is then unchanged), or -ENOMEM.
+ * *ret_reason (the field is then unchanged), or -ENOMEM. A reason quotes the
+ * value escaped (escape.h) and cut to a readable length.
  */
 int setting_parse(const Setting *s, Settings *settings, const char *value, char **ret_reason);
 

@@ -4,7 +4,9 @@
  * one method call on a live BusServer (estimate mode, private socket): the
  * first byte picks the method, the next bytes a signature from a small set,
  * the rest fills the arguments. The daemon must answer every call (a reply
- * or an error) and never crash, leak or corrupt memory.
+ * or an error) and never crash, leak or corrupt memory; an error's message,
+ * which ksmctl prints to a terminal, holds no control character, whatever
+ * the caller sent (escape.h).
  *
  * A file descriptor (h) is one of: a pidfd of a live child (a small sleep
  * that dies with the fuzzer), a pidfd of a reaped child, /dev/null. An
@@ -272,6 +274,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (!reply)
                 abort(); /* every call gets an answer */
+        if (sd_bus_message_is_method_error(reply, NULL)) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+                for (const char *c = e && e->message ? e->message : ""; *c; c++)
+                        if ((uint8_t) *c < 0x20 || *c == 0x7f)
+                                abort();
+        }
         (void) sd_bus_message_get_errno(reply);
         sd_bus_error_free(&error);
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "escape.h"
 #include "parse-util.h"
 
 /* Each test gets a fresh config directory. */
@@ -333,6 +334,63 @@ static void test_every_bad_value_is_reported(void **state) {
         }
 }
 
+static void test_what_messages_quote_from_files_is_escaped(void **state) {
+        static const struct {
+                const char *text;
+                const char *error;
+        } cases[] = {
+                { "[Scan]\nPagesToScan=12\x1b]0;x\x07\xff\xc3\n",
+                  "ksmd.conf:2: PagesToScan=12\\x1b]0;x\\x07\\xff\\xc3: '12\\x1b]0;x\\x07\\xff\\xc3' "
+                  "is not a whole number from 1 to 1000000" },
+                { "[Sc\x1b[2Jan]\nPagesToScan=1\n", "ksmd.conf:2: unknown section [Sc\\x1b[2Jan]" },
+                { "[Scan]\nPages\xc3ToScan=1\n", "ksmd.conf:2: unknown key Pages\\xc3ToScan= in [Scan]" },
+                { "\x7f=1\n", "ksmd.conf:1: unknown key \\x7f= outside any section" },
+                { "[AutoRegister]\nCgroup=a\\b\n",
+                  "ksmd.conf:2: Cgroup=a\\x5cb: 'a\\x5cb' is not a cgroup path pattern; it starts with / "
+                  "(e.g. /machine.slice/*)" },
+                { "[Scan]\nMode=\xc2\x9b\n",
+                  "ksmd.conf:2: Mode=\\xc2\\x9b: '\\xc2\\x9b' is not one of 'auto' or 'estimate'" },
+                /* Patterns are D-Bus properties: only printable UTF-8. */
+                { "[AutoRegister]\nExecutable=qemu-\xff*\n",
+                  "ksmd.conf:2: Executable=qemu-\\xff*: 'qemu-\\xff*' holds a control character or a byte "
+                  "that is not UTF-8; match those with ? or *" },
+                { "[AutoRegister]\nCgroup=/machine.slice/\x1b*\n",
+                  "ksmd.conf:2: Cgroup=/machine.slice/\\x1b*: '/machine.slice/\\x1b*' holds a control "
+                  "character or a byte that is not UTF-8; match those with ? or *" },
+        };
+        Fixture *f = *state;
+        _cleanup_(settings_done) Settings s = {};
+        char long_value[600], want[512];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                config_errors_clear(&f->errors);
+                write_file(f, CONFIG_MAIN_FILE, cases[i].text);
+                snprintf(want, sizeof(want), "/%s", cases[i].error);
+                assert_single_error(f, want);
+        }
+
+        /* A drop-in's file name is quoted escaped too. */
+        config_errors_clear(&f->errors);
+        write_file(f, CONFIG_MAIN_FILE, "");
+        write_file(f, CONFIG_DROPIN_DIR "/bad\nname\xff.conf", "[Scan]\nMode=x\n");
+        assert_single_error(f, "/" CONFIG_DROPIN_DIR "/bad\\x0aname\\xff.conf:2: Mode=x: "
+                            "'x' is not one of 'auto' or 'estimate'");
+
+        /* So is an assignment from the command line, and a long value is cut on a character boundary. */
+        config_errors_clear(&f->errors);
+        assert_int_equal(settings_init(&s), 0);
+        assert_int_equal(config_parse_assignment(&s, "Mode=\x1b", "command line", &f->errors), 1);
+        assert_string_equal(f->errors.messages[0], "command line: Mode=\\x1b: '\\x1b' is not one of "
+                            "'auto' or 'estimate'");
+        strcpy(long_value, "Mode=");
+        for (size_t i = 0; i < 250; i++)
+                strcat(long_value, "\xc3\xa9");
+        assert_int_equal(config_parse_assignment(&s, long_value, "command line", &f->errors), 1);
+        assert_true(utf8_is_valid(f->errors.messages[1], strlen(f->errors.messages[1])));
+        assert_non_null(strstr(f->errors.messages[1], "\xc3\xa9...: '\xc3\xa9"));
+        assert_non_null(strstr(f->errors.messages[1], "\xc3\xa9...' is not one of"));
+}
+
 static void test_all_problems_are_reported_and_nothing_is_applied(void **state) {
         Fixture *f = *state;
         Settings c = {};
@@ -384,6 +442,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unclosed_section, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_overlong_line, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_bad_value_is_reported, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_what_messages_quote_from_files_is_escaped, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_all_problems_are_reported_and_nothing_is_applied, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_unreadable_file_is_an_error, setup, teardown),

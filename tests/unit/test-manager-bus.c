@@ -400,7 +400,7 @@ static void test_fd_that_is_not_a_pidfd_is_refused(void **state) {
 
 static void test_bad_options_are_refused_naming_the_key(void **state) {
         _cleanup_(sd_bus_error_free) sd_bus_error unknown = SD_BUS_ERROR_NULL, typed = SD_BUS_ERROR_NULL,
-                                                  twice = SD_BUS_ERROR_NULL;
+                                                  twice = SD_BUS_ERROR_NULL, hostile = SD_BUS_ERROR_NULL;
         _cleanup_close_ int fd = -EBADF;
 
         new_manager(NULL);
@@ -420,6 +420,15 @@ static void test_bad_options_are_refused_naming_the_key(void **state) {
                                      "a", "Name", "s", "b"),
                          -EINVAL);
         assert_error(&twice, SD_BUS_ERROR_INVALID_ARGS, "Name");
+        /* A key is echoed back escaped (a terminal shows the message) and cut. */
+        assert_int_equal(call_method(0, "RegisterProcessByPIDFD", &hostile, NULL, "ha{sv}", fd, 1,
+                                     "\x1b[2J\n\xc2\x9b\\kkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+                                     "kkkkkkkkkkkkkkkkkkkkkkkkkk",
+                                     "s", "x"),
+                         -EINVAL);
+        assert_error(&hostile, SD_BUS_ERROR_INVALID_ARGS,
+                     "Unknown option \"\\x1b[2J\\x0a\\xc2\\x9b\\x5ckkkkkkkkkkkkkkkkkkkkk"
+                     "kkkkkkkkkkkkkkkkkkkk...\"; the known options are Domain, Memory and Name");
         /* Nothing is registered then. */
         assert_int_equal(region_registry_count(f.m->registry), 0);
 }

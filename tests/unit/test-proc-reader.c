@@ -59,12 +59,26 @@ static void test_parse_file_shared_and_special_are_not_anonymous(void **state) {
         assert_int_equal(m.kind, PROC_MAPPING_SPECIAL);
 }
 
-static void test_parse_long_names_are_truncated(void **state) {
+static void test_parse_long_names_are_cut_and_marked(void **state) {
         ProcMapping m;
 
         assert_int_equal(proc_maps_parse_line("1000-2000 r--p 00000000 fe:01 1 /a/very/long/path/that"
                                               "/does/not/fit/into/the/name/field/of/the/struct\n", &m), 0);
-        assert_int_equal(strlen(m.name), sizeof(m.name) - 1);
+        assert_string_equal(m.name, "/a/very/long/path/that/does/not/fit/into/the...");
+}
+
+static void test_parse_names_are_escaped_and_cut_on_a_character_boundary(void **state) {
+        ProcMapping m;
+
+        /* Byte 47, where the name used to be cut, is the second byte of the 'é'. */
+        assert_int_equal(proc_maps_parse_line("1000-2000 r--p 00000000 fe:01 1 /tmp/aaaaaaaaaaaaaaaaaaaa"
+                                              "aaaaaaaaaaaaaaaaaaaaa\xc3\xa9.img\n", &m), 0);
+        assert_string_equal(m.name, "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...");
+        assert_int_equal(m.kind, PROC_MAPPING_FILE);
+        assert_int_equal(proc_maps_parse_line("1000-2000 r--p 00000000 fe:01 1 /tmp/\xff\x1b[2J\\x.img\n",
+                                              &m), 0);
+        assert_string_equal(m.name, "/tmp/\\xff\\x1b[2J\\x5cx.img");
+        assert_int_equal(m.kind, PROC_MAPPING_FILE);
 }
 
 static void test_parse_malformed_lines_are_refused(void **state) {
@@ -191,7 +205,8 @@ int main(void) {
                 cmocka_unit_test(test_parse_plain_anonymous_mapping),
                 cmocka_unit_test(test_parse_heap_stack_and_named_anon_are_anonymous),
                 cmocka_unit_test(test_parse_file_shared_and_special_are_not_anonymous),
-                cmocka_unit_test(test_parse_long_names_are_truncated),
+                cmocka_unit_test(test_parse_long_names_are_cut_and_marked),
+                cmocka_unit_test(test_parse_names_are_escaped_and_cut_on_a_character_boundary),
                 cmocka_unit_test(test_parse_malformed_lines_are_refused),
                 cmocka_unit_test(test_read_own_maps_finds_new_private_anonymous_mapping),
                 cmocka_unit_test(test_read_maps_of_missing_process_is_esrch),

@@ -106,7 +106,7 @@ static void test_owner_and_whole_process_lookup(void **state) {
 }
 
 static void test_names_are_short_printable_ascii(void **state) {
-        char longest[REGION_NAME_MAX + 2];
+        char longest[REGION_NAME_MAX + 2], label[REGION_LABEL_MAX];
         Region r = {};
 
         assert_true(region_name_is_valid("vm-01"));
@@ -133,6 +133,15 @@ static void test_names_are_short_printable_ascii(void **state) {
         assert_string_equal(r.name, "vm-01");
         assert_int_equal(region_set_name(&r, NULL), 0);
         assert_string_equal(r.name, "");
+
+        /* In a log line, a backslash of the name's is an escape of its own, not the start of one. */
+        assert_string_equal(region_label(&r, label, sizeof(label)), "");
+        assert_int_equal(region_set_name(&r, "vm\\x0a"), 0);
+        assert_string_equal(region_label(&r, label, sizeof(label)), " \"vm\\x5cx0a\"");
+        memset(longest, '\\', REGION_NAME_MAX);
+        longest[REGION_NAME_MAX] = 0;
+        assert_int_equal(region_set_name(&r, longest), 0);
+        assert_int_equal(strlen(region_label(&r, label, sizeof(label))), 4 * REGION_NAME_MAX + 3);
 }
 
 int main(void) {

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "escape.h"
 #include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
@@ -160,6 +161,29 @@ static void test_merge_note_keeps_the_latest_reason(void **state) {
         assert_string_equal(s.note, "first");
 }
 
+static void test_notes_are_escaped_text_cut_on_a_character_boundary(void **state) {
+        RegionScan s = {};
+        char long_part[401];
+        size_t n;
+
+        /* A part that was not escaped is escaped all the same; escapes already made are kept. */
+        region_scan_set_note(&s, "%s and %s", "a\nb\xff", "c\\x0ad");
+        assert_string_equal(s.note, "a\\x0ab\\xff and c\\x0ad");
+
+        /* 200 'é's: vsnprintf() alone would cut the note after 255 bytes, in the middle of one. */
+        for (size_t i = 0; i < 200; i++)
+                memcpy(long_part + 2 * i, "\xc3\xa9", 2);
+        long_part[400] = '\0';
+        region_scan_clear_note(&s);
+        region_scan_set_note(&s, "%s", long_part);
+        n = strlen(s.note);
+        assert_true(n < sizeof(s.note));
+        assert_true(utf8_is_valid(s.note, n));
+        assert_string_equal(s.note + n - 3, "...");
+        region_scan_set_merge_note(&s, "%s", long_part);
+        assert_true(utf8_is_valid(s.merge_note, strlen(s.merge_note)));
+}
+
 static void test_each_change_of_the_notes_is_reported_once(void **state) {
         RegionScan s = {};
 
@@ -182,6 +206,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_range_reports_why_part_of_it_cannot_be_merged, setup,
                                                 teardown),
                 cmocka_unit_test(test_merge_note_keeps_the_latest_reason),
+                cmocka_unit_test(test_notes_are_escaped_text_cut_on_a_character_boundary),
                 cmocka_unit_test(test_each_change_of_the_notes_is_reported_once),
         };
 
