@@ -43,6 +43,11 @@ static int read_small_file(const char *path, char *buf, size_t size) {
                 fclose(f);
                 return r;
         }
+        /* Cut, a line could read as what it is not: a file this long is refused. */
+        if (n == size - 1 && fgetc(f) != EOF) {
+                fclose(f);
+                return -EFBIG;
+        }
         fclose(f);
         buf[n] = '\0';
         return 0;
@@ -215,27 +220,40 @@ int proc_cgroup_is_root_owned(const char *path) {
         return 1;
 }
 
+int proc_parse_cgroup(const char *text, char *buf, size_t size) {
+        const char *found = NULL;
+        size_t n;
+
+        for (const char *line = text; line && *line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (strncmp(line, "0::", 3) == 0) {
+                        /*
+                         * The kernel refuses '\n' in cgroup names, so a second "0::" line is
+                         * not a file it wrote: trust neither.
+                         */
+                        if (found)
+                                return -EBADMSG;
+                        found = line + 3;
+                }
+        if (!found)
+                return -ENODATA; /* no cgroup v2 hierarchy */
+        n = strcspn(found, "\n");
+        if (n >= size)
+                return -ENAMETOOLONG;
+        memcpy(buf, found, n);
+        buf[n] = '\0';
+        return 0;
+}
+
 int proc_read_cgroup(pid_t pid, char *buf, size_t size) {
         char path[64], text[4096];
-        const char *line;
-        size_t n;
         int r;
 
         snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
         r = read_small_file(path, text, sizeof(text));
         if (r < 0)
                 return r;
-        for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-                if (strncmp(line, "0::", 3) == 0) {
-                        line += 3;
-                        n = strcspn(line, "\n");
-                        if (n >= size)
-                                return -ENAMETOOLONG;
-                        memcpy(buf, line, n);
-                        buf[n] = '\0';
-                        return 0;
-                }
-        return -ENODATA; /* no cgroup v2 hierarchy */
+        return proc_parse_cgroup(text, buf, size);
 }
 
 int proc_read_exe_name(pid_t pid, char *buf, size_t size) {

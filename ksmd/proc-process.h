@@ -50,8 +50,12 @@ int proc_pidfd_get_pid(int pidfd, pid_t *ret);
  * sent or printed.
  */
 
-/* The cgroup v2 path of pid ("/machine.slice/..."), from /proc/PID/cgroup's "0::" line. */
+/*
+ * The cgroup v2 path of pid ("/machine.slice/..."), from /proc/PID/cgroup's "0::" line;
+ * -ENODATA without one, -EBADMSG with more than one.
+ */
 int proc_read_cgroup(pid_t pid, char *buf, size_t size);
+int proc_parse_cgroup(const char *text, char *buf, size_t size);
 
 /* The file name of pid's executable, without directory or " (deleted)"; -ENOENT for kernel threads. */
 int proc_read_exe_name(pid_t pid, char *buf, size_t size);

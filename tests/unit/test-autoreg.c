@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <cmocka.h>
 
 #include "autoreg.h"
+#include "proc-process.h"
 
 static char *cgroups[] = { (char *) "/machine.slice/*" };
 static char *exes[] = { (char *) "qemu-system-*", (char *) "cloud-hypervisor" };
@@ -74,6 +76,28 @@ static void test_group_qualifies_an_owner_and_narrows_cgroup_rules(void **state)
         assert_true(autoreg_match(&s, &p));
 }
 
+static void test_cgroup_file_yields_the_one_v2_path(void **state) {
+        char buf[64];
+
+        /* A hybrid host: v1 hierarchies first, then the unified one. */
+        assert_int_equal(proc_parse_cgroup("12:pids:/user.slice\n1:name=systemd:/machine.slice/x\n"
+                                           "0::/machine.slice/vm-1.scope\n",
+                                           buf, sizeof(buf)),
+                         0);
+        assert_string_equal(buf, "/machine.slice/vm-1.scope");
+        assert_int_equal(proc_parse_cgroup("0::/\n", buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "/");
+        /* v1 only: no v2 path, never a v1 one. */
+        assert_int_equal(proc_parse_cgroup("1:name=systemd:/machine.slice/x\n", buf, sizeof(buf)), -ENODATA);
+        /* The kernel writes one "0::" line; a second is forged: neither is trusted. */
+        assert_int_equal(proc_parse_cgroup("0::/user.slice/evil\n0::/machine.slice/vm\n", buf, sizeof(buf)),
+                         -EBADMSG);
+        assert_int_equal(proc_parse_cgroup("0::/machine.slice/a-path-longer-than-the-64-bytes-of-the-buffer"
+                                           "-given-here\n",
+                                           buf, sizeof(buf)),
+                         -ENAMETOOLONG);
+}
+
 static void test_missing_facts_never_match(void **state) {
         Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1, .executable_patterns = exes,
                        .n_executable_patterns = 2, .users = qemu_user, .n_users = 1 };
@@ -92,6 +116,7 @@ int main(void) {
                 cmocka_unit_test(test_executable_matches_only_processes_of_the_configured_owners),
                 cmocka_unit_test(test_group_qualifies_an_owner_and_narrows_cgroup_rules),
                 cmocka_unit_test(test_missing_facts_never_match),
+                cmocka_unit_test(test_cgroup_file_yields_the_one_v2_path),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
