@@ -79,6 +79,25 @@ vm_field() {
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
+# vm_rmmod_running MODULE: rmmod while ksmd talks to the module. A request in
+# flight (a GET_PAGES dump holds a module reference for its milliseconds)
+# makes rmmod fail with EAGAIN, as it would for an operator: retry for up to
+# 5 s, as "modprobe -r --wait" does. Any other failure fails at once.
+vm_rmmod_running() {
+	local i=0 err
+	while [ "$i" -lt 50 ]; do
+		err=$(rmmod "$1" 2>&1) && return 0
+		case $err in
+		*"temporarily unavailable"*|*"in use"*) ;;
+		*) echo "$err" >&2; return 1 ;;
+		esac
+		i=$((i + 1))
+		sleep 0.1
+	done
+	echo "$err (still busy after 5 s)" >&2
+	return 1
+}
+
 # A workload is a ksmd-workload run in the background under a NAME: its
 # standard output (one "pid PID addr ADDR pages PAGES" line per process, the
 # "expected ..." line, "ready", at the end "verified ...") goes to

@@ -29,7 +29,7 @@ vm_diag "ksmd made $owned shared pages so far"
 vm_check "ksmd starts merging" test "$owned" -gt 0
 info=$(ksmd-probe info)
 vm_diag "module just before rmmod: $info"
-vm_check "the module unloads while ksmd merges" rmmod ksmd_helper
+vm_check "the module unloads while ksmd merges" vm_rmmod_running ksmd_helper
 vm_check "ksmd is still running after the unload" kill -0 "$ksmd_pid"
 
 wait "$ksmd_pid"
@@ -65,7 +65,8 @@ while [ "$i" -lt 300 ]; do
 done
 vm_diag "the module merged $merged items"
 vm_check "idle: ksmd converged" test "${merged:-0}" -gt 0
-vm_check "idle: the module unloads while ksmd has nothing to merge" rmmod ksmd_helper
+vm_check "idle: the module unloads while ksmd has nothing to merge" \
+	vm_rmmod_running ksmd_helper
 wait "$ksmd_pid"
 status=$?
 sed -e 's/^/# ksmd: /' /tmp/ksmd2.err /tmp/ksmd2.out
