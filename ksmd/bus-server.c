@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ struct BusServer {
         int listen_fd;
         sd_event_source *listen_source;
         sd_event_source *post_source;  /* drains what sd-bus left unprocessed, see on_post() */
-        char *socket_path;             /* unlinked on free when we created it */
+        char *socket_path;             /* the socket file, ours or systemd's; NULL: it has none */
+        bool own_socket;               /* we made socket_path: it is unlinked on free */
         sd_id128_t server_id;
 
         BusConnection **connections;
@@ -256,11 +258,38 @@ fail:
         return 0;
 }
 
-static int listen_on(const char *path, int *ret_fd) {
+/*
+ * Makes the socket file at path BUS_SERVER_SOCKET_MODE, owned by root and
+ * gid. Through an O_PATH descriptor, so that what is changed is the socket
+ * that was checked, never what a symlink put in its place points to.
+ */
+static int socket_file_set_access(const char *path, gid_t gid) {
+        _cleanup_close_ int fd = -EBADF;
+        char fd_path[64];
+        struct stat st;
+
+        fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTSOCK;
+        if (fchownat(fd, "", 0, gid, AT_EMPTY_PATH) < 0)
+                return -errno;
+        /* fchmod() refuses O_PATH descriptors; their link in /proc does not (systemd's fchmod_opath). */
+        snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", fd);
+        if (chmod(fd_path, BUS_SERVER_SOCKET_MODE) < 0)
+                return -errno;
+        return 0;
+}
+
+static int listen_on(const char *path, gid_t gid, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_free_ char *dir = NULL;
         char *slash;
+        int r;
 
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
@@ -279,24 +308,53 @@ static int listen_on(const char *path, int *ret_fd) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
+        /* bind() gives the file the socket's own mode (less the umask): never more than the mode we want. */
+        if (fchmod(fd, BUS_SERVER_SOCKET_MODE) < 0)
+                return -errno;
         (void) unlink(path);
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return -errno;
-        /* Anyone may connect; every call is authorized from the peer's credentials. */
-        if (chmod(path, 0666) < 0)
-                return -errno;
+        /* Root and the group may connect; whoever connects is then authorized at accept and per call. */
+        r = socket_file_set_access(path, gid);
+        if (r < 0)
+                return r;
         if (listen(fd, SOMAXCONN) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
+/* The file a socket from systemd is bound to: 1 and a malloc'ed path, or 0 if it has none (abstract). */
+static int socket_fd_path(int fd, char **ret) {
+        struct sockaddr_un sa = {};
+        socklen_t len = sizeof(sa);
+        char *p;
+
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return -errno;
+        if (sa.sun_family != AF_UNIX)
+                return -EAFNOSUPPORT;
+        if (len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] == '\0') {
+                *ret = NULL;
+                return 0;
+        }
+        p = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 1;
+}
+
+int bus_server_set_socket_group(BusServer *s, gid_t socket_gid) {
+        return s->socket_path ? socket_file_set_access(s->socket_path, socket_gid) : 0;
+}
+
 void bus_server_set_max_connections(BusServer *s, unsigned max_connections) {
         s->max_connections = max_connections;
 }
 
-int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsigned max_connections,
-                   const BusObject *object, BusServer **ret) {
+int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
+                   unsigned max_connections, const BusObject *object, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         _cleanup_close_ int fd = listen_fd;
         int r;
@@ -312,15 +370,23 @@ int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsi
         if (r < 0)
                 return r;
 
-        if (fd >= 0)
+        if (fd >= 0) {
                 s->listen_fd = TAKE_FD(fd);
-        else {
-                r = listen_on(socket_path, &s->listen_fd);
+                r = socket_fd_path(s->listen_fd, &s->socket_path);
+                if (r < 0)
+                        return r;
+                /* An abstract socket has no file: anyone may connect, and only accept refuses them. */
+                r = bus_server_set_socket_group(s, socket_gid);
+                if (r < 0)
+                        return r;
+        } else {
+                r = listen_on(socket_path, socket_gid, &s->listen_fd);
                 if (r < 0)
                         return r;
                 s->socket_path = strdup(socket_path);
                 if (!s->socket_path)
                         return -ENOMEM;
+                s->own_socket = true;
         }
 
         r = sd_event_add_io(s->event, &s->listen_source, s->listen_fd, EPOLLIN, on_connection, s);
@@ -371,7 +437,7 @@ BusServer *bus_server_free(BusServer *s) {
         sd_event_source_disable_unref(s->listen_source);
         sd_event_source_disable_unref(s->post_source);
         safe_close(s->listen_fd);
-        if (s->socket_path)
+        if (s->own_socket)
                 (void) unlink(s->socket_path);
         free(s->socket_path);
         sd_event_unref(s->event);

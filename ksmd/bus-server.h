@@ -35,13 +35,20 @@ typedef struct BusObject {
         void *userdata;                  /* the owner's, for bus_connection_userdata() */
 } BusObject;
 
+/* The mode of the socket file: root and its group may connect, no one else. */
+#define BUS_SERVER_SOCKET_MODE 0660
+
 /*
  * Listens on socket_path (replacing a stale socket file), or on listen_fd
  * (socket activation; ownership passes to the server, also on failure), and
  * serves object on event. At most max_connections connections at once.
+ *
+ * The socket file is BUS_SERVER_SOCKET_MODE, owned by root and socket_gid,
+ * before anyone can connect to a socket the server makes; a socket from
+ * systemd gets the same mode and owner (its path from getsockname()).
  */
-int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsigned max_connections,
-                   const BusObject *object, BusServer **ret);
+int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
+                   unsigned max_connections, const BusObject *object, BusServer **ret);
 BusServer *bus_server_free(BusServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
 
@@ -51,6 +58,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
  * -EEXIST: the name is taken).
  */
 int bus_server_attach_system_bus(BusServer *s, const char *name);
+
+/*
+ * Gives the socket file to another group (on reload); the mode stays
+ * BUS_SERVER_SOCKET_MODE. -errno; -ENOTSOCK if the file is not the socket.
+ */
+int bus_server_set_socket_group(BusServer *s, gid_t socket_gid);
 
 /* Applies a new bound (on reload); existing connections stay. */
 void bus_server_set_max_connections(BusServer *s, unsigned max_connections);

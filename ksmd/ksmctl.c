@@ -109,6 +109,11 @@ static int connect_daemon(sd_bus **ret) {
                         arg_socket);
                 return -ECONNREFUSED;
         }
+        if (r == -EACCES) {
+                fprintf(stderr, "ksmctl: may not connect to %s: only root and the members of its group "
+                        "(SocketGroup= in ksmd.conf) may\n", arg_socket);
+                return r;
+        }
         if (r < 0) {
                 fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));
                 return r;

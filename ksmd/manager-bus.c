@@ -624,6 +624,8 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s",
                                          property);
         switch (t->kind) {
+        case SETTING_GROUP:
+                return sd_bus_message_append(reply, "u", (uint32_t) setting_get_group(t, s));
         case SETTING_GROUPS:
                 return sd_bus_message_append_array(reply, 'u', s->allow_groups,
                                                    s->n_allow_groups * sizeof(gid_t));
@@ -823,7 +825,7 @@ int manager_bus_serve(Manager *m) {
                                        "systemd passed %d sockets; ksmd.socket must list exactly one.", n);
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
-        r = bus_server_new(m->event, m->settings.socket_path, listen_fd,
+        r = bus_server_new(m->event, m->settings.socket_path, listen_fd, m->settings.socket_group,
                            (unsigned) m->settings.max_connections,
                            &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE,
                                           .vtable = vtable, .userdata = m },

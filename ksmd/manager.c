@@ -65,6 +65,17 @@ int manager_apply_settings(Manager *m, const Settings *new) {
                 if (r < 0)
                         return log_oom();
         }
+        if (m->bus && s.socket_group != m->settings.socket_group) {
+                r = bus_server_set_socket_group(m->bus, s.socket_group);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to give the control socket to group %u "
+                                          "(SocketGroup=); it keeps group %u: %m",
+                                          (unsigned) s.socket_group, (unsigned) m->settings.socket_group);
+                        s.socket_group = m->settings.socket_group;
+                } else
+                        log_info("The control socket now belongs to group %u (SocketGroup=).",
+                                 (unsigned) s.socket_group);
+        }
         if (m->bus)
                 bus_server_set_max_connections(m->bus, s.max_connections);
         (void) region_registry_set_max_regions(m->registry, s.max_regions);

@@ -58,6 +58,9 @@ const Setting settings_table[] = {
         { .section = "Control", .key = "Socket", .kind = SETTING_SOCKET, .flags = SETTING_AT_START,
           .def_string = "/run/ksmd/ksmd.sock", .offset = offsetof(Settings, socket_path),
           .help = "Serve the D-Bus API on this unix socket" },
+        { .section = "Control", .key = "SocketGroup", .kind = SETTING_GROUP, .def = 0,
+          .offset = offsetof(Settings, socket_group),
+          .help = "The group that may connect to the socket besides root (mode 0660)" },
         { .section = "Control", .key = "SystemBus", .kind = SETTING_BOOL, .flags = SETTING_AT_START,
           .def = false, .offset = offsetof(Settings, system_bus),
           .help = "Also serve org.ksmd.Manager1 on the system bus" },
@@ -149,6 +152,8 @@ const char *setting_property_type(const Setting *s) {
         case SETTING_MODE:
         case SETTING_SOCKET:
                 return "s";
+        case SETTING_GROUP:
+                return "u";
         case SETTING_GROUPS:
                 return "au";
         case SETTING_CGROUP_PATTERNS:
@@ -170,6 +175,17 @@ static size_t *field_n(const Setting *s, const Settings *settings) {
 uint64_t setting_get_number(const Setting *s, const Settings *settings) {
         assert(setting_is_number(s));
         return *(uint64_t *) field(s, settings);
+}
+
+gid_t setting_get_group(const Setting *s, const Settings *settings) {
+        assert(s->kind == SETTING_GROUP);
+        return *(const gid_t *) field(s, settings);
+}
+
+const gid_t *setting_get_groups(const Setting *s, const Settings *settings, size_t *ret_n) {
+        assert(s->kind == SETTING_GROUPS);
+        *ret_n = *field_n(s, settings);
+        return *(gid_t *const *) field(s, settings);
 }
 
 void setting_set_number(const Setting *s, Settings *settings, uint64_t value) {
@@ -238,6 +254,7 @@ const char *setting_value_name(const Setting *s) {
                 [SETTING_MODE] = "MODE",
                 [SETTING_BOOL] = "BOOL",
                 [SETTING_SOCKET] = "PATH",
+                [SETTING_GROUP] = "GROUP",
                 [SETTING_GROUPS] = "GROUPS",
                 [SETTING_CGROUP_PATTERNS] = "PATTERN",
                 [SETTING_EXECUTABLE_PATTERNS] = "PATTERN",
@@ -255,6 +272,10 @@ const char *setting_format_default(const Setting *s, char *buf, size_t size) {
                 return s->def ? "yes" : "no";
         if (s->kind == SETTING_SOCKET)
                 return s->def_string;
+        if (s->kind == SETTING_GROUP) {
+                snprintf(buf, size, "%" PRIu64, s->def);
+                return buf;
+        }
         return "empty";
 }
 
@@ -503,6 +524,15 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
                 return 0;
         case SETTING_SOCKET:
                 return parse_socket(s, settings, value, ret_reason);
+        case SETTING_GROUP: {
+                gid_t g;
+
+                r = parse_group(value, &g, ret_reason);
+                if (r < 0)
+                        return r;
+                *(gid_t *) field(s, settings) = g;
+                return 0;
+        }
         case SETTING_GROUPS:
                 return parse_groups(s, settings, value, ret_reason);
         case SETTING_CGROUP_PATTERNS:
@@ -529,6 +559,8 @@ bool setting_equal(const Setting *s, const Settings *a, const Settings *b) {
                 return *(const bool *) fa == *(const bool *) fb;
         case SETTING_SOCKET:
                 return strcmp(*(char *const *) fa, *(char *const *) fb) == 0;
+        case SETTING_GROUP:
+                return *(const gid_t *) fa == *(const gid_t *) fb;
         case SETTING_GROUPS:
                 return *field_n(s, a) == *field_n(s, b) &&
                        memcmp(*(gid_t *const *) fa, *(gid_t *const *) fb,
@@ -567,6 +599,9 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
                 *(char **) to = p;
                 return 0;
         }
+        case SETTING_GROUP:
+                *(gid_t *) to = *(const gid_t *) from;
+                return 0;
         case SETTING_GROUPS:
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS:
@@ -602,6 +637,8 @@ int settings_init(Settings *s) {
                         *(ScanMode *) field(t, s) = (ScanMode) t->def;
                 else if (t->kind == SETTING_BOOL)
                         *(bool *) field(t, s) = t->def;
+                else if (t->kind == SETTING_GROUP)
+                        *(gid_t *) field(t, s) = (gid_t) t->def;
                 else if (t->kind == SETTING_SOCKET) {
                         char *p = strdup(t->def_string);
 

@@ -55,6 +55,7 @@ typedef struct Settings {
 
         /* [Control] */
         char *socket_path;
+        gid_t socket_group;              /* the socket file is 0660 root:socket_group */
         bool system_bus;
         gid_t *allow_groups;             /* members may call the API besides root */
         size_t n_allow_groups;
@@ -76,6 +77,7 @@ typedef enum SettingKind {
         SETTING_MODE,                    /* "auto" or "estimate" */
         SETTING_BOOL,
         SETTING_SOCKET,                  /* an absolute unix socket path */
+        SETTING_GROUP,                   /* one group by name or number; D-Bus u */
         SETTING_GROUPS,                  /* a list of groups by name or number; D-Bus au */
         SETTING_CGROUP_PATTERNS,         /* a list of patterns starting with /; D-Bus as */
         SETTING_EXECUTABLE_PATTERNS,     /* a list of file name patterns without /; D-Bus as */
@@ -93,7 +95,7 @@ typedef struct Setting {
         SettingKind kind;
         unsigned flags;
         uint64_t min, max;               /* numbers: the range, in the field's unit */
-        uint64_t def;                    /* numbers, Mode= and booleans: the default */
+        uint64_t def;                    /* numbers, Mode=, booleans and groups: the default */
         const char *def_string;          /* Socket=: the default */
         size_t offset;                   /* of the field in Settings */
         size_t offset_n;                 /* lists: of the field that counts the entries */
@@ -112,13 +114,18 @@ const Setting *setting_find_option(const char *option);
 const char *setting_option_name(const Setting *s, char *buf, size_t size);
 /* "PagesToScan", "SleepUSec" (time spans); buf holds at least 64 bytes. */
 const char *setting_property_name(const Setting *s, char *buf, size_t size);
-/* The D-Bus signature of the property: "t", "b", "s", "au" or "as". */
+/* The D-Bus signature of the property: "t", "b", "s", "u", "au" or "as". */
 const char *setting_property_type(const Setting *s);
 bool setting_is_number(const Setting *s);
 bool setting_is_list(const Setting *s);
 
 /* The number a numeric setting holds in settings. */
 uint64_t setting_get_number(const Setting *s, const Settings *settings);
+
+/* The group a SETTING_GROUP setting holds in settings. */
+gid_t setting_get_group(const Setting *s, const Settings *settings);
+/* The groups a SETTING_GROUPS setting holds in settings (borrowed), and how many. */
+const gid_t *setting_get_groups(const Setting *s, const Settings *settings, size_t *ret_n);
 
 /*
  * Checks a number against the setting's range (and SETTING_OFF). 0 or
@@ -142,7 +149,7 @@ const char *setting_format_number(const Setting *s, uint64_t value, char *buf, s
 
 /* "from 1 to 1000000", "from 1s to 1d, or off": the range, as messages and the man page say it. */
 const char *setting_format_range(const Setting *s, char *buf, size_t size);
-/* The default as ksmd.conf(5) says it: "4096", "20ms", "auto", "no", "/run/ksmd/ksmd.sock", "empty". */
+/* The default as ksmd.conf(5) says it: "4096", "20ms", "auto", "no", "/run/ksmd/ksmd.sock", "0", "empty". */
 const char *setting_format_default(const Setting *s, char *buf, size_t size);
 /* The placeholder of the option's value in --help and ksmd(8): "N", "TIME", "SIZE", "PCT", "PATH"... */
 const char *setting_value_name(const Setting *s);

@@ -324,7 +324,7 @@ class Settings(ControlTest):
 
     def test_only_root_sets(self):
         self.daemon.stop()
-        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--allow-groups={NOBODY}"])
+        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--socket-group={NOBODY}", f"--allow-groups={NOBODY}"])
         # An allowed caller reads the settings but changes none.
         self.assertIn("uint64 100", self.get("PagesToScan", user="nobody").stdout)
         r = self.set("PagesToScan", 5, user="nobody")
@@ -405,7 +405,19 @@ class CheckConfig(unittest.TestCase):
             self.assertIn("Refusing to start", r.stderr)
 
 
+class SocketGroup(ControlTest):
+    def test_caller_outside_the_socket_group_cannot_connect(self):
+        st = os.stat(self.daemon.socket)
+        self.assertEqual((st.st_mode & 0o7777, st.st_uid, st.st_gid), (0o660, 0, 0))
+        r = self.daemon.ctl("status", user="nobody", check=False)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn("may not connect", r.stderr)
+        self.assertIn("SocketGroup=", r.stderr)
+
+
 class Authorization(ControlTest):
+    conf = f"[Control]\nSocketGroup={NOBODY}\n"
+
     def test_unprivileged_caller_is_refused_without_allow_groups(self):
         r = self.daemon.ctl("status", user="nobody", check=False)
         self.assertEqual(r.returncode, 4)
@@ -415,7 +427,7 @@ class Authorization(ControlTest):
 
 
 class AllowedGroup(ControlTest):
-    conf = f"[Control]\nAllowGroups={NOBODY}\n[Limits]\nMaxRegionsPerClient=2\n"
+    conf = f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n[Limits]\nMaxRegionsPerClient=2\n"
 
     def test_member_registers_its_own_process_only(self):
         own = self.workload(user="nobody")

@@ -100,8 +100,13 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* A group other than ours when we may give files away (root), else our own. */
+static gid_t other_group(void) {
+        return geteuid() == 0 ? 65534 : getegid();
+}
+
 static int new_server(const char *path, int listen_fd, unsigned max_connections) {
-        return bus_server_new(f.event, path, listen_fd, max_connections,
+        return bus_server_new(f.event, path, listen_fd, other_group(), max_connections,
                               &(BusObject) { .path = PROBE_PATH, .interface = PROBE_INTERFACE,
                                              .vtable = probe_vtable, .userdata = &f.probe },
                               &f.server);
@@ -134,21 +139,45 @@ static void assert_client_works(size_t i) {
         assert_int_equal(who_am_i(i, &uid, &gid, &pid, &counter), 0);
 }
 
-static void test_socket_replaces_a_stale_file_and_anyone_may_connect(void **state) {
+static void assert_socket_file_is_root_and_the_groups(void) {
         struct stat st;
+
+        assert_int_equal(lstat(f.path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0660);
+        assert_int_equal(st.st_uid, geteuid() == 0 ? 0 : geteuid());
+        assert_int_equal(st.st_gid, other_group());
+}
+
+static void test_socket_replaces_a_stale_file_and_only_root_and_the_group_may_connect(void **state) {
+        mode_t old_umask;
         int fd;
 
         /* A file left behind by a daemon that died. */
         fd = open(f.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         assert_true(fd >= 0);
         close(fd);
+        /* Whatever the umask allows, the file never admits others. */
+        old_umask = umask(0);
         assert_int_equal(new_server(f.path, -EBADF, 4), 0);
-        assert_int_equal(lstat(f.path, &st), 0);
-        assert_true(S_ISSOCK(st.st_mode));
-        /* Every call is authorized from the caller's credentials, not by the file's mode. */
-        assert_int_equal(st.st_mode & 07777, 0666);
+        umask(old_umask);
+        assert_socket_file_is_root_and_the_groups();
         assert_int_equal(connect_client(0), 0);
         assert_client_works(0);
+}
+
+static void test_socket_group_changes_on_request(void **state) {
+        struct stat st;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(bus_server_set_socket_group(f.server, getegid()), 0);
+        assert_int_equal(lstat(f.path, &st), 0);
+        assert_int_equal(st.st_gid, getegid());
+        assert_int_equal(st.st_mode & 07777, 0660);
+        /* A file that is no longer the socket is left alone. */
+        assert_int_equal(unlink(f.path), 0);
+        assert_int_equal(symlink("/etc/passwd", f.path), 0);
+        assert_int_equal(bus_server_set_socket_group(f.server, other_group()), -ENOTSOCK);
 }
 
 static void test_socket_file_is_removed_on_free(void **state) {
@@ -193,11 +222,14 @@ static int listen_here(void) {
         return fd;
 }
 
-static void test_passed_socket_is_served_and_its_file_left_alone(void **state) {
+static void test_passed_socket_is_served_made_root_and_the_groups_and_its_file_left_alone(void **state) {
+        mode_t old_umask = umask(0);
         int fd = listen_here();
 
+        umask(old_umask);
         /* The Manager passes the configured path along; with a socket from systemd it is not ours. */
         assert_int_equal(new_server(f.path, fd, 4), 0);
+        assert_socket_file_is_root_and_the_groups();
         assert_int_equal(connect_client(0), 0);
         assert_client_works(0);
         f.clients[0] = sd_bus_close_unref(f.clients[0]);
@@ -443,11 +475,12 @@ static void test_call_in_the_same_write_as_begin_is_answered(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                TEST(test_socket_replaces_a_stale_file_and_anyone_may_connect),
+                TEST(test_socket_replaces_a_stale_file_and_only_root_and_the_group_may_connect),
+                TEST(test_socket_group_changes_on_request),
                 TEST(test_socket_file_is_removed_on_free),
                 TEST(test_missing_parent_directory_is_created),
                 TEST(test_socket_path_longer_than_sun_path_is_refused),
-                TEST(test_passed_socket_is_served_and_its_file_left_alone),
+                TEST(test_passed_socket_is_served_made_root_and_the_groups_and_its_file_left_alone),
                 TEST(test_passed_socket_is_closed_when_serving_it_fails),
                 TEST(test_caller_is_the_peer_the_kernel_reports),
                 TEST(test_connections_beyond_the_limit_are_refused_at_accept),
