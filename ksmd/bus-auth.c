@@ -16,6 +16,25 @@ bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_
         return false;
 }
 
+int bus_auth_may_connect(uid_t uid, const ConnectionCounts *n, uint64_t max_connections,
+                         uint64_t max_connections_per_user, const char **ret_reason) {
+        if (uid == 0) {
+                if (n->total < max_connections + BUS_AUTH_ROOT_RESERVE)
+                        return 0;
+                *ret_reason = "MaxConnections= and root's reserve are all taken";
+                return -EUSERS;
+        }
+        if (n->non_root >= max_connections) {
+                *ret_reason = "MaxConnections= are taken by users other than root";
+                return -EUSERS;
+        }
+        if (n->of_uid >= max_connections_per_user) {
+                *ret_reason = "the user holds MaxConnectionsPerUser= connections";
+                return -EUSERS;
+        }
+        return 0;
+}
+
 static int deny(const char **ret_reason, const char *reason) {
         *ret_reason = reason;
         return -EPERM;

@@ -8,7 +8,13 @@
  * the /proc reader) and only acts on the answer.
  *
  * Who may call at all: root, or a member (primary or supplementary group) of
- * a group in the configured AllowGroups=.
+ * a group in the configured AllowGroups=. Anyone else is refused when the
+ * server accepts the connection, before it counts against any limit.
+ *
+ * How many connections: users other than root share MaxConnections=, each
+ * at most MaxConnectionsPerUser= of them; root is limited by neither but
+ * by MaxConnections= + BUS_AUTH_ROOT_RESERVE in all, so that however many
+ * connections others hold, root always has BUS_AUTH_ROOT_RESERVE of its own.
  *
  * Whose memory a caller may register: root, any process. Anyone else only a
  * process it could ptrace-attach to, as the kernel decides for
@@ -28,6 +34,7 @@
 #include "proc-process.h"
 
 #define BUS_AUTH_MAX_GROUPS 256
+#define BUS_AUTH_ROOT_RESERVE 4u      /* connections only root may open, beyond MaxConnections= */
 
 typedef struct PeerCreds {
         pid_t pid;
@@ -41,6 +48,21 @@ typedef struct PeerCreds {
 
 /* true if the peer may use the API at all. */
 bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids);
+
+/* The connections a server holds when a peer connects. */
+typedef struct ConnectionCounts {
+        size_t total;
+        size_t non_root;                    /* of peers other than root */
+        size_t of_uid;                      /* of the connecting peer's uid */
+} ConnectionCounts;
+
+/*
+ * 0 if the server may accept one more connection of uid, holding n;
+ * -EUSERS otherwise, with *ret_reason set to a static sentence naming the
+ * limit (the setting's key).
+ */
+int bus_auth_may_connect(uid_t uid, const ConnectionCounts *n, uint64_t max_connections,
+                         uint64_t max_connections_per_user, const char **ret_reason);
 
 /*
  * 0 if the peer may register the target's memory; -EPERM otherwise, with

@@ -24,6 +24,18 @@ struct BusConnection {
         PeerCreds peer;                /* private socket: from accept time */
 };
 
+/* How many uids a refusal log remembers; beyond them, lines are dropped until an entry is a minute old. */
+#define LOG_LIMIT_UIDS 16u
+
+/* When a line of one kind was last logged for each of the last few uids. */
+typedef struct UidLogLimit {
+        struct {
+                uid_t uid;
+                uint64_t usec;
+        } last[LOG_LIMIT_UIDS];
+        size_t n;
+} UidLogLimit;
+
 struct BusServer {
         sd_event *event;
         BusObject object;
@@ -38,7 +50,9 @@ struct BusServer {
         size_t n_connections;
         BusConnection *system;         /* the system bus connection, if attached */
 
-        unsigned max_connections;
+        BusLimits limits;
+        UidLogLimit refused_log;       /* peers the owner does not admit */
+        UidLogLimit limit_log;         /* peers beyond a limit */
 };
 
 void *bus_connection_userdata(BusConnection *c) {
@@ -85,6 +99,35 @@ int bus_connection_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret) {
         return 0;
 }
 
+/*
+ * true if a line about uid may be logged now: at most one per uid per
+ * BUS_SERVER_LOG_INTERVAL_USEC, and at most LOG_LIMIT_UIDS lines in all per
+ * interval, however many uids try.
+ */
+static bool uid_log_limit_test(BusServer *s, UidLogLimit *l, uid_t uid) {
+        uint64_t now = 0;
+        size_t oldest = 0;
+
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < l->n; i++) {
+                if (l->last[i].uid == uid) {
+                        if (now < l->last[i].usec + BUS_SERVER_LOG_INTERVAL_USEC)
+                                return false;
+                        l->last[i].usec = now;
+                        return true;
+                }
+                if (l->last[i].usec < l->last[oldest].usec)
+                        oldest = i;
+        }
+        if (l->n < LOG_LIMIT_UIDS)
+                oldest = l->n++;
+        else if (now < l->last[oldest].usec + BUS_SERVER_LOG_INTERVAL_USEC)
+                return false;
+        l->last[oldest].uid = uid;
+        l->last[oldest].usec = now;
+        return true;
+}
+
 static int add_object(BusConnection *c) {
         const BusObject *o = &c->server->object;
 
@@ -96,7 +139,8 @@ static void connection_free(BusConnection *c) {
                 return;
         if (c->bus) {
                 sd_bus_detach_event(c->bus);
-                sd_bus_flush_close_unref(c->bus);
+                /* Not flushed: a peer that reads nothing would block the daemon forever. */
+                sd_bus_close_unref(c->bus);
         }
         free(c);
 }
@@ -180,10 +224,26 @@ static int read_peer(int fd, PeerCreds *ret) {
         return 0;
 }
 
+static ConnectionCounts count_connections(const BusServer *s, uid_t uid) {
+        ConnectionCounts n = { .total = s->n_connections };
+
+        for (size_t i = 0; i < s->n_connections; i++) {
+                n.non_root += s->connections[i]->peer.uid != 0;
+                n.of_uid += s->connections[i]->peer.uid == uid;
+        }
+        return n;
+}
+
+static bool admits(const BusServer *s, const PeerCreds *peer) {
+        return !s->object.may_connect || s->object.may_connect(peer, s->object.userdata);
+}
+
 static int on_connection(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         BusServer *s = userdata;
         _cleanup_close_ int nfd = -EBADF;
         BusConnection *c = NULL, **l;
+        const char *reason = NULL;
+        ConnectionCounts n;
         PeerCreds peer;
         int r;
 
@@ -200,10 +260,22 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
                                   "Failed to read the credentials of a control connection, closing it: %m");
                 return 0;
         }
-        if (s->n_connections >= s->max_connections) {
-                log_warning("Refusing a control connection of uid %u (pid %d): %zu are open, "
-                            "the limit is %u (MaxConnections= in ksmd.conf).",
-                            (unsigned) peer.uid, (int) peer.pid, s->n_connections, s->max_connections);
+        /* Before anything else: a peer that may not call holds nothing, not even a place. */
+        if (!admits(s, &peer)) {
+                if (uid_log_limit_test(s, &s->refused_log, peer.uid))
+                        log_debug("Refusing control connections of uid %u (pid %d): it may not call "
+                                  "(root, AllowGroups= in ksmd.conf); logged once a minute per uid.",
+                                  (unsigned) peer.uid, (int) peer.pid);
+                return 0;
+        }
+        n = count_connections(s, peer.uid);
+        r = bus_auth_may_connect(peer.uid, &n, s->limits.max_connections,
+                                 s->limits.max_connections_per_user, &reason);
+        if (r < 0) {
+                if (uid_log_limit_test(s, &s->limit_log, peer.uid))
+                        log_warning("Refusing control connections of uid %u (pid %d): %s "
+                                    "(%zu open, %zu of this user); logged once a minute per uid.",
+                                    (unsigned) peer.uid, (int) peer.pid, reason, n.total, n.of_uid);
                 return 0;
         }
 
@@ -349,12 +421,30 @@ int bus_server_set_socket_group(BusServer *s, gid_t socket_gid) {
         return s->socket_path ? socket_file_set_access(s->socket_path, socket_gid) : 0;
 }
 
-void bus_server_set_max_connections(BusServer *s, unsigned max_connections) {
-        s->max_connections = max_connections;
+void bus_server_set_limits(BusServer *s, const BusLimits *limits) {
+        s->limits = *limits;
+}
+
+size_t bus_server_drop_unadmitted(BusServer *s) {
+        size_t n = 0;
+
+        /* Downwards: removing one swaps in the last, already checked. */
+        for (size_t i = s->n_connections; i > 0; i--) {
+                BusConnection *c = s->connections[i - 1];
+
+                if (admits(s, &c->peer))
+                        continue;
+                log_notice("Closing the control connection of uid %u (pid %d): the new settings do not "
+                           "let it call.",
+                           (unsigned) c->peer.uid, (int) c->peer.pid);
+                connection_remove(s, c);
+                n++;
+        }
+        return n;
 }
 
 int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
-                   unsigned max_connections, const BusObject *object, BusServer **ret) {
+                   const BusLimits *limits, const BusObject *object, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         _cleanup_close_ int fd = listen_fd;
         int r;
@@ -365,7 +455,7 @@ int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_
         s->event = sd_event_ref(event);
         s->object = *object;
         s->listen_fd = -EBADF;
-        s->max_connections = max_connections;
+        s->limits = *limits;
         r = sd_id128_randomize(&s->server_id);
         if (r < 0)
                 return r;

@@ -11,7 +11,11 @@
  *
  * Credentials come from the kernel at accept time (SO_PEERCRED,
  * SO_PEERGROUPS), or on the system bus from the bus daemon per message:
- * never from anything the caller sends. Connections are bounded.
+ * never from anything the caller sends. A peer the owner does not admit is
+ * refused at accept, before it counts against any limit; the others are
+ * bounded as bus_auth_may_connect() says. Refusals are logged at most once
+ * per uid per BUS_SERVER_LOG_INTERVAL_USEC, so a flood does not flood the
+ * journal.
  */
 
 #include <stdbool.h>
@@ -23,6 +27,9 @@
 
 #include "bus-auth.h"
 #include "macro.h"
+#include "parse-util.h"
+
+#define BUS_SERVER_LOG_INTERVAL_USEC USEC_PER_MINUTE
 
 typedef struct BusServer BusServer;
 typedef struct BusConnection BusConnection;
@@ -33,7 +40,15 @@ typedef struct BusObject {
         const char *interface;
         const sd_bus_vtable *vtable;
         void *userdata;                  /* the owner's, for bus_connection_userdata() */
+        /* Who may connect to the socket at all (called with userdata); NULL: anyone. */
+        bool (*may_connect)(const PeerCreds *peer, void *userdata);
 } BusObject;
+
+/* The bounds of bus_auth_may_connect(). */
+typedef struct BusLimits {
+        uint64_t max_connections;        /* of users other than root */
+        uint64_t max_connections_per_user;
+} BusLimits;
 
 /* The mode of the socket file: root and its group may connect, no one else. */
 #define BUS_SERVER_SOCKET_MODE 0660
@@ -41,14 +56,15 @@ typedef struct BusObject {
 /*
  * Listens on socket_path (replacing a stale socket file), or on listen_fd
  * (socket activation; ownership passes to the server, also on failure), and
- * serves object on event. At most max_connections connections at once.
+ * serves object on event, to the peers object->may_connect admits, within
+ * limits.
  *
  * The socket file is BUS_SERVER_SOCKET_MODE, owned by root and socket_gid,
  * before anyone can connect to a socket the server makes; a socket from
  * systemd gets the same mode and owner (its path from getsockname()).
  */
 int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
-                   unsigned max_connections, const BusObject *object, BusServer **ret);
+                   const BusLimits *limits, const BusObject *object, BusServer **ret);
 BusServer *bus_server_free(BusServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
 
@@ -65,8 +81,15 @@ int bus_server_attach_system_bus(BusServer *s, const char *name);
  */
 int bus_server_set_socket_group(BusServer *s, gid_t socket_gid);
 
-/* Applies a new bound (on reload); existing connections stay. */
-void bus_server_set_max_connections(BusServer *s, unsigned max_connections);
+/* Applies new bounds (on reload); existing connections stay. */
+void bus_server_set_limits(BusServer *s, const BusLimits *limits);
+
+/*
+ * Closes the connections of peers that object->may_connect no longer admits
+ * (after new settings), without waiting for them to read what is queued.
+ * Returns how many it closed.
+ */
+size_t bus_server_drop_unadmitted(BusServer *s);
 
 /* Emits PropertiesChanged for the named properties (NULL-terminated) on every connection. */
 void bus_server_emit_changed(BusServer *s, char **names);

@@ -29,15 +29,21 @@ static Manager *manager_of(BusConnection *c) {
         return bus_connection_userdata(c);
 }
 
-/* Who is calling, and may they call at all. */
+/* Whether the peer may call at all: the socket refuses anyone else at accept. */
+static bool may_call(const PeerCreds *peer, void *userdata) {
+        const Manager *mgr = userdata;
+
+        return bus_auth_may_call(peer, mgr->settings.allow_groups, mgr->settings.n_allow_groups);
+}
+
+/* Who is calling, and may they call at all (on the system bus this is the only check). */
 static int check_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret, sd_bus_error *error) {
-        Manager *mgr = manager_of(c);
         int r;
 
         r = bus_connection_caller(c, m, ret);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot learn the caller's credentials: %m");
-        if (bus_auth_may_call(ret, mgr->settings.allow_groups, mgr->settings.n_allow_groups))
+        if (may_call(ret, manager_of(c)))
                 return 0;
         return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
                                  "uid %u (pid %d) is neither root nor a member of a group "
@@ -826,9 +832,10 @@ int manager_bus_serve(Manager *m) {
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
         r = bus_server_new(m->event, m->settings.socket_path, listen_fd, m->settings.socket_group,
-                           (unsigned) m->settings.max_connections,
+                           &(BusLimits) { .max_connections = m->settings.max_connections,
+                                          .max_connections_per_user = m->settings.max_connections_per_user },
                            &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE,
-                                          .vtable = vtable, .userdata = m },
+                                          .vtable = vtable, .userdata = m, .may_connect = may_call },
                            &m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m",

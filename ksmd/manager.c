@@ -77,13 +77,18 @@ int manager_apply_settings(Manager *m, const Settings *new) {
                                  (unsigned) s.socket_group);
         }
         if (m->bus)
-                bus_server_set_max_connections(m->bus, s.max_connections);
+                bus_server_set_limits(m->bus, &(BusLimits) {
+                                              .max_connections = s.max_connections,
+                                              .max_connections_per_user = s.max_connections_per_user });
         (void) region_registry_set_max_regions(m->registry, s.max_regions);
         index_set_max_tracked_pages(m->index, s.max_metadata_bytes / INDEX_MAX_BYTES_PER_PAGE);
 
         settings_done(&m->settings);
         m->settings = s;
         s = (Settings) {};
+        /* Whoever the new groups leave out is out now, not at the next connection. */
+        if (m->bus)
+                (void) bus_server_drop_unadmitted(m->bus);
         manager_reset_rate(m);
         /* New settings end a rest: the next scan runs with them. */
         manager_wake(m);

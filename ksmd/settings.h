@@ -51,7 +51,8 @@ typedef struct Settings {
                                           * (INDEX_MAX_BYTES_PER_PAGE per page) */
         uint64_t max_regions;
         uint64_t max_regions_per_client;
-        uint64_t max_connections;
+        uint64_t max_connections;        /* of users other than root; root has a reserve (bus-auth.h) */
+        uint64_t max_connections_per_user; /* of one user other than root */
 
         /* [Control] */
         char *socket_path;

@@ -20,8 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, call as dbus_call  # noqa: E402
-from ksmdtest import (KSMCTL, KSMD, NOBODY, SETPRIV_NOBODY, SOURCE, WORKLOAD, ControlTest,  # noqa: E402,F401
-                      Daemon, Workload, wait_for)
+from ksmdtest import (KSMCTL, KSMD, NOBODY, SETPRIV_NOBODY, SOURCE, WORKLOAD, ConnectionHolder,  # noqa: E402,F401
+                      ControlTest, Daemon, Workload, wait_for)
 
 class Ksmctl(ControlTest):
     def test_status_reports_estimate_mode_without_the_module(self):
@@ -418,12 +418,26 @@ class SocketGroup(ControlTest):
 class Authorization(ControlTest):
     conf = f"[Control]\nSocketGroup={NOBODY}\n"
 
-    def test_unprivileged_caller_is_refused_without_allow_groups(self):
+    def test_unprivileged_caller_is_refused_at_accept_without_allow_groups(self):
         r = self.daemon.ctl("status", user="nobody", check=False)
         self.assertEqual(r.returncode, 4)
-        self.assertIn("neither root nor a member", r.stderr)
+        self.assertIn(f"ksmd closed the connection: uid {NOBODY} may not call it", r.stderr)
         r = self.daemon.dbus_send("org.ksmd.Manager1.GetStatistics", user="nobody")
-        self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("pages_scanned", r.stdout)
+
+    def test_reload_drops_connections_the_new_groups_leave_out(self):
+        self.daemon.write_conf(f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n")
+        self.daemon.ctl("reload")
+        held = ConnectionHolder(self.daemon.socket, 2)
+        try:
+            self.assertTrue(held.settles_at(2))
+            self.daemon.write_conf(f"[Control]\nSocketGroup={NOBODY}\n")
+            self.daemon.ctl("reload")
+            self.assertTrue(held.settles_at(0))
+            self.assertIn("the new settings do not let it call", self.daemon.read_log())
+        finally:
+            held.stop()
 
 
 class AllowedGroup(ControlTest):
@@ -459,23 +473,22 @@ class AllowedGroup(ControlTest):
 
 
 class Connections(ControlTest):
-    conf = "[Limits]\nMaxConnections=2\n"
+    conf = f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n[Limits]\nMaxConnections=2\n"
 
-    def test_connection_limit(self):
-        import socket
-        held = []
-        for _ in range(2):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(self.daemon.socket)
-            held.append(s)
-        wait_for(lambda: "Refusing" not in self.daemon.read_log() or True)
-        time.sleep(0.3)
-        r = self.daemon.ctl("status", check=False)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("MaxConnections=", self.daemon.read_log())
-        for s in held:
-            s.close()
-        wait_for(lambda: self.daemon.ctl("status", check=False).returncode == 0, what="a free connection")
+    def test_connection_limit_binds_others_and_leaves_root_a_place(self):
+        held = ConnectionHolder(self.daemon.socket, 3)
+        try:
+            self.assertTrue(held.settles_at(2))
+            self.assertIn("MaxConnections= are taken by users other than root", self.daemon.read_log())
+            r = self.daemon.ctl("status", user="nobody", check=False)
+            self.assertEqual(r.returncode, 4)
+            self.assertIn("MaxConnections=", r.stderr)
+            # Root's reserve: others hold every place they may, root is served.
+            self.daemon.ctl("status")
+        finally:
+            held.stop()
+        wait_for(lambda: self.daemon.ctl("status", user="nobody", check=False).returncode == 0,
+                 what="a free connection")
 
 
 class DbusSendPeer(ControlTest):

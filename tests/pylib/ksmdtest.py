@@ -89,6 +89,70 @@ class Daemon:
         self.log.close()
 
 
+# Run as another user: opens N connections to a socket, then answers each line
+# on stdin with how many the server still holds open, until stdin closes.
+_HOLDER = r"""
+import select, socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+socks, closed = [], set()
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    socks.append(s)
+print("connected", flush=True)
+for _ in sys.stdin:
+    for i, s in enumerate(socks):
+        if i in closed or not select.select([s], [], [], 0)[0]:
+            continue
+        try:
+            if s.recv(4096, socket.MSG_DONTWAIT) == b"":
+                closed.add(i)
+        except (ConnectionResetError, BrokenPipeError):
+            closed.add(i)
+        except BlockingIOError:
+            pass
+    print(n - len(closed), flush=True)
+"""
+
+
+class ConnectionHolder:
+    """n connections to a socket, opened by another process as user ("nobody") and held until stop()."""
+
+    def __init__(self, socket_path, n, user="nobody"):
+        cmd = ["python3", "-c", _HOLDER, socket_path, str(n)]
+        if user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "connected":
+            self.stop()
+            raise AssertionError(f"the holder could not connect {n} times to {socket_path}")
+
+    def open_count(self):
+        """How many of the connections the server holds open now."""
+        self.proc.stdin.write("?\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def settles_at(self, n, timeout=10.0):
+        """Waits until the server holds exactly n of them open; True then, False after timeout."""
+        try:
+            wait_for(lambda: self.open_count() == n, timeout=timeout, what=f"{n} open connections")
+            return True
+        except AssertionError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
 class Workload:
     def __init__(self, *args, user=None, exe=None):
         cmd = [exe or WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]

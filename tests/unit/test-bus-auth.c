@@ -109,6 +109,43 @@ static void test_yama_scopes(void **state) {
         assert_int_equal(bus_auth_may_access(&user, &t, 3, &reason), -EPERM);
 }
 
+static void test_users_share_max_connections_each_within_their_own_cap(void **state) {
+        const char *reason = NULL;
+
+        assert_int_equal(bus_auth_may_connect(1000, &(ConnectionCounts) { 9, 9, 7 }, 10, 8, &reason), 0);
+        assert_int_equal(bus_auth_may_connect(1000, &(ConnectionCounts) { 9, 9, 8 }, 10, 8, &reason),
+                         -EUSERS);
+        assert_string_equal(reason, "the user holds MaxConnectionsPerUser= connections");
+        /* Another user still gets in, until MaxConnections= are all taken. */
+        assert_int_equal(bus_auth_may_connect(1001, &(ConnectionCounts) { 9, 9, 0 }, 10, 8, &reason), 0);
+        assert_int_equal(bus_auth_may_connect(1001, &(ConnectionCounts) { 10, 10, 0 }, 10, 8, &reason),
+                         -EUSERS);
+        assert_string_equal(reason, "MaxConnections= are taken by users other than root");
+        /* Root's own connections do not count against others. */
+        assert_int_equal(bus_auth_may_connect(1001, &(ConnectionCounts) { 12, 9, 0 }, 10, 8, &reason), 0);
+}
+
+static void test_root_has_a_reserve_beyond_max_connections_and_no_per_user_cap(void **state) {
+        const char *reason = NULL;
+        size_t max = 10;
+
+        /* Every place others may take is taken: root still connects, BUS_AUTH_ROOT_RESERVE times. */
+        for (size_t i = 0; i < BUS_AUTH_ROOT_RESERVE; i++)
+                assert_int_equal(bus_auth_may_connect(0, &(ConnectionCounts) { max + i, max, i }, max, 1,
+                                                      &reason),
+                                 0);
+        assert_int_equal(bus_auth_may_connect(0,
+                                              &(ConnectionCounts) { max + BUS_AUTH_ROOT_RESERVE, max,
+                                                                    BUS_AUTH_ROOT_RESERVE },
+                                              max, 1, &reason),
+                         -EUSERS);
+        assert_string_equal(reason, "MaxConnections= and root's reserve are all taken");
+        /* Without others root may use all of them. */
+        assert_int_equal(bus_auth_may_connect(0, &(ConnectionCounts) { max + 1, 0, max + 1 }, max, 1,
+                                              &reason),
+                         0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_root_may_always_call),
@@ -119,6 +156,8 @@ int main(void) {
                 cmocka_unit_test(test_non_dumpable_process_is_refused),
                 cmocka_unit_test(test_process_with_more_capabilities_is_refused),
                 cmocka_unit_test(test_yama_scopes),
+                cmocka_unit_test(test_users_share_max_connections_each_within_their_own_cap),
+                cmocka_unit_test(test_root_has_a_reserve_beyond_max_connections_and_no_per_user_cap),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,7 +35,7 @@
 
 #define PROBE_PATH "/org/ksmd/Probe"
 #define PROBE_INTERFACE "org.ksmd.Probe"
-#define N_CLIENTS 4
+#define N_CLIENTS (2 + BUS_AUTH_ROOT_RESERVE + 2)
 
 /* The owner's userdata of the probe object. */
 typedef struct Probe {
@@ -49,6 +49,7 @@ static struct {
         BusServer *server;
         sd_bus *clients[N_CLIENTS];
         Probe probe;
+        bool refuse;                     /* the owner admits no one, not even root */
 } f;
 
 /* Answers the caller's uid, gid and pid as the server learnt them, and the owner's counter. */
@@ -105,11 +106,25 @@ static gid_t other_group(void) {
         return geteuid() == 0 ? 65534 : getegid();
 }
 
+static bool probe_may_connect(const PeerCreds *peer, void *userdata) {
+        assert_ptr_equal(userdata, &f.probe);
+        return !f.refuse;
+}
+
+/* A server; the clients here are this process, root or not: max_connections bounds both limits. */
 static int new_server(const char *path, int listen_fd, unsigned max_connections) {
-        return bus_server_new(f.event, path, listen_fd, other_group(), max_connections,
+        return bus_server_new(f.event, path, listen_fd, other_group(),
+                              &(BusLimits) { .max_connections = max_connections,
+                                             .max_connections_per_user = max_connections },
                               &(BusObject) { .path = PROBE_PATH, .interface = PROBE_INTERFACE,
-                                             .vtable = probe_vtable, .userdata = &f.probe },
+                                             .vtable = probe_vtable, .userdata = &f.probe,
+                                             .may_connect = probe_may_connect },
                               &f.server);
+}
+
+/* Connections beyond max_connections this process may open: root's reserve, if it is root. */
+static size_t reserve(void) {
+        return geteuid() == 0 ? BUS_AUTH_ROOT_RESERVE : 0;
 }
 
 static int connect_client(size_t i) {
@@ -266,49 +281,88 @@ static void test_caller_is_the_peer_the_kernel_reports(void **state) {
 }
 
 static void test_connections_beyond_the_limit_are_refused_at_accept(void **state) {
+        size_t n = 2 + reserve();
+
         assert_int_equal(bus_server_n_connections(NULL), 0);
         assert_int_equal(new_server(f.path, -EBADF, 2), 0);
         assert_int_equal(bus_server_n_connections(f.server), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 1);
-        assert_int_equal(connect_client(1), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        assert_int_equal(connect_client(2), -ECONNRESET);
-        assert_null(f.clients[2]);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        /* The two accepted ones are served. */
-        assert_client_works(0);
-        assert_client_works(1);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(connect_client(i), 0);
+                assert_int_equal(bus_server_n_connections(f.server), i + 1);
+        }
+        assert_int_equal(connect_client(n), -ECONNRESET);
+        assert_null(f.clients[n]);
+        assert_int_equal(bus_server_n_connections(f.server), n);
+        /* The accepted ones are served. */
+        for (size_t i = 0; i < n; i++)
+                assert_client_works(i);
 }
 
-static bool server_has_one_connection(void *userdata) {
-        return bus_server_n_connections(f.server) == 1;
+static void test_peers_not_admitted_are_refused_at_accept_and_hold_nothing(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 2), 0);
+        f.refuse = true;
+        for (size_t i = 0; i < N_CLIENTS; i++) {
+                assert_int_equal(connect_client(i), -ECONNRESET);
+                assert_int_equal(bus_server_n_connections(f.server), 0);
+        }
+        /* They took no place: once admitted, every place is there. */
+        f.refuse = false;
+        for (size_t i = 0; i < 2 + reserve(); i++)
+                assert_int_equal(connect_client(i), 0);
+}
+
+static bool client_closed(void *userdata) {
+        return sd_bus_is_open(userdata) <= 0;
+}
+
+static void test_peers_no_longer_admitted_are_dropped(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(connect_client(1), 0);
+        assert_int_equal(bus_server_drop_unadmitted(f.server), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        f.refuse = true;
+        assert_int_equal(bus_server_drop_unadmitted(f.server), 2);
+        assert_int_equal(bus_server_n_connections(f.server), 0);
+        assert_true(peer_client_pump_until(f.event, f.clients[0], client_closed, f.clients[0]));
+        assert_true(peer_client_pump_until(f.event, f.clients[1], client_closed, f.clients[1]));
+}
+
+static bool server_has_fewer_connections(void *userdata) {
+        return bus_server_n_connections(f.server) < *(const size_t *) userdata;
 }
 
 static void test_closed_connection_gives_its_place_back(void **state) {
+        size_t n = 2 + reserve();
+
         assert_int_equal(new_server(f.path, -EBADF, 2), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(connect_client(1), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(connect_client(i), 0);
+        assert_int_equal(connect_client(n), -ECONNRESET);
         f.clients[0] = sd_bus_close_unref(f.clients[0]);
-        assert_true(peer_client_pump_until(f.event, NULL, server_has_one_connection, NULL));
-        assert_int_equal(connect_client(2), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &n));
+        assert_int_equal(connect_client(n), 0);
+        assert_int_equal(bus_server_n_connections(f.server), n);
         assert_client_works(1);
-        assert_client_works(2);
+        assert_client_works(n);
 }
 
 static void test_lowering_the_limit_keeps_open_connections(void **state) {
+        size_t n = 3 + reserve();
+
         assert_int_equal(new_server(f.path, -EBADF, 3), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(connect_client(1), 0);
-        bus_server_set_max_connections(f.server, 1);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        assert_client_works(0);
-        assert_client_works(1);
-        assert_int_equal(connect_client(2), -ECONNRESET);
-        bus_server_set_max_connections(f.server, 3);
-        assert_int_equal(connect_client(2), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 3);
+        for (size_t i = 0; i < n - 1; i++)
+                assert_int_equal(connect_client(i), 0);
+        bus_server_set_limits(f.server,
+                              &(BusLimits) { .max_connections = 1, .max_connections_per_user = 1 });
+        assert_int_equal(bus_server_n_connections(f.server), n - 1);
+        for (size_t i = 0; i < n - 1; i++)
+                assert_client_works(i);
+        assert_int_equal(connect_client(n - 1), -ECONNRESET);
+        bus_server_set_limits(f.server,
+                              &(BusLimits) { .max_connections = 3, .max_connections_per_user = 3 });
+        assert_int_equal(connect_client(n - 1), 0);
+        assert_int_equal(bus_server_n_connections(f.server), n);
 }
 
 /* What a client saw of PropertiesChanged for Counter. */
@@ -484,6 +538,8 @@ int main(void) {
                 TEST(test_passed_socket_is_closed_when_serving_it_fails),
                 TEST(test_caller_is_the_peer_the_kernel_reports),
                 TEST(test_connections_beyond_the_limit_are_refused_at_accept),
+                TEST(test_peers_not_admitted_are_refused_at_accept_and_hold_nothing),
+                TEST(test_peers_no_longer_admitted_are_dropped),
                 TEST(test_closed_connection_gives_its_place_back),
                 TEST(test_lowering_the_limit_keeps_open_connections),
                 TEST(test_emit_changed_reaches_every_connection),
