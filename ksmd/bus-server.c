@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@ struct BusConnection {
 
 /* How many uids a refusal log remembers; beyond them, lines are dropped until an entry is a minute old. */
 #define LOG_LIMIT_UIDS 16u
+/* Free heap (bytes) worth a malloc_trim() after a connection is freed. */
+#define TRIM_FREE_BYTES (4u << 20)
 
 /* When a line of one kind was last logged for each of the last few uids. */
 typedef struct UidLogLimit {
@@ -42,6 +46,8 @@ struct BusServer {
         int listen_fd;
         sd_event_source *listen_source;
         sd_event_source *post_source;  /* drains what sd-bus left unprocessed, see on_post() */
+        sd_event_source *more_source;  /* a defer source: one more iteration for calls left over */
+        bool trim;                     /* a connection was freed: give free heap back, see on_post() */
         char *socket_path;             /* the socket file, ours or systemd's; NULL: it has none */
         bool own_socket;               /* we made socket_path: it is unlinked on free */
         sd_id128_t server_id;
@@ -57,6 +63,13 @@ struct BusServer {
 
 void *bus_connection_userdata(BusConnection *c) {
         return c->server->object.userdata;
+}
+
+bool bus_connection_is_backlogged(BusConnection *c) {
+        uint64_t n = 0;
+
+        return !c->system_bus && sd_bus_get_n_queued_write(c->bus, &n) >= 0 &&
+               n > BUS_SERVER_BACKLOG_MESSAGES;
 }
 
 /*
@@ -152,6 +165,8 @@ static void connection_remove(BusServer *s, BusConnection *c) {
                         break;
                 }
         connection_free(c);
+        /* Not now: whoever is dispatching the bus still holds it and its queues. */
+        s->trim = true;
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -180,19 +195,57 @@ void bus_server_emit_changed(BusServer *s, char **names) {
  * --peer does) leaves the call in sd-bus's read buffer once authentication
  * completes; sd-bus's event integration processes one step per wake-up and
  * would then sleep on a socket with nothing more to read. After every
- * event-loop iteration, run each connection until it has nothing to do.
+ * event-loop iteration, run each connection, BUS_SERVER_CALLS_PER_ITERATION
+ * steps at most; one with more to do gets another iteration (more_source).
+ * Then close the connections whose peers stopped reading, and give the
+ * memory of freed connections back.
  */
 static int on_post(sd_event_source *source, void *userdata) {
         BusServer *s = userdata;
+        bool more = false;
 
         /* Downwards: a connection that closes removes only itself, swapping in an element already done. */
         for (size_t i = s->n_connections; i > 0; i--) {
-                sd_bus *bus = sd_bus_ref(s->connections[i - 1]->bus);
+                BusConnection *c = s->connections[i - 1];
+                sd_bus *bus = sd_bus_ref(c->bus);
+                uint64_t queued = 0;
+                unsigned k;
+                int r = 0;
 
-                while (sd_bus_process(bus, NULL) > 0)
-                        ;
+                for (k = 0; k < BUS_SERVER_CALLS_PER_ITERATION; k++) {
+                        r = sd_bus_process(bus, NULL);
+                        if (r <= 0)
+                                break;
+                }
+                if (i - 1 >= s->n_connections || s->connections[i - 1] != c) {
+                        sd_bus_unref(bus); /* it closed while processing */
+                        continue;
+                }
+                more = more || r > 0;
+                (void) sd_bus_get_n_queued_write(bus, &queued);
                 sd_bus_unref(bus);
+                if (queued > BUS_SERVER_MAX_QUEUED_MESSAGES) {
+                        if (uid_log_limit_test(s, &s->limit_log, c->peer.uid))
+                                log_warning("Closing the control connection of uid %u (pid %d): it left "
+                                            "%" PRIu64 " messages unread (at most %u); "
+                                            "logged once a minute per uid.",
+                                            (unsigned) c->peer.uid, (int) c->peer.pid, queued,
+                                            BUS_SERVER_MAX_QUEUED_MESSAGES);
+                        connection_remove(s, c);
+                }
         }
+        if (more)
+                (void) sd_event_source_set_enabled(s->more_source, SD_EVENT_ONESHOT);
+        if (s->trim) {
+                s->trim = false;
+                if (mallinfo2().fordblks >= TRIM_FREE_BYTES)
+                        (void) malloc_trim(0);
+        }
+        return 0;
+}
+
+/* Nothing to do: being dispatched makes the post source run again. */
+static int on_more(sd_event_source *source, void *userdata) {
         return 0;
 }
 
@@ -309,6 +362,12 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         r = sd_bus_start(c->bus);
         if (r < 0)
                 goto fail;
+        /* sd-bus asks for 8 MiB; a peer that reads nothing would pin that much of the kernel's memory. */
+        if (setsockopt(sd_bus_get_fd(c->bus), SOL_SOCKET, SO_SNDBUF, &(int) { BUS_SERVER_SNDBUF_BYTES },
+                       sizeof(int)) < 0) {
+                r = -errno;
+                goto fail;
+        }
         r = sd_bus_attach_event(c->bus, s->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 goto fail;
@@ -485,6 +544,13 @@ int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_
         r = sd_event_add_post(s->event, &s->post_source, on_post, s);
         if (r < 0)
                 return r;
+        r = sd_event_add_defer(s->event, &s->more_source, on_more, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->more_source, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->more_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -526,6 +592,7 @@ BusServer *bus_server_free(BusServer *s) {
         free(s->connections);
         sd_event_source_disable_unref(s->listen_source);
         sd_event_source_disable_unref(s->post_source);
+        sd_event_source_disable_unref(s->more_source);
         safe_close(s->listen_fd);
         if (s->own_socket)
                 (void) unlink(s->socket_path);

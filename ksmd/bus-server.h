@@ -16,6 +16,15 @@
  * bounded as bus_auth_may_connect() says. Refusals are logged at most once
  * per uid per BUS_SERVER_LOG_INTERVAL_USEC, so a flood does not flood the
  * journal.
+ *
+ * What one peer can make the daemon hold is bounded too. The kernel keeps at
+ * most BUS_SERVER_SNDBUF_BYTES of unread replies per connection; beyond that
+ * sd-bus queues them, and a connection whose queue passes
+ * BUS_SERVER_MAX_QUEUED_MESSAGES is closed: its peer stopped reading. Calls a
+ * peer pipelines are processed at most BUS_SERVER_CALLS_PER_ITERATION per
+ * event-loop iteration (and one more by sd-bus itself), so one connection
+ * cannot starve the others or the scan timer. After a connection is freed,
+ * memory the heap holds free is given back to the kernel (malloc_trim()).
  */
 
 #include <stdbool.h>
@@ -30,6 +39,11 @@
 #include "parse-util.h"
 
 #define BUS_SERVER_LOG_INTERVAL_USEC USEC_PER_MINUTE
+#define BUS_SERVER_SNDBUF_BYTES (256u * 1024u)  /* per connection; the kernel doubles it */
+#define BUS_SERVER_MAX_QUEUED_MESSAGES 256u
+#define BUS_SERVER_CALLS_PER_ITERATION 16u
+/* Unread messages beyond which a connection gets no reply that grows with the daemon's state. */
+#define BUS_SERVER_BACKLOG_MESSAGES 8u
 
 typedef struct BusServer BusServer;
 typedef struct BusConnection BusConnection;
@@ -98,6 +112,14 @@ size_t bus_server_n_connections(const BusServer *s);
 
 /* The owner's userdata of the object the connection serves. */
 void *bus_connection_userdata(BusConnection *c);
+
+/*
+ * true if more than BUS_SERVER_BACKLOG_MESSAGES messages wait for the peer
+ * to read them (never on the system bus): a method whose reply grows with
+ * the daemon's state (ListRegions) refuses to add one, so that a peer that
+ * stops reading holds at most that many big replies.
+ */
+bool bus_connection_is_backlogged(BusConnection *c);
 
 /*
  * Who sent m on c: on the private socket the credentials of accept time, on

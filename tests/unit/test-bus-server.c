@@ -445,8 +445,8 @@ static bool raw_client_has_read(void *userdata) {
 
 #define ALIGN8(x) (((x) + 7) & ~(size_t) 7)
 
-/* A method call without arguments, serial 1, as the D-Bus specification's "Message Format" lays it out. */
-static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
+/* A method call without arguments, as the D-Bus specification's "Message Format" lays it out. */
+static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member, uint32_t serial) {
         const struct {
                 uint8_t code;
                 char type;
@@ -463,7 +463,7 @@ static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
         buf[0] = 'l';                    /* little endian, as the fields below are written */
         buf[1] = 1;                      /* METHOD_CALL */
         buf[3] = 1;                      /* protocol version; flags (2) and body length (4..7) are 0 */
-        u = htole32(1);
+        u = htole32(serial);
         memcpy(buf + 8, &u, sizeof(u));
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 size_t n = strlen(fields[i].value);
@@ -484,6 +484,58 @@ static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
         memcpy(buf + 12, &u, sizeof(u));
         assert_true(ALIGN8(pos) <= size);
         return ALIGN8(pos);
+}
+
+static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
+        return marshal_call_serial(buf, size, member, 1);
+}
+
+/* A raw client authenticated with EXTERNAL (BEGIN sent): its socket. */
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        RawClient c = {};
+        char auth[64], uid[16], hex[32] = "";
+        size_t n;
+        int fd;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        for (size_t i = 0; uid[i]; i++)
+                snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", (unsigned) uid[i]);
+        n = (size_t) snprintf(auth + 1, sizeof(auth) - 1, "AUTH EXTERNAL %s\r\n", hex) + 1;
+        auth[0] = 0;
+        assert_int_equal(send(fd, auth, n, MSG_NOSIGNAL), (ssize_t) n);
+        c.fd = fd;
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_has_read, &c));
+        assert_memory_equal(c.buf, "OK ", 3);
+        assert_int_equal(send(fd, "BEGIN\r\n", 7, MSG_NOSIGNAL), 7);
+        return fd;
+}
+
+/* Complete messages in buf[0..*n), dropped from it; what is left is the start of the next. */
+static size_t take_messages(uint8_t *buf, size_t *n) {
+        size_t count = 0, pos = 0;
+
+        for (;;) {
+                uint32_t body, fields;
+                size_t len;
+
+                if (*n - pos < 16)
+                        break;
+                memcpy(&body, buf + pos + 4, sizeof(body));
+                memcpy(&fields, buf + pos + 12, sizeof(fields));
+                len = 16 + ALIGN8((size_t) le32toh(fields)) + le32toh(body);
+                if (*n - pos < len)
+                        break;
+                pos += len;
+                count++;
+        }
+        memmove(buf, buf + pos, *n - pos);
+        *n -= pos;
+        return count;
 }
 
 /*
@@ -525,6 +577,64 @@ static void test_call_in_the_same_write_as_begin_is_answered(void **state) {
         assert_int_equal(c.buf[1], 2);   /* METHOD_RETURN, not ERROR (3) */
 }
 
+/* A peer that sends calls and never reads the replies is closed, long before it has sent them all. */
+static void test_peer_that_stops_reading_is_disconnected(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        const uint32_t max_calls = 100000;
+        uint32_t sent = 0;
+        uint8_t call[128];
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = raw_connect();
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 2 }));
+        while (sent < max_calls && bus_server_n_connections(f.server) > 0) {
+                size_t n = marshal_call_serial(call, sizeof(call), "WhoAmI", sent + 1);
+                ssize_t k = send(fd, call, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EAGAIN) {
+                        assert_true(sd_event_run(f.event, 100 * 1000) >= 0);
+                        continue;
+                }
+                if (k < 0)
+                        break;   /* the server closed it */
+                assert_int_equal(k, (ssize_t) n);
+                sent++;
+        }
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 1 }));
+        assert_true(sent < max_calls);
+        /* Everyone else is served as before. */
+        assert_int_equal(connect_client(0), 0);
+        assert_client_works(0);
+}
+
+/* Calls pipelined on one connection are answered a few per event-loop iteration, and all of them. */
+static void test_pipelined_calls_are_served_a_few_per_iteration(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        const size_t n_calls = 100;
+        static uint8_t out[100 * 128], in[65536];
+        size_t n_out = 0, n_in = 0, answered = 0;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = raw_connect();
+        for (size_t i = 0; i < n_calls; i++)
+                n_out += marshal_call_serial(out + n_out, sizeof(out) - n_out, "WhoAmI", (uint32_t) i + 1);
+        assert_int_equal(send(fd, out, n_out, MSG_NOSIGNAL), (ssize_t) n_out);
+
+        for (unsigned step = 0; answered < n_calls && step < PEER_CLIENT_MAX_STEPS; step++) {
+                size_t now;
+                ssize_t k;
+
+                assert_true(sd_event_run(f.event, 1000) >= 0);
+                while ((k = recv(fd, in + n_in, sizeof(in) - n_in, MSG_DONTWAIT)) > 0)
+                        n_in += (size_t) k;
+                now = take_messages(in, &n_in);
+                /* Ours, and the one sd-bus's own wake-up may process. */
+                assert_true(now <= BUS_SERVER_CALLS_PER_ITERATION + 1);
+                answered += now;
+        }
+        assert_int_equal(answered, n_calls);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -544,6 +654,8 @@ int main(void) {
                 TEST(test_lowering_the_limit_keeps_open_connections),
                 TEST(test_emit_changed_reaches_every_connection),
                 TEST(test_call_in_the_same_write_as_begin_is_answered),
+                TEST(test_peer_that_stops_reading_is_disconnected),
+                TEST(test_pipelined_calls_are_served_a_few_per_iteration),
         };
 
         /* A client the server closes must not kill the test with SIGPIPE. */
