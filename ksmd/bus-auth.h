@@ -8,8 +8,12 @@
  * the /proc reader) and only acts on the answer.
  *
  * Who may call at all: root, or a member (primary or supplementary group) of
- * a group in the configured AllowGroups=. Anyone else is refused when the
- * server accepts the connection, before it counts against any limit.
+ * a group in the configured AllowGroups= or OperatorGroups=. Anyone else is
+ * refused when the server accepts the connection, before it counts against
+ * any limit.
+ *
+ * Who may act on the whole host (Pause, Resume, Reload, setting a
+ * property): root, or a member of a group in OperatorGroups=.
  *
  * How many connections: users other than root share MaxConnections=, each
  * at most MaxConnectionsPerUser= of them; root is limited by neither but
@@ -46,8 +50,15 @@ typedef struct PeerCreds {
 } PeerCreds;
 
 
+/* true if the peer is root or a member of one of gids. */
+bool bus_auth_is_root_or_member(const PeerCreds *peer, const gid_t *gids, size_t n_gids);
+
 /* true if the peer may use the API at all. */
-bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids);
+bool bus_auth_may_call(const PeerCreds *peer, const gid_t *allow_gids, size_t n_allow_gids,
+                       const gid_t *operator_gids, size_t n_operator_gids);
+
+/* true if the peer may act on the whole host. */
+bool bus_auth_may_operate(const PeerCreds *peer, const gid_t *operator_gids, size_t n_operator_gids);
 
 /* The connections a server holds when a peer connects. */
 typedef struct ConnectionCounts {

@@ -33,7 +33,8 @@ static Manager *manager_of(BusConnection *c) {
 static bool may_call(const PeerCreds *peer, void *userdata) {
         const Manager *mgr = userdata;
 
-        return bus_auth_may_call(peer, mgr->settings.allow_groups, mgr->settings.n_allow_groups);
+        return bus_auth_may_call(peer, mgr->settings.allow_groups, mgr->settings.n_allow_groups,
+                                 mgr->settings.operator_groups, mgr->settings.n_operator_groups);
 }
 
 /* Who is calling, and may they call at all (on the system bus this is the only check). */
@@ -47,8 +48,25 @@ static int check_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret, sd_
                 return 0;
         return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
                                  "uid %u (pid %d) is neither root nor a member of a group "
-                                 "in AllowGroups= of ksmd.conf",
+                                 "in AllowGroups= or OperatorGroups= of ksmd.conf",
                                  (unsigned) ret->uid, (int) ret->pid);
+}
+
+/* Who is calling, and may they act on the whole host (what: "call Pause", "change PagesToScan"). */
+static int check_operator(BusConnection *c, sd_bus_message *m, const char *what, PeerCreds *ret,
+                          sd_bus_error *error) {
+        const Manager *mgr = manager_of(c);
+        int r;
+
+        r = check_caller(c, m, ret, error);
+        if (r < 0)
+                return r;
+        if (bus_auth_may_operate(ret, mgr->settings.operator_groups, mgr->settings.n_operator_groups))
+                return 0;
+        return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                 "uid %u may not %s: that acts on the whole host, which only root and "
+                                 "members of a group in OperatorGroups= of ksmd.conf may do",
+                                 (unsigned) ret->uid, what);
 }
 
 static int check_target(const PeerCreds *peer, pid_t pid, sd_bus_error *error) {
@@ -529,14 +547,16 @@ static int method_get_statistics(sd_bus_message *m, void *userdata, sd_bus_error
 
 /* Pause() and Resume(). */
 static int method_set_paused(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bool pause = strcmp(sd_bus_message_get_member(m), "Pause") == 0;
         BusConnection *c = userdata;
         PeerCreds peer;
         int r;
 
-        r = check_caller(c, m, &peer, error);
+        r = check_operator(c, m, pause ? "call Pause" : "call Resume", &peer, error);
         if (r < 0)
                 return r;
-        if (strcmp(sd_bus_message_get_member(m), "Pause") == 0)
+        log_info("%s asked for by uid %u.", pause ? "Pause" : "Resume", (unsigned) peer.uid);
+        if (pause)
                 manager_pause(manager_of(c));
         else
                 manager_resume(manager_of(c));
@@ -562,12 +582,10 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         PeerCreds peer;
         int r;
 
-        r = check_caller(c, m, &peer, error);
+        r = check_operator(c, m, "call Reload", &peer, error);
         if (r < 0)
                 return r;
-        if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
-                                         "Only root may reload the configuration");
+        log_info("Reload asked for by uid %u.", (unsigned) peer.uid);
         r = manager_reload(manager_of(c), &message);
         if (r < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s", message ?: "out of memory");
@@ -638,9 +656,12 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         switch (t->kind) {
         case SETTING_GROUP:
                 return sd_bus_message_append(reply, "u", (uint32_t) setting_get_group(t, s));
-        case SETTING_GROUPS:
-                return sd_bus_message_append_array(reply, 'u', s->allow_groups,
-                                                   s->n_allow_groups * sizeof(gid_t));
+        case SETTING_GROUPS: {
+                size_t n;
+                const gid_t *gids = setting_get_groups(t, s, &n);
+
+                return sd_bus_message_append_array(reply, 'u', gids, n * sizeof(gid_t));
+        }
         case SETTING_CGROUP_PATTERNS:
         case SETTING_EXECUTABLE_PATTERNS: {
                 char **l = t->kind == SETTING_CGROUP_PATTERNS ? s->cgroup_patterns : s->executable_patterns;
@@ -657,7 +678,7 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         }
 }
 
-/* Root changes a number until the next reload, within the range settings_table gives. */
+/* Root or an operator changes a number until the next reload, within the range settings_table gives. */
 static int property_set_setting(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *value, void *userdata, sd_bus_error *error) {
         _cleanup_(settings_done) Settings s = {};
@@ -666,15 +687,14 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         Manager *mgr = manager_of(c);
         const Setting *t = setting_of_property(property);
         PeerCreds peer;
+        char what[96];
         uint64_t v;
         int r;
 
-        r = check_caller(c, sd_bus_get_current_message(bus), &peer, error);
+        snprintf(what, sizeof(what), "change %s", property);
+        r = check_operator(c, sd_bus_get_current_message(bus), what, &peer, error);
         if (r < 0)
                 return r;
-        if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED, "Only root may change %s",
-                                         property);
         if (!t || !(t->flags & SETTING_WRITABLE))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s cannot be changed",
                                          property);

@@ -68,6 +68,8 @@ const Setting settings_table[] = {
           .help = "Also serve org.ksmd.Manager1 on the system bus" },
         LIST("Control", "AllowGroups", SETTING_GROUPS, allow_groups,
              "Groups whose members may call the API besides root"),
+        LIST("Control", "OperatorGroups", SETTING_GROUPS, operator_groups,
+             "Groups whose members may also pause, resume, reload and change settings"),
         LIST("AutoRegister", "Cgroup", SETTING_CGROUP_PATTERNS, cgroup_patterns,
              "Register processes whose cgroup matches this pattern"),
         LIST("AutoRegister", "Executable", SETTING_EXECUTABLE_PATTERNS, executable_patterns,

@@ -60,6 +60,8 @@ typedef struct Settings {
         bool system_bus;
         gid_t *allow_groups;             /* members may call the API besides root */
         size_t n_allow_groups;
+        gid_t *operator_groups;          /* members may call it too, and act on the whole host */
+        size_t n_operator_groups;
 
         /* [AutoRegister]: a process matching any pattern is registered whole. */
         char **cgroup_patterns;          /* fnmatch() patterns on the cgroup v2 path */

@@ -322,15 +322,22 @@ class Settings(ControlTest):
         self.daemon.ctl("reload")
         self.assertEqual(self.status_json()["pages_to_scan"], 100)
 
-    def test_only_root_sets(self):
+    def test_only_root_and_operators_set(self):
         self.daemon.stop()
         self.daemon = Daemon(self.tmp, self.conf, extra=[f"--socket-group={NOBODY}", f"--allow-groups={NOBODY}"])
         # An allowed caller reads the settings but changes none.
         self.assertIn("uint64 100", self.get("PagesToScan", user="nobody").stdout)
         r = self.set("PagesToScan", 5, user="nobody")
         self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
-        self.assertIn("Only root may change PagesToScan", r.stderr)
+        self.assertIn(f"uid {NOBODY} may not change PagesToScan", r.stderr)
+        self.assertIn("OperatorGroups=", r.stderr)
         self.assertEqual(self.status_json()["pages_to_scan"], 100)
+        # An operator does.
+        self.daemon.stop()
+        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--socket-group={NOBODY}", f"--operator-groups={NOBODY}"])
+        r = self.set("PagesToScan", 5, user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.status_json()["pages_to_scan"], 5)
 
     def test_command_line_overrides_the_files_also_across_reloads(self):
         self.daemon.stop()
@@ -459,9 +466,11 @@ class AllowedGroup(ControlTest):
         r = self.daemon.ctl("unregister", str(root_rid), user="nobody", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("No region", r.stderr)
-        # Reload is for root.
-        r = self.daemon.ctl("reload", user="nobody", check=False)
-        self.assertEqual(r.returncode, 4)
+        # Reload and pause act on the whole host: not for a member of AllowGroups= only.
+        for verb in ("reload", "pause", "resume"):
+            r = self.daemon.ctl(verb, user="nobody", check=False)
+            self.assertEqual(r.returncode, 4)
+            self.assertIn("OperatorGroups=", r.stderr)
 
     def test_per_user_region_limit(self):
         own = self.workload("--procs", "3", user="nobody")

@@ -21,19 +21,33 @@ static TargetIds own_process(void) {
         };
 }
 
-static void test_root_may_always_call(void **state) {
+static void test_root_may_always_call_and_operate(void **state) {
         PeerCreds root = { .uid = 0, .gid = 0 };
 
-        assert_true(bus_auth_may_call(&root, NULL, 0));
+        assert_true(bus_auth_may_call(&root, NULL, 0, NULL, 0));
+        assert_true(bus_auth_may_operate(&root, NULL, 0));
 }
 
 static void test_user_needs_an_allowed_group(void **state) {
         const gid_t kvm[] = { 64055 }, other[] = { 4242 }, primary[] = { 1000 };
 
-        assert_false(bus_auth_may_call(&user, NULL, 0));
-        assert_false(bus_auth_may_call(&user, other, ELEMENTSOF(other)));
-        assert_true(bus_auth_may_call(&user, kvm, ELEMENTSOF(kvm)));        /* supplementary */
-        assert_true(bus_auth_may_call(&user, primary, ELEMENTSOF(primary))); /* primary */
+        assert_false(bus_auth_may_call(&user, NULL, 0, NULL, 0));
+        assert_false(bus_auth_may_call(&user, other, ELEMENTSOF(other), NULL, 0));
+        assert_true(bus_auth_may_call(&user, kvm, ELEMENTSOF(kvm), NULL, 0));        /* supplementary */
+        assert_true(bus_auth_may_call(&user, primary, ELEMENTSOF(primary), NULL, 0)); /* primary */
+        /* An operator may call too. */
+        assert_true(bus_auth_may_call(&user, other, ELEMENTSOF(other), kvm, ELEMENTSOF(kvm)));
+}
+
+static void test_only_operators_act_on_the_whole_host(void **state) {
+        const gid_t kvm[] = { 64055 }, other[] = { 4242 }, primary[] = { 1000 };
+
+        /* Allowed to call is not allowed to operate. */
+        assert_true(bus_auth_may_call(&user, kvm, ELEMENTSOF(kvm), other, ELEMENTSOF(other)));
+        assert_false(bus_auth_may_operate(&user, other, ELEMENTSOF(other)));
+        assert_false(bus_auth_may_operate(&user, NULL, 0));
+        assert_true(bus_auth_may_operate(&user, kvm, ELEMENTSOF(kvm)));
+        assert_true(bus_auth_may_operate(&user, primary, ELEMENTSOF(primary)));
 }
 
 static void test_root_may_access_any_process(void **state) {
@@ -148,8 +162,9 @@ static void test_root_has_a_reserve_beyond_max_connections_and_no_per_user_cap(v
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_root_may_always_call),
+                cmocka_unit_test(test_root_may_always_call_and_operate),
                 cmocka_unit_test(test_user_needs_an_allowed_group),
+                cmocka_unit_test(test_only_operators_act_on_the_whole_host),
                 cmocka_unit_test(test_root_may_access_any_process),
                 cmocka_unit_test(test_user_may_access_its_own_process),
                 cmocka_unit_test(test_user_may_not_access_another_users_process),
