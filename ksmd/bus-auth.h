@@ -40,13 +40,28 @@
 #define BUS_AUTH_MAX_GROUPS 256
 #define BUS_AUTH_ROOT_RESERVE 4u      /* connections only root may open, beyond MaxConnections= */
 
+/*
+ * Who the caller is, as the kernel (private socket) or the bus daemon (system
+ * bus) vouches for it; nothing is read from /proc.
+ */
 typedef struct PeerCreds {
         pid_t pid;
+        int pidfd;                          /* the caller's process since it connected (pidfd_open_peer()):
+                                             * owned by the connection and closed with it, borrowed by
+                                             * copies; -EBADF on the system bus */
         uid_t uid;
-        gid_t gid;
+        gid_t gid;                          /* primary group; (gid_t) -1 on the system bus, whose daemon
+                                             * does not vouch for it: there only groups[] count */
         gid_t groups[BUS_AUTH_MAX_GROUPS];  /* supplementary groups */
         size_t n_groups;
-        uint64_t cap_permitted;             /* the caller's permitted capability set */
+        /*
+         * TODO(trust-kernel): always 0 now: callers' capabilities are no longer read from
+         * /proc/PID/status by pid number, which raced with pid reuse. Only bus_auth_may_access()
+         * reads it ("holds capabilities the caller lacks"), so a caller other than root can no
+         * longer register a process that holds a permitted capability. Drop the field with the
+         * ptrace-style check when the kernel-proven one replaces it.
+         */
+        uint64_t cap_permitted;
 } PeerCreds;
 
 

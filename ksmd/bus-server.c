@@ -17,7 +17,7 @@
 
 #include "bus-server.h"
 #include "log.h"
-#include "proc-process.h"
+#include "pidfd-util.h"
 
 struct BusConnection {
         BusServer *server;
@@ -72,35 +72,85 @@ bool bus_connection_is_backlogged(BusConnection *c) {
                n > BUS_SERVER_BACKLOG_MESSAGES;
 }
 
+/* Reads a uint32 in a variant. */
+static int read_variant_u32(sd_bus_message *reply, uint32_t *ret) {
+        return sd_bus_message_read(reply, "v", "u", ret);
+}
+
+/* Reads UnixGroupIDs, an au in a variant, into p; beyond BUS_AUTH_MAX_GROUPS groups, the first ones. */
+static int read_variant_groups(sd_bus_message *reply, PeerCreds *p) {
+        const void *gids;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'v', "au");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(reply, 'u', &gids, &size);
+        if (r < 0)
+                return r;
+        p->n_groups = MIN(size / sizeof(uint32_t), (size_t) BUS_AUTH_MAX_GROUPS);
+        for (size_t i = 0; i < p->n_groups; i++)
+                p->groups[i] = ((const uint32_t *) gids)[i];
+        return sd_bus_message_exit_container(reply);
+}
+
 /*
- * The system bus daemon vouches for the sender's uid, pid and groups
- * (GetConnectionCredentials); the primary gid is not among them, so it is
- * read from /proc for the pid the bus reported (SD_BUS_CREDS_AUGMENT).
+ * The system bus daemon vouches for the sender's (effective) uid, pid and
+ * groups (GetConnectionCredentials: UnixUserID, ProcessID, UnixGroupIDs),
+ * and only those are used: nothing is read from /proc for the pid it reports
+ * (sd-bus's SD_BUS_CREDS_AUGMENT), since that pid may be another process by
+ * then. Asked directly, since sd-bus (252) reads no UnixGroupIDs. The primary
+ * group has no field of its own: it counts only if it is among the groups
+ * (dbus-daemon lists it there).
  */
 static int sender_creds(sd_bus_message *m, PeerCreds *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const gid_t *gids = NULL;
-        PeerCreds p = {};
-        int r, n;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        PeerCreds p = { .pidfd = -EBADF, .gid = (gid_t) -1 };
+        const char *sender = sd_bus_message_get_sender(m);
+        bool have_uid = false, have_pid = false;
+        int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_GID |
-                                      SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT, &creds);
+        if (!sender)
+                return -ENXIO;
+        r = sd_bus_call_method(sd_bus_message_get_bus(m), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetConnectionCredentials", &error, &reply,
+                               "s", sender);
         if (r < 0)
                 return r;
-        r = sd_bus_creds_get_uid(creds, &p.uid);
-        if (r >= 0)
-                r = sd_bus_creds_get_pid(creds, &p.pid);
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        if (sd_bus_creds_get_gid(creds, &p.gid) < 0)
-                p.gid = (gid_t) -1; /* matches no group and no process */
-        n = sd_bus_creds_get_supplementary_gids(creds, &gids);
-        if (n > 0) {
-                p.n_groups = MIN((size_t) n, (size_t) BUS_AUTH_MAX_GROUPS);
-                memcpy(p.groups, gids, p.n_groups * sizeof(gid_t));
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+                uint32_t u;
+
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "UnixUserID") == 0) {
+                        r = read_variant_u32(reply, &u);
+                        p.uid = (uid_t) u;
+                        have_uid = true;
+                } else if (strcmp(key, "ProcessID") == 0) {
+                        r = read_variant_u32(reply, &u);
+                        p.pid = (pid_t) u;
+                        have_pid = true;
+                } else if (strcmp(key, "UnixGroupIDs") == 0)
+                        r = read_variant_groups(reply, &p);
+                else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
         }
-        if (proc_read_cap_permitted(p.pid, &p.cap_permitted) < 0)
-                p.cap_permitted = 0;
+        if (r < 0)
+                return r;
+        if (!have_uid || !have_pid)
+                return -ENODATA;
         *ret = p;
         return 0;
 }
@@ -150,6 +200,7 @@ static int add_object(BusConnection *c) {
 static void connection_free(BusConnection *c) {
         if (!c)
                 return;
+        safe_close(c->peer.pidfd);
         if (c->bus) {
                 sd_bus_detach_event(c->bus);
                 /* Not flushed: a peer that reads nothing would block the daemon forever. */
@@ -249,11 +300,12 @@ static int on_more(sd_event_source *source, void *userdata) {
         return 0;
 }
 
+/* The peer's credentials as the kernel recorded them at connect(); its pidfd comes after admission. */
 static int read_peer(int fd, PeerCreds *ret) {
         struct ucred cred;
         socklen_t len = sizeof(cred);
         gid_t groups[BUS_AUTH_MAX_GROUPS];
-        PeerCreds p = {};
+        PeerCreds p = { .pidfd = -EBADF };
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
@@ -268,10 +320,6 @@ static int read_peer(int fd, PeerCreds *ret) {
         } else if (errno != ERANGE)
                 return -errno;
         /* With more than BUS_AUTH_MAX_GROUPS groups only the primary group counts. */
-
-        /* Capabilities only widen what a caller may access; unknown means none. */
-        if (proc_read_cap_permitted(p.pid, &p.cap_permitted) < 0)
-                p.cap_permitted = 0;
 
         *ret = p;
         return 0;
@@ -332,9 +380,21 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
                 return 0;
         }
 
+        /* Held from now on: the process that connected, not whatever later runs with its pid. */
+        peer.pidfd = pidfd_open_peer(nfd, peer.pid);
+        if (peer.pidfd < 0) {
+                log_debug_errno(peer.pidfd,
+                                "Refusing a control connection of uid %u (pid %d): cannot hold its "
+                                "process: %m",
+                                (unsigned) peer.uid, (int) peer.pid);
+                return 0;
+        }
+
         c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+                safe_close(peer.pidfd);
                 return log_oom();
+        }
         c->server = s;
         c->peer = peer;
 
@@ -567,6 +627,7 @@ int bus_server_attach_system_bus(BusServer *s, const char *name) {
                 return -ENOMEM;
         c->server = s;
         c->system_bus = true;
+        c->peer.pidfd = -EBADF;          /* each message's sender has its own credentials */
 
         r = sd_bus_open_system(&c->bus);
         if (r >= 0)

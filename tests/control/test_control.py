@@ -543,6 +543,7 @@ class SystemBus(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-sysbus-")
+        os.chmod(self.tmp, 0o755)  # nobody connects to the bus too
         self.bus_socket = os.path.join(self.tmp, "bus.sock")
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
@@ -571,7 +572,7 @@ class SystemBus(unittest.TestCase):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.bus_socket), what="dbus-daemon")
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={self.bus_socket}")
-        self.daemon = Daemon(self.tmp, "[Control]\nSystemBus=yes\n", env=env)
+        self.daemon = Daemon(self.tmp, "[Control]\nSystemBus=yes\nAllowGroups=4242\n", env=env)
         self.address = f"unix:path={self.bus_socket}"
 
     def tearDown(self):
@@ -580,16 +581,32 @@ class SystemBus(unittest.TestCase):
         self.bus.wait()
         shutil.rmtree(self.tmp)
 
-    def busctl(self, *args):
-        return subprocess.run(["busctl", f"--address={self.address}", *args], capture_output=True, text=True,
-                              timeout=30)
+    def busctl(self, *args, setpriv=()):
+        return subprocess.run([*setpriv, "busctl", f"--address={self.address}", *args], capture_output=True,
+                              text=True, timeout=30)
 
-    def test_busctl_calls_ksmd_on_the_bus(self):
+    def wait_for_name(self):
         try:
             wait_for(lambda: "org.ksmd.Manager1" in self.busctl("list", "--no-pager").stdout, what="the bus name")
         except AssertionError:
             raise AssertionError(f"ksmd never took its name; its log:\n{self.daemon.read_log()}\n"
                                  f"busctl list: {self.busctl('list', '--no-pager')}")
+
+    def test_groups_are_those_the_bus_reports(self):
+        """UnixGroupIDs of GetConnectionCredentials, with nothing read from /proc: here a supplementary group."""
+        self.wait_for_name()
+        call = ("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
+        as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--inh-caps=-all"]
+        r = self.busctl(*call, setpriv=[*as_nobody, "--groups=4242"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pages_scanned", r.stdout)
+        r = self.busctl(*call, setpriv=[*as_nobody, "--groups=4243"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"uid {NOBODY}", r.stderr)
+        self.assertIn("neither root nor a member", r.stderr)
+
+    def test_busctl_calls_ksmd_on_the_bus(self):
+        self.wait_for_name()
         r = self.busctl("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("pages_scanned", r.stdout)

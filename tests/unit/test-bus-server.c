@@ -32,6 +32,7 @@
 #include "bus-server.h"
 #include "macro.h"
 #include "peer-client.h"
+#include "proc-process.h"
 
 #define PROBE_PATH "/org/ksmd/Probe"
 #define PROBE_INTERFACE "org.ksmd.Probe"
@@ -57,11 +58,15 @@ static int method_who_am_i(sd_bus_message *m, void *userdata, sd_bus_error *erro
         BusConnection *c = userdata;
         const Probe *p = bus_connection_userdata(c);
         PeerCreds peer;
+        pid_t held;
         int r;
 
         r = bus_connection_caller(c, m, &peer);
         if (r < 0)
                 return r;
+        /* The process the server holds is the caller. */
+        assert_int_equal(proc_pidfd_get_pid(peer.pidfd, &held), 0);
+        assert_int_equal(held, peer.pid);
         return sd_bus_reply_method_return(m, "uuut", (uint32_t) peer.uid, (uint32_t) peer.gid,
                                           (uint32_t) peer.pid, p->counter);
 }
