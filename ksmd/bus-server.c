@@ -230,15 +230,36 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return 0;
 }
 
+static bool is_quiet_on_system_bus(const BusServer *s, const char *name) {
+        for (const char *const *q = s->object.system_bus_quiet; q && *q; q++)
+                if (strcmp(*q, name) == 0)
+                        return true;
+        return false;
+}
+
 void bus_server_emit_changed(BusServer *s, char **names) {
+        _cleanup_free_ char **loud = NULL;
+        size_t n = 0;
+
         if (!s)
                 return;
         for (size_t i = 0; i < s->n_connections; i++)
                 (void) sd_bus_emit_properties_changed_strv(s->connections[i]->bus, s->object.path,
                                                            s->object.interface, names);
-        if (s->system)
+        if (!s->system)
+                return;
+        for (char **p = names; *p; p++)
+                n++;
+        loud = calloc(n + 1, sizeof(char *));
+        if (!loud)
+                return;
+        n = 0;
+        for (char **p = names; *p; p++)
+                if (!is_quiet_on_system_bus(s, *p))
+                        loud[n++] = *p;
+        if (n > 0)
                 (void) sd_bus_emit_properties_changed_strv(s->system->bus, s->object.path,
-                                                           s->object.interface, names);
+                                                           s->object.interface, loud);
 }
 
 /*

@@ -56,6 +56,12 @@ typedef struct BusObject {
         void *userdata;                  /* the owner's, for bus_connection_userdata() */
         /* Who may connect to the socket at all (called with userdata); NULL: anyone. */
         bool (*may_connect)(const PeerCreds *peer, void *userdata);
+        /*
+         * Properties never announced on the system bus (NULL-terminated; NULL: none), where
+         * PropertiesChanged is a broadcast that every local user may receive: those that only
+         * callers may read. Read with Get, they are authorized as every call is.
+         */
+        const char *const *system_bus_quiet;
 } BusObject;
 
 /* The bounds of bus_auth_may_connect(). */
@@ -105,7 +111,10 @@ void bus_server_set_limits(BusServer *s, const BusLimits *limits);
  */
 size_t bus_server_drop_unadmitted(BusServer *s);
 
-/* Emits PropertiesChanged for the named properties (NULL-terminated) on every connection. */
+/*
+ * Emits PropertiesChanged for the named properties (NULL-terminated) on every
+ * connection; on the system bus, only for those not in object->system_bus_quiet.
+ */
 void bus_server_emit_changed(BusServer *s, char **names);
 
 size_t bus_server_n_connections(const BusServer *s);

@@ -821,6 +821,16 @@ static const sd_bus_vtable *manager_vtable(void) {
         return vtable;
 }
 
+/*
+ * The statistics, and Status that sums them up: on the system bus they are not
+ * broadcast, since any local user may receive a broadcast; the rest (the mode,
+ * Paused, the helper's version and the settings, which ksmd.conf holds for
+ * anyone to read) is.
+ */
+static const char *const statistics_properties[] = {
+        "Status", "FullScans", "SavingBytes", "TrackedPages", "MetadataBytes", NULL,
+};
+
 void manager_bus_emit_scan_done(Manager *m) {
         bus_server_emit_changed(m->bus, STRV_MAKE("FullScans", "SavingBytes", "TrackedPages",
                                                   "MetadataBytes", "Status", "Mode", "HelperVersion"));
@@ -861,7 +871,8 @@ int manager_bus_serve(Manager *m) {
                            &(BusLimits) { .max_connections = m->settings.max_connections,
                                           .max_connections_per_user = m->settings.max_connections_per_user },
                            &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE,
-                                          .vtable = vtable, .userdata = m, .may_connect = may_call },
+                                          .vtable = vtable, .userdata = m, .may_connect = may_call,
+                                          .system_bus_quiet = statistics_properties },
                            &m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m",

@@ -605,6 +605,37 @@ class SystemBus(unittest.TestCase):
         self.assertIn(f"uid {NOBODY}", r.stderr)
         self.assertIn("neither root nor a member", r.stderr)
 
+    def test_properties_changed_on_the_bus_carries_no_statistics(self):
+        """Every local user may receive a broadcast: the statistics are not in it, the settings are."""
+        self.wait_for_name()
+        monitor = subprocess.Popen(["busctl", f"--address={self.address}", "monitor", "--json=short"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(1)
+            r = self.busctl("set-property", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1",
+                            "PagesToScan", "t", "77")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            w = Workload()
+            try:
+                self.daemon.ctl("register", str(w.pids[0]))
+                wait_for(lambda: self.daemon.ctl("--json", "stats").stdout.count('"full_scans":0') == 0,
+                         what="a full scan")
+                time.sleep(1)
+            finally:
+                w.stop()
+        finally:
+            monitor.terminate()
+            out, _ = monitor.communicate(timeout=10)
+        changed = []
+        for line in out.splitlines():
+            m = json.loads(line)
+            if m.get("member") == "PropertiesChanged" and m.get("path") == "/org/ksmd/Manager1":
+                changed.append(set(m["payload"]["data"][1]) | set(m["payload"]["data"][2]))
+        self.assertTrue(any("PagesToScan" in c for c in changed), changed)
+        self.assertTrue(any("Mode" in c for c in changed), changed)  # announced after the full scan
+        for c in changed:
+            self.assertFalse(c & {"Status", "FullScans", "SavingBytes", "TrackedPages", "MetadataBytes"}, c)
+
     def test_busctl_calls_ksmd_on_the_bus(self):
         self.wait_for_name()
         r = self.busctl("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
