@@ -24,6 +24,14 @@ KSMCTL = os.path.join(BUILD, "ksmd", "ksmctl")
 WORKLOAD = os.path.join(BUILD, "bench", "ksmd-workload")
 NOBODY = 65534
 SETPRIV_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+# The system's python, for processes that run as another user (root's own may live in a directory they cannot read).
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+
+
+def setpriv_as(uid, gid, groups=()):
+    """The setpriv prefix that runs a command as uid with primary group gid and these supplementary groups."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups", "--inh-caps=-all"]
 
 
 def wait_for(pred, timeout=10.0, what="condition"):
@@ -116,11 +124,14 @@ for _ in sys.stdin:
 
 
 class ConnectionHolder:
-    """n connections to a socket, opened by another process as user ("nobody") and held until stop()."""
+    """n connections to a socket, opened by another process and held until stop(). The process runs as
+    nobody, or with setpriv, the prefix setpriv_as() gives."""
 
-    def __init__(self, socket_path, n, user="nobody"):
-        cmd = ["python3", "-c", _HOLDER, socket_path, str(n)]
-        if user == "nobody":
+    def __init__(self, socket_path, n, user="nobody", setpriv=None):
+        cmd = [PYTHON, "-c", _HOLDER, socket_path, str(n)]
+        if setpriv is not None:
+            cmd = setpriv + cmd
+        elif user == "nobody":
             cmd = SETPRIV_NOBODY + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
@@ -183,11 +194,13 @@ class Workload:
 
 class ControlTest(unittest.TestCase):
     conf = ""
+    daemon_env = None  # extra environment of the daemon, e.g. {"KSMD_LOG_LEVEL": "debug"}
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-control-")
         os.chmod(self.tmp, 0o755)
-        self.daemon = Daemon(self.tmp, self.conf)
+        env = dict(os.environ, **self.daemon_env) if self.daemon_env else None
+        self.daemon = Daemon(self.tmp, self.conf, env=env)
         self.workloads = []
 
     def tearDown(self):
