@@ -386,7 +386,8 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         if (!admits(s, &peer)) {
                 if (uid_log_limit_test(s, &s->refused_log, peer.uid))
                         log_debug("Refusing control connections of uid %u (pid %d): it may not call "
-                                  "(root, AllowGroups= in ksmd.conf); logged once a minute per uid.",
+                                  "(root, AllowGroups= and OperatorGroups= in ksmd.conf may); "
+                                  "logged once a minute per uid.",
                                   (unsigned) peer.uid, (int) peer.pid);
                 return 0;
         }

@@ -140,7 +140,7 @@ static int connect_daemon(sd_bus **ret) {
         if (IN_SET(r, -ENOTCONN, -ECONNRESET, -EPIPE)) {
                 fprintf(stderr,
                         "ksmctl: ksmd closed the connection: uid %u may not call it (root and members of "
-                        "AllowGroups= in ksmd.conf may),\n"
+                        "AllowGroups= or OperatorGroups= in ksmd.conf may),\n"
                         "        or holds as many connections as it may (MaxConnectionsPerUser=, "
                         "MaxConnections=)\n",
                         (unsigned) geteuid());
