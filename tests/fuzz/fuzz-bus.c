@@ -61,13 +61,15 @@ static int fds[4];
 
 /* A child that sleeps until the fuzzer exits, however it exits; as nobody if asked. */
 static pid_t spawn_sleeper(bool as_nobody) {
-        pid_t pid = fork();
+        pid_t parent = getpid(), pid = fork();
 
         if (pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (as_nobody && (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
                                   setresuid(NOBODY, NOBODY, NOBODY) < 0))
                         _exit(126);
+                /* After the change of credentials, which clears it; and the fuzzer may be gone already. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(125);
                 execl("/bin/sleep", "sleep", "infinity", (char *) NULL);
                 _exit(127);
         }
