@@ -11,7 +11,20 @@
  *
  * Credentials come from the kernel at accept time (SO_PEERCRED,
  * SO_PEERGROUPS), or on the system bus from the bus daemon per message:
- * never from anything the caller sends. Connections are bounded.
+ * never from anything the caller sends. A peer the owner does not admit is
+ * refused at accept, before it counts against any limit; the others are
+ * bounded as bus_auth_may_connect() says. Refusals are logged at most once
+ * per uid per BUS_SERVER_LOG_INTERVAL_USEC, so a flood does not flood the
+ * journal.
+ *
+ * What one peer can make the daemon hold is bounded too. The kernel keeps at
+ * most BUS_SERVER_SNDBUF_BYTES of unread replies per connection; beyond that
+ * sd-bus queues them, and a connection whose queue passes
+ * BUS_SERVER_MAX_QUEUED_MESSAGES is closed: its peer stopped reading. Calls a
+ * peer pipelines are processed at most BUS_SERVER_CALLS_PER_ITERATION per
+ * event-loop iteration (and one more by sd-bus itself), so one connection
+ * cannot starve the others or the scan timer. After a connection is freed,
+ * memory the heap holds free is given back to the kernel (malloc_trim()).
  */
 
 #include <stdbool.h>
@@ -23,6 +36,14 @@
 
 #include "bus-auth.h"
 #include "macro.h"
+#include "parse-util.h"
+
+#define BUS_SERVER_LOG_INTERVAL_USEC USEC_PER_MINUTE
+#define BUS_SERVER_SNDBUF_BYTES (256u * 1024u)  /* per connection; the kernel doubles it */
+#define BUS_SERVER_MAX_QUEUED_MESSAGES 256u
+#define BUS_SERVER_CALLS_PER_ITERATION 16u
+/* Unread messages beyond which a connection gets no reply that grows with the daemon's state. */
+#define BUS_SERVER_BACKLOG_MESSAGES 8u
 
 typedef struct BusServer BusServer;
 typedef struct BusConnection BusConnection;
@@ -33,15 +54,37 @@ typedef struct BusObject {
         const char *interface;
         const sd_bus_vtable *vtable;
         void *userdata;                  /* the owner's, for bus_connection_userdata() */
+        /* Who may connect to the socket at all (called with userdata); NULL: anyone. */
+        bool (*may_connect)(const PeerCreds *peer, void *userdata);
+        /*
+         * Properties never announced on the system bus (NULL-terminated; NULL: none), where
+         * PropertiesChanged is a broadcast that every local user may receive: those that only
+         * callers may read. Read with Get, they are authorized as every call is.
+         */
+        const char *const *system_bus_quiet;
 } BusObject;
+
+/* The bounds of bus_auth_may_connect(). */
+typedef struct BusLimits {
+        uint64_t max_connections;        /* of users other than root */
+        uint64_t max_connections_per_user;
+} BusLimits;
+
+/* The mode of the socket file: root and its group may connect, no one else. */
+#define BUS_SERVER_SOCKET_MODE 0660
 
 /*
  * Listens on socket_path (replacing a stale socket file), or on listen_fd
  * (socket activation; ownership passes to the server, also on failure), and
- * serves object on event. At most max_connections connections at once.
+ * serves object on event, to the peers object->may_connect admits, within
+ * limits.
+ *
+ * The socket file is BUS_SERVER_SOCKET_MODE, owned by root and socket_gid,
+ * before anyone can connect to a socket the server makes; a socket from
+ * systemd gets the same mode and owner (its path from getsockname()).
  */
-int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, unsigned max_connections,
-                   const BusObject *object, BusServer **ret);
+int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
+                   const BusLimits *limits, const BusObject *object, BusServer **ret);
 BusServer *bus_server_free(BusServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
 
@@ -52,16 +95,43 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);
  */
 int bus_server_attach_system_bus(BusServer *s, const char *name);
 
-/* Applies a new bound (on reload); existing connections stay. */
-void bus_server_set_max_connections(BusServer *s, unsigned max_connections);
+/*
+ * Gives the socket file to another group (on reload); the mode stays
+ * BUS_SERVER_SOCKET_MODE. -errno; -ENOTSOCK if the file is not the socket.
+ */
+int bus_server_set_socket_group(BusServer *s, gid_t socket_gid);
 
-/* Emits PropertiesChanged for the named properties (NULL-terminated) on every connection. */
+/* Applies new bounds (on reload); existing connections stay. */
+void bus_server_set_limits(BusServer *s, const BusLimits *limits);
+
+/*
+ * Closes the connections of peers that object->may_connect no longer admits
+ * (after new settings), without waiting for them to read what is queued.
+ * Returns how many it closed.
+ */
+size_t bus_server_drop_unadmitted(BusServer *s);
+
+/*
+ * Emits PropertiesChanged for the named properties (NULL-terminated) on every
+ * connection; on the system bus, only for those not in object->system_bus_quiet.
+ */
 void bus_server_emit_changed(BusServer *s, char **names);
 
 size_t bus_server_n_connections(const BusServer *s);
 
 /* The owner's userdata of the object the connection serves. */
 void *bus_connection_userdata(BusConnection *c);
+
+/*
+ * true if more than BUS_SERVER_BACKLOG_MESSAGES messages wait for the peer
+ * to read them (never on the system bus): a method whose reply grows with
+ * the daemon's state (ListRegions) refuses to add one, so that a peer that
+ * stops reading holds at most that many big replies.
+ */
+bool bus_connection_is_backlogged(BusConnection *c);
+
+/* true for the system bus connection, where a signal is a broadcast that any local user may receive. */
+bool bus_connection_is_system(const BusConnection *c);
 
 /*
  * Who sent m on c: on the private socket the credentials of accept time, on

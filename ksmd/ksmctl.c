@@ -43,6 +43,7 @@ enum {
 
 /* A string from the daemon shown on a terminal is cut to this many bytes. */
 #define TEXT_MAX 2048
+#define KSMCTL_CONNECT_TIMEOUT_USEC (30 * USEC_PER_SEC)
 
 /* A command's arguments, checked before ksmctl connects to the daemon. */
 typedef struct Args {
@@ -104,6 +105,24 @@ static int errno_of_bus_error(const sd_bus_error *e, int r) {
         return r < 0 ? r : -EIO;
 }
 
+/* Runs bus until authentication is done: 0, -ENOTCONN if the daemon closed the connection, or -errno. */
+static int wait_ready(sd_bus *bus) {
+        int r;
+
+        while ((r = sd_bus_is_ready(bus)) == 0) {
+                if (sd_bus_is_open(bus) <= 0)
+                        return -ENOTCONN;
+                r = sd_bus_process(bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(bus, KSMCTL_CONNECT_TIMEOUT_USEC);
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (r < 0)
+                        return r;
+        }
+        return r < 0 ? r : 0;
+}
+
 static int connect_daemon(sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_free_ char *address = NULL;
@@ -124,10 +143,27 @@ static int connect_daemon(sd_bus **ret) {
                 r = sd_bus_negotiate_fds(bus, true);
         if (r >= 0)
                 r = sd_bus_start(bus);
+        /* Authentication first: a daemon that does not admit this user closes the connection then. */
+        if (r >= 0)
+                r = wait_ready(bus);
         if (r == -ECONNREFUSED || r == -ENOENT) {
                 fprintf(stderr, "ksmctl: nobody listens on %s: is ksmd running? (systemctl status ksmd)\n",
                         arg_socket);
                 return -ECONNREFUSED;
+        }
+        if (r == -EACCES) {
+                fprintf(stderr, "ksmctl: may not connect to %s: only root and the members of its group "
+                        "(SocketGroup= in ksmd.conf) may\n", arg_socket);
+                return r;
+        }
+        if (IN_SET(r, -ENOTCONN, -ECONNRESET, -EPIPE)) {
+                fprintf(stderr,
+                        "ksmctl: ksmd closed the connection: uid %u may not call it (root and members of "
+                        "AllowGroups= or OperatorGroups= in ksmd.conf may),\n"
+                        "        or holds as many connections as it may (MaxConnectionsPerUser=, "
+                        "MaxConnections=)\n",
+                        (unsigned) geteuid());
+                return -EACCES;
         }
         if (r < 0) {
                 fprintf(stderr, "ksmctl: cannot connect to %s: %s\n", arg_socket, strerror(-r));

@@ -31,20 +31,44 @@ static Manager *manager_of(BusConnection *c) {
         return bus_connection_userdata(c);
 }
 
-/* Who is calling, and may they call at all. */
+/* Whether the peer may call at all: the socket refuses anyone else at accept. */
+static bool may_call(const PeerCreds *peer, void *userdata) {
+        const Manager *mgr = userdata;
+
+        return bus_auth_may_call(peer, mgr->settings.allow_groups, mgr->settings.n_allow_groups,
+                                 mgr->settings.operator_groups, mgr->settings.n_operator_groups);
+}
+
+/* Who is calling, and may they call at all (on the system bus this is the only check). */
 static int check_caller(BusConnection *c, sd_bus_message *m, PeerCreds *ret, sd_bus_error *error) {
-        Manager *mgr = manager_of(c);
         int r;
 
         r = bus_connection_caller(c, m, ret);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot learn the caller's credentials: %m");
-        if (bus_auth_may_call(ret, mgr->settings.allow_groups, mgr->settings.n_allow_groups))
+        if (may_call(ret, manager_of(c)))
                 return 0;
         return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
                                  "uid %u (pid %d) is neither root nor a member of a group "
-                                 "in AllowGroups= of ksmd.conf",
+                                 "in AllowGroups= or OperatorGroups= of ksmd.conf",
                                  (unsigned) ret->uid, (int) ret->pid);
+}
+
+/* Who is calling, and may they act on the whole host (what: "call Pause", "change PagesToScan"). */
+static int check_operator(BusConnection *c, sd_bus_message *m, const char *what, PeerCreds *ret,
+                          sd_bus_error *error) {
+        const Manager *mgr = manager_of(c);
+        int r;
+
+        r = check_caller(c, m, ret, error);
+        if (r < 0)
+                return r;
+        if (bus_auth_may_operate(ret, mgr->settings.operator_groups, mgr->settings.n_operator_groups))
+                return 0;
+        return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
+                                 "uid %u may not %s: that acts on the whole host, which only root and "
+                                 "members of a group in OperatorGroups= of ksmd.conf may do",
+                                 (unsigned) ret->uid, what);
 }
 
 static int map_register_error(int r, pid_t pid, sd_bus_error *error) {
@@ -481,6 +505,12 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
         r = check_caller(c, m, &peer, error);
         if (r < 0)
                 return r;
+        /* The one reply that grows with the daemon's state: not to a peer that leaves replies unread. */
+        if (bus_connection_is_backlogged(c))
+                return sd_bus_error_setf(error, BUS_ERROR_LIMIT_EXCEEDED,
+                                         "More than %u replies wait for uid %u to read them; "
+                                         "read them before calling ListRegions again",
+                                         BUS_SERVER_BACKLOG_MESSAGES, (unsigned) peer.uid);
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
@@ -677,14 +707,16 @@ static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *
 
 /* Pause() and Resume(). */
 static int method_set_paused(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        bool pause = strcmp(sd_bus_message_get_member(m), "Pause") == 0;
         BusConnection *c = userdata;
         PeerCreds peer;
         int r;
 
-        r = check_caller(c, m, &peer, error);
+        r = check_operator(c, m, pause ? "call Pause" : "call Resume", &peer, error);
         if (r < 0)
                 return r;
-        if (strcmp(sd_bus_message_get_member(m), "Pause") == 0)
+        log_info("%s asked for by uid %u.", pause ? "Pause" : "Resume", (unsigned) peer.uid);
+        if (pause)
                 manager_pause(manager_of(c));
         else
                 manager_resume(manager_of(c));
@@ -703,12 +735,19 @@ static int check_reader(BusConnection *c, sd_bus *bus, PeerCreds *ret_peer, sd_b
 
         if (m)
                 return check_caller(c, m, ret_peer, error);
-        /* The connection's peer, on the private socket; on the system bus a signal reaches anyone. */
+        /*
+         * On the system bus a signal reaches anyone: read as no one in particular, who sees
+         * nothing of the whole host (and bus_server_emit_changed() leaves those figures out).
+         */
+        if (bus_connection_is_system(c)) {
+                *ret_peer = (PeerCreds) { .uid = (uid_t) -1, .gid = (gid_t) -1, .pidfd = -EBADF };
+                return 0;
+        }
+        /* On the private socket, the connection's peer. */
         r = bus_connection_caller(c, NULL, ret_peer);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "No single reader: %m");
-        if (!bus_auth_may_call(ret_peer, manager_of(c)->settings.allow_groups,
-                               manager_of(c)->settings.n_allow_groups))
+        if (!may_call(ret_peer, manager_of(c)))
                 return sd_bus_error_set(error, BUS_ERROR_ACCESS_DENIED, "Not a caller of this API");
         return 0;
 }
@@ -726,12 +765,10 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         PeerCreds peer;
         int r;
 
-        r = check_caller(c, m, &peer, error);
+        r = check_operator(c, m, "call Reload", &peer, error);
         if (r < 0)
                 return r;
-        if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED,
-                                         "Only root may reload the configuration");
+        log_info("Reload asked for by uid %u.", (unsigned) peer.uid);
         r = manager_reload(manager_of(c), &message);
         if (r < 0)
                 return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s", message ?: "out of memory");
@@ -804,6 +841,8 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
                 return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s",
                                          property);
         switch (t->kind) {
+        case SETTING_GROUP:
+                return sd_bus_message_append(reply, "u", (uint32_t) setting_get_group(t, s));
         case SETTING_GROUPS:
         case SETTING_USERS: {
                 size_t n;
@@ -828,7 +867,7 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         }
 }
 
-/* Root changes a number until the next reload, within the range settings_table gives. */
+/* Root or an operator changes a number until the next reload, within the range settings_table gives. */
 static int property_set_setting(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *value, void *userdata, sd_bus_error *error) {
         _cleanup_(settings_done) Settings s = {};
@@ -837,15 +876,14 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         Manager *mgr = manager_of(c);
         const Setting *t = setting_of_property(property);
         PeerCreds peer;
+        char what[96];
         uint64_t v;
         int r;
 
-        r = check_caller(c, sd_bus_get_current_message(bus), &peer, error);
+        snprintf(what, sizeof(what), "change %s", property);
+        r = check_operator(c, sd_bus_get_current_message(bus), what, &peer, error);
         if (r < 0)
                 return r;
-        if (peer.uid != 0)
-                return sd_bus_error_setf(error, BUS_ERROR_ACCESS_DENIED, "Only root may change %s",
-                                         property);
         if (!t || !(t->flags & SETTING_WRITABLE))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s cannot be changed",
                                          property);
@@ -976,6 +1014,16 @@ static const sd_bus_vtable *manager_vtable(void) {
         return vtable;
 }
 
+/*
+ * The statistics, and Status that sums them up: on the system bus they are not
+ * broadcast, since any local user may receive a broadcast; the rest (the mode,
+ * Paused, the helper's version and the settings, which ksmd.conf holds for
+ * anyone to read) is.
+ */
+static const char *const statistics_properties[] = {
+        "Status", "FullScans", "SavingBytes", "TrackedPages", "MetadataBytes", NULL,
+};
+
 void manager_bus_emit_scan_done(Manager *m) {
         bus_server_emit_changed(m->bus, STRV_MAKE("FullScans", "SavingBytes", "TrackedPages",
                                                   "MetadataBytes", "Status", "Mode", "HelperVersion"));
@@ -1012,10 +1060,12 @@ int manager_bus_serve(Manager *m) {
                                        "systemd passed %d sockets; ksmd.socket must list exactly one.", n);
         if (n == 1)
                 listen_fd = SD_LISTEN_FDS_START;
-        r = bus_server_new(m->event, m->settings.socket_path, listen_fd,
-                           (unsigned) m->settings.max_connections,
+        r = bus_server_new(m->event, m->settings.socket_path, listen_fd, m->settings.socket_group,
+                           &(BusLimits) { .max_connections = m->settings.max_connections,
+                                          .max_connections_per_user = m->settings.max_connections_per_user },
                            &(BusObject) { .path = BUS_OBJECT_PATH, .interface = BUS_INTERFACE,
-                                          .vtable = vtable, .userdata = m },
+                                          .vtable = vtable, .userdata = m, .may_connect = may_call,
+                                          .system_bus_quiet = statistics_properties },
                            &m->bus);
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the D-Bus API on %s: %m",

@@ -59,8 +59,21 @@ int manager_apply_settings(Manager *m, const Settings *new) {
                         return log_oom();
         }
 
+        if (m->bus && s.socket_group != m->settings.socket_group) {
+                r = bus_server_set_socket_group(m->bus, s.socket_group);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to give the control socket to group %u "
+                                          "(SocketGroup=); it keeps group %u: %m",
+                                          (unsigned) s.socket_group, (unsigned) m->settings.socket_group);
+                        s.socket_group = m->settings.socket_group;
+                } else
+                        log_info("The control socket now belongs to group %u (SocketGroup=).",
+                                 (unsigned) s.socket_group);
+        }
         if (m->bus)
-                bus_server_set_max_connections(m->bus, s.max_connections);
+                bus_server_set_limits(m->bus, &(BusLimits) {
+                                              .max_connections = s.max_connections,
+                                              .max_connections_per_user = s.max_connections_per_user });
         (void) region_registry_set_max_regions(m->registry, s.max_regions);
         index_set_max_tracked_pages(m->index, s.max_metadata_bytes / INDEX_MAX_BYTES_PER_PAGE);
         scanner_set_max_pages_per_owner(m->scanner, s.max_pages_per_owner);
@@ -68,6 +81,9 @@ int manager_apply_settings(Manager *m, const Settings *new) {
         settings_done(&m->settings);
         m->settings = s;
         s = (Settings) {};
+        /* Whoever the new groups leave out is out now, not at the next connection. */
+        if (m->bus)
+                (void) bus_server_drop_unadmitted(m->bus);
         manager_reset_rate(m);
         /* New settings end a rest: the next scan runs with them. */
         manager_wake(m);

@@ -72,15 +72,22 @@ const Setting settings_table[] = {
         NUMBER("Limits", "MaxPagesPerOwner", SETTING_COUNT, SETTING_WRITABLE, 1, UINT32_MAX, 4194304,
                max_pages_per_owner, "Tracked pages of the regions of one user other than root"),
         NUMBER("Limits", "MaxConnections", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 64, max_connections,
-               "Concurrent connections to the control socket"),
+               "Concurrent connections to the control socket of users other than root"),
+        NUMBER("Limits", "MaxConnectionsPerUser", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 8,
+               max_connections_per_user, "Concurrent connections of one user other than root"),
         { .section = "Control", .key = "Socket", .kind = SETTING_SOCKET, .flags = SETTING_AT_START,
           .def_string = "/run/ksmd/ksmd.sock", .offset = offsetof(Settings, socket_path),
           .help = "Serve the D-Bus API on this unix socket" },
+        { .section = "Control", .key = "SocketGroup", .kind = SETTING_GROUP, .def = 0,
+          .offset = offsetof(Settings, socket_group),
+          .help = "The group that may connect to the socket besides root (mode 0660)" },
         { .section = "Control", .key = "SystemBus", .kind = SETTING_BOOL, .flags = SETTING_AT_START,
           .def = false, .offset = offsetof(Settings, system_bus),
           .help = "Also serve org.ksmd.Manager1 on the system bus" },
         LIST("Control", "AllowGroups", SETTING_GROUPS, allow_groups,
              "Groups whose members may call the API besides root"),
+        LIST("Control", "OperatorGroups", SETTING_GROUPS, operator_groups,
+             "Groups whose members may also pause, resume, reload and change settings"),
         { .section = "Domains", .key = "DomainPolicy", .kind = SETTING_ENUM, .def = DOMAIN_POLICY_OWNER,
           .names = domain_policy_table, .n_names = _DOMAIN_POLICY_MAX,
           .offset = offsetof(Settings, domain_policy),
@@ -187,6 +194,8 @@ const char *setting_property_type(const Setting *s) {
         case SETTING_ENUM:
         case SETTING_SOCKET:
                 return "s";
+        case SETTING_GROUP:
+                return "u";
         case SETTING_GROUPS:
         case SETTING_USERS:
                 return "au";
@@ -220,6 +229,11 @@ const char *setting_get_enum_name(const Setting *s, const Settings *settings) {
 uint64_t setting_get_number(const Setting *s, const Settings *settings) {
         assert(setting_is_number(s));
         return *(uint64_t *) field(s, settings);
+}
+
+gid_t setting_get_group(const Setting *s, const Settings *settings) {
+        assert(s->kind == SETTING_GROUP);
+        return *(const gid_t *) field(s, settings);
 }
 
 void setting_set_number(const Setting *s, Settings *settings, uint64_t value) {
@@ -288,6 +302,7 @@ const char *setting_value_name(const Setting *s) {
                 [SETTING_ENUM] = "NAME",
                 [SETTING_BOOL] = "BOOL",
                 [SETTING_SOCKET] = "PATH",
+                [SETTING_GROUP] = "GROUP",
                 [SETTING_GROUPS] = "GROUPS",
                 [SETTING_USERS] = "USERS",
                 [SETTING_CGROUP_PATTERNS] = "PATTERN",
@@ -306,6 +321,10 @@ const char *setting_format_default(const Setting *s, char *buf, size_t size) {
                 return s->def ? "yes" : "no";
         if (s->kind == SETTING_SOCKET)
                 return s->def_string;
+        if (s->kind == SETTING_GROUP) {
+                snprintf(buf, size, "%" PRIu64, s->def);
+                return buf;
+        }
         return "empty";
 }
 
@@ -447,7 +466,7 @@ static void list_clear(const Setting *s, Settings *settings) {
         *n = 0;
 }
 
-/* A group (SETTING_GROUPS) or user (SETTING_USERS) by name or number. */
+/* A group (SETTING_GROUP, SETTING_GROUPS) or user (SETTING_USERS) by name or number. */
 static int parse_id(const Setting *s, const char *w, uint32_t *ret, char **ret_reason) {
         struct passwd pw, *pwr = NULL;
         struct group grp, *grr = NULL;
@@ -581,6 +600,16 @@ int setting_parse(const Setting *s, Settings *settings, const char *value, char 
                 return 0;
         case SETTING_SOCKET:
                 return parse_socket(s, settings, value, ret_reason);
+        case SETTING_GROUP: {
+                uint32_t g;
+                int r;
+
+                r = parse_id(s, value, &g, ret_reason);
+                if (r < 0)
+                        return r;
+                *(gid_t *) field(s, settings) = (gid_t) g;
+                return 0;
+        }
         case SETTING_GROUPS:
         case SETTING_USERS:
                 return parse_ids(s, settings, value, ret_reason);
@@ -608,6 +637,8 @@ bool setting_equal(const Setting *s, const Settings *a, const Settings *b) {
                 return *(const bool *) fa == *(const bool *) fb;
         case SETTING_SOCKET:
                 return strcmp(*(char *const *) fa, *(char *const *) fb) == 0;
+        case SETTING_GROUP:
+                return *(const gid_t *) fa == *(const gid_t *) fb;
         case SETTING_GROUPS:
         case SETTING_USERS:
                 return *field_n(s, a) == *field_n(s, b) &&
@@ -647,6 +678,9 @@ int setting_copy(const Setting *s, Settings *dst, const Settings *src) {
                 *(char **) to = p;
                 return 0;
         }
+        case SETTING_GROUP:
+                *(gid_t *) to = *(const gid_t *) from;
+                return 0;
         case SETTING_GROUPS:
         case SETTING_USERS:
         case SETTING_CGROUP_PATTERNS:
@@ -683,6 +717,8 @@ int settings_init(Settings *s) {
                         *(int *) field(t, s) = (int) t->def;
                 else if (t->kind == SETTING_BOOL)
                         *(bool *) field(t, s) = t->def;
+                else if (t->kind == SETTING_GROUP)
+                        *(gid_t *) field(t, s) = (gid_t) t->def;
                 else if (t->kind == SETTING_SOCKET) {
                         char *p = strdup(t->def_string);
 

@@ -60,14 +60,18 @@ typedef struct Settings {
                                           * (INDEX_MAX_BYTES_PER_PAGE per page) */
         uint64_t max_regions;
         uint64_t max_regions_per_client;
-        uint64_t max_connections;
+        uint64_t max_connections;        /* of users other than root; root has a reserve (bus-auth.h) */
+        uint64_t max_connections_per_user; /* of one user other than root */
         uint64_t max_pages_per_owner;    /* tracked pages of the regions of one owner other than root */
 
         /* [Control] */
         char *socket_path;
+        gid_t socket_group;              /* the socket file is 0660 root:socket_group */
         bool system_bus;
         gid_t *allow_groups;             /* members may call the API besides root */
         size_t n_allow_groups;
+        gid_t *operator_groups;          /* members may call it too, and act on the whole host */
+        size_t n_operator_groups;
 
         /* [Domains] */
         DomainPolicy domain_policy;
@@ -93,6 +97,7 @@ typedef enum SettingKind {
         SETTING_ENUM,                    /* one of the names in Setting.names; an int-sized enum; D-Bus s */
         SETTING_BOOL,
         SETTING_SOCKET,                  /* an absolute unix socket path */
+        SETTING_GROUP,                   /* one group by name or number; D-Bus u */
         SETTING_GROUPS,                  /* a list of groups by name or number; D-Bus au */
         SETTING_USERS,                   /* a list of users by name or number; D-Bus au */
         SETTING_CGROUP_PATTERNS,         /* a list of patterns starting with /; D-Bus as */
@@ -111,7 +116,7 @@ typedef struct Setting {
         SettingKind kind;
         unsigned flags;
         uint64_t min, max;               /* numbers: the range, in the field's unit */
-        uint64_t def;                    /* numbers, enums and booleans: the default */
+        uint64_t def;                    /* numbers, enums, booleans and groups: the default */
         const char *const *names;        /* enums: the names of the values 0, 1, ... */
         size_t n_names;
         const char *def_string;          /* Socket=: the default */
@@ -132,7 +137,7 @@ const Setting *setting_find_option(const char *option);
 const char *setting_option_name(const Setting *s, char *buf, size_t size);
 /* "PagesToScan", "SleepUSec" (time spans); buf holds at least 64 bytes. */
 const char *setting_property_name(const Setting *s, char *buf, size_t size);
-/* The D-Bus signature of the property: "t", "b", "s", "au" or "as". */
+/* The D-Bus signature of the property: "t", "b", "s", "u", "au" or "as". */
 const char *setting_property_type(const Setting *s);
 bool setting_is_number(const Setting *s);
 bool setting_is_list(const Setting *s);
@@ -145,6 +150,9 @@ const char *setting_get_enum_name(const Setting *s, const Settings *settings);
 
 /* The number a numeric setting holds in settings. */
 uint64_t setting_get_number(const Setting *s, const Settings *settings);
+
+/* The group a SETTING_GROUP setting holds in settings. */
+gid_t setting_get_group(const Setting *s, const Settings *settings);
 
 /*
  * Checks a number against the setting's range (and SETTING_OFF). 0 or
@@ -169,7 +177,7 @@ const char *setting_format_number(const Setting *s, uint64_t value, char *buf, s
 
 /* "from 1 to 1000000", "from 1s to 1d, or off": the range, as messages and the man page say it. */
 const char *setting_format_range(const Setting *s, char *buf, size_t size);
-/* The default as ksmd.conf(5) says it: "4096", "20ms", "auto", "no", "/run/ksmd/ksmd.sock", "empty". */
+/* The default as ksmd.conf(5) says it: "4096", "20ms", "auto", "no", "/run/ksmd/ksmd.sock", "0", "empty". */
 const char *setting_format_default(const Setting *s, char *buf, size_t size);
 /* The placeholder of the option's value in --help and ksmd(8): "N", "TIME", "SIZE", "PCT", "PATH"... */
 const char *setting_value_name(const Setting *s);

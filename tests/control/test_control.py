@@ -20,8 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, call as dbus_call  # noqa: E402
-from ksmdtest import (KSMCTL, KSMD, NOBODY, SETPRIV_NOBODY, SOURCE, WORKLOAD, ControlTest,  # noqa: E402,F401
-                      Daemon, Workload, wait_for)
+from ksmdtest import (KSMCTL, KSMD, NOBODY, SETPRIV_NOBODY, SOURCE, WORKLOAD, ConnectionHolder,  # noqa: E402,F401
+                      ControlTest, Daemon, Workload, wait_for)
 
 class Ksmctl(ControlTest):
     def test_status_reports_estimate_mode_without_the_module(self):
@@ -323,15 +323,22 @@ class Settings(ControlTest):
         self.daemon.ctl("reload")
         self.assertEqual(self.status_json()["pages_to_scan"], 100)
 
-    def test_only_root_sets(self):
+    def test_only_root_and_operators_set(self):
         self.daemon.stop()
-        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--allow-groups={NOBODY}"])
+        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--socket-group={NOBODY}", f"--allow-groups={NOBODY}"])
         # An allowed caller reads the settings but changes none.
         self.assertIn("uint64 100", self.get("PagesToScan", user="nobody").stdout)
         r = self.set("PagesToScan", 5, user="nobody")
         self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
-        self.assertIn("Only root may change PagesToScan", r.stderr)
+        self.assertIn(f"uid {NOBODY} may not change PagesToScan", r.stderr)
+        self.assertIn("OperatorGroups=", r.stderr)
         self.assertEqual(self.status_json()["pages_to_scan"], 100)
+        # An operator does.
+        self.daemon.stop()
+        self.daemon = Daemon(self.tmp, self.conf, extra=[f"--socket-group={NOBODY}", f"--operator-groups={NOBODY}"])
+        r = self.set("PagesToScan", 5, user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.status_json()["pages_to_scan"], 5)
 
     def test_command_line_overrides_the_files_also_across_reloads(self):
         self.daemon.stop()
@@ -406,17 +413,43 @@ class CheckConfig(unittest.TestCase):
             self.assertIn("Refusing to start", r.stderr)
 
 
-class Authorization(ControlTest):
-    def test_unprivileged_caller_is_refused_without_allow_groups(self):
+class SocketGroup(ControlTest):
+    def test_caller_outside_the_socket_group_cannot_connect(self):
+        st = os.stat(self.daemon.socket)
+        self.assertEqual((st.st_mode & 0o7777, st.st_uid, st.st_gid), (0o660, 0, 0))
         r = self.daemon.ctl("status", user="nobody", check=False)
         self.assertEqual(r.returncode, 4)
-        self.assertIn("neither root nor a member", r.stderr)
+        self.assertIn("may not connect", r.stderr)
+        self.assertIn("SocketGroup=", r.stderr)
+
+
+class Authorization(ControlTest):
+    conf = f"[Control]\nSocketGroup={NOBODY}\n"
+
+    def test_unprivileged_caller_is_refused_at_accept_without_allow_groups(self):
+        r = self.daemon.ctl("status", user="nobody", check=False)
+        self.assertEqual(r.returncode, 4)
+        self.assertIn(f"ksmd closed the connection: uid {NOBODY} may not call it", r.stderr)
         r = self.daemon.dbus_send("org.ksmd.Manager1.GetStatistics", user="nobody")
-        self.assertIn("org.ksmd.Error.AccessDenied", r.stderr)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("pages_scanned", r.stdout)
+
+    def test_reload_drops_connections_the_new_groups_leave_out(self):
+        self.daemon.write_conf(f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n")
+        self.daemon.ctl("reload")
+        held = ConnectionHolder(self.daemon.socket, 2)
+        try:
+            self.assertTrue(held.settles_at(2))
+            self.daemon.write_conf(f"[Control]\nSocketGroup={NOBODY}\n")
+            self.daemon.ctl("reload")
+            self.assertTrue(held.settles_at(0))
+            self.assertIn("the new settings do not let it call", self.daemon.read_log())
+        finally:
+            held.stop()
 
 
 class AllowedGroup(ControlTest):
-    conf = f"[Control]\nAllowGroups={NOBODY}\n[Limits]\nMaxRegionsPerClient=2\n"
+    conf = f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n[Limits]\nMaxRegionsPerClient=2\n"
 
     def test_member_registers_its_own_process_only(self):
         own = self.workload(user="nobody")
@@ -434,9 +467,11 @@ class AllowedGroup(ControlTest):
         r = self.daemon.ctl("unregister", str(root_rid), user="nobody", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("No region", r.stderr)
-        # Reload is for root.
-        r = self.daemon.ctl("reload", user="nobody", check=False)
-        self.assertEqual(r.returncode, 4)
+        # Reload and pause act on the whole host: not for a member of AllowGroups= only.
+        for verb in ("reload", "pause", "resume"):
+            r = self.daemon.ctl(verb, user="nobody", check=False)
+            self.assertEqual(r.returncode, 4)
+            self.assertIn("OperatorGroups=", r.stderr)
 
     def test_per_user_region_limit(self):
         own = self.workload("--procs", "3", user="nobody")
@@ -448,23 +483,22 @@ class AllowedGroup(ControlTest):
 
 
 class Connections(ControlTest):
-    conf = "[Limits]\nMaxConnections=2\n"
+    conf = f"[Control]\nSocketGroup={NOBODY}\nAllowGroups={NOBODY}\n[Limits]\nMaxConnections=2\n"
 
-    def test_connection_limit(self):
-        import socket
-        held = []
-        for _ in range(2):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(self.daemon.socket)
-            held.append(s)
-        wait_for(lambda: "Refusing" not in self.daemon.read_log() or True)
-        time.sleep(0.3)
-        r = self.daemon.ctl("status", check=False)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("MaxConnections=", self.daemon.read_log())
-        for s in held:
-            s.close()
-        wait_for(lambda: self.daemon.ctl("status", check=False).returncode == 0, what="a free connection")
+    def test_connection_limit_binds_others_and_leaves_root_a_place(self):
+        held = ConnectionHolder(self.daemon.socket, 3)
+        try:
+            self.assertTrue(held.settles_at(2))
+            self.assertIn("MaxConnections= are taken by users other than root", self.daemon.read_log())
+            r = self.daemon.ctl("status", user="nobody", check=False)
+            self.assertEqual(r.returncode, 4)
+            self.assertIn("MaxConnections=", r.stderr)
+            # Root's reserve: others hold every place they may, root is served.
+            self.daemon.ctl("status")
+        finally:
+            held.stop()
+        wait_for(lambda: self.daemon.ctl("status", user="nobody", check=False).returncode == 0,
+                 what="a free connection")
 
 
 class DbusSendPeer(ControlTest):
@@ -510,6 +544,7 @@ class SystemBus(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-sysbus-")
+        os.chmod(self.tmp, 0o755)  # nobody connects to the bus too
         self.bus_socket = os.path.join(self.tmp, "bus.sock")
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
@@ -538,7 +573,7 @@ class SystemBus(unittest.TestCase):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(self.bus_socket), what="dbus-daemon")
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={self.bus_socket}")
-        self.daemon = Daemon(self.tmp, "[Control]\nSystemBus=yes\n", env=env)
+        self.daemon = Daemon(self.tmp, "[Control]\nSystemBus=yes\nAllowGroups=4242\n", env=env)
         self.address = f"unix:path={self.bus_socket}"
 
     def tearDown(self):
@@ -547,16 +582,63 @@ class SystemBus(unittest.TestCase):
         self.bus.wait()
         shutil.rmtree(self.tmp)
 
-    def busctl(self, *args):
-        return subprocess.run(["busctl", f"--address={self.address}", *args], capture_output=True, text=True,
-                              timeout=30)
+    def busctl(self, *args, setpriv=()):
+        return subprocess.run([*setpriv, "busctl", f"--address={self.address}", *args], capture_output=True,
+                              text=True, timeout=30)
 
-    def test_busctl_calls_ksmd_on_the_bus(self):
+    def wait_for_name(self):
         try:
             wait_for(lambda: "org.ksmd.Manager1" in self.busctl("list", "--no-pager").stdout, what="the bus name")
         except AssertionError:
             raise AssertionError(f"ksmd never took its name; its log:\n{self.daemon.read_log()}\n"
                                  f"busctl list: {self.busctl('list', '--no-pager')}")
+
+    def test_groups_are_those_the_bus_reports(self):
+        """UnixGroupIDs of GetConnectionCredentials, with nothing read from /proc: here a supplementary group."""
+        self.wait_for_name()
+        call = ("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
+        as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--inh-caps=-all"]
+        r = self.busctl(*call, setpriv=[*as_nobody, "--groups=4242"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("pages_scanned", r.stdout)
+        r = self.busctl(*call, setpriv=[*as_nobody, "--groups=4243"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(f"uid {NOBODY}", r.stderr)
+        self.assertIn("neither root nor a member", r.stderr)
+
+    def test_properties_changed_on_the_bus_carries_no_statistics(self):
+        """Every local user may receive a broadcast: the statistics are not in it, the settings are."""
+        self.wait_for_name()
+        monitor = subprocess.Popen(["busctl", f"--address={self.address}", "monitor", "--json=short"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(1)
+            r = self.busctl("set-property", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1",
+                            "PagesToScan", "t", "77")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            w = Workload()
+            try:
+                self.daemon.ctl("register", str(w.pids[0]))
+                wait_for(lambda: self.daemon.ctl("--json", "stats").stdout.count('"full_scans":0') == 0,
+                         what="a full scan")
+                time.sleep(1)
+            finally:
+                w.stop()
+        finally:
+            monitor.terminate()
+            out, _ = monitor.communicate(timeout=10)
+        changed = []
+        for line in out.splitlines():
+            m = json.loads(line)
+            if m.get("member") == "PropertiesChanged" and m.get("path") == "/org/ksmd/Manager1":
+                changed.append(set(m["payload"]["data"][1]) | set(m["payload"]["data"][2]))
+        self.assertTrue(any("PagesToScan" in c for c in changed), changed)
+        self.assertTrue(any("Mode" in c for c in changed), changed)  # announced after the full scan
+        for c in changed:
+            self.assertFalse(c & {"Status", "FullScans", "SavingBytes", "TrackedPages", "MetadataBytes"}, c)
+
+    def test_busctl_calls_ksmd_on_the_bus(self):
+        self.wait_for_name()
         r = self.busctl("call", "org.ksmd.Manager1", "/org/ksmd/Manager1", "org.ksmd.Manager1", "GetStatistics")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("pages_scanned", r.stdout)

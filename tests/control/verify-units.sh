@@ -1,12 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # systemd-analyze verify on the units as they are installed, with ExecStart
-# pointing at the daemon just built (verify checks the binary exists).
-# Usage: verify-units.sh BUILT_SERVICE SOCKET_UNIT KSMD_BINARY
+# and ExecReload pointing at the programs just built (verify checks that the
+# binaries exist).
+# Usage: verify-units.sh BUILT_SERVICE SOCKET_UNIT KSMD_BINARY KSMCTL_BINARY
 set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-sed "s|^ExecStart=.*|ExecStart=$3|" "$1" > "$tmp/ksmd.service"
+sed -e "s|^ExecStart=.*|ExecStart=$3|" -e "s|^ExecReload=[^ ]*|ExecReload=$4|" "$1" > "$tmp/ksmd.service"
 cp "$2" "$tmp/ksmd.socket"
 # The man pages are checked by the man page tests; here only the units.
 # verify exits 0 on unknown keys and other warnings: any message fails too.

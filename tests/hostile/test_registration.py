@@ -17,10 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, call as dbus_call  # noqa: E402
-from ksmdtest import KSMD, NOBODY, SETPRIV_NOBODY, WORKLOAD, ControlTest, Daemon, wait_for  # noqa: E402
+from ksmdtest import (KSMD, NOBODY, SETPRIV_NOBODY, WORKLOAD, ControlTest, Daemon, config,  # noqa: E402
+                      wait_for)
 
 HOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holder.py")
-FAST = "[Scan]\nPagesToScan=100000\nSleep=1ms\nIdleSleep=0\n[Control]\nAllowGroups=65534\n"
+FAST = config({"Scan": {"PagesToScan": 100000, "Sleep": "1ms", "IdleSleep": 0},
+               "Control": {"SocketGroup": NOBODY, "AllowGroups": NOBODY}})
 
 
 class Holder:

@@ -36,7 +36,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, _Reader, _split, _Writer  # noqa: E402
-from ksmdtest import KSMCTL, NOBODY, SETPRIV_NOBODY, WORKLOAD, ControlTest, Daemon, wait_for  # noqa: E402
+from ksmdtest import (KSMCTL, NOBODY, SETPRIV_NOBODY, WORKLOAD, ControlTest, Daemon, config,  # noqa: E402
+                      wait_for)
 
 # Maps the files named on its command line and waits for SIGTERM.
 MAPPER = """
@@ -76,7 +77,7 @@ def run(cmd, user=None):
 
 
 class HostileTest(ControlTest):
-    conf = f"[Control]\nAllowGroups={NOBODY}\n"
+    conf = config({"Control": {"SocketGroup": NOBODY, "AllowGroups": NOBODY}})
 
     def setUp(self):
         super().setUp()
@@ -166,7 +167,8 @@ class MappingNames(HostileTest):
 class ExecutableNames(HostileTest):
     # The '?' is the newline.
     # Executable= alone proves nothing: User= says whose processes it may name.
-    conf = HostileTest.conf + "[AutoRegister]\nUser=nobody\nExecutable=x?<0>ksmd: forged\n"
+    conf = config({"Control": {"SocketGroup": NOBODY, "AllowGroups": NOBODY},
+                   "AutoRegister": {"User": "nobody", "Executable": "x?<0>ksmd: forged"}})
     exe_name = "x\n<0>ksmd: forged"
 
     def setUp(self):

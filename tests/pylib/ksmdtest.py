@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -24,6 +25,43 @@ KSMCTL = os.path.join(BUILD, "ksmd", "ksmctl")
 WORKLOAD = os.path.join(BUILD, "bench", "ksmd-workload")
 NOBODY = 65534
 SETPRIV_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
+# The system's python, for processes that run as another user (root's own may live in a directory they cannot read).
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+
+
+_known = {}
+
+
+def knows(section, key, value):
+    """Whether this ksmd knows Key= in [Section]: --check-config of a file holding only that line."""
+    if (section, key) not in _known:
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "ksmd.conf"), "w") as f:
+                f.write(f"[{section}]\n{key}={value}\n")
+            r = subprocess.run([KSMD, "--config-dir", d, "--check-config"], capture_output=True, text=True,
+                               timeout=10)
+        _known[(section, key)] = "unknown key" not in r.stderr
+    return _known[(section, key)]
+
+
+def config(sections):
+    """ksmd.conf text for {section: {key: value}}, without the keys this ksmd does not know: a hostile
+    test runs against an older ksmd too, where the attack, not its configuration, must fail it."""
+    out = []
+    for section, keys in sections.items():
+        out.append(f"[{section}]")
+        for key, value in keys.items():
+            if knows(section, key, value):
+                out.append(f"{key}={value}")
+            else:
+                print(f"# {KSMD} knows no {key}=: left out", file=sys.stderr)
+    return "\n".join(out) + "\n"
+
+
+def setpriv_as(uid, gid, groups=()):
+    """The setpriv prefix that runs a command as uid with primary group gid and these supplementary groups."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups", "--inh-caps=-all"]
 
 
 def wait_for(pred, timeout=10.0, what="condition"):
@@ -89,6 +127,73 @@ class Daemon:
         self.log.close()
 
 
+# Run as another user: opens N connections to a socket, then answers each line
+# on stdin with how many the server still holds open, until stdin closes.
+_HOLDER = r"""
+import select, socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+socks, closed = [], set()
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    socks.append(s)
+print("connected", flush=True)
+for _ in sys.stdin:
+    for i, s in enumerate(socks):
+        if i in closed or not select.select([s], [], [], 0)[0]:
+            continue
+        try:
+            if s.recv(4096, socket.MSG_DONTWAIT) == b"":
+                closed.add(i)
+        except (ConnectionResetError, BrokenPipeError):
+            closed.add(i)
+        except BlockingIOError:
+            pass
+    print(n - len(closed), flush=True)
+"""
+
+
+class ConnectionHolder:
+    """n connections to a socket, opened by another process and held until stop(). The process runs as
+    nobody, or with setpriv, the prefix setpriv_as() gives."""
+
+    def __init__(self, socket_path, n, user="nobody", setpriv=None):
+        cmd = [PYTHON, "-c", _HOLDER, socket_path, str(n)]
+        if setpriv is not None:
+            cmd = setpriv + cmd
+        elif user == "nobody":
+            cmd = SETPRIV_NOBODY + cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "connected":
+            self.stop()
+            raise AssertionError(f"the holder could not connect {n} times to {socket_path}")
+
+    def open_count(self):
+        """How many of the connections the server holds open now."""
+        self.proc.stdin.write("?\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def settles_at(self, n, timeout=10.0):
+        """Waits until the server holds exactly n of them open; True then, False after timeout."""
+        try:
+            wait_for(lambda: self.open_count() == n, timeout=timeout, what=f"{n} open connections")
+            return True
+        except AssertionError:
+            return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
 class Workload:
     def __init__(self, *args, user=None, exe=None):
         cmd = [exe or WORKLOAD, "--procs", "2", "--mib", "4", "--zero", "0.25", *args]
@@ -119,11 +224,13 @@ class Workload:
 
 class ControlTest(unittest.TestCase):
     conf = ""
+    daemon_env = None  # extra environment of the daemon, e.g. {"KSMD_LOG_LEVEL": "debug"}
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-control-")
         os.chmod(self.tmp, 0o755)
-        self.daemon = Daemon(self.tmp, self.conf)
+        env = dict(os.environ, **self.daemon_env) if self.daemon_env else None
+        self.daemon = Daemon(self.tmp, self.conf, env=env)
         self.workloads = []
 
     def tearDown(self):

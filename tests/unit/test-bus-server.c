@@ -32,10 +32,11 @@
 #include "bus-server.h"
 #include "macro.h"
 #include "peer-client.h"
+#include "proc-process.h"
 
 #define PROBE_PATH "/org/ksmd/Probe"
 #define PROBE_INTERFACE "org.ksmd.Probe"
-#define N_CLIENTS 4
+#define N_CLIENTS (2 + BUS_AUTH_ROOT_RESERVE + 2)
 
 /* The owner's userdata of the probe object. */
 typedef struct Probe {
@@ -49,6 +50,7 @@ static struct {
         BusServer *server;
         sd_bus *clients[N_CLIENTS];
         Probe probe;
+        bool refuse;                     /* the owner admits no one, not even root */
 } f;
 
 /* Answers the caller's uid, gid and pid as the server learnt them, and the owner's counter. */
@@ -56,11 +58,15 @@ static int method_who_am_i(sd_bus_message *m, void *userdata, sd_bus_error *erro
         BusConnection *c = userdata;
         const Probe *p = bus_connection_userdata(c);
         PeerCreds peer;
+        pid_t held;
         int r;
 
         r = bus_connection_caller(c, m, &peer);
         if (r < 0)
                 return r;
+        /* The process the server holds is the caller. */
+        assert_int_equal(proc_pidfd_get_pid(peer.pidfd, &held), 0);
+        assert_int_equal(held, peer.pid);
         return sd_bus_reply_method_return(m, "uuut", (uint32_t) peer.uid, (uint32_t) peer.gid,
                                           (uint32_t) peer.pid, p->counter);
 }
@@ -100,11 +106,30 @@ static int teardown(void **state) {
         return 0;
 }
 
+/* A group other than ours when we may give files away (root), else our own. */
+static gid_t other_group(void) {
+        return geteuid() == 0 ? 65534 : getegid();
+}
+
+static bool probe_may_connect(const PeerCreds *peer, void *userdata) {
+        assert_ptr_equal(userdata, &f.probe);
+        return !f.refuse;
+}
+
+/* A server; the clients here are this process, root or not: max_connections bounds both limits. */
 static int new_server(const char *path, int listen_fd, unsigned max_connections) {
-        return bus_server_new(f.event, path, listen_fd, max_connections,
+        return bus_server_new(f.event, path, listen_fd, other_group(),
+                              &(BusLimits) { .max_connections = max_connections,
+                                             .max_connections_per_user = max_connections },
                               &(BusObject) { .path = PROBE_PATH, .interface = PROBE_INTERFACE,
-                                             .vtable = probe_vtable, .userdata = &f.probe },
+                                             .vtable = probe_vtable, .userdata = &f.probe,
+                                             .may_connect = probe_may_connect },
                               &f.server);
+}
+
+/* Connections beyond max_connections this process may open: root's reserve, if it is root. */
+static size_t reserve(void) {
+        return geteuid() == 0 ? BUS_AUTH_ROOT_RESERVE : 0;
 }
 
 static int connect_client(size_t i) {
@@ -134,21 +159,45 @@ static void assert_client_works(size_t i) {
         assert_int_equal(who_am_i(i, &uid, &gid, &pid, &counter), 0);
 }
 
-static void test_socket_replaces_a_stale_file_and_anyone_may_connect(void **state) {
+static void assert_socket_file_is_root_and_the_groups(void) {
         struct stat st;
+
+        assert_int_equal(lstat(f.path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0660);
+        assert_int_equal(st.st_uid, geteuid() == 0 ? 0 : geteuid());
+        assert_int_equal(st.st_gid, other_group());
+}
+
+static void test_socket_replaces_a_stale_file_and_only_root_and_the_group_may_connect(void **state) {
+        mode_t old_umask;
         int fd;
 
         /* A file left behind by a daemon that died. */
         fd = open(f.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         assert_true(fd >= 0);
         close(fd);
+        /* Whatever the umask allows, the file never admits others. */
+        old_umask = umask(0);
         assert_int_equal(new_server(f.path, -EBADF, 4), 0);
-        assert_int_equal(lstat(f.path, &st), 0);
-        assert_true(S_ISSOCK(st.st_mode));
-        /* Every call is authorized from the caller's credentials, not by the file's mode. */
-        assert_int_equal(st.st_mode & 07777, 0666);
+        umask(old_umask);
+        assert_socket_file_is_root_and_the_groups();
         assert_int_equal(connect_client(0), 0);
         assert_client_works(0);
+}
+
+static void test_socket_group_changes_on_request(void **state) {
+        struct stat st;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(bus_server_set_socket_group(f.server, getegid()), 0);
+        assert_int_equal(lstat(f.path, &st), 0);
+        assert_int_equal(st.st_gid, getegid());
+        assert_int_equal(st.st_mode & 07777, 0660);
+        /* A file that is no longer the socket is left alone. */
+        assert_int_equal(unlink(f.path), 0);
+        assert_int_equal(symlink("/etc/passwd", f.path), 0);
+        assert_int_equal(bus_server_set_socket_group(f.server, other_group()), -ENOTSOCK);
 }
 
 static void test_socket_file_is_removed_on_free(void **state) {
@@ -193,11 +242,14 @@ static int listen_here(void) {
         return fd;
 }
 
-static void test_passed_socket_is_served_and_its_file_left_alone(void **state) {
+static void test_passed_socket_is_served_made_root_and_the_groups_and_its_file_left_alone(void **state) {
+        mode_t old_umask = umask(0);
         int fd = listen_here();
 
+        umask(old_umask);
         /* The Manager passes the configured path along; with a socket from systemd it is not ours. */
         assert_int_equal(new_server(f.path, fd, 4), 0);
+        assert_socket_file_is_root_and_the_groups();
         assert_int_equal(connect_client(0), 0);
         assert_client_works(0);
         f.clients[0] = sd_bus_close_unref(f.clients[0]);
@@ -234,49 +286,88 @@ static void test_caller_is_the_peer_the_kernel_reports(void **state) {
 }
 
 static void test_connections_beyond_the_limit_are_refused_at_accept(void **state) {
+        size_t n = 2 + reserve();
+
         assert_int_equal(bus_server_n_connections(NULL), 0);
         assert_int_equal(new_server(f.path, -EBADF, 2), 0);
         assert_int_equal(bus_server_n_connections(f.server), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 1);
-        assert_int_equal(connect_client(1), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        assert_int_equal(connect_client(2), -ECONNRESET);
-        assert_null(f.clients[2]);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        /* The two accepted ones are served. */
-        assert_client_works(0);
-        assert_client_works(1);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(connect_client(i), 0);
+                assert_int_equal(bus_server_n_connections(f.server), i + 1);
+        }
+        assert_int_equal(connect_client(n), -ECONNRESET);
+        assert_null(f.clients[n]);
+        assert_int_equal(bus_server_n_connections(f.server), n);
+        /* The accepted ones are served. */
+        for (size_t i = 0; i < n; i++)
+                assert_client_works(i);
 }
 
-static bool server_has_one_connection(void *userdata) {
-        return bus_server_n_connections(f.server) == 1;
+static void test_peers_not_admitted_are_refused_at_accept_and_hold_nothing(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 2), 0);
+        f.refuse = true;
+        for (size_t i = 0; i < N_CLIENTS; i++) {
+                assert_int_equal(connect_client(i), -ECONNRESET);
+                assert_int_equal(bus_server_n_connections(f.server), 0);
+        }
+        /* They took no place: once admitted, every place is there. */
+        f.refuse = false;
+        for (size_t i = 0; i < 2 + reserve(); i++)
+                assert_int_equal(connect_client(i), 0);
+}
+
+static bool client_closed(void *userdata) {
+        return sd_bus_is_open(userdata) <= 0;
+}
+
+static void test_peers_no_longer_admitted_are_dropped(void **state) {
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        assert_int_equal(connect_client(1), 0);
+        assert_int_equal(bus_server_drop_unadmitted(f.server), 0);
+        assert_int_equal(bus_server_n_connections(f.server), 2);
+        f.refuse = true;
+        assert_int_equal(bus_server_drop_unadmitted(f.server), 2);
+        assert_int_equal(bus_server_n_connections(f.server), 0);
+        assert_true(peer_client_pump_until(f.event, f.clients[0], client_closed, f.clients[0]));
+        assert_true(peer_client_pump_until(f.event, f.clients[1], client_closed, f.clients[1]));
+}
+
+static bool server_has_fewer_connections(void *userdata) {
+        return bus_server_n_connections(f.server) < *(const size_t *) userdata;
 }
 
 static void test_closed_connection_gives_its_place_back(void **state) {
+        size_t n = 2 + reserve();
+
         assert_int_equal(new_server(f.path, -EBADF, 2), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(connect_client(1), 0);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(connect_client(i), 0);
+        assert_int_equal(connect_client(n), -ECONNRESET);
         f.clients[0] = sd_bus_close_unref(f.clients[0]);
-        assert_true(peer_client_pump_until(f.event, NULL, server_has_one_connection, NULL));
-        assert_int_equal(connect_client(2), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &n));
+        assert_int_equal(connect_client(n), 0);
+        assert_int_equal(bus_server_n_connections(f.server), n);
         assert_client_works(1);
-        assert_client_works(2);
+        assert_client_works(n);
 }
 
 static void test_lowering_the_limit_keeps_open_connections(void **state) {
+        size_t n = 3 + reserve();
+
         assert_int_equal(new_server(f.path, -EBADF, 3), 0);
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(connect_client(1), 0);
-        bus_server_set_max_connections(f.server, 1);
-        assert_int_equal(bus_server_n_connections(f.server), 2);
-        assert_client_works(0);
-        assert_client_works(1);
-        assert_int_equal(connect_client(2), -ECONNRESET);
-        bus_server_set_max_connections(f.server, 3);
-        assert_int_equal(connect_client(2), 0);
-        assert_int_equal(bus_server_n_connections(f.server), 3);
+        for (size_t i = 0; i < n - 1; i++)
+                assert_int_equal(connect_client(i), 0);
+        bus_server_set_limits(f.server,
+                              &(BusLimits) { .max_connections = 1, .max_connections_per_user = 1 });
+        assert_int_equal(bus_server_n_connections(f.server), n - 1);
+        for (size_t i = 0; i < n - 1; i++)
+                assert_client_works(i);
+        assert_int_equal(connect_client(n - 1), -ECONNRESET);
+        bus_server_set_limits(f.server,
+                              &(BusLimits) { .max_connections = 3, .max_connections_per_user = 3 });
+        assert_int_equal(connect_client(n - 1), 0);
+        assert_int_equal(bus_server_n_connections(f.server), n);
 }
 
 /* What a client saw of PropertiesChanged for Counter. */
@@ -359,8 +450,8 @@ static bool raw_client_has_read(void *userdata) {
 
 #define ALIGN8(x) (((x) + 7) & ~(size_t) 7)
 
-/* A method call without arguments, serial 1, as the D-Bus specification's "Message Format" lays it out. */
-static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
+/* A method call without arguments, as the D-Bus specification's "Message Format" lays it out. */
+static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member, uint32_t serial) {
         const struct {
                 uint8_t code;
                 char type;
@@ -377,7 +468,7 @@ static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
         buf[0] = 'l';                    /* little endian, as the fields below are written */
         buf[1] = 1;                      /* METHOD_CALL */
         buf[3] = 1;                      /* protocol version; flags (2) and body length (4..7) are 0 */
-        u = htole32(1);
+        u = htole32(serial);
         memcpy(buf + 8, &u, sizeof(u));
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 size_t n = strlen(fields[i].value);
@@ -398,6 +489,58 @@ static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
         memcpy(buf + 12, &u, sizeof(u));
         assert_true(ALIGN8(pos) <= size);
         return ALIGN8(pos);
+}
+
+static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
+        return marshal_call_serial(buf, size, member, 1);
+}
+
+/* A raw client authenticated with EXTERNAL (BEGIN sent): its socket. */
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        RawClient c = {};
+        char auth[64], uid[16], hex[32] = "";
+        size_t n;
+        int fd;
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        for (size_t i = 0; uid[i]; i++)
+                snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x", (unsigned) uid[i]);
+        n = (size_t) snprintf(auth + 1, sizeof(auth) - 1, "AUTH EXTERNAL %s\r\n", hex) + 1;
+        auth[0] = 0;
+        assert_int_equal(send(fd, auth, n, MSG_NOSIGNAL), (ssize_t) n);
+        c.fd = fd;
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_has_read, &c));
+        assert_memory_equal(c.buf, "OK ", 3);
+        assert_int_equal(send(fd, "BEGIN\r\n", 7, MSG_NOSIGNAL), 7);
+        return fd;
+}
+
+/* Complete messages in buf[0..*n), dropped from it; what is left is the start of the next. */
+static size_t take_messages(uint8_t *buf, size_t *n) {
+        size_t count = 0, pos = 0;
+
+        for (;;) {
+                uint32_t body, fields;
+                size_t len;
+
+                if (*n - pos < 16)
+                        break;
+                memcpy(&body, buf + pos + 4, sizeof(body));
+                memcpy(&fields, buf + pos + 12, sizeof(fields));
+                len = 16 + ALIGN8((size_t) le32toh(fields)) + le32toh(body);
+                if (*n - pos < len)
+                        break;
+                pos += len;
+                count++;
+        }
+        memmove(buf, buf + pos, *n - pos);
+        *n -= pos;
+        return count;
 }
 
 /*
@@ -439,22 +582,85 @@ static void test_call_in_the_same_write_as_begin_is_answered(void **state) {
         assert_int_equal(c.buf[1], 2);   /* METHOD_RETURN, not ERROR (3) */
 }
 
+/* A peer that sends calls and never reads the replies is closed, long before it has sent them all. */
+static void test_peer_that_stops_reading_is_disconnected(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        const uint32_t max_calls = 100000;
+        uint32_t sent = 0;
+        uint8_t call[128];
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = raw_connect();
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 2 }));
+        while (sent < max_calls && bus_server_n_connections(f.server) > 0) {
+                size_t n = marshal_call_serial(call, sizeof(call), "WhoAmI", sent + 1);
+                ssize_t k = send(fd, call, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EAGAIN) {
+                        assert_true(sd_event_run(f.event, 100 * 1000) >= 0);
+                        continue;
+                }
+                if (k < 0)
+                        break;   /* the server closed it */
+                assert_int_equal(k, (ssize_t) n);
+                sent++;
+        }
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 1 }));
+        assert_true(sent < max_calls);
+        /* Everyone else is served as before. */
+        assert_int_equal(connect_client(0), 0);
+        assert_client_works(0);
+}
+
+/* Calls pipelined on one connection are answered a few per event-loop iteration, and all of them. */
+static void test_pipelined_calls_are_served_a_few_per_iteration(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        const size_t n_calls = 100;
+        static uint8_t out[100 * 128], in[65536];
+        size_t n_out = 0, n_in = 0, answered = 0;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = raw_connect();
+        for (size_t i = 0; i < n_calls; i++)
+                n_out += marshal_call_serial(out + n_out, sizeof(out) - n_out, "WhoAmI", (uint32_t) i + 1);
+        assert_int_equal(send(fd, out, n_out, MSG_NOSIGNAL), (ssize_t) n_out);
+
+        for (unsigned step = 0; answered < n_calls && step < PEER_CLIENT_MAX_STEPS; step++) {
+                size_t now;
+                ssize_t k;
+
+                assert_true(sd_event_run(f.event, 1000) >= 0);
+                while ((k = recv(fd, in + n_in, sizeof(in) - n_in, MSG_DONTWAIT)) > 0)
+                        n_in += (size_t) k;
+                now = take_messages(in, &n_in);
+                /* Ours, and the one sd-bus's own wake-up may process. */
+                assert_true(now <= BUS_SERVER_CALLS_PER_ITERATION + 1);
+                answered += now;
+        }
+        assert_int_equal(answered, n_calls);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                TEST(test_socket_replaces_a_stale_file_and_anyone_may_connect),
+                TEST(test_socket_replaces_a_stale_file_and_only_root_and_the_group_may_connect),
+                TEST(test_socket_group_changes_on_request),
                 TEST(test_socket_file_is_removed_on_free),
                 TEST(test_missing_parent_directory_is_created),
                 TEST(test_socket_path_longer_than_sun_path_is_refused),
-                TEST(test_passed_socket_is_served_and_its_file_left_alone),
+                TEST(test_passed_socket_is_served_made_root_and_the_groups_and_its_file_left_alone),
                 TEST(test_passed_socket_is_closed_when_serving_it_fails),
                 TEST(test_caller_is_the_peer_the_kernel_reports),
                 TEST(test_connections_beyond_the_limit_are_refused_at_accept),
+                TEST(test_peers_not_admitted_are_refused_at_accept_and_hold_nothing),
+                TEST(test_peers_no_longer_admitted_are_dropped),
                 TEST(test_closed_connection_gives_its_place_back),
                 TEST(test_lowering_the_limit_keeps_open_connections),
                 TEST(test_emit_changed_reaches_every_connection),
                 TEST(test_call_in_the_same_write_as_begin_is_answered),
+                TEST(test_peer_that_stops_reading_is_disconnected),
+                TEST(test_pipelined_calls_are_served_a_few_per_iteration),
         };
 
         /* A client the server closes must not kill the test with SIGPIPE. */

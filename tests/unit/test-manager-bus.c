@@ -29,12 +29,13 @@
 #include <cmocka.h>
 
 #include "bus-api.h"
+#include "bus-auth.h"
 #include "macro.h"
 #include "manager.h"
 #include "peer-client.h"
 #include "settings.h"
 
-#define N_CLIENTS 3
+#define N_CLIENTS (1 + BUS_AUTH_ROOT_RESERVE + 1)
 #define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
 
 static struct {
@@ -455,21 +456,23 @@ static void test_unregister_of_unknown_region_is_no_such_region(void **state) {
         assert_error(&unmerge, BUS_ERROR_NO_SUCH_REGION, NULL);
 }
 
-static void test_connections_beyond_max_connections_are_refused(void **state) {
-        new_manager(STRV_MAKE("MaxConnections=2"));
-        assert_int_equal(connect_client(0), 0);
-        assert_int_equal(connect_client(1), 0);
-        assert_int_equal(connect_client(2), -ECONNRESET);
-        assert_int_equal(bus_server_n_connections(f.m->bus), 2);
-        /* The two accepted ones are served. */
-        assert_int_equal(get_number(0, "MaxConnections"), 2);
-        assert_int_equal(get_number(1, "MaxConnections"), 2);
+static void test_root_connects_beyond_max_connections_only_within_its_reserve(void **state) {
+        size_t n = 1 + BUS_AUTH_ROOT_RESERVE;
+
+        new_manager(STRV_MAKE("MaxConnections=1"));
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(connect_client(i), 0);
+        assert_int_equal(connect_client(n), -ECONNRESET);
+        assert_int_equal(bus_server_n_connections(f.m->bus), n);
+        /* The accepted ones are served. */
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(get_number(i, "MaxConnections"), 1);
 
         /* Raising the bound over D-Bus lets one more in. */
-        assert_int_equal(set_number(0, "MaxConnections", 3, NULL), 0);
-        assert_int_equal(connect_client(2), 0);
-        assert_int_equal(bus_server_n_connections(f.m->bus), 3);
-        assert_int_equal(get_number(2, "MaxConnections"), 3);
+        assert_int_equal(set_number(0, "MaxConnections", 2, NULL), 0);
+        assert_int_equal(connect_client(n), 0);
+        assert_int_equal(bus_server_n_connections(f.m->bus), n + 1);
+        assert_int_equal(get_number(n, "MaxConnections"), 2);
 }
 
 /* What a client saw of PropertiesChanged on org.ksmd.Manager1 for one property. */
@@ -554,7 +557,7 @@ int main(void) {
                 TEST(test_fd_that_is_not_a_pidfd_is_refused),
                 TEST(test_bad_options_are_refused_naming_the_key),
                 TEST(test_unregister_of_unknown_region_is_no_such_region),
-                TEST(test_connections_beyond_max_connections_are_refused),
+                TEST(test_root_connects_beyond_max_connections_only_within_its_reserve),
                 TEST(test_property_set_emits_properties_changed_to_every_client),
         };
 
