@@ -188,7 +188,8 @@ class AutoRegisterTrust(unittest.TestCase):
         exe_name = f"qemu-system-hostile-{os.getpid()}"
         exe = os.path.join(self.tmp, exe_name)
         shutil.copy(WORKLOAD, exe)
-        d = Daemon(self.tmp, f"[AutoRegister]\nUser=root\nExecutable=qemu-system-hostile-*\n")
+        # An older ksmd knows no User=: there the rule is the name alone, the attack itself.
+        d = Daemon(self.tmp, config({"AutoRegister": {"User": "root", "Executable": "qemu-system-hostile-*"}}))
         self.addCleanup(d.stop)
         w = subprocess.Popen(SETPRIV_NOBODY + [exe, "--procs", "1", "--mib", "1"], stdout=subprocess.PIPE,
                              stdin=subprocess.DEVNULL, text=True)
