@@ -495,6 +495,25 @@ static int append_merge_results(sd_bus_message *reply, const uint64_t by_result[
         return 0;
 }
 
+/* A method's reply that is one array of contents: opened here, closed and sent by reply_send_array(). */
+static int reply_open_array(sd_bus_message *m, const char *contents, sd_bus_message **ret) {
+        int r;
+
+        r = sd_bus_message_new_method_return(m, ret);
+        if (r < 0)
+                return r;
+        return sd_bus_message_open_container(*ret, 'a', contents);
+}
+
+static int reply_send_array(sd_bus_message *reply) {
+        int r;
+
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         BusConnection *c = userdata;
@@ -512,10 +531,7 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
                                          "read them before calling ListRegions again",
                                          BUS_SERVER_BACKLOG_MESSAGES, (unsigned) peer.uid);
 
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(uusbttssa{st})");
+        r = reply_open_array(m, "(uusbttssa{st})", &reply);
         if (r < 0)
                 return r;
         REGISTRY_FOREACH(region, mgr->registry) {
@@ -555,10 +571,7 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return reply_send_array(reply);
 }
 
 /*
@@ -643,20 +656,14 @@ static int method_get_statistics(sd_bus_message *m, void *userdata, sd_bus_error
         r = check_caller(c, m, &peer, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        r = reply_open_array(m, "{st}", &reply);
         if (r < 0)
                 return r;
         r = sees_the_host(&peer) ? append_host_statistics(reply, manager_of(c)) :
                                    append_own_statistics(reply, manager_of(c), &peer);
         if (r < 0)
                 return r;
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return reply_send_array(reply);
 }
 
 /* Each merge domain with a region the caller may see, and the figures of those regions. */
@@ -670,10 +677,7 @@ static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *
         r = check_caller(c, m, &peer, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_return(m, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(usa{st})");
+        r = reply_open_array(m, "(usa{st})", &reply);
         for (size_t i = 0; r >= 0 && i < domain_table_count(mgr->domains); i++) {
                 const Domain *d = domain_table_get(mgr->domains, i);
                 Figures f = {};
@@ -698,11 +702,9 @@ static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return reply_send_array(reply);
 }
 
 /* Pause() and Resume(). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -97,4 +98,39 @@ int peer_client_call(sd_event *server, sd_bus *client, sd_bus_message *m, sd_bus
         if (ret_reply)
                 *ret_reply = TAKE_PTR(reply);
         return 0;
+}
+
+int peer_client_on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        PeerChangedProbe *p = userdata;
+        const char *interface, *name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &interface);
+        if (r < 0)
+                return r;
+        if (strcmp(interface, p->interface) != 0)
+                return 0;
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(m, "s", &name);
+                if (r >= 0 && strcmp(name, p->property) == 0) {
+                        r = sd_bus_message_read(m, "v", "t", &p->value);
+                        p->has_value = r > 0;
+                } else if (r >= 0)
+                        r = sd_bus_message_skip(m, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        p->n_signals++;
+        return 0;
+}
+
+bool peer_client_saw_change(void *userdata) {
+        return ((const PeerChangedProbe *) userdata)->n_signals > 0;
 }

@@ -11,6 +11,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -38,3 +39,20 @@ bool peer_client_pump_until(sd_event *server, sd_bus *client, bool (*done)(void 
  */
 int peer_client_call(sd_event *server, sd_bus *client, sd_bus_message *m, sd_bus_error *ret_error,
                      sd_bus_message **ret_reply);
+
+/*
+ * What a client saw of PropertiesChanged for one property of type t on one
+ * interface: set interface and property, pass it as the userdata of
+ * peer_client_on_properties_changed() (an sd_bus_match_signal() callback),
+ * and wait with peer_client_pump_until(..., peer_client_saw_change, probe).
+ */
+typedef struct PeerChangedProbe {
+        const char *interface;
+        const char *property;
+        unsigned n_signals;
+        bool has_value;
+        uint64_t value;
+} PeerChangedProbe;
+
+int peer_client_on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error);
+bool peer_client_saw_change(void *userdata);

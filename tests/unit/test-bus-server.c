@@ -370,42 +370,10 @@ static void test_lowering_the_limit_keeps_open_connections(void **state) {
         assert_int_equal(bus_server_n_connections(f.server), n);
 }
 
-/* What a client saw of PropertiesChanged for Counter. */
-typedef struct ChangedProbe {
-        unsigned n_signals;
-        bool has_counter;
-        uint64_t counter;
-} ChangedProbe;
-
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ChangedProbe *p = userdata;
-        const char *interface, *name;
-        int r;
-
-        assert_true(sd_bus_message_read(m, "s", &interface) > 0);
-        assert_string_equal(interface, PROBE_INTERFACE);
-        assert_true(sd_bus_message_enter_container(m, 'a', "{sv}") > 0);
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                assert_true(sd_bus_message_read(m, "s", &name) > 0);
-                if (strcmp(name, "Counter") == 0) {
-                        assert_true(sd_bus_message_read(m, "v", "t", &p->counter) > 0);
-                        p->has_counter = true;
-                } else
-                        assert_true(sd_bus_message_skip(m, "v") >= 0);
-                assert_true(sd_bus_message_exit_container(m) > 0);
-        }
-        assert_int_equal(r, 0);
-        p->n_signals++;
-        return 0;
-}
-
-static bool saw_a_change(void *userdata) {
-        return ((const ChangedProbe *) userdata)->n_signals > 0;
-}
-
 static void test_emit_changed_reaches_every_connection(void **state) {
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot0 = NULL, *slot1 = NULL;
-        ChangedProbe changed[2] = {};
+        PeerChangedProbe changed[2] = { { .interface = PROBE_INTERFACE, .property = "Counter" },
+                                        { .interface = PROBE_INTERFACE, .property = "Counter" } };
 
         /* Without a server (no socket) there is no one to tell. */
         bus_server_emit_changed(NULL, STRV_MAKE("Counter"));
@@ -415,17 +383,18 @@ static void test_emit_changed_reaches_every_connection(void **state) {
         assert_int_equal(connect_client(1), 0);
         assert_true(sd_bus_match_signal(f.clients[0], &slot0, NULL, PROBE_PATH,
                                         "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                                        on_properties_changed, &changed[0]) >= 0);
+                                        peer_client_on_properties_changed, &changed[0]) >= 0);
         assert_true(sd_bus_match_signal(f.clients[1], &slot1, NULL, PROBE_PATH,
                                         "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                                        on_properties_changed, &changed[1]) >= 0);
+                                        peer_client_on_properties_changed, &changed[1]) >= 0);
         f.probe.counter = 7;
         bus_server_emit_changed(f.server, STRV_MAKE("Counter"));
         for (size_t i = 0; i < ELEMENTSOF(changed); i++) {
-                assert_true(peer_client_pump_until(f.event, f.clients[i], saw_a_change, &changed[i]));
+                assert_true(peer_client_pump_until(f.event, f.clients[i], peer_client_saw_change,
+                                                   &changed[i]));
                 assert_int_equal(changed[i].n_signals, 1);
-                assert_true(changed[i].has_counter);
-                assert_int_equal(changed[i].counter, 7);
+                assert_true(changed[i].has_value);
+                assert_int_equal(changed[i].value, 7);
         }
 }
 

@@ -475,58 +475,26 @@ static void test_root_connects_beyond_max_connections_only_within_its_reserve(vo
         assert_int_equal(get_number(n, "MaxConnections"), 2);
 }
 
-/* What a client saw of PropertiesChanged on org.ksmd.Manager1 for one property. */
-typedef struct ChangedProbe {
-        const char *property;
-        unsigned n_signals;
-        bool has_value;
-        uint64_t value;
-} ChangedProbe;
-
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        ChangedProbe *p = userdata;
-        const char *interface, *name;
-        int r;
-
-        assert_true(sd_bus_message_read(m, "s", &interface) > 0);
-        assert_string_equal(interface, BUS_INTERFACE);
-        assert_true(sd_bus_message_enter_container(m, 'a', "{sv}") > 0);
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                assert_true(sd_bus_message_read(m, "s", &name) > 0);
-                if (strcmp(name, p->property) == 0) {
-                        assert_true(sd_bus_message_read(m, "v", "t", &p->value) > 0);
-                        p->has_value = true;
-                } else
-                        assert_true(sd_bus_message_skip(m, "v") >= 0);
-                assert_true(sd_bus_message_exit_container(m) > 0);
-        }
-        assert_int_equal(r, 0);
-        p->n_signals++;
-        return 0;
-}
-
-static bool saw_a_change(void *userdata) {
-        return ((const ChangedProbe *) userdata)->n_signals > 0;
-}
-
 static void test_property_set_emits_properties_changed_to_every_client(void **state) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot0 = NULL, *slot1 = NULL;
-        ChangedProbe changed[2] = { { .property = "PagesToScan" }, { .property = "PagesToScan" } };
+        PeerChangedProbe changed[2] = { { .interface = BUS_INTERFACE, .property = "PagesToScan" },
+                                        { .interface = BUS_INTERFACE, .property = "PagesToScan" } };
 
         new_manager(NULL);
         assert_int_equal(connect_client(0), 0);
         assert_int_equal(connect_client(1), 0);
         assert_true(sd_bus_match_signal(f.clients[0], &slot0, NULL, BUS_OBJECT_PATH,
                                         PROPERTIES_INTERFACE, "PropertiesChanged",
-                                        on_properties_changed, &changed[0]) >= 0);
+                                        peer_client_on_properties_changed, &changed[0]) >= 0);
         assert_true(sd_bus_match_signal(f.clients[1], &slot1, NULL, BUS_OBJECT_PATH,
                                         PROPERTIES_INTERFACE, "PropertiesChanged",
-                                        on_properties_changed, &changed[1]) >= 0);
+                                        peer_client_on_properties_changed, &changed[1]) >= 0);
 
         assert_int_equal(set_number(0, "PagesToScan", 100, NULL), 0);
         for (size_t i = 0; i < ELEMENTSOF(changed); i++) {
-                assert_true(peer_client_pump_until(f.m->event, f.clients[i], saw_a_change, &changed[i]));
+                assert_true(peer_client_pump_until(f.m->event, f.clients[i], peer_client_saw_change,
+                                                   &changed[i]));
                 assert_int_equal(changed[i].n_signals, 1);
                 assert_true(changed[i].has_value);
                 assert_int_equal(changed[i].value, 100);
