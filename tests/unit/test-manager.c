@@ -22,6 +22,7 @@
 #include "helper-client.h"
 #include "manager.h"
 #include "macro.h"
+#include "proc-process.h"
 
 #define CHILD_PAGES 64
 
@@ -44,23 +45,11 @@ static struct {
 static pid_t child;
 static uint64_t child_addr;
 
-/* The process a pidfd names (the Pid: line of its fdinfo), or -1 if fd is no open pidfd. */
+/* The live process a pidfd names, or -1 if fd is no open pidfd of one. */
 static pid_t pid_of_pidfd(int fd) {
-        char path[64], line[128];
-        pid_t pid = -1;
-        FILE *f;
+        pid_t pid;
 
-        if (fd < 0)
-                return -1;
-        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "Pid: %d", &pid) == 1)
-                        break;
-        fclose(f);
-        return pid;
+        return fd >= 0 && proc_pidfd_get_pid(fd, &pid) >= 0 ? pid : -1;
 }
 
 static HelperClient *const fake_helper = (HelperClient *) 0x1;

@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helper-client.h"
+#include "pidfd-util.h"
 #include "tap.h"
 
 #define N_PAGES 64
@@ -48,7 +48,7 @@ int main(void) {
         size_t n_pages = 0;
         HelperInfo info;
         uint64_t count = 0, handle;
-        int self = (int) syscall(__NR_pidfd_open, getpid(), 0), devnull, gone;
+        int self = pidfd_open_pid(getpid()), devnull, gone;
         uint8_t *a, *b, *z;
         pid_t child;
         bool all;
@@ -186,7 +186,7 @@ int main(void) {
         child = fork();
         if (child == 0)
                 _exit(0);
-        gone = (int) syscall(__NR_pidfd_open, child, 0);
+        gone = pidfd_open_pid(child);
         (void) waitpid(child, NULL, 0);
         r = helper_client_unmerge(c, gone, (uintptr_t) b, 4096, &count);
         tap(r == -ESRCH, "UNMERGE by the pidfd of a process that exited fails with ESRCH (%d)", r);

@@ -61,13 +61,7 @@ static int run_unprivileged(bool keep_root) {
                 KgInfo info;
 
                 if (keep_root) {
-                        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-                        struct __user_cap_data_struct d[2];
-
-                        syscall(SYS_capget, &h, d);
-                        d[0].effective &= ~(1U << CAP_SYS_ADMIN);
-                        d[0].permitted &= ~(1U << CAP_SYS_ADMIN);
-                        if (syscall(SYS_capset, &h, d) < 0)
+                        if (w_drop_cap(CAP_SYS_ADMIN))
                                 _exit(10);
                 } else if (setgid(65534) < 0 || setuid(65534) < 0) {
                         _exit(11);
