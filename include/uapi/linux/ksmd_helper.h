@@ -12,8 +12,8 @@
  * command needs CAP_SYS_ADMIN in the initial user namespace (and, as
  * GENL_ADMIN_PERM, CAP_NET_ADMIN); others get -EPERM. Every attribute has an
  * exact length; unknown attributes, unknown flag bits and oversized batches
- * are refused with -EINVAL (a batch over MAX_BATCH: -E2BIG) and an extack
- * message naming the attribute.
+ * are refused with -EINVAL (a batch over MAX_BATCH: -E2BIG; a HANDLE or an
+ * UNMERGE LENGTH of 0: -ERANGE) and an extack message naming the attribute.
  *
  * Processes are named by pidfd (pidfd_open(2), clone(2) CLONE_PIDFD): a u32
  * file descriptor number in the file table of the task that sends the
