@@ -22,6 +22,10 @@
  * Shared pages and the zero page are never written, so they need none of
  * this.
  *
+ * Each item names its processes by pidfds of the task that sent the
+ * request; they are looked up, and the sender's right to read each process
+ * checked, as process_madvise() does, before the locks below are taken.
+ *
  * Locks, outermost first: the mmap read locks of one or two mms, in
  * address order; page locks, only by trylock; the page table lock; the
  * registry mutex is taken with no page table lock held.
@@ -38,6 +42,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -80,22 +85,45 @@ static void kh_set(struct kh_item *it, u32 result, u32 reason)
 	it->reason = reason;
 }
 
-static struct mm_struct *kh_get_mm(pid_t nr)
+/*
+ * The memory of the process that @pidfd names in the calling task's file
+ * table, referenced with mmget(), found as process_madvise() finds it:
+ * pidfd_get_task(), then mm_access(), which checks that the caller may read
+ * the process (PTRACE_MODE_READ_FSCREDS) under its exec_update_lock, so that
+ * an exec cannot slip in an mm the check did not see. Returns an ERR_PTR:
+ * -EBADF the fd is not an open pidfd; -ESRCH the process exited or has no mm
+ * (a kernel thread); -EACCES the caller may not read it; -EINTR a fatal
+ * signal.
+ */
+static struct mm_struct *kh_pidfd_mm(u32 pidfd)
 {
 	struct task_struct *task;
 	struct mm_struct *mm;
-	struct pid *pid;
+	unsigned int f_flags;
 
-	pid = find_get_pid(nr);
-	if (!pid)
-		return NULL;
-	task = get_pid_task(pid, PIDTYPE_PID);
-	put_pid(pid);
-	if (!task)
-		return NULL;
-	mm = get_task_mm(task);
+	if (pidfd > INT_MAX)
+		return ERR_PTR(-EBADF);
+	task = kh_sym.pidfd_get_task(pidfd, &f_flags);
+	if (IS_ERR(task))
+		return ERR_CAST(task);
+	mm = kh_sym.mm_access(task, PTRACE_MODE_READ_FSCREDS);
 	put_task_struct(task);
-	return mm;
+	return mm ?: ERR_PTR(-ESRCH);
+}
+
+/* The item's result for an error of kh_pidfd_mm(). */
+static u32 kh_pidfd_result(long err)
+{
+	switch (err) {
+	case -EBADF:
+		return KSMD_HELPER_RESULT_BAD_PIDFD;
+	case -EACCES:
+		return KSMD_HELPER_RESULT_NO_ACCESS;
+	case -EINTR:
+		return KSMD_HELPER_RESULT_BUSY;
+	default:
+		return KSMD_HELPER_RESULT_NO_PROCESS;
+	}
 }
 
 /* Lock one or two mms for reading, in address order to avoid ABBA. */
@@ -764,16 +792,9 @@ static void kh_merge_item(struct kh_item *it)
 	struct kh_side s = { .addr = it->src_addr };
 	struct kh_page *kp = NULL;
 
-	if (!it->by_handle && it->pid == it->src_pid &&
-	    it->addr == it->src_addr) {
-		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-		       KSMD_HELPER_REASON_SAME_PAGE);
-		return;
-	}
-
-	t.mm = kh_get_mm(it->pid);
-	if (!t.mm) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+	t.mm = kh_pidfd_mm(it->pidfd);
+	if (IS_ERR(t.mm)) {
+		kh_set(it, kh_pidfd_result(PTR_ERR(t.mm)),
 		       KSMD_HELPER_REASON_NONE);
 		return;
 	}
@@ -785,10 +806,17 @@ static void kh_merge_item(struct kh_item *it)
 			goto out_mm;
 		}
 	} else {
-		s.mm = kh_get_mm(it->src_pid);
-		if (!s.mm) {
-			kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+		s.mm = kh_pidfd_mm(it->src_pidfd);
+		if (IS_ERR(s.mm)) {
+			kh_set(it, kh_pidfd_result(PTR_ERR(s.mm)),
 			       KSMD_HELPER_REASON_NONE);
+			s.mm = NULL;
+			goto out_mm;
+		}
+		/* Two pidfds may name one process. */
+		if (s.mm == t.mm && it->addr == it->src_addr) {
+			kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+			       KSMD_HELPER_REASON_SAME_PAGE);
 			goto out_mm;
 		}
 	}
@@ -820,9 +848,9 @@ static void kh_merge_zero_item(struct kh_item *it)
 {
 	struct kh_side t = { .addr = it->addr };
 
-	t.mm = kh_get_mm(it->pid);
-	if (!t.mm) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_PROCESS,
+	t.mm = kh_pidfd_mm(it->pidfd);
+	if (IS_ERR(t.mm)) {
+		kh_set(it, kh_pidfd_result(PTR_ERR(t.mm)),
 		       KSMD_HELPER_REASON_NONE);
 		return;
 	}
@@ -860,6 +888,8 @@ static const u8 kh_result_stat[__KSMD_HELPER_RESULT_MAX] = {
 	[KSMD_HELPER_RESULT_NO_PAGE] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_HANDLE] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_BUSY,
+	[KSMD_HELPER_RESULT_BAD_PIDFD] = KSMD_HELPER_STAT_DENIED,
+	[KSMD_HELPER_RESULT_NO_ACCESS] = KSMD_HELPER_STAT_DENIED,
 };
 
 void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
@@ -936,7 +966,7 @@ static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
 	return 0;
 }
 
-int kh_unmerge(pid_t pid, unsigned long addr, unsigned long len,
+int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
 	       u64 *ret_count)
 {
 	unsigned long end = addr + len;
@@ -945,9 +975,12 @@ int kh_unmerge(pid_t pid, unsigned long addr, unsigned long len,
 	u64 count = 0;
 	int r = 0;
 
-	mm = kh_get_mm(pid);
-	if (!mm)
-		return -ESRCH;
+	mm = kh_pidfd_mm(pidfd);
+	if (IS_ERR(mm)) {
+		r = PTR_ERR(mm);
+		/* As process_vm_readv() reports a failed access check. */
+		return r == -EACCES ? -EPERM : r;
+	}
 	if (mmap_read_lock_killable(mm)) {
 		mmput(mm);
 		return -EINTR;

@@ -15,9 +15,9 @@
 
 /**
  * struct kh_item - one request item and its outcome
- * @pid:        target process, in the caller's pid namespace
+ * @pidfd:      target process: a pidfd in the calling task's file table
  * @addr:       target page address, page aligned
- * @src_pid:    source process, when !@by_handle
+ * @src_pidfd:  source process, as @pidfd, when !@by_handle
  * @src_addr:   source page address, when !@by_handle
  * @handle:     source shared page, when @by_handle
  * @by_handle:  the source is a shared page, not a process page
@@ -29,9 +29,9 @@
  *              the per-CPU LRU batches may release; internal
  */
 struct kh_item {
-	pid_t pid;
+	u32 pidfd;
 	unsigned long addr;
-	pid_t src_pid;
+	u32 src_pidfd;
 	unsigned long src_addr;
 	u64 handle;
 	bool by_handle;
@@ -47,6 +47,12 @@ struct kh_item {
 extern atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
 
 /*
+ * Both entry points below run in the system call of the task that sent the
+ * request: pidfds are looked up in its file table, and access is checked
+ * against its credentials.
+ */
+
+/*
  * Run every item of a MERGE (@zero false) or MERGE_ZERO (@zero true)
  * request in order and fill in its outcome. Sleeps; takes no lock across
  * items.
@@ -54,11 +60,13 @@ extern atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
 void kh_merge_batch(struct kh_item *items, size_t n, bool zero);
 
 /*
- * Make every shared page mapped in [@addr, @addr + @len) of process @pid
- * private again. Returns 0 and the pages made private in *@ret_count, or
- * -ESRCH, -EINTR, -ENOMEM.
+ * Make every shared page mapped in [@addr, @addr + @len) of the process
+ * @pidfd names private again. Returns 0 and the pages made private in
+ * *@ret_count, or -EBADF (not an open pidfd), -ESRCH (the process exited,
+ * or is a kernel thread), -EPERM (the caller may not access it), -EINTR,
+ * -ENOMEM.
  */
-int kh_unmerge(pid_t pid, unsigned long addr, unsigned long len,
+int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
 	       u64 *ret_count);
 
 /* Feature bits (enum ksmd_helper_feature) this kernel supports. */

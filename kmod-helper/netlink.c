@@ -10,7 +10,8 @@
  *
  * Permission: GENL_ADMIN_PERM (CAP_NET_ADMIN) on every op, and
  * CAP_SYS_ADMIN in the initial user namespace, checked here, since the
- * commands rewrite other processes' page tables.
+ * commands rewrite other processes' page tables. Then merge.c checks, per
+ * process named, that the sender may read it.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -19,7 +20,6 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/slab.h>
-#include <linux/threads.h>
 #include <linux/utsname.h>
 #include <net/genetlink.h>
 #include <linux/ksmd_helper.h>
@@ -31,22 +31,24 @@
 
 static struct genl_family kh_genl_family;
 
-static struct netlink_range_validation kh_pid_range = {
-	.min = 1,
-	.max = PID_MAX_LIMIT,
-};
+/* ABI 1 named processes by pid: say what replaced them. */
+static const char kh_pid_v1_msg[] =
+	"pid attributes are refused since ABI 2: name processes by pidfd";
 
 static const struct nla_policy kh_merge_item_policy[KSMD_HELPER_ITEM_A_MAX + 1] = {
-	[KSMD_HELPER_ITEM_A_PID] = NLA_POLICY_FULL_RANGE(NLA_U32, &kh_pid_range),
+	[KSMD_HELPER_ITEM_A_PID_V1] = { .type = NLA_REJECT, .reject_message = kh_pid_v1_msg },
 	[KSMD_HELPER_ITEM_A_ADDR] = { .type = NLA_U64 },
-	[KSMD_HELPER_ITEM_A_SRC_PID] = NLA_POLICY_FULL_RANGE(NLA_U32, &kh_pid_range),
+	[KSMD_HELPER_ITEM_A_SRC_PID_V1] = { .type = NLA_REJECT, .reject_message = kh_pid_v1_msg },
 	[KSMD_HELPER_ITEM_A_SRC_ADDR] = { .type = NLA_U64 },
 	[KSMD_HELPER_ITEM_A_HANDLE] = NLA_POLICY_MIN(NLA_U64, 1),
+	[KSMD_HELPER_ITEM_A_PIDFD] = { .type = NLA_U32 },
+	[KSMD_HELPER_ITEM_A_SRC_PIDFD] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy kh_zero_item_policy[KSMD_HELPER_ITEM_A_MAX + 1] = {
-	[KSMD_HELPER_ITEM_A_PID] = NLA_POLICY_FULL_RANGE(NLA_U32, &kh_pid_range),
+	[KSMD_HELPER_ITEM_A_PID_V1] = { .type = NLA_REJECT, .reject_message = kh_pid_v1_msg },
 	[KSMD_HELPER_ITEM_A_ADDR] = { .type = NLA_U64 },
+	[KSMD_HELPER_ITEM_A_PIDFD] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy kh_merge_items_policy[KSMD_HELPER_A_ITEMS_MAX + 1] = {
@@ -72,7 +74,8 @@ static const struct nla_policy kh_merge_zero_policy[KSMD_HELPER_A_MAX + 1] = {
 };
 
 static const struct nla_policy kh_unmerge_policy[KSMD_HELPER_A_MAX + 1] = {
-	[KSMD_HELPER_A_PID] = NLA_POLICY_FULL_RANGE(NLA_U32, &kh_pid_range),
+	[KSMD_HELPER_A_PID_V1] = { .type = NLA_REJECT, .reject_message = kh_pid_v1_msg },
+	[KSMD_HELPER_A_PIDFD] = { .type = NLA_U32 },
 	[KSMD_HELPER_A_ADDR] = { .type = NLA_U64 },
 	[KSMD_HELPER_A_LENGTH] = NLA_POLICY_MIN(NLA_U64, 1),
 };
@@ -104,7 +107,7 @@ static int kh_parse_item(const struct nlattr *nest, struct kh_item *it,
 			 bool zero, struct netlink_ext_ack *extack)
 {
 	struct nlattr *tb[KSMD_HELPER_ITEM_A_MAX + 1];
-	bool by_pid;
+	bool by_pidfd;
 	int r;
 
 	r = nla_parse_nested(tb, KSMD_HELPER_ITEM_A_MAX, nest,
@@ -112,29 +115,29 @@ static int kh_parse_item(const struct nlattr *nest, struct kh_item *it,
 			     extack);
 	if (r < 0)
 		return r;
-	if (!tb[KSMD_HELPER_ITEM_A_PID] || !tb[KSMD_HELPER_ITEM_A_ADDR]) {
-		NL_SET_ERR_MSG_ATTR(extack, nest, "item needs PID and ADDR");
+	if (!tb[KSMD_HELPER_ITEM_A_PIDFD] || !tb[KSMD_HELPER_ITEM_A_ADDR]) {
+		NL_SET_ERR_MSG_ATTR(extack, nest, "item needs PIDFD and ADDR");
 		return -EINVAL;
 	}
-	it->pid = nla_get_u32(tb[KSMD_HELPER_ITEM_A_PID]);
+	it->pidfd = nla_get_u32(tb[KSMD_HELPER_ITEM_A_PIDFD]);
 	r = kh_parse_addr(tb[KSMD_HELPER_ITEM_A_ADDR], &it->addr, extack);
 	if (r < 0 || zero)
 		return r;
 
-	by_pid = tb[KSMD_HELPER_ITEM_A_SRC_PID] || tb[KSMD_HELPER_ITEM_A_SRC_ADDR];
-	if (by_pid == !!tb[KSMD_HELPER_ITEM_A_HANDLE] ||
-	    (by_pid && (!tb[KSMD_HELPER_ITEM_A_SRC_PID] ||
-			!tb[KSMD_HELPER_ITEM_A_SRC_ADDR]))) {
+	by_pidfd = tb[KSMD_HELPER_ITEM_A_SRC_PIDFD] || tb[KSMD_HELPER_ITEM_A_SRC_ADDR];
+	if (by_pidfd == !!tb[KSMD_HELPER_ITEM_A_HANDLE] ||
+	    (by_pidfd && (!tb[KSMD_HELPER_ITEM_A_SRC_PIDFD] ||
+			  !tb[KSMD_HELPER_ITEM_A_SRC_ADDR]))) {
 		NL_SET_ERR_MSG_ATTR(extack, nest,
-				    "item needs exactly one source: SRC_PID and SRC_ADDR, or HANDLE");
+				    "item needs exactly one source: SRC_PIDFD and SRC_ADDR, or HANDLE");
 		return -EINVAL;
 	}
-	if (!by_pid) {
+	if (!by_pidfd) {
 		it->by_handle = true;
 		it->handle = nla_get_u64(tb[KSMD_HELPER_ITEM_A_HANDLE]);
 		return 0;
 	}
-	it->src_pid = nla_get_u32(tb[KSMD_HELPER_ITEM_A_SRC_PID]);
+	it->src_pidfd = nla_get_u32(tb[KSMD_HELPER_ITEM_A_SRC_PIDFD]);
 	return kh_parse_addr(tb[KSMD_HELPER_ITEM_A_SRC_ADDR], &it->src_addr,
 			     extack);
 }
@@ -261,6 +264,25 @@ static int kh_nl_merge_zero(struct sk_buff *skb, struct genl_info *info)
 	return kh_merge_common(skb, info, true);
 }
 
+/* Say why kh_unmerge() could not use the pidfd in @attr, if it could not. */
+static void kh_pidfd_extack(struct netlink_ext_ack *extack,
+			    const struct nlattr *attr, int r)
+{
+	switch (r) {
+	case -EBADF:
+		NL_SET_ERR_MSG_ATTR(extack, attr, "not an open pidfd");
+		break;
+	case -ESRCH:
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "the pidfd's process exited or has no memory");
+		break;
+	case -EPERM:
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "no ptrace read access to the pidfd's process");
+		break;
+	}
+}
+
 static int kh_nl_unmerge(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
@@ -272,7 +294,7 @@ static int kh_nl_unmerge(struct sk_buff *skb, struct genl_info *info)
 
 	if (!kh_capable(skb, info->extack))
 		return -EPERM;
-	if (GENL_REQ_ATTR_CHECK(info, KSMD_HELPER_A_PID) ||
+	if (GENL_REQ_ATTR_CHECK(info, KSMD_HELPER_A_PIDFD) ||
 	    GENL_REQ_ATTR_CHECK(info, KSMD_HELPER_A_ADDR) ||
 	    GENL_REQ_ATTR_CHECK(info, KSMD_HELPER_A_LENGTH))
 		return -EINVAL;
@@ -289,14 +311,11 @@ static int kh_nl_unmerge(struct sk_buff *skb, struct genl_info *info)
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
-	r = kh_unmerge(nla_get_u32(attrs[KSMD_HELPER_A_PID]), addr, len,
+	r = kh_unmerge(nla_get_u32(attrs[KSMD_HELPER_A_PIDFD]), addr, len,
 		       &count);
 	kh_pages_gc();
 	if (r < 0) {
-		if (r == -ESRCH)
-			NL_SET_ERR_MSG_ATTR(info->extack,
-					    attrs[KSMD_HELPER_A_PID],
-					    "no such process");
+		kh_pidfd_extack(info->extack, attrs[KSMD_HELPER_A_PIDFD], r);
 		nlmsg_free(msg);
 		return r;
 	}
@@ -321,8 +340,10 @@ static int kh_put_stats(struct sk_buff *msg)
 	nest = nla_nest_start(msg, KSMD_HELPER_A_STATS);
 	if (!nest)
 		return -EMSGSIZE;
-	for (i = KSMD_HELPER_STAT_UNSPEC + 1; i < KSMD_HELPER_STAT_PAD; i++) {
+	for (i = KSMD_HELPER_STAT_UNSPEC + 1; i < __KSMD_HELPER_STAT_MAX; i++) {
 		switch (i) {
+		case KSMD_HELPER_STAT_PAD:
+			continue;
 		case KSMD_HELPER_STAT_PAGES_OWNED:
 			value = owned;
 			break;

@@ -47,6 +47,8 @@ static const struct kh_symbol_desc kh_symbol_table[] = {
 	KH_SYM(mn_range_start, __mmu_notifier_invalidate_range_start, false),
 	KH_SYM(mn_range_end, __mmu_notifier_invalidate_range_end, false),
 	KH_SYM(ptep_clear_flush, ptep_clear_flush, false),
+	KH_SYM(pidfd_get_task, pidfd_get_task, false),
+	KH_SYM(mm_access, mm_access, false),
 #ifdef KH_LINUX_6_1
 	KH_SYM(page_add_file_rmap, page_add_file_rmap, false),
 	KH_SYM(page_remove_rmap, page_remove_rmap, false),

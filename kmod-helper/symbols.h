@@ -17,7 +17,9 @@
 #include <linux/memcontrol.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
+#include <linux/pid.h>
 #include <linux/rmap.h>
+#include <linux/sched/mm.h>
 #include <linux/swap.h>
 
 /* Kbuild defines the kernel line; see there. */
@@ -33,6 +35,9 @@ struct kh_symbols {
 	typeof(__mmu_notifier_invalidate_range_start) *mn_range_start;
 	typeof(__mmu_notifier_invalidate_range_end) *mn_range_end;
 	typeof(ptep_clear_flush) *ptep_clear_flush;
+	/* What process_madvise() uses to name a process and check access. */
+	typeof(pidfd_get_task) *pidfd_get_task;
+	typeof(mm_access) *mm_access;
 #ifdef KH_LINUX_6_1
 	typeof(page_add_file_rmap) *page_add_file_rmap;
 	typeof(page_remove_rmap) *page_remove_rmap;

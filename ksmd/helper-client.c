@@ -278,14 +278,14 @@ static int put_item(struct nl_msg *msg, bool zero, const HelperMergeItem *it) {
         item = nla_nest_start(msg, KSMD_HELPER_A_ITEM);
         if (!item)
                 return -EMSGSIZE;
-        if (nla_put_u32(msg, KSMD_HELPER_ITEM_A_PID, (uint32_t) it->pid) < 0 ||
+        if (nla_put_u32(msg, KSMD_HELPER_ITEM_A_PIDFD, (uint32_t) it->pidfd) < 0 ||
             nla_put_u64(msg, KSMD_HELPER_ITEM_A_ADDR, it->addr) < 0)
                 return -EMSGSIZE;
         if (!zero) {
                 if (it->handle != 0) {
                         if (nla_put_u64(msg, KSMD_HELPER_ITEM_A_HANDLE, it->handle) < 0)
                                 return -EMSGSIZE;
-                } else if (nla_put_u32(msg, KSMD_HELPER_ITEM_A_SRC_PID, (uint32_t) it->src_pid) < 0 ||
+                } else if (nla_put_u32(msg, KSMD_HELPER_ITEM_A_SRC_PIDFD, (uint32_t) it->src_pidfd) < 0 ||
                            nla_put_u64(msg, KSMD_HELPER_ITEM_A_SRC_ADDR, it->src_addr) < 0)
                         return -EMSGSIZE;
         }
@@ -303,8 +303,11 @@ int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items
 
         if (n == 0)
                 return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (items[i].pidfd < 0 || (!zero && items[i].handle == 0 && items[i].src_pidfd < 0))
+                        return -EBADF;
 
-        /* Per item: its nest, PID, ADDR and at most SRC_PID + SRC_ADDR; plus the ITEMS nest. */
+        /* Per item: its nest, PIDFD, ADDR and at most SRC_PIDFD + SRC_ADDR; plus the ITEMS nest. */
         item_bytes = (size_t) (nla_total_size(0) + nla_total_size(4) + nla_total_size(8) +
                                nla_total_size(4) + nla_total_size(8));
         msg = new_request(c, zero ? KSMD_HELPER_CMD_MERGE_ZERO : KSMD_HELPER_CMD_MERGE,
@@ -332,16 +335,18 @@ fail:
         return -EMSGSIZE;
 }
 
-int helper_client_unmerge(HelperClient *c, pid_t pid, uint64_t addr, uint64_t length, uint64_t *ret_count) {
+int helper_client_unmerge(HelperClient *c, int pidfd, uint64_t addr, uint64_t length, uint64_t *ret_count) {
         uint64_t count = 0;
         Request req = { .count = &count };
         struct nl_msg *msg;
         int r;
 
+        if (pidfd < 0)
+                return -EBADF;
         msg = new_request(c, KSMD_HELPER_CMD_UNMERGE, 0);
         if (!msg)
                 return -ENOMEM;
-        if (nla_put_u32(msg, KSMD_HELPER_A_PID, (uint32_t) pid) < 0 ||
+        if (nla_put_u32(msg, KSMD_HELPER_A_PIDFD, (uint32_t) pidfd) < 0 ||
             nla_put_u64(msg, KSMD_HELPER_A_ADDR, addr) < 0 ||
             nla_put_u64(msg, KSMD_HELPER_A_LENGTH, length) < 0) {
                 nlmsg_free(msg);
@@ -384,6 +389,8 @@ const char *helper_result_to_string(uint32_t result) {
                 [KSMD_HELPER_RESULT_NO_PAGE] = "no-page",
                 [KSMD_HELPER_RESULT_NO_HANDLE] = "no-handle",
                 [KSMD_HELPER_RESULT_NO_MEMORY] = "no-memory",
+                [KSMD_HELPER_RESULT_BAD_PIDFD] = "bad-pidfd",
+                [KSMD_HELPER_RESULT_NO_ACCESS] = "no-access",
         };
 
         return result < ELEMENTSOF(table) && table[result] ? table[result] : "unknown";

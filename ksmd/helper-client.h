@@ -7,6 +7,10 @@
  * request-level failure returns -errno (-ENOENT: the module is not loaded,
  * -EPERM: the caller lacks CAP_SYS_ADMIN), and per-item outcomes come back as
  * enum ksmd_helper_result values in the caller's result array.
+ *
+ * Processes are named by pidfd, never by pid: the module looks each one up in
+ * this process's file table while it handles the request, so a pidfd passed
+ * here must stay open until the call returns. The caller keeps ownership.
  */
 
 #include <stdbool.h>
@@ -30,9 +34,9 @@ typedef struct HelperInfo {
 } HelperInfo;
 
 typedef struct HelperMergeItem {
-        pid_t pid;                     /* target */
+        int pidfd;                     /* target process (borrowed) */
         uint64_t addr;
-        pid_t src_pid;                 /* source page, used when handle == 0 */
+        int src_pidfd;                 /* source process (borrowed), used when handle == 0 */
         uint64_t src_addr;
         uint64_t handle;               /* existing shared page, or 0 */
 } HelperMergeItem;
@@ -52,16 +56,22 @@ int helper_client_info(HelperClient *c, HelperInfo *ret);
 
 /*
  * Sends n (1..max_batch) items; fills results[0..n-1] in request order.
- * With zero == true the items name only pid/addr and ask for MERGE_ZERO.
+ * With zero == true the items name only pidfd/addr and ask for MERGE_ZERO.
+ * -EBADF (nothing sent) if an item's pidfd, or its src_pidfd when it has no
+ * handle, is negative. A pidfd that names no process this process may read
+ * is an item's result (BAD_PIDFD, NO_PROCESS, NO_ACCESS), not an error.
  */
 int helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem *items, size_t n,
                         HelperMergeResult *results);
 
 /*
- * Makes every shared page of the module in [addr, addr + length) of pid
- * private again. *ret_count: the pages made private. -ESRCH: no such process.
+ * Makes every shared page of the module in [addr, addr + length) of the
+ * process pidfd names private again. *ret_count: the pages made private.
+ * -EBADF: pidfd is negative, not open or not a pidfd; -ESRCH: the process
+ * exited; -EPERM: this process may not read the process's memory (or lacks
+ * CAP_SYS_ADMIN).
  */
-int helper_client_unmerge(HelperClient *c, pid_t pid, uint64_t addr, uint64_t length, uint64_t *ret_count);
+int helper_client_unmerge(HelperClient *c, int pidfd, uint64_t addr, uint64_t length, uint64_t *ret_count);
 
 typedef struct HelperPage {
         uint64_t handle;

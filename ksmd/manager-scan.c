@@ -4,6 +4,7 @@
  * statistics. See the DOC at the top of manager.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -619,6 +620,7 @@ void manager_format_status(Manager *m, char *buf, size_t size) {
 int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
         Region *region = region_registry_find(m->registry, id);
         _cleanup_free_ ProcMapping *maps = NULL;
+        _cleanup_close_ int pidfd = -EBADF;
         uint64_t start, end, total = 0;
         size_t n_maps = 0;
         pid_t pid;
@@ -631,6 +633,11 @@ int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
         pid = region->pid;
         start = region->start;
         end = region->end;
+        /* The helper is told the process by pidfd; unregistering closes the region's own. */
+        pidfd = fcntl(region->pidfd, F_DUPFD_CLOEXEC, 3);
+        if (pidfd < 0)
+                return log_error_errno(-errno, "Failed to duplicate the pidfd of region %" PRIu32 ": %m",
+                                       id);
 
         /* The mappings as they are now (they may have moved since the last pass), read while the
          * region's pidfd still vouches for the pid; then stop scanning, so nothing merges again. */
@@ -649,7 +656,7 @@ int manager_unmerge_region(Manager *m, uint32_t id, uint64_t *ret_pages) {
 
                 if (maps[i].kind != PROC_MAPPING_ANON || !maps[i].private_ || a >= b)
                         continue;
-                r = helper_client_unmerge(m->helper, pid, a, b - a, &n);
+                r = helper_client_unmerge(m->helper, pidfd, a, b - a, &n);
                 if (r == -ESRCH)
                         break; /* the process is gone: nothing left to back out */
                 if (r < 0)

@@ -148,9 +148,9 @@ static int flush_one(Merger *m, bool zero, uint64_t now_usec) {
                         continue;
                 m->picked[n] = i;
                 m->items[n] = (HelperMergeItem) {
-                        .pid = q->pid,
+                        .pidfd = q->pidfd,
                         .addr = q->addr,
-                        .src_pid = q->src_pid,
+                        .src_pidfd = q->src_pidfd,
                         .src_addr = q->src_addr,
                         .handle = q->handle,
                 };

@@ -14,7 +14,9 @@
  *                       (MERGE_RETRY_BASE_USEC << attempt), given up after
  *                       MERGE_MAX_ATTEMPTS; the page stays a candidate
  *   everything else     handed to the owner's MergeResultFn, which updates the
- *                       page (shared, re-examine, region note, region gone)
+ *                       page (shared, re-examine, region note, region gone);
+ *                       BAD_PIDFD and NO_ACCESS (a pidfd names no process
+ *                       the daemon may read) included
  *
  * Without a helper (estimate mode) nothing is queued: each request is counted
  * as a page merging would save, and the result function is not called.
@@ -35,15 +37,23 @@
 #define MERGE_RETRY_BASE_USEC 10000u
 #define MERGE_QUEUE_MAX 65536u            /* hard limit on queued requests */
 
+/*
+ * Processes travel as pidfds, never as pids: a queued or retried request
+ * reaches the very process it was made for, or none (NO_PROCESS), however
+ * long it waits. The pidfds are borrowed from the Regions, which own them
+ * while they are registered; the owner must call merger_forget_region()
+ * before a region is removed (and its pidfd closed), so no queued request
+ * ever outlives the pidfds it names.
+ */
 typedef struct MergeRequest {
         uint32_t region_id;              /* target's region */
-        pid_t pid;
+        int pidfd;                       /* target's process: its region's pidfd, borrowed */
         uint64_t addr;
         uint64_t hash;                   /* target's content hash (slot bits); 0 for zero requests */
         bool zero;                       /* MERGE_ZERO: no source */
         uint64_t handle;                 /* source: a shared page, or 0 */
         uint32_t src_region_id;          /* source: a page, when handle == 0 */
-        pid_t src_pid;
+        int src_pidfd;                   /* source's process: its region's pidfd, borrowed */
         uint64_t src_addr;
         uint8_t attempts;                /* sends so far */
         uint64_t not_before_usec;        /* CLOCK_MONOTONIC; 0: now */
@@ -73,8 +83,9 @@ int merger_submit(Merger *m, const MergeRequest *req);
 /*
  * Drops every queued request whose target or source page lies in the region
  * (it is being unregistered or its process exited): nothing is merged into or
- * from a region after it is gone. Returns the number dropped (not counted as
- * dropped items: they were never due).
+ * from a region after it is gone, and no request keeps a pidfd the region is
+ * about to close. Call it before removing the region. Returns the number
+ * dropped (not counted as dropped items: they were never due).
  */
 size_t merger_forget_region(Merger *m, uint32_t region_id);
 

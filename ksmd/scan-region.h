@@ -46,7 +46,7 @@ typedef struct RegionScan {
 
         /* Why (some of) the region cannot be merged, for "why was nothing merged?"; "" if no reason. */
         char note[REGION_NOTE_MAX];      /* from its mappings, rebuilt every full scan */
-        char merge_note[REGION_NOTE_MAX];/* the helper's last UNSUPPORTED reason, kept */
+        char merge_note[REGION_NOTE_MAX];/* the helper's last refusal of a page (see scanner.c), kept */
         uint32_t reported_note_hash;     /* the notes last reported by region_scan_notes_changed() */
 } RegionScan;
 

@@ -463,8 +463,9 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         uint64_t addr = a->start + page * PAGE_SIZE_BYTES;
         MergeRequest req = {
                 .region_id = rs->region_id,
-                .pid = rs->region->pid,
+                .pidfd = rs->region->pidfd,
                 .addr = addr,
+                .src_pidfd = -EBADF,
         };
         uint32_t match;
         int k;
@@ -510,7 +511,7 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
                         o->pass.pages_unshared--;
         }
         req.src_region_id = o->region_id;
-        req.src_pid = o->region->pid;
+        req.src_pidfd = o->region->pidfd;
         submit(s, &req);
 }
 
@@ -751,6 +752,20 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
         return 0;
 }
 
+/* Why the helper will not merge a page, for the region's merge note. */
+static const char *merge_refusal_to_string(const HelperMergeResult *res) {
+        switch (res->result) {
+        case KSMD_HELPER_RESULT_BAD_PIDFD:
+                /* A daemon bug: a region's pidfd stays open while it can be named. */
+                return "the helper did not take this region's pidfd, or its source's, for a pidfd";
+        case KSMD_HELPER_RESULT_NO_ACCESS:
+                return "the kernel's ptrace read check refused this process or its source "
+                       "(ksmd needs CAP_SYS_PTRACE)";
+        default:
+                return helper_reason_to_string(res->reason);
+        }
+}
+
 void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const HelperMergeResult *res) {
         Region *r = region_registry_find(s->registry, req->region_id);
         RegionScan *rs = scan_find(s, req->region_id);
@@ -799,8 +814,10 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                 break;
 
         case KSMD_HELPER_RESULT_UNSUPPORTED:
+        case KSMD_HELPER_RESULT_BAD_PIDFD:
+        case KSMD_HELPER_RESULT_NO_ACCESS:
                 region_scan_set_merge_note(rs, "page 0x%llx: %s", (unsigned long long) req->addr,
-                                      helper_reason_to_string(res->reason));
+                                           merge_refusal_to_string(res));
                 /* Visit it rarely from now on. */
                 if (slot)
                         *slot = page_slot_make(0, PAGE_UNKNOWN, PAGE_SLOT_VOL_MAX, false);

@@ -22,6 +22,7 @@
 #include "helper-client.h"
 #include "manager.h"
 #include "macro.h"
+#include "proc-process.h"
 
 #define CHILD_PAGES 64
 
@@ -35,7 +36,21 @@ static struct {
         size_t new_pairs;                /* page merges without a handle: a new shared page */
         uint32_t mapcount;               /* GET_PAGES: mappers of the one shared page, 0x77 */
         size_t get_pages_calls;
+        size_t foreign_pidfds;           /* items whose pidfds do not name the child */
+        size_t unmerge_calls;
+        size_t unmerge_foreign_pidfds;   /* UNMERGE calls whose pidfd does not name the child */
+        int unmerge_pidfd;               /* the last one's */
 } helper;
+
+static pid_t child;
+static uint64_t child_addr;
+
+/* The live process a pidfd names, or -1 if fd is no open pidfd of one. */
+static pid_t pid_of_pidfd(int fd) {
+        pid_t pid;
+
+        return fd >= 0 && proc_pidfd_get_pid(fd, &pid) >= 0 ? pid : -1;
+}
 
 static HelperClient *const fake_helper = (HelperClient *) 0x1;
 
@@ -76,9 +91,15 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
         if (helper.merge_result < 0)
                 return helper.merge_result;
         helper.merge_items += n;
-        for (size_t i = 0; i < n; i++)
-                if (!zero && items[i].handle == 0)
+        for (size_t i = 0; i < n; i++) {
+                if (!zero && items[i].handle == 0) {
                         helper.new_pairs++;
+                        if (pid_of_pidfd(items[i].src_pidfd) != child)
+                                helper.foreign_pidfds++;
+                }
+                if (pid_of_pidfd(items[i].pidfd) != child)
+                        helper.foreign_pidfds++;
+        }
         for (size_t i = 0; i < n; i++)
                 results[i] = (HelperMergeResult) { .result = KSMD_HELPER_RESULT_MERGED, .handle = 0x77 };
         return 0;
@@ -95,8 +116,18 @@ int __wrap_helper_client_get_pages(HelperClient *c, HelperPage **ret, size_t *re
         return 0;
 }
 
-static pid_t child;
-static uint64_t child_addr;
+int __wrap_helper_client_unmerge(HelperClient *c, int pidfd, uint64_t addr, uint64_t length,
+                                 uint64_t *ret_count);
+int __wrap_helper_client_unmerge(HelperClient *c, int pidfd, uint64_t addr, uint64_t length,
+                                 uint64_t *ret_count) {
+        assert_true(c == fake_helper);
+        helper.unmerge_calls++;
+        helper.unmerge_pidfd = pidfd;
+        if (pid_of_pidfd(pidfd) != child)
+                helper.unmerge_foreign_pidfds++;
+        *ret_count = length / PAGE_SIZE_BYTES;
+        return 0;
+}
 
 /* A child with CHILD_PAGES private pages: half one repeated content, half zero. */
 static int start_child(void **state) {
@@ -200,8 +231,31 @@ static void test_present_module_gets_batched_merges(void **state) {
         assert_int_equal(helper.merge_items, CHILD_PAGES - 1);
         assert_true(helper.merge_calls >= DIV_ROUND_UP(CHILD_PAGES - 1, 32));
         assert_int_equal(st.merge.by_result[KSMD_HELPER_RESULT_MERGED], CHILD_PAGES - 1);
+        /* Every item names the child, target and source, by the pidfd its region holds. */
+        assert_int_equal(helper.foreign_pidfds, 0);
         /* Live savings are the daemon's own count of the last scan, not the helper's since-load total. */
         assert_int_equal(stats_saving_bytes(&st), (CHILD_PAGES - 1) * 4096);
+}
+
+static void test_unmerge_names_the_process_by_a_pidfd_that_outlives_its_region(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        uint64_t pages = 0;
+        uint32_t id = 0;
+        Stats st;
+
+        assert_int_equal(new_manager(NULL, &m), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, CHILD_PAGES * PAGE_SIZE_BYTES, &id),
+                         0);
+        run_scans(m, 2, &st);
+        assert_int_equal(manager_unmerge_region(m, id, &pages), 0);
+        /* Unregistering closes the region's pidfd first; the helper still gets one for the child. */
+        assert_null(region_registry_find(m->registry, id));
+        assert_true(helper.unmerge_calls >= 1);
+        assert_int_equal(helper.unmerge_foreign_pidfds, 0);
+        assert_int_equal(pages, CHILD_PAGES);
+        /* And it is closed once the unmerge is done. */
+        assert_int_equal(pid_of_pidfd(helper.unmerge_pidfd), -1);
+        assert_int_equal(manager_unmerge_region(m, id, &pages), -ENOENT);
 }
 
 static void test_module_going_away_falls_back_to_estimate_mode(void **state) {
@@ -553,6 +607,9 @@ int main(void) {
                                                 stop_child),
                 cmocka_unit_test_setup_teardown(test_present_module_gets_batched_merges, start_child,
                                                 stop_child),
+                cmocka_unit_test_setup_teardown(
+                        test_unmerge_names_the_process_by_a_pidfd_that_outlives_its_region, start_child,
+                        stop_child),
                 cmocka_unit_test_setup_teardown(test_module_going_away_falls_back_to_estimate_mode,
                                                 start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_module_going_away_while_nothing_merges_falls_back_too,

@@ -18,7 +18,9 @@ static struct {
         size_t sizes[MAX_CALLS];
         bool zero[MAX_CALLS];
         uint64_t first_addr[MAX_CALLS];
+        int first_pidfd[MAX_CALLS], first_src_pidfd[MAX_CALLS];
         int fail_with;                        /* request-level error to return, 0: none */
+        unsigned busy_given;                  /* BUSY results given so far by busy_twice_for_0x2000() */
         uint32_t (*result_for)(const HelperMergeItem *it, size_t call);
 } helper;
 
@@ -40,6 +42,8 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
         helper.sizes[call] = n;
         helper.zero[call] = zero;
         helper.first_addr[call] = items[0].addr;
+        helper.first_pidfd[call] = items[0].pidfd;
+        helper.first_src_pidfd[call] = items[0].src_pidfd;
         helper.n_calls++;
         for (size_t i = 0; i < n; i++) {
                 results[i] = (HelperMergeResult) {
@@ -47,9 +51,10 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
                         .reason = KSMD_HELPER_REASON_THP,
                         .handle = 0x100 + items[i].addr,
                 };
-                /* The source travels as a handle when one is known, as pid/addr otherwise. */
+                /* Processes travel as pidfds; the source as a handle when one is known. */
+                assert_true(items[i].pidfd >= 0);
                 if (!zero && items[i].handle == 0)
-                        assert_true(items[i].src_pid != 0);
+                        assert_true(items[i].src_pidfd >= 0);
         }
         return 0;
 }
@@ -80,12 +85,12 @@ static int setup(void **state) {
 static MergeRequest req(uint64_t addr, bool zero) {
         return (MergeRequest) {
                 .region_id = 1,
-                .pid = 100,
+                .pidfd = 7,
                 .addr = addr,
                 .hash = 0xabcd00,
                 .zero = zero,
                 .src_region_id = 1,
-                .src_pid = 100,
+                .src_pidfd = 7,
                 .src_addr = 0x999000,
         };
 }
@@ -135,10 +140,8 @@ static void test_zero_and_page_requests_go_in_separate_batches(void **state) {
 }
 
 static uint32_t busy_twice_for_0x2000(const HelperMergeItem *it, size_t call) {
-        static int busy;
-
-        if (it->addr == 0x2000 && busy < 2) {
-                busy++;
+        if (it->addr == 0x2000 && helper.busy_given < 2) {
+                helper.busy_given++;
                 return KSMD_HELPER_RESULT_BUSY;
         }
         return KSMD_HELPER_RESULT_MERGED;
@@ -173,6 +176,26 @@ static void test_busy_is_retried_after_a_doubling_backoff(void **state) {
         assert_int_equal(seen.result[1], KSMD_HELPER_RESULT_MERGED);
         assert_int_equal(seen.attempts[1], 3);
         assert_int_equal(merger_counters(m)->retries, 2);
+}
+
+static void test_a_retry_names_the_same_pidfds(void **state) {
+        _cleanup_(merger_freep) Merger *m = NULL;
+        MergeRequest b = req(0x2000, false);
+
+        b.pidfd = 12;
+        b.src_region_id = 2;
+        b.src_pidfd = 13;
+        helper.result_for = busy_twice_for_0x2000;
+        assert_int_equal(merger_new(fake_helper, 8, 100, on_result, NULL, &m), 0);
+        assert_int_equal(merger_submit(m, &b), 0);
+        for (uint64_t t = 0; merger_pending(m) > 0; t = merger_next_retry_usec(m))
+                assert_int_equal(merger_flush(m, t), 1);
+        assert_int_equal(helper.n_calls, 3);
+        for (size_t i = 0; i < helper.n_calls; i++) {
+                assert_int_equal(helper.first_pidfd[i], 12);
+                assert_int_equal(helper.first_src_pidfd[i], 13);
+        }
+        assert_int_equal(seen.result[0], KSMD_HELPER_RESULT_MERGED);
 }
 
 static uint32_t always_busy(const HelperMergeItem *it, size_t call) {
@@ -329,6 +352,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_requests_leave_in_batches_of_max_batch, setup),
                 cmocka_unit_test_setup(test_zero_and_page_requests_go_in_separate_batches, setup),
                 cmocka_unit_test_setup(test_busy_is_retried_after_a_doubling_backoff, setup),
+                cmocka_unit_test_setup(test_a_retry_names_the_same_pidfds, setup),
                 cmocka_unit_test_setup(test_busy_gives_up_after_max_attempts, setup),
                 cmocka_unit_test_setup(test_every_final_result_reaches_the_owner_once, setup),
                 cmocka_unit_test_setup(test_request_level_error_keeps_the_requests, setup),

@@ -48,8 +48,9 @@ static struct {
         size_t merge_calls;
         uint32_t (*result_for)(const HelperMergeItem *it, bool zero);
         uint64_t last_handle_used;
-        pid_t watch_pid;                 /* items naming it as target or source are counted */
+        int watch_pidfd;                 /* > 0: items naming it as target or source are counted */
         unsigned watch_items;
+        int last_pidfd, last_src_pidfd;  /* of the last item with a source page */
 } fake;
 
 static int proc_of(pid_t pid) {
@@ -165,8 +166,13 @@ int __wrap_helper_client_merge(HelperClient *c, bool zero, const HelperMergeItem
                 };
                 if (items[i].handle)
                         fake.last_handle_used = items[i].handle;
-                if (fake.watch_pid &&
-                    (items[i].pid == fake.watch_pid || (!zero && items[i].src_pid == fake.watch_pid)))
+                else if (!zero) {
+                        fake.last_pidfd = items[i].pidfd;
+                        fake.last_src_pidfd = items[i].src_pidfd;
+                }
+                if (fake.watch_pidfd > 0 &&
+                    (items[i].pidfd == fake.watch_pidfd ||
+                     (!zero && !items[i].handle && items[i].src_pidfd == fake.watch_pidfd)))
                         fake.watch_items++;
         }
         return 0;
@@ -694,14 +700,15 @@ static void test_forgotten_region_leaves_no_merge_queued(void **state) {
         run_passes(&w, 2);
         /* BUSY: requests wait for their retry, naming region 2 as target (and region 1's page as source). */
         assert_true(merger_pending(w.merger) > 0);
-        fake.watch_pid = fake.pid[1];
+        fake.watch_pidfd = w.region[1]->pidfd;
         fake.watch_items = 0;
         w.now += 10000000;
         assert_true(merger_flush(w.merger, w.now) >= 0);
         assert_true(fake.watch_items > 0);
         scanner_forget_region(w.scanner, w.region[1]);
         assert_int_equal(region_registry_remove(w.reg, w.region[1]->id), 0);
-        /* Region 1's own requests (its pages 1..3 onto page 0) stay; none may name region 2's process. */
+        /* Region 1's own requests (its pages 1..3 onto page 0) stay; none may name region 2's pidfd,
+         * closed now, whose number a new file may take. */
         assert_true(merger_pending(w.merger) > 0);
         fake.watch_items = 0;
         w.now += 10000000;
@@ -736,6 +743,49 @@ static void test_differs_reexamines_and_unsupported_records_why(void **state) {
         assert_non_null(strstr(scan_of(&w, 0)->merge_note, "0x7f0000003000"));
         /* DIFFERS: the page's hash was forgotten, so the next pass reads it as new (no candidate). */
         assert_int_equal(page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)), PAGE_UNKNOWN);
+        world_done(&w);
+}
+
+static void test_merges_name_processes_by_their_regions_pidfds(void **state) {
+        World w;
+
+        fake.result_for = always_busy;
+        add_pages(0, 7, 8);
+        add_pages(1, 7, 8);
+        world_init(&w, 2, WORLD_MERGING);
+        run_passes(&w, 2);
+        assert_true(fake.merge_calls > 0);
+        /* Region 2's pages are offered onto region 1's, found first. */
+        assert_int_equal(fake.last_pidfd, w.region[1]->pidfd);
+        assert_int_equal(fake.last_src_pidfd, w.region[0]->pidfd);
+        assert_true(w.region[0]->pidfd != w.region[1]->pidfd);
+        world_done(&w);
+}
+
+static uint32_t refused_by_fill(const HelperMergeItem *it, bool zero) {
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+
+        return fake.page[0][page].fill == 2 ? KSMD_HELPER_RESULT_BAD_PIDFD : KSMD_HELPER_RESULT_NO_ACCESS;
+}
+
+static void test_bad_pidfd_and_no_access_record_why_and_rest_the_page(void **state) {
+        World w;
+
+        fake.result_for = refused_by_fill;
+        add_pages(0, 2, 2, 3, 3);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 2);
+        assert_int_equal(scan_of(&w, 0)->merge_results[KSMD_HELPER_RESULT_BAD_PIDFD], 1);
+        assert_int_equal(scan_of(&w, 0)->merge_results[KSMD_HELPER_RESULT_NO_ACCESS], 1);
+        /* The latest refusal wins the note: page 3, refused access. */
+        assert_non_null(strstr(scan_of(&w, 0)->merge_note, "ptrace read check"));
+        assert_non_null(strstr(scan_of(&w, 0)->merge_note, "0x7f0000003000"));
+        /* Both pages are visited rarely from now on, as for UNSUPPORTED; the region stays. */
+        assert_int_equal(page_slot_volatility(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)),
+                         PAGE_SLOT_VOL_MAX);
+        assert_int_equal(page_slot_volatility(slot_at(&w, 0, BASE_ADDR + 3 * PAGE_SIZE_BYTES)),
+                         PAGE_SLOT_VOL_MAX);
+        assert_false(w.region[0]->gone);
         world_done(&w);
 }
 
@@ -902,6 +952,10 @@ int main(void) {
                         test_zero_page_mapped_by_a_thp_split_counts_only_when_merging, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_differs_reexamines_and_unsupported_records_why, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_merges_name_processes_by_their_regions_pidfds, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_bad_pidfd_and_no_access_record_why_and_rest_the_page,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(

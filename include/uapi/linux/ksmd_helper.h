@@ -12,8 +12,20 @@
  * command needs CAP_SYS_ADMIN in the initial user namespace (and, as
  * GENL_ADMIN_PERM, CAP_NET_ADMIN); others get -EPERM. Every attribute has an
  * exact length; unknown attributes, unknown flag bits and oversized batches
- * are refused with -EINVAL (a pid out of range: -ERANGE; a batch over
- * MAX_BATCH: -E2BIG) and an extack message naming the attribute.
+ * are refused with -EINVAL (a batch over MAX_BATCH: -E2BIG; a HANDLE or an
+ * UNMERGE LENGTH of 0: -ERANGE) and an extack message naming the attribute.
+ *
+ * Processes are named by pidfd (pidfd_open(2), clone(2) CLONE_PIDFD): a u32
+ * file descriptor number in the file table of the task that sends the
+ * request, which the module looks up while it handles the request, in that
+ * task's system call. A pidfd names one process for as long as it is open,
+ * so a request queued or retried after its process exited cannot reach
+ * another process that reused the pid. The caller must also be allowed to
+ * read the process's memory as for process_madvise(2): a PTRACE_MODE_READ
+ * check with the caller's filesystem credentials (see ptrace(2)), made under
+ * the target's exec lock. A pidfd of a thread other than the thread group
+ * leader (PIDFD_THREAD) names no process. Any u32 is accepted: one that is
+ * no open pidfd of the caller is an outcome, not a malformed request.
  *
  * KSMD_HELPER_CMD_INFO
  *   Request: no attributes.
@@ -31,10 +43,10 @@
  *                                              bits (none defined yet: 0)
  *     KSMD_HELPER_A_ITEMS              nested  1..max_batch of:
  *       KSMD_HELPER_A_ITEM             nested
- *         KSMD_HELPER_ITEM_A_PID       u32     target process (caller's pid ns)
+ *         KSMD_HELPER_ITEM_A_PIDFD     u32     target process, by pidfd
  *         KSMD_HELPER_ITEM_A_ADDR      u64     target page address, page aligned
  *       and exactly one source:
- *         KSMD_HELPER_ITEM_A_SRC_PID   u32     \ a page with the same bytes
+ *         KSMD_HELPER_ITEM_A_SRC_PIDFD u32     \ a page with the same bytes
  *         KSMD_HELPER_ITEM_A_SRC_ADDR  u64     /
  *         KSMD_HELPER_ITEM_A_HANDLE    u64     an existing shared page
  *   Reply: KSMD_HELPER_A_ITEMS with one KSMD_HELPER_A_ITEM per request item,
@@ -46,6 +58,9 @@
  *                                              ALREADY
  *   A request-level error (permission, malformed message) fails the whole
  *   request and changes nothing; per-item outcomes are results, not errors.
+ *   A pidfd that names no process the caller may access is such an outcome
+ *   (BAD_PIDFD, NO_PROCESS, NO_ACCESS), for the target or the source alike;
+ *   the target is looked up first, and the first failure is the result.
  *   Items run in order and never change what any page reads. After MERGED,
  *   target and source map one shared page: when neither did, a new one with
  *   the verified bytes; when one did, the other joins it. (A CHANGED item
@@ -55,18 +70,22 @@
  *   DIFFERS, and changes nothing.
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
- *   As MERGE (FLAGS, ITEMS), items carry only PID and ADDR. An all-zero page
- *   (private or shared) is replaced by the kernel zero page. Reply items
+ *   As MERGE (FLAGS, ITEMS), items carry only PIDFD and ADDR. An all-zero
+ *   page (private or shared) is replaced by the kernel zero page. Reply items
  *   carry RESULT (and REASON).
  *
  * KSMD_HELPER_CMD_UNMERGE
- *   Request: KSMD_HELPER_A_PID u32, KSMD_HELPER_A_ADDR u64 (page aligned),
+ *   Request: KSMD_HELPER_A_PIDFD u32, KSMD_HELPER_A_ADDR u64 (page aligned),
  *            KSMD_HELPER_A_LENGTH u64 (page multiple, > 0).
  *   Every shared page of the module mapped in the range is replaced by a
  *   private copy, as a write fault would do. Zero-page entries are left as
  *   they are (the kernel allocates on write as for any untouched page).
  *   Reply: KSMD_HELPER_A_COUNT u64, the pages made private.
- *   Errors: -ESRCH no such process; -EINVAL bad range; -EINTR signal.
+ *   Errors, each with an extack message: -EBADF the fd is not an open pidfd;
+ *   -ESRCH its process exited (or is a kernel thread); -EPERM the caller may
+ *   not access it (as process_vm_readv(2) reports it; CAP_SYS_ADMIN missing
+ *   gives -EPERM too, with another message); -EINVAL bad range; -EINTR
+ *   signal.
  *
  * KSMD_HELPER_CMD_GET_PAGES (dump)
  *   One message per shared page the module owns:
@@ -75,13 +94,25 @@
  *   In handle order. Pages with no mapping left are freed by the module
  *   (at the latest a few seconds later, and before every dump and INFO)
  *   and stop appearing; a freed page's handle is never reused.
+ *
+ * Changes in ABI 2 (from 1):
+ *   - Processes are named by pidfd, not by pid: KSMD_HELPER_ITEM_A_PIDFD,
+ *     KSMD_HELPER_ITEM_A_SRC_PIDFD and KSMD_HELPER_A_PIDFD are new. ABI 1's
+ *     KSMD_HELPER_ITEM_A_PID, _SRC_PID and KSMD_HELPER_A_PID keep their
+ *     numbers, renamed ..._PID_V1, and are refused with -EINVAL and an extack
+ *     message; the -ERANGE for a pid out of range is gone.
+ *   - The caller needs ptrace read access to every process it names.
+ *   - New results KSMD_HELPER_RESULT_BAD_PIDFD and _NO_ACCESS; NO_PROCESS
+ *     now means the pidfd's process exited or has no memory (kernel thread).
+ *   - New counter KSMD_HELPER_STAT_DENIED.
+ *   - UNMERGE fails with -EBADF and -EPERM as well as -ESRCH.
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
 
 #define KSMD_HELPER_GENL_NAME "ksmd_helper"
 #define KSMD_HELPER_GENL_VERSION 1
-#define KSMD_HELPER_ABI_VERSION 1
+#define KSMD_HELPER_ABI_VERSION 2
 
 enum ksmd_helper_cmd {
 	KSMD_HELPER_CMD_UNSPEC,
@@ -105,13 +136,14 @@ enum ksmd_helper_attr {
 	KSMD_HELPER_A_STATS,
 	KSMD_HELPER_A_FLAGS,
 	KSMD_HELPER_A_ITEMS,
-	KSMD_HELPER_A_PID,
+	KSMD_HELPER_A_PID_V1,           /* ABI 1 only; refused */
 	KSMD_HELPER_A_ADDR,
 	KSMD_HELPER_A_LENGTH,
 	KSMD_HELPER_A_COUNT,
 	KSMD_HELPER_A_HANDLE,
 	KSMD_HELPER_A_MAPCOUNT,
 	KSMD_HELPER_A_PAD,
+	KSMD_HELPER_A_PIDFD,
 	__KSMD_HELPER_A_MAX
 };
 
@@ -128,14 +160,16 @@ enum ksmd_helper_items_attr {
 
 enum ksmd_helper_item_attr {
 	KSMD_HELPER_ITEM_A_UNSPEC,
-	KSMD_HELPER_ITEM_A_PID,
+	KSMD_HELPER_ITEM_A_PID_V1,      /* ABI 1 only; refused */
 	KSMD_HELPER_ITEM_A_ADDR,
-	KSMD_HELPER_ITEM_A_SRC_PID,
+	KSMD_HELPER_ITEM_A_SRC_PID_V1,  /* ABI 1 only; refused */
 	KSMD_HELPER_ITEM_A_SRC_ADDR,
 	KSMD_HELPER_ITEM_A_HANDLE,
 	KSMD_HELPER_ITEM_A_RESULT,
 	KSMD_HELPER_ITEM_A_REASON,
 	KSMD_HELPER_ITEM_A_PAD,
+	KSMD_HELPER_ITEM_A_PIDFD,
+	KSMD_HELPER_ITEM_A_SRC_PIDFD,
 	__KSMD_HELPER_ITEM_A_MAX
 };
 
@@ -161,6 +195,7 @@ enum ksmd_helper_stat {
 	 */
 	KSMD_HELPER_STAT_BYTES_SAVED,
 	KSMD_HELPER_STAT_PAD,
+	KSMD_HELPER_STAT_DENIED,        /* results BAD_PIDFD and NO_ACCESS */
 	__KSMD_HELPER_STAT_MAX
 };
 
@@ -195,11 +230,16 @@ enum ksmd_helper_result {
 	KSMD_HELPER_RESULT_BUSY,        /* locked or pinned now; retry later */
 	KSMD_HELPER_RESULT_CHANGED,     /* page table changed under us; re-scan */
 	KSMD_HELPER_RESULT_UNSUPPORTED, /* see KSMD_HELPER_ITEM_A_REASON */
-	KSMD_HELPER_RESULT_NO_PROCESS,  /* no such pid, or it is exiting */
+	/* the pidfd's process exited, or has no memory (a kernel thread) */
+	KSMD_HELPER_RESULT_NO_PROCESS,
 	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
 	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
 	/* allocation or memcg charge failed; nothing changed */
 	KSMD_HELPER_RESULT_NO_MEMORY,
+	/* the fd is not open in the caller's file table, or not a pidfd */
+	KSMD_HELPER_RESULT_BAD_PIDFD,
+	/* the caller may not read the process's memory (ptrace check) */
+	KSMD_HELPER_RESULT_NO_ACCESS,
 	__KSMD_HELPER_RESULT_MAX
 };
 

@@ -42,7 +42,7 @@ static double bench_case(KgSock *s, int kind, size_t batch, size_t n) {
                 worker_do(&B, W_FILL, 0, n, 0);
         } else if (kind == JOINS) {
                 /* Every page the same, so one shared page takes them all. */
-                KgItem first = { .pid = B.pid, .addr = (uintptr_t) B.base, .src_pid = A.pid,
+                KgItem first = { .pidfd = B.pidfd, .addr = (uintptr_t) B.base, .src_pidfd = A.pidfd,
                                  .src_addr = (uintptr_t) A.base };
 
                 worker_do(&A, W_FILL_CONST, 0, 1, 0x5555555555555555ULL);
@@ -55,10 +55,10 @@ static double bench_case(KgSock *s, int kind, size_t batch, size_t n) {
                 worker_do(&B, W_FILL, 0, n, 3);
         }
         for (size_t i = 0; i < n; i++) {
-                items[i].pid = B.pid;
+                items[i].pidfd = B.pidfd;
                 items[i].addr = (uintptr_t) B.base + i * PG;
                 if (kind == NEW_PAIRS) {
-                        items[i].src_pid = A.pid;
+                        items[i].src_pidfd = A.pidfd;
                         items[i].src_addr = (uintptr_t) A.base + i * PG;
                 } else if (kind == JOINS) {
                         items[i].handle = handle;

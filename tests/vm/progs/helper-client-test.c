@@ -3,14 +3,18 @@
  * helper-client-test: the daemon's netlink client (ksmd/helper-client.c)
  * against the real module. Each step is a TAP result: batched MERGE with a
  * source page and with a handle, MERGE_ZERO, DIFFERS, copy-on-write after a
- * merge, GET_PAGES mapcounts, UNMERGE, and INFO counters.
+ * merge, GET_PAGES mapcounts, UNMERGE, and INFO counters, with processes named
+ * by pidfd.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helper-client.h"
+#include "pidfd-util.h"
 #include "tap.h"
 
 #define N_PAGES 64
@@ -44,14 +48,15 @@ int main(void) {
         size_t n_pages = 0;
         HelperInfo info;
         uint64_t count = 0, handle;
-        pid_t self = getpid();
+        int self = pidfd_open_pid(getpid()), devnull, gone;
         uint8_t *a, *b, *z;
+        pid_t child;
         bool all;
         int r;
 
         r = helper_client_new(&c);
         tap(r == 0, "client connects to the ksmd_helper family");
-        if (r < 0)
+        if (r < 0 || self < 0)
                 goto finish;
 
         /* Two areas with identical contents page by page, and one all-zero area. */
@@ -73,8 +78,8 @@ int main(void) {
 
         for (unsigned i = 0; i < N_PAGES; i++)
                 items[i] = (HelperMergeItem) {
-                        .pid = self, .addr = (uintptr_t) (b + i * 4096),
-                        .src_pid = self, .src_addr = (uintptr_t) (a + i * 4096),
+                        .pidfd = self, .addr = (uintptr_t) (b + i * 4096),
+                        .src_pidfd = self, .src_addr = (uintptr_t) (a + i * 4096),
                 };
         /* The per-CPU LRU batch may hold a fresh page for a moment: retry busy ones. */
         for (int attempt = 0; attempt < 5; attempt++) {
@@ -126,7 +131,7 @@ int main(void) {
         a[0] ^= 0xff;
 
         /* A handle names the shared page: page 0 of a joins it again. */
-        items[0] = (HelperMergeItem) { .pid = self, .addr = (uintptr_t) a, .handle = handle };
+        items[0] = (HelperMergeItem) { .pidfd = self, .addr = (uintptr_t) a, .handle = handle };
         for (int attempt = 0; attempt < 5; attempt++) {
                 r = helper_client_merge(c, false, items, 1, res);
                 if (r < 0 || res[0].result != KSMD_HELPER_RESULT_BUSY)
@@ -140,7 +145,8 @@ int main(void) {
 
         /* Different bytes are refused. */
         items[0] = (HelperMergeItem) {
-                .pid = self, .addr = (uintptr_t) (a + 4096), .src_pid = self, .src_addr = (uintptr_t) (z),
+                .pidfd = self, .addr = (uintptr_t) (a + 4096),
+                .src_pidfd = self, .src_addr = (uintptr_t) (z),
         };
         r = helper_client_merge(c, false, items, 1, res);
         tap(r == 0 && res[0].result == KSMD_HELPER_RESULT_DIFFERS,
@@ -149,7 +155,7 @@ int main(void) {
 
         /* Zero pages become the kernel's zero page. */
         for (unsigned i = 0; i < N_PAGES; i++)
-                items[i] = (HelperMergeItem) { .pid = self, .addr = (uintptr_t) (z + i * 4096) };
+                items[i] = (HelperMergeItem) { .pidfd = self, .addr = (uintptr_t) (z + i * 4096) };
         for (int attempt = 0; attempt < 5; attempt++) {
                 r = helper_client_merge(c, true, items, N_PAGES, res);
                 all = r == 0;
@@ -177,15 +183,31 @@ int main(void) {
                 all = all && page_is(b + i * 4096, i);
         tap(all, "unmerged pages keep their contents");
 
-        r = helper_client_unmerge(c, 999999, (uintptr_t) b, 4096, &count);
-        tap(r == -ESRCH, "UNMERGE of a process that does not exist fails with ESRCH");
+        child = fork();
+        if (child == 0)
+                _exit(0);
+        gone = pidfd_open_pid(child);
+        (void) waitpid(child, NULL, 0);
+        r = helper_client_unmerge(c, gone, (uintptr_t) b, 4096, &count);
+        tap(r == -ESRCH, "UNMERGE by the pidfd of a process that exited fails with ESRCH (%d)", r);
+        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        r = helper_client_unmerge(c, devnull, (uintptr_t) b, 4096, &count);
+        tap(r == -EBADF, "UNMERGE by an fd that is not a pidfd fails with EBADF (%d)", r);
+        items[0] = (HelperMergeItem) { .pidfd = self, .addr = (uintptr_t) a, .src_pidfd = gone,
+                                       .src_addr = (uintptr_t) b };
+        items[1] = (HelperMergeItem) { .pidfd = devnull, .addr = (uintptr_t) a, .handle = handle };
+        r = helper_client_merge(c, false, items, 2, res);
+        tap(r == 0 && res[0].result == KSMD_HELPER_RESULT_NO_PROCESS &&
+            res[1].result == KSMD_HELPER_RESULT_BAD_PIDFD,
+            "MERGE items naming an exited process or a non-pidfd get no-process and bad-pidfd");
 
         r = helper_client_info(c, &info);
         tap(r == 0 && info.stats[KSMD_HELPER_STAT_MERGED] >= N_PAGES &&
             info.stats[KSMD_HELPER_STAT_MERGED_ZERO] >= N_PAGES &&
             info.stats[KSMD_HELPER_STAT_DIFFERS] >= 1 &&
-            info.stats[KSMD_HELPER_STAT_UNMERGED] >= N_PAGES,
-            "INFO counts merges, zero merges, refusals and unmerges");
+            info.stats[KSMD_HELPER_STAT_UNMERGED] >= N_PAGES &&
+            info.stats[KSMD_HELPER_STAT_DENIED] >= 1,
+            "INFO counts merges, zero merges, refusals, unmerges and bad pidfds");
 
         munmap(a, N_PAGES * 4096);
         munmap(b, N_PAGES * 4096);

@@ -3,7 +3,8 @@
  * helper-genl.h: a minimal raw generic netlink client for the ksmd_helper
  * VM tests. Header-only, no libraries, so a test program is one C file.
  * Every function returns 0 or a negative errno; the last extack message
- * from the kernel is kept in kg_extack.
+ * from the kernel is kept in kg_extack. Processes are named by pidfd
+ * (kg_pidfd_open()), in this process's file table.
  */
 #ifndef HELPER_GENL_H
 #define HELPER_GENL_H
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
@@ -35,6 +37,13 @@ typedef struct {
 } KgSock;
 
 static char kg_extack[256];
+
+/* A pidfd for pid (close-on-exec by default), or -errno. */
+static inline int kg_pidfd_open(pid_t pid) {
+        int fd = (int) syscall(__NR_pidfd_open, pid, 0);
+
+        return fd < 0 ? -errno : fd;
+}
 
 static inline struct nlattr *kg_put(KgSock *s, uint16_t type, const void *data, size_t len) {
         struct nlattr *a = (struct nlattr *) (s->buf + s->len);
@@ -191,11 +200,11 @@ static inline void kg_close(KgSock *s) {
 
 /* One merge request item, and its outcome. */
 typedef struct {
-        uint32_t pid;
+        uint32_t pidfd;         /* target process */
         uint64_t addr;
-        uint32_t src_pid;       /* 0: use handle */
+        uint32_t src_pidfd;     /* source process, used when handle == 0 */
         uint64_t src_addr;
-        uint64_t handle;
+        uint64_t handle;        /* 0: the source is src_pidfd/src_addr */
         uint32_t result;
         uint32_t reason;
         uint64_t out_handle;    /* 0 if none */
@@ -247,10 +256,10 @@ static inline int kg_merge(KgSock *s, KgItem *items, size_t n, int zero) {
         kg_nest_start(s, KSMD_HELPER_A_ITEMS);
         for (size_t i = 0; i < n; i++) {
                 kg_nest_start(s, KSMD_HELPER_A_ITEM);
-                kg_put_u32(s, KSMD_HELPER_ITEM_A_PID, items[i].pid);
+                kg_put_u32(s, KSMD_HELPER_ITEM_A_PIDFD, items[i].pidfd);
                 kg_put_u64(s, KSMD_HELPER_ITEM_A_ADDR, items[i].addr);
-                if (!zero && items[i].src_pid) {
-                        kg_put_u32(s, KSMD_HELPER_ITEM_A_SRC_PID, items[i].src_pid);
+                if (!zero && !items[i].handle) {
+                        kg_put_u32(s, KSMD_HELPER_ITEM_A_SRC_PIDFD, items[i].src_pidfd);
                         kg_put_u64(s, KSMD_HELPER_ITEM_A_SRC_ADDR, items[i].src_addr);
                 } else if (!zero) {
                         kg_put_u64(s, KSMD_HELPER_ITEM_A_HANDLE, items[i].handle);
@@ -285,7 +294,9 @@ static inline int kg_info_cb(const struct nlmsghdr *h, void *userdata) {
         info->max_batch = kg_u32(tb[KSMD_HELPER_A_MAX_BATCH]);
         kg_parse(kg_data(tb[KSMD_HELPER_A_STATS]), kg_dlen(tb[KSMD_HELPER_A_STATS]), st,
                  KSMD_HELPER_STAT_MAX);
-        for (int i = 1; i < KSMD_HELPER_STAT_PAD; i++) {
+        for (int i = 1; i <= KSMD_HELPER_STAT_MAX; i++) {
+                if (i == KSMD_HELPER_STAT_PAD)
+                        continue;
                 if (!st[i])
                         return -EBADMSG;
                 info->stats[i] = kg_u64(st[i]);
@@ -310,9 +321,9 @@ static inline int kg_count_cb(const struct nlmsghdr *h, void *userdata) {
         return 0;
 }
 
-static inline int kg_unmerge(KgSock *s, uint32_t pid, uint64_t addr, uint64_t len, uint64_t *ret_count) {
+static inline int kg_unmerge(KgSock *s, uint32_t pidfd, uint64_t addr, uint64_t len, uint64_t *ret_count) {
         kg_begin(s, s->family, KSMD_HELPER_CMD_UNMERGE, 0);
-        kg_put_u32(s, KSMD_HELPER_A_PID, pid);
+        kg_put_u32(s, KSMD_HELPER_A_PIDFD, pidfd);
         kg_put_u64(s, KSMD_HELPER_A_ADDR, addr);
         kg_put_u64(s, KSMD_HELPER_A_LENGTH, len);
         return kg_transact(s, kg_count_cb, ret_count);
@@ -348,7 +359,7 @@ static inline int kg_get_pages(KgSock *s, KgDump *d) {
 static inline const char *kg_result_name(uint32_t r) {
         static const char *const names[] = {
                 "merged", "already", "differs", "busy", "changed", "unsupported",
-                "no-process", "no-page", "no-handle", "no-memory",
+                "no-process", "no-page", "no-handle", "no-memory", "bad-pidfd", "no-access",
         };
         return r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }

@@ -105,9 +105,9 @@ static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
         KgItem *it = calloc(b - a, sizeof(*it));
 
         for (size_t i = a; i < b; i++) {
-                it[i - a].pid = t->pid;
+                it[i - a].pidfd = t->pidfd;
                 it[i - a].addr = (uintptr_t) t->base + i * PG;
-                it[i - a].src_pid = src->pid;
+                it[i - a].src_pidfd = src->pidfd;
                 it[i - a].src_addr = (uintptr_t) src->base + i * PG;
         }
         return it;
@@ -117,7 +117,7 @@ static KgItem *handle_items(Worker *t, size_t a, size_t b, uint64_t handle) {
         KgItem *it = calloc(b - a, sizeof(*it));
 
         for (size_t i = a; i < b; i++) {
-                it[i - a].pid = t->pid;
+                it[i - a].pidfd = t->pidfd;
                 it[i - a].addr = (uintptr_t) t->base + i * PG;
                 it[i - a].handle = handle;
         }
@@ -398,7 +398,7 @@ int main(int argc, char *argv[]) {
 
         /* UNMERGE C's page. */
         file_b = status_kb(C.pid, "RssFile");
-        r = kg_unmerge(&s, C.pid, (uintptr_t) C.base, n * PG, &count);
+        r = kg_unmerge(&s, C.pidfd, (uintptr_t) C.base, n * PG, &count);
         printf("# UNMERGE: r=%d count=%lu (%s)\n", r, (unsigned long) count, kg_extack);
         tap(r == 0 && count == 1 && worker_do(&C, W_CHECK, 0, 1, 7) == 0 &&
             status_kb(C.pid, "RssFile") < file_b,

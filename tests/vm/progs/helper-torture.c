@@ -35,6 +35,7 @@ typedef struct {
 } Shared;
 
 static Shared *sh;
+static int pidfds[MAX_PROCS];   /* the processes, as the merger threads name them */
 static int secs = 60, procs = 4, writers = 3, mergers = 2;
 static size_t pages = 512;
 
@@ -186,7 +187,7 @@ static void *merger(void *p) {
 
                         if (first + len > pages)
                                 len = pages - first;
-                        r = kg_unmerge(&s, sh->pid[pi], sh->base[pi] + first * PG, len * PG, &count);
+                        r = kg_unmerge(&s, pidfds[pi], sh->base[pi] + first * PG, len * PG, &count);
                         if (r < 0)
                                 atomic_fetch_add(&sh->request_errors, 1);
                         atomic_fetch_add(&sh->unmerged, count);
@@ -197,7 +198,7 @@ static void *merger(void *p) {
                         uint64_t h = handles[rnd(&seed) % 64];
 
                         items[k] = (KgItem) {
-                                .pid = sh->pid[pa],
+                                .pidfd = pidfds[pa],
                                 .addr = sh->base[pa] + (rnd(&seed) % pages) * PG,
                         };
                         if (zero)
@@ -205,7 +206,7 @@ static void *merger(void *p) {
                         if (h && kind >= 50) {
                                 items[k].handle = h;
                         } else {
-                                items[k].src_pid = sh->pid[pb];
+                                items[k].src_pidfd = pidfds[pb];
                                 items[k].src_addr = sh->base[pb] + (rnd(&seed) % pages) * PG;
                         }
                 }
@@ -255,6 +256,12 @@ int main(int argc, char *argv[]) {
                 if (p == 0)
                         process_main(i);
                 sh->pid[i] = p;
+                pidfds[i] = kg_pidfd_open(p);
+                if (pidfds[i] < 0) {
+                        printf("not ok 1 - pidfd_open of a writer process: %s\n1..1\n",
+                               strerror(-pidfds[i]));
+                        return 1;
+                }
         }
         while (atomic_load(&sh->ready) < procs)
                 usleep(10000);

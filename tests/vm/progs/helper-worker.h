@@ -16,7 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 
 #define PG 4096UL
 
@@ -36,6 +39,8 @@ enum {
         W_MREMAP,       /* move the whole region; reply: 0 or errno */
         W_FORK_CHECK,   /* a..b, val: seed: a child checks, writes, checks; reply: failures */
         W_ADDR,         /* reply: region address */
+        W_SETUID,       /* val: become this uid and gid, stay dumpable; reply: errno */
+        W_NO_PTRACE,    /* drop CAP_SYS_PTRACE; val: stay dumpable (1) or not (0); reply: errno */
         W_EXIT,
 };
 
@@ -47,6 +52,7 @@ typedef struct {
 
 typedef struct {
         pid_t pid;
+        int pidfd;      /* the worker's pidfd, what requests name it by */
         int to, from;
         char *base;     /* the worker's region address (valid in the worker) */
         size_t pages;
@@ -66,6 +72,19 @@ static inline int w_page_is(const char *p, uint64_t v) {
                 if (((const uint64_t *) p)[k] != v)
                         return 0;
         return 1;
+}
+
+/* Drops one capability from the effective, permitted and inheritable sets; 0 or errno. */
+static inline int w_drop_cap(int cap) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2];
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return errno;
+        d[cap / 32].effective &= ~(1U << (cap % 32));
+        d[cap / 32].permitted &= ~(1U << (cap % 32));
+        d[cap / 32].inheritable &= ~(1U << (cap % 32));
+        return syscall(SYS_capset, &h, d) < 0 ? errno : 0;
 }
 
 static inline long w_check(char *base, size_t a, size_t b, uint64_t seed, int zero_ok) {
@@ -176,6 +195,16 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                 case W_ADDR:
                         r = (long) (uintptr_t) base;
                         break;
+                case W_SETUID:
+                        /* A change of uid clears the dumpable flag: set it again. */
+                        r = setgid((gid_t) c.val) < 0 || setuid((uid_t) c.val) < 0 ||
+                            prctl(PR_SET_DUMPABLE, 1) < 0 ? errno : 0;
+                        break;
+                case W_NO_PTRACE:
+                        r = w_drop_cap(CAP_SYS_PTRACE);
+                        if (!r && prctl(PR_SET_DUMPABLE, (int) c.val) < 0)
+                                r = errno;
+                        break;
                 case W_EXIT:
                         _exit(0);
                 }
@@ -203,7 +232,8 @@ static inline int worker_start(Worker *w, size_t pages, int thp) {
         w->to = p1[1];
         w->from = p2[0];
         w->pages = pages;
-        return 0;
+        w->pidfd = (int) syscall(__NR_pidfd_open, w->pid, 0);
+        return w->pidfd < 0 ? -errno : 0;
 }
 
 static inline long worker_do(Worker *w, int op, size_t a, size_t b, uint64_t val) {
@@ -229,6 +259,9 @@ static inline void worker_stop(Worker *w) {
         waitpid(w->pid, NULL, 0);
         close(w->to);
         close(w->from);
+        if (w->pidfd >= 0)
+                close(w->pidfd);
+        w->pidfd = -1;
         w->pid = 0;
 }
 
