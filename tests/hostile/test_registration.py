@@ -126,7 +126,9 @@ class StaysAuthorised(HostileTest):
         wait_for(lambda: rid not in [r["id"] for r in self.regions()], timeout=30,
                  what="the region of the process that executed a setuid program to be dropped")
         self.assertIn(f"Region {rid}", self.daemon.read_log())
-        self.assertIn("dropped: it executed another program", self.daemon.read_log())
+        # A setuid exec does both: a new program, then new credentials. Which one the re-check meets
+        # first depends on when the old memory is let go (a racing reader holds it a moment longer).
+        self.assertRegex(self.daemon.read_log(), r"dropped: (it executed another program|its credentials changed)")
 
     def test_a_user_cannot_register_memory_it_may_not_read(self):
         roots = self.holder(4, 0x22)
