@@ -17,14 +17,18 @@
  * per uid per BUS_SERVER_LOG_INTERVAL_USEC, so a flood does not flood the
  * journal.
  *
- * What one peer can make the daemon hold is bounded too. The kernel keeps at
- * most BUS_SERVER_SNDBUF_BYTES of unread replies per connection; beyond that
- * sd-bus queues them, and a connection whose queue passes
- * BUS_SERVER_MAX_QUEUED_MESSAGES is closed: its peer stopped reading. Calls a
- * peer pipelines are processed at most BUS_SERVER_CALLS_PER_ITERATION per
- * event-loop iteration (and one more by sd-bus itself), so one connection
- * cannot starve the others or the scan timer. After a connection is freed,
- * memory the heap holds free is given back to the kernel (malloc_trim()).
+ * What one peer can make the daemon hold is bounded too. What it sends
+ * reaches sd-bus through a frame (bus-frame.h), which closes a connection
+ * whose peer sends a message larger than BUS_FRAME_MAX_MESSAGE_BYTES, or
+ * more than BUS_FRAME_MAX_AUTH_BYTES before BEGIN, before sd-bus holds more
+ * of it. The kernel keeps at most BUS_SERVER_SNDBUF_BYTES of unread replies
+ * per connection; beyond that sd-bus queues them, and a connection whose
+ * queue passes BUS_SERVER_MAX_QUEUED_MESSAGES is closed: its peer stopped
+ * reading. Calls a peer pipelines are processed at most
+ * BUS_SERVER_CALLS_PER_ITERATION per event-loop iteration (and one more by
+ * sd-bus itself), so one connection cannot starve the others or the scan
+ * timer. After a connection is freed, memory the heap holds free is given
+ * back to the kernel (malloc_trim()).
  */
 
 #include <stdbool.h>
@@ -82,6 +86,10 @@ typedef struct BusLimits {
  * The socket file is BUS_SERVER_SOCKET_MODE, owned by root and socket_gid,
  * before anyone can connect to a socket the server makes; a socket from
  * systemd gets the same mode and owner (its path from getsockname()).
+ *
+ * -EPERM if a method or writable property of object->vtable lacks
+ * SD_BUS_VTABLE_UNPRIVILEGED: the owner authorizes every call itself, and
+ * sd-bus's own check would read the wrong credentials (bus-frame.h).
  */
 int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
                    const BusLimits *limits, const BusObject *object, BusServer **ret);
