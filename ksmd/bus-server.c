@@ -71,8 +71,8 @@ void *bus_connection_userdata(BusConnection *c) {
 bool bus_connection_is_backlogged(BusConnection *c) {
         uint64_t n = 0;
 
-        return !c->system_bus && sd_bus_get_n_queued_write(c->bus, &n) >= 0 &&
-               n > BUS_SERVER_BACKLOG_MESSAGES;
+        /* sd-bus queues a message only once the kernel's buffer is full. */
+        return !c->system_bus && sd_bus_get_n_queued_write(c->bus, &n) >= 0 && n > 0;
 }
 
 /* Reads a uint32 in a variant. */
@@ -271,12 +271,16 @@ void bus_server_emit_changed(BusServer *s, char **names) {
                                                            s->object.interface, loud);
 }
 
+/* The most messages that may wait unread for the peer of c before it is closed. */
+static uint64_t max_queued(const BusConnection *c) {
+        return c->peer.uid == 0 ? BUS_SERVER_MAX_QUEUED_MESSAGES : BUS_SERVER_MAX_QUEUED_MESSAGES_USER;
+}
+
 static void close_unread(BusServer *s, BusConnection *c, uint64_t queued) {
         if (uid_log_limit_test(s, &s->limit_log, c->peer.uid))
                 log_warning("Closing the control connection of uid %u (pid %d): it left %" PRIu64
-                            " messages unread (at most %u); logged once a minute per uid.",
-                            (unsigned) c->peer.uid, (int) c->peer.pid, queued,
-                            BUS_SERVER_MAX_QUEUED_MESSAGES);
+                            " messages unread (at most %" PRIu64 "); logged once a minute per uid.",
+                            (unsigned) c->peer.uid, (int) c->peer.pid, queued, max_queued(c));
         connection_remove(s, c);
 }
 
@@ -304,9 +308,10 @@ static void on_frame_failed(BusFrame *f, int error, void *userdata) {
  * calls a peer pipelined waiting in its read buffer while nothing more comes.
  * After every event-loop iteration, run each connection,
  * BUS_SERVER_CALLS_PER_ITERATION steps at most; one with more to do gets
- * another iteration (more_source). Then close the connections whose peers
- * stopped reading, tell each frame whether sd-bus left authentication, and
- * give the memory of freed connections back.
+ * another iteration (more_source). Close the connections whose peers stopped
+ * reading, checked at every step, so that none passes its bound by more than
+ * what sd-bus's own wake-up added. Tell each frame whether sd-bus left
+ * authentication. Then give the memory of freed connections back.
  */
 static int on_post(sd_event_source *source, void *userdata) {
         BusServer *s = userdata;
@@ -317,15 +322,20 @@ static int on_post(sd_event_source *source, void *userdata) {
                 BusConnection *c = s->connections[i - 1];
                 sd_bus *bus = sd_bus_ref(c->bus);
                 uint64_t queued = 0;
+                bool gone = false;
                 unsigned k;
                 int r = 0;
 
                 for (k = 0; k < BUS_SERVER_CALLS_PER_ITERATION; k++) {
                         r = sd_bus_process(bus, NULL);
-                        if (r <= 0)
+                        gone = i - 1 >= s->n_connections || s->connections[i - 1] != c;
+                        if (r <= 0 || gone)
+                                break;
+                        (void) sd_bus_get_n_queued_write(bus, &queued);
+                        if (queued > max_queued(c))
                                 break;
                 }
-                if (i - 1 >= s->n_connections || s->connections[i - 1] != c) {
+                if (gone) {
                         sd_bus_unref(bus); /* it closed while processing */
                         continue;
                 }
@@ -333,7 +343,7 @@ static int on_post(sd_event_source *source, void *userdata) {
                 (void) sd_bus_get_n_queued_write(bus, &queued);
                 r = bus_frame_notify_bus(c->frame, sd_bus_is_ready(bus) > 0);
                 sd_bus_unref(bus);
-                if (queued > BUS_SERVER_MAX_QUEUED_MESSAGES)
+                if (queued > max_queued(c))
                         close_unread(s, c, queued);
                 else if (r < 0)
                         close_refused(s, c, r);
