@@ -15,6 +15,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
 
+#include "bus-frame.h"
 #include "bus-server.h"
 #include "log.h"
 #include "pidfd-util.h"
@@ -24,6 +25,7 @@ struct BusConnection {
         sd_bus *bus;
         bool system_bus;               /* credentials come with each message */
         PeerCreds peer;                /* private socket: from accept time */
+        BusFrame *frame;               /* private socket: what the peer sends reaches sd-bus through it */
 };
 
 /* How many uids a refusal log remembers; beyond them, lines are dropped until an entry is a minute old. */
@@ -59,6 +61,7 @@ struct BusServer {
         BusLimits limits;
         UidLogLimit refused_log;       /* peers the owner does not admit */
         UidLogLimit limit_log;         /* peers beyond a limit */
+        UidLogLimit frame_log;         /* peers whose bytes the frame refused */
 };
 
 void *bus_connection_userdata(BusConnection *c) {
@@ -68,8 +71,8 @@ void *bus_connection_userdata(BusConnection *c) {
 bool bus_connection_is_backlogged(BusConnection *c) {
         uint64_t n = 0;
 
-        return !c->system_bus && sd_bus_get_n_queued_write(c->bus, &n) >= 0 &&
-               n > BUS_SERVER_BACKLOG_MESSAGES;
+        /* sd-bus queues a message only once the kernel's buffer is full. */
+        return !c->system_bus && sd_bus_get_n_queued_write(c->bus, &n) >= 0 && n > 0;
 }
 
 /* Reads a uint32 in a variant. */
@@ -205,6 +208,8 @@ static void connection_free(BusConnection *c) {
         if (!c)
                 return;
         safe_close(c->peer.pidfd);
+        /* It holds a duplicate of the peer's socket: the peer sees the connection closed once both are. */
+        bus_frame_free(c->frame);
         if (c->bus) {
                 sd_bus_detach_event(c->bus);
                 /* Not flushed: a peer that reads nothing would block the daemon forever. */
@@ -266,15 +271,47 @@ void bus_server_emit_changed(BusServer *s, char **names) {
                                                            s->object.interface, loud);
 }
 
+/* The most messages that may wait unread for the peer of c before it is closed. */
+static uint64_t max_queued(const BusConnection *c) {
+        return c->peer.uid == 0 ? BUS_SERVER_MAX_QUEUED_MESSAGES : BUS_SERVER_MAX_QUEUED_MESSAGES_USER;
+}
+
+static void close_unread(BusServer *s, BusConnection *c, uint64_t queued) {
+        if (uid_log_limit_test(s, &s->limit_log, c->peer.uid))
+                log_warning("Closing the control connection of uid %u (pid %d): it left %" PRIu64
+                            " messages unread (at most %" PRIu64 "); logged once a minute per uid.",
+                            (unsigned) c->peer.uid, (int) c->peer.pid, queued, max_queued(c));
+        connection_remove(s, c);
+}
+
+/* The frame refused what the peer of c sent, or sd-bus its authentication: c is closed. */
+static void close_refused(BusServer *s, BusConnection *c, int error) {
+        char reason[128];
+
+        /* sd-bus closed its end first: its Disconnected says so. */
+        if (!IN_SET(error, -EPIPE, -ECONNRESET) && uid_log_limit_test(s, &s->frame_log, c->peer.uid))
+                log_notice("Closing the control connection of uid %u (pid %d): %s; logged once a minute "
+                           "per uid.",
+                           (unsigned) c->peer.uid, (int) c->peer.pid,
+                           bus_frame_describe(c->frame, error, reason, sizeof(reason)));
+        connection_remove(s, c);
+}
+
+static void on_frame_failed(BusFrame *f, int error, void *userdata) {
+        BusConnection *c = userdata;
+
+        close_refused(c->server, c, error);
+}
+
 /*
- * A client that sends BEGIN and its first call in one write (dbus-send
- * --peer does) leaves the call in sd-bus's read buffer once authentication
- * completes; sd-bus's event integration processes one step per wake-up and
- * would then sleep on a socket with nothing more to read. After every
- * event-loop iteration, run each connection, BUS_SERVER_CALLS_PER_ITERATION
- * steps at most; one with more to do gets another iteration (more_source).
- * Then close the connections whose peers stopped reading, and give the
- * memory of freed connections back.
+ * sd-bus's event integration processes one step per wake-up, and would leave
+ * calls a peer pipelined waiting in its read buffer while nothing more comes.
+ * After every event-loop iteration, run each connection,
+ * BUS_SERVER_CALLS_PER_ITERATION steps at most; one with more to do gets
+ * another iteration (more_source). Close the connections whose peers stopped
+ * reading, checked at every step, so that none passes its bound by more than
+ * what sd-bus's own wake-up added. Tell each frame whether sd-bus left
+ * authentication. Then give the memory of freed connections back.
  */
 static int on_post(sd_event_source *source, void *userdata) {
         BusServer *s = userdata;
@@ -285,30 +322,31 @@ static int on_post(sd_event_source *source, void *userdata) {
                 BusConnection *c = s->connections[i - 1];
                 sd_bus *bus = sd_bus_ref(c->bus);
                 uint64_t queued = 0;
+                bool gone = false;
                 unsigned k;
                 int r = 0;
 
                 for (k = 0; k < BUS_SERVER_CALLS_PER_ITERATION; k++) {
                         r = sd_bus_process(bus, NULL);
-                        if (r <= 0)
+                        gone = i - 1 >= s->n_connections || s->connections[i - 1] != c;
+                        if (r <= 0 || gone)
+                                break;
+                        (void) sd_bus_get_n_queued_write(bus, &queued);
+                        if (queued > max_queued(c))
                                 break;
                 }
-                if (i - 1 >= s->n_connections || s->connections[i - 1] != c) {
+                if (gone) {
                         sd_bus_unref(bus); /* it closed while processing */
                         continue;
                 }
                 more = more || r > 0;
                 (void) sd_bus_get_n_queued_write(bus, &queued);
+                r = bus_frame_notify_bus(c->frame, sd_bus_is_ready(bus) > 0);
                 sd_bus_unref(bus);
-                if (queued > BUS_SERVER_MAX_QUEUED_MESSAGES) {
-                        if (uid_log_limit_test(s, &s->limit_log, c->peer.uid))
-                                log_warning("Closing the control connection of uid %u (pid %d): it left "
-                                            "%" PRIu64 " messages unread (at most %u); "
-                                            "logged once a minute per uid.",
-                                            (unsigned) c->peer.uid, (int) c->peer.pid, queued,
-                                            BUS_SERVER_MAX_QUEUED_MESSAGES);
-                        connection_remove(s, c);
-                }
+                if (queued > max_queued(c))
+                        close_unread(s, c, queued);
+                else if (r < 0)
+                        close_refused(s, c, r);
         }
         if (more)
                 (void) sd_event_source_set_enabled(s->more_source, SD_EVENT_ONESHOT);
@@ -366,8 +404,9 @@ static bool admits(const BusServer *s, const PeerCreds *peer) {
 
 static int on_connection(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         BusServer *s = userdata;
-        _cleanup_close_ int nfd = -EBADF;
+        _cleanup_close_ int nfd = -EBADF, bus_fd = -EBADF;
         BusConnection *c = NULL, **l;
+        int peer_fd;
         const char *reason = NULL;
         ConnectionCounts n;
         PeerCreds peer;
@@ -424,14 +463,26 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         c->server = s;
         c->peer = peer;
 
+        /* sd-bus reads what the peer sends from the frame, which bounds it, and writes to the peer. */
+        r = bus_frame_new(nfd, on_frame_failed, c, &c->frame, &bus_fd);
+        if (r < 0)
+                goto fail;
         r = sd_bus_new(&c->bus);
         if (r < 0)
                 goto fail;
-        r = sd_bus_set_fd(c->bus, nfd, nfd);
+        r = sd_bus_set_fd(c->bus, bus_fd, nfd);
         if (r < 0)
                 goto fail;
-        TAKE_FD(nfd);
+        TAKE_FD(bus_fd);
+        peer_fd = TAKE_FD(nfd);
         r = sd_bus_set_server(c->bus, 1, s->server_id);
+        if (r < 0)
+                goto fail;
+        /*
+         * sd-bus checks a uid named in EXTERNAL against the credentials of the socket it reads, the
+         * frame's socketpair: this daemon's. It need not check anything: the caller is known from accept.
+         */
+        r = sd_bus_set_anonymous(c->bus, 1);
         if (r < 0)
                 goto fail;
         r = sd_bus_negotiate_fds(c->bus, 1);
@@ -449,12 +500,15 @@ static int on_connection(sd_event_source *source, int fd, uint32_t revents, void
         if (r < 0)
                 goto fail;
         /* sd-bus asks for 8 MiB; a peer that reads nothing would pin that much of the kernel's memory. */
-        if (setsockopt(sd_bus_get_fd(c->bus), SOL_SOCKET, SO_SNDBUF, &(int) { BUS_SERVER_SNDBUF_BYTES },
+        if (setsockopt(peer_fd, SOL_SOCKET, SO_SNDBUF, &(int) { BUS_SERVER_SNDBUF_BYTES },
                        sizeof(int)) < 0) {
                 r = -errno;
                 goto fail;
         }
         r = sd_bus_attach_event(c->bus, s->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                goto fail;
+        r = bus_frame_attach_event(c->frame, s->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 goto fail;
 
@@ -588,12 +642,32 @@ size_t bus_server_drop_unadmitted(BusServer *s) {
         return n;
 }
 
+/*
+ * true if sd-bus lets anyone call every method and set every writable
+ * property of vtable (SD_BUS_VTABLE_UNPRIVILEGED). It would check any other
+ * against the credentials of the socket it reads, which on the private socket
+ * is the frame's socketpair (bus-frame.h) and has this daemon's, and so let
+ * every caller through. The owner authorizes each call (bus_connection_caller()).
+ */
+static bool vtable_is_unprivileged(const sd_bus_vtable *vtable) {
+        for (const sd_bus_vtable *v = vtable; v->type != _SD_BUS_VTABLE_END; v++) {
+                char type = (char) v->type;
+
+                if (IN_SET(type, _SD_BUS_VTABLE_METHOD, _SD_BUS_VTABLE_WRITABLE_PROPERTY) &&
+                    !(v->flags & SD_BUS_VTABLE_UNPRIVILEGED))
+                        return false;
+        }
+        return true;
+}
+
 int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
                    const BusLimits *limits, const BusObject *object, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         _cleanup_close_ int fd = listen_fd;
         int r;
 
+        if (!vtable_is_unprivileged(object->vtable))
+                return -EPERM;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;

@@ -17,14 +17,38 @@
  * per uid per BUS_SERVER_LOG_INTERVAL_USEC, so a flood does not flood the
  * journal.
  *
- * What one peer can make the daemon hold is bounded too. The kernel keeps at
- * most BUS_SERVER_SNDBUF_BYTES of unread replies per connection; beyond that
- * sd-bus queues them, and a connection whose queue passes
- * BUS_SERVER_MAX_QUEUED_MESSAGES is closed: its peer stopped reading. Calls a
- * peer pipelines are processed at most BUS_SERVER_CALLS_PER_ITERATION per
- * event-loop iteration (and one more by sd-bus itself), so one connection
- * cannot starve the others or the scan timer. After a connection is freed,
- * memory the heap holds free is given back to the kernel (malloc_trim()).
+ * What one peer can make the daemon hold is bounded too. What it sends
+ * reaches sd-bus through a frame (bus-frame.h), which closes a connection
+ * whose peer sends a message larger than BUS_FRAME_MAX_MESSAGE_BYTES, or
+ * more than BUS_FRAME_MAX_AUTH_BYTES before BEGIN, before sd-bus holds more
+ * of it. The kernel keeps at most BUS_SERVER_SNDBUF_BYTES (doubled) of unread
+ * replies per connection; beyond that sd-bus queues them, and a connection
+ * whose queue passes BUS_SERVER_MAX_QUEUED_MESSAGES_USER
+ * (BUS_SERVER_MAX_QUEUED_MESSAGES for root) is closed: its peer stopped
+ * reading. Calls a peer pipelines are processed at most
+ * BUS_SERVER_CALLS_PER_ITERATION per event-loop iteration (and one more by
+ * sd-bus itself), so one connection cannot starve the others or the scan
+ * timer. After a connection is freed, memory the heap holds free is given
+ * back to the kernel (malloc_trim()).
+ *
+ * So a connection of a user other than root holds at most, with the
+ * defaults (sd-bus 252 counts queued messages, not bytes: the bytes follow
+ * from the largest messages):
+ *   - of what its peer sends: two messages in sd-bus (the one it dispatches,
+ *     the next arriving), BUS_FRAME_BUFFER_BYTES in the frame and twice
+ *     BUS_FRAME_PAIR_SNDBUF_BYTES in the kernel: 272 KiB;
+ *   - for its peer: twice BUS_SERVER_SNDBUF_BYTES in the kernel, 512 KiB; in
+ *     sd-bus BUS_SERVER_MAX_QUEUED_MESSAGES_USER + 1 messages (sd-bus's own
+ *     wake-up may add one before on_post() looks; the PropertiesChanged of a
+ *     settings change, which only root and operators make, come on top) of
+ *     at most 5 KiB each (the largest reply a caller cannot grow is
+ *     Introspect, 5011 bytes), 165 KiB; and one ListRegions() reply, which
+ *     is refused while any message waits in sd-bus
+ *     (bus_connection_is_backlogged()): at most 1.5 KiB per region (with
+ *     both notes REGION_NOTE_MAX long), 368 KiB at MaxRegionsPerClient=256.
+ * 1317 KiB in all, kernel included: MaxConnections=64 of them hold under
+ * 84 MiB, which leaves room beside MaxMetadata=256M in MemoryMax=512M of
+ * ksmd.service.
  */
 
 #include <stdbool.h>
@@ -40,10 +64,10 @@
 
 #define BUS_SERVER_LOG_INTERVAL_USEC USEC_PER_MINUTE
 #define BUS_SERVER_SNDBUF_BYTES (256u * 1024u)  /* per connection; the kernel doubles it */
+/* Messages that may wait in sd-bus for the peer to read them: root's connections, everyone else's. */
 #define BUS_SERVER_MAX_QUEUED_MESSAGES 256u
+#define BUS_SERVER_MAX_QUEUED_MESSAGES_USER 32u
 #define BUS_SERVER_CALLS_PER_ITERATION 16u
-/* Unread messages beyond which a connection gets no reply that grows with the daemon's state. */
-#define BUS_SERVER_BACKLOG_MESSAGES 8u
 
 typedef struct BusServer BusServer;
 typedef struct BusConnection BusConnection;
@@ -82,6 +106,10 @@ typedef struct BusLimits {
  * The socket file is BUS_SERVER_SOCKET_MODE, owned by root and socket_gid,
  * before anyone can connect to a socket the server makes; a socket from
  * systemd gets the same mode and owner (its path from getsockname()).
+ *
+ * -EPERM if a method or writable property of object->vtable lacks
+ * SD_BUS_VTABLE_UNPRIVILEGED: the owner authorizes every call itself, and
+ * sd-bus's own check would read the wrong credentials (bus-frame.h).
  */
 int bus_server_new(sd_event *event, const char *socket_path, int listen_fd, gid_t socket_gid,
                    const BusLimits *limits, const BusObject *object, BusServer **ret);
@@ -123,10 +151,10 @@ size_t bus_server_n_connections(const BusServer *s);
 void *bus_connection_userdata(BusConnection *c);
 
 /*
- * true if more than BUS_SERVER_BACKLOG_MESSAGES messages wait for the peer
- * to read them (never on the system bus): a method whose reply grows with
- * the daemon's state (ListRegions) refuses to add one, so that a peer that
- * stops reading holds at most that many big replies.
+ * true if any message waits in sd-bus for the peer to read it, that is, the
+ * kernel's buffer for the connection is full (never on the system bus): a
+ * method whose reply grows with the daemon's state (ListRegions) refuses to
+ * add one, so that a peer that stops reading holds at most one big reply.
  */
 bool bus_connection_is_backlogged(BusConnection *c);
 

@@ -527,9 +527,9 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
         /* The one reply that grows with the daemon's state: not to a peer that leaves replies unread. */
         if (bus_connection_is_backlogged(c))
                 return sd_bus_error_setf(error, BUS_ERROR_LIMIT_EXCEEDED,
-                                         "More than %u replies wait for uid %u to read them; "
+                                         "Replies to uid %u wait beyond what the kernel buffers; "
                                          "read them before calling ListRegions again",
-                                         BUS_SERVER_BACKLOG_MESSAGES, (unsigned) peer.uid);
+                                         (unsigned) peer.uid);
 
         r = reply_open_array(m, "(uusbttssa{st})", &reply);
         if (r < 0)

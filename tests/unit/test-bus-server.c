@@ -420,7 +420,8 @@ static bool raw_client_has_read(void *userdata) {
 #define ALIGN8(x) (((x) + 7) & ~(size_t) 7)
 
 /* A method call without arguments, as the D-Bus specification's "Message Format" lays it out. */
-static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member, uint32_t serial) {
+static size_t marshal_call_endian(uint8_t *buf, size_t size, const char *member, uint32_t serial,
+                                  bool big_endian) {
         const struct {
                 uint8_t code;
                 char type;
@@ -434,10 +435,10 @@ static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member,
         uint32_t u;
 
         memset(buf, 0, size);
-        buf[0] = 'l';                    /* little endian, as the fields below are written */
+        buf[0] = big_endian ? 'B' : 'l'; /* the byte order of the numbers below */
         buf[1] = 1;                      /* METHOD_CALL */
         buf[3] = 1;                      /* protocol version; flags (2) and body length (4..7) are 0 */
-        u = htole32(serial);
+        u = big_endian ? htobe32(serial) : htole32(serial);
         memcpy(buf + 8, &u, sizeof(u));
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 size_t n = strlen(fields[i].value);
@@ -448,16 +449,20 @@ static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member,
                 buf[pos++] = 1;          /* the variant's signature: one type */
                 buf[pos++] = (uint8_t) fields[i].type;
                 buf[pos++] = 0;
-                u = htole32((uint32_t) n);
+                u = big_endian ? htobe32((uint32_t) n) : htole32((uint32_t) n);
                 memcpy(buf + pos, &u, sizeof(u));
                 pos += sizeof(u);
                 memcpy(buf + pos, fields[i].value, n + 1);
                 pos += n + 1;
         }
-        u = htole32((uint32_t) (pos - 16));
+        u = big_endian ? htobe32((uint32_t) (pos - 16)) : htole32((uint32_t) (pos - 16));
         memcpy(buf + 12, &u, sizeof(u));
         assert_true(ALIGN8(pos) <= size);
         return ALIGN8(pos);
+}
+
+static size_t marshal_call_serial(uint8_t *buf, size_t size, const char *member, uint32_t serial) {
+        return marshal_call_endian(buf, size, member, serial, false);
 }
 
 static size_t marshal_call(uint8_t *buf, size_t size, const char *member) {
@@ -609,6 +614,106 @@ static void test_pipelined_calls_are_served_a_few_per_iteration(void **state) {
         assert_int_equal(answered, n_calls);
 }
 
+/* A big-endian peer is served: the frame reads the size in the byte order the message says. */
+static void test_big_endian_call_is_answered(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        RawClient c = { .want = 16 };
+        uint8_t out[256];
+        size_t n;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = raw_connect();
+        c.fd = fd;
+        n = marshal_call_endian(out, sizeof(out), "WhoAmI", 1, true);
+        assert_int_equal(send(fd, out, n, MSG_NOSIGNAL), (ssize_t) n);
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_has_read, &c));
+        assert_int_equal(c.buf[1], 2);   /* METHOD_RETURN, not ERROR (3) */
+}
+
+static bool raw_client_closed(void *userdata) {
+        uint8_t buf[256];
+        ssize_t k;
+
+        while ((k = recv(*(const int *) userdata, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+                ;
+        return k == 0 || (k < 0 && errno != EAGAIN);
+}
+
+/*
+ * A peer that declares a message of 100 MB and streams it is closed once it
+ * has sent the fixed header: the server never holds more than a frame's
+ * buffer of it. Everyone else is served as before.
+ */
+static void test_message_larger_than_the_bound_closes_only_that_connection(void **state) {
+        _cleanup_close_ int fd = -EBADF;
+        static uint8_t chunk[64 * 1024];
+        uint32_t u;
+        size_t sent = 0;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        assert_int_equal(connect_client(0), 0);
+        fd = raw_connect();
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 3 }));
+        marshal_call(chunk, sizeof(chunk), "WhoAmI");
+        u = htole32(100u * 1000u * 1000u);
+        memcpy(chunk + 4, &u, sizeof(u));
+        while (sent < 100u * 1000u * 1000u && bus_server_n_connections(f.server) > 1) {
+                ssize_t k = send(fd, chunk, sizeof(chunk), MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (k < 0 && errno == EAGAIN) {
+                        assert_true(sd_event_run(f.event, 100 * 1000) >= 0);
+                        continue;
+                }
+                if (k < 0)
+                        break;   /* the server closed it */
+                sent += (size_t) k;
+                memset(chunk, 0, 16);    /* the rest is body */
+        }
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 2 }));
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_closed, &fd));
+        /* What the peer could send before that is what the kernel buffers, not the message. */
+        assert_true(sent < 4u * 1024u * 1024u);
+        assert_client_works(0);
+}
+
+/* sd-bus refuses BEGIN before authentication and keeps authenticating: the frame, which holds what
+ * follows BEGIN until sd-bus runs, closes such a connection at once instead of at sd-bus's timeout. */
+static bool server_has_a_connection(void *userdata) {
+        return bus_server_n_connections(f.server) > 0;
+}
+
+static void test_begin_without_authentication_closes_the_connection(void **state) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+
+        assert_int_equal(new_server(f.path, -EBADF, 4), 0);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_a_connection, NULL));
+        assert_int_equal(send(fd, "\0BEGIN\r\n", 8, MSG_NOSIGNAL), 8);
+        assert_true(peer_client_pump_until(f.event, NULL, server_has_fewer_connections, &(size_t) { 1 }));
+        assert_true(peer_client_pump_until(f.event, NULL, raw_client_closed, &fd));
+}
+
+static const sd_bus_vtable privileged_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("WhoAmI", "", "uuut", method_who_am_i, 0),
+        SD_BUS_VTABLE_END,
+};
+
+/* sd-bus would authorize such a member from the frame's socketpair, which has this daemon's credentials. */
+static void test_object_with_a_member_sd_bus_would_authorize_is_refused(void **state) {
+        assert_int_equal(bus_server_new(f.event, f.path, -EBADF, other_group(),
+                                        &(BusLimits) { .max_connections = 4, .max_connections_per_user = 4 },
+                                        &(BusObject) { .path = PROBE_PATH, .interface = PROBE_INTERFACE,
+                                                       .vtable = privileged_vtable, .userdata = &f.probe },
+                                        &f.server),
+                         -EPERM);
+        assert_null(f.server);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void) {
@@ -630,6 +735,10 @@ int main(void) {
                 TEST(test_call_in_the_same_write_as_begin_is_answered),
                 TEST(test_peer_that_stops_reading_is_disconnected),
                 TEST(test_pipelined_calls_are_served_a_few_per_iteration),
+                TEST(test_big_endian_call_is_answered),
+                TEST(test_message_larger_than_the_bound_closes_only_that_connection),
+                TEST(test_begin_without_authentication_closes_the_connection),
+                TEST(test_object_with_a_member_sd_bus_would_authorize_is_refused),
         };
 
         /* A client the server closes must not kill the test with SIGPIPE. */
