@@ -97,11 +97,12 @@ def _install_kernel_module(moddir, rel, root):
 
 
 def build(out_path, init_script, scenario, lib_script, kver, module=None,
-          extra_modules=(), programs=()):
-    """Writes a gzip-compressed newc cpio to out_path."""
+          extra_modules=(), programs=(), moddir=None):
+    """Writes a gzip-compressed newc cpio to out_path. The kernel's own
+    modules come from moddir, by default /lib/modules/kver."""
     if not os.access(BUSYBOX, os.X_OK):
         raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
-    moddir = f"/lib/modules/{kver}"
+    moddir = moddir or f"/lib/modules/{kver}"
 
     with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
         # The temporary directory is 0700; as the guest's / it would keep
