@@ -11,6 +11,10 @@
  * seconds pass, or stdin closes with --stdin) every child verifies all its
  * pages and the parent exits 0 only if every child read back exactly its
  * own content. On SIGTERM/SIGINT it ends its children, by pid, and exits.
+ * On SIGUSR2 every child rewrites its duplicate pages with the next
+ * generation of their contents (still the same in every process, different
+ * from before) and prints "rewritten PID GEN": writes that a checkpoint tool
+ * tracking dirty pages must see, to pages a deduplicator merges again.
  *
  * With --touch-procs K the first K processes also run a memory-touching
  * thread (the benchmarks' measure of the workload's own slowdown): it reads
@@ -73,12 +77,15 @@ static struct {
         .volatile_period_ms = 10,
 };
 
-static volatile sig_atomic_t got_verify, got_stop;
+static volatile sig_atomic_t got_verify, got_stop, got_rewrite;
+static uint64_t dup_gen;        /* generation of the duplicate pages' contents (SIGUSR2) */
 static _Atomic uint64_t *touch_counts;   /* MAX_PROCS slots, shared with the parent and readers */
 
 static void on_signal(int sig) {
         if (sig == SIGUSR1)
                 got_verify = 1;
+        else if (sig == SIGUSR2)
+                got_rewrite = 1;
         else
                 got_stop = 1;
 }
@@ -115,7 +122,8 @@ static void fill_page(uint64_t *dst, unsigned proc, uint64_t page, uint64_t gen)
                 return;
         }
         if (k == KIND_DUP)
-                state = opt.seed * 0x100000001b3ull ^ (opt.dup_groups ? page % opt.dup_groups : page);
+                state = opt.seed * 0x100000001b3ull ^ (opt.dup_groups ? page % opt.dup_groups : page) ^
+                        (dup_gen << 40);
         else
                 state = opt.seed ^ ((uint64_t) (proc + 1) << 48) ^ page ^ (gen << 32) ^ 0x5555;
         for (unsigned i = 0; i < PAGE_BYTES / sizeof(uint64_t); i++)
@@ -208,6 +216,20 @@ static uint64_t verify(Child *c) {
         return bad;
 }
 
+/* SIGUSR2 in a child: the duplicate pages take their next generation's contents. */
+static int rewrite_dups(Child *c) {
+        uint64_t buf[PAGE_BYTES / sizeof(uint64_t)];
+        char line[64];
+
+        dup_gen++;
+        for (uint64_t page = 0; page < opt.pages && kind_of(page) == KIND_DUP; page++) {
+                fill_page(buf, c->proc, page, 0);
+                memcpy(c->mem + page * PAGE_BYTES, buf, PAGE_BYTES);
+        }
+        snprintf(line, sizeof(line), "rewritten %d %" PRIu64 "\n", getpid(), dup_gen);
+        return write(STDOUT_FILENO, line, strlen(line)) < 0 ? -errno : 0;
+}
+
 /* Runs in the child: allocate, fill, report, wait for verify/stop. Exit 0 if intact. */
 static int child_main(unsigned proc, int report_fd) {
         size_t bytes = opt.pages * PAGE_BYTES;
@@ -262,8 +284,11 @@ static int child_main(unsigned proc, int report_fd) {
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         sigaddset(&mask, SIGTERM);
-        (void) sigwait(&mask, &sig);
+        while (sigwait(&mask, &sig) == 0 && sig == SIGUSR2)
+                if (rewrite_dups(&c) < 0)
+                        return 2;
 
         atomic_store(&c.stop, true);
         if (have_writer)
@@ -455,6 +480,7 @@ int main(int argc, char *argv[]) {
         /* Children wait for these with sigwait(), so block them before fork. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
@@ -493,10 +519,11 @@ int main(int argc, char *argv[]) {
         printf("ready\n");
         fflush(stdout);
 
-        sigprocmask(SIG_UNBLOCK, &mask, NULL);
         sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGUSR2, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
         for (time_t end = opt.hold_s ? time(NULL) + opt.hold_s : 0; !got_verify && !got_stop;) {
                 struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -504,6 +531,11 @@ int main(int argc, char *argv[]) {
 
                 if (end && time(NULL) >= end)
                         break;
+                if (got_rewrite) {
+                        got_rewrite = 0;
+                        for (unsigned p = 0; p < opt.procs; p++)
+                                kill(pids[p], SIGUSR2);
+                }
                 if (opt.stdin_mode) {
                         if (poll(&pfd, 1, 200) > 0 && read(STDIN_FILENO, buf, sizeof(buf)) <= 0)
                                 break;
