@@ -30,6 +30,7 @@
 #include <sys/un.h>
 
 #include "helper-client.h"
+#include "host-probe.h"
 #include "proc-reader.h"
 
 static int cmp_u64(const void *a, const void *b) {
@@ -83,9 +84,9 @@ static int cmd_pages(int n_args, char *args[]) {
                 fprintf(stderr, "ksmd-probe pages: expected PID ADDR PAGES triples\n");
                 return 2;
         }
-        r = proc_zero_pfns(&zero_pfn, &huge_zero_pfn);
-        if (r < 0 || zero_pfn == 0) {
-                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN (root needed)\n");
+        r = host_probe_zero_pfns(&zero_pfn, &huge_zero_pfn);
+        if (r < 0) {
+                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN: %s\n", strerror(-r));
                 return 1;
         }
 
