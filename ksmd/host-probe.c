@@ -163,7 +163,8 @@ _noreturn_ static void probe_child(int cmd_fd, int reply_fd, pid_t parent, uint6
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(1);
 
-        a = mmap(NULL, PAGES_A * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        a = mmap(NULL, PAGES_A * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                 0);
         b = mmap(NULL, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         s = mmap(NULL, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (a == MAP_FAILED || b == MAP_FAILED || s == MAP_FAILED) {
@@ -238,8 +239,8 @@ static uint64_t categories_at(int fd, uint64_t addr, uint64_t mask) {
         uint64_t walk_end;
         size_t n;
 
-        if (proc_pagemap_scan(fd, addr, addr + PAGE_SIZE_BYTES, 0, mask, &run, 1, &n, &walk_end) < 0 || n != 1 ||
-            run.start > addr || run.end <= addr)
+        if (proc_pagemap_scan(fd, addr, addr + PAGE_SIZE_BYTES, 0, mask, &run, 1, &n, &walk_end) < 0 ||
+            n != 1 || run.start > addr || run.end <= addr)
                 return 0;
         return run.categories;
 }
@@ -296,8 +297,8 @@ static void observe_memory_reads(HostObservations *o, pid_t pid, const ProbeLayo
 }
 
 /* Everything but the settings, asked of the running child. */
-static void observe_child(HostObservations *o, pid_t pid, const ProbeLayout *l, uint64_t fork_shared, int cmd_fd,
-                          int reply_fd) {
+static void observe_child(HostObservations *o, pid_t pid, const ProbeLayout *l, uint64_t fork_shared,
+                          int cmd_fd, int reply_fd) {
         _cleanup_close_ int fd = -EBADF;
         char c;
         int r;
@@ -505,7 +506,8 @@ static void evaluate_thp(const HostObservations *o, HostProbe *p, bool pfn, bool
                        pfn_of(o->thp[2]) == pfn_of(o->thp[0]) + o->huge_pages - 1;
         else {
                 answer(p, HOST_THP, HOST_ANSWER_UNTESTED,
-                       "enabled=[%s]; with PFNs hidden and no PAGEMAP_SCAN the probe cannot tell a huge page",
+                       "enabled=[%s]; with PFNs hidden and no PAGEMAP_SCAN the probe cannot tell a huge "
+                       "page",
                        o->thp_enabled);
                 return;
         }
@@ -519,7 +521,8 @@ static void evaluate_thp(const HostObservations *o, HostProbe *p, bool pfn, bool
                        "enabled=[%s]; a huge page's small pages read present and exclusive", o->thp_enabled);
         else
                 answer(p, HOST_THP, HOST_ANSWER_NO,
-                       "enabled=[%s]; a private huge page's small pages read as not exclusive", o->thp_enabled);
+                       "enabled=[%s]; a private huge page's small pages read as not exclusive",
+                       o->thp_enabled);
 }
 
 static void evaluate_soft_dirty(const HostObservations *o, HostProbe *p) {
@@ -542,7 +545,8 @@ static void evaluate_pagemap_scan(const HostObservations *o, HostProbe *p) {
         if (o->scan_error == -ENOTTY)
                 answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "no PAGEMAP_SCAN ioctl (Linux before 6.7)");
         else if (o->scan_error < 0)
-                answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "PAGEMAP_SCAN failed: %s", strerror(-o->scan_error));
+                answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "PAGEMAP_SCAN failed: %s",
+                       strerror(-o->scan_error));
         else if (missing != 0)
                 answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO,
                        "PAGEMAP_SCAN does not know the categories 0x%llx", (unsigned long long) missing);
@@ -552,7 +556,8 @@ static void evaluate_pagemap_scan(const HostObservations *o, HostProbe *p) {
                 answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO,
                        "PAGEMAP_SCAN contradicts pagemap (present or file on the probe's pages)");
         else if (p->answer[HOST_ZERO_PAGE] != HOST_ANSWER_UNTESTED && present(o->read_fault[0]) &&
-                 !!(o->scan_read_fault & PROC_PAGE_IS_PFNZERO) != (p->answer[HOST_ZERO_PAGE] == HOST_ANSWER_YES))
+                 !!(o->scan_read_fault & PROC_PAGE_IS_PFNZERO) !=
+                         (p->answer[HOST_ZERO_PAGE] == HOST_ANSWER_YES))
                 answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO,
                        "PAGEMAP_SCAN's zero-page flag contradicts pagemap on a page only read");
         else
@@ -620,7 +625,8 @@ void host_probe_evaluate(const HostObservations *o, HostProbe *ret) {
                 answer(&p, HOST_PAGEMAP_EXCLUSIVE, HOST_ANSWER_NO, "a written private page lacks bit 56");
         else if (!present(o->fork_shared) || exclusive(o->fork_shared))
                 answer(&p, HOST_PAGEMAP_EXCLUSIVE, HOST_ANSWER_NO,
-                       "a page shared with a fork reads %s", present(o->fork_shared) ? "exclusive" : "absent");
+                       "a page shared with a fork reads %s",
+                       present(o->fork_shared) ? "exclusive" : "absent");
         else
                 answer(&p, HOST_PAGEMAP_EXCLUSIVE, HOST_ANSWER_YES,
                        "bit 56 on a private page, not on one shared with a fork");
@@ -632,7 +638,8 @@ void host_probe_evaluate(const HostObservations *o, HostProbe *ret) {
                        "MAP_SHARED anonymous memory reads without bit 61");
 
         if (!o->swap_active)
-                answer(&p, HOST_PAGEMAP_SWAP, HOST_ANSWER_UNTESTED, "no swap on this host: nothing is swapped");
+                answer(&p, HOST_PAGEMAP_SWAP, HOST_ANSWER_UNTESTED,
+                       "no swap on this host: nothing is swapped");
         else if (!o->paged_out_asked)
                 answer(&p, HOST_PAGEMAP_SWAP, HOST_ANSWER_UNTESTED, "MADV_PAGEOUT was refused");
         else if (o->paged_out & PAGEMAP_SWAPPED)
@@ -704,12 +711,12 @@ const char *host_probe_instead(const HostProbe *p, HostFeature f) {
                               "pages merged by the helper are not counted in the saving";
         case HOST_ZERO_PAGE:
                 if (p->answer[f] == HOST_ANSWER_NO && host_probe_has(p, HOST_PAGEMAP_EXCLUSIVE))
-                        return scan ? "pages only read hold private zero-filled pages: ksmd reads them as zero "
-                                      "pages to merge; zero pages the helper maps are recognised through "
-                                      "PAGEMAP_SCAN" :
-                                      "pages only read hold private zero-filled pages: ksmd reads them as zero "
-                                      "pages to merge; zero pages the helper maps count as shared with other "
-                                      "processes";
+                        return scan ? "pages only read hold private zero-filled pages: ksmd reads them as "
+                                      "zero pages to merge; zero pages the helper maps are recognised "
+                                      "through PAGEMAP_SCAN" :
+                                      "pages only read hold private zero-filled pages: ksmd reads them as "
+                                      "zero pages to merge; zero pages the helper maps count as shared with "
+                                      "other processes";
                 return scan ? "the zero page is recognised through PAGEMAP_SCAN only" :
                               "the zero page is not recognised: pages mapping it count as shared with other "
                               "processes";
@@ -722,8 +729,8 @@ const char *host_probe_instead(const HostProbe *p, HostFeature f) {
                                "alone";
                 return "nothing changes: pages of huge pages are read like any other";
         case HOST_SOFT_DIRTY:
-                return "every page is read again on each visit, as the kernel's KSM does (PAGEMAP_SCAN cannot "
-                       "stand in: its written flag needs the scanned process's own userfaultfd)";
+                return "every page is read again on each visit, as the kernel's KSM does (PAGEMAP_SCAN "
+                       "cannot stand in: its written flag needs the scanned process's own userfaultfd)";
         case HOST_PAGEMAP_SCAN:
                 return host_probe_has(p, HOST_PFN) ?
                                "pagemap is read entry by entry; the zero page is recognised by its PFN" :

@@ -84,7 +84,8 @@ typedef struct HostObservations {
         bool paged_out_asked;            /* MADV_PAGEOUT of a written page was accepted */
         uint64_t paged_out;              /* that page afterwards */
 
-        char thp_enabled[16];            /* the chosen word of .../transparent_hugepage/enabled; "" if absent */
+        char thp_enabled[16];            /* the chosen word of .../transparent_hugepage/enabled;
+                                          * "" if absent */
         uint64_t huge_pages;             /* small pages per huge page (hpage_pmd_size); 0: unknown */
         uint64_t thp[3];                 /* small pages 0, 1 and huge_pages - 1 of an aligned, written,
                                           * MADV_HUGEPAGE range */
