@@ -676,7 +676,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
                 }
                 done += got;
-                if (done < n_read) {
+                if (got < batch) {
                         /* This page vanished between pagemap and the read. */
                         size_t i = s->which[done];
 
