@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "host-probe.h"
 #include "macro.h"
 #include "memory-reader.h"
@@ -96,10 +97,8 @@ static void observe_thp_settings(HostObservations *o) {
         unsigned long long bytes;
 
         if (read_line(THP_SYSFS "/enabled", line, sizeof(line)) >= 0 && (open_ = strchr(line, '[')) &&
-            (close_ = strchr(open_, ']')) && (size_t) (close_ - open_ - 1) < sizeof(o->thp_enabled)) {
-                memcpy(o->thp_enabled, open_ + 1, (size_t) (close_ - open_ - 1));
-                o->thp_enabled[close_ - open_ - 1] = 0;
-        }
+            (close_ = strchr(open_, ']')))
+                escape_mem(open_ + 1, (size_t) (close_ - open_ - 1), o->thp_enabled, sizeof(o->thp_enabled));
         if (read_line(THP_SYSFS "/hpage_pmd_size", line, sizeof(line)) >= 0 &&
             sscanf(line, "%llu", &bytes) == 1 && bytes >= 2 * PAGE_SIZE_BYTES &&
             bytes <= (UINT64_C(1) << 30) && bytes % PAGE_SIZE_BYTES == 0)
@@ -351,8 +350,9 @@ int host_probe_observe(HostObservations *ret) {
         struct utsname u;
         int r;
 
+        /* What the probe reports goes to the log, D-Bus and terminals: escaped where it enters. */
         if (uname(&u) >= 0)
-                snprintf(o.release, sizeof(o.release), "%s", u.release);
+                escape_str(u.release, o.release, sizeof(o.release));
         observe_thp_settings(&o);
         (void) proc_swap_active(&o.swap_active);
 
@@ -467,7 +467,7 @@ static void evaluate_zero_pages(const HostObservations *o, HostProbe *p, bool pf
                        "huge-page memory only read reads as not present");
         else if (exclusive(h0) || exclusive(h1))
                 answer(p, HOST_HUGE_ZERO_PAGE, HOST_ANSWER_NO,
-                       "a read fault on huge-page memory maps a fresh page (use_zero_page=0?)");
+                       "a read fault on huge-page memory maps a fresh page: use_zero_page is 0?");
         else if (pfn && pfn_of(h0) == p->zero_pfn)
                 answer(p, HOST_HUGE_ZERO_PAGE, HOST_ANSWER_UNTESTED,
                        "a read fault on huge-page memory maps the small zero page: no huge page there");
@@ -513,7 +513,7 @@ static void evaluate_thp(const HostObservations *o, HostProbe *p, bool pfn, bool
         }
         if (!huge)
                 answer(p, HOST_THP, HOST_ANSWER_UNTESTED,
-                       "enabled=[%s], but no huge page was allocated for the probe (memory fragmented?)",
+                       "enabled=[%s], but no huge page was allocated for the probe: memory fragmented?",
                        o->thp_enabled);
         else if (present(o->thp[0]) && present(o->thp[1]) && present(o->thp[2]) && exclusive(o->thp[0]) &&
                  exclusive(o->thp[1]) && exclusive(o->thp[2]))
@@ -533,7 +533,7 @@ static void evaluate_soft_dirty(const HostObservations *o, HostProbe *p) {
                 answer(p, HOST_SOFT_DIRTY, HOST_ANSWER_NO, "4 > clear_refs leaves bit 55 set");
         else if (!(o->soft_dirty_rewritten & PAGEMAP_SOFT_DIRTY))
                 answer(p, HOST_SOFT_DIRTY, HOST_ANSWER_NO,
-                       "a write after 4 > clear_refs does not set bit 55 (no CONFIG_MEM_SOFT_DIRTY)");
+                       "a write after 4 > clear_refs leaves bit 55 clear: no CONFIG_MEM_SOFT_DIRTY");
         else
                 answer(p, HOST_SOFT_DIRTY, HOST_ANSWER_YES,
                        "4 > clear_refs clears bit 55 and a write sets it again");
@@ -543,7 +543,7 @@ static void evaluate_pagemap_scan(const HostObservations *o, HostProbe *p) {
         uint64_t missing = PROC_PAGE_SCAN_NEEDED & ~o->scan_known;
 
         if (o->scan_error == -ENOTTY)
-                answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "no PAGEMAP_SCAN ioctl (Linux before 6.7)");
+                answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "no PAGEMAP_SCAN ioctl: Linux before 6.7");
         else if (o->scan_error < 0)
                 answer(p, HOST_PAGEMAP_SCAN, HOST_ANSWER_NO, "PAGEMAP_SCAN failed: %s",
                        strerror(-o->scan_error));
@@ -653,7 +653,7 @@ void host_probe_evaluate(const HostObservations *o, HostProbe *ret) {
 
         pfn = pfn_of(o->written) != 0;
         answer(&p, HOST_PFN, pfn ? HOST_ANSWER_YES : HOST_ANSWER_NO,
-               pfn ? "PFNs are shown" : "PFNs read as 0 (ksmd lacks CAP_SYS_ADMIN)");
+               pfn ? "PFNs are shown" : "PFNs read as 0: ksmd lacks CAP_SYS_ADMIN");
 
         /* The zero page answer uses PAGEMAP_SCAN's flag only when the ioctl itself is sound. */
         scan = o->scan_error == 0 && (PROC_PAGE_SCAN_NEEDED & ~o->scan_known) == 0;

@@ -110,7 +110,8 @@ static int manager_probe_host(Manager *m, ScannerConfig *sc) {
                 }
                 /* Missing is news; untested (no swap, THP off) is the host's choice. */
                 log_full_errno(p->answer[f] == HOST_ANSWER_NO ? LOG_NOTICE : LOG_INFO, 0,
-                               "Host kernel %s: %s %s (%s): %s.", p->release, host_feature_to_string(f),
+                               "Host kernel %s: %s %s: %s; instead, %s.", p->release,
+                               host_feature_to_string(f),
                                p->answer[f] == HOST_ANSWER_NO ? "is missing" : "is untested", p->seen[f],
                                host_probe_instead(p, f));
         }
