@@ -14,6 +14,10 @@
  *       physical pages the ranges cost), private (exclusively mapped
  *       anonymous pages), shared (present pages that are not).
  *
+ *   ksmd-probe host
+ *       What the daemon's host probe finds the kernel does (host-probe.h):
+ *       one line per feature, "NAME ANSWER: SEEN".
+ *
  *   ksmd-probe listen PATH
  *       Binds a datagram socket at PATH for a daemon started with
  *       NOTIFY_SOCKET=PATH and prints the value of every STATUS= it sends,
@@ -187,6 +191,18 @@ static int cmd_listen(const char *path) {
         }
 }
 
+static int cmd_host(void) {
+        HostProbe p;
+
+        if (host_probe_run(&p) < 0)
+                return 1;
+        printf("release %s\n", p.release);
+        for (HostFeature f = 0; f < _HOST_FEATURE_MAX; f++)
+                printf("%s %s: %s\n", host_feature_to_string(f), host_answer_to_string(p.answer[f]),
+                       p.seen[f]);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 2 && strcmp(argv[1], "info") == 0)
                 return cmd_info();
@@ -194,6 +210,8 @@ int main(int argc, char *argv[]) {
                 return cmd_pages(argc - 2, argv + 2);
         if (argc == 3 && strcmp(argv[1], "listen") == 0)
                 return cmd_listen(argv[2]);
-        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | listen PATH\n");
+        if (argc == 2 && strcmp(argv[1], "host") == 0)
+                return cmd_host();
+        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | host | listen PATH\n");
         return 2;
 }
