@@ -294,6 +294,81 @@ static char *get_status_line(sd_bus *bus) {
         return status;
 }
 
+/* One answer of HostKernel: what the daemon found the kernel does, asked at start. */
+typedef struct HostAnswerText {
+        const char *name, *answer, *seen, *instead; /* borrowed from the reply */
+} HostAnswerText;
+
+#define HOST_ANSWERS_MAX 32
+
+/* HostKernel, a(ssss), into at most HOST_ANSWERS_MAX answers borrowed from *ret_reply. */
+static int get_host_kernel(sd_bus *bus, sd_bus_message **ret_reply, HostAnswerText *ret, size_t *ret_n) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char text[TEXT_MAX];
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_get_property(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, "HostKernel", &error, ret_reply,
+                                "a(ssss)");
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: reading HostKernel failed: %s\n",
+                        error_text(&error, r, text, sizeof(text)));
+                r = errno_of_bus_error(&error, r);
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_enter_container(*ret_reply, 'a', "(ssss)");
+        while (r >= 0 && n < HOST_ANSWERS_MAX &&
+               (r = sd_bus_message_read(*ret_reply, "(ssss)", &ret[n].name, &ret[n].answer, &ret[n].seen,
+                                        &ret[n].instead)) > 0)
+                n++;
+        *ret_n = n;
+        return r < 0 ? -EBADMSG : 0;
+}
+
+/*
+ * The kernel's release, the features it has on one line, then one line for
+ * each it lacks or the daemon could not ask about, with what ksmd does
+ * instead.
+ */
+static void print_host_kernel(const char *release, const HostAnswerText *h, size_t n) {
+        char text[TEXT_MAX], seen[TEXT_MAX], instead[TEXT_MAX];
+        bool any = false;
+
+        printf("     kernel: %s\n        has:", escape_text(release, text, sizeof(text)));
+        for (size_t i = 0; i < n; i++)
+                if (streq(h[i].answer, "yes")) {
+                        printf("%s %s", any ? "," : "", escape_text(h[i].name, text, sizeof(text)));
+                        any = true;
+                }
+        printf("%s\n", any ? "" : " none of what ksmd probes");
+        for (size_t i = 0; i < n; i++)
+                if (!streq(h[i].answer, "yes"))
+                        printf("%11s %s: %s; instead, %s\n",
+                               streq(h[i].answer, "no") ? "missing" : "untested",
+                               escape_text(h[i].name, text, sizeof(text)),
+                               escape_text(h[i].seen, seen, sizeof(seen)),
+                               escape_text(h[i].instead, instead, sizeof(instead)));
+}
+
+static void print_host_kernel_json(const char *release, const HostAnswerText *h, size_t n) {
+        printf(",\"kernel_release\":");
+        print_json_string(release);
+        printf(",\"host_kernel\":[");
+        for (size_t i = 0; i < n; i++) {
+                printf("%s{\"name\":", i > 0 ? "," : "");
+                print_json_string(h[i].name);
+                printf(",\"answer\":");
+                print_json_string(h[i].answer);
+                printf(",\"seen\":");
+                print_json_string(h[i].seen);
+                printf(",\"instead\":");
+                print_json_string(h[i].instead);
+                printf("}");
+        }
+        printf("]");
+}
+
 /*
  * Settings and state from properties; figures from GetStatistics, which
  * gives a caller other than root those of its own regions only.
@@ -302,7 +377,10 @@ static int cmd_status(sd_bus *bus, const Args *a) {
         static const char *const keys[] = { "batch_pages", "batch_sleep_usec", "full_scans", "saving_bytes",
                                             "metadata_bytes", "regions" };
         enum { BATCH_PAGES, BATCH_SLEEP, SCANS, SAVING, METADATA, REGIONS };
-        _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
+        _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL, *release = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *host_reply = NULL;
+        HostAnswerText host[HOST_ANSWERS_MAX];
+        size_t n_host = 0;
         uint64_t pages_to_scan = 0, sleep_usec = 0, v[ELEMENTSOF(keys)];
         char sb[32], mb[32], version_text[TEXT_MAX], mode_text[TEXT_MAX], helper_text[TEXT_MAX],
                 status_text[TEXT_MAX];
@@ -314,6 +392,8 @@ static int cmd_status(sd_bus *bus, const Args *a) {
             (r = get_property(bus, "Paused", 'b', &paused)) < 0 ||
             (r = get_property(bus, "PagesToScan", 't', &pages_to_scan)) < 0 ||
             (r = get_property(bus, "SleepUSec", 't', &sleep_usec)) < 0 ||
+            (r = get_property(bus, "KernelRelease", 's', &release)) < 0 ||
+            (r = get_host_kernel(bus, &host_reply, host, &n_host)) < 0 ||
             (r = get_statistics(bus, keys, v, ELEMENTSOF(keys))) < 0)
                 return r;
         status = get_status_line(bus);
@@ -336,6 +416,7 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                         printf(",\"status\":");
                         print_json_string(status);
                 }
+                print_host_kernel_json(release, host, n_host);
                 printf("}\n");
                 return 0;
         }
@@ -359,6 +440,7 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                 printf("   metadata: %s\n", mb);
         if (status)
                 printf("     status: %s\n", escape_text(status, status_text, sizeof(status_text)));
+        print_host_kernel(release, host, n_host);
         return 0;
 }
 

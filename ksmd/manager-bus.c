@@ -777,6 +777,18 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* What the kernel does, as host-probe.h asked it at start: a(ssss), (name, answer, seen, instead) each. */
+static int append_host_kernel(sd_bus_message *reply, const HostProbe *p) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (HostFeature f = 0; r >= 0 && f < _HOST_FEATURE_MAX; f++)
+                r = sd_bus_message_append(reply, "(ssss)", host_feature_to_string(f),
+                                          host_answer_to_string(p->answer[f]), p->seen[f],
+                                          host_probe_instead(p, f));
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
@@ -797,6 +809,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "b", mgr->paused);
         if (strcmp(property, "HelperVersion") == 0)
                 return sd_bus_message_append(reply, "s", mgr->helper ? mgr->helper_info.module_version : "");
+        if (strcmp(property, "KernelRelease") == 0)
+                return sd_bus_message_append(reply, "s", mgr->host.release);
+        if (strcmp(property, "HostKernel") == 0)
+                return append_host_kernel(reply, &mgr->host);
         if (!sees_the_host(&peer))
                 return deny_host_figures(property, &peer, error);
         if (strcmp(property, "Status") == 0) {
@@ -918,6 +934,8 @@ static const sd_bus_vtable manager_vtable_head[] = {
         SD_BUS_PROPERTY("Mode", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Paused", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("HelperVersion", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("KernelRelease", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HostKernel", "a(ssss)", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Status", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FullScans", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SavingBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -86,6 +86,41 @@ static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
         return 0;
 }
 
+/*
+ * Asks the kernel what it does (host-probe.h), logs each feature it lacks
+ * once with what ksmd does instead, and says what the scanner may rely on.
+ */
+static int manager_probe_host(Manager *m, ScannerConfig *sc) {
+        const HostProbe *p = &m->host;
+        char have[256] = "";
+        size_t n = 0;
+        int r;
+
+        r = host_probe_run(&m->host);
+        if (r < 0)
+                return log_error_errno(r, "Failed to probe the host kernel: %m");
+
+        for (HostFeature f = 0; f < _HOST_FEATURE_MAX; f++) {
+                if (host_probe_has(p, f)) {
+                        size_t at = MIN(n, sizeof(have));
+
+                        n += (size_t) snprintf(have + at, sizeof(have) - at, "%s%s", n > 0 ? ", " : "",
+                                               host_feature_to_string(f));
+                        continue;
+                }
+                /* Missing is news; untested (no swap, THP off) is the host's choice. */
+                log_full_errno(p->answer[f] == HOST_ANSWER_NO ? LOG_NOTICE : LOG_INFO, 0,
+                               "Host kernel %s: %s %s: %s; instead, %s.", p->release,
+                               host_feature_to_string(f),
+                               p->answer[f] == HOST_ANSWER_NO ? "is missing" : "is untested", p->seen[f],
+                               host_probe_instead(p, f));
+        }
+        log_info("Host kernel %s has: %s.", p->release, n > 0 ? have : "none of what ksmd probes");
+
+        scanner_config_from_host(sc, p);
+        return 0;
+}
+
 int manager_setup_engine(Manager *m) {
         ScannerConfig sc = {};
         size_t max_batch;
@@ -108,15 +143,10 @@ int manager_setup_engine(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the merge queue: %m");
 
+        r = manager_probe_host(m, &sc);
+        if (r < 0)
+                return r;
         sc.hash_seed = page_hash_random_seed();
-        r = proc_zero_pfns(&sc.zero_pfn, &sc.huge_zero_pfn);
-        if (r < 0 || sc.zero_pfn == 0)
-                log_notice("Cannot learn the zero page's PFN from /proc/self/pagemap (needs CAP_SYS_ADMIN): "
-                           "pages already mapping it are read and recognised by content instead.");
-        r = proc_soft_dirty_probe(&sc.soft_dirty);
-        if (r < 0 || !sc.soft_dirty)
-                log_notice("Soft-dirty tracking does not work here (kernel without CONFIG_MEM_SOFT_DIRTY?): "
-                           "every page is re-read on each visit, as the kernel's KSM does.");
 
         r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
         if (r < 0)

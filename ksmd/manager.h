@@ -44,6 +44,7 @@
 #include "domains.h"
 #include "bus-server.h"
 #include "helper-client.h"
+#include "host-probe.h"
 #include "index.h"
 #include "macro.h"
 #include "merge.h"
@@ -103,6 +104,7 @@ typedef struct Manager {
 
         /* The engine (manager-scan.c). */
         sd_event_source *scan_timer;
+        HostProbe host;                  /* what the kernel does, asked once at start (host-probe.h) */
         HelperClient *helper;            /* NULL in estimate mode */
         HelperInfo helper_info;
         RegionRegistry *registry;

@@ -57,6 +57,20 @@ struct Scanner {
         uint8_t *data;                   /* SCAN_CHUNK_PAGES pages */
 };
 
+void scanner_config_from_host(ScannerConfig *c, const HostProbe *p) {
+        bool thp = p->thp_enabled[0] && !streq(p->thp_enabled, "never");
+
+        c->soft_dirty = host_probe_has(p, HOST_SOFT_DIRTY);
+        /* Plain pagemap reads are cheaper: PAGEMAP_SCAN only where a zero page's PFN is unknown. */
+        c->pagemap_scan = host_probe_has(p, HOST_PAGEMAP_SCAN) &&
+                          (p->zero_pfn == 0 || (thp && p->huge_zero_pfn == 0));
+        c->no_exclusive_bit = !host_probe_has(p, HOST_PAGEMAP_EXCLUSIVE);
+        c->single_page_reads = !host_probe_has(p, HOST_PROCESS_VM_READV) && p->pages_readable;
+        c->zero_pfn = p->zero_pfn;
+        c->huge_zero_pfn = p->huge_zero_pfn;
+        c->huge_pages = p->huge_pages;
+}
+
 int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
                 Scanner **ret) {
         _cleanup_(scanner_freep) Scanner *s = NULL;
@@ -444,11 +458,23 @@ static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         res->pass_usec = now_usec - s->pass_started_usec;
 }
 
-static bool pfn_is_zero_page(const Scanner *s, uint64_t pfn) {
+/* Whether pagemap entry e maps the zero page or the huge zero page. */
+static bool entry_is_zero_page(const Scanner *s, uint64_t e) {
+        uint64_t pfn = e & PAGEMAP_PFN_MASK;
+
+        if (e & PAGEMAP_ZERO_PAGE)
+                return true;
         if (s->config.zero_pfn != 0 && pfn == s->config.zero_pfn)
                 return true;
         return s->config.huge_zero_pfn != 0 && pfn >= s->config.huge_zero_pfn &&
-               pfn < s->config.huge_zero_pfn + 512;
+               pfn < s->config.huge_zero_pfn + (s->config.huge_pages ?: 512);
+}
+
+/* Whether pagemap entry e maps a page someone else maps too (or may). */
+static bool entry_is_shared(const Scanner *s, uint64_t e) {
+        if (e & PAGEMAP_FILE_OR_SHARED)
+                return true;
+        return !s->config.no_exclusive_bit && !(e & PAGEMAP_EXCLUSIVE);
 }
 
 static void submit(Scanner *s, const MergeRequest *req) {
@@ -550,6 +576,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
         int k;
 
         k = proc_pagemap_read(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n, s->pagemap);
+        if (k >= 0 && s->config.pagemap_scan)
+                k = proc_pagemap_mark_zero_pages(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n,
+                                                 s->pagemap);
         if (k < 0)
                 return k;
 
@@ -567,7 +596,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         continue;
                 }
-                if (pfn_is_zero_page(s, e & PAGEMAP_PFN_MASK)) {
+                if (entry_is_zero_page(s, e)) {
                         rs->pass.pages_zero_mapped++;
                         /*
                          * Zero pages the helper merged stay counted as the saving they are; so do
@@ -582,7 +611,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         continue;
                 }
-                if (!(e & PAGEMAP_EXCLUSIVE) || (e & PAGEMAP_FILE_OR_SHARED)) {
+                if (entry_is_shared(s, e)) {
                         if (state == PAGE_SHARING) {
                                 /*
                                  * One mapper of each shared page is its "shared", the others save a page
@@ -630,9 +659,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 return -ESRCH;
 
         while (done < n_read) {
-                size_t got = 0;
+                size_t got = 0, batch = s->config.single_page_reads ? 1 : n_read - done;
 
-                k = memory_read_pages(r->pid, s->addrs + done, n_read - done, s->data, &got);
+                k = memory_read_pages(r->pid, s->addrs + done, batch, s->data, &got);
                 if (k < 0)
                         return k;
                 /* The pid might have been reused between pagemap and the read:
@@ -647,7 +676,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
                 }
                 done += got;
-                if (done < n_read) {
+                if (got < batch) {
                         /* This page vanished between pagemap and the read. */
                         size_t i = s->which[done];
 
