@@ -126,6 +126,21 @@ static u32 kh_pidfd_result(long err)
 	}
 }
 
+/*
+ * mmap_read_lock_killable() for a second mm while the first one's lock is
+ * held: both locks are of one lockdep class, and the address order of
+ * kh_lock_mms() is what keeps them from deadlocking.
+ */
+static int kh_mmap_read_lock_killable_nested(struct mm_struct *mm)
+{
+	int ret;
+
+	__mmap_lock_trace_start_locking(mm, false);
+	ret = down_read_killable_nested(&mm->mmap_lock, SINGLE_DEPTH_NESTING);
+	__mmap_lock_trace_acquire_returned(mm, false, ret == 0);
+	return ret;
+}
+
 /* Lock one or two mms for reading, in address order to avoid ABBA. */
 static int kh_lock_mms(struct mm_struct *a, struct mm_struct *b)
 {
@@ -135,7 +150,7 @@ static int kh_lock_mms(struct mm_struct *a, struct mm_struct *b)
 		swap(a, b);
 	if (mmap_read_lock_killable(a))
 		return -EINTR;
-	if (mmap_read_lock_killable(b)) {
+	if (kh_mmap_read_lock_killable_nested(b)) {
 		mmap_read_unlock(a);
 		return -EINTR;
 	}
