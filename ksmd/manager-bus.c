@@ -478,6 +478,15 @@ static int append_counters(sd_bus_message *reply, const ScanCounters *sc) {
                 if (r < 0)
                         return r;
         }
+        /* Why pages are not merged (reasons.h): reason_KEY, adding up to the regions' pages. */
+        for (int i = 0; i < _PAGE_REASON_MAX; i++) {
+                char name[64];
+
+                snprintf(name, sizeof(name), "reason_%s", page_reason_to_string((PageReason) i));
+                r = sd_bus_message_append(reply, "{st}", name, sc->pages_by_reason[i]);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
