@@ -13,6 +13,8 @@ static const struct {
 } reasons[_PAGE_REASON_MAX] = {
         [PAGE_REASON_DUPLICATE] = { "duplicate", "duplicate, merged",
                                     "this is the saving" },
+        [PAGE_REASON_SHARED_COPY] = { "shared_copy", "the copy duplicates share",
+                                      "nothing to do: one copy of each merged content stays" },
         [PAGE_REASON_ZERO] = { "zero", "zero page",
                                "this is the saving: all-zero pages share the kernel's zero page" },
         [PAGE_REASON_UNIQUE] = { "unique", "unique content",

@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 typedef enum PageReason {
-        PAGE_REASON_DUPLICATE,           /* merged with identical pages (estimate mode: would be) */
+        PAGE_REASON_DUPLICATE,           /* merged into an identical page (estimate mode: would be) */
+        PAGE_REASON_SHARED_COPY,         /* the one copy its merged duplicates map (KSM's pages_shared) */
         PAGE_REASON_ZERO,                /* maps the zero page, or is all zero and merged into it */
         PAGE_REASON_UNIQUE,              /* held still, no identical page in its merge domain */
         PAGE_REASON_NEW,                 /* read once: a candidate once it reads the same again */
@@ -54,9 +55,9 @@ PageReason page_reason_from_string(const char *s);
 const char *page_reason_description(PageReason r);
 /* One line: what the operator can do about it. */
 const char *page_reason_hint(PageReason r);
-/* true for the two reasons that are the saving: DUPLICATE and ZERO. */
-static inline bool page_reason_is_saving(PageReason r) {
-        return r == PAGE_REASON_DUPLICATE || r == PAGE_REASON_ZERO;
+/* true for the merged reasons: DUPLICATE, SHARED_COPY, ZERO (all but the copy are the saving). */
+static inline bool page_reason_is_merged(PageReason r) {
+        return r == PAGE_REASON_DUPLICATE || r == PAGE_REASON_SHARED_COPY || r == PAGE_REASON_ZERO;
 }
 
 /* The reason a final helper result that refuses a page stands for (enum ksmd_helper_result, _reason). */

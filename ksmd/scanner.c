@@ -582,8 +582,8 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
                 o->pass.pages_shared++;
                 if (o->pass.pages_unshared > 0)
                         o->pass.pages_unshared--;
-                /* The first of the pair was counted unique when it was offered. */
-                move_reason(o, PAGE_REASON_UNIQUE, PAGE_REASON_DUPLICATE);
+                /* The first of the pair was counted unique when it was offered: it is the copy. */
+                move_reason(o, PAGE_REASON_UNIQUE, PAGE_REASON_SHARED_COPY);
         }
         req.src_region_id = o->region_id;
         req.src_pidfd = o->region->pidfd;
@@ -670,11 +670,13 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                  * each. A shared page the index forgot (at most one page table maps it)
                                  * saves nothing: its last mapper counts as shared.
                                  */
-                                if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0)
+                                bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
+
+                                if (copy)
                                         rs->pass.pages_shared++;
                                 else
                                         rs->pass.pages_sharing++;
-                                count_reason(rs, PAGE_REASON_DUPLICATE);
+                                count_reason(rs, copy ? PAGE_REASON_SHARED_COPY : PAGE_REASON_DUPLICATE);
                         } else {
                                 rs->pass.pages_external++;
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);

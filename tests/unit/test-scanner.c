@@ -823,8 +823,9 @@ static void test_every_page_is_counted_under_one_reason(void **state) {
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_SWAPPED), 1);
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_ELSEWHERE), 1);
         run_pass(&w);
-        /* The first of the three duplicates was counted unique until its twins came. */
-        assert_int_equal(reason_of(&w, 0, PAGE_REASON_DUPLICATE), 3);
+        /* The first of the three was counted unique until its twins came: the copy they share. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_DUPLICATE), 2);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_ZERO), 2);
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 1);
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 0);
@@ -854,10 +855,10 @@ static void test_helper_refusals_are_counted_under_the_helpers_result(void **sta
         /* The refused targets, from the pass after their result; their sources are alone now. */
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_HUGE_PAGE), 1);
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_HELPER_NO_ACCESS), 1);
-        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 2);
         /* BUSY: the merge waits for its retry. */
         assert_int_equal(reason_of(&w, 0, PAGE_REASON_RETRY), 1);
-        assert_int_equal(reason_of(&w, 0, PAGE_REASON_DUPLICATE), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 2);
         /* Held by the COW guard: nothing new is sent, and the pages say why. */
         scanner_set_merging_held(w.scanner, true);
         fake.merge_calls = 0;
