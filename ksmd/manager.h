@@ -43,6 +43,7 @@
 #include "autoreg.h"
 #include "domains.h"
 #include "bus-server.h"
+#include "cow-guard.h"
 #include "helper-client.h"
 #include "index.h"
 #include "macro.h"
@@ -125,6 +126,9 @@ typedef struct Manager {
         bool bound_hit_last_pass;        /* logged once while it stays hit */
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
+        CowStatus cow;                   /* the COW guard (cow-guard.h), checked about once a second */
+        uint64_t cow_checked_usec;
+        uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */
         Stats stats;
 
         void (*scan_done)(struct Manager *m, void *userdata); /* after every full scan; for tests */

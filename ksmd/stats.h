@@ -14,6 +14,7 @@
 
 #include <linux/ksmd_helper.h>
 
+#include "cow-guard.h"
 #include "reasons.h"
 
 typedef struct ScanCounters {
@@ -73,6 +74,7 @@ typedef struct Stats {
                                           * (all its merges since it loaded, also outside today's regions
                                           * and pages written since) */
         MergeCounters merge;
+        CowStatus cow;                   /* the unmerge debt, the headroom and the COW guard (cow-guard.h) */
 } Stats;
 
 /*
