@@ -42,6 +42,8 @@ int cow_guard_evaluate(CowStatus *status, uint64_t reserve, const CowScope *scop
         }
         /* Without a reserve, or without figures, it does not hold. */
         status->holding = reserve != 0 && n > 0 && (was ? !resume : hold);
+        status->budget_bytes = reserve == 0 || n == 0 ? UINT64_MAX :
+                               status->holding || best_margin < 0 ? 0 : (uint64_t) best_margin;
         if (status->holding && !was) {
                 status->trips++;
                 return 1;

@@ -13,6 +13,10 @@
  * the page it adds to the debt); what uses memory does, and the saving makes
  * memory look free that is only lent.
  *
+ * Between two looks (a tenth of a second) new merges may take no more than
+ * the headroom above the reserve (scanner_set_merge_budget()): were all the
+ * memory they free used at once, the headroom would still not fall below it.
+ *
  * The guard compares the headroom with CowReserve= in every scope where
  * memory runs out: the host (MemAvailable, against the debt of every region)
  * and each memory cgroup with a limit (memory.max) that holds regions
@@ -53,6 +57,8 @@ typedef struct CowStatus {
         char cgroup[256];                /* the scope that binds: a cgroup's path, "" for the host */
         bool holding;
         uint64_t trips;                  /* times the guard started holding */
+        uint64_t budget_bytes;           /* new merges may take this much headroom until the next look:
+                                          * the least headroom above a reserve; UINT64_MAX when off */
 } CowStatus;
 
 /*

@@ -297,7 +297,8 @@ static void print_explain(const RegionRow *row) {
         for (int i = 0; i < n; i++) {
                 PageReason k = (PageReason) order[i];
 
-                printf("%-*s %10" PRIu64 " %10s %4" PRIu64 "%%  %s\n", w, page_reason_description(k), count[k],
+                printf("%-*s %10" PRIu64 " %10s %4" PRIu64 "%%  %s\n", w, page_reason_description(k),
+                       count[k],
                        format_size(count[k] * PAGE_SIZE_BYTES, size, sizeof(size)),
                        pages > 0 ? count[k] * 100 / pages : 0, page_reason_hint(k));
         }
@@ -306,7 +307,8 @@ static void print_explain(const RegionRow *row) {
         if (row->note[0])
                 printf("\nnote: %s\n", escape_text(row->note, text, sizeof(text)));
         if (row->merge_note[0])
-                printf("%shelper: %s\n", row->note[0] ? "" : "\n", escape_text(row->merge_note, text, sizeof(text)));
+                printf("%shelper: %s\n", row->note[0] ? "" : "\n",
+                       escape_text(row->merge_note, text, sizeof(text)));
 }
 
 int cmd_explain(sd_bus *bus, const Args *a) {

@@ -25,7 +25,7 @@
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
 #define MANAGER_REST_TICK_USEC 1000000u
 #define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
-#define MANAGER_COW_CHECK_USEC 1000000u    /* the COW guard looks at memory this often */
+#define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often */
 #define MANAGER_COW_MAX_SCOPES 64u         /* memory cgroups with a limit it follows, besides the host */
 
 static uint64_t now_usec(void) {
@@ -547,6 +547,8 @@ static void manager_cow_check(Manager *m, uint64_t now, bool force) {
         }
         change = cow_guard_evaluate(&m->cow, m->settings.cow_reserve, c->scopes, c->n);
         scanner_set_merging_held(m->scanner, m->cow.holding);
+        scanner_set_merge_budget(m->scanner, m->cow.budget_bytes == UINT64_MAX ?
+                                                     UINT64_MAX : m->cow.budget_bytes / PAGE_SIZE_BYTES);
         if (change == 0)
                 return;
         if (m->cow.cgroup[0])

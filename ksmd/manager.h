@@ -126,7 +126,7 @@ typedef struct Manager {
         bool bound_hit_last_pass;        /* logged once while it stays hit */
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
-        CowStatus cow;                   /* the COW guard (cow-guard.h), checked about once a second */
+        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most */
         uint64_t cow_checked_usec;
         uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */
         Stats stats;

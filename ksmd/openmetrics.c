@@ -177,7 +177,8 @@ static const char *family_label_value(const MetricFamily *f, MetricScope scope, 
         if (strncmp(key, f->key, n) != 0 || key[n] == 0)
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(families); i++)
-                if ((families[i].scopes & (1u << scope)) && !families[i].label && streq(families[i].key, key))
+                if ((families[i].scopes & (1u << scope)) && !families[i].label &&
+                    streq(families[i].key, key))
                         return NULL;
         return key + n;
 }
@@ -212,7 +213,8 @@ MetricFormat metric_format_from_string(const char *s) {
  */
 static void family_meta_name(const MetricFamily *fam, MetricScope scope, MetricFormat format, char *buf,
                              size_t size) {
-        const char *suffix = streq(fam->type, "counter") ? "_total" : streq(fam->type, "info") ? "_info" : NULL;
+        const char *suffix = streq(fam->type, "counter") ? "_total" :
+                             streq(fam->type, "info") ? "_info" : NULL;
         size_t n;
 
         snprintf(buf, size, "%s%s", scope_prefix[scope], fam->name);
@@ -291,7 +293,8 @@ int metric_set_add_info(MetricSet *s, const char *version, const char *mode, int
 
 int metric_set_write(const MetricSet *s, MetricFormat format, FILE *f) {
         static const MetricFamily info[] = {
-                { HOST, "info", "info", NULL, "info", NULL, 0, "The daemon's version and mode (merge or estimate)." },
+                { HOST, "info", "info", NULL, "info", NULL, 0,
+                  "The daemon's version and mode (merge or estimate)." },
                 { HOST, "paused", "gauge", NULL, "paused", NULL, 0, "1 while scanning is paused." },
         };
 

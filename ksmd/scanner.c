@@ -49,6 +49,7 @@ struct Scanner {
         size_t n_owner_pages;
         uint64_t max_pages_per_owner;
         bool merging_held;               /* the COW guard holds: no new merges */
+        uint64_t merge_budget;           /* new merges allowed until the guard looks again */
 
         uint64_t current_pages;
         uint64_t pass_news;              /* pages read this pass that may settle into new candidates */
@@ -74,6 +75,7 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->config = *config;
         s->pagemap_fd = -EBADF;
         s->max_pages_per_owner = UINT64_MAX;
+        s->merge_budget = UINT64_MAX;
 
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
@@ -279,6 +281,10 @@ static void enter_process(Scanner *s, const Region *r) {
 
 void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages) {
         s->max_pages_per_owner = max_pages;
+}
+
+void scanner_set_merge_budget(Scanner *s, uint64_t pages) {
+        s->merge_budget = pages;
 }
 
 void scanner_set_merging_held(Scanner *s, bool held) {
@@ -517,8 +523,13 @@ static void submit(Scanner *s, RegionScan *rs, const MergeRequest *req, PageReas
 
 /* While the COW guard holds (scanner_set_merging_held()), a page that would merge is held back. */
 static bool held_by_guard(Scanner *s, RegionScan *rs) {
-        if (!s->merging_held || merger_is_estimate(s->merger))
+        if (merger_is_estimate(s->merger))
                 return false;
+        if (!s->merging_held && s->merge_budget > 0) {
+                if (s->merge_budget != UINT64_MAX)
+                        s->merge_budget--;
+                return false;
+        }
         count_reason(rs, PAGE_REASON_COW_GUARD);
         return true;
 }

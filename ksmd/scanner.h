@@ -118,6 +118,14 @@ void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages);
  */
 void scanner_set_merging_held(Scanner *s, bool held);
 
+/*
+ * At most this many new merges until the next call (UINT64_MAX: no bound, as
+ * at the start); beyond them pages are held as while held. The COW guard
+ * gives its headroom above the reserve, so that merges the guard has not yet
+ * seen cannot take more (were all the memory they free used meanwhile).
+ */
+void scanner_set_merge_budget(Scanner *s, uint64_t pages);
+
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);
 bool scanner_in_pass(const Scanner *s);
