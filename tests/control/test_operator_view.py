@@ -150,6 +150,50 @@ class OperatorView(ViewTest):
             self.assertIn(what, r.stderr)
 
 
+class CowReserve(ControlTest):
+    """CowReserve= from the file, as a D-Bus property written as the file writes it, and the COW guard's
+    line in ksmctl status (estimate mode: nothing is merged, so the debt is 0 and the guard never holds)."""
+    conf = "[Limits]\nCowReserve=10%\n"
+
+    def prop(self, *args):
+        return self.daemon.dbus_send(*args)
+
+    def get(self):
+        return self.prop("org.freedesktop.DBus.Properties.Get", "string:org.ksmd.Manager1", "string:CowReserve")
+
+    def set(self, value):
+        return self.prop("org.freedesktop.DBus.Properties.Set", "string:org.ksmd.Manager1", "string:CowReserve",
+                         f"variant:string:{value}")
+
+    def test_the_reserve_is_a_size_or_a_percentage_everywhere(self):
+        self.assertIn('string "10%"', self.get().stdout)
+        with open("/proc/meminfo") as f:
+            total = int(re.search(r"MemTotal: +(\d+) kB", f.read()).group(1)) * 1024
+        st = self.status_json()
+        self.assertEqual(st["cow_reserve_bytes"], total // 10)
+        self.assertEqual(st["cow_debt_bytes"], 0)
+        self.assertFalse(st["cow_guard_holding"])
+        self.assertGreater(st["cow_available_bytes"], 0)
+        self.assertEqual(st["cow_headroom_bytes"], st["cow_available_bytes"])
+        self.assertRegex(self.daemon.ctl("status").stdout,
+                         r"(?m)^  COW guard: unmerge debt 0 B, headroom [\d.]+ \w+ \(of [\d.]+ \w+ available\), "
+                         r"reserve [\d.]+ \w+: merging$")
+        r = self.set("512M")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('string "512M"', self.get().stdout)
+        wait_for(lambda: self.status_json()["cow_reserve_bytes"] == 512 << 20, timeout=10, what="the new reserve")
+        self.assertIn("CowReserve set to 512M by uid 0", self.daemon.read_log())
+        for bad, what in (("95%", "is not any of a size up to 1T or a percentage from 0.01% to 90%, or off"),
+                          ("lots", "'lots' is not any of")):
+            r = self.set(bad)
+            self.assertIn("org.freedesktop.DBus.Error.InvalidArgs", r.stderr)
+            self.assertIn(what, r.stderr)
+        r = self.set("off")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: self.status_json()["cow_reserve_bytes"] == 0, timeout=10, what="the reserve off")
+        self.assertIn("no reserve (CowReserve=off)", self.daemon.ctl("status").stdout)
+
+
 def free_loopback_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
