@@ -2,18 +2,19 @@
 # vm-timeout: 240
 # The COW guard (CowReserve=) against a COW storm, in a 512 MiB guest with no
 # swap. A process holds memory whose pages are all alike; a tenant ("fill")
-# has taken what was free but 96 MiB and takes whatever merging frees, as a
-# host packs guests into memory that looks free. With CowReserve=32M ksmd
-# merges until the headroom (MemAvailable minus the unmerge debt) would fall
-# below 32 MiB, then holds, says so and merges nothing more; every merged page
-# written at once then fits, and nothing is OOM-killed. When memory returns it
-# lets go and merges again. The same run without the guard merges everything,
-# the tenant takes it all, and the same storm OOM-kills a process.
+# has taken what was free but 128 MiB and takes whatever merging frees, as a
+# host packs guests into memory that looks free. With CowReserve=48M ksmd
+# merges only while the headroom (MemAvailable minus the unmerge debt) stays
+# above 48 MiB; when the tenant takes 16 MiB more the guard trips, says so and
+# merges nothing more; every merged page written at once then fits, and
+# nothing is OOM-killed. When memory returns it lets go and merges again. The
+# same run without the guard merges everything, the tenant takes it all, and
+# the same storm OOM-kills a process.
 . /lib/ksmd-vm.sh
 
 SOCK=/run/ksmd/ksmd.sock
-FLOOR_MIB=96
-RESERVE_MIB=32
+FLOOR_MIB=128
+RESERVE_MIB=48
 # Neither the scenario nor ksmd (its child) is ever the OOM killer's choice.
 echo -1000 > /proc/self/oom_score_adj
 
@@ -83,7 +84,15 @@ vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 vm_check "ksmd starts with CowReserve=${RESERVE_MIB}M" start_ksmd --cow-reserve=${RESERVE_MIB}M
 vm_check "the memory is taken and registered" setup
 t0=$(date +%s)
-vm_check "the COW guard trips as merging frees memory the tenant takes" wait_for 120 holding
+# Merges free memory, the tenant takes it: the headroom falls to the reserve, and merging waits there.
+vm_check "merging stops at the reserve: the debt reaches what the tenant left, less the reserve" \
+	wait_for 120 sh -c "[ \$(ksmctl --socket $SOCK --json status |
+	sed -n 's/.*\"cow_debt_bytes\":\([0-9]*\).*/\1/p') -ge $(((FLOOR_MIB - RESERVE_MIB - 12) << 20)) ]"
+vm_diag "after $(($(date +%s) - t0)) s: $(ctl status | grep 'COW guard')"
+vm_check "the guard has not tripped yet: merges kept the headroom at the reserve" not_holding
+# The tenant grows: now the headroom is below the reserve.
+vm_check "the tenant takes 16 MiB more" start fill2 fill $((FLOOR_MIB - 16))
+vm_check "the COW guard trips" wait_for 30 holding
 vm_diag "tripped after $(($(date +%s) - t0)) s: $(ctl status | grep 'COW guard')"
 vm_check "ksmd logs that it holds merging" grep -q 'COW guard: headroom .* is below CowReserve=' /tmp/ksmd.log
 vm_check "its status line says so" status_says 'COW guard holding'
@@ -104,6 +113,7 @@ vm_check "every page reads back intact" grep -q '^stormed .*: intact' /tmp/hold.
 vm_check "no process was OOM-killed with the guard on" test "$(oom_kills)" -eq "$kills"
 vm_check "the process that stormed still runs" kill -0 "$hold_pid"
 
+stop fill2
 stop fill
 vm_check "the guard lets go when memory returns" wait_for 30 not_holding
 vm_check "ksmd logs that merging resumes" grep -q 'is back above CowReserve=.*merging resumes' /tmp/ksmd.log
