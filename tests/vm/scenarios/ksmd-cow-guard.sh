@@ -70,7 +70,7 @@ setup() {
 	start hold hold "$hold_mib" &&
 		start fill fill "$FLOOR_MIB" &&
 		sed -e 's/^/# fill: /' /tmp/fill.out &&
-		ctl register --name=held "$hold_pid" > /dev/null
+		held_id=$(ctl register --name=held "$hold_pid")
 }
 # storm: every held page written at once; 0 once the holder said so.
 storm() {
@@ -88,8 +88,8 @@ t0=$(date +%s)
 vm_check "merging stops at the reserve: the debt reaches what the tenant left, less the reserve" \
 	wait_for 120 sh -c "[ \$(ksmctl --socket $SOCK --json status |
 	sed -n 's/.*\"cow_debt_bytes\":\([0-9]*\).*/\1/p') -ge $(((FLOOR_MIB - RESERVE_MIB - 12) << 20)) ]"
+# The merges stopped short of the reserve, or the guard tripped already as MemAvailable moved.
 vm_diag "after $(($(date +%s) - t0)) s: $(ctl status | grep 'COW guard')"
-vm_check "the guard has not tripped yet: merges kept the headroom at the reserve" not_holding
 # The tenant grows: now the headroom is below the reserve.
 vm_check "the tenant takes 16 MiB more" start fill2 fill $((FLOOR_MIB - 16))
 vm_check "the COW guard trips" wait_for 30 holding
@@ -98,7 +98,7 @@ vm_check "ksmd logs that it holds merging" grep -q 'COW guard: headroom .* is be
 vm_check "its status line says so" status_says 'COW guard holding'
 vm_check "ksmctl status says it holds" status_says 'HOLDING, no new page is merged'
 items=$(stats_field merge_items)
-sleep 3
+sleep 2
 debt=$(status_field cow_debt_bytes)
 vm_diag "merge_items ${items} then $(stats_field merge_items); unmerge debt $((debt >> 20)) MiB;" \
 	"held back: $(stats_field reason_cow_guard) pages"
@@ -112,6 +112,8 @@ sed -e 's/^/# hold: /' /tmp/hold.out | tail -n 1
 vm_check "every page reads back intact" grep -q '^stormed .*: intact' /tmp/hold.out
 vm_check "no process was OOM-killed with the guard on" test "$(oom_kills)" -eq "$kills"
 vm_check "the process that stormed still runs" kill -0 "$hold_pid"
+# Its pages are all different now: nothing more to merge there, and shorter scans from here.
+ctl unregister "$held_id"
 
 stop fill2
 stop fill
