@@ -25,7 +25,8 @@
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
 #define MANAGER_REST_TICK_USEC 1000000u
 #define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
-#define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often */
+#define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often... */
+#define MANAGER_COW_CGROUPS_USEC 1000000u  /* ...and at the regions' memory cgroups this often */
 #define MANAGER_COW_MAX_SCOPES 64u         /* memory cgroups with a limit it follows, besides the host */
 
 static uint64_t now_usec(void) {
@@ -139,6 +140,8 @@ void manager_free_engine(Manager *m) {
         m->registry = region_registry_free(m->registry);
         m->domains = domain_table_free(m->domains);
         m->helper = helper_client_free(m->helper);
+        free(m->cow_scopes);
+        m->cow_scopes = NULL;
 }
 
 bool manager_is_estimate(const Manager *m) {
@@ -466,7 +469,7 @@ static uint64_t manager_debt_bytes(Manager *m) {
                 (merged >= m->merged_at_pass_end ? merged - m->merged_at_pass_end : 0)) * PAGE_SIZE_BYTES;
 }
 
-/* A scope's cgroup path, kept while the scopes are read. */
+/* The COW guard's scopes: the host's first, then the memory cgroups with a limit that hold regions. */
 typedef struct CowScopes {
         CowScope scopes[1 + MANAGER_COW_MAX_SCOPES];
         char paths[1 + MANAGER_COW_MAX_SCOPES][256];
@@ -523,29 +526,38 @@ static void cow_scopes_add_region(CowScopes *c, const Region *r, uint64_t debt_b
 
 /* The COW guard (cow-guard.h): reads the memory figures, decides, says so, tells the scanner. */
 static void manager_cow_check(Manager *m, uint64_t now, bool force) {
-        _cleanup_free_ CowScopes *c = NULL;
         char headroom[32], reserve[32], debt[32], available[32], where[300], text[256];
+        CowScopes *c = m->cow_scopes;
+        size_t n = 0;
         int change;
 
         if (!force && now - m->cow_checked_usec < MANAGER_COW_CHECK_USEC)
                 return;
         m->cow_checked_usec = now;
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return;
+        if (!c) {
+                c = m->cow_scopes = calloc(1, sizeof(*c));
+                if (!c)
+                        return;
+        }
         if (proc_read_meminfo(&c->scopes[0].total_bytes, &c->scopes[0].available_bytes) >= 0) {
                 c->scopes[0].debt_bytes = manager_debt_bytes(m);
-                c->n = 1;
-                if (m->helper)
-                        REGISTRY_FOREACH(region, m->registry) {
-                                const RegionScan *rs = scanner_region(m->scanner, region->id);
+                /* The cgroups once a second: a file per region; the host's figures every look. */
+                if (c->n == 0 || force || now - m->cow_cgroups_usec >= MANAGER_COW_CGROUPS_USEC) {
+                        m->cow_cgroups_usec = now;
+                        c->n = 1;
+                        c->n_unlimited = 0;
+                        if (m->helper)
+                                REGISTRY_FOREACH(region, m->registry) {
+                                        const RegionScan *rs = scanner_region(m->scanner, region->id);
 
-                                if (rs)
-                                        cow_scopes_add_region(c, region, PAGE_SIZE_BYTES *
-                                                              scan_counters_saving_pages(&rs->last));
-                        }
+                                        if (rs)
+                                                cow_scopes_add_region(c, region, PAGE_SIZE_BYTES *
+                                                                      scan_counters_saving_pages(&rs->last));
+                                }
+                }
+                n = c->n;
         }
-        change = cow_guard_evaluate(&m->cow, m->settings.cow_reserve, c->scopes, c->n);
+        change = cow_guard_evaluate(&m->cow, m->settings.cow_reserve, c->scopes, n);
         scanner_set_merging_held(m->scanner, m->cow.holding);
         scanner_set_merge_budget(m->scanner, m->cow.budget_bytes == UINT64_MAX ?
                                                      UINT64_MAX : m->cow.budget_bytes / PAGE_SIZE_BYTES);

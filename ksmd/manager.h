@@ -128,6 +128,8 @@ typedef struct Manager {
         uint64_t last_status_usec;
         CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most */
         uint64_t cow_checked_usec;
+        struct CowScopes *cow_scopes;    /* the memory cgroups that hold regions (manager-scan.c) */
+        uint64_t cow_cgroups_usec;       /* when they were last read */
         uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */
         Stats stats;
 
