@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "parse-util.h"
 #include "proc-process.h"
 
 /* Finds "Key:" in /proc/PID/status-like text and returns the rest of the line. */
@@ -254,6 +255,69 @@ int proc_read_cgroup(pid_t pid, char *buf, size_t size) {
         if (r < 0)
                 return r;
         return proc_parse_cgroup(text, buf, size);
+}
+
+int proc_parse_meminfo(const char *text, uint64_t *ret_total_bytes, uint64_t *ret_available_bytes) {
+        uint64_t total = UINT64_MAX, available = UINT64_MAX;
+
+        for (const char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+                unsigned long long kib;
+
+                end = strchr(line, '\n');
+
+                if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
+                        total = (uint64_t) kib * 1024;
+                else if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+                        available = (uint64_t) kib * 1024;
+        }
+        if (total == UINT64_MAX || available == UINT64_MAX)
+                return -ENODATA;
+        *ret_total_bytes = total;
+        *ret_available_bytes = available;
+        return 0;
+}
+
+int proc_read_meminfo(uint64_t *ret_total_bytes, uint64_t *ret_available_bytes) {
+        char text[8192];
+        int r;
+
+        r = read_small_file("/proc/meminfo", text, sizeof(text));
+        if (r < 0)
+                return r;
+        return proc_parse_meminfo(text, ret_total_bytes, ret_available_bytes);
+}
+
+int proc_read_cgroup_memory(const char *path, uint64_t *ret_max_bytes, uint64_t *ret_current_bytes) {
+        char root[4096], file[8192], text[64];
+        uint64_t max, current;
+        int r;
+
+        if (path[0] != '/' || strstr(path, "/.."))
+                return -EINVAL;
+        r = cgroup2_mount(root, sizeof(root));
+        if (r < 0)
+                return r;
+        if (snprintf(file, sizeof(file), "%s%s/memory.max", root, streq(path, "/") ? "" : path) >=
+            (int) sizeof(file))
+                return -ENAMETOOLONG;
+        r = read_small_file(file, text, sizeof(text));
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\n")] = '\0';
+        if (streq(text, "max"))
+                max = UINT64_MAX;
+        else if (parse_uint64_range(text, 0, UINT64_MAX - 1, &max) < 0)
+                return -EBADMSG;
+        strcpy(file + strlen(file) - strlen("max"), "current");
+        r = read_small_file(file, text, sizeof(text));
+        if (r < 0)
+                return r;
+        text[strcspn(text, "\n")] = '\0';
+        if (parse_uint64_range(text, 0, UINT64_MAX - 1, &current) < 0)
+                return -EBADMSG;
+        *ret_max_bytes = max;
+        *ret_current_bytes = current;
+        return 0;
 }
 
 int proc_read_exe_name(pid_t pid, char *buf, size_t size) {

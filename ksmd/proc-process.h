@@ -57,6 +57,17 @@ int proc_pidfd_get_pid(int pidfd, pid_t *ret);
 int proc_read_cgroup(pid_t pid, char *buf, size_t size);
 int proc_parse_cgroup(const char *text, char *buf, size_t size);
 
+/* MemTotal and MemAvailable of /proc/meminfo, in bytes. -ENODATA if either is missing. */
+int proc_read_meminfo(uint64_t *ret_total_bytes, uint64_t *ret_available_bytes);
+int proc_parse_meminfo(const char *text, uint64_t *ret_total_bytes, uint64_t *ret_available_bytes);
+
+/*
+ * memory.max and memory.current of the cgroup v2 directory path ("/machine.slice/..."), in bytes;
+ * *ret_max_bytes is UINT64_MAX for "max" (no limit). -errno if the directory or its memory files are
+ * not there (-ESRCH: the hierarchy's root has none, nor a cgroup without the memory controller).
+ */
+int proc_read_cgroup_memory(const char *path, uint64_t *ret_max_bytes, uint64_t *ret_current_bytes);
+
 /* The file name of pid's executable, without directory or " (deleted)"; -ENOENT for kernel threads. */
 int proc_read_exe_name(pid_t pid, char *buf, size_t size);
 

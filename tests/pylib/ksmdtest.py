@@ -201,10 +201,12 @@ class Workload:
             cmd = SETPRIV_NOBODY + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self.pids = []
+        self.addrs = []  # of each process's workload memory
         for line in self.proc.stdout:
             w = line.split()
             if w[0] == "pid":
                 self.pids.append(int(w[1]))
+                self.addrs.append(int(w[3], 16))
             elif w[0] == "expected":
                 self.expected = {w[i]: int(w[i + 1]) for i in range(1, len(w), 2)}
             elif w[0] == "ready":
