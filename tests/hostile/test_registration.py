@@ -165,8 +165,8 @@ class StaysAuthorised(HostileTest):
                               self.daemon.socket, *SETPRIV_NOBODY],
                              pass_fds=(pidfd,), capture_output=True, text=True, timeout=60)
         self.assertIn("org.ksmd.Error.AccessDenied", out.stdout, out.stdout + out.stderr)
-        # Its path is right: the victim's AT_RANDOM bytes, which that process lacks, give it away.
-        self.assertIn("the Memory descriptor is not the memory of that process", out.stdout)
+        # Its path is right; its file is of another procfs than ksmd's, mounted in that pid namespace.
+        self.assertIn("the Memory descriptor is not of ksmd's /proc but of another procfs", out.stdout)
         self.assertEqual(self.regions(), [])
 
 
