@@ -234,14 +234,16 @@ static int read_check_child(void *userdata) {
         return 0;
 }
 
-/* 1 if pid runs on this process's memory (kcmp(2) KCMP_VM), 0 if not, -errno. */
+/*
+ * 1 if pid runs on this process's memory (kcmp(2) KCMP_VM), 0 if not, -ESRCH. Where kcmp() cannot
+ * answer (no CONFIG_KCMP, a seccomp filter), only we can: we have no threads, and the only other
+ * processes on our memory are proc_may_read_as()'s children, one at a time and reaped before it returns.
+ */
 static int shares_our_memory(pid_t pid) {
         long k = syscall(SYS_kcmp, getpid(), pid, KCMP_VM, 0, 0);
 
-        if (k < 0 && errno == ENOSYS)
-                return pid == getpid();
         if (k < 0)
-                return negative_errno();
+                return errno == ESRCH ? -ESRCH : pid == getpid();
         return k == 0;
 }
 
