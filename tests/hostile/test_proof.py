@@ -15,7 +15,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from ksmdtest import NOBODY, PYTHON, SETPRIV_NOBODY, ControlTest, config, wait_for  # noqa: E402
+from ksmdtest import (NOBODY, PYTHON, SETPRIV_NOBODY, ControlTest, config, stop_by_stdin,  # noqa: E402
+                      wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYLIB = os.path.join(HERE, "..", "pylib")
@@ -42,14 +43,7 @@ class Proc:
         return self.proc.stdout.readline().split()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        stop_by_stdin(self.proc)
 
 
 class ForgedProof(ControlTest):
