@@ -90,7 +90,7 @@ static int check_ids(pid_t pid, int pidfd, uid_t uid, gid_t gid, const char **re
 int access_proof_new(int memfd, pid_t pid, int pidfd, uid_t uid, gid_t gid, AccessProof **ret,
                      const char **ret_reason) {
         _cleanup_(access_proof_freep) AccessProof *p = NULL;
-        struct stat theirs, ours;
+        struct stat theirs;
         uint8_t bytes[16];
         TargetIds before = {};
         int r;
@@ -117,18 +117,17 @@ int access_proof_new(int memfd, pid_t pid, int pidfd, uid_t uid, gid_t gid, Acce
                 return -ESRCH;
         if (p->memfd < 0)
                 return p->memfd;
-        if (fstat(p->memfd, &ours) < 0)
-                return -errno;
-        if (theirs.st_dev != ours.st_dev)
-                return refuse(pidfd,
-                              "the Memory descriptor is not of ksmd's /proc but of another procfs (one "
-                              "mounted in another pid namespace or for a service with ProtectProc=)",
-                              ret_reason);
-        if (theirs.st_ino != ours.st_ino)
+        r = proc_mem_is(pid, theirs.st_dev, theirs.st_ino);
+        if (r == -ESRCH || pidfd_is_alive(pidfd) <= 0)
+                return -ESRCH;
+        if (r == 0)
                 return refuse(pidfd,
                               "the Memory descriptor is not /proc/PID/mem of that process (another file of "
                               "/proc, or one mounted over that path)",
                               ret_reason);
+        /* -EXDEV: of another procfs instance, where its inode says nothing: steps 2 and 3 decide. */
+        if (r < 0 && r != -EXDEV)
+                return r;
 
         if (uid != 0) {
                 r = proc_read_target_ids(pid, &before);

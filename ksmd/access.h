@@ -19,18 +19,23 @@
  * against the process itself, in three steps, and registers only if all hold:
  *
  * 1. The file is that process's /proc/PID/mem. ksmd opens /proc/PID/mem
- *    itself, through its own /proc, and compares the two files' device and
- *    inode numbers. The caller's open descriptor holds the dentry that ksmd's
- *    lookup of the same name finds, so the real file has the same inode; a
- *    bind mount shows the inode of the file it mounts, and another procfs
- *    (one mounted in a pid namespace of the caller's, or by systemd's
- *    ProtectProc=) has another device. Both files are open while compared,
- *    so both inodes are alive, and two live procfs inodes share a number only
- *    if get_next_ino(), a 32-bit counter, wrapped around between their
- *    births: a user who makes billions of inodes could try for that, so this
- *    step is not enough alone (timestamps and owners are no better: the
- *    owner sets the times, the kernel the owner). It is what ties the
- *    caller's open, and so its security modules' verdict, to the process.
+ *    itself and compares the two files' device and inode numbers
+ *    (proc_mem_is()), in its own /proc and in PID 1's (/proc/1/root/proc):
+ *    under systemd's sandboxing a service's /proc is a procfs instance of
+ *    its own, where the callers' is the host's. The caller's open descriptor
+ *    holds the dentry that ksmd's lookup of the same name finds, so the real
+ *    file has the same inode; a bind mount shows the inode of the file it
+ *    mounts. Both files are open while compared, so both inodes are alive,
+ *    and two live procfs inodes share a number only if get_next_ino(), a
+ *    32-bit counter, wrapped around between their births: a user who makes
+ *    billions of inodes could try for that, so this step is not enough alone
+ *    (timestamps and owners are no better: the owner sets the times, the
+ *    kernel the owner). A file of a third procfs instance (one mounted in a
+ *    pid namespace, or for a container or a service that shares the host's
+ *    pid namespace) cannot be compared: only steps 2 and 3 decide for it.
+ *    This step is what ties the caller's open, and so its security modules'
+ *    verdict, to the process; without it (a third procfs), the verdict is
+ *    only known to be on the process or a fork of it (step 3's bytes).
  * 2. The kernel lets the caller's ids read the process, asked by ksmd now
  *    (proc_may_read_as()). A child of ksmd takes the caller's uid and primary
  *    group, as the kernel recorded them when it connected (SO_PEERCRED), as

@@ -170,6 +170,30 @@ int proc_open_mem(pid_t pid) {
         return fd;
 }
 
+int proc_mem_is(pid_t pid, dev_t dev, ino_t ino) {
+        static const char *const roots[] = { "/proc", "/proc/1/root/proc" };
+
+        for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st;
+                char path[64];
+
+                snprintf(path, sizeof(path), "%s/%d/mem", roots[i], (int) pid);
+                /* Held open while compared: its inode lives, so no other live one has its number. */
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        if (errno == ENOENT && i == 0)
+                                return -ESRCH;
+                        continue;       /* PID 1's root may be out of reach: that procfs is not compared */
+                }
+                if (fstat(fd, &st) < 0)
+                        return negative_errno();
+                if (st.st_dev == dev)
+                        return st.st_ino == ino;
+        }
+        return -EXDEV;
+}
+
 /* What proc_may_read_as() hands its child, and the child's answer. */
 typedef struct ReadCheck {
         char path[64];                   /* /proc/PID/auxv */

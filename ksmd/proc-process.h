@@ -37,6 +37,17 @@ int proc_fd_path(int fd, char *buf, size_t size);
 int proc_open_mem(pid_t pid);
 
 /*
+ * Whether the open file with device dev and inode ino is /proc/PID/mem of
+ * pid, compared with the file this process opens in its own /proc and in
+ * PID 1's (/proc/1/root/proc: the procfs of the host's mount namespace,
+ * which a service's may not be: systemd's sandboxing mounts one of its own).
+ * 1 if it is; 0 if it is another file of one of those two procfs; -EXDEV if
+ * it is of neither (another procfs instance, whose inodes say nothing
+ * here); -ESRCH if pid is gone; other -errno.
+ */
+int proc_mem_is(pid_t pid, dev_t dev, ino_t ino);
+
+/*
  * Asks the kernel whether uid with primary group gid may read the memory of
  * pid: a child of this process takes them as its file-system ids, drops
  * every capability and opens /proc/PID/auxv, which runs the kernel's ptrace

@@ -165,8 +165,9 @@ class StaysAuthorised(HostileTest):
                               self.daemon.socket, *SETPRIV_NOBODY],
                              pass_fds=(pidfd,), capture_output=True, text=True, timeout=60)
         self.assertIn("org.ksmd.Error.AccessDenied", out.stdout, out.stdout + out.stderr)
-        # Its path is right; its file is of another procfs than ksmd's, mounted in that pid namespace.
-        self.assertIn("the Memory descriptor is not of ksmd's /proc but of another procfs", out.stdout)
+        # Its path is right and its procfs is one ksmd cannot compare inodes with: the kernel, asked with
+        # nobody's ids about the victim itself, refuses.
+        self.assertIn("the kernel does not let its uid and primary group read that process", out.stdout)
         self.assertEqual(self.regions(), [])
 
 

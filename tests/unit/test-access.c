@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -244,6 +245,7 @@ typedef struct MountedOver {
         int fd;                          /* what it opened */
 } MountedOver;
 
+/* from 0: a procfs instance of its own is mounted on /tmp, and /tmp/OVER/mem is opened. */
 static MountedOver mounted_over_start(pid_t from, pid_t over) {
         char src[64], dst[64], b;
         MountedOver m = {};
@@ -255,9 +257,11 @@ static MountedOver mounted_over_start(pid_t from, pid_t over) {
         if (m.helper == 0) {
                 close(sv[0]);
                 snprintf(src, sizeof(src), "/proc/%d/mem", (int) from);
-                snprintf(dst, sizeof(dst), "/proc/%d/mem", (int) over);
-                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-                    mount(src, dst, NULL, MS_BIND, NULL) < 0)
+                snprintf(dst, sizeof(dst), "%s/%d/mem", from > 0 ? "/proc" : "/tmp", (int) over);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                        _exit(1);
+                if (from > 0 ? mount(src, dst, NULL, MS_BIND, NULL) < 0 :
+                               mount("proc", "/tmp", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
                         _exit(1);
                 fd = open(dst, O_RDONLY | O_CLOEXEC);
                 if (fd < 0)
@@ -285,6 +289,7 @@ static void test_a_bind_mount_over_the_path_proves_nothing(void **state) {
         AccessProof *p = NULL;
         Child master, worker;
         MountedOver m;
+        struct stat st;
         char path[64], link[64];
         const char *reason = NULL;
 
@@ -298,12 +303,50 @@ static void test_a_bind_mount_over_the_path_proves_nothing(void **state) {
         snprintf(path, sizeof(path), "/proc/%d/mem", (int) master.pid);
         assert_int_equal(proc_fd_path(m.fd, link, sizeof(link)), 0);
         assert_string_equal(link, path); /* all a check of the path sees */
+        assert_int_equal(fstat(m.fd, &st), 0);
+        assert_int_equal(proc_mem_is(master.pid, st.st_dev, st.st_ino), 0);
+        assert_int_equal(proc_mem_is(worker.pid, st.st_dev, st.st_ino), 1);
         assert_int_equal(access_proof_new(m.fd, master.pid, master.pidfd, NOBODY, NOBODY, &p, &reason),
                          -EPERM);
         assert_string_equal(reason, INODE_REASON);
         /* Root's proof is checked the same way. */
         assert_int_equal(access_proof_new(m.fd, master.pid, master.pidfd, 0, 0, &p, &reason), -EPERM);
         assert_string_equal(reason, INODE_REASON);
+        assert_null(p);
+        mounted_over_end(&m);
+        stop_child(&master);
+        stop_child(&worker);
+}
+
+/* A procfs instance of another mount namespace: inodes cannot be compared; the kernel's answer decides. */
+static void test_a_third_procfs_is_left_to_the_kernels_answer(void **state) {
+        _cleanup_(access_proof_freep) AccessProof *p = NULL;
+        Child master, worker;
+        MountedOver m;
+        struct stat st;
+        const char *reason = NULL;
+
+        if (geteuid() != 0)
+                skip();
+        master = start_child(CHILD_WAIT);
+        worker = start_child(CHILD_NOBODY);
+        child_act(&worker);
+        m = mounted_over_start(0, master.pid);
+        assert_int_equal(fstat(m.fd, &st), 0);
+        assert_int_equal(proc_mem_is(master.pid, st.st_dev, st.st_ino), -EXDEV);
+        /* Root's own, the master's file: the bytes match, root needs no kernel check. */
+        assert_int_equal(access_proof_new(m.fd, master.pid, master.pidfd, 0, 0, &p, &reason), 0);
+        access_proof_freep(&p);
+        /* The same file as nobody's proof: the kernel, asked with nobody's ids, refuses. */
+        assert_int_equal(access_proof_new(m.fd, master.pid, master.pidfd, NOBODY, NOBODY, &p, &reason),
+                         -EPERM);
+        assert_string_equal(reason, KERNEL_REASON);
+        mounted_over_end(&m);
+        /* And the worker's, which nobody may read, named as the master's: the same. */
+        m = mounted_over_start(0, worker.pid);
+        assert_int_equal(access_proof_new(m.fd, master.pid, master.pidfd, NOBODY, NOBODY, &p, &reason),
+                         -EPERM);
+        assert_string_equal(reason, KERNEL_REASON);
         assert_null(p);
         mounted_over_end(&m);
         stop_child(&master);
@@ -386,6 +429,7 @@ int main(void) {
                 cmocka_unit_test(test_new_credentials_end_the_proof),
                 cmocka_unit_test(test_the_kernel_is_asked_with_the_callers_ids),
                 cmocka_unit_test(test_a_bind_mount_over_the_path_proves_nothing),
+                cmocka_unit_test(test_a_third_procfs_is_left_to_the_kernels_answer),
                 cmocka_unit_test(test_ksmd_itself_is_never_proven),
                 cmocka_unit_test(test_no_proof_without_a_vouched_primary_group),
                 cmocka_unit_test(test_the_checker_reports_what_the_kernel_says),
