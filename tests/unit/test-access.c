@@ -285,6 +285,13 @@ static void mounted_over_end(MountedOver *m) {
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Our forks, as a pre-fork server's root master and its worker, now nobody: the same AT_RANDOM bytes. */
+static void start_master_and_worker(Child *ret_master, Child *ret_worker) {
+        *ret_master = start_child(CHILD_WAIT);
+        *ret_worker = start_child(CHILD_NOBODY);
+        child_act(ret_worker);
+}
+
 static void test_a_bind_mount_over_the_path_proves_nothing(void **state) {
         AccessProof *p = NULL;
         Child master, worker;
@@ -295,10 +302,7 @@ static void test_a_bind_mount_over_the_path_proves_nothing(void **state) {
 
         if (geteuid() != 0)
                 skip();
-        /* Our forks, as a pre-fork server's master and worker: the same AT_RANDOM bytes. */
-        master = start_child(CHILD_WAIT);
-        worker = start_child(CHILD_NOBODY);
-        child_act(&worker);
+        start_master_and_worker(&master, &worker);
         m = mounted_over_start(worker.pid, master.pid);
         snprintf(path, sizeof(path), "/proc/%d/mem", (int) master.pid);
         assert_int_equal(proc_fd_path(m.fd, link, sizeof(link)), 0);
@@ -328,9 +332,7 @@ static void test_a_third_procfs_is_left_to_the_kernels_answer(void **state) {
 
         if (geteuid() != 0)
                 skip();
-        master = start_child(CHILD_WAIT);
-        worker = start_child(CHILD_NOBODY);
-        child_act(&worker);
+        start_master_and_worker(&master, &worker);
         m = mounted_over_start(0, master.pid);
         assert_int_equal(fstat(m.fd, &st), 0);
         assert_int_equal(proc_mem_is(master.pid, st.st_dev, st.st_ino), -EXDEV);
