@@ -179,7 +179,7 @@ int proc_mem_is(pid_t pid, dev_t dev, ino_t ino) {
                 char path[64];
 
                 snprintf(path, sizeof(path), "%s/%d/mem", roots[i], (int) pid);
-                /* Held open while compared: its inode lives, so no other live one has its number. */
+                /* Held open while compared: the numbers compared are of two live inodes. */
                 fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0) {
                         if (errno == ENOENT && i == 0)
