@@ -120,7 +120,7 @@ static int check_access(const PeerCreds *peer, pid_t pid, int pidfd, const Regis
                                          "/proc/%d/mem it opened itself as the Memory option "
                                          "(ksmctl register does)",
                                          (unsigned) peer->uid, (int) pid, (int) pid);
-        r = access_proof_new(o->memfd, pid, pidfd, &proof, &reason);
+        r = access_proof_new(o->memfd, pid, pidfd, peer->uid, peer->gid, &proof, &reason);
         if (r == -ESRCH)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
                                          (int) pid);
