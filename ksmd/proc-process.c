@@ -365,9 +365,13 @@ static int cgroup2_mount(char *buf, size_t size) {
         return r;
 }
 
-int proc_cgroup_is_root_owned(const char *path) {
-        char root[4096], dir[8192];
-        size_t n, n_root;
+/*
+ * The file (or, with file NULL, the directory) of the cgroup at path, an
+ * absolute cgroup path without "..", under the cgroup v2 mount; *ret_root_len
+ * is the length of the mount's own path in buf.
+ */
+static int cgroup2_path(const char *path, const char *file, char *buf, size_t size, size_t *ret_root_len) {
+        char root[4096];
         int r;
 
         if (path[0] != '/' || strstr(path, "/.."))
@@ -375,9 +379,22 @@ int proc_cgroup_is_root_owned(const char *path) {
         r = cgroup2_mount(root, sizeof(root));
         if (r < 0)
                 return r;
-        n_root = strlen(root);
-        if (snprintf(dir, sizeof(dir), "%s%s", root, path) >= (int) sizeof(dir))
+        if (snprintf(buf, size, "%s%s%s%s", root, file && streq(path, "/") ? "" : path, file ? "/" : "",
+                     file ? file : "") >= (int) size)
                 return -ENAMETOOLONG;
+        if (ret_root_len)
+                *ret_root_len = strlen(root);
+        return 0;
+}
+
+int proc_cgroup_is_root_owned(const char *path) {
+        char dir[8192];
+        size_t n, n_root;
+        int r;
+
+        r = cgroup2_path(path, NULL, dir, sizeof(dir), &n_root);
+        if (r < 0)
+                return r;
         for (n = strlen(dir); n > n_root;) {
                 struct stat st;
 
@@ -461,18 +478,13 @@ int proc_read_meminfo(uint64_t *ret_total_bytes, uint64_t *ret_available_bytes) 
 }
 
 int proc_read_cgroup_memory(const char *path, uint64_t *ret_max_bytes, uint64_t *ret_current_bytes) {
-        char root[4096], file[8192], text[64];
+        char file[8192], text[64];
         uint64_t max, current;
         int r;
 
-        if (path[0] != '/' || strstr(path, "/.."))
-                return -EINVAL;
-        r = cgroup2_mount(root, sizeof(root));
+        r = cgroup2_path(path, "memory.max", file, sizeof(file), NULL);
         if (r < 0)
                 return r;
-        if (snprintf(file, sizeof(file), "%s%s/memory.max", root, streq(path, "/") ? "" : path) >=
-            (int) sizeof(file))
-                return -ENAMETOOLONG;
         r = read_small_file(file, text, sizeof(text));
         if (r < 0)
                 return r;
