@@ -22,13 +22,20 @@
  * Shared pages and the zero page are never written, so they need none of
  * this.
  *
+ * A new shared page is allocated only when the two pages compare equal in
+ * an unlocked look (the locked compare still decides), and allocated and
+ * registered before any page lock is taken. Every allocation gives up under
+ * memory pressure (KH_GFP): a merge fails with NO_MEMORY, it never invokes
+ * the OOM killer.
+ *
  * Each item names its processes by pidfds of the task that sent the
  * request; they are looked up, and the sender's right to read each process
  * checked, as process_madvise() does, before the locks below are taken.
  *
  * Locks, outermost first: the mmap read locks of one or two mms, in
  * address order; page locks, only by trylock; the page table lock; the
- * registry mutex is taken with no page table lock held.
+ * registry mutex is taken with no page table lock held. Nothing is
+ * allocated under a page lock.
  *
  * Anything unexpected stops the item with nothing changed, or with only a
  * write-protect done, which the kernel undoes on the next write fault.
@@ -679,6 +686,38 @@ out_handle:
 }
 
 /*
+ * A new shared page for a merge from @s, or NULL with the item's result
+ * set to NO_MEMORY. Not movable (nothing can migrate a page without a
+ * reverse map), and charged to the source's memory cgroup, as KSM leaves a
+ * merged page charged to its first owner; the source's own page, freed by
+ * the merge, leaves that charge. A page freed before it is mapped is
+ * uncharged.
+ */
+static struct page *kh_shared_page_alloc(struct kh_item *it,
+					 struct kh_side *s)
+{
+	struct page *kpage;
+
+	if (it->skip_alloc)
+		goto nomem;
+	kpage = alloc_page(KH_GFP_PAGE);
+	if (!kpage) {
+		it->no_page = true;
+		goto nomem;
+	}
+	if (kh_symbols_have_memcg() &&
+	    kh_sym.mem_cgroup_charge(page_folio(kpage), s->mm, KH_GFP)) {
+		put_page(kpage);
+		goto nomem;
+	}
+	return kpage;
+
+nomem:
+	kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY, KSMD_HELPER_REASON_NONE);
+	return NULL;
+}
+
+/*
  * Both sides are private anonymous pages: copy the verified bytes into a
  * new shared page and map it in place of both.
  */
@@ -688,39 +727,36 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 	struct page *kpage;
 	struct kh_page *kp;
 
-	/* Not movable: nothing can migrate a page without a reverse map. */
-	kpage = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
-	if (!kpage) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
-		       KSMD_HELPER_REASON_NONE);
-		return;
-	}
-	/*
-	 * Charge the source's memory cgroup, as KSM leaves a merged page
-	 * charged to its first owner; before the page locks, since charging
-	 * may reclaim. A failed merge frees and uncharges the page.
-	 */
-	if (kh_symbols_have_memcg() &&
-	    kh_sym.mem_cgroup_charge(page_folio(kpage), s->mm, GFP_KERNEL)) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
-		       KSMD_HELPER_REASON_NONE);
-		goto out_put;
-	}
-	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
-	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
-		goto out_put;
+	/* Only bytes equal now justify a page; the locked compare decides. */
 	if (!kh_pages_identical(t->page, s->page)) {
 		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
-		goto out_put;
+		return;
 	}
-	copy_highpage(kpage, s->page);
-
+	/* Nor a page lock someone holds now: the trylock below would fail. */
+	if (PageLocked(t->page) || PageLocked(s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	kpage = kh_shared_page_alloc(it, s);
+	if (!kpage)
+		return;
+	/* No allocation under the page locks: register it first, hidden. */
 	kp = kh_page_register(kpage);
 	if (IS_ERR(kp)) {
 		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
 		       KSMD_HELPER_REASON_NONE);
 		goto out_put;
 	}
+	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
+	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
+		goto out_kp;
+	if (!kh_pages_identical(t->page, s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+		goto out_kp;
+	}
+	copy_highpage(kpage, s->page);
+	kh_page_publish(kp);
+
 	/*
 	 * If the target's swap fails after the source's, the source simply
 	 * lives on the shared page; if the source's fails, the unmapped
@@ -732,6 +768,11 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 		it->has_handle = true;
 	}
 	kh_page_put(kp);
+	goto out_put;
+
+out_kp:
+	/* Never mapped: freed (and uncharged) now, not by the collector. */
+	kh_page_discard(kp);
 out_put:
 	put_page(kpage);
 }
@@ -866,11 +907,13 @@ out_mm:
 	mmput(t.mm);
 }
 
-static void kh_run_item(struct kh_item *it, bool zero)
+static void kh_run_item(struct kh_item *it, bool zero, bool skip_alloc)
 {
 	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
 	it->has_handle = false;
 	it->busy_ref = false;
+	it->no_page = false;
+	it->skip_alloc = skip_alloc;
 	if (zero)
 		kh_merge_zero_item(it);
 	else
@@ -887,19 +930,20 @@ static const u8 kh_result_stat[__KSMD_HELPER_RESULT_MAX] = {
 	[KSMD_HELPER_RESULT_NO_PROCESS] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_PAGE] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_HANDLE] = KSMD_HELPER_STAT_NOENT,
-	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_BUSY,
+	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_NO_MEMORY,
 	[KSMD_HELPER_RESULT_BAD_PIDFD] = KSMD_HELPER_STAT_DENIED,
 	[KSMD_HELPER_RESULT_NO_ACCESS] = KSMD_HELPER_STAT_DENIED,
 };
 
 void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 {
-	bool retry = false;
+	bool retry = false, no_page = false;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		kh_run_item(&items[i], zero);
+		kh_run_item(&items[i], zero, no_page);
 		retry |= items[i].busy_ref;
+		no_page |= items[i].no_page;
 		cond_resched();
 	}
 
@@ -911,7 +955,7 @@ void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 		kh_sym.lru_add_drain_all();
 		for (i = 0; i < n; i++) {
 			if (items[i].busy_ref)
-				kh_run_item(&items[i], zero);
+				kh_run_item(&items[i], zero, no_page);
 			cond_resched();
 		}
 	}

@@ -56,8 +56,9 @@
  *                                              RESULT is UNSUPPORTED
  *         KSMD_HELPER_ITEM_A_HANDLE    u64     the shared page, when MERGED or
  *                                              ALREADY
- *   A request-level error (permission, malformed message) fails the whole
- *   request and changes nothing; per-item outcomes are results, not errors.
+ *   A request-level error (permission, malformed message, -ENOMEM) fails
+ *   the whole request and changes nothing; per-item outcomes are results,
+ *   not errors.
  *   A pidfd that names no process the caller may access is such an outcome
  *   (BAD_PIDFD, NO_PROCESS, NO_ACCESS), for the target or the source alike;
  *   the target is looked up first, and the first failure is the result.
@@ -68,6 +69,13 @@
  *   source mapping the zero page makes the item a MERGE_ZERO of the target;
  *   a target mapping the zero page gives ALREADY (source all zero) or
  *   DIFFERS, and changes nothing.
+ *
+ *   Memory: only a merge of two private pages needs memory, one page (the
+ *   new shared page, charged to the source's memory cgroup), and only once
+ *   their bytes compare equal. No allocation of the module waits for memory
+ *   under pressure or invokes the OOM killer: when it fails, the item is
+ *   NO_MEMORY and nothing changed (retry later), or the request fails with
+ *   -ENOMEM.
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
  *   As MERGE (FLAGS, ITEMS), items carry only PIDFD and ADDR. An all-zero
@@ -106,6 +114,10 @@
  *     now means the pidfd's process exited or has no memory (kernel thread).
  *   - New counter KSMD_HELPER_STAT_DENIED.
  *   - UNMERGE fails with -EBADF and -EPERM as well as -ESRCH.
+ *
+ * Additions to ABI 2 (a reader that does not know them can ignore them):
+ *   - Counter KSMD_HELPER_STAT_NO_MEMORY; KSMD_HELPER_STAT_BUSY no longer
+ *     counts NO_MEMORY results.
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
@@ -182,7 +194,7 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_MERGED_ZERO,   /* MERGE_ZERO items with result MERGED */
 	KSMD_HELPER_STAT_ALREADY,
 	KSMD_HELPER_STAT_DIFFERS,
-	KSMD_HELPER_STAT_BUSY,          /* results BUSY and NO_MEMORY */
+	KSMD_HELPER_STAT_BUSY,          /* results BUSY */
 	KSMD_HELPER_STAT_CHANGED,
 	KSMD_HELPER_STAT_UNSUPPORTED,
 	KSMD_HELPER_STAT_NOENT,         /* NO_PROCESS, NO_PAGE, NO_HANDLE */
@@ -196,6 +208,7 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_BYTES_SAVED,
 	KSMD_HELPER_STAT_PAD,
 	KSMD_HELPER_STAT_DENIED,        /* results BAD_PIDFD and NO_ACCESS */
+	KSMD_HELPER_STAT_NO_MEMORY,     /* results NO_MEMORY */
 	__KSMD_HELPER_STAT_MAX
 };
 
@@ -234,7 +247,11 @@ enum ksmd_helper_result {
 	KSMD_HELPER_RESULT_NO_PROCESS,
 	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
 	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
-	/* allocation or memcg charge failed; nothing changed */
+	/*
+	 * the shared page could not be allocated or charged to the source's
+	 * memory cgroup without waiting for memory; nothing changed; retry
+	 * later
+	 */
 	KSMD_HELPER_RESULT_NO_MEMORY,
 	/* the fd is not open in the caller's file table, or not a pidfd */
 	KSMD_HELPER_RESULT_BAD_PIDFD,
