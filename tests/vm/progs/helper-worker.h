@@ -33,7 +33,7 @@ enum {
         W_DONTNEED,
         W_FREE,
         W_PAGEOUT,      /* a..b: push to swap (MADV_PAGEOUT) */
-        W_HOLD_FORK,    /* fork a child that only waits, sharing every page */
+        W_HOLD_FORK,    /* fork a child that only waits, sharing every page; reply once it runs */
         W_HOLD_RELEASE, /* end that child */
         W_MUNMAP,
         W_MREMAP,       /* move the whole region; reply: 0 or errno */
@@ -141,13 +141,27 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                 case W_PAGEOUT:
                         r = madvise(base + c.a * PG, (c.b - c.a) * PG, 21 /* MADV_PAGEOUT */) ? errno : 0;
                         break;
-                case W_HOLD_FORK:
+                case W_HOLD_FORK: {
+                        /* Replies once the child has run: its own stack writes are done by then. */
+                        int ready[2];
+                        char b = 0;
+
+                        if (pipe(ready) < 0) {
+                                r = errno;
+                                break;
+                        }
                         holder = fork();
-                        if (holder == 0)
+                        if (holder == 0) {
+                                if (write(ready[1], &b, 1) != 1)
+                                        _exit(1);
                                 for (;;)
                                         pause();
-                        r = holder < 0 ? errno : 0;
+                        }
+                        r = holder < 0 ? errno : read(ready[0], &b, 1) == 1 ? 0 : EIO;
+                        close(ready[0]);
+                        close(ready[1]);
                         break;
+                }
                 case W_HOLD_RELEASE:
                         if (holder > 0) {
                                 kill(holder, SIGKILL);

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * helper-edge-test: what ksmd_helper keeps of the kernel's rules at the edges,
+ * between separate worker processes. Prints TAP.
+ *
+ *   helper-edge-test memcg [PAGES]
+ *       The source's memory cgroup at memory.max: merges that need a new
+ *       shared page fail NO_MEMORY, no OOM kill, nothing lost; with memory
+ *       back the same merges succeed.
+ *   helper-edge-test hog LEAVE_MIB
+ *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
+ *       holds it there (allocating as merges free memory, freeing if it
+ *       falls below half) until stdin closes. Prints "ready" once there.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <poll.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "helper-genl.h"
+#include "helper-worker.h"
+#include "tap.h"
+
+static long proc_kb(const char *path, const char *key) {
+        char line[256];
+        long v = -1;
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
+                        v = strtol(line + strlen(key) + 1, NULL, 10);
+                        break;
+                }
+        fclose(f);
+        return v;
+}
+
+/* The value of "KEY VALUE" in a flat-keyed file (memory.events, /proc/vmstat), or -1. */
+static long keyed_value(const char *path, const char *key) {
+        char line[256];
+        long v = -1;
+        FILE *f = fopen(path, "re");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ') {
+                        v = strtol(line + strlen(key) + 1, NULL, 10);
+                        break;
+                }
+        fclose(f);
+        return v;
+}
+
+static bool write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        bool ok;
+
+        if (!f)
+                return false;
+        ok = fputs(text, f) >= 0;
+        return fclose(f) == 0 && ok;
+}
+
+static long read_long(const char *path) {
+        FILE *f = fopen(path, "re");
+        long v = -1;
+
+        if (f) {
+                if (fscanf(f, "%ld", &v) != 1)
+                        v = -1;
+                fclose(f);
+        }
+        return v;
+}
+
+static bool join_cgroup(const char *cg, pid_t pid) {
+        char path[128], text[32];
+
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", cg);
+        snprintf(text, sizeof(text), "%d\n", pid);
+        return write_file(path, text);
+}
+
+static bool worker_alive(const Worker *w) {
+        return kill(w->pid, 0) == 0;
+}
+
+typedef struct {
+        long by_result[__KSMD_HELPER_RESULT_MAX + 1];
+        long by_reason[__KSMD_HELPER_REASON_MAX + 1];
+} Tally;
+
+/* Run items in batches of up to 256; BUSY ones are sent again up to `busy_tries` times. */
+static int run_items(KgSock *s, KgItem *items, size_t n, int zero, int busy_tries, Tally *t) {
+        memset(t, 0, sizeof(*t));
+        for (size_t off = 0; off < n; off += 256) {
+                size_t m = n - off < 256 ? n - off : 256;
+
+                for (int tries = 0;; tries++) {
+                        bool busy = false;
+                        int r = kg_merge(s, items + off, m, zero);
+
+                        if (r < 0) {
+                                printf("# MERGE request failed: %s (%s)\n", strerror(-r), kg_extack);
+                                return r;
+                        }
+                        for (size_t i = 0; i < m; i++)
+                                busy |= items[off + i].result == KSMD_HELPER_RESULT_BUSY;
+                        if (!busy || tries >= busy_tries)
+                                break;
+                        usleep(20000);
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                uint32_t r = items[i].result;
+
+                t->by_result[r < __KSMD_HELPER_RESULT_MAX ? r : __KSMD_HELPER_RESULT_MAX]++;
+                if (r == KSMD_HELPER_RESULT_UNSUPPORTED)
+                        t->by_reason[items[i].reason < __KSMD_HELPER_REASON_MAX ? items[i].reason :
+                                                                                __KSMD_HELPER_REASON_MAX]++;
+        }
+        printf("#");
+        for (uint32_t r = 0; r <= __KSMD_HELPER_RESULT_MAX; r++)
+                if (t->by_result[r])
+                        printf(" %s %ld", kg_result_name(r), t->by_result[r]);
+        printf("\n");
+        return 0;
+}
+
+static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
+        KgItem *it = calloc(b - a, sizeof(*it));
+
+        for (size_t i = a; i < b; i++) {
+                it[i - a].pidfd = t->pidfd;
+                it[i - a].addr = (uintptr_t) t->base + i * PG;
+                it[i - a].src_pidfd = src->pidfd;
+                it[i - a].src_addr = (uintptr_t) src->base + i * PG;
+        }
+        return it;
+}
+
+static uint64_t helper_stat(KgSock *s, int stat) {
+        KgInfo info;
+
+        return kg_info(s, &info) < 0 ? UINT64_MAX : info.stats[stat];
+}
+
+/*
+ * Empties the memory cgroup charge caches of every CPU: each CPU keeps a few
+ * pages charged ahead for the cgroup that last charged there, which would let
+ * that many charges beyond memory.max through. A charge of another cgroup on
+ * the CPU returns them.
+ */
+static void drain_charge_caches(const char *other_cgroup) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        for (long cpu = 0; cpu < cpus; cpu++) {
+                pid_t p = fork();
+
+                if (p == 0) {
+                        cpu_set_t set;
+                        char *m;
+
+                        CPU_ZERO(&set);
+                        CPU_SET(cpu, &set);
+                        if (sched_setaffinity(0, sizeof(set), &set) < 0 ||
+                            !join_cgroup(other_cgroup, getpid()))
+                                _exit(1);
+                        m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                        if (m == MAP_FAILED)
+                                _exit(1);
+                        for (size_t o = 0; o < (1 << 20); o += PG)
+                                m[o] = 1;
+                        _exit(0);
+                }
+                if (p > 0)
+                        waitpid(p, NULL, 0);
+        }
+}
+
+static int test_memcg(KgSock *s, size_t n) {
+        long oom_kills0, cur, src_before, src_after, events_oom, events_kill, events_max;
+        uint64_t nomem0, nomem1;
+        Worker S, T;
+        KgItem *it, *again;
+        size_t n_again = 0;
+        char text[32];
+        Tally t;
+        int r;
+
+        if (!write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory") ||
+            (mkdir("/sys/fs/cgroup/kh-src", 0755) < 0 && errno != EEXIST) ||
+            (mkdir("/sys/fs/cgroup/kh-tgt", 0755) < 0 && errno != EEXIST) ||
+            (mkdir("/sys/fs/cgroup/kh-drain", 0755) < 0 && errno != EEXIST)) {
+                tap(false, "memory cgroups for the test (%s)", strerror(errno));
+                return tap_end();
+        }
+        /* Swap, if any, would let the cgroup reclaim; this test wants it full. */
+        (void) write_file("/sys/fs/cgroup/kh-src/memory.swap.max", "0");
+
+        tap(worker_start(&S, n, 0) == 0 && join_cgroup("kh-src", S.pid) &&
+            worker_start(&T, n, 0) == 0 && join_cgroup("kh-tgt", T.pid),
+            "source and target processes start in their memory cgroups");
+        worker_do(&S, W_ADDR, 0, 0, 0);
+        worker_do(&T, W_ADDR, 0, 0, 0);
+        worker_do(&S, W_FILL, 0, n, 61);
+        worker_do(&T, W_FILL, 0, n, 61);
+        /* A child keeps the source's pages: a merge frees none of them, each shared page is one more. */
+        tap(worker_do(&S, W_HOLD_FORK, 0, 0, 0) == 0, "a child of the source holds its pages");
+        /*
+         * The fork made the source's stack copy-on-write as well: what it does below must not need a
+         * page once its cgroup is full, or the cgroup's OOM killer would end it for its own fault.
+         * Doing it once now copies those pages.
+         */
+        worker_do(&S, W_ADDR, 0, 0, 0);
+        worker_do(&S, W_CHECK, 0, n, 61);
+
+        drain_charge_caches("kh-drain");
+        cur = read_long("/sys/fs/cgroup/kh-src/memory.current");
+        snprintf(text, sizeof(text), "%ld\n", cur);
+        tap(cur > 0 && write_file("/sys/fs/cgroup/kh-src/memory.max", text),
+            "the source's memory cgroup is full: memory.max = memory.current = %ld kB", cur / 1024);
+        oom_kills0 = keyed_value("/proc/vmstat", "oom_kill");
+        nomem0 = helper_stat(s, KSMD_HELPER_STAT_NO_MEMORY);
+
+        it = pair_items(&T, &S, 0, n);
+        r = run_items(s, it, n, 0, 20, &t);
+        events_oom = keyed_value("/sys/fs/cgroup/kh-src/memory.events", "oom");
+        events_kill = keyed_value("/sys/fs/cgroup/kh-src/memory.events", "oom_kill");
+        events_max = keyed_value("/sys/fs/cgroup/kh-src/memory.events", "max");
+        nomem1 = helper_stat(s, KSMD_HELPER_STAT_NO_MEMORY);
+        printf("# memory.events of the source's cgroup: max %ld oom %ld oom_kill %ld; "
+               "memory.current %ld kB\n", events_max, events_oom, events_kill,
+               read_long("/sys/fs/cgroup/kh-src/memory.current") / 1024);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_NO_MEMORY] >= (long) n * 3 / 4,
+            "with the source's cgroup at memory.max, merges needing a new page are NO_MEMORY (%ld of %zu; "
+            "%ld merged on what the cgroup had left)",
+            t.by_result[KSMD_HELPER_RESULT_NO_MEMORY], n, t.by_result[KSMD_HELPER_RESULT_MERGED]);
+        tap(t.by_result[KSMD_HELPER_RESULT_NO_MEMORY] + t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n,
+            "no other result than NO_MEMORY and MERGED");
+        tap(nomem1 - nomem0 == (uint64_t) t.by_result[KSMD_HELPER_RESULT_NO_MEMORY],
+            "INFO counts the NO_MEMORY results (%llu)", (unsigned long long) (nomem1 - nomem0));
+        tap(events_oom == 0 && events_kill == 0,
+            "the cgroup's OOM killer was not invoked (oom %ld, oom_kill %ld)", events_oom, events_kill);
+        tap(keyed_value("/proc/vmstat", "oom_kill") == oom_kills0, "no process was OOM-killed anywhere");
+        tap(worker_alive(&S) && worker_alive(&T), "source and target are alive");
+        tap(worker_do(&S, W_CHECK, 0, n, 61) == 0 && worker_do(&T, W_CHECK, 0, n, 61) == 0,
+            "both read exactly what they wrote");
+
+        /* Memory comes back: the same merges go through. */
+        again = calloc(n, sizeof(*again));
+        for (size_t i = 0; i < n; i++)
+                if (it[i].result == KSMD_HELPER_RESULT_NO_MEMORY)
+                        again[n_again++] = it[i];
+        src_before = read_long("/sys/fs/cgroup/kh-src/memory.current");
+        tap(write_file("/sys/fs/cgroup/kh-src/memory.max", "max\n"),
+            "memory.max of the source's cgroup is lifted");
+        r = run_items(s, again, n_again, 0, 20, &t);
+        src_after = read_long("/sys/fs/cgroup/kh-src/memory.current");
+        printf("# the source's cgroup: %ld -> %ld kB for %ld new shared pages\n", src_before / 1024,
+               src_after / 1024, t.by_result[KSMD_HELPER_RESULT_MERGED]);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n_again,
+            "with memory back, every merge that was NO_MEMORY succeeds (%ld)",
+            t.by_result[KSMD_HELPER_RESULT_MERGED]);
+        tap(src_after - src_before >= (long) (n_again * PG) * 9 / 10,
+            "the new shared pages are charged to the source's cgroup");
+        tap(worker_do(&S, W_CHECK, 0, n, 61) == 0 && worker_do(&T, W_CHECK, 0, n, 61) == 0,
+            "both read exactly what they wrote after the merges");
+        tap(keyed_value("/proc/vmstat", "oom_kill") == oom_kills0, "still no OOM kill");
+
+        free(it);
+        free(again);
+        worker_do(&S, W_HOLD_RELEASE, 0, 0, 0);
+        worker_stop(&S);
+        worker_stop(&T);
+        rmdir("/sys/fs/cgroup/kh-src");
+        rmdir("/sys/fs/cgroup/kh-tgt");
+        rmdir("/sys/fs/cgroup/kh-drain");
+        return tap_end();
+}
+
+/* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
+static int hog(long leave_mib) {
+        enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
+        static char *chunks[MAX_CHUNKS];
+        size_t n = 0, peak = 0;
+        bool ready = false;
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        for (;;) {
+                struct pollfd p = { .fd = 0, .events = POLLIN };
+                long avail = proc_kb("/proc/meminfo", "MemAvailable") / 1024;
+
+                if (avail > leave_mib && n < MAX_CHUNKS) {
+                        char *c = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                       -1, 0);
+
+                        if (c != MAP_FAILED) {
+                                /* Different bytes in every page: nothing here merges. */
+                                for (size_t o = 0; o < CHUNK; o += PG)
+                                        *(uint64_t *) (c + o) = ((uint64_t) n << 32) | o | 1;
+                                chunks[n++] = c;
+                                peak = n > peak ? n : peak;
+                                continue;
+                        }
+                }
+                /* Something else needs memory now: give it back before the kernel has to kill. */
+                while (avail < leave_mib / 2 && n > 0) {
+                        munmap(chunks[--n], CHUNK);
+                        avail = proc_kb("/proc/meminfo", "MemAvailable") / 1024;
+                }
+                if (!ready && avail <= leave_mib) {
+                        printf("ready %zu MiB held, MemAvailable %ld MiB\n", n, avail);
+                        ready = true;
+                }
+                if (poll(&p, 1, 50) > 0)
+                        break;
+        }
+        printf("released %zu MiB (peak %zu MiB)\n", n, peak);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        const char *mode = argc > 1 ? argv[1] : "";
+        size_t n = argc > 2 ? strtoul(argv[2], NULL, 0) : 0;
+        KgSock s;
+        int r;
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (strcmp(mode, "hog") == 0)
+                return hog(n ? (long) n : 64);
+
+        r = kg_open(&s);
+        tap(r == 0, "the ksmd_helper family resolves");
+        if (r < 0)
+                return tap_end();
+        if (strcmp(mode, "memcg") == 0)
+                return test_memcg(&s, n ? n : 1024);
+        tap(false, "unknown mode '%s'", mode);
+        return tap_end();
+}
