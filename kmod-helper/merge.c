@@ -18,7 +18,9 @@
  *  3. compare the bytes, which can no longer change;
  *  4. swap the PTE for the shared page (or the zero page) if it is still
  *     the write-protected one, with a TLB flush, inside an MMU notifier
- *     range so secondary MMUs (KVM) drop their copy.
+ *     range so secondary MMUs (KVM) drop their copy. The new PTE keeps the
+ *     old one's soft-dirty bit: the bytes did not change, and a checkpoint
+ *     tool (CRIU) must still see a page written since it last looked.
  * Shared pages and the zero page are never written, so they need none of
  * this.
  *
@@ -374,18 +376,24 @@ static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 
 /*
  * A present PTE @pte maps @page (referenced), which is not anonymous: it
- * takes part only if it is one of the module's shared pages, read-only.
+ * takes part only if it is one of the module's shared pages, read-only and
+ * without a userfaultfd write-protect marker the new PTE would drop.
  */
 static enum kh_lookup kh_side_shared(struct kh_item *it, struct kh_side *s,
 				     struct page *page, pte_t pte)
 {
+	u32 reason = KSMD_HELPER_REASON_NONE;
+
 	s->owned = kh_page_get_by_page(page);
-	if (!s->owned || pte_write(pte)) {
+	if (!s->owned || pte_write(pte))
+		reason = KSMD_HELPER_REASON_NOT_ANON;
+	else if (pte_uffd_wp(pte))
+		reason = KSMD_HELPER_REASON_LOCKED_VMA;
+	if (reason != KSMD_HELPER_REASON_NONE) {
 		put_page(page);
 		kh_page_put(s->owned);
 		s->owned = NULL;
-		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-		       KSMD_HELPER_REASON_NOT_ANON);
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED, reason);
 		return KH_LOOKUP_STOP;
 	}
 	s->page = page;
@@ -523,6 +531,12 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
 		goto out_unlock;
 	}
+	if (pte_uffd_wp(entry)) {
+		/* A userfaultfd write-protect marker the new PTE would drop. */
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_LOCKED_VMA);
+		goto out_unlock;
+	}
 
 	anon_exclusive = PageAnonExclusive(page);
 	if (kh_pte_needs_wrprotect(entry) || anon_exclusive ||
@@ -606,6 +620,12 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 		newpte = pte_mkspecial(pfn_pte(my_zero_pfn(s->addr),
 					       s->vma->vm_page_prot));
 	}
+	/*
+	 * The bytes are the same, so no write happened: a page soft-dirty
+	 * since the last clear_refs stays so, a clean one stays clean.
+	 */
+	if (pte_soft_dirty(s->orig_pte))
+		newpte = pte_mksoft_dirty(newpte);
 
 	flush_cache_page(s->vma, s->addr, pte_pfn(s->orig_pte));
 	kh_sym.ptep_clear_flush(s->vma, s->addr, pt.ptep);

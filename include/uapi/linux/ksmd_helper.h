@@ -76,6 +76,9 @@
  *   under pressure or invokes the OOM killer: when it fails, the item is
  *   NO_MEMORY and nothing changed (retry later), or the request fails with
  *   -ENOMEM.
+ *   A PTE a merge replaces passes its soft-dirty bit on to the new one (the
+ *   bytes did not change); a page write-protected by userfaultfd is
+ *   UNSUPPORTED (LOCKED_VMA).
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
  *   As MERGE (FLAGS, ITEMS), items carry only PIDFD and ADDR. An all-zero

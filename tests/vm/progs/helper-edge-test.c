@@ -7,6 +7,10 @@
  *       The source's memory cgroup at memory.max: merges that need a new
  *       shared page fail NO_MEMORY, no OOM kill, nothing lost; with memory
  *       back the same merges succeed.
+ *   helper-edge-test soft-dirty [PAGES]
+ *       A merge keeps each PTE's soft-dirty bit (pagemap bit 55), on the
+ *       shared-page and the zero-page paths, target and source; pages
+ *       write-protected by userfaultfd are refused.
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -23,6 +27,12 @@
 #include "helper-genl.h"
 #include "helper-worker.h"
 #include "tap.h"
+
+#define PM_PFN_MASK ((UINT64_C(1) << 55) - 1)
+#define PM_SOFT_DIRTY (UINT64_C(1) << 55)
+#define PM_UFFD_WP (UINT64_C(1) << 57)
+#define PM_FILE (UINT64_C(1) << 61)
+#define PM_PRESENT (UINT64_C(1) << 63)
 
 static long proc_kb(const char *path, const char *key) {
         char line[256];
@@ -87,6 +97,42 @@ static bool join_cgroup(const char *cg, pid_t pid) {
         return write_file(path, text);
 }
 
+/* The pagemap entry of addr in pid, or 0 if it cannot be read. */
+static uint64_t pagemap(pid_t pid, uintptr_t addr) {
+        char path[64];
+        uint64_t e = 0;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        if (pread(fd, &e, sizeof(e), (off_t) (addr / PG * sizeof(e))) != sizeof(e))
+                e = 0;
+        close(fd);
+        return e;
+}
+
+static bool clear_soft_dirty(pid_t pid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/clear_refs", pid);
+        return write_file(path, "4");
+}
+
+/* The pfn of the kernel's zero page, as a read fault of untouched memory maps it. */
+static uint64_t zero_pfn(void) {
+        volatile char *p = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uint64_t pfn;
+
+        if (p == MAP_FAILED)
+                return 0;
+        (void) p[0];
+        pfn = pagemap(getpid(), (uintptr_t) p) & PM_PFN_MASK;
+        munmap((void *) p, PG);
+        return pfn;
+}
+
 static bool worker_alive(const Worker *w) {
         return kill(w->pid, 0) == 0;
 }
@@ -143,6 +189,16 @@ static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
                 it[i - a].src_addr = (uintptr_t) src->base + i * PG;
         }
         return it;
+}
+
+static int start_filled(Worker *w, size_t pages, int thp, uint64_t seed) {
+        int r = worker_start(w, pages, thp);
+
+        if (r < 0)
+                return r;
+        worker_do(w, W_ADDR, 0, 0, 0);
+        worker_do(w, W_FILL, 0, pages, seed);
+        return 0;
 }
 
 static uint64_t helper_stat(KgSock *s, int stat) {
@@ -285,6 +341,125 @@ static int test_memcg(KgSock *s, size_t n) {
         return tap_end();
 }
 
+/* Pages of w in [a, b) whose soft-dirty bit is not set exactly in [dirty_from, dirty_to). */
+static size_t soft_dirty_wrong(Worker *w, size_t a, size_t b, size_t dirty_from, size_t dirty_to) {
+        size_t wrong = 0;
+
+        for (size_t i = a; i < b; i++) {
+                bool sd = pagemap(w->pid, (uintptr_t) w->base + i * PG) & PM_SOFT_DIRTY;
+
+                if (sd != (i >= dirty_from && i < dirty_to))
+                        wrong++;
+        }
+        return wrong;
+}
+
+static size_t pages_with(Worker *w, size_t a, size_t b, uint64_t mask, uint64_t want) {
+        size_t k = 0;
+
+        for (size_t i = a; i < b; i++)
+                if ((pagemap(w->pid, (uintptr_t) w->base + i * PG) & mask) == want)
+                        k++;
+        return k;
+}
+
+static size_t pages_on_pfn(Worker *w, size_t a, size_t b, uint64_t pfn) {
+        size_t k = 0;
+
+        for (size_t i = a; i < b; i++) {
+                uint64_t e = pagemap(w->pid, (uintptr_t) w->base + i * PG);
+
+                if ((e & PM_PRESENT) && (e & PM_PFN_MASK) == pfn)
+                        k++;
+        }
+        return k;
+}
+
+static int test_soft_dirty(KgSock *s, size_t n) {
+        uint64_t zpfn = zero_pfn();
+        size_t q = n / 4, kept = 0, refused = 0, merged = 0;
+        Worker T, S, Z, U;
+        KgItem *it;
+        Tally t;
+        int r;
+
+        printf("# zero page pfn %#llx\n", (unsigned long long) zpfn);
+        start_filled(&T, n, 0, 71);
+        start_filled(&S, n, 0, 71);
+        start_filled(&Z, n, 0, 0);
+        /* Clean every page, then write some again, with the same bytes: those alone are dirty. */
+        tap(clear_soft_dirty(T.pid) && clear_soft_dirty(S.pid) && clear_soft_dirty(Z.pid),
+            "clear_refs 4 clears the soft-dirty bits");
+        worker_do(&T, W_FILL, 0, 2 * q, 71);
+        worker_do(&S, W_FILL, q, 3 * q, 71);
+        worker_do(&Z, W_FILL, 0, 2 * q, 0);
+        tap(soft_dirty_wrong(&T, 0, n, 0, 2 * q) == 0 && soft_dirty_wrong(&S, 0, n, q, 3 * q) == 0 &&
+            soft_dirty_wrong(&Z, 0, n, 0, 2 * q) == 0,
+            "before merging, exactly the pages written after the clear are soft-dirty");
+
+        it = pair_items(&T, &S, 0, n);
+        r = run_items(s, it, n, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n &&
+            pages_with(&T, 0, n, PM_PRESENT | PM_FILE, PM_PRESENT | PM_FILE) == n &&
+            pages_with(&S, 0, n, PM_PRESENT | PM_FILE, PM_PRESENT | PM_FILE) == n,
+            "MERGE maps the shared pages in place of both processes' pages");
+        tap(soft_dirty_wrong(&T, 0, n, 0, 2 * q) == 0,
+            "the target's merged pages keep their soft-dirty bits (%zu dirty, %zu clean)", 2 * q, n - 2 * q);
+        tap(soft_dirty_wrong(&S, 0, n, q, 3 * q) == 0,
+            "the source's merged pages keep their soft-dirty bits (%zu dirty, %zu clean)", 2 * q, n - 2 * q);
+
+        it = pair_items(&Z, &Z, 0, n);
+        r = run_items(s, it, n, 1, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n &&
+            pages_on_pfn(&Z, 0, n, zpfn) == n,
+            "MERGE_ZERO maps the zero page in place of every zero page");
+        tap(soft_dirty_wrong(&Z, 0, n, 0, 2 * q) == 0,
+            "zero-merged pages keep their soft-dirty bits (%zu dirty, %zu clean)", 2 * q, n - 2 * q);
+
+        tap(worker_do(&T, W_CHECK, 0, n, 71) == 0 && worker_do(&S, W_CHECK, 0, n, 71) == 0 &&
+            worker_do(&Z, W_CHECK, 0, n, 0) == 0, "every process reads exactly what it wrote");
+        /* Tracking goes on: a write to a merged page copies it and marks the copy. */
+        tap(clear_soft_dirty(T.pid) && worker_do(&T, W_FILL, 0, q, 72) == 0 &&
+            soft_dirty_wrong(&T, 0, n, 0, q) == 0 && worker_do(&T, W_CHECK, 0, q, 72) == 0,
+            "after another clear, writes to merged pages are the only soft-dirty ones");
+
+        /* userfaultfd write protection: refused while registered; after that, where a PTE keeps the bit. */
+        start_filled(&U, q, 0, 71);
+        r = (int) worker_do(&U, W_UFFD_WP, 0, q, 0);
+        tap(r == 0, "userfaultfd write-protects a process's pages (%s)", strerror(r));
+        it = pair_items(&U, &S, 0, q);
+        r = run_items(s, it, q, 0, 20, &t);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_UNSUPPORTED] == (long) q &&
+            t.by_reason[KSMD_HELPER_REASON_LOCKED_VMA] == (long) q,
+            "pages write-protected by userfaultfd are refused (UNSUPPORTED, LOCKED_VMA)");
+        worker_do(&U, W_UFFD_CLOSE, 0, 0, 0);
+        for (size_t i = 0; i < q; i++)
+                if (pagemap(U.pid, (uintptr_t) U.base + i * PG) & PM_UFFD_WP)
+                        kept++;
+        r = run_items(s, it, q, 0, 20, &t);
+        for (size_t i = 0; i < q; i++) {
+                if (it[i].result == KSMD_HELPER_RESULT_UNSUPPORTED &&
+                    it[i].reason == KSMD_HELPER_REASON_LOCKED_VMA)
+                        refused++;
+                else if (it[i].result == KSMD_HELPER_RESULT_MERGED)
+                        merged++;
+        }
+        free(it);
+        printf("# after the userfaultfd closed: %zu pages kept the uffd-wp bit; %zu refused, %zu merged\n",
+               kept, refused, merged);
+        tap(r == 0 && refused == kept && merged == q - kept,
+            "after the userfaultfd closed, just the pages still marked uffd-wp are refused, the rest merge");
+        tap(worker_do(&U, W_CHECK, 0, q, 71) == 0, "the userfaultfd process reads exactly what it wrote");
+
+        worker_stop(&T);
+        worker_stop(&S);
+        worker_stop(&Z);
+        worker_stop(&U);
+        return tap_end();
+}
+
 /* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
 static int hog(long leave_mib) {
         enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
@@ -342,6 +517,8 @@ int main(int argc, char *argv[]) {
                 return tap_end();
         if (strcmp(mode, "memcg") == 0)
                 return test_memcg(&s, n ? n : 1024);
+        if (strcmp(mode, "soft-dirty") == 0)
+                return test_soft_dirty(&s, n ? n : 256);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

@@ -9,6 +9,7 @@
 #define HELPER_WORKER_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,8 +19,10 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
 
 #define PG 4096UL
 
@@ -41,6 +44,8 @@ enum {
         W_ADDR,         /* reply: region address */
         W_SETUID,       /* val: become this uid and gid, stay dumpable; reply: errno */
         W_NO_PTRACE,    /* drop CAP_SYS_PTRACE; val: stay dumpable (1) or not (0); reply: errno */
+        W_UFFD_WP,      /* a..b: register with userfaultfd for write protection and protect; reply: errno */
+        W_UFFD_CLOSE,   /* close that userfaultfd (unregisters the region) */
         W_EXIT,
 };
 
@@ -97,10 +102,36 @@ static inline long w_check(char *base, size_t a, size_t b, uint64_t seed, int ze
         return bad;
 }
 
+/* userfaultfd write protection of [p, p + len): the userfaultfd, or -errno. */
+static inline int w_uffd_wp(char *p, size_t len) {
+        struct uffdio_api api = { .api = UFFD_API };
+        struct uffdio_register reg = {
+                .range = { .start = (uintptr_t) p, .len = len },
+                .mode = UFFDIO_REGISTER_MODE_WP,
+        };
+        struct uffdio_writeprotect wp = {
+                .range = { .start = (uintptr_t) p, .len = len },
+                .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+        };
+        int fd = (int) syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+        if (fd < 0)
+                return -errno;
+        if (ioctl(fd, UFFDIO_API, &api) < 0 || ioctl(fd, UFFDIO_REGISTER, &reg) < 0 ||
+            ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 static inline void w_serve(int in, int out, size_t pages, int thp) {
         size_t len = pages * PG;
         char *raw, *base;
         pid_t holder = 0;
+        int uffd = -1;
         WCmd c;
 
         /* Align to 2 MiB so THP tests get huge pages. */
@@ -218,6 +249,15 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                         r = w_drop_cap(CAP_SYS_PTRACE);
                         if (!r && prctl(PR_SET_DUMPABLE, (int) c.val) < 0)
                                 r = errno;
+                        break;
+                case W_UFFD_WP:
+                        uffd = w_uffd_wp(base + c.a * PG, (c.b - c.a) * PG);
+                        r = uffd < 0 ? -uffd : 0;
+                        break;
+                case W_UFFD_CLOSE:
+                        if (uffd >= 0)
+                                close(uffd);
+                        uffd = -1;
                         break;
                 case W_EXIT:
                         _exit(0);
