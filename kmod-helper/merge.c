@@ -991,31 +991,17 @@ void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 	}
 }
 
-/* If @addr maps a shared page, fault it private as a write would. */
-static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
-			   unsigned long addr, u64 *count)
+/*
+ * @page (referenced; the reference is dropped) is mapped at @addr: if it is
+ * a shared page, fault it private as a write would.
+ */
+static int kh_unmerge_page(struct vm_area_struct *vma, unsigned long addr,
+			   struct page *page, u64 *count)
 {
-	struct kh_page *kp = NULL;
-	struct page *page = NULL;
+	struct kh_page *kp;
 	vm_fault_t ret;
-	struct kh_pte pt;
-	pte_t pte;
 
-	kh_mmap_assert_locked(mm);
-	if (kh_pte_lock(mm, addr, &pt) != KH_WALK_PTE)
-		return 0;
-	pte = ptep_get(pt.ptep);
-	if (pte_present(pte) && !pte_special(pte) && pfn_valid(pte_pfn(pte))) {
-		page = pte_page(pte);
-		if (!PageAnon(page))
-			get_page(page);
-		else
-			page = NULL;
-	}
-	kh_pte_unlock(&pt);
-	if (!page)
-		return 0;
-
+	kh_mmap_assert_locked(vma->vm_mm);
 	kp = kh_page_get_by_page(page);
 	put_page(page);
 	if (!kp)
@@ -1028,6 +1014,90 @@ static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
 	if (!(ret & VM_FAULT_ERROR))
 		(*count)++;
 	return 0;
+}
+
+/*
+ * Unmerge the shared pages that the table of PTEs holding @addr maps in
+ * [@addr, @end), @end at most the end of that table: up to the first one,
+ * whose fault needs the page table lock dropped. Returns where to go on.
+ */
+static unsigned long kh_unmerge_ptes(struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long end,
+				     u64 *count, int *err)
+{
+	struct page *page = NULL;
+	struct kh_pte pt;
+	pte_t pte;
+
+	switch (kh_pte_lock(vma->vm_mm, addr, &pt)) {
+	case KH_WALK_PTE:
+		break;
+	case KH_WALK_RETRY:
+		return addr;
+	default:
+		return end;
+	}
+	for (; addr < end; addr += PAGE_SIZE, pt.ptep++) {
+		pte = ptep_get(pt.ptep);
+		if (!pte_present(pte) || pte_special(pte) ||
+		    !pfn_valid(pte_pfn(pte)))
+			continue;
+		page = pte_page(pte);
+		if (!PageAnon(page)) {
+			get_page(page);
+			break;
+		}
+		page = NULL;
+	}
+	kh_pte_unlock(&pt);
+	if (!page)
+		return end;
+	*err = kh_unmerge_page(vma, addr, page, count);
+	return addr + PAGE_SIZE;
+}
+
+/*
+ * One step of UNMERGE in [@addr, @end) of @vma: skip an empty entry of any
+ * page table level whole, or go through one table of PTEs. A sparse range
+ * costs a step per populated table, not one per page: a 64 TiB reservation
+ * with nothing mapped is a few hundred steps. Returns where to go on.
+ */
+static unsigned long kh_unmerge_step(struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long end,
+				     u64 *count, int *err)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pmd_t *pmdp;
+	pud_t *pud;
+	p4d_t *p4d;
+	pgd_t *pgd;
+	pmd_t pmd;
+
+	kh_mmap_assert_locked(mm);
+	pgd = pgd_offset(mm, addr);
+	if (pgd_none(*pgd) || unlikely(pgd_bad(*pgd)))
+		return pgd_addr_end(addr, end);
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || unlikely(p4d_bad(*p4d)))
+		return p4d_addr_end(addr, end);
+	pud = pud_offset(p4d, addr);
+	if (pud_none(*pud) || unlikely(pud_bad(*pud)))
+		return pud_addr_end(addr, end);
+	pmdp = pmd_offset(pud, addr);
+	pmd = kh_pmdp_get_lockless(pmdp);
+	/* Shared pages are mapped by PTEs only, never by a huge PMD. */
+	if (!pmd_present(pmd) || pmd_trans_huge(pmd) || pmd_devmap(pmd))
+		return pmd_addr_end(addr, end);
+	return kh_unmerge_ptes(vma, addr, pmd_addr_end(addr, end), count, err);
+}
+
+/* Whether @vma may hold shared pages: only VMAs a merge accepts do. */
+static bool kh_unmerge_vma(struct vm_area_struct *vma)
+{
+	return vma_is_anonymous(vma) && !is_vm_hugetlb_page(vma) &&
+	       !(vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP |
+				  VM_MIXEDMAP | VM_IO)) &&
+	       (vma->vm_flags & VM_MAYWRITE);
 }
 
 int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
@@ -1057,22 +1127,28 @@ int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
 			break;
 		addr = max(addr, vma->vm_start);
 		vend = min(end, vma->vm_end);
-		/* Shared pages live only in VMAs a merge accepted. */
-		if (!vma_is_anonymous(vma) || is_vm_hugetlb_page(vma) ||
-		    (vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP |
-				      VM_MIXEDMAP | VM_IO)) ||
-		    !(vma->vm_flags & VM_MAYWRITE)) {
+		if (!kh_unmerge_vma(vma)) {
 			addr = vend;
 			continue;
 		}
-		for (; addr < vend && !r; addr += PAGE_SIZE) {
-			r = kh_unmerge_page(mm, vma, addr, &count);
+		while (addr < vend && !r) {
+			addr = kh_unmerge_step(vma, addr, vend, &count, &r);
 			if (!r && fatal_signal_pending(current))
 				r = -EINTR;
+			if (r || (!need_resched() && !mmap_lock_is_contended(mm)))
+				continue;
+			/* Let page faults and the scheduler in; find the VMA again. */
+			mmap_read_unlock(mm);
 			cond_resched();
+			if (mmap_read_lock_killable(mm)) {
+				r = -EINTR;
+				goto out_mm;
+			}
+			break;
 		}
 	}
 	mmap_read_unlock(mm);
+out_mm:
 	mmput(mm);
 
 	atomic64_add(count, &kh_stats[KSMD_HELPER_STAT_UNMERGED]);

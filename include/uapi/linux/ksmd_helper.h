@@ -91,6 +91,13 @@
  *   Every shared page of the module mapped in the range is replaced by a
  *   private copy, as a write fault would do. Zero-page entries are left as
  *   they are (the kernel allocates on write as for any untouched page).
+ *   The walk skips address space without page tables a whole table level
+ *   at a time (a sparse 64 TiB reservation costs what its populated tables
+ *   cost), lets go of the process's mmap lock whenever another task waits
+ *   for it or for the CPU, and stops at a fatal signal. The copies are
+ *   allocated and charged to the process's memory cgroup as its own write
+ *   faults would be: UNMERGE undoes merges, and needs the memory back
+ *   whatever the pressure, as a write to a merged page does.
  *   Reply: KSMD_HELPER_A_COUNT u64, the pages made private.
  *   Errors, each with an extack message: -EBADF the fd is not an open pidfd;
  *   -ESRCH its process exited (or is a kernel thread); -EPERM the caller may

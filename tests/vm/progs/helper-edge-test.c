@@ -11,6 +11,9 @@
  *       A merge keeps each PTE's soft-dirty bit (pagemap bit 55), on the
  *       shared-page and the zero-page paths, target and source; pages
  *       write-protected by userfaultfd are refused.
+ *   helper-edge-test sparse-unmerge
+ *       UNMERGE of a 64 TiB PROT_NONE/NORESERVE reservation with merged pages
+ *       in three windows finishes at once (prints its time).
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -23,6 +26,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "helper-genl.h"
 #include "helper-worker.h"
@@ -95,6 +99,13 @@ static bool join_cgroup(const char *cg, pid_t pid) {
         snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", cg);
         snprintf(text, sizeof(text), "%d\n", pid);
         return write_file(path, text);
+}
+
+static double now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* The pagemap entry of addr in pid, or 0 if it cannot be read. */
@@ -460,6 +471,63 @@ static int test_soft_dirty(KgSock *s, size_t n) {
         return tap_end();
 }
 
+static int test_sparse_unmerge(KgSock *s) {
+        const size_t n = RES_WINDOW * RES_WINDOWS;
+        uint64_t count = 0;
+        double t0, ms;
+        Worker T, S;
+        KgItem *it;
+        Tally t;
+        long addr;
+        int r;
+
+        start_filled(&S, RES_WINDOW, 0, 81);
+        worker_start(&T, 1, 0);
+        addr = worker_do(&T, W_RESERVE, 0, 0, 81);
+        tap(addr > 0, "a process reserves 64 TiB PROT_NONE/NORESERVE with 3 read-write windows");
+        if (addr <= 0)
+                goto out;
+        T.base = (char *) (uintptr_t) addr;
+
+        it = calloc(n, sizeof(*it));
+        for (size_t k = 0; k < n; k++) {
+                it[k].pidfd = T.pidfd;
+                it[k].addr = (uintptr_t) T.base + (res_window_page[k / RES_WINDOW] + k % RES_WINDOW) * PG;
+                it[k].src_pidfd = S.pidfd;
+                it[k].src_addr = (uintptr_t) S.base + (k % RES_WINDOW) * PG;
+        }
+        r = run_items(s, it, n, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n,
+            "the windows' %zu pages merge at the start, middle and end of the reservation", n);
+
+        t0 = now_ms();
+        r = kg_unmerge(s, T.pidfd, (uintptr_t) T.base, RES_BYTES, &count);
+        ms = now_ms() - t0;
+        printf("# UNMERGE of the 64 TiB reservation: %.1f ms (guest time), %llu pages made private: %s %s\n",
+               ms, (unsigned long long) count, strerror(-r), kg_extack);
+        tap(r == 0 && count == n,
+            "UNMERGE of the whole 64 TiB reservation makes the %zu merged pages private", n);
+        /* 2^34 pages one by one would take hours; a walk that skips empty tables takes milliseconds. */
+        tap(ms < 1000, "it finishes in %.1f ms of guest time, well under a second", ms);
+        tap(worker_do(&T, W_CHECK_RESERVE, 0, 0, 81) == 0, "the windows read exactly what they held");
+
+        t0 = now_ms();
+        r = kg_unmerge(s, T.pidfd, PG, (UINT64_C(1) << 47) - 2 * PG, &count);
+        ms = now_ms() - t0;
+        printf("# UNMERGE of the whole user address space: %.1f ms, %llu pages\n", ms,
+               (unsigned long long) count);
+        tap(r == 0 && count == 0 && ms < 1000,
+            "UNMERGE of the whole 128 TiB user address space: nothing left, %.1f ms", ms);
+        r = kg_unmerge(s, S.pidfd, (uintptr_t) S.base, RES_WINDOW * PG, &count);
+        tap(r == 0 && count == RES_WINDOW && worker_do(&S, W_CHECK, 0, RES_WINDOW, 81) == 0,
+            "the source's pages unmerge too, intact");
+out:
+        worker_stop(&T);
+        worker_stop(&S);
+        return tap_end();
+}
+
 /* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
 static int hog(long leave_mib) {
         enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
@@ -519,6 +587,8 @@ int main(int argc, char *argv[]) {
                 return test_memcg(&s, n ? n : 1024);
         if (strcmp(mode, "soft-dirty") == 0)
                 return test_soft_dirty(&s, n ? n : 256);
+        if (strcmp(mode, "sparse-unmerge") == 0)
+                return test_sparse_unmerge(&s);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

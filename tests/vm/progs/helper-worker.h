@@ -26,6 +26,14 @@
 
 #define PG 4096UL
 
+/* W_RESERVE: the reservation, and its windows of RES_WINDOW pages at these page indices. */
+#define RES_BYTES (64ULL << 40)
+#define RES_WINDOW 64UL
+#define RES_WINDOWS 3
+static const size_t res_window_page[RES_WINDOWS] = {
+        0, (size_t) (RES_BYTES / PG / 2), (size_t) (RES_BYTES / PG) - RES_WINDOW,
+};
+
 enum {
         W_FILL,         /* a..b: pages, val: seed (0: zeros) */
         W_FILL_CONST,   /* a..b: every word of every page = val */
@@ -46,6 +54,9 @@ enum {
         W_NO_PTRACE,    /* drop CAP_SYS_PTRACE; val: stay dumpable (1) or not (0); reply: errno */
         W_UFFD_WP,      /* a..b: register with userfaultfd for write protection and protect; reply: errno */
         W_UFFD_CLOSE,   /* close that userfaultfd (unregisters the region) */
+        W_RESERVE,      /* val: seed: the region becomes a 64 TiB PROT_NONE reservation with RES_WINDOWS
+                         * read-write windows, window page j filled as page j of seed; reply: its address */
+        W_CHECK_RESERVE,/* val: seed; reply: window pages that differ */
         W_EXIT,
 };
 
@@ -125,6 +136,34 @@ static inline int w_uffd_wp(char *p, size_t len) {
                 return r;
         }
         return fd;
+}
+
+/* The 64 TiB reservation of W_RESERVE, windows filled; NULL on failure. */
+static inline char *w_reserve(uint64_t seed) {
+        char *res = mmap(NULL, RES_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+        if (res == MAP_FAILED)
+                return NULL;
+        for (int w = 0; w < RES_WINDOWS; w++) {
+                char *win = res + res_window_page[w] * PG;
+
+                if (mprotect(win, RES_WINDOW * PG, PROT_READ | PROT_WRITE) < 0 ||
+                    madvise(win, RES_WINDOW * PG, MADV_NOHUGEPAGE) < 0)
+                        return NULL;
+                for (size_t j = 0; j < RES_WINDOW; j++)
+                        w_fill(win + j * PG, w_pattern(seed, j));
+        }
+        return res;
+}
+
+static inline long w_check_reserve(const char *res, uint64_t seed) {
+        long bad = 0;
+
+        for (int w = 0; w < RES_WINDOWS; w++)
+                for (size_t j = 0; j < RES_WINDOW; j++)
+                        if (!w_page_is(res + (res_window_page[w] + j) * PG, w_pattern(seed, j)))
+                                bad++;
+        return bad;
 }
 
 static inline void w_serve(int in, int out, size_t pages, int thp) {
@@ -258,6 +297,17 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                         if (uffd >= 0)
                                 close(uffd);
                         uffd = -1;
+                        break;
+                case W_RESERVE: {
+                        char *res = w_reserve(c.val);
+
+                        r = res ? (long) (uintptr_t) res : 0;
+                        if (res)
+                                base = res;
+                        break;
+                }
+                case W_CHECK_RESERVE:
+                        r = w_check_reserve(base, c.val);
                         break;
                 case W_EXIT:
                         _exit(0);
