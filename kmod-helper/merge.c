@@ -39,6 +39,9 @@
  * registry mutex is taken with no page table lock held. Nothing is
  * allocated under a page lock.
  *
+ * On 6.1 the memory of a process that holds long-term pins is refused:
+ * see kh_mm_pins_may_go_stale().
+ *
  * Anything unexpected stops the item with nothing changed, or with only a
  * write-protect done, which the kernel undoes on the next write fault.
  */
@@ -453,6 +456,10 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 		return false;
 	}
 	reason = kh_vma_reason(vma);
+	/* After the VMA's own reasons, which say more. */
+	if (reason == KSMD_HELPER_REASON_NONE &&
+	    kh_mm_pins_may_go_stale(s->mm))
+		reason = KSMD_HELPER_REASON_PINNED;
 	if (reason != KSMD_HELPER_REASON_NONE) {
 		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED, reason);
 		return false;

@@ -79,6 +79,13 @@
  *   A PTE a merge replaces passes its soft-dirty bit on to the new one (the
  *   bytes did not change); a page write-protected by userfaultfd is
  *   UNSUPPORTED (LOCKED_VMA).
+ *   On Linux 6.1, every item naming as target or source a process that
+ *   holds long-term pins now (memory the kernel counts as pinned or locked
+ *   for it: vfio, RDMA, io_uring fixed buffers, vhost-vdpa, and mlock) is
+ *   UNSUPPORTED (PINNED), unless its VMA has a reason of its own: 6.1 does
+ *   not unshare a merged page when a device pins it read-only for long, so
+ *   the device could go on reading it after the process wrote its own copy.
+ *   Linux 6.2 and later unshare it, and nothing is refused there.
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
  *   As MERGE (FLAGS, ITEMS), items carry only PIDFD and ADDR. An all-zero
@@ -128,6 +135,7 @@
  * Additions to ABI 2 (a reader that does not know them can ignore them):
  *   - Counter KSMD_HELPER_STAT_NO_MEMORY; KSMD_HELPER_STAT_BUSY no longer
  *     counts NO_MEMORY results.
+ *   - Reason KSMD_HELPER_REASON_PINNED (Linux 6.1 only).
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
@@ -283,6 +291,12 @@ enum ksmd_helper_reason {
 	 */
 	KSMD_HELPER_REASON_LOCKED_VMA,
 	KSMD_HELPER_REASON_SAME_PAGE,   /* target and source are one PTE */
+	/*
+	 * Linux 6.1: the target's or the source's process holds pinned or
+	 * locked memory, and a read-only long-term pin would not unshare a
+	 * merged page
+	 */
+	KSMD_HELPER_REASON_PINNED,
 	__KSMD_HELPER_REASON_MAX
 };
 

@@ -14,6 +14,10 @@
  *   helper-edge-test sparse-unmerge
  *       UNMERGE of a 64 TiB PROT_NONE/NORESERVE reservation with merged pages
  *       in three windows finishes at once (prints its time).
+ *   helper-edge-test pinned
+ *       A process with pinned pages (io_uring fixed buffers, a long-term
+ *       FOLL_PIN): on 6.1 none of its pages merge (PINNED), on 6.2 and
+ *       later the others do and the pinned ones are BUSY.
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -26,6 +30,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "helper-genl.h"
@@ -528,6 +533,108 @@ out:
         return tap_end();
 }
 
+/* Whether this kernel predates 6.2, whose GUP unshares any page of a COW mapping on a R/O long-term pin. */
+static bool kernel_before_6_2(void) {
+        struct utsname u;
+        int major = 0, minor = 0;
+
+        if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+                return true;
+        return major < 6 || (major == 6 && minor < 2);
+}
+
+static int test_pinned(KgSock *s) {
+        /*
+         * P's pages: [0,16) pinned, [16,32) targets, [32,48) merged before the pin, [48,56) sources,
+         * [56,64) zero.
+         */
+        bool old = kernel_before_6_2();
+        Worker P, S;
+        KgItem *it;
+        Tally t;
+        int r;
+
+        printf("# kernel %s 6.2: expect %s\n", old ? "before" : "at or after",
+               old ? "no page of a process with pins merges (PINNED)" : "merges; pinned pages BUSY");
+        start_filled(&P, 64, 0, 91);
+        start_filled(&S, 64, 0, 91);
+        worker_do(&P, W_FILL, 56, 64, 0);
+
+        it = pair_items(&P, &S, 32, 48);
+        r = run_items(s, it, 16, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 16, "pages of a process without pins merge");
+
+        r = (int) worker_do(&P, W_PIN, 0, 16, 0);
+        tap(r == 0, "the process registers io_uring fixed buffers, a long-term pin (%s)", strerror(r));
+
+        it = pair_items(&P, &S, 16, 32);
+        r = run_items(s, it, 16, 0, 20, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 16,
+                    "6.1: its pages are refused as targets (UNSUPPORTED, PINNED)");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 16,
+                    "its other pages merge as targets");
+
+        it = pair_items(&S, &P, 48, 56);
+        r = run_items(s, it, 8, 0, 20, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 8,
+                    "6.1: its pages are refused as sources (PINNED)");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 8,
+                    "its other pages merge as sources");
+
+        it = pair_items(&P, &P, 56, 64);
+        r = run_items(s, it, 8, 1, 20, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 8,
+                    "6.1: its zero pages are refused for the zero page (PINNED)");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 8,
+                    "its zero pages merge into the zero page");
+
+        it = pair_items(&P, &S, 0, 16);
+        r = run_items(s, it, 16, 0, 5, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 16,
+                    "6.1: the pinned pages are refused");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_BUSY] == 16,
+                    "the pinned pages themselves are BUSY: their extra references are seen");
+
+        tap(worker_do(&P, W_CHECK, 0, 56, 91) == 0 && worker_do(&P, W_CHECK, 56, 64, 0) == 0 &&
+            worker_do(&S, W_CHECK, 0, 64, 91) == 0, "both processes read exactly what they wrote");
+
+        /* The pins go: the kernel's counts of them drop a moment after the ring closes. */
+        worker_do(&P, W_UNPIN, 0, 0, 0);
+        it = pair_items(&P, &S, 16, 32);
+        for (int tries = 0; tries < 50; tries++) {
+                r = run_items(s, it, 16, 0, 20, &t);
+                if (r < 0 || t.by_reason[KSMD_HELPER_REASON_PINNED] == 0)
+                        break;
+                usleep(100000);
+        }
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 16,
+                    "6.1: once it holds no pin any more, its pages merge again");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_ALREADY] == 16,
+                    "once it holds no pin, its merged pages stay merged");
+        worker_do(&P, W_FILL, 0, 64, 92);
+        tap(worker_do(&P, W_CHECK, 0, 64, 92) == 0 && worker_do(&S, W_CHECK, 0, 64, 91) == 0,
+            "writes after that stay private");
+        worker_stop(&P);
+        worker_stop(&S);
+        return tap_end();
+}
+
 /* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
 static int hog(long leave_mib) {
         enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
@@ -589,6 +696,8 @@ int main(int argc, char *argv[]) {
                 return test_soft_dirty(&s, n ? n : 256);
         if (strcmp(mode, "sparse-unmerge") == 0)
                 return test_sparse_unmerge(&s);
+        if (strcmp(mode, "pinned") == 0)
+                return test_pinned(&s);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

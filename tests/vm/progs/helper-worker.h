@@ -20,8 +20,10 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <linux/capability.h>
+#include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
 
 #define PG 4096UL
@@ -57,6 +59,8 @@ enum {
         W_RESERVE,      /* val: seed: the region becomes a 64 TiB PROT_NONE reservation with RES_WINDOWS
                          * read-write windows, window page j filled as page j of seed; reply: its address */
         W_CHECK_RESERVE,/* val: seed; reply: window pages that differ */
+        W_PIN,          /* a..b: register as io_uring fixed buffers (a long-term FOLL_PIN); reply: errno */
+        W_UNPIN,        /* close that io_uring: the kernel releases the pins soon after */
         W_EXIT,
 };
 
@@ -138,6 +142,23 @@ static inline int w_uffd_wp(char *p, size_t len) {
         return fd;
 }
 
+/* An io_uring with [p, p + len) registered as one fixed buffer: the ring's fd, or -errno. */
+static inline int w_pin(char *p, size_t len) {
+        struct io_uring_params params = {};
+        struct iovec iov = { .iov_base = p, .iov_len = len };
+        int fd = (int) syscall(SYS_io_uring_setup, 4, &params);
+
+        if (fd < 0)
+                return -errno;
+        if (syscall(SYS_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 /* The 64 TiB reservation of W_RESERVE, windows filled; NULL on failure. */
 static inline char *w_reserve(uint64_t seed) {
         char *res = mmap(NULL, RES_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -170,7 +191,7 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
         size_t len = pages * PG;
         char *raw, *base;
         pid_t holder = 0;
-        int uffd = -1;
+        int uffd = -1, ring = -1;
         WCmd c;
 
         /* Align to 2 MiB so THP tests get huge pages. */
@@ -308,6 +329,15 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                 }
                 case W_CHECK_RESERVE:
                         r = w_check_reserve(base, c.val);
+                        break;
+                case W_PIN:
+                        ring = w_pin(base + c.a * PG, (c.b - c.a) * PG);
+                        r = ring < 0 ? -ring : 0;
+                        break;
+                case W_UNPIN:
+                        if (ring >= 0)
+                                close(ring);
+                        ring = -1;
                         break;
                 case W_EXIT:
                         _exit(0);
