@@ -18,6 +18,12 @@
  *       A process with pinned pages (io_uring fixed buffers, a long-term
  *       FOLL_PIN): on 6.1 none of its pages merge (PINNED), on 6.2 and
  *       later the others do and the pinned ones are BUSY.
+ *   helper-edge-test dma-pin IOMMU_GROUP
+ *       QEMU's edu device, bound to vfio-pci behind intel-iommu, reads a
+ *       process's pages by DMA: a read-only long-term pin of merged pages
+ *       is unshared on 6.2 and later and the device reads what the process
+ *       wrote; on 6.1 it is not (as documented), and once the process has
+ *       pins nothing of it merges.
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -39,6 +45,7 @@
 
 #define PM_PFN_MASK ((UINT64_C(1) << 55) - 1)
 #define PM_SOFT_DIRTY (UINT64_C(1) << 55)
+#define PM_EXCLUSIVE (UINT64_C(1) << 56)
 #define PM_UFFD_WP (UINT64_C(1) << 57)
 #define PM_FILE (UINT64_C(1) << 61)
 #define PM_PRESENT (UINT64_C(1) << 63)
@@ -635,6 +642,91 @@ static int test_pinned(KgSock *s) {
         return tap_end();
 }
 
+/*
+ * A device that reads a process's memory by DMA through vfio behind an IOMMU
+ * (QEMU's edu device and intel-iommu): what it reads once the process wrote.
+ * W's pages: [0,16) merged, then pinned read-only; [16,32) targets once W has
+ * pins; [32,48) pinned read-only, then offered for merging; [60,64) pinned
+ * read-write, where the device writes what it read.
+ */
+static int test_dma_pin(KgSock *s, unsigned group) {
+        bool old = kernel_before_6_2();
+        size_t own;
+        Worker W, S;
+        KgItem *it;
+        Tally t;
+        int r;
+
+        start_filled(&W, 64, 0, 111);
+        start_filled(&S, 64, 0, 111);
+        it = pair_items(&W, &S, 0, 16);
+        r = run_items(s, it, 16, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 16 &&
+            pages_with(&W, 0, 16, PM_PRESENT | PM_FILE, PM_PRESENT | PM_FILE) == 16,
+            "pages of a process without pins merge");
+
+        r = (int) worker_do(&W, W_VFIO_OPEN, 0, 0, group);
+        tap(r == 0, "the process opens the edu device through vfio behind the IOMMU (%s)", strerror(r));
+        r = (int) worker_do(&W, W_VFIO_MAP, 0, 16, VFIO_DMA_MAP_FLAG_READ);
+        tap(r == 0, "it maps the merged pages for the device to read: a read-only long-term pin (%s)",
+            strerror(r));
+        own = pages_with(&W, 0, 16, PM_PRESENT | PM_FILE | PM_EXCLUSIVE, PM_PRESENT | PM_EXCLUSIVE);
+        if (r != 0)
+                tap(false, "the pin of merged pages, unshared or not (no pin)");
+        else if (old)
+                tap(own == 0,
+                    "6.1: the pin leaves the shared pages mapped (%zu of 16 unshared), as documented", own);
+        else
+                tap(own == 16,
+                    "the pin unshares them first: the process maps pages of its own (%zu of 16)", own);
+        r = (int) worker_do(&W, W_VFIO_MAP, 60, 64, VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
+        tap(r == 0, "it maps pages for the device to write (%s)", strerror(r));
+
+        worker_do(&W, W_FILL, 0, 16, 112);
+        r = (int) worker_do(&W, W_DMA_COPY, 0, 60, 0);
+        tap(r == 0, "the device copies a pinned page by DMA (%s)", strerror(r));
+        if (old)
+                tap(worker_do(&W, W_CHECK_CONST, 60, 61, w_pattern(111, 0)) == 0,
+                    "6.1: the device reads the bytes from before the process's write, the reason 6.1 "
+                    "refuses processes with pins");
+        else
+                tap(worker_do(&W, W_CHECK_CONST, 60, 61, w_pattern(112, 0)) == 0,
+                    "the device reads what the process wrote after the pin");
+
+        it = pair_items(&W, &S, 16, 32);
+        r = run_items(s, it, 16, 0, 20, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 16,
+                    "6.1: once the process has pins, none of its pages merge (PINNED)");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == 16,
+                    "once the process has pins, its other pages still merge");
+
+        r = (int) worker_do(&W, W_VFIO_MAP, 32, 48, VFIO_DMA_MAP_FLAG_READ);
+        it = pair_items(&W, &S, 32, 48);
+        r |= run_items(s, it, 16, 0, 5, &t);
+        free(it);
+        if (old)
+                tap(r == 0 && t.by_reason[KSMD_HELPER_REASON_PINNED] == 16,
+                    "6.1: pages pinned read-only are refused (PINNED)");
+        else
+                tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_BUSY] == 16,
+                    "pages pinned read-only are BUSY: the pin's references are seen");
+        worker_do(&W, W_FILL, 32, 48, 113);
+        r = (int) worker_do(&W, W_DMA_COPY, 40, 61, 0);
+        tap(r == 0 && worker_do(&W, W_CHECK_CONST, 61, 62, w_pattern(113, 40)) == 0,
+            "the device reads what the process last wrote to a page pinned before any merge");
+
+        tap(worker_do(&W, W_CHECK, 0, 16, 112) == 0 && worker_do(&W, W_CHECK, 16, 32, 111) == 0 &&
+            worker_do(&W, W_CHECK, 32, 48, 113) == 0 && worker_do(&S, W_CHECK, 0, 64, 111) == 0,
+            "both processes read exactly what they wrote");
+        worker_stop(&W);
+        worker_stop(&S);
+        return tap_end();
+}
+
 /* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
 static int hog(long leave_mib) {
         enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
@@ -698,6 +790,8 @@ int main(int argc, char *argv[]) {
                 return test_sparse_unmerge(&s);
         if (strcmp(mode, "pinned") == 0)
                 return test_pinned(&s);
+        if (strcmp(mode, "dma-pin") == 0)
+                return test_dma_pin(&s, (unsigned) n);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

@@ -25,6 +25,8 @@
 #include <linux/capability.h>
 #include <linux/io_uring.h>
 #include <linux/userfaultfd.h>
+#include <linux/vfio.h>
+#include <dirent.h>
 
 #define PG 4096UL
 
@@ -41,6 +43,7 @@ enum {
         W_FILL_CONST,   /* a..b: every word of every page = val */
         W_CHECK,        /* a..b, val: seed; reply: pages that differ */
         W_CHECK_OR_ZERO,/* as CHECK, zero pages accepted */
+        W_CHECK_CONST,  /* a..b, val: every word; reply: pages that differ */
         W_MLOCK,        /* a..b; reply: errno */
         W_MUNLOCK,
         W_DONTNEED,
@@ -61,6 +64,10 @@ enum {
         W_CHECK_RESERVE,/* val: seed; reply: window pages that differ */
         W_PIN,          /* a..b: register as io_uring fixed buffers (a long-term FOLL_PIN); reply: errno */
         W_UNPIN,        /* close that io_uring: the kernel releases the pins soon after */
+        W_VFIO_OPEN,    /* val: IOMMU group of QEMU's edu device, bound to vfio-pci; reply: errno */
+        W_VFIO_MAP,     /* a..b at IOVA W_IOVA_BASE + a * PG; val: VFIO_DMA_MAP_FLAG_* (READ alone: a
+                         * read-only long-term pin); reply: errno */
+        W_DMA_COPY,     /* the device copies page a to page b by DMA (through its buffer); reply: errno */
         W_EXIT,
 };
 
@@ -159,6 +166,97 @@ static inline int w_pin(char *p, size_t len) {
         return fd;
 }
 
+/*
+ * QEMU's "edu" PCI device (docs/specs/edu.rst) through vfio: a DMA engine with
+ * a 4 KiB buffer at 0x40000, programmed through BAR 0, which reads and writes
+ * guest memory by IOVA through the (emulated) IOMMU, as a passed-through
+ * device would.
+ */
+typedef struct {
+        int container, group, device;
+        volatile uint8_t *bar;
+} WVfio;
+
+#define EDU_DMA_SRC 0x80
+#define EDU_DMA_DST 0x88
+#define EDU_DMA_COUNT 0x90
+#define EDU_DMA_CMD 0x98
+#define EDU_BUFFER 0x40000
+/* Page i of a region is at this IOVA plus i pages (below the edu device's 28-bit DMA mask). */
+#define W_IOVA_BASE 0x100000UL
+
+static inline int w_vfio_open(WVfio *v, unsigned group) {
+        struct vfio_group_status status = { .argsz = sizeof(status) };
+        struct vfio_region_info bar = { .argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX };
+        struct vfio_region_info cfg = { .argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+        char path[64], name[256] = "";
+        struct dirent *de;
+        uint16_t command;
+        void *map;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/sys/kernel/iommu_groups/%u/devices", group);
+        d = opendir(path);
+        if (!d)
+                return errno;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        snprintf(name, sizeof(name), "%s", de->d_name);
+        closedir(d);
+        snprintf(path, sizeof(path), "/dev/vfio/%u", group);
+        v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+        v->group = open(path, O_RDWR | O_CLOEXEC);
+        if (!name[0] || v->container < 0 || v->group < 0 ||
+            ioctl(v->group, VFIO_GROUP_GET_STATUS, &status) < 0 ||
+            !(status.flags & VFIO_GROUP_FLAGS_VIABLE) ||
+            ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container) < 0 ||
+            ioctl(v->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
+                return errno ?: EINVAL;
+        v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, name);
+        if (v->device < 0 || ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0 ||
+            ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0)
+                return errno;
+        map = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t) bar.offset);
+        if (map == MAP_FAILED)
+                return errno;
+        v->bar = map;
+        /* Bus mastering, or the device's DMA goes nowhere. */
+        if (pread(v->device, &command, sizeof(command), (off_t) cfg.offset + 4) != sizeof(command))
+                return EIO;
+        command |= 0x4;
+        if (pwrite(v->device, &command, sizeof(command), (off_t) cfg.offset + 4) != sizeof(command))
+                return EIO;
+        return 0;
+}
+
+static inline int w_vfio_map(WVfio *v, char *p, uint64_t iova, size_t len, uint32_t flags) {
+        struct vfio_iommu_type1_dma_map map = {
+                .argsz = sizeof(map), .flags = flags, .vaddr = (uintptr_t) p, .iova = iova, .size = len,
+        };
+
+        return ioctl(v->container, VFIO_IOMMU_MAP_DMA, &map) < 0 ? errno : 0;
+}
+
+/*
+ * One DMA transfer of the edu device: half a page, since QEMU 7.2's device
+ * refuses a transfer that reaches the end of its buffer. 0 once it is done,
+ * ETIMEDOUT after 10 s.
+ */
+static inline int w_edu_dma(WVfio *v, uint64_t src, uint64_t dst, uint64_t cmd) {
+        if (!v->bar)
+                return ENODEV;
+        *(volatile uint64_t *) (v->bar + EDU_DMA_SRC) = src;
+        *(volatile uint64_t *) (v->bar + EDU_DMA_DST) = dst;
+        *(volatile uint64_t *) (v->bar + EDU_DMA_COUNT) = PG / 2;
+        *(volatile uint64_t *) (v->bar + EDU_DMA_CMD) = cmd | 1;
+        for (int i = 0; i < 10000; i++) {
+                if (!(*(volatile uint64_t *) (v->bar + EDU_DMA_CMD) & 1))
+                        return 0;
+                usleep(1000);
+        }
+        return ETIMEDOUT;
+}
+
 /* The 64 TiB reservation of W_RESERVE, windows filled; NULL on failure. */
 static inline char *w_reserve(uint64_t seed) {
         char *res = mmap(NULL, RES_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -192,6 +290,7 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
         char *raw, *base;
         pid_t holder = 0;
         int uffd = -1, ring = -1;
+        WVfio vfio = { .container = -1, .group = -1, .device = -1 };
         WCmd c;
 
         /* Align to 2 MiB so THP tests get huge pages. */
@@ -216,6 +315,10 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                 case W_CHECK:
                 case W_CHECK_OR_ZERO:
                         r = w_check(base, c.a, c.b, c.val, c.op == W_CHECK_OR_ZERO);
+                        break;
+                case W_CHECK_CONST:
+                        for (size_t i = c.a; i < c.b; i++)
+                                r += !w_page_is(base + i * PG, c.val);
                         break;
                 case W_MLOCK:
                         r = mlock(base + c.a * PG, (c.b - c.a) * PG) ? errno : 0;
@@ -338,6 +441,21 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                         if (ring >= 0)
                                 close(ring);
                         ring = -1;
+                        break;
+                case W_VFIO_OPEN:
+                        r = w_vfio_open(&vfio, (unsigned) c.val);
+                        break;
+                case W_VFIO_MAP:
+                        r = w_vfio_map(&vfio, base + c.a * PG, W_IOVA_BASE + c.a * PG, (c.b - c.a) * PG,
+                                       (uint32_t) c.val);
+                        break;
+                case W_DMA_COPY:
+                        /* RAM to the device's buffer, then back to RAM, by halves. */
+                        for (size_t half = 0; half < PG && !r; half += PG / 2) {
+                                r = w_edu_dma(&vfio, W_IOVA_BASE + c.a * PG + half, EDU_BUFFER, 0);
+                                if (!r)
+                                        r = w_edu_dma(&vfio, EDU_BUFFER, W_IOVA_BASE + c.b * PG + half, 2);
+                        }
                         break;
                 case W_EXIT:
                         _exit(0);
