@@ -11,6 +11,7 @@
 #include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
+#include <linux/mmap_lock.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
@@ -34,6 +35,21 @@ static inline void kh_mmap_assert_locked(struct mm_struct *mm)
 static inline void kh_assert_page_locked(struct page *page)
 {
 	lockdep_assert(folio_test_locked(page_folio(page)));
+}
+
+/*
+ * mmap_read_lock_killable() for the second of two mms locked together:
+ * lockdep knows one class for every mm's mmap_lock, so the second lock is
+ * taken as its nested subclass; the caller orders the two by address.
+ */
+static inline int kh_mmap_read_lock_killable_nested(struct mm_struct *mm)
+{
+	int r;
+
+	__mmap_lock_trace_start_locking(mm, false);
+	r = down_read_killable_nested(&mm->mmap_lock, SINGLE_DEPTH_NESTING);
+	__mmap_lock_trace_acquire_returned(mm, false, r == 0);
+	return r;
 }
 
 /*

@@ -35,9 +35,9 @@
  * checked, as process_madvise() does, before the locks below are taken.
  *
  * Locks, outermost first: the mmap read locks of one or two mms, in
- * address order; page locks, only by trylock; the page table lock; the
- * registry mutex is taken with no page table lock held. Nothing is
- * allocated under a page lock.
+ * address order (the second as lockdep's nested subclass); page locks, only
+ * by trylock; the page table lock; the registry mutex is taken with no page
+ * table lock held. Nothing is allocated under a page lock.
  *
  * On 6.1 the memory of a process that holds long-term pins is refused:
  * see kh_mm_pins_may_go_stale().
@@ -147,7 +147,7 @@ static int kh_lock_mms(struct mm_struct *a, struct mm_struct *b)
 		swap(a, b);
 	if (mmap_read_lock_killable(a))
 		return -EINTR;
-	if (mmap_read_lock_killable(b)) {
+	if (kh_mmap_read_lock_killable_nested(b)) {
 		mmap_read_unlock(a);
 		return -EINTR;
 	}
