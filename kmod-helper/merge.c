@@ -24,11 +24,12 @@
  * Shared pages and the zero page are never written, so they need none of
  * this.
  *
- * A new shared page is allocated only when the two pages compare equal in
- * an unlocked look (the locked compare still decides), and allocated and
- * registered before any page lock is taken. Every allocation gives up under
- * memory pressure (KH_GFP): a merge fails with NO_MEMORY, it never invokes
- * the OOM killer.
+ * Work that only identical bytes justify waits for an unlocked look at the
+ * bytes: a transparent huge page is split, and a new shared page allocated,
+ * only when the pages compare equal at that moment (the locked compare
+ * still decides). A new shared page is allocated and registered before any
+ * page lock is taken, and every allocation gives up under memory pressure
+ * (KH_GFP): a merge fails with NO_MEMORY, it never invokes the OOM killer.
  *
  * Each item names its processes by pidfds of the task that sent the
  * request; they are looked up, and the sender's right to read each process
@@ -77,6 +78,8 @@ atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
  * @page:     the mapped page, referenced; NULL when @zero
  * @owned:    registry entry, pinned, when @page is a shared page
  * @zero:     the zero page (or the huge zero page) is mapped
+ * @huge:     @page is part of a transparent huge page, which must be split
+ *            before the page can be write-protected
  * @locked:   @page is locked
  * @orig_pte: the PTE after write protection; replacement requires it
  */
@@ -87,6 +90,7 @@ struct kh_side {
 	struct page *page;
 	struct kh_page *owned;
 	bool zero;
+	bool huge;
 	bool locked;
 	pte_t orig_pte;
 };
@@ -161,6 +165,7 @@ static void kh_unlock_mms(struct mm_struct *a, struct mm_struct *b)
 		mmap_read_unlock(b);
 }
 
+/* Undo a lookup: @s names only its mm and address again. */
 static void kh_side_release(struct kh_side *s)
 {
 	if (s->locked)
@@ -171,6 +176,9 @@ static void kh_side_release(struct kh_side *s)
 	s->page = NULL;
 	kh_page_put(s->owned);
 	s->owned = NULL;
+	s->vma = NULL;
+	s->zero = false;
+	s->huge = false;
 }
 
 /* A page table entry found and locked by kh_pte_lock(). */
@@ -307,10 +315,11 @@ enum kh_lookup {
 };
 
 /*
- * A huge PMD maps s->addr. An anonymous THP is split and the caller walks
- * again; anything else in a private anonymous VMA is the huge zero page.
+ * A huge PMD maps s->addr: a transparent huge page takes part through the
+ * page at s->addr, to be split only if the bytes may match; anything else
+ * in a private anonymous VMA is the huge zero page.
  */
-static enum kh_lookup kh_side_huge(struct kh_item *it, struct kh_side *s)
+static enum kh_lookup kh_side_huge(struct kh_side *s)
 {
 	struct kh_pte pt;
 	struct page *page;
@@ -335,7 +344,9 @@ static enum kh_lookup kh_side_huge(struct kh_item *it, struct kh_side *s)
 	page += (s->addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT;
 	get_page(page);
 	spin_unlock(pt.ptl);
-	return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN : KH_LOOKUP_STOP;
+	s->page = page;
+	s->huge = true;
+	return KH_LOOKUP_FOUND;
 }
 
 /*
@@ -357,7 +368,7 @@ static enum kh_lookup kh_side_absent(struct kh_item *it, struct kh_pte *pt,
 
 /*
  * A present PTE maps the anonymous @page (referenced): KSM's pages are
- * refused, a THP is split and walked again, any other page takes part.
+ * refused, any other page takes part, a PTE-mapped THP to be split first.
  */
 static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 				   struct page *page)
@@ -368,12 +379,8 @@ static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 		       KSMD_HELPER_REASON_KSM);
 		return KH_LOOKUP_STOP;
 	}
-	if (PageCompound(page)) {
-		/* A PTE-mapped THP. */
-		return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN :
-						KH_LOOKUP_STOP;
-	}
 	s->page = page;
+	s->huge = PageCompound(page);
 	return KH_LOOKUP_FOUND;
 }
 
@@ -438,7 +445,8 @@ static enum kh_lookup kh_side_present(struct kh_item *it, struct kh_side *s,
 
 /*
  * Find what @s->mm maps at @s->addr and take a reference to it. Returns
- * false with the item's result set when the page cannot take part.
+ * false with the item's result set when the page cannot take part. A
+ * transparent huge page is not split here (s->huge is set).
  */
 static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 {
@@ -477,7 +485,7 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 			found = KH_LOOKUP_AGAIN;
 			break;
 		case KH_WALK_HUGE:
-			found = kh_side_huge(it, s);
+			found = kh_side_huge(s);
 			break;
 		case KH_WALK_PTE:
 			pte = ptep_get(pt.ptep);
@@ -854,6 +862,104 @@ static void kh_merge_sides(struct kh_item *it, struct kh_side *t,
 	kh_merge_new(it, t, s);
 }
 
+/*
+ * Whether the bytes of @t (a page, not the zero page) may equal those of
+ * the source: the shared page @kp, else the zero page (@s NULL for
+ * MERGE_ZERO, or mapping it), else s->page. An unlocked look, taken before
+ * work only equal bytes justify; the locked compare decides.
+ */
+static bool kh_sides_may_match(struct kh_side *t, struct kh_side *s,
+			       struct kh_page *kp)
+{
+	if (kp)
+		return kh_pages_identical(t->page, kp->page);
+	if (!s || s->zero)
+		return kh_page_is_zero(t->page);
+	return kh_pages_identical(t->page, s->page);
+}
+
+/*
+ * Split the transparent huge pages of the sides (@s may be NULL), as KSM
+ * does. Every other reference the lookup took is dropped first, so that
+ * the split finds none it does not expect, also when both pages are parts
+ * of one THP. Both sides are released. Returns true if the caller should
+ * look them up again, or false with the item's result set.
+ */
+static bool kh_split_sides(struct kh_item *it, struct kh_side *t,
+			   struct kh_side *s)
+{
+	struct page *split[2] = {};
+	bool again = true;
+	int i;
+
+	if (t->huge) {
+		split[0] = t->page;
+		t->page = NULL;
+	}
+	if (s && s->huge) {
+		split[1] = s->page;
+		s->page = NULL;
+	}
+	kh_side_release(t);
+	if (s)
+		kh_side_release(s);
+	if (split[0] && split[1] && page_folio(split[0]) == page_folio(split[1])) {
+		put_page(split[1]);
+		split[1] = NULL;
+	}
+	for (i = 0; i < ARRAY_SIZE(split); i++) {
+		if (!split[i])
+			continue;
+		if (again)
+			again = kh_split_thp(it, split[i]);
+		else
+			put_page(split[i]);
+	}
+	return again;
+}
+
+/*
+ * Look both sides up (@s is NULL for MERGE_ZERO; only @t when the source
+ * is the shared page @kp) and split their transparent huge pages, but only
+ * when the merge needs it: a target on the zero page or one page on both
+ * sides only reports, and bytes that differ now leave a THP whole. Returns
+ * true with both sides found and no THP left to split; else the item's
+ * result is set and nothing is held.
+ */
+static bool kh_sides_lookup(struct kh_item *it, struct kh_side *t,
+			    struct kh_side *s, struct kh_page *kp)
+{
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (!kh_side_lookup(it, t))
+			return false;
+		if (s && !kp && !kh_side_lookup(it, s)) {
+			kh_side_release(t);
+			return false;
+		}
+		if (!t->huge && !(s && s->huge))
+			return true;
+		if (t->zero || (s && !kp && t->page == s->page))
+			return true;
+		if (!kh_sides_may_match(t, s, kp)) {
+			kh_set(it, KSMD_HELPER_RESULT_DIFFERS,
+			       KSMD_HELPER_REASON_NONE);
+			goto out_release;
+		}
+		if (!kh_split_sides(it, t, s))
+			return false;
+	}
+	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+	return false;
+
+out_release:
+	kh_side_release(t);
+	if (s)
+		kh_side_release(s);
+	return false;
+}
+
 static void kh_merge_item(struct kh_item *it)
 {
 	struct kh_side t = { .addr = it->addr };
@@ -893,17 +999,11 @@ static void kh_merge_item(struct kh_item *it)
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		goto out_mm;
 	}
-	if (!kh_side_lookup(it, &t))
-		goto out_unlock;
-	if (!it->by_handle && !kh_side_lookup(it, &s))
-		goto out_release;
-
-	kh_merge_sides(it, &t, &s, kp);
-
-out_release:
-	kh_side_release(&s);
-	kh_side_release(&t);
-out_unlock:
+	if (kh_sides_lookup(it, &t, &s, kp)) {
+		kh_merge_sides(it, &t, &s, kp);
+		kh_side_release(&s);
+		kh_side_release(&t);
+	}
 	kh_unlock_mms(t.mm, s.mm);
 out_mm:
 	kh_page_put(kp);
@@ -926,9 +1026,10 @@ static void kh_merge_zero_item(struct kh_item *it)
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		goto out_mm;
 	}
-	if (kh_side_lookup(it, &t))
+	if (kh_sides_lookup(it, &t, NULL, NULL)) {
 		kh_side_merge_zero(it, &t);
-	kh_side_release(&t);
+		kh_side_release(&t);
+	}
 	mmap_read_unlock(t.mm);
 out_mm:
 	mmput(t.mm);

@@ -78,7 +78,8 @@
  *   -ENOMEM.
  *   A PTE a merge replaces passes its soft-dirty bit on to the new one (the
  *   bytes did not change); a page write-protected by userfaultfd is
- *   UNSUPPORTED (LOCKED_VMA).
+ *   UNSUPPORTED (LOCKED_VMA). A transparent huge page is split only when
+ *   its bytes compare equal with the source's.
  *   On Linux 6.1, every item naming as target or source a process that
  *   holds long-term pins now (memory the kernel counts as pinned or locked
  *   for it: vfio, RDMA, io_uring fixed buffers, vhost-vdpa, and mlock) is

@@ -45,6 +45,13 @@ static long status_kb(pid_t pid, const char *key) {
         return proc_kb(path, key);
 }
 
+static long anon_huge_kb(pid_t pid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+        return proc_kb(path, "AnonHugePages");
+}
+
 static long meminfo_anon_mapped_kb(void) {
         return proc_kb("/proc/meminfo", "AnonPages") + proc_kb("/proc/meminfo", "Mapped");
 }
@@ -417,6 +424,43 @@ int main(int argc, char *argv[]) {
         worker_do(&H, W_FILL, 3, 515, 14);
         tap(worker_do(&H, W_CHECK, 3, 515, 14) == 0 && worker_do(&C, W_CHECK, 3, 515, 7) == 0,
             "writes to merged THP pages stay private");
+
+        /* Bytes that differ leave a THP whole; pages of one THP merge with each other. */
+        {
+                Worker D;
+                long thp0, thp1;
+
+                worker_start(&D, 1024, 1);
+                worker_do(&D, W_ADDR, 0, 0, 0);
+                worker_do(&D, W_FILL, 0, 512, 16);
+                worker_do(&D, W_FILL_CONST, 512, 1024, 0x5a5a5a5a5a5a5a5aULL);
+                thp0 = anon_huge_kb(D.pid);
+                it = pair_items(&D, &C, 3, 515);
+                r = run_items(&s, it, 512, 0, &t);
+                free(it);
+                it = pair_items(&D, &D, 0, 512);
+                r |= run_items(&s, it, 512, 1, &t);
+                free(it);
+                thp1 = anon_huge_kb(D.pid);
+                printf("# AnonHugePages of the THP process: %ld -> %ld kB\n", thp0, thp1);
+                tap(r == 0 && thp0 >= 4096 && thp1 == thp0,
+                    "MERGE and MERGE_ZERO of THP pages with other bytes split no huge page");
+                it = calloc(256, sizeof(*it));
+                for (size_t i = 0; i < 256; i++) {
+                        it[i].pidfd = D.pidfd;
+                        it[i].addr = (uintptr_t) D.base + (512 + i) * PG;
+                        it[i].src_pidfd = D.pidfd;
+                        it[i].src_addr = (uintptr_t) D.base + (768 + i) * PG;
+                }
+                r = run_items(&s, it, 256, 0, &t);
+                free(it);
+                tap(r == 0 && t.merged == 256 && anon_huge_kb(D.pid) == thp0 - 2048,
+                    "pages of one THP merge with each other, its only split");
+                tap(worker_do(&D, W_CHECK, 0, 512, 16) == 0 &&
+                    worker_do(&D, W_CHECK_CONST, 512, 1024, 0x5a5a5a5a5a5a5a5aULL) == 0,
+                    "the THP process reads exactly what it wrote");
+                worker_stop(&D);
+        }
 
         if (pressure) {
                 test_pressure();
