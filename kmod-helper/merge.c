@@ -192,6 +192,7 @@ enum kh_walk {
 	KH_WALK_HUGE,	/* a huge PMD maps @addr */
 	KH_WALK_NONE,	/* no page table maps @addr */
 	KH_WALK_RETRY,	/* the PMD changed under us */
+	KH_WALK_BUSY,	/* a huge page mapping @addr is being migrated */
 };
 
 /*
@@ -225,6 +226,10 @@ static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
 	barrier();
 	if (pmd_none(pmd))
 		goto none;
+	if (is_pmd_migration_entry(pmd)) {
+		rcu_read_unlock();
+		return KH_WALK_BUSY;
+	}
 	if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
 		rcu_read_unlock();
 		return KH_WALK_HUGE;
@@ -484,6 +489,11 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 		case KH_WALK_RETRY:
 			found = KH_LOOKUP_AGAIN;
 			break;
+		case KH_WALK_BUSY:
+			kh_set(it, KSMD_HELPER_RESULT_BUSY,
+			       KSMD_HELPER_REASON_NONE);
+			found = KH_LOOKUP_STOP;
+			break;
 		case KH_WALK_HUGE:
 			found = kh_side_huge(s);
 			break;
@@ -721,21 +731,21 @@ out_handle:
 }
 
 /*
- * A new shared page for a merge from @s, or NULL with the item's result
- * set to NO_MEMORY. Not movable (nothing can migrate a page without a
- * reverse map), and charged to the source's memory cgroup, as KSM leaves a
- * merged page charged to its first owner; the source's own page, freed by
- * the merge, leaves that charge. A page freed before it is mapped is
- * uncharged.
+ * A new shared page for @t and @s, or NULL with the item's result set to
+ * NO_MEMORY. Allocated on the node of the target's page, not movable
+ * (nothing can migrate a page without a reverse map), and charged to the
+ * source's memory cgroup, as KSM leaves a merged page charged to its first
+ * owner; the source's own page, freed by the merge, leaves that charge. A
+ * page freed before it is mapped is uncharged.
  */
 static struct page *kh_shared_page_alloc(struct kh_item *it,
-					 struct kh_side *s)
+					 struct kh_side *t, struct kh_side *s)
 {
 	struct page *kpage;
 
 	if (it->skip_alloc)
 		goto nomem;
-	kpage = alloc_page(KH_GFP_PAGE);
+	kpage = alloc_pages_node(page_to_nid(t->page), KH_GFP_PAGE, 0);
 	if (!kpage) {
 		it->no_page = true;
 		goto nomem;
@@ -772,7 +782,7 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		return;
 	}
-	kpage = kh_shared_page_alloc(it, s);
+	kpage = kh_shared_page_alloc(it, t, s);
 	if (!kpage)
 		return;
 	/* No allocation under the page locks: register it first, hidden. */

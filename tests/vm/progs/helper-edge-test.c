@@ -24,6 +24,10 @@
  *       is unshared on 6.2 and later and the device reads what the process
  *       wrote; on 6.1 it is not (as documented), and once the process has
  *       pins nothing of it merges.
+ *   helper-edge-test numa
+ *       On a guest with two NUMA nodes, the shared page is on the target
+ *       page's node; a transparent huge page migrating between the nodes
+ *       is never reported NO_PAGE, and its differing bytes never split it.
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -33,7 +37,9 @@
 #define _GNU_SOURCE
 #endif
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -165,6 +171,9 @@ typedef struct {
         long by_reason[__KSMD_HELPER_REASON_MAX + 1];
 } Tally;
 
+/* Whether run_items() leaves out its summary line (for loops of many rounds). */
+static bool run_items_quiet;
+
 /* Run items in batches of up to 256; BUSY ones are sent again up to `busy_tries` times. */
 static int run_items(KgSock *s, KgItem *items, size_t n, int zero, int busy_tries, Tally *t) {
         memset(t, 0, sizeof(*t));
@@ -194,6 +203,8 @@ static int run_items(KgSock *s, KgItem *items, size_t n, int zero, int busy_trie
                         t->by_reason[items[i].reason < __KSMD_HELPER_REASON_MAX ? items[i].reason :
                                                                                 __KSMD_HELPER_REASON_MAX]++;
         }
+        if (run_items_quiet)
+                return 0;
         printf("#");
         for (uint32_t r = 0; r <= __KSMD_HELPER_RESULT_MAX; r++)
                 if (t->by_result[r])
@@ -727,6 +738,150 @@ static int test_dma_pin(KgSock *s, unsigned group) {
         return tap_end();
 }
 
+/* The NUMA node of page i of w, by move_pages(2) without moving it; -1 for a failure. */
+static int page_node(Worker *w, size_t i) {
+        void *page = w->base + i * PG;
+        int status = -1;
+
+        if (syscall(SYS_move_pages, w->pid, 1, &page, NULL, &status, 0) < 0)
+                return -1;
+        return status;
+}
+
+static size_t pages_on_node(Worker *w, size_t a, size_t b, int node) {
+        size_t k = 0;
+
+        for (size_t i = a; i < b; i++)
+                if (page_node(w, i) == node)
+                        k++;
+        return k;
+}
+
+typedef struct {
+        Worker *w;
+        atomic_bool stop;
+        long moves, failures;
+} Migrator;
+
+/* Moves the worker's first THP back and forth between nodes 0 and 1 until told to stop. */
+static void *migrate_loop(void *arg) {
+        Migrator *m = arg;
+
+        for (int node = 1; !atomic_load(&m->stop); node ^= 1) {
+                void *page = m->w->base;
+                int status = -1;
+
+                if (syscall(SYS_move_pages, m->w->pid, 1, &page, &node, &status, MPOL_MF_MOVE) < 0 ||
+                    status < 0)
+                        m->failures++;
+                else
+                        m->moves++;
+        }
+        return NULL;
+}
+
+static long anon_huge_kb(pid_t pid) {
+        char path[64];
+
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+        return proc_kb(path, "AnonHugePages");
+}
+
+static int test_numa(KgSock *s) {
+        const size_t n = 64;
+        Worker T1, S0, T0, S1, H, D;
+        long thp_before, thp_after, no_page = 0, busy = 0, other = 0, rounds = 0;
+        Migrator mig = {};
+        pthread_t thread;
+        cpu_set_t set;
+        double t0;
+        KgItem *it;
+        Tally t;
+        int r;
+
+        tap(access("/sys/devices/system/node/node1", F_OK) == 0, "the guest has two NUMA nodes");
+        /* The caller on node 0 (CPU 0): an allocation on the caller's node would land there. */
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        tap(sched_setaffinity(0, sizeof(set), &set) == 0, "the test runs on CPU 0, node 0");
+
+        worker_start(&T1, n, 0);
+        worker_start(&S0, n, 0);
+        worker_start(&T0, n, 0);
+        worker_start(&S1, n, 0);
+        for (Worker *w = &T1; w; w = w == &T1 ? &S0 : w == &S0 ? &T0 : w == &T0 ? &S1 : NULL) {
+                worker_do(w, W_ADDR, 0, 0, 0);
+                r = (int) worker_do(w, W_BIND, 0, 0, w == &T1 || w == &S1 ? 1 : 0);
+                if (r)
+                        printf("# mbind: %s\n", strerror(r));
+                worker_do(w, W_FILL, 0, n, 101);
+        }
+        tap(pages_on_node(&T1, 0, n, 1) == n && pages_on_node(&S0, 0, n, 0) == n &&
+            pages_on_node(&T0, 0, n, 0) == n && pages_on_node(&S1, 0, n, 1) == n,
+            "each process's pages are on the node it is bound to");
+
+        it = pair_items(&T1, &S0, 0, n);
+        r = run_items(s, it, n, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n,
+            "MERGE of a node-1 target with a node-0 source");
+        tap(pages_on_node(&T1, 0, n, 1) == n,
+            "the shared pages are on node 1, the target page's node (%zu of %zu)",
+            pages_on_node(&T1, 0, n, 1), n);
+        it = pair_items(&T0, &S1, 0, n);
+        r = run_items(s, it, n, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n &&
+            pages_on_node(&T0, 0, n, 0) == n && pages_on_node(&S1, 0, n, 0) == n,
+            "with a node-0 target and a node-1 source they are on node 0");
+        tap(worker_do(&T1, W_CHECK, 0, n, 101) == 0 && worker_do(&T0, W_CHECK, 0, n, 101) == 0 &&
+            worker_do(&S0, W_CHECK, 0, n, 101) == 0 && worker_do(&S1, W_CHECK, 0, n, 101) == 0,
+            "every process reads exactly what it wrote");
+
+        /* A THP moving between the nodes, against different bytes. */
+        start_filled(&H, 512, 1, 102);
+        start_filled(&D, 512, 0, 103);
+        thp_before = anon_huge_kb(H.pid);
+        printf("# THP process maps %ld kB of AnonHugePages\n", thp_before);
+        tap(thp_before >= 2048, "a process on a transparent huge page");
+        mig.w = &H;
+        pthread_create(&thread, NULL, migrate_loop, &mig);
+        it = pair_items(&H, &D, 0, 512);
+        t0 = now_ms();
+        run_items_quiet = true;
+        while (now_ms() - t0 < 10000) {
+                r = run_items(s, it, 512, 0, 0, &t);
+                if (r < 0)
+                        break;
+                rounds++;
+                no_page += t.by_result[KSMD_HELPER_RESULT_NO_PAGE];
+                busy += t.by_result[KSMD_HELPER_RESULT_BUSY];
+                other += 512 - t.by_result[KSMD_HELPER_RESULT_DIFFERS] -
+                         t.by_result[KSMD_HELPER_RESULT_BUSY] - t.by_result[KSMD_HELPER_RESULT_CHANGED] -
+                         t.by_result[KSMD_HELPER_RESULT_NO_PAGE];
+        }
+        run_items_quiet = false;
+        atomic_store(&mig.stop, true);
+        pthread_join(thread, NULL);
+        free(it);
+        thp_after = anon_huge_kb(H.pid);
+        printf("# %ld rounds of 512 merges against %ld migrations (%ld failed): busy %ld no-page %ld "
+               "other %ld; AnonHugePages %ld -> %ld kB\n", rounds, mig.moves, mig.failures, busy, no_page,
+               other, thp_before, thp_after);
+        tap(r == 0 && rounds > 0 && mig.moves > 0, "merges ran while the THP migrated");
+        tap(busy > 0, "merges met the page while it migrated (BUSY %ld)", busy);
+        tap(no_page == 0, "a page under migration is never reported NO_PAGE");
+        tap(other == 0, "every result is DIFFERS, or BUSY or CHANGED while the page moved");
+        tap(thp_after >= thp_before, "bytes that differ never split the THP");
+        tap(worker_do(&H, W_CHECK, 0, 512, 102) == 0, "the THP process reads exactly what it wrote");
+
+        for (Worker *w = &T1; w; w = w == &T1 ? &S0 : w == &S0 ? &T0 : w == &T0 ? &S1 : NULL)
+                worker_stop(w);
+        worker_stop(&H);
+        worker_stop(&D);
+        return tap_end();
+}
+
 /* Fills memory until MemAvailable is about leave_mib and keeps it there until stdin closes. */
 static int hog(long leave_mib) {
         enum { CHUNK = 1 << 20, MAX_CHUNKS = 1 << 16 };
@@ -792,6 +947,8 @@ int main(int argc, char *argv[]) {
                 return test_pinned(&s);
         if (strcmp(mode, "dma-pin") == 0)
                 return test_dma_pin(&s, (unsigned) n);
+        if (strcmp(mode, "numa") == 0)
+                return test_numa(&s);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

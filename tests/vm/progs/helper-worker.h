@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <linux/capability.h>
 #include <linux/io_uring.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 #include <linux/vfio.h>
 #include <dirent.h>
@@ -64,6 +65,7 @@ enum {
         W_CHECK_RESERVE,/* val: seed; reply: window pages that differ */
         W_PIN,          /* a..b: register as io_uring fixed buffers (a long-term FOLL_PIN); reply: errno */
         W_UNPIN,        /* close that io_uring: the kernel releases the pins soon after */
+        W_BIND,         /* val: node: bind the region to that NUMA node, moving its pages; reply: errno */
         W_VFIO_OPEN,    /* val: IOMMU group of QEMU's edu device, bound to vfio-pci; reply: errno */
         W_VFIO_MAP,     /* a..b at IOVA W_IOVA_BASE + a * PG; val: VFIO_DMA_MAP_FLAG_* (READ alone: a
                          * read-only long-term pin); reply: errno */
@@ -457,6 +459,13 @@ static inline void w_serve(int in, int out, size_t pages, int thp) {
                                         r = w_edu_dma(&vfio, EDU_BUFFER, W_IOVA_BASE + c.b * PG + half, 2);
                         }
                         break;
+                case W_BIND: {
+                        unsigned long mask = 1UL << c.val;
+
+                        r = syscall(SYS_mbind, base, len, MPOL_BIND, &mask, 8 * sizeof(mask),
+                                    MPOL_MF_MOVE | MPOL_MF_STRICT) < 0 ? errno : 0;
+                        break;
+                }
                 case W_EXIT:
                         _exit(0);
                 }
