@@ -15,6 +15,10 @@
  * A merge registers its new page before it takes the page locks, so that
  * nothing is allocated under them, and publishes it once the verified bytes
  * are in: until then no lookup can find it and map it with other bytes.
+ *
+ * Walks of the whole registry (the collector, the counts) let go of the
+ * mutex and the CPU whenever another task wants the CPU; xa_for_each()
+ * picks up at the next index after that.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -34,6 +38,17 @@ static DEFINE_XARRAY(kh_pages_by_pfn);
 static u64 kh_next_handle = 1;
 static u64 kh_pages_owned;
 
+/* Let others at the registry and the CPU in the middle of a long walk. */
+static void kh_pages_yield(void)
+{
+	lockdep_assert_held(&kh_pages_lock);
+	if (!need_resched())
+		return;
+	mutex_unlock(&kh_pages_lock);
+	cond_resched();
+	mutex_lock(&kh_pages_lock);
+}
+
 /* Under kh_pages_lock, so that no lookup can pin @kp as it is freed. */
 static void kh_page_free(struct kh_page *kp)
 {
@@ -51,6 +66,7 @@ void kh_pages_exit(void)
 	xa_for_each(&kh_pages_by_handle, index, kp) {
 		WARN_ON_ONCE(kp->pins);
 		kh_page_free(kp);
+		cond_resched();
 	}
 	xa_destroy(&kh_pages_by_handle);
 	xa_destroy(&kh_pages_by_pfn);
@@ -156,14 +172,14 @@ void kh_pages_gc(void)
 
 	mutex_lock(&kh_pages_lock);
 	xa_for_each(&kh_pages_by_handle, index, kp) {
-		if (kp->pins || page_mapped(kp->page))
-			continue;
-		xa_erase(&kh_pages_by_handle, kp->handle);
-		xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
-		if (kp->live)
-			kh_pages_owned--;
-		kh_page_free(kp);
-		cond_resched();
+		if (!kp->pins && !page_mapped(kp->page)) {
+			xa_erase(&kh_pages_by_handle, kp->handle);
+			xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
+			if (kp->live)
+				kh_pages_owned--;
+			kh_page_free(kp);
+		}
+		kh_pages_yield();
 	}
 	mutex_unlock(&kh_pages_lock);
 }
@@ -183,6 +199,7 @@ void kh_pages_count(u64 *ret_owned, u64 *ret_mapped, u64 *ret_saved)
 			if (mapcount > 1)
 				saved += mapcount - 1;
 		}
+		kh_pages_yield();
 	}
 	*ret_owned = kh_pages_owned;
 	mutex_unlock(&kh_pages_lock);

@@ -74,13 +74,17 @@ struct kh_page *kh_page_get_by_page(struct page *page);
 /* Undo one pin. Accepts NULL. */
 void kh_page_put(struct kh_page *kp);
 
-/* Free every unpinned entry whose page no page table maps any more. */
+/*
+ * Free every unpinned entry whose page no page table maps any more. Walks
+ * the whole registry, letting others at it whenever the CPU is wanted.
+ */
 void kh_pages_gc(void);
 
 /*
  * Live pages owned now, the page table entries mapping them, and the pages
  * those mappings would take without sharing, less the owned pages
- * themselves.
+ * themselves. Walks the whole registry as kh_pages_gc() does, so the sums
+ * are not one instant's.
  */
 void kh_pages_count(u64 *ret_owned, u64 *ret_mapped, u64 *ret_saved);
 
