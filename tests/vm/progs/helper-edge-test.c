@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "helper-genl.h"
+#include "helper-test.h"
 #include "helper-worker.h"
 #include "tap.h"
 
@@ -55,69 +56,6 @@
 #define PM_UFFD_WP (UINT64_C(1) << 57)
 #define PM_FILE (UINT64_C(1) << 61)
 #define PM_PRESENT (UINT64_C(1) << 63)
-
-static long proc_kb(const char *path, const char *key) {
-        char line[256];
-        long v = -1;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
-                        v = strtol(line + strlen(key) + 1, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
-
-/* The value of "KEY VALUE" in a flat-keyed file (memory.events, /proc/vmstat), or -1. */
-static long keyed_value(const char *path, const char *key) {
-        char line[256];
-        long v = -1;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ') {
-                        v = strtol(line + strlen(key) + 1, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
-
-static bool write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        bool ok;
-
-        if (!f)
-                return false;
-        ok = fputs(text, f) >= 0;
-        return fclose(f) == 0 && ok;
-}
-
-static long read_long(const char *path) {
-        FILE *f = fopen(path, "re");
-        long v = -1;
-
-        if (f) {
-                if (fscanf(f, "%ld", &v) != 1)
-                        v = -1;
-                fclose(f);
-        }
-        return v;
-}
-
-static bool join_cgroup(const char *cg, pid_t pid) {
-        char path[128], text[32];
-
-        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", cg);
-        snprintf(text, sizeof(text), "%d\n", pid);
-        return write_file(path, text);
-}
 
 static double now_ms(void) {
         struct timespec ts;
@@ -211,18 +149,6 @@ static int run_items(KgSock *s, KgItem *items, size_t n, int zero, int busy_trie
                         printf(" %s %ld", kg_result_name(r), t->by_result[r]);
         printf("\n");
         return 0;
-}
-
-static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
-        KgItem *it = calloc(b - a, sizeof(*it));
-
-        for (size_t i = a; i < b; i++) {
-                it[i - a].pidfd = t->pidfd;
-                it[i - a].addr = (uintptr_t) t->base + i * PG;
-                it[i - a].src_pidfd = src->pidfd;
-                it[i - a].src_addr = (uintptr_t) src->base + i * PG;
-        }
-        return it;
 }
 
 static int start_filled(Worker *w, size_t pages, int thp, uint64_t seed) {
@@ -778,13 +704,6 @@ static void *migrate_loop(void *arg) {
                         m->moves++;
         }
         return NULL;
-}
-
-static long anon_huge_kb(pid_t pid) {
-        char path[64];
-
-        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-        return proc_kb(path, "AnonHugePages");
 }
 
 static int test_numa(KgSock *s) {

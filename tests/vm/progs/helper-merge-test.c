@@ -18,38 +18,15 @@
 #include <sys/syscall.h>
 
 #include "helper-genl.h"
+#include "helper-test.h"
 #include "helper-worker.h"
 #include "tap.h"
-
-
-static long proc_kb(const char *path, const char *key) {
-        char line[256];
-        long v = -1;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
-                        v = strtol(line + strlen(key) + 1, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
 
 static long status_kb(pid_t pid, const char *key) {
         char path[64];
 
         snprintf(path, sizeof(path), "/proc/%d/status", pid);
         return proc_kb(path, key);
-}
-
-static long anon_huge_kb(pid_t pid) {
-        char path[64];
-
-        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-        return proc_kb(path, "AnonHugePages");
 }
 
 static long meminfo_anon_mapped_kb(void) {
@@ -108,18 +85,6 @@ static int run_items(KgSock *s, KgItem *items, size_t n, int zero, Tally *t) {
         return 0;
 }
 
-static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
-        KgItem *it = calloc(b - a, sizeof(*it));
-
-        for (size_t i = a; i < b; i++) {
-                it[i - a].pidfd = t->pidfd;
-                it[i - a].addr = (uintptr_t) t->base + i * PG;
-                it[i - a].src_pidfd = src->pidfd;
-                it[i - a].src_addr = (uintptr_t) src->base + i * PG;
-        }
-        return it;
-}
-
 static KgItem *handle_items(Worker *t, size_t a, size_t b, uint64_t handle) {
         KgItem *it = calloc(b - a, sizeof(*it));
 
@@ -153,36 +118,6 @@ static void test_pressure(void) {
         printf("# hog of %zu MiB: status 0x%x\n", len >> 20, st);
         tap(WIFEXITED(st) && WEXITSTATUS(st) == 0,
             "a memory hog of 1.1x MemAvailable completes through swap");
-}
-
-static bool write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        bool ok;
-
-        if (!f)
-                return false;
-        ok = fputs(text, f) >= 0;
-        return fclose(f) == 0 && ok;
-}
-
-static long read_long(const char *path) {
-        FILE *f = fopen(path, "re");
-        long v = -1;
-
-        if (f) {
-                if (fscanf(f, "%ld", &v) != 1)
-                        v = -1;
-                fclose(f);
-        }
-        return v;
-}
-
-static bool join_cgroup(const char *cg, pid_t pid) {
-        char path[128], text[32];
-
-        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", cg);
-        snprintf(text, sizeof(text), "%d\n", pid);
-        return write_file(path, text);
 }
 
 /* The shared page stays charged to the source's memory cgroup. */
