@@ -1,5 +1,5 @@
 #!/bin/sh
-# vm-timeout: 600
+# vm-timeout: 300
 # No merge is worth a process. With no swap, the module alone against a
 # source whose memory cgroup is at memory.max (helper-edge-test memcg), then
 # ksmd merging a workload whose cgroup is full, then ksmd merging while the
@@ -8,6 +8,10 @@
 # wrote, and once memory is back ksmd merges all there is to merge.
 . /lib/ksmd-vm.sh
 
+# Guest seconds since boot, for the time each part takes.
+now() {
+	cut -d. -f1 /proc/uptime
+}
 oom_kills() {
 	awk '$1 == "oom_kill" { print $2 }' /proc/vmstat
 }
@@ -22,7 +26,10 @@ distinct() {
 oom0=$(oom_kills)
 vm_diag "swap: $(awk 'NR > 1' /proc/swaps | wc -l) devices (none wanted); oom_kill so far: $oom0"
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
+t0=$(now)
 vm_run_tap helper-edge-test memcg 1024
+vm_diag "the module against a full cgroup took $(($(now) - t0)) s"
+t0=$(now)
 
 # ksmd against a full memory cgroup: duplicates only (no zero pages, whose
 # merges need no memory), and a few pages rewritten all along.
@@ -53,7 +60,7 @@ while [ "$i" -lt 600 ] && [ $(($(no_memory) - nm0)) -lt 200 ]; do
 	i=$((i + 1))
 done
 # A few more seconds of full passes, each retried with backoff.
-sleep 10
+sleep 4
 nm=$(($(no_memory) - nm0))
 events=$(tr '\n' ' ' < "$cg/memory.events")
 full_saved=$((before - $(distinct full)))
@@ -87,6 +94,8 @@ sed -e 's/^/# ksmd: /' /tmp/ksmd.err
 vm_check "ksmd exits 0 on SIGTERM" test "$status" -eq 0
 vm_check "every process of the full cgroup reads exactly its own content" vm_workload_verify full
 vm_check "still no OOM kill" test "$(oom_kills)" = "$oom0"
+vm_diag "ksmd against a full cgroup took $(($(now) - t0)) s"
+t0=$(now)
 
 # The whole guest near OOM: a hog holds MemAvailable at about 48 MiB
 # (allocating as merges free memory) while ksmd merges; then it leaves.
@@ -105,6 +114,8 @@ while ! grep -q '^ready' /tmp/hog.out && [ "$i" -lt 600 ]; do
 done
 vm_diag "hog: $(cat /tmp/hog.out); MemAvailable $(awk '/^MemAvailable/ { print $2 }' /proc/meminfo) kB"
 vm_check "the guest is held near OOM" grep -q '^ready' /tmp/hog.out
+vm_diag "filling the guest took $(($(now) - t0)) s"
+t0=$(now)
 nm0=$(no_memory)
 regs=$(vm_register_processes near)
 ksmd --scans=4 --sleep=20ms $regs > /tmp/ksmd2.out 2> /tmp/ksmd2.err
@@ -126,6 +137,7 @@ vm_diag "with memory back: $saved of $exp pages freed"
 vm_check "with memory back, ksmd merges at least 99 % of the theoretical saving" \
 	test "$status" -eq 0 -a $((saved * 100)) -ge $((exp * 99))
 vm_check "every process of the near-OOM workload reads exactly its own content" vm_workload_verify near
+vm_diag "ksmd near OOM and after took $(($(now) - t0)) s"
 
 vm_check "no process was OOM-killed in the whole run" test "$(oom_kills)" = "$oom0"
 vm_check "the kernel log has no OOM kill" sh -c "! dmesg | grep -q -e 'Out of memory' -e 'oom-kill'"
