@@ -9,7 +9,7 @@
 NOBODY="/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups"
 SOCK=/run/ksmd/ksmd.sock
 mkdir -p /etc/ksmd-test
-printf '[Control]\nAllowGroups=65534\n[Scan]\nSleep=5ms\n' > /etc/ksmd-test/ksmd.conf
+printf '[Control]\nSocketGroup=65534\nAllowGroups=65534\n[Scan]\nSleep=5ms\n' > /etc/ksmd-test/ksmd.conf
 
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 ksmd --config-dir /etc/ksmd-test --socket "$SOCK" > /tmp/ksmd.log 2>&1 &

@@ -31,9 +31,15 @@ def smp_arg(cpus, nodes):
 
 
 def command(kernel_image, initrd, memory_mib, cpus, append, numa_nodes=1):
+    # One host thread runs every vCPU in turn. With multi-threaded TCG (QEMU 7.2, Debian 12) a vCPU
+    # now and then executes an int3 that the kernel's text_poke_bp() has already removed on another
+    # vCPU: the 6.12 guest oopses in sched_clock_cpu or wherever a static key flipped, at boot or in
+    # the middle of a scenario (CI saw both). The guest still has two CPUs, interleaved by QEMU's
+    # round-robin and the guest scheduler; the scenarios take about as long (helper-merge 64 s with
+    # threads, 67 s without, on 6.12).
     return [
         QEMU,
-        "-accel", "tcg,thread=multi",
+        "-accel", "tcg,thread=single",
         "-cpu", "max",
         "-m", str(memory_mib),
         "-smp", smp_arg(cpus, numa_nodes),
