@@ -614,6 +614,7 @@ static void print_stats_grouped(const Stat *stats, size_t n) {
                 bool skip_zero;          /* a long list of which few apply: only those with pages */
         } groups[] = {
                 { "Memory", { "saving_bytes", "metadata_bytes", "tracked_pages", "regions" } },
+                { "Merged pages (the helper, at the last full scan)", { "helper_" } },
                 { "COW guard (CowReserve=)", { "cow_" } },
                 { "Why pages are (not) merged, last full scan (ksmctl explain)", { "reason_" }, true },
                 { "Last full scan", { "pages_" } },

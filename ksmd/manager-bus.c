@@ -663,6 +663,13 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "cow_reserve_bytes", st.cow.reserve_bytes,
                                           "cow_guard_holding", (uint64_t) st.cow.holding,
                                           "cow_guard_trips", st.cow.trips);
+        /* What merging costs the host, as the helper counted it at the end of the last full scan. */
+        if (r >= 0 && st.live)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}",
+                                          "helper_owned_pages", st.helper_pages_owned,
+                                          "helper_mapped_pages", st.helper_pages_mapped,
+                                          "helper_saved_bytes", st.helper_bytes_saved,
+                                          "helper_no_memory_items", st.helper_no_memory);
         return r;
 }
 
