@@ -126,6 +126,21 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
  */
 void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages);
 
+/*
+ * While held, the scanner submits no new merge (the COW guard, manager.h): a
+ * page that would merge is counted under PAGE_REASON_COW_GUARD instead.
+ * Pages merged already stay merged. Estimate mode ignores it.
+ */
+void scanner_set_merging_held(Scanner *s, bool held);
+
+/*
+ * At most this many new merges until the next call (UINT64_MAX: no bound, as
+ * at the start); beyond them pages are held as while held. The COW guard
+ * gives its headroom above the reserve, so that merges the guard has not yet
+ * seen cannot take more (were all the memory they free used meanwhile).
+ */
+void scanner_set_merge_budget(Scanner *s, uint64_t pages);
+
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);
 bool scanner_in_pass(const Scanner *s);

@@ -217,9 +217,12 @@ class RegisterOptions(ControlTest):
                                    str(1 << 20)).stdout)
         names = {r["id"]: r["name"] for r in self.regions()}
         self.assertEqual(names, {rid: "vm-one", rid2: "vm two (range)"})
-        human = self.daemon.ctl("list").stdout
+        human = self.daemon.ctl("list", "--verbose").stdout
         self.assertIn(f"region {rid} (vm-one): process {w.pids[0]}, all private anonymous memory", human)
         self.assertIn(f"region {rid2} (vm two (range)): process {w.pids[1]}, {hex(start)}-", human)
+        table = self.daemon.ctl("list").stdout
+        self.assertRegex(table, rf"(?m)^ *{rid} vm-one +{w.pids[0]} ")
+        self.assertRegex(table, rf"(?m)^ *{rid2} vm two \(range\) +{w.pids[1]} ")
         self.assertIn(f'Registered region {rid} "vm-one" in domain uid:0: all private anonymous memory of pid '
                       f'{w.pids[0]}.',
                       self.daemon.read_log())

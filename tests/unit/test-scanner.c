@@ -322,6 +322,20 @@ static void world_done(World *w) {
         region_registry_free(w->reg);
 }
 
+/* After every full scan: each region's pages are counted under exactly one reason (reasons.h). */
+static void assert_reasons_add_up(const World *w) {
+        REGISTRY_FOREACH(r, w->reg) {
+                const RegionScan *rs = scanner_region(w->scanner, r->id);
+                uint64_t sum = 0;
+
+                if (!rs || r->gone)
+                        continue;
+                for (size_t i = 0; i < _PAGE_REASON_MAX; i++)
+                        sum += rs->last.pages_by_reason[i];
+                assert_int_equal(sum, region_scan_registered_pages(rs, r));
+        }
+}
+
 /* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges;
  * true if it was quiet. */
 static bool run_pass(World *w) {
@@ -334,6 +348,7 @@ static bool run_pass(World *w) {
                 assert_true(merger_flush(w->merger, w->now) >= 0);
                 assert_true(++steps < 10000);
         } while (!res.pass_done);
+        assert_reasons_add_up(w);
         return res.pass_quiet;
 }
 
@@ -353,6 +368,11 @@ static void finish_pass(World *w, size_t pages_per_step) {
         do
                 assert_int_equal(scanner_step(w->scanner, pages_per_step, w->now, &res), 0);
         while (!res.pass_done);
+        assert_reasons_add_up(w);
+}
+
+static uint64_t reason_of(const World *w, int p, PageReason r) {
+        return scan_of(w, p)->last.pages_by_reason[r];
 }
 
 static const ScanCounters *last_counters(const World *w) {
@@ -918,6 +938,68 @@ static void test_bad_pidfd_and_no_access_record_why_and_rest_the_page(void **sta
         world_done(&w);
 }
 
+static void test_every_page_is_counted_under_one_reason(void **state) {
+        World w;
+
+        add_pages(0, 5, 5, 5, 0, 0, 9, 1, 2, 3);
+        fake.page[0][6].flags = 0;
+        fake.page[0][7].flags = PAGEMAP_SWAPPED;
+        map_shared_page(0, 8, 0x7777);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_pass(&w);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 6);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NOT_PRESENT), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SWAPPED), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_ELSEWHERE), 1);
+        run_pass(&w);
+        /* The first of the three was counted unique until its twins came: the copy they share. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_DUPLICATE), 2);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_ZERO), 2);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 0);
+        world_done(&w);
+}
+
+static uint32_t refusal_by_fill(const HelperMergeItem *it, bool zero) {
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+
+        switch (fake.page[0][page].fill) {
+        case 3:
+                return KSMD_HELPER_RESULT_UNSUPPORTED;   /* the fake's reason: THP */
+        case 4:
+                return KSMD_HELPER_RESULT_NO_ACCESS;
+        default:
+                return KSMD_HELPER_RESULT_BUSY;
+        }
+}
+
+static void test_helper_refusals_are_counted_under_the_helpers_result(void **state) {
+        World w;
+
+        fake.result_for = refusal_by_fill;
+        add_pages(0, 3, 3, 4, 4, 6, 6);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 3);
+        /* The refused targets, from the pass after their result; their sources are alone now. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_HUGE_PAGE), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_HELPER_NO_ACCESS), 1);
+        /* BUSY: the merge waits for its retry. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_RETRY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 2);
+        /* Held by the COW guard: nothing new is sent, and the pages say why. */
+        scanner_set_merging_held(w.scanner, true);
+        fake.merge_calls = 0;
+        w.now += 10000000;
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        fake.merge_calls = 0;
+        run_passes(&w, 2);
+        assert_int_equal(fake.merge_calls, 0);
+        assert_true(reason_of(&w, 0, PAGE_REASON_COW_GUARD) > 0);
+        world_done(&w);
+}
+
 static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         World w;
         ScanStepResult res = {};
@@ -934,6 +1016,8 @@ static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         assert_int_equal(reads_of(0), 10);
         assert_int_equal(reads_of(1), 0);
         assert_non_null(strstr(scan_of(&w, 1)->note, "bound on tracked pages"));
+        assert_int_equal(reason_of(&w, 1, PAGE_REASON_OVER_BUDGET), 10);
+        assert_reasons_add_up(&w);
         /* Refused before allocation: no slot memory for untracked pages. */
         assert_null(scan_of(&w, 1)->areas[0].slots);
         world_done(&w);
@@ -1084,6 +1168,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_merges_name_processes_by_their_regions_pidfds, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_bad_pidfd_and_no_access_record_why_and_rest_the_page,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_every_page_is_counted_under_one_reason, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_helper_refusals_are_counted_under_the_helpers_result,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup,
                                                 teardown),
