@@ -199,6 +199,17 @@ static inline pte_t kh_pte_wrprotect(pte_t pte)
 	return pte_mkclean(pte_wrprotect(pte));
 }
 
+/* Set @flags on @vma; the caller holds the mmap lock for writing. */
+static inline void kh_vm_flags_set(struct vm_area_struct *vma,
+				   unsigned long flags)
+{
+#ifdef KH_LINUX_6_1
+	vma->vm_flags |= flags;
+#else
+	vm_flags_set(vma, flags);
+#endif
+}
+
 /* Split the locked, referenced THP holding @page; @page stays locked. */
 static inline int kh_split_huge_page(struct page *page)
 {
