@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -98,6 +99,68 @@ static void test_cgroup_file_yields_the_one_v2_path(void **state) {
                          -ENAMETOOLONG);
 }
 
+/* autoreg_guest_name() into name, REGION_NAME_MAX + 1 bytes. */
+static int guest_name(const char *cgroup, char *name) {
+        return autoreg_guest_name(cgroup, name, REGION_NAME_MAX + 1);
+}
+
+#define SLICE "/machine.slice/"
+
+static void test_a_guest_is_named_after_its_machine_scope(void **state) {
+        char name[REGION_NAME_MAX + 1];
+
+        /* libvirt's guests: systemd-machined's scope, the unit name escaped, libvirt's "qemu-ID-" gone. */
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2dguest1.scope/libvirt/emulator", name), 0);
+        assert_string_equal(name, "guest1");
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d12\\x2dweb\\x2dfront.scope", name), 0);
+        assert_string_equal(name, "web-front");
+        /* A partition of its own (<resource><partition>) is a slice below machine.slice. */
+        assert_int_equal(guest_name(SLICE "machine-t1.slice/machine-qemu\\x2d3\\x2ddb.scope/x", name), 0);
+        assert_string_equal(name, "db");
+        /* Upper-case hex digits unescape too; other machines (nspawn's) keep their whole name. */
+        assert_int_equal(guest_name(SLICE "machine-build\\x2Dhost.scope/payload", name), 0);
+        assert_string_equal(name, "build-host");
+        /* Only a "qemu-DIGITS-" with something after it is libvirt's prefix. */
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2d.scope", name), 0);
+        assert_string_equal(name, "qemu-1-");
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2dx\\x2dvm.scope", name), 0);
+        assert_string_equal(name, "qemu-x-vm");
+        /* Cut to the limit, as executable names are. */
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2d"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaBBBB.scope",
+                                    name),
+                         0);
+        assert_int_equal(strlen(name), REGION_NAME_MAX);
+        assert_int_equal(name[REGION_NAME_MAX - 1], 'a');
+}
+
+static void test_a_guest_name_that_is_not_one_is_refused(void **state) {
+        char name[REGION_NAME_MAX + 1] = "untouched";
+
+        /* No machine scope: the caller names the region after the executable. */
+        assert_int_equal(guest_name("/system.slice/libvirtd.service", name), -ENOENT);
+        assert_int_equal(guest_name("/machine.slice", name), -ENOENT);
+        assert_int_equal(guest_name(SLICE "machine-.scope", name), -ENOENT);
+        assert_int_equal(guest_name(SLICE "x-machine-vm.scope", name), -ENOENT);
+        assert_int_equal(guest_name("/", name), -ENOENT);
+        assert_int_equal(guest_name("", name), -ENOENT);
+        assert_int_equal(guest_name(NULL, name), -ENOENT);
+        /* Escapes that systemd never writes, or that end early. */
+        assert_int_equal(guest_name(SLICE "machine-vm\\.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-vm\\x2.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-vm\\x2g.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-vm\\y41.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-vm\\x00evil.scope", name), -EINVAL);
+        /* Names that unescape to what a region name may not hold: control characters, non-ASCII. */
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2dvm\\x0a\\x3c0\\x3eforged.scope", name),
+                         -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-\\x1b\\x5b2J.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-g\\xc3\\xa4st.scope", name), -EINVAL);
+        assert_int_equal(guest_name(SLICE "machine-vm\\x7f.scope", name), -EINVAL);
+        assert_string_equal(name, "untouched");
+}
+
 static void test_missing_facts_never_match(void **state) {
         Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1, .executable_patterns = exes,
                        .n_executable_patterns = 2, .users = qemu_user, .n_users = 1 };
@@ -117,6 +180,8 @@ int main(void) {
                 cmocka_unit_test(test_group_qualifies_an_owner_and_narrows_cgroup_rules),
                 cmocka_unit_test(test_missing_facts_never_match),
                 cmocka_unit_test(test_cgroup_file_yields_the_one_v2_path),
+                cmocka_unit_test(test_a_guest_is_named_after_its_machine_scope),
+                cmocka_unit_test(test_a_guest_name_that_is_not_one_is_refused),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
