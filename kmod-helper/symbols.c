@@ -13,6 +13,12 @@
  * module refuses to load. It never weakens IBT itself; booting with ibt=off
  * is the administrator's choice. The test_assume_ibt parameter forces the
  * enforced branch so the refusal can be tested on hardware without IBT.
+ *
+ * Kernels built with CONFIG_CFI_CLANG check a type hash in front of the
+ * target of every indirect call. The module calls every function here
+ * through a pointer kallsyms gave it, which no such kernel was tested
+ * with: a failed check oopses or panics. So the module refuses to load on
+ * them, before it resolves anything; test_assume_cfi tests the refusal.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -31,6 +37,11 @@ static bool test_assume_ibt;
 module_param(test_assume_ibt, bool, 0444);
 MODULE_PARM_DESC(test_assume_ibt,
 		 "Testing only: act as if the CPU enforced IBT (refuses to load on sealed kernels)");
+
+static bool test_assume_cfi;
+module_param(test_assume_cfi, bool, 0444);
+MODULE_PARM_DESC(test_assume_cfi,
+		 "Testing only: act as if the kernel were built with CONFIG_CFI_CLANG (refuses to load)");
 
 typedef unsigned long (*kh_lookup_fn)(const char *name);
 
@@ -111,6 +122,14 @@ static unsigned long kh_function_start(unsigned long addr)
 	return addr;
 }
 
+static int kh_check_cfi(void)
+{
+	if (!IS_ENABLED(CONFIG_CFI_CLANG) && !test_assume_cfi)
+		return 0;
+	pr_err("kernel built with CONFIG_CFI_CLANG, which checks every indirect call: calls through kallsyms were never tested under it; refusing to load\n");
+	return -EOPNOTSUPP;
+}
+
 static int kh_find_kallsyms_lookup_name(kh_lookup_fn *ret_lookup)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
@@ -147,6 +166,9 @@ int kh_symbols_init(void)
 	size_t i;
 	int r;
 
+	r = kh_check_cfi();
+	if (r < 0)
+		return r;
 	r = kh_find_kallsyms_lookup_name(&lookup);
 	if (r < 0)
 		return r;

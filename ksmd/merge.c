@@ -99,6 +99,12 @@ size_t merger_forget_region(Merger *m, uint32_t region_id) {
         return n - w;
 }
 
+void merger_foreach_pending(const Merger *m, void (*fn)(const MergeRequest *req, void *userdata),
+                            void *userdata) {
+        for (size_t i = 0; i < m->n_queue; i++)
+                fn(&m->queue[i], userdata);
+}
+
 size_t merger_pending(const Merger *m) {
         return m->n_queue;
 }
@@ -113,6 +119,14 @@ uint64_t merger_next_retry_usec(const Merger *m) {
 
 static bool result_is_transient(uint32_t result) {
         return IN_SET(result, (uint32_t) KSMD_HELPER_RESULT_BUSY, (uint32_t) KSMD_HELPER_RESULT_NO_MEMORY);
+}
+
+/* The wait before the next send of a request that had a transient result on its attempts-th send. */
+static uint64_t retry_delay_usec(uint32_t result, uint8_t attempts) {
+        uint64_t base = result == KSMD_HELPER_RESULT_NO_MEMORY ? MERGE_RETRY_NO_MEMORY_BASE_USEC :
+                                                                 MERGE_RETRY_BASE_USEC;
+
+        return base << attempts;
 }
 
 bool merge_error_is_transient(int r) {
@@ -180,7 +194,7 @@ static int flush_one(Merger *m, bool zero, uint64_t now_usec) {
 
                 q->attempts++;
                 if (result_is_transient(res->result) && q->attempts < MERGE_MAX_ATTEMPTS) {
-                        q->not_before_usec = now_usec + ((uint64_t) MERGE_RETRY_BASE_USEC << q->attempts);
+                        q->not_before_usec = now_usec + retry_delay_usec(res->result, q->attempts);
                         m->counters.retries++;
                         continue;
                 }

@@ -14,6 +14,9 @@
 
 #include <linux/ksmd_helper.h>
 
+#include "cow-guard.h"
+#include "reasons.h"
+
 typedef struct ScanCounters {
         uint64_t pages_scanned;          /* pagemap entries examined */
         uint64_t pages_read;             /* contents read with process_vm_readv */
@@ -35,6 +38,8 @@ typedef struct ScanCounters {
                                           * of the helper found mapped, once */
         uint64_t pages_sharing;          /* further candidates of those contents (KSM's pages_sharing); in
                                           * merge mode also the further pages found mapping a shared page. */
+        uint64_t pages_by_reason[_PAGE_REASON_MAX]; /* every page of the regions under one reason
+                                                     * (reasons.h); they add up to the regions' pages */
 } ScanCounters;
 
 void scan_counters_add(ScanCounters *a, const ScanCounters *b);
@@ -65,10 +70,14 @@ typedef struct Stats {
         uint64_t batch_pages;            /* the rate in effect (PagesToScan= or adapted)... */
         uint64_t batch_sleep_usec;       /* ...and the pause between batches */
         bool live;                       /* merging through the helper (else estimate mode) */
-        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED
-                                          * (all its merges since it loaded, also outside today's regions
-                                          * and pages written since) */
+        /* Live: the helper's figures at its last INFO, at the end of the last full scan. */
+        uint64_t helper_bytes_saved;     /* its KSMD_HELPER_STAT_BYTES_SAVED (all its merges since it
+                                          * loaded, also outside today's regions and pages written since) */
+        uint64_t helper_pages_owned;     /* its shared pages: memory never swapped out or migrated */
+        uint64_t helper_pages_mapped;    /* page table entries mapping them */
+        uint64_t helper_no_memory;       /* items it answered NO_MEMORY since it loaded */
         MergeCounters merge;
+        CowStatus cow;                   /* the unmerge debt, the headroom and the COW guard (cow-guard.h) */
 } Stats;
 
 /*

@@ -77,6 +77,19 @@ static void test_group_qualifies_an_owner_and_narrows_cgroup_rules(void **state)
         assert_true(autoreg_match(&s, &p));
 }
 
+static void test_cgroup_paths_stay_under_the_v2_mount(void **state) {
+        uint64_t max = 0, current = 0;
+
+        /* Relative paths and ".." never reach the file system. */
+        assert_int_equal(proc_cgroup_is_root_owned("machine.slice"), -EINVAL);
+        assert_int_equal(proc_cgroup_is_root_owned("/machine.slice/../../etc"), -EINVAL);
+        assert_int_equal(proc_read_cgroup_memory("/..", &max, &current), -EINVAL);
+        /* The root cgroup is root's; one that does not exist is not found, never "owned". */
+        assert_int_equal(proc_cgroup_is_root_owned("/"), 1);
+        assert_int_equal(proc_cgroup_is_root_owned("/ksmd-test-no-such-cgroup"), -ENOENT);
+        assert_true(proc_read_cgroup_memory("/ksmd-test-no-such-cgroup", &max, &current) < 0);
+}
+
 static void test_cgroup_file_yields_the_one_v2_path(void **state) {
         char buf[64];
 
@@ -180,6 +193,7 @@ int main(void) {
                 cmocka_unit_test(test_group_qualifies_an_owner_and_narrows_cgroup_rules),
                 cmocka_unit_test(test_missing_facts_never_match),
                 cmocka_unit_test(test_cgroup_file_yields_the_one_v2_path),
+                cmocka_unit_test(test_cgroup_paths_stay_under_the_v2_mount),
                 cmocka_unit_test(test_a_guest_is_named_after_its_machine_scope),
                 cmocka_unit_test(test_a_guest_name_that_is_not_one_is_refused),
         };

@@ -5,7 +5,8 @@
  *
  *   ksmd-probe info
  *       The module's INFO: pages_owned, pages_mapped, bytes_saved, merged,
- *       merged_zero, features, thp_split. Exit 2 if the module is not loaded.
+ *       merged_zero, busy, changed, differs, unsupported, no_memory,
+ *       features, thp_split. Exit 2 if the module is not loaded.
  *
  *   ksmd-probe pages PID ADDR PAGES [PID ADDR PAGES...]
  *       What physically backs those ranges, from /proc/PID/pagemap (needs
@@ -13,6 +14,10 @@
  *       other than the zero page, each counted once over all ranges: the
  *       physical pages the ranges cost), private (exclusively mapped
  *       anonymous pages), shared (present pages that are not).
+ *
+ *   ksmd-probe host
+ *       What the daemon's host probe finds the kernel does (host-probe.h):
+ *       one line per feature, "NAME ANSWER: SEEN".
  *
  *   ksmd-probe listen PATH
  *       Binds a datagram socket at PATH for a daemon started with
@@ -30,6 +35,7 @@
 #include <sys/un.h>
 
 #include "helper-client.h"
+#include "host-probe.h"
 #include "proc-reader.h"
 
 static int cmp_u64(const void *a, const void *b) {
@@ -55,12 +61,13 @@ static int cmd_info(void) {
         }
         printf("pages_owned=%" PRIu64 " pages_mapped=%" PRIu64 " bytes_saved=%" PRIu64 " merged=%" PRIu64
                " merged_zero=%" PRIu64 " busy=%" PRIu64 " changed=%" PRIu64 " differs=%" PRIu64
-               " unsupported=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d\n",
+               " unsupported=%" PRIu64 " no_memory=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d\n",
                info.stats[KSMD_HELPER_STAT_PAGES_OWNED], info.stats[KSMD_HELPER_STAT_PAGES_MAPPED],
                info.stats[KSMD_HELPER_STAT_BYTES_SAVED], info.stats[KSMD_HELPER_STAT_MERGED],
                info.stats[KSMD_HELPER_STAT_MERGED_ZERO], info.stats[KSMD_HELPER_STAT_BUSY],
                info.stats[KSMD_HELPER_STAT_CHANGED], info.stats[KSMD_HELPER_STAT_DIFFERS],
-               info.stats[KSMD_HELPER_STAT_UNSUPPORTED], info.features,
+               info.stats[KSMD_HELPER_STAT_UNSUPPORTED], info.stats[KSMD_HELPER_STAT_NO_MEMORY],
+               info.features,
                (info.features & KSMD_HELPER_FEATURE_THP_SPLIT) != 0);
         return 0;
 }
@@ -83,9 +90,9 @@ static int cmd_pages(int n_args, char *args[]) {
                 fprintf(stderr, "ksmd-probe pages: expected PID ADDR PAGES triples\n");
                 return 2;
         }
-        r = proc_zero_pfns(&zero_pfn, &huge_zero_pfn);
-        if (r < 0 || zero_pfn == 0) {
-                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN (root needed)\n");
+        r = host_probe_zero_pfns(&zero_pfn, &huge_zero_pfn);
+        if (r < 0) {
+                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN: %s\n", strerror(-r));
                 return 1;
         }
 
@@ -186,6 +193,18 @@ static int cmd_listen(const char *path) {
         }
 }
 
+static int cmd_host(void) {
+        HostProbe p;
+
+        if (host_probe_run(&p) < 0)
+                return 1;
+        printf("release %s\n", p.release);
+        for (HostFeature f = 0; f < _HOST_FEATURE_MAX; f++)
+                printf("%s %s: %s\n", host_feature_to_string(f), host_answer_to_string(p.answer[f]),
+                       p.seen[f]);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 2 && strcmp(argv[1], "info") == 0)
                 return cmd_info();
@@ -193,6 +212,8 @@ int main(int argc, char *argv[]) {
                 return cmd_pages(argc - 2, argv + 2);
         if (argc == 3 && strcmp(argv[1], "listen") == 0)
                 return cmd_listen(argv[2]);
-        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | listen PATH\n");
+        if (argc == 2 && strcmp(argv[1], "host") == 0)
+                return cmd_host();
+        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | host | listen PATH\n");
         return 2;
 }

@@ -13,8 +13,13 @@ import tempfile
 BUSYBOX = "/bin/busybox"
 
 # Kernel modules copied from the guest kernel's own tree, loaded in order by
-# /init. Their dependencies are resolved from modules.dep.
-KERNEL_MODULES = ["zram"]
+# /init, with those a scenario asks for (vm-test --kernel-module). Their
+# dependencies are resolved from modules.dep; one built into the kernel
+# (modules.builtin, as on the debug kernel line) needs no loading. 6.1's zram
+# compresses through the crypto API and the guest has no modprobe to fetch a
+# compressor: without lz4 it falls back to deflate, several times slower
+# under TCG.
+KERNEL_MODULES = ["zram", "lz4"]
 
 
 class BenchError(Exception):
@@ -63,8 +68,20 @@ def _module_path(moddir, name):
     raise BenchError(f"kernel module {name} not found in {depfile}")
 
 
+def _builtin(moddir, name):
+    """Whether the kernel has module name built in (modules.builtin)."""
+    want = name.replace("-", "_")
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return any(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_") == want
+                       for line in f)
+    except FileNotFoundError:
+        return False
+
+
 def kernel_module_order(moddir, names):
-    """Relative paths of names and all their dependencies, dependencies first."""
+    """Relative paths of names and all their dependencies, dependencies first;
+    names the kernel has built in are left out."""
     order = []
 
     def visit(rel):
@@ -76,6 +93,8 @@ def kernel_module_order(moddir, names):
         order.append(rel)
 
     for n in names:
+        if _builtin(moddir, n):
+            continue
         rel, _ = _module_path(moddir, n)
         visit(rel)
     return order
@@ -97,11 +116,12 @@ def _install_kernel_module(moddir, rel, root):
 
 
 def build(out_path, init_script, scenario, lib_script, kver, module=None,
-          extra_modules=(), programs=()):
-    """Writes a gzip-compressed newc cpio to out_path."""
+          extra_modules=(), programs=(), kernel_modules=(), moddir=None):
+    """Writes a gzip-compressed newc cpio to out_path. The kernel's own
+    modules come from moddir, by default /lib/modules/kver."""
     if not os.access(BUSYBOX, os.X_OK):
         raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
-    moddir = f"/lib/modules/{kver}"
+    moddir = moddir or f"/lib/modules/{kver}"
 
     with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
         # The temporary directory is 0700; as the guest's / it would keep
@@ -148,7 +168,7 @@ def build(out_path, init_script, scenario, lib_script, kver, module=None,
             _copy(path, root, "/lib/modules/ksmd/" + name)
 
         order = [_install_kernel_module(moddir, rel, root)
-                 for rel in kernel_module_order(moddir, KERNEL_MODULES)]
+                 for rel in kernel_module_order(moddir, KERNEL_MODULES + list(kernel_modules))]
         with open(os.path.join(root, "lib/modules/kernel/load-order"), "w") as f:
             f.write("\n".join(order) + "\n")
 
