@@ -120,24 +120,26 @@ static int guest_name(const char *cgroup, char *name) {
 #define SLICE "/machine.slice/"
 
 static void test_a_guest_is_named_after_its_machine_scope(void **state) {
+        static const struct {
+                const char *cgroup, *name;
+        } cases[] = {
+                /* libvirt's guests: systemd-machined's scope, the unit name escaped, "qemu-ID-" gone. */
+                { SLICE "machine-qemu\\x2d1\\x2dguest1.scope/libvirt/emulator", "guest1" },
+                { SLICE "machine-qemu\\x2d12\\x2dweb\\x2dfront.scope", "web-front" },
+                /* A partition of its own (<resource><partition>) is a slice below machine.slice. */
+                { SLICE "machine-t1.slice/machine-qemu\\x2d3\\x2ddb.scope/x", "db" },
+                /* Upper-case hex digits unescape too; other machines (nspawn's) keep their whole name. */
+                { SLICE "machine-build\\x2Dhost.scope/payload", "build-host" },
+                /* Only a "qemu-DIGITS-" with something after it is libvirt's prefix. */
+                { SLICE "machine-qemu\\x2d1\\x2d.scope", "qemu-1-" },
+                { SLICE "machine-qemu\\x2dx\\x2dvm.scope", "qemu-x-vm" },
+        };
         char name[REGION_NAME_MAX + 1];
 
-        /* libvirt's guests: systemd-machined's scope, the unit name escaped, libvirt's "qemu-ID-" gone. */
-        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2dguest1.scope/libvirt/emulator", name), 0);
-        assert_string_equal(name, "guest1");
-        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d12\\x2dweb\\x2dfront.scope", name), 0);
-        assert_string_equal(name, "web-front");
-        /* A partition of its own (<resource><partition>) is a slice below machine.slice. */
-        assert_int_equal(guest_name(SLICE "machine-t1.slice/machine-qemu\\x2d3\\x2ddb.scope/x", name), 0);
-        assert_string_equal(name, "db");
-        /* Upper-case hex digits unescape too; other machines (nspawn's) keep their whole name. */
-        assert_int_equal(guest_name(SLICE "machine-build\\x2Dhost.scope/payload", name), 0);
-        assert_string_equal(name, "build-host");
-        /* Only a "qemu-DIGITS-" with something after it is libvirt's prefix. */
-        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2d.scope", name), 0);
-        assert_string_equal(name, "qemu-1-");
-        assert_int_equal(guest_name(SLICE "machine-qemu\\x2dx\\x2dvm.scope", name), 0);
-        assert_string_equal(name, "qemu-x-vm");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(guest_name(cases[i].cgroup, name), 0);
+                assert_string_equal(name, cases[i].name);
+        }
         /* Cut to the limit, as executable names are. */
         assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2d"
                                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -149,28 +151,34 @@ static void test_a_guest_is_named_after_its_machine_scope(void **state) {
 }
 
 static void test_a_guest_name_that_is_not_one_is_refused(void **state) {
+        static const struct {
+                const char *cgroup;
+                int error;
+        } cases[] = {
+                /* No machine scope: the caller names the region after the executable. */
+                { "/system.slice/libvirtd.service", -ENOENT },
+                { "/machine.slice", -ENOENT },
+                { SLICE "machine-.scope", -ENOENT },
+                { SLICE "x-machine-vm.scope", -ENOENT },
+                { "/", -ENOENT },
+                { "", -ENOENT },
+                { NULL, -ENOENT },
+                /* Escapes that systemd never writes, or that end early. */
+                { SLICE "machine-vm\\.scope", -EINVAL },
+                { SLICE "machine-vm\\x2.scope", -EINVAL },
+                { SLICE "machine-vm\\x2g.scope", -EINVAL },
+                { SLICE "machine-vm\\y41.scope", -EINVAL },
+                { SLICE "machine-vm\\x00evil.scope", -EINVAL },
+                /* Names that unescape to what a region name may not hold: control characters, non-ASCII. */
+                { SLICE "machine-qemu\\x2d1\\x2dvm\\x0a\\x3c0\\x3eforged.scope", -EINVAL },
+                { SLICE "machine-\\x1b\\x5b2J.scope", -EINVAL },
+                { SLICE "machine-g\\xc3\\xa4st.scope", -EINVAL },
+                { SLICE "machine-vm\\x7f.scope", -EINVAL },
+        };
         char name[REGION_NAME_MAX + 1] = "untouched";
 
-        /* No machine scope: the caller names the region after the executable. */
-        assert_int_equal(guest_name("/system.slice/libvirtd.service", name), -ENOENT);
-        assert_int_equal(guest_name("/machine.slice", name), -ENOENT);
-        assert_int_equal(guest_name(SLICE "machine-.scope", name), -ENOENT);
-        assert_int_equal(guest_name(SLICE "x-machine-vm.scope", name), -ENOENT);
-        assert_int_equal(guest_name("/", name), -ENOENT);
-        assert_int_equal(guest_name("", name), -ENOENT);
-        assert_int_equal(guest_name(NULL, name), -ENOENT);
-        /* Escapes that systemd never writes, or that end early. */
-        assert_int_equal(guest_name(SLICE "machine-vm\\.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-vm\\x2.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-vm\\x2g.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-vm\\y41.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-vm\\x00evil.scope", name), -EINVAL);
-        /* Names that unescape to what a region name may not hold: control characters, non-ASCII. */
-        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2dvm\\x0a\\x3c0\\x3eforged.scope", name),
-                         -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-\\x1b\\x5b2J.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-g\\xc3\\xa4st.scope", name), -EINVAL);
-        assert_int_equal(guest_name(SLICE "machine-vm\\x7f.scope", name), -EINVAL);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(guest_name(cases[i].cgroup, name), cases[i].error);
         assert_string_equal(name, "untouched");
 }
 
