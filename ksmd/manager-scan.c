@@ -758,7 +758,12 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else
                 manager_notify_status(m, now, false);
 
-        next = until_merge_retry(m, now, m->rest_until_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec);
+        /* A rest that begins here is watched in ticks too: an exited process's region goes within one. */
+        if (m->rest_until_usec > 0)
+                next = MIN(m->stats.rest_usec, (uint64_t) MANAGER_REST_TICK_USEC);
+        else
+                next = m->batch_sleep_usec;
+        next = until_merge_retry(m, now, next);
 rearm:
         r = sd_event_source_set_time_relative(s, next);
         if (r >= 0)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, call as dbus_call  # noqa: E402
@@ -460,6 +461,48 @@ class AutoRegister(ControlTest):
         time.sleep(6)  # longer than one walk of /proc
         self.assertEqual(json.loads(self.daemon.ctl("--json", "list").stdout), [])
         w.stop()
+
+
+class GuestNames(ControlTest):
+    """A process in a machine scope of a root-owned cgroup, as systemd-machined makes them for libvirt's
+    guests, is named after the guest. The slice is this test's own, beside the host's cgroups."""
+
+    SLICE = f"ksmd-control-{os.getpid()}.slice"
+    conf = f"[AutoRegister]\nCgroup=/{SLICE}/*\n"
+
+    def cgroup(self, scope):
+        with open("/proc/self/mounts") as f:
+            root = next((ln.split()[1] for ln in f if ln.split()[2] == "cgroup2"), None)
+        self.assertIsNotNone(root, "no cgroup v2 hierarchy on this host")
+        slice_dir = os.path.join(root, self.SLICE)
+        if not os.path.isdir(slice_dir):
+            os.mkdir(slice_dir)
+            self.addCleanup(os.rmdir, slice_dir)
+        path = os.path.join(slice_dir, scope)
+        os.mkdir(path)
+        self.addCleanup(os.rmdir, path)
+        return path
+
+    def move(self, pid, path):
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def test_a_guest_in_a_machine_scope_is_named_after_it(self):
+        named = self.cgroup(r"machine-qemu\x2d7\x2dweb\x2dfront.scope")
+        # A name only root could give a scope, and one no region may carry: the executable's instead.
+        forged = self.cgroup(r"machine-qemu\x2d8\x2dvm\x0a\x1b\x5b2J.scope")
+        w = self.workload()
+        self.move(w.pids[0], named)
+        self.move(w.pids[1], forged)
+        wait_for(lambda: len(json.loads(self.daemon.ctl("--json", "list").stdout)) == 2, timeout=20,
+                 what="automatic registration")
+        names = {r["pid"]: r["name"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)}
+        self.assertEqual(names, {w.pids[0]: "web-front", w.pids[1]: "ksmd-workload"})
+        self.assertIn('automatically as "web-front"', self.daemon.read_log())
+        w.stop()
+        # The processes leave the cgroups when they have exited, and only then can those go.
+        for path in (named, forged):
+            wait_for(lambda: Path(path, "cgroup.procs").read_text().strip() == "", what="the scope to be empty")
 
 
 class CheckConfig(unittest.TestCase):
