@@ -72,6 +72,7 @@ static const struct kh_symbol_desc kh_symbol_table[] = {
 	KH_SYM(lru_add_drain_all, lru_add_drain_all, true),
 	KH_SYM(folio_free_swap, folio_free_swap, true),
 	KH_SYM(mem_cgroup_charge, __mem_cgroup_charge, true),
+	KH_SYM(mem_cgroup_uncharge, __mem_cgroup_uncharge, true),
 };
 
 static const u8 kh_endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };

@@ -51,6 +51,8 @@ struct kh_symbols {
 	typeof(lru_add_drain_all) *lru_add_drain_all;
 	typeof(folio_free_swap) *folio_free_swap;
 	typeof(__mem_cgroup_charge) *mem_cgroup_charge;
+	/* For a pool slot freed and kept (pool.c); no pool without it. */
+	typeof(__mem_cgroup_uncharge) *mem_cgroup_uncharge;
 };
 
 extern struct kh_symbols kh_sym;
