@@ -7,9 +7,9 @@
  * set up the pool the shared pages come from, then register the netlink
  * family, which is the only way in, and start the collector of unmapped
  * shared pages (which also returns the pool's idle blocks). Unload runs in
- * reverse and then drops the registry and the pool. Unloading with merged pages still
- * mapped is safe: the module installs no callbacks into the mm, and each
- * page lives on through its mappings' references.
+ * reverse and then drops the registry and the pool. Unloading with merged
+ * pages still mapped is safe: the module installs no callbacks into the mm,
+ * and each page lives on through its mappings' references.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
