@@ -237,38 +237,6 @@ static struct page *kh_block_get(struct kh_block *b)
 	return b->base + i;
 }
 
-struct page *kh_pool_alloc(int nid)
-{
-	struct kh_pool_node *n;
-	struct kh_block *b;
-	struct page *page = NULL;
-
-	if (nid < 0 || nid >= nr_node_ids)
-		nid = numa_mem_id();
-	n = &kh_pool_nodes[nid];
-	mutex_lock(&kh_pool_lock);
-	if (kh_pool_enabled()) {
-		b = list_first_entry_or_null(&n->partial, struct kh_block, link);
-		if (!b)
-			b = list_first_entry_or_null(&n->empty, struct kh_block,
-						     link);
-		if (!b)
-			b = kh_block_take(nid);
-		if (b) {
-			page = kh_block_get(b);
-			goto out;
-		}
-	}
-	page = alloc_pages_node(nid, KH_GFP_PAGE, 0);
-	if (page) {
-		n->stats.fallbacks++;
-		kh_pool_nodes[page_to_nid(page)].stats.single_pages++;
-	}
-out:
-	mutex_unlock(&kh_pool_lock);
-	return page;
-}
-
 /* Undo the charge of a page handed out, as freeing it would. */
 static void kh_uncharge(struct page *page)
 {
@@ -306,23 +274,16 @@ static void kh_block_empty(struct kh_block *b)
 	kh_block_release(b);
 }
 
-void kh_pool_free(struct page *page)
+/*
+ * Take back the slot of @page, handed out from @b, with the reference the
+ * holder had: kept for reuse if @keep (the page is uncharged), else the
+ * reference is dropped and the slot is gone from @b.
+ */
+static void kh_slot_put(struct kh_block *b, struct page *page, bool keep)
 {
-	struct kh_pool_node *n;
-	struct kh_block *b;
-	unsigned long i;
-	bool keep;
+	struct kh_pool_node *n = &kh_pool_nodes[b->nid];
 
-	mutex_lock(&kh_pool_lock);
-	b = xa_load(&kh_blocks, page_to_pfn(page) >> pageblock_order);
-	if (!b) {
-		kh_pool_nodes[page_to_nid(page)].stats.single_pages--;
-		put_page(page);
-		goto out;
-	}
-	n = &kh_pool_nodes[b->nid];
-	i = page - b->base;
-	keep = kh_page_reusable(page);
+	lockdep_assert_held(&kh_pool_lock);
 	if (keep)
 		kh_uncharge(page);
 	else
@@ -330,7 +291,7 @@ void kh_pool_free(struct page *page)
 	b->used--;
 	n->stats.used_pages--;
 	if (keep) {
-		__set_bit(i, b->free);
+		__set_bit(page - b->base, b->free);
 		b->nfree++;
 		n->stats.free_pages++;
 	}
@@ -338,8 +299,57 @@ void kh_pool_free(struct page *page)
 		kh_block_empty(b);
 	else if (keep && b->nfree == 1)
 		list_move(&b->link, &n->partial);
+}
+
+void kh_pool_free(struct page *page)
+{
+	struct kh_block *b;
+
+	mutex_lock(&kh_pool_lock);
+	b = xa_load(&kh_blocks, page_to_pfn(page) >> pageblock_order);
+	if (b) {
+		kh_slot_put(b, page, kh_page_reusable(page));
+	} else {
+		kh_pool_nodes[page_to_nid(page)].stats.single_pages--;
+		put_page(page);
+	}
+	mutex_unlock(&kh_pool_lock);
+}
+
+struct page *kh_pool_alloc(int nid)
+{
+	struct kh_pool_node *n;
+	struct kh_block *b;
+	struct page *page = NULL;
+
+	if (nid < 0 || nid >= nr_node_ids)
+		nid = numa_mem_id();
+	n = &kh_pool_nodes[nid];
+	mutex_lock(&kh_pool_lock);
+	while (kh_pool_enabled()) {
+		b = list_first_entry_or_null(&n->partial, struct kh_block, link);
+		if (!b)
+			b = list_first_entry_or_null(&n->empty, struct kh_block,
+						     link);
+		if (!b)
+			b = kh_block_take(nid);
+		if (!b)
+			break;
+		page = kh_block_get(b);
+		if (!PageHWPoison(page))
+			goto out;
+		/* Memory failure hit a free slot: it leaves, as from a free list. */
+		kh_slot_put(b, page, false);
+		page = NULL;
+	}
+	page = alloc_pages_node(nid, KH_GFP_PAGE, 0);
+	if (page) {
+		n->stats.fallbacks++;
+		kh_pool_nodes[page_to_nid(page)].stats.single_pages++;
+	}
 out:
 	mutex_unlock(&kh_pool_lock);
+	return page;
 }
 
 void kh_pool_trim(void)
