@@ -96,12 +96,12 @@ def _install_kernel_module(moddir, rel, root):
     return os.path.basename(dest)
 
 
-def build(out_path, init_script, scenario, lib_script, kver, module=None,
+def build(out_path, init_script, scenario, lib_script, moddir, module=None,
           extra_modules=(), programs=()):
-    """Writes a gzip-compressed newc cpio to out_path."""
+    """Writes a gzip-compressed newc cpio to out_path. moddir is the guest
+    kernel's modules directory (/lib/modules/RELEASE, or a fetched one)."""
     if not os.access(BUSYBOX, os.X_OK):
         raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
-    moddir = f"/lib/modules/{kver}"
 
     with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
         # The temporary directory is 0700; as the guest's / it would keep
