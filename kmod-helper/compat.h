@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The differences between the kernel lines ksmd_helper supports, so that
- * merge.c reads the same on both. Every helper here is a copy of an inline
+ * The differences between the kernel lines ksmd_helper supports (6.1, 6.12
+ * and 7.3), so that merge.c reads the same on all. Every helper here is a copy of an inline
  * from the kernel headers that does not link from a module, or a rename.
  * The supported lines are chosen in symbols.h.
  */
@@ -14,6 +14,10 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
+#include <linux/swapops.h>
+#ifdef KH_LINUX_7_3
+#include <linux/leafops.h>
+#endif
 
 #include "symbols.h"
 
@@ -64,7 +68,7 @@ static inline void kh_mn_range_start(struct mmu_notifier_range *range)
 	might_sleep();
 	if (mm_has_notifiers(range->mm)) {
 		range->flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
-		kh_sym.mn_range_start(range);
+		kh_call(mn_range_start)(range);
 	}
 }
 
@@ -72,9 +76,9 @@ static inline void kh_mn_range_end(struct mmu_notifier_range *range)
 {
 	if (mm_has_notifiers(range->mm)) {
 #ifdef KH_LINUX_6_1
-		kh_sym.mn_range_end(range, false);
+		kh_call(mn_range_end)(range, false);
 #else
-		kh_sym.mn_range_end(range);
+		kh_call(mn_range_end)(range);
 #endif
 	}
 }
@@ -106,9 +110,9 @@ static inline void kh_add_file_rmap(struct page *page,
 				    struct vm_area_struct *vma)
 {
 #ifdef KH_LINUX_6_1
-	kh_sym.page_add_file_rmap(page, vma, false);
+	kh_call(page_add_file_rmap)(page, vma, false);
 #else
-	kh_sym.folio_add_file_rmap_ptes(page_folio(page), page, 1, vma);
+	kh_call(folio_add_file_rmap_ptes)(page_folio(page), page, 1, vma);
 #endif
 }
 
@@ -116,9 +120,9 @@ static inline void kh_remove_rmap(struct page *page,
 				  struct vm_area_struct *vma)
 {
 #ifdef KH_LINUX_6_1
-	kh_sym.page_remove_rmap(page, vma, false);
+	kh_call(page_remove_rmap)(page, vma, false);
 #else
-	kh_sym.folio_remove_rmap_ptes(page_folio(page), page, 1, vma);
+	kh_call(folio_remove_rmap_ptes)(page_folio(page), page, 1, vma);
 #endif
 }
 
@@ -167,9 +171,42 @@ static inline int kh_split_huge_page(struct page *page)
 {
 	kh_assert_page_locked(page);
 #ifdef KH_LINUX_6_1
-	return kh_sym.split_huge_page_to_list(page, NULL);
+	return kh_call(split_huge_page_to_list)(page, NULL);
 #else
-	return kh_sym.split_to_order(page, NULL, 0);
+	return kh_call(split_to_order)(page, NULL, 0);
+#endif
+}
+
+/*
+ * Whether a PMD maps a huge page of any kind: 7.x has no devmap PMDs any
+ * more (ZONE_DEVICE pages are mapped like any other).
+ */
+static inline bool kh_pmd_huge(pmd_t pmd)
+{
+#ifdef KH_LINUX_7_3
+	return pmd_trans_huge(pmd);
+#else
+	return pmd_trans_huge(pmd) || pmd_devmap(pmd);
+#endif
+}
+
+/* Whether a non-present, non-none PTE is a migration entry. */
+static inline bool kh_pte_is_migration(pte_t pte)
+{
+#ifdef KH_LINUX_7_3
+	return softleaf_is_migration(softleaf_from_pte(pte));
+#else
+	return is_migration_entry(pte_to_swp_entry(pte));
+#endif
+}
+
+/* The zero page's pfn for @addr (7.x renamed my_zero_pfn() to zero_pfn()). */
+static inline unsigned long kh_zero_pfn(unsigned long addr)
+{
+#ifdef KH_LINUX_7_3
+	return zero_pfn(addr);
+#else
+	return my_zero_pfn(addr);
 #endif
 }
 
