@@ -14,6 +14,8 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/swapops.h>
 #ifdef KH_LINUX_7_3
 #include <linux/leafops.h>
@@ -164,6 +166,39 @@ static inline pte_t kh_pte_wrprotect(pte_t pte)
 		return pte_mkclean(pte_clear_savedwrite(pte));
 #endif
 	return pte_mkclean(pte_wrprotect(pte));
+}
+
+/*
+ * mm_access() as 6.1 and 6.12 have it: @task's mm if the caller may access
+ * it in @mode, checked under its exec_update_lock; an ERR_PTR (-EACCES,
+ * -EINTR; -ESRCH or NULL without an mm). 7.x's mm_access() also grants
+ * PTRACE_MODE_READ to every perfmon_capable() caller, which includes
+ * CAP_SYS_ADMIN: every caller of this module has it, so the check would be
+ * void. On 7.3 it is made here with ptrace_may_access() alone.
+ */
+static inline struct mm_struct *kh_mm_access(struct task_struct *task,
+					     unsigned int mode)
+{
+#ifdef KH_LINUX_7_3
+	struct mm_struct *mm;
+	int err;
+
+	err = down_read_killable(&task->signal->exec_update_lock);
+	if (err)
+		return ERR_PTR(err);
+	mm = get_task_mm(task);
+	if (!mm) {
+		mm = ERR_PTR(-ESRCH);
+	} else if (mm != current->mm &&
+		   !kh_call(ptrace_may_access)(task, mode)) {
+		mmput(mm);
+		mm = ERR_PTR(-EACCES);
+	}
+	up_read(&task->signal->exec_update_lock);
+	return mm;
+#else
+	return kh_call(mm_access)(task, mode);
+#endif
 }
 
 /* Split the locked, referenced THP holding @page; @page stays locked. */

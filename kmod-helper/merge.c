@@ -88,7 +88,8 @@ static void kh_set(struct kh_item *it, u32 result, u32 reason)
 /*
  * The memory of the process that @pidfd names in the calling task's file
  * table, referenced with mmget(), found as process_madvise() finds it:
- * pidfd_get_task(), then mm_access(), which checks that the caller may read
+ * pidfd_get_task(), then mm_access() (kh_mm_access(): as 6.12 has it, on
+ * every line), which checks that the caller may read
  * the process (PTRACE_MODE_READ_FSCREDS) under its exec_update_lock, so that
  * an exec cannot slip in an mm the check did not see. Returns an ERR_PTR:
  * -EBADF the fd is not an open pidfd; -ESRCH the process exited or has no mm
@@ -106,7 +107,7 @@ static struct mm_struct *kh_pidfd_mm(u32 pidfd)
 	task = kh_call(pidfd_get_task)(pidfd, &f_flags);
 	if (IS_ERR(task))
 		return ERR_CAST(task);
-	mm = kh_call(mm_access)(task, PTRACE_MODE_READ_FSCREDS);
+	mm = kh_mm_access(task, PTRACE_MODE_READ_FSCREDS);
 	put_task_struct(task);
 	return mm ?: ERR_PTR(-ESRCH);
 }

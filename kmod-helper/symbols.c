@@ -48,7 +48,11 @@ DEFINE_STATIC_CALL_NULL(kh_mn_range_start, __mmu_notifier_invalidate_range_start
 DEFINE_STATIC_CALL_NULL(kh_mn_range_end, __mmu_notifier_invalidate_range_end);
 DEFINE_STATIC_CALL_NULL(kh_ptep_clear_flush, ptep_clear_flush);
 DEFINE_STATIC_CALL_NULL(kh_pidfd_get_task, pidfd_get_task);
+#ifdef KH_LINUX_7_3
+DEFINE_STATIC_CALL_NULL(kh_ptrace_may_access, ptrace_may_access);
+#else
 DEFINE_STATIC_CALL_NULL(kh_mm_access, mm_access);
+#endif
 #ifdef KH_LINUX_6_1
 DEFINE_STATIC_CALL_NULL(kh_page_add_file_rmap, page_add_file_rmap);
 DEFINE_STATIC_CALL_NULL(kh_page_remove_rmap, page_remove_rmap);
@@ -88,7 +92,11 @@ static const struct kh_symbol_desc kh_symbol_table[] = {
 	KH_SYM(mn_range_end, __mmu_notifier_invalidate_range_end, false),
 	KH_SYM(ptep_clear_flush, ptep_clear_flush, false),
 	KH_SYM(pidfd_get_task, pidfd_get_task, false),
+#ifdef KH_LINUX_7_3
+	KH_SYM(ptrace_may_access, ptrace_may_access, false),
+#else
 	KH_SYM(mm_access, mm_access, false),
+#endif
 #ifdef KH_LINUX_6_1
 	KH_SYM(page_add_file_rmap, page_add_file_rmap, false),
 	KH_SYM(page_remove_rmap, page_remove_rmap, false),

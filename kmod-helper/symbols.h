@@ -19,6 +19,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
+#include <linux/ptrace.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/static_call.h>
@@ -42,7 +43,11 @@ DECLARE_STATIC_CALL(kh_mn_range_start, __mmu_notifier_invalidate_range_start);
 DECLARE_STATIC_CALL(kh_mn_range_end, __mmu_notifier_invalidate_range_end);
 DECLARE_STATIC_CALL(kh_ptep_clear_flush, ptep_clear_flush);
 DECLARE_STATIC_CALL(kh_pidfd_get_task, pidfd_get_task);
+#ifdef KH_LINUX_7_3
+DECLARE_STATIC_CALL(kh_ptrace_may_access, ptrace_may_access);
+#else
 DECLARE_STATIC_CALL(kh_mm_access, mm_access);
+#endif
 #ifdef KH_LINUX_6_1
 DECLARE_STATIC_CALL(kh_page_add_file_rmap, page_add_file_rmap);
 DECLARE_STATIC_CALL(kh_page_remove_rmap, page_remove_rmap);
@@ -71,7 +76,11 @@ struct kh_symbols {
 	unsigned long ptep_clear_flush;
 	/* What process_madvise() uses to name a process and check access. */
 	unsigned long pidfd_get_task;
+#ifdef KH_LINUX_7_3
+	unsigned long ptrace_may_access;	/* see kh_mm_access() */
+#else
 	unsigned long mm_access;
+#endif
 #ifdef KH_LINUX_6_1
 	unsigned long page_add_file_rmap;
 	unsigned long page_remove_rmap;
