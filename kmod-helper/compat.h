@@ -11,6 +11,7 @@
 #include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
+#include <linux/mmap_lock.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
@@ -40,6 +41,42 @@ static inline void kh_mmap_assert_locked(struct mm_struct *mm)
 static inline void kh_assert_page_locked(struct page *page)
 {
 	lockdep_assert(folio_test_locked(page_folio(page)));
+}
+
+/*
+ * mmap_read_lock_killable() for the second of two mms locked together:
+ * lockdep knows one class for every mm's mmap_lock, so the second lock is
+ * taken as its nested subclass; the caller orders the two by address.
+ */
+static inline int kh_mmap_read_lock_killable_nested(struct mm_struct *mm)
+{
+	int r;
+
+	__mmap_lock_trace_start_locking(mm, false);
+	r = down_read_killable_nested(&mm->mmap_lock, SINGLE_DEPTH_NESTING);
+	__mmap_lock_trace_acquire_returned(mm, false, r == 0);
+	return r;
+}
+
+/*
+ * Whether a read-only long-term pin (vfio, RDMA) of a page merged in @mm
+ * could keep reading it after the process wrote its own copy. Before 6.2
+ * GUP unshares only anonymous pages on such a pin (gup_must_unshare()), not
+ * a shared page of this module or the zero page, so on 6.1 the memory of a
+ * process that holds long-term pins is refused: the pinners count them in
+ * pinned_vm (RDMA, io_uring, vhost-vdpa) or locked_vm (vfio, and mlock).
+ * MMF_HAS_PINNED, "has ever pinned", cannot tell: every FOLL_PIN sets it,
+ * short-term ones too, and on 6.1 process_vm_readv() pins, so ksmd's own
+ * reads set it in every process it scans. 6.2 and later unshare both kinds
+ * of page on a long-term pin of a COW mapping; nothing is refused there.
+ */
+static inline bool kh_mm_pins_may_go_stale(struct mm_struct *mm)
+{
+#ifdef KH_LINUX_6_1
+	return atomic64_read(&mm->pinned_vm) || READ_ONCE(mm->locked_vm);
+#else
+	return false;
+#endif
 }
 
 static inline pmd_t kh_pmdp_get_lockless(pmd_t *pmdp)
@@ -232,6 +269,29 @@ static inline bool kh_pte_is_migration(pte_t pte)
 	return softleaf_is_migration(softleaf_from_pte(pte));
 #else
 	return is_migration_entry(pte_to_swp_entry(pte));
+#endif
+}
+
+/*
+ * Whether a present PTE carries userfaultfd's marker: 7.x names the bit
+ * pte_uffd(), as it also serves read-write-protect (RWP) ranges.
+ */
+static inline bool kh_pte_uffd_wp(pte_t pte)
+{
+#ifdef KH_LINUX_7_3
+	return pte_uffd(pte);
+#else
+	return pte_uffd_wp(pte);
+#endif
+}
+
+/* Whether a PMD is a migration entry (a THP being migrated). */
+static inline bool kh_pmd_is_migration(pmd_t pmd)
+{
+#ifdef KH_LINUX_7_3
+	return pmd_is_migration_entry(pmd);
+#else
+	return is_pmd_migration_entry(pmd);
 #endif
 }
 

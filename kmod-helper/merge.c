@@ -18,17 +18,30 @@
  *  3. compare the bytes, which can no longer change;
  *  4. swap the PTE for the shared page (or the zero page) if it is still
  *     the write-protected one, with a TLB flush, inside an MMU notifier
- *     range so secondary MMUs (KVM) drop their copy.
+ *     range so secondary MMUs (KVM) drop their copy. The new PTE keeps the
+ *     old one's soft-dirty bit: the bytes did not change, and a checkpoint
+ *     tool (CRIU) must still see a page written since it last looked.
  * Shared pages and the zero page are never written, so they need none of
  * this.
+ *
+ * Work that only identical bytes justify waits for an unlocked look at the
+ * bytes: a transparent huge page is split, and a new shared page allocated,
+ * only when the pages compare equal at that moment (the locked compare
+ * still decides). A new shared page is allocated and registered before any
+ * page lock is taken, and every allocation gives up under memory pressure
+ * (KH_GFP): a merge fails with NO_MEMORY, it never invokes the OOM killer.
  *
  * Each item names its processes by pidfds of the task that sent the
  * request; they are looked up, and the sender's right to read each process
  * checked, as process_madvise() does, before the locks below are taken.
  *
  * Locks, outermost first: the mmap read locks of one or two mms, in
- * address order; page locks, only by trylock; the page table lock; the
- * registry mutex is taken with no page table lock held.
+ * address order (the second as lockdep's nested subclass); page locks, only
+ * by trylock; the page table lock; the registry mutex is taken with no page
+ * table lock held. Nothing is allocated under a page lock.
+ *
+ * On 6.1 the memory of a process that holds long-term pins is refused:
+ * see kh_mm_pins_may_go_stale().
  *
  * Anything unexpected stops the item with nothing changed, or with only a
  * write-protect done, which the kernel undoes on the next write fault.
@@ -65,6 +78,8 @@ atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
  * @page:     the mapped page, referenced; NULL when @zero
  * @owned:    registry entry, pinned, when @page is a shared page
  * @zero:     the zero page (or the huge zero page) is mapped
+ * @huge:     @page is part of a transparent huge page, which must be split
+ *            before the page can be write-protected
  * @locked:   @page is locked
  * @orig_pte: the PTE after write protection; replacement requires it
  */
@@ -75,6 +90,7 @@ struct kh_side {
 	struct page *page;
 	struct kh_page *owned;
 	bool zero;
+	bool huge;
 	bool locked;
 	pte_t orig_pte;
 };
@@ -136,7 +152,7 @@ static int kh_lock_mms(struct mm_struct *a, struct mm_struct *b)
 		swap(a, b);
 	if (mmap_read_lock_killable(a))
 		return -EINTR;
-	if (mmap_read_lock_killable(b)) {
+	if (kh_mmap_read_lock_killable_nested(b)) {
 		mmap_read_unlock(a);
 		return -EINTR;
 	}
@@ -150,6 +166,7 @@ static void kh_unlock_mms(struct mm_struct *a, struct mm_struct *b)
 		mmap_read_unlock(b);
 }
 
+/* Undo a lookup: @s names only its mm and address again. */
 static void kh_side_release(struct kh_side *s)
 {
 	if (s->locked)
@@ -160,6 +177,9 @@ static void kh_side_release(struct kh_side *s)
 	s->page = NULL;
 	kh_page_put(s->owned);
 	s->owned = NULL;
+	s->vma = NULL;
+	s->zero = false;
+	s->huge = false;
 }
 
 /* A page table entry found and locked by kh_pte_lock(). */
@@ -173,6 +193,7 @@ enum kh_walk {
 	KH_WALK_HUGE,	/* a huge PMD maps @addr */
 	KH_WALK_NONE,	/* no page table maps @addr */
 	KH_WALK_RETRY,	/* the PMD changed under us */
+	KH_WALK_BUSY,	/* a huge page mapping @addr is being migrated */
 };
 
 /*
@@ -206,6 +227,10 @@ static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
 	barrier();
 	if (pmd_none(pmd))
 		goto none;
+	if (kh_pmd_is_migration(pmd)) {
+		rcu_read_unlock();
+		return KH_WALK_BUSY;
+	}
 	if (kh_pmd_huge(pmd)) {
 		rcu_read_unlock();
 		return KH_WALK_HUGE;
@@ -296,10 +321,11 @@ enum kh_lookup {
 };
 
 /*
- * A huge PMD maps s->addr. An anonymous THP is split and the caller walks
- * again; anything else in a private anonymous VMA is the huge zero page.
+ * A huge PMD maps s->addr: a transparent huge page takes part through the
+ * page at s->addr, to be split only if the bytes may match; anything else
+ * in a private anonymous VMA is the huge zero page.
  */
-static enum kh_lookup kh_side_huge(struct kh_item *it, struct kh_side *s)
+static enum kh_lookup kh_side_huge(struct kh_side *s)
 {
 	struct kh_pte pt;
 	struct page *page;
@@ -324,7 +350,9 @@ static enum kh_lookup kh_side_huge(struct kh_item *it, struct kh_side *s)
 	page += (s->addr & ~HPAGE_PMD_MASK) >> PAGE_SHIFT;
 	get_page(page);
 	spin_unlock(pt.ptl);
-	return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN : KH_LOOKUP_STOP;
+	s->page = page;
+	s->huge = true;
+	return KH_LOOKUP_FOUND;
 }
 
 /*
@@ -346,7 +374,7 @@ static enum kh_lookup kh_side_absent(struct kh_item *it, struct kh_pte *pt,
 
 /*
  * A present PTE maps the anonymous @page (referenced): KSM's pages are
- * refused, a THP is split and walked again, any other page takes part.
+ * refused, any other page takes part, a PTE-mapped THP to be split first.
  */
 static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 				   struct page *page)
@@ -357,29 +385,31 @@ static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 		       KSMD_HELPER_REASON_KSM);
 		return KH_LOOKUP_STOP;
 	}
-	if (PageCompound(page)) {
-		/* A PTE-mapped THP. */
-		return kh_split_thp(it, page) ? KH_LOOKUP_AGAIN :
-						KH_LOOKUP_STOP;
-	}
 	s->page = page;
+	s->huge = PageCompound(page);
 	return KH_LOOKUP_FOUND;
 }
 
 /*
  * A present PTE @pte maps @page (referenced), which is not anonymous: it
- * takes part only if it is one of the module's shared pages, read-only.
+ * takes part only if it is one of the module's shared pages, read-only and
+ * without a userfaultfd write-protect marker the new PTE would drop.
  */
 static enum kh_lookup kh_side_shared(struct kh_item *it, struct kh_side *s,
 				     struct page *page, pte_t pte)
 {
+	u32 reason = KSMD_HELPER_REASON_NONE;
+
 	s->owned = kh_page_get_by_page(page);
-	if (!s->owned || pte_write(pte)) {
+	if (!s->owned || pte_write(pte))
+		reason = KSMD_HELPER_REASON_NOT_ANON;
+	else if (kh_pte_uffd_wp(pte))
+		reason = KSMD_HELPER_REASON_LOCKED_VMA;
+	if (reason != KSMD_HELPER_REASON_NONE) {
 		put_page(page);
 		kh_page_put(s->owned);
 		s->owned = NULL;
-		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
-		       KSMD_HELPER_REASON_NOT_ANON);
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED, reason);
 		return KH_LOOKUP_STOP;
 	}
 	s->page = page;
@@ -421,7 +451,8 @@ static enum kh_lookup kh_side_present(struct kh_item *it, struct kh_side *s,
 
 /*
  * Find what @s->mm maps at @s->addr and take a reference to it. Returns
- * false with the item's result set when the page cannot take part.
+ * false with the item's result set when the page cannot take part. A
+ * transparent huge page is not split here (s->huge is set).
  */
 static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 {
@@ -439,6 +470,10 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 		return false;
 	}
 	reason = kh_vma_reason(vma);
+	/* After the VMA's own reasons, which say more. */
+	if (reason == KSMD_HELPER_REASON_NONE &&
+	    kh_mm_pins_may_go_stale(s->mm))
+		reason = KSMD_HELPER_REASON_PINNED;
 	if (reason != KSMD_HELPER_REASON_NONE) {
 		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED, reason);
 		return false;
@@ -455,8 +490,13 @@ static bool kh_side_lookup(struct kh_item *it, struct kh_side *s)
 		case KH_WALK_RETRY:
 			found = KH_LOOKUP_AGAIN;
 			break;
+		case KH_WALK_BUSY:
+			kh_set(it, KSMD_HELPER_RESULT_BUSY,
+			       KSMD_HELPER_REASON_NONE);
+			found = KH_LOOKUP_STOP;
+			break;
 		case KH_WALK_HUGE:
-			found = kh_side_huge(it, s);
+			found = kh_side_huge(s);
 			break;
 		case KH_WALK_PTE:
 			pte = ptep_get(pt.ptep);
@@ -515,6 +555,12 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 	if (!pte_present(entry) || pte_special(entry) ||
 	    pte_pfn(entry) != page_to_pfn(page)) {
 		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+		goto out_unlock;
+	}
+	if (kh_pte_uffd_wp(entry)) {
+		/* A userfaultfd write-protect marker the new PTE would drop. */
+		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
+		       KSMD_HELPER_REASON_LOCKED_VMA);
 		goto out_unlock;
 	}
 
@@ -600,6 +646,12 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 		newpte = pte_mkspecial(pfn_pte(kh_zero_pfn(s->addr),
 					       s->vma->vm_page_prot));
 	}
+	/*
+	 * The bytes are the same, so no write happened: a page soft-dirty
+	 * since the last clear_refs stays so, a clean one stays clean.
+	 */
+	if (pte_soft_dirty(s->orig_pte))
+		newpte = pte_mksoft_dirty(newpte);
 
 	flush_cache_page(s->vma, s->addr, pte_pfn(s->orig_pte));
 	kh_call(ptep_clear_flush)(s->vma, s->addr, pt.ptep);
@@ -680,6 +732,38 @@ out_handle:
 }
 
 /*
+ * A new shared page for @t and @s, or NULL with the item's result set to
+ * NO_MEMORY. Allocated on the node of the target's page, not movable
+ * (nothing can migrate a page without a reverse map), and charged to the
+ * source's memory cgroup, as KSM leaves a merged page charged to its first
+ * owner; the source's own page, freed by the merge, leaves that charge. A
+ * page freed before it is mapped is uncharged.
+ */
+static struct page *kh_shared_page_alloc(struct kh_item *it,
+					 struct kh_side *t, struct kh_side *s)
+{
+	struct page *kpage;
+
+	if (it->skip_alloc)
+		goto nomem;
+	kpage = alloc_pages_node(page_to_nid(t->page), KH_GFP_PAGE, 0);
+	if (!kpage) {
+		it->no_page = true;
+		goto nomem;
+	}
+	if (kh_symbols_have_memcg() &&
+	    kh_call(mem_cgroup_charge)(page_folio(kpage), s->mm, KH_GFP)) {
+		put_page(kpage);
+		goto nomem;
+	}
+	return kpage;
+
+nomem:
+	kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY, KSMD_HELPER_REASON_NONE);
+	return NULL;
+}
+
+/*
  * Both sides are private anonymous pages: copy the verified bytes into a
  * new shared page and map it in place of both.
  */
@@ -689,39 +773,36 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 	struct page *kpage;
 	struct kh_page *kp;
 
-	/* Not movable: nothing can migrate a page without a reverse map. */
-	kpage = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
-	if (!kpage) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
-		       KSMD_HELPER_REASON_NONE);
-		return;
-	}
-	/*
-	 * Charge the source's memory cgroup, as KSM leaves a merged page
-	 * charged to its first owner; before the page locks, since charging
-	 * may reclaim. A failed merge frees and uncharges the page.
-	 */
-	if (kh_symbols_have_memcg() &&
-	    kh_call(mem_cgroup_charge)(page_folio(kpage), s->mm, GFP_KERNEL)) {
-		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
-		       KSMD_HELPER_REASON_NONE);
-		goto out_put;
-	}
-	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
-	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
-		goto out_put;
+	/* Only bytes equal now justify a page; the locked compare decides. */
 	if (!kh_pages_identical(t->page, s->page)) {
 		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
-		goto out_put;
+		return;
 	}
-	copy_highpage(kpage, s->page);
-
+	/* Nor a page lock someone holds now: the trylock below would fail. */
+	if (PageLocked(t->page) || PageLocked(s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
+		return;
+	}
+	kpage = kh_shared_page_alloc(it, t, s);
+	if (!kpage)
+		return;
+	/* No allocation under the page locks: register it first, hidden. */
 	kp = kh_page_register(kpage);
 	if (IS_ERR(kp)) {
 		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
 		       KSMD_HELPER_REASON_NONE);
 		goto out_put;
 	}
+	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
+	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
+		goto out_kp;
+	if (!kh_pages_identical(t->page, s->page)) {
+		kh_set(it, KSMD_HELPER_RESULT_DIFFERS, KSMD_HELPER_REASON_NONE);
+		goto out_kp;
+	}
+	copy_highpage(kpage, s->page);
+	kh_page_publish(kp);
+
 	/*
 	 * If the target's swap fails after the source's, the source simply
 	 * lives on the shared page; if the source's fails, the unmapped
@@ -733,6 +814,11 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 		it->has_handle = true;
 	}
 	kh_page_put(kp);
+	goto out_put;
+
+out_kp:
+	/* Never mapped: freed (and uncharged) now, not by the collector. */
+	kh_page_discard(kp);
 out_put:
 	put_page(kpage);
 }
@@ -787,6 +873,104 @@ static void kh_merge_sides(struct kh_item *it, struct kh_side *t,
 	kh_merge_new(it, t, s);
 }
 
+/*
+ * Whether the bytes of @t (a page, not the zero page) may equal those of
+ * the source: the shared page @kp, else the zero page (@s NULL for
+ * MERGE_ZERO, or mapping it), else s->page. An unlocked look, taken before
+ * work only equal bytes justify; the locked compare decides.
+ */
+static bool kh_sides_may_match(struct kh_side *t, struct kh_side *s,
+			       struct kh_page *kp)
+{
+	if (kp)
+		return kh_pages_identical(t->page, kp->page);
+	if (!s || s->zero)
+		return kh_page_is_zero(t->page);
+	return kh_pages_identical(t->page, s->page);
+}
+
+/*
+ * Split the transparent huge pages of the sides (@s may be NULL), as KSM
+ * does. Every other reference the lookup took is dropped first, so that
+ * the split finds none it does not expect, also when both pages are parts
+ * of one THP. Both sides are released. Returns true if the caller should
+ * look them up again, or false with the item's result set.
+ */
+static bool kh_split_sides(struct kh_item *it, struct kh_side *t,
+			   struct kh_side *s)
+{
+	struct page *split[2] = {};
+	bool again = true;
+	int i;
+
+	if (t->huge) {
+		split[0] = t->page;
+		t->page = NULL;
+	}
+	if (s && s->huge) {
+		split[1] = s->page;
+		s->page = NULL;
+	}
+	kh_side_release(t);
+	if (s)
+		kh_side_release(s);
+	if (split[0] && split[1] && page_folio(split[0]) == page_folio(split[1])) {
+		put_page(split[1]);
+		split[1] = NULL;
+	}
+	for (i = 0; i < ARRAY_SIZE(split); i++) {
+		if (!split[i])
+			continue;
+		if (again)
+			again = kh_split_thp(it, split[i]);
+		else
+			put_page(split[i]);
+	}
+	return again;
+}
+
+/*
+ * Look both sides up (@s is NULL for MERGE_ZERO; only @t when the source
+ * is the shared page @kp) and split their transparent huge pages, but only
+ * when the merge needs it: a target on the zero page or one page on both
+ * sides only reports, and bytes that differ now leave a THP whole. Returns
+ * true with both sides found and no THP left to split; else the item's
+ * result is set and nothing is held.
+ */
+static bool kh_sides_lookup(struct kh_item *it, struct kh_side *t,
+			    struct kh_side *s, struct kh_page *kp)
+{
+	int tries;
+
+	for (tries = 0; tries < 3; tries++) {
+		if (!kh_side_lookup(it, t))
+			return false;
+		if (s && !kp && !kh_side_lookup(it, s)) {
+			kh_side_release(t);
+			return false;
+		}
+		if (!t->huge && !(s && s->huge))
+			return true;
+		if (t->zero || (s && !kp && t->page == s->page))
+			return true;
+		if (!kh_sides_may_match(t, s, kp)) {
+			kh_set(it, KSMD_HELPER_RESULT_DIFFERS,
+			       KSMD_HELPER_REASON_NONE);
+			goto out_release;
+		}
+		if (!kh_split_sides(it, t, s))
+			return false;
+	}
+	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
+	return false;
+
+out_release:
+	kh_side_release(t);
+	if (s)
+		kh_side_release(s);
+	return false;
+}
+
 static void kh_merge_item(struct kh_item *it)
 {
 	struct kh_side t = { .addr = it->addr };
@@ -826,17 +1010,11 @@ static void kh_merge_item(struct kh_item *it)
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		goto out_mm;
 	}
-	if (!kh_side_lookup(it, &t))
-		goto out_unlock;
-	if (!it->by_handle && !kh_side_lookup(it, &s))
-		goto out_release;
-
-	kh_merge_sides(it, &t, &s, kp);
-
-out_release:
-	kh_side_release(&s);
-	kh_side_release(&t);
-out_unlock:
+	if (kh_sides_lookup(it, &t, &s, kp)) {
+		kh_merge_sides(it, &t, &s, kp);
+		kh_side_release(&s);
+		kh_side_release(&t);
+	}
 	kh_unlock_mms(t.mm, s.mm);
 out_mm:
 	kh_page_put(kp);
@@ -859,19 +1037,22 @@ static void kh_merge_zero_item(struct kh_item *it)
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		goto out_mm;
 	}
-	if (kh_side_lookup(it, &t))
+	if (kh_sides_lookup(it, &t, NULL, NULL)) {
 		kh_side_merge_zero(it, &t);
-	kh_side_release(&t);
+		kh_side_release(&t);
+	}
 	mmap_read_unlock(t.mm);
 out_mm:
 	mmput(t.mm);
 }
 
-static void kh_run_item(struct kh_item *it, bool zero)
+static void kh_run_item(struct kh_item *it, bool zero, bool skip_alloc)
 {
 	kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
 	it->has_handle = false;
 	it->busy_ref = false;
+	it->no_page = false;
+	it->skip_alloc = skip_alloc;
 	if (zero)
 		kh_merge_zero_item(it);
 	else
@@ -888,19 +1069,20 @@ static const u8 kh_result_stat[__KSMD_HELPER_RESULT_MAX] = {
 	[KSMD_HELPER_RESULT_NO_PROCESS] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_PAGE] = KSMD_HELPER_STAT_NOENT,
 	[KSMD_HELPER_RESULT_NO_HANDLE] = KSMD_HELPER_STAT_NOENT,
-	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_BUSY,
+	[KSMD_HELPER_RESULT_NO_MEMORY] = KSMD_HELPER_STAT_NO_MEMORY,
 	[KSMD_HELPER_RESULT_BAD_PIDFD] = KSMD_HELPER_STAT_DENIED,
 	[KSMD_HELPER_RESULT_NO_ACCESS] = KSMD_HELPER_STAT_DENIED,
 };
 
 void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 {
-	bool retry = false;
+	bool retry = false, no_page = false;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		kh_run_item(&items[i], zero);
+		kh_run_item(&items[i], zero, no_page);
 		retry |= items[i].busy_ref;
+		no_page |= items[i].no_page;
 		cond_resched();
 	}
 
@@ -912,7 +1094,7 @@ void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 		kh_call(lru_add_drain_all)();
 		for (i = 0; i < n; i++) {
 			if (items[i].busy_ref)
-				kh_run_item(&items[i], zero);
+				kh_run_item(&items[i], zero, no_page);
 			cond_resched();
 		}
 	}
@@ -928,31 +1110,17 @@ void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 	}
 }
 
-/* If @addr maps a shared page, fault it private as a write would. */
-static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
-			   unsigned long addr, u64 *count)
+/*
+ * @page (referenced; the reference is dropped) is mapped at @addr: if it is
+ * a shared page, fault it private as a write would.
+ */
+static int kh_unmerge_page(struct vm_area_struct *vma, unsigned long addr,
+			   struct page *page, u64 *count)
 {
-	struct kh_page *kp = NULL;
-	struct page *page = NULL;
+	struct kh_page *kp;
 	vm_fault_t ret;
-	struct kh_pte pt;
-	pte_t pte;
 
-	kh_mmap_assert_locked(mm);
-	if (kh_pte_lock(mm, addr, &pt) != KH_WALK_PTE)
-		return 0;
-	pte = ptep_get(pt.ptep);
-	if (pte_present(pte) && !pte_special(pte) && pfn_valid(pte_pfn(pte))) {
-		page = pte_page(pte);
-		if (!PageAnon(page))
-			get_page(page);
-		else
-			page = NULL;
-	}
-	kh_pte_unlock(&pt);
-	if (!page)
-		return 0;
-
+	kh_mmap_assert_locked(vma->vm_mm);
 	kp = kh_page_get_by_page(page);
 	put_page(page);
 	if (!kp)
@@ -965,6 +1133,90 @@ static int kh_unmerge_page(struct mm_struct *mm, struct vm_area_struct *vma,
 	if (!(ret & VM_FAULT_ERROR))
 		(*count)++;
 	return 0;
+}
+
+/*
+ * Unmerge the shared pages that the table of PTEs holding @addr maps in
+ * [@addr, @end), @end at most the end of that table: up to the first one,
+ * whose fault needs the page table lock dropped. Returns where to go on.
+ */
+static unsigned long kh_unmerge_ptes(struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long end,
+				     u64 *count, int *err)
+{
+	struct page *page = NULL;
+	struct kh_pte pt;
+	pte_t pte;
+
+	switch (kh_pte_lock(vma->vm_mm, addr, &pt)) {
+	case KH_WALK_PTE:
+		break;
+	case KH_WALK_RETRY:
+		return addr;
+	default:
+		return end;
+	}
+	for (; addr < end; addr += PAGE_SIZE, pt.ptep++) {
+		pte = ptep_get(pt.ptep);
+		if (!pte_present(pte) || pte_special(pte) ||
+		    !pfn_valid(pte_pfn(pte)))
+			continue;
+		page = pte_page(pte);
+		if (!PageAnon(page)) {
+			get_page(page);
+			break;
+		}
+		page = NULL;
+	}
+	kh_pte_unlock(&pt);
+	if (!page)
+		return end;
+	*err = kh_unmerge_page(vma, addr, page, count);
+	return addr + PAGE_SIZE;
+}
+
+/*
+ * One step of UNMERGE in [@addr, @end) of @vma: skip an empty entry of any
+ * page table level whole, or go through one table of PTEs. A sparse range
+ * costs a step per populated table, not one per page: a 64 TiB reservation
+ * with nothing mapped is a few hundred steps. Returns where to go on.
+ */
+static unsigned long kh_unmerge_step(struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long end,
+				     u64 *count, int *err)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pmd_t *pmdp;
+	pud_t *pud;
+	p4d_t *p4d;
+	pgd_t *pgd;
+	pmd_t pmd;
+
+	kh_mmap_assert_locked(mm);
+	pgd = pgd_offset(mm, addr);
+	if (pgd_none(*pgd) || unlikely(pgd_bad(*pgd)))
+		return pgd_addr_end(addr, end);
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || unlikely(p4d_bad(*p4d)))
+		return p4d_addr_end(addr, end);
+	pud = pud_offset(p4d, addr);
+	if (pud_none(*pud) || unlikely(pud_bad(*pud)))
+		return pud_addr_end(addr, end);
+	pmdp = pmd_offset(pud, addr);
+	pmd = kh_pmdp_get_lockless(pmdp);
+	/* Shared pages are mapped by PTEs only, never by a huge PMD. */
+	if (!pmd_present(pmd) || kh_pmd_huge(pmd))
+		return pmd_addr_end(addr, end);
+	return kh_unmerge_ptes(vma, addr, pmd_addr_end(addr, end), count, err);
+}
+
+/* Whether @vma may hold shared pages: only VMAs a merge accepts do. */
+static bool kh_unmerge_vma(struct vm_area_struct *vma)
+{
+	return vma_is_anonymous(vma) && !is_vm_hugetlb_page(vma) &&
+	       !(vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP |
+				  VM_MIXEDMAP | VM_IO)) &&
+	       (vma->vm_flags & VM_MAYWRITE);
 }
 
 int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
@@ -994,22 +1246,28 @@ int kh_unmerge(u32 pidfd, unsigned long addr, unsigned long len,
 			break;
 		addr = max(addr, vma->vm_start);
 		vend = min(end, vma->vm_end);
-		/* Shared pages live only in VMAs a merge accepted. */
-		if (!vma_is_anonymous(vma) || is_vm_hugetlb_page(vma) ||
-		    (vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP |
-				      VM_MIXEDMAP | VM_IO)) ||
-		    !(vma->vm_flags & VM_MAYWRITE)) {
+		if (!kh_unmerge_vma(vma)) {
 			addr = vend;
 			continue;
 		}
-		for (; addr < vend && !r; addr += PAGE_SIZE) {
-			r = kh_unmerge_page(mm, vma, addr, &count);
+		while (addr < vend && !r) {
+			addr = kh_unmerge_step(vma, addr, vend, &count, &r);
 			if (!r && fatal_signal_pending(current))
 				r = -EINTR;
+			if (r || (!need_resched() && !mmap_lock_is_contended(mm)))
+				continue;
+			/* Let page faults and the scheduler in; find the VMA again. */
+			mmap_read_unlock(mm);
 			cond_resched();
+			if (mmap_read_lock_killable(mm)) {
+				r = -EINTR;
+				goto out_mm;
+			}
+			break;
 		}
 	}
 	mmap_read_unlock(mm);
+out_mm:
 	mmput(mm);
 
 	atomic64_add(count, &kh_stats[KSMD_HELPER_STAT_UNMERGED]);

@@ -27,6 +27,9 @@
  * @has_handle: @out_handle is valid
  * @busy_ref:   busy because of extra page references, which a drain of
  *              the per-CPU LRU batches may release; internal
+ * @no_page:    the allocation of a shared page failed; internal
+ * @skip_alloc: an earlier item of the batch found no page: do not press
+ *              the allocator again (NO_MEMORY at once); internal
  */
 struct kh_item {
 	u32 pidfd;
@@ -41,6 +44,8 @@ struct kh_item {
 	u64 out_handle;
 	bool has_handle;
 	bool busy_ref;
+	bool no_page;
+	bool skip_alloc;
 };
 
 /* Counters reported by INFO, indexed by enum ksmd_helper_stat. */
@@ -55,7 +60,8 @@ extern atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
 /*
  * Run every item of a MERGE (@zero false) or MERGE_ZERO (@zero true)
  * request in order and fill in its outcome. Sleeps; takes no lock across
- * items.
+ * items. Once an item finds no free page for a new shared page, the
+ * batch's later items that need one are NO_MEMORY without trying.
  */
 void kh_merge_batch(struct kh_item *items, size_t n, bool zero);
 

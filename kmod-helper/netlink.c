@@ -167,7 +167,7 @@ static int kh_parse_items(struct genl_info *info, bool zero,
 		return -E2BIG;
 	}
 
-	items = kvcalloc(n, sizeof(*items), GFP_KERNEL);
+	items = kvcalloc(n, sizeof(*items), KH_GFP);
 	if (!items)
 		return -ENOMEM;
 	nla_for_each_nested(nest, items_attr, rem) {
@@ -233,7 +233,7 @@ static int kh_merge_common(struct sk_buff *skb, struct genl_info *info,
 	if (r < 0)
 		return r;
 
-	msg = genlmsg_new(kh_items_reply_size(n), GFP_KERNEL);
+	msg = genlmsg_new(kh_items_reply_size(n), KH_GFP);
 	if (!msg) {
 		r = -ENOMEM;
 		goto out;
@@ -308,7 +308,7 @@ static int kh_nl_unmerge(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	msg = genlmsg_new(NLMSG_GOODSIZE, KH_GFP);
 	if (!msg)
 		return -ENOMEM;
 	r = kh_unmerge(nla_get_u32(attrs[KSMD_HELPER_A_PIDFD]), addr, len,
@@ -375,7 +375,7 @@ static int kh_nl_info(struct sk_buff *skb, struct genl_info *info)
 		return -EPERM;
 	kh_pages_gc();
 
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	msg = genlmsg_new(NLMSG_GOODSIZE, KH_GFP);
 	if (!msg)
 		return -ENOMEM;
 	hdr = genlmsg_put_reply(msg, info, &kh_genl_family, 0,

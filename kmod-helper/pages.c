@@ -11,6 +11,14 @@
  * mapcount of an unpinned, unmapped page cannot rise again: only a merge
  * maps it into a new place, and fork copies only existing mappings. So once
  * the collector sees it at zero under the lock, it may drop the reference.
+ *
+ * A merge registers its new page before it takes the page locks, so that
+ * nothing is allocated under them, and publishes it once the verified bytes
+ * are in: until then no lookup can find it and map it with other bytes.
+ *
+ * Walks of the whole registry (the collector, the counts) let go of the
+ * mutex and the CPU whenever another task wants the CPU; xa_for_each()
+ * picks up at the next index after that.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -30,6 +38,17 @@ static DEFINE_XARRAY(kh_pages_by_pfn);
 static u64 kh_next_handle = 1;
 static u64 kh_pages_owned;
 
+/* Let others at the registry and the CPU in the middle of a long walk. */
+static void kh_pages_yield(void)
+{
+	lockdep_assert_held(&kh_pages_lock);
+	if (!need_resched())
+		return;
+	mutex_unlock(&kh_pages_lock);
+	cond_resched();
+	mutex_lock(&kh_pages_lock);
+}
+
 /* Under kh_pages_lock, so that no lookup can pin @kp as it is freed. */
 static void kh_page_free(struct kh_page *kp)
 {
@@ -47,6 +66,7 @@ void kh_pages_exit(void)
 	xa_for_each(&kh_pages_by_handle, index, kp) {
 		WARN_ON_ONCE(kp->pins);
 		kh_page_free(kp);
+		cond_resched();
 	}
 	xa_destroy(&kh_pages_by_handle);
 	xa_destroy(&kh_pages_by_pfn);
@@ -59,7 +79,7 @@ struct kh_page *kh_page_register(struct page *page)
 	struct kh_page *kp;
 	int r;
 
-	kp = kzalloc(sizeof(*kp), GFP_KERNEL);
+	kp = kzalloc(sizeof(*kp), KH_GFP);
 	if (!kp)
 		return ERR_PTR(-ENOMEM);
 	kp->page = page;
@@ -67,14 +87,13 @@ struct kh_page *kh_page_register(struct page *page)
 
 	mutex_lock(&kh_pages_lock);
 	kp->handle = kh_next_handle;
-	r = xa_insert(&kh_pages_by_handle, kp->handle, kp, GFP_KERNEL);
+	r = xa_insert(&kh_pages_by_handle, kp->handle, kp, KH_GFP);
 	if (r < 0)
 		goto err_unlock;
-	r = xa_insert(&kh_pages_by_pfn, page_to_pfn(page), kp, GFP_KERNEL);
+	r = xa_insert(&kh_pages_by_pfn, page_to_pfn(page), kp, KH_GFP);
 	if (r < 0)
 		goto err_erase;
 	kh_next_handle++;
-	kh_pages_owned++;
 	get_page(page);
 	mutex_unlock(&kh_pages_lock);
 	return kp;
@@ -87,6 +106,25 @@ err_unlock:
 	return ERR_PTR(r);
 }
 
+void kh_page_publish(struct kh_page *kp)
+{
+	mutex_lock(&kh_pages_lock);
+	WARN_ON_ONCE(!kp->pins || kp->live);
+	kp->live = true;
+	kh_pages_owned++;
+	mutex_unlock(&kh_pages_lock);
+}
+
+void kh_page_discard(struct kh_page *kp)
+{
+	mutex_lock(&kh_pages_lock);
+	WARN_ON_ONCE(kp->live || kp->pins != 1);
+	xa_erase(&kh_pages_by_handle, kp->handle);
+	xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
+	kh_page_free(kp);
+	mutex_unlock(&kh_pages_lock);
+}
+
 struct kh_page *kh_page_get_by_handle(u64 handle)
 {
 	struct kh_page *kp;
@@ -95,8 +133,10 @@ struct kh_page *kh_page_get_by_handle(u64 handle)
 		return NULL;
 	mutex_lock(&kh_pages_lock);
 	kp = xa_load(&kh_pages_by_handle, handle);
-	if (kp)
+	if (kp && kp->live)
 		kp->pins++;
+	else
+		kp = NULL;
 	mutex_unlock(&kh_pages_lock);
 	return kp;
 }
@@ -107,7 +147,7 @@ struct kh_page *kh_page_get_by_page(struct page *page)
 
 	mutex_lock(&kh_pages_lock);
 	kp = xa_load(&kh_pages_by_pfn, page_to_pfn(page));
-	if (kp && kp->page == page)
+	if (kp && kp->page == page && kp->live)
 		kp->pins++;
 	else
 		kp = NULL;
@@ -132,13 +172,14 @@ void kh_pages_gc(void)
 
 	mutex_lock(&kh_pages_lock);
 	xa_for_each(&kh_pages_by_handle, index, kp) {
-		if (kp->pins || folio_mapped(page_folio(kp->page)))
-			continue;
-		xa_erase(&kh_pages_by_handle, kp->handle);
-		xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
-		kh_pages_owned--;
-		kh_page_free(kp);
-		cond_resched();
+		if (!kp->pins && !folio_mapped(page_folio(kp->page))) {
+			xa_erase(&kh_pages_by_handle, kp->handle);
+			xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
+			if (kp->live)
+				kh_pages_owned--;
+			kh_page_free(kp);
+		}
+		kh_pages_yield();
 	}
 	mutex_unlock(&kh_pages_lock);
 }
@@ -152,10 +193,13 @@ void kh_pages_count(u64 *ret_owned, u64 *ret_mapped, u64 *ret_saved)
 
 	mutex_lock(&kh_pages_lock);
 	xa_for_each(&kh_pages_by_handle, index, kp) {
-		mapcount = kh_page_mapcount(kp->page);
-		mapped += mapcount;
-		if (mapcount > 1)
-			saved += mapcount - 1;
+		if (kp->live) {
+			mapcount = kh_page_mapcount(kp->page);
+			mapped += mapcount;
+			if (mapcount > 1)
+				saved += mapcount - 1;
+		}
+		kh_pages_yield();
 	}
 	*ret_owned = kh_pages_owned;
 	mutex_unlock(&kh_pages_lock);
@@ -173,6 +217,9 @@ bool kh_pages_next(u64 *handle, u32 *ret_mapcount)
 	index = *handle;
 	mutex_lock(&kh_pages_lock);
 	kp = xa_find(&kh_pages_by_handle, &index, ULONG_MAX, XA_PRESENT);
+	while (kp && !kp->live)
+		kp = xa_find_after(&kh_pages_by_handle, &index, ULONG_MAX,
+				   XA_PRESENT);
 	if (kp) {
 		*handle = kp->handle;
 		*ret_mapcount = kh_page_mapcount(kp->page);

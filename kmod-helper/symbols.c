@@ -17,6 +17,12 @@
  * address must start with ENDBR64 exactly, or the module refuses to load. It
  * never weakens IBT itself. The test_assume_* parameters force those
  * branches so the refusal can be tested on hardware without IBT.
+ *
+ * Kernels built with CONFIG_CFI_CLANG check a type hash in front of the
+ * target of every indirect call and patch static calls differently; no such
+ * kernel was tested with this module, and a failed check oopses or panics.
+ * So the module refuses to load on them, before it resolves anything;
+ * test_assume_cfi tests the refusal.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -69,6 +75,11 @@ DEFINE_STATIC_CALL_NULL(kh_split_to_order, __split_huge_page_to_list_to_order);
 DEFINE_STATIC_CALL_NULL(kh_lru_add_drain_all, lru_add_drain_all);
 DEFINE_STATIC_CALL_NULL(kh_folio_free_swap, folio_free_swap);
 DEFINE_STATIC_CALL_NULL(kh_mem_cgroup_charge, __mem_cgroup_charge);
+
+static bool test_assume_cfi;
+module_param(test_assume_cfi, bool, 0444);
+MODULE_PARM_DESC(test_assume_cfi,
+		 "Testing only: act as if the kernel were built with CONFIG_CFI_CLANG (refuses to load)");
 
 struct kh_symbol_desc {
 	const char *name;
@@ -190,6 +201,14 @@ static unsigned long kh_function_start(unsigned long addr)
 	return kh_is_endbr64(insn) || kh_is_seal(insn) ? addr - 4 : addr;
 }
 
+static int kh_check_cfi(void)
+{
+	if (!IS_ENABLED(CONFIG_CFI_CLANG) && !test_assume_cfi)
+		return 0;
+	pr_err("kernel built with CONFIG_CFI_CLANG, which checks every indirect call: the module was never tested under it; refusing to load\n");
+	return -EOPNOTSUPP;
+}
+
 static int kh_find_kallsyms_lookup_name(unsigned long *ret_addr)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
@@ -228,6 +247,9 @@ int kh_symbols_init(void)
 	size_t i;
 	int r;
 
+	r = kh_check_cfi();
+	if (r < 0)
+		return r;
 	r = kh_find_kallsyms_lookup_name(&addr);
 	if (r < 0)
 		return r;

@@ -104,7 +104,8 @@ bool kh_symbols_have_memcg(void);
 
 /*
  * Resolve every symbol; on failure print one line naming the symbol and
- * return a negative errno. Nothing to undo on success or failure.
+ * return a negative errno. Refuses kernels built with CONFIG_CFI_CLANG
+ * (one line, -EOPNOTSUPP). Nothing to undo on success or failure.
  */
 int kh_symbols_init(void);
 

@@ -406,6 +406,8 @@ const char *helper_reason_to_string(uint32_t reason) {
                 [KSMD_HELPER_REASON_KSM] = "page belongs to the kernel's KSM",
                 [KSMD_HELPER_REASON_LOCKED_VMA] = "mapping does not allow it",
                 [KSMD_HELPER_REASON_SAME_PAGE] = "target and source are the same page",
+                [KSMD_HELPER_REASON_PINNED] = "the process holds pinned or locked memory (Linux 6.1: a "
+                                              "read-only long-term pin could see stale data)",
         };
 
         return reason < ELEMENTSOF(table) && table[reason] ? table[reason] : "unknown";

@@ -644,6 +644,14 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "batch_sleep_usec", st.batch_sleep_usec);
         if (r >= 0)
                 r = append_merge_results(reply, st.merge.by_result);
+        /* What merging costs the host, as the helper counted it at the end of the last full scan. */
+        if (r >= 0 && st.live)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}",
+                                          "helper_pages_owned", st.helper_pages_owned,
+                                          "helper_owned_bytes", st.helper_pages_owned * PAGE_SIZE_BYTES,
+                                          "helper_pages_mapped", st.helper_pages_mapped,
+                                          "helper_bytes_saved", st.helper_bytes_saved,
+                                          "helper_no_memory", st.helper_no_memory);
         return r;
 }
 

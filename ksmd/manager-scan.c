@@ -441,6 +441,14 @@ static void manager_update_stats(Manager *m) {
         m->stats.metadata_bytes = u.metadata_bytes;
         m->stats.merge = *merger_counters(m->merger);
         m->stats.live = m->helper != NULL;
+        if (m->helper) {
+                const uint64_t *h = m->helper_info.stats;
+
+                m->stats.helper_bytes_saved = h[KSMD_HELPER_STAT_BYTES_SAVED];
+                m->stats.helper_pages_owned = h[KSMD_HELPER_STAT_PAGES_OWNED];
+                m->stats.helper_pages_mapped = h[KSMD_HELPER_STAT_PAGES_MAPPED];
+                m->stats.helper_no_memory = h[KSMD_HELPER_STAT_NO_MEMORY];
+        }
         m->stats.cpu_nsec_per_page = m->cost_nsec_per_page;
         m->stats.batch_pages = m->batch_pages;
         m->stats.batch_sleep_usec = m->batch_sleep_usec;
@@ -549,11 +557,9 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (m->helper) {
                         /* Also how an unload is noticed when no merge was due. */
                         r = helper_client_info(m->helper, &m->helper_info);
-                        if (r >= 0) {
-                                m->stats.helper_bytes_saved =
-                                        m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED];
+                        if (r >= 0)
                                 manager_prune_shared(m);
-                        } else if (r == -ENOENT)
+                        else if (r == -ENOENT)
                                 manager_fall_back_to_estimate(m, r);
                 }
                 m->stats.full_scans++;

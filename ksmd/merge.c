@@ -115,6 +115,14 @@ static bool result_is_transient(uint32_t result) {
         return IN_SET(result, (uint32_t) KSMD_HELPER_RESULT_BUSY, (uint32_t) KSMD_HELPER_RESULT_NO_MEMORY);
 }
 
+/* The wait before the next send of a request that had a transient result on its attempts-th send. */
+static uint64_t retry_delay_usec(uint32_t result, uint8_t attempts) {
+        uint64_t base = result == KSMD_HELPER_RESULT_NO_MEMORY ? MERGE_RETRY_NO_MEMORY_BASE_USEC :
+                                                                 MERGE_RETRY_BASE_USEC;
+
+        return base << attempts;
+}
+
 bool merge_error_is_transient(int r) {
         return IN_SET(r, -ENOENT, -EAGAIN, -ENOMEM, -ENOBUFS, -EINTR);
 }
@@ -180,7 +188,7 @@ static int flush_one(Merger *m, bool zero, uint64_t now_usec) {
 
                 q->attempts++;
                 if (result_is_transient(res->result) && q->attempts < MERGE_MAX_ATTEMPTS) {
-                        q->not_before_usec = now_usec + ((uint64_t) MERGE_RETRY_BASE_USEC << q->attempts);
+                        q->not_before_usec = now_usec + retry_delay_usec(res->result, q->attempts);
                         m->counters.retries++;
                         continue;
                 }

@@ -11,8 +11,11 @@
  * non-zero requests in separate batches. Every item's result is handled:
  *
  *   BUSY, NO_MEMORY     queued again after a backoff that doubles per attempt
- *                       (MERGE_RETRY_BASE_USEC << attempt), given up after
- *                       MERGE_MAX_ATTEMPTS; the page stays a candidate
+ *                       (MERGE_RETRY_BASE_USEC << attempt; for NO_MEMORY, the
+ *                       helper finding no memory for a shared page without
+ *                       pressing the kernel, MERGE_RETRY_NO_MEMORY_BASE_USEC <<
+ *                       attempt), given up after MERGE_MAX_ATTEMPTS; the page
+ *                       stays a candidate and is tried again next pass
  *   everything else     handed to the owner's MergeResultFn, which updates the
  *                       page (shared, re-examine, region note, region gone);
  *                       BAD_PIDFD and NO_ACCESS (a pidfd names no process
@@ -35,6 +38,7 @@
 
 #define MERGE_MAX_ATTEMPTS 5u
 #define MERGE_RETRY_BASE_USEC 10000u
+#define MERGE_RETRY_NO_MEMORY_BASE_USEC 100000u /* memory comes back slower than a page lock */
 #define MERGE_QUEUE_MAX 65536u            /* hard limit on queued requests */
 
 /*

@@ -65,9 +65,12 @@ typedef struct Stats {
         uint64_t batch_pages;            /* the rate in effect (PagesToScan= or adapted)... */
         uint64_t batch_sleep_usec;       /* ...and the pause between batches */
         bool live;                       /* merging through the helper (else estimate mode) */
-        uint64_t helper_bytes_saved;     /* live: the helper's KSMD_HELPER_STAT_BYTES_SAVED
-                                          * (all its merges since it loaded, also outside today's regions
-                                          * and pages written since) */
+        /* Live: the helper's figures at its last INFO, at the end of the last full scan. */
+        uint64_t helper_bytes_saved;     /* its KSMD_HELPER_STAT_BYTES_SAVED (all its merges since it
+                                          * loaded, also outside today's regions and pages written since) */
+        uint64_t helper_pages_owned;     /* its shared pages: memory never swapped out or migrated */
+        uint64_t helper_pages_mapped;    /* page table entries mapping them */
+        uint64_t helper_no_memory;       /* items it answered NO_MEMORY since it loaded */
         MergeCounters merge;
 } Stats;
 

@@ -321,6 +321,45 @@ static void test_statistics_carry_the_rate_in_effect(void **state) {
         assert_int_equal(statistic(0, "batch_sleep_usec"), 7000);
 }
 
+static unsigned statistic_count(size_t i, const char *key) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        unsigned n = 0;
+        const char *k;
+        uint64_t v;
+
+        assert_int_equal(call_method(i, "GetStatistics", NULL, &reply, NULL), 0);
+        assert_true(sd_bus_message_enter_container(reply, 'a', "{st}") > 0);
+        while (sd_bus_message_read(reply, "{st}", &k, &v) > 0)
+                n += strcmp(k, key) == 0;
+        return n;
+}
+
+static void test_statistics_show_what_merged_pages_cost(void **state) {
+        static const char *const keys[] = {
+                "helper_pages_owned", "helper_owned_bytes", "helper_pages_mapped", "helper_bytes_saved",
+                "helper_no_memory",
+        };
+
+        new_manager(NULL);
+        assert_int_equal(connect_client(0), 0);
+        /* Estimate mode: no helper, no figures of it. */
+        for (size_t k = 0; k < ELEMENTSOF(keys); k++)
+                assert_int_equal(statistic_count(0, keys[k]), 0);
+
+        /* Merging through a helper whose last INFO said this (the pointer is never called). */
+        f.m->helper = (HelperClient *) 0x1;
+        f.m->helper_info.stats[KSMD_HELPER_STAT_PAGES_OWNED] = 3;
+        f.m->helper_info.stats[KSMD_HELPER_STAT_PAGES_MAPPED] = 7;
+        f.m->helper_info.stats[KSMD_HELPER_STAT_BYTES_SAVED] = 4 * 4096;
+        f.m->helper_info.stats[KSMD_HELPER_STAT_NO_MEMORY] = 11;
+        assert_int_equal(statistic(0, "helper_pages_owned"), 3);
+        assert_int_equal(statistic(0, "helper_owned_bytes"), 3 * PAGE_SIZE_BYTES);
+        assert_int_equal(statistic(0, "helper_pages_mapped"), 7);
+        assert_int_equal(statistic(0, "helper_bytes_saved"), 4 * 4096);
+        assert_int_equal(statistic(0, "helper_no_memory"), 11);
+        f.m->helper = NULL;
+}
+
 static void test_pidfd_registration_is_listed_with_its_name(void **state) {
         _cleanup_close_ int child_fd = -EBADF, own_fd = -EBADF;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -520,6 +559,7 @@ int main(void) {
                 TEST(test_number_out_of_range_is_refused_naming_the_range),
                 TEST(test_read_only_setting_cannot_be_set),
                 TEST(test_statistics_carry_the_rate_in_effect),
+                TEST(test_statistics_show_what_merged_pages_cost),
                 TEST(test_pidfd_registration_is_listed_with_its_name),
                 TEST(test_pidfd_of_an_exited_process_is_no_such_process),
                 TEST(test_fd_that_is_not_a_pidfd_is_refused),

@@ -178,6 +178,31 @@ static void test_busy_is_retried_after_a_doubling_backoff(void **state) {
         assert_int_equal(merger_counters(m)->retries, 2);
 }
 
+static uint32_t no_memory_once(const HelperMergeItem *it, size_t call) {
+        return call == 0 ? KSMD_HELPER_RESULT_NO_MEMORY : KSMD_HELPER_RESULT_MERGED;
+}
+
+static void test_no_memory_is_retried_after_a_longer_backoff(void **state) {
+        _cleanup_(merger_freep) Merger *m = NULL;
+        MergeRequest a = req(0x1000, false);
+        uint64_t t = 1000000;
+
+        helper.result_for = no_memory_once;
+        assert_int_equal(merger_new(fake_helper, 8, 100, on_result, NULL, &m), 0);
+        assert_int_equal(merger_submit(m, &a), 0);
+        assert_int_equal(merger_flush(m, t), 1);
+        assert_int_equal(seen.n, 0);
+        assert_int_equal(merger_pending(m), 1);
+        assert_true(MERGE_RETRY_NO_MEMORY_BASE_USEC > MERGE_RETRY_BASE_USEC);
+        assert_true(merger_next_retry_usec(m) == t + 2 * MERGE_RETRY_NO_MEMORY_BASE_USEC);
+        /* Not when a busy page would be retried, only when memory may be back. */
+        assert_int_equal(merger_flush(m, t + 2 * MERGE_RETRY_BASE_USEC), 0);
+        assert_int_equal(merger_flush(m, t + 2 * MERGE_RETRY_NO_MEMORY_BASE_USEC), 1);
+        assert_int_equal(seen.n, 1);
+        assert_int_equal(seen.result[0], KSMD_HELPER_RESULT_MERGED);
+        assert_int_equal(merger_counters(m)->retries, 1);
+}
+
 static void test_a_retry_names_the_same_pidfds(void **state) {
         _cleanup_(merger_freep) Merger *m = NULL;
         MergeRequest b = req(0x2000, false);
@@ -352,6 +377,7 @@ int main(void) {
                 cmocka_unit_test_setup(test_requests_leave_in_batches_of_max_batch, setup),
                 cmocka_unit_test_setup(test_zero_and_page_requests_go_in_separate_batches, setup),
                 cmocka_unit_test_setup(test_busy_is_retried_after_a_doubling_backoff, setup),
+                cmocka_unit_test_setup(test_no_memory_is_retried_after_a_longer_backoff, setup),
                 cmocka_unit_test_setup(test_a_retry_names_the_same_pidfds, setup),
                 cmocka_unit_test_setup(test_busy_gives_up_after_max_attempts, setup),
                 cmocka_unit_test_setup(test_every_final_result_reaches_the_owner_once, setup),

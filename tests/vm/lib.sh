@@ -199,6 +199,7 @@ vm_zram_swap() {
 	for alg in lz4 lzo-rle lzo deflate; do
 		echo "$alg" > /sys/block/zram0/comp_algorithm 2>/dev/null && break
 	done
+	echo "# zram swap of $size compresses with $alg"
 	echo "$size" > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0
 }
 

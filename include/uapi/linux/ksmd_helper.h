@@ -56,8 +56,9 @@
  *                                              RESULT is UNSUPPORTED
  *         KSMD_HELPER_ITEM_A_HANDLE    u64     the shared page, when MERGED or
  *                                              ALREADY
- *   A request-level error (permission, malformed message) fails the whole
- *   request and changes nothing; per-item outcomes are results, not errors.
+ *   A request-level error (permission, malformed message, -ENOMEM) fails
+ *   the whole request and changes nothing; per-item outcomes are results,
+ *   not errors.
  *   A pidfd that names no process the caller may access is such an outcome
  *   (BAD_PIDFD, NO_PROCESS, NO_ACCESS), for the target or the source alike;
  *   the target is looked up first, and the first failure is the result.
@@ -68,6 +69,24 @@
  *   source mapping the zero page makes the item a MERGE_ZERO of the target;
  *   a target mapping the zero page gives ALREADY (source all zero) or
  *   DIFFERS, and changes nothing.
+ *
+ *   Memory: only a merge of two private pages needs memory, one page (the
+ *   new shared page, on the target page's NUMA node, charged to the
+ *   source's memory cgroup), and only once their bytes compare equal. No
+ *   allocation of the module waits for memory under pressure or invokes
+ *   the OOM killer: when it fails, the item is NO_MEMORY and nothing
+ *   changed (retry later), or the request fails with -ENOMEM.
+ *   A PTE a merge replaces passes its soft-dirty bit on to the new one (the
+ *   bytes did not change); a page write-protected by userfaultfd is
+ *   UNSUPPORTED (LOCKED_VMA). A transparent huge page is split only when
+ *   its bytes compare equal with the source's.
+ *   On Linux 6.1, every item naming as target or source a process that
+ *   holds long-term pins now (memory the kernel counts as pinned or locked
+ *   for it: vfio, RDMA, io_uring fixed buffers, vhost-vdpa, and mlock) is
+ *   UNSUPPORTED (PINNED), unless its VMA has a reason of its own: 6.1 does
+ *   not unshare a merged page when a device pins it read-only for long, so
+ *   the device could go on reading it after the process wrote its own copy.
+ *   Linux 6.2 and later unshare it, and nothing is refused there.
  *
  * KSMD_HELPER_CMD_MERGE_ZERO
  *   As MERGE (FLAGS, ITEMS), items carry only PIDFD and ADDR. An all-zero
@@ -80,6 +99,13 @@
  *   Every shared page of the module mapped in the range is replaced by a
  *   private copy, as a write fault would do. Zero-page entries are left as
  *   they are (the kernel allocates on write as for any untouched page).
+ *   The walk skips address space without page tables a whole table level
+ *   at a time (a sparse 64 TiB reservation costs what its populated tables
+ *   cost), lets go of the process's mmap lock whenever another task waits
+ *   for it or for the CPU, and stops at a fatal signal. The copies are
+ *   allocated and charged to the process's memory cgroup as its own write
+ *   faults would be: UNMERGE undoes merges, and needs the memory back
+ *   whatever the pressure, as a write to a merged page does.
  *   Reply: KSMD_HELPER_A_COUNT u64, the pages made private.
  *   Errors, each with an extack message: -EBADF the fd is not an open pidfd;
  *   -ESRCH its process exited (or is a kernel thread); -EPERM the caller may
@@ -106,6 +132,11 @@
  *     now means the pidfd's process exited or has no memory (kernel thread).
  *   - New counter KSMD_HELPER_STAT_DENIED.
  *   - UNMERGE fails with -EBADF and -EPERM as well as -ESRCH.
+ *
+ * Additions to ABI 2 (a reader that does not know them can ignore them):
+ *   - Counter KSMD_HELPER_STAT_NO_MEMORY; KSMD_HELPER_STAT_BUSY no longer
+ *     counts NO_MEMORY results.
+ *   - Reason KSMD_HELPER_REASON_PINNED (Linux 6.1 only).
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
@@ -182,7 +213,7 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_MERGED_ZERO,   /* MERGE_ZERO items with result MERGED */
 	KSMD_HELPER_STAT_ALREADY,
 	KSMD_HELPER_STAT_DIFFERS,
-	KSMD_HELPER_STAT_BUSY,          /* results BUSY and NO_MEMORY */
+	KSMD_HELPER_STAT_BUSY,          /* results BUSY */
 	KSMD_HELPER_STAT_CHANGED,
 	KSMD_HELPER_STAT_UNSUPPORTED,
 	KSMD_HELPER_STAT_NOENT,         /* NO_PROCESS, NO_PAGE, NO_HANDLE */
@@ -196,6 +227,7 @@ enum ksmd_helper_stat {
 	KSMD_HELPER_STAT_BYTES_SAVED,
 	KSMD_HELPER_STAT_PAD,
 	KSMD_HELPER_STAT_DENIED,        /* results BAD_PIDFD and NO_ACCESS */
+	KSMD_HELPER_STAT_NO_MEMORY,     /* results NO_MEMORY */
 	__KSMD_HELPER_STAT_MAX
 };
 
@@ -234,7 +266,11 @@ enum ksmd_helper_result {
 	KSMD_HELPER_RESULT_NO_PROCESS,
 	KSMD_HELPER_RESULT_NO_PAGE,     /* address unmapped or page not present */
 	KSMD_HELPER_RESULT_NO_HANDLE,   /* handle names no live shared page */
-	/* allocation or memcg charge failed; nothing changed */
+	/*
+	 * the shared page could not be allocated or charged to the source's
+	 * memory cgroup without waiting for memory; nothing changed; retry
+	 * later
+	 */
 	KSMD_HELPER_RESULT_NO_MEMORY,
 	/* the fd is not open in the caller's file table, or not a pidfd */
 	KSMD_HELPER_RESULT_BAD_PIDFD,
@@ -256,6 +292,12 @@ enum ksmd_helper_reason {
 	 */
 	KSMD_HELPER_REASON_LOCKED_VMA,
 	KSMD_HELPER_REASON_SAME_PAGE,   /* target and source are one PTE */
+	/*
+	 * Linux 6.1: the target's or the source's process holds pinned or
+	 * locked memory, and a read-only long-term pin would not unshare a
+	 * merged page
+	 */
+	KSMD_HELPER_REASON_PINNED,
 	__KSMD_HELPER_REASON_MAX
 };
 

@@ -18,25 +18,9 @@
 #include <sys/syscall.h>
 
 #include "helper-genl.h"
+#include "helper-test.h"
 #include "helper-worker.h"
 #include "tap.h"
-
-
-static long proc_kb(const char *path, const char *key) {
-        char line[256];
-        long v = -1;
-        FILE *f = fopen(path, "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':') {
-                        v = strtol(line + strlen(key) + 1, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
 
 static long status_kb(pid_t pid, const char *key) {
         char path[64];
@@ -101,18 +85,6 @@ static int run_items(KgSock *s, KgItem *items, size_t n, int zero, Tally *t) {
         return 0;
 }
 
-static KgItem *pair_items(Worker *t, Worker *src, size_t a, size_t b) {
-        KgItem *it = calloc(b - a, sizeof(*it));
-
-        for (size_t i = a; i < b; i++) {
-                it[i - a].pidfd = t->pidfd;
-                it[i - a].addr = (uintptr_t) t->base + i * PG;
-                it[i - a].src_pidfd = src->pidfd;
-                it[i - a].src_addr = (uintptr_t) src->base + i * PG;
-        }
-        return it;
-}
-
 static KgItem *handle_items(Worker *t, size_t a, size_t b, uint64_t handle) {
         KgItem *it = calloc(b - a, sizeof(*it));
 
@@ -146,36 +118,6 @@ static void test_pressure(void) {
         printf("# hog of %zu MiB: status 0x%x\n", len >> 20, st);
         tap(WIFEXITED(st) && WEXITSTATUS(st) == 0,
             "a memory hog of 1.1x MemAvailable completes through swap");
-}
-
-static bool write_file(const char *path, const char *text) {
-        FILE *f = fopen(path, "we");
-        bool ok;
-
-        if (!f)
-                return false;
-        ok = fputs(text, f) >= 0;
-        return fclose(f) == 0 && ok;
-}
-
-static long read_long(const char *path) {
-        FILE *f = fopen(path, "re");
-        long v = -1;
-
-        if (f) {
-                if (fscanf(f, "%ld", &v) != 1)
-                        v = -1;
-                fclose(f);
-        }
-        return v;
-}
-
-static bool join_cgroup(const char *cg, pid_t pid) {
-        char path[128], text[32];
-
-        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", cg);
-        snprintf(text, sizeof(text), "%d\n", pid);
-        return write_file(path, text);
 }
 
 /* The shared page stays charged to the source's memory cgroup. */
@@ -417,6 +359,43 @@ int main(int argc, char *argv[]) {
         worker_do(&H, W_FILL, 3, 515, 14);
         tap(worker_do(&H, W_CHECK, 3, 515, 14) == 0 && worker_do(&C, W_CHECK, 3, 515, 7) == 0,
             "writes to merged THP pages stay private");
+
+        /* Bytes that differ leave a THP whole; pages of one THP merge with each other. */
+        {
+                Worker D;
+                long thp0, thp1;
+
+                worker_start(&D, 1024, 1);
+                worker_do(&D, W_ADDR, 0, 0, 0);
+                worker_do(&D, W_FILL, 0, 512, 16);
+                worker_do(&D, W_FILL_CONST, 512, 1024, 0x5a5a5a5a5a5a5a5aULL);
+                thp0 = anon_huge_kb(D.pid);
+                it = pair_items(&D, &C, 3, 515);
+                r = run_items(&s, it, 512, 0, &t);
+                free(it);
+                it = pair_items(&D, &D, 0, 512);
+                r |= run_items(&s, it, 512, 1, &t);
+                free(it);
+                thp1 = anon_huge_kb(D.pid);
+                printf("# AnonHugePages of the THP process: %ld -> %ld kB\n", thp0, thp1);
+                tap(r == 0 && thp0 >= 4096 && thp1 == thp0,
+                    "MERGE and MERGE_ZERO of THP pages with other bytes split no huge page");
+                it = calloc(256, sizeof(*it));
+                for (size_t i = 0; i < 256; i++) {
+                        it[i].pidfd = D.pidfd;
+                        it[i].addr = (uintptr_t) D.base + (512 + i) * PG;
+                        it[i].src_pidfd = D.pidfd;
+                        it[i].src_addr = (uintptr_t) D.base + (768 + i) * PG;
+                }
+                r = run_items(&s, it, 256, 0, &t);
+                free(it);
+                tap(r == 0 && t.merged == 256 && anon_huge_kb(D.pid) == thp0 - 2048,
+                    "pages of one THP merge with each other, its only split");
+                tap(worker_do(&D, W_CHECK, 0, 512, 16) == 0 &&
+                    worker_do(&D, W_CHECK_CONST, 512, 1024, 0x5a5a5a5a5a5a5a5aULL) == 0,
+                    "the THP process reads exactly what it wrote");
+                worker_stop(&D);
+        }
 
         if (pressure) {
                 test_pressure();

@@ -5,7 +5,8 @@
  *
  *   ksmd-probe info
  *       The module's INFO: pages_owned, pages_mapped, bytes_saved, merged,
- *       merged_zero, features, thp_split. Exit 2 if the module is not loaded.
+ *       merged_zero, busy, changed, differs, unsupported, no_memory,
+ *       features, thp_split. Exit 2 if the module is not loaded.
  *
  *   ksmd-probe pages PID ADDR PAGES [PID ADDR PAGES...]
  *       What physically backs those ranges, from /proc/PID/pagemap (needs
@@ -55,12 +56,13 @@ static int cmd_info(void) {
         }
         printf("pages_owned=%" PRIu64 " pages_mapped=%" PRIu64 " bytes_saved=%" PRIu64 " merged=%" PRIu64
                " merged_zero=%" PRIu64 " busy=%" PRIu64 " changed=%" PRIu64 " differs=%" PRIu64
-               " unsupported=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d\n",
+               " unsupported=%" PRIu64 " no_memory=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d\n",
                info.stats[KSMD_HELPER_STAT_PAGES_OWNED], info.stats[KSMD_HELPER_STAT_PAGES_MAPPED],
                info.stats[KSMD_HELPER_STAT_BYTES_SAVED], info.stats[KSMD_HELPER_STAT_MERGED],
                info.stats[KSMD_HELPER_STAT_MERGED_ZERO], info.stats[KSMD_HELPER_STAT_BUSY],
                info.stats[KSMD_HELPER_STAT_CHANGED], info.stats[KSMD_HELPER_STAT_DIFFERS],
-               info.stats[KSMD_HELPER_STAT_UNSUPPORTED], info.features,
+               info.stats[KSMD_HELPER_STAT_UNSUPPORTED], info.stats[KSMD_HELPER_STAT_NO_MEMORY],
+               info.features,
                (info.features & KSMD_HELPER_FEATURE_THP_SPLIT) != 0);
         return 0;
 }

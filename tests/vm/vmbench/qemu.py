@@ -11,7 +11,26 @@ import time
 QEMU = "qemu-system-x86_64"
 
 
-def command(kernel_image, initrd, memory_mib, cpus, append):
+def numa_args(memory_mib, cpus, nodes):
+    """Splits memory and CPUs evenly between `nodes` NUMA nodes (none for one node)."""
+    if nodes <= 1:
+        return []
+    args = []
+    per_cpus = cpus // nodes
+    for n in range(nodes):
+        args += ["-object", f"memory-backend-ram,id=mem{n},size={memory_mib // nodes}M",
+                 "-numa", f"node,nodeid={n},memdev=mem{n},cpus={n * per_cpus}-{(n + 1) * per_cpus - 1}"]
+    return args
+
+
+def smp_arg(cpus, nodes):
+    """One socket per NUMA node: CPUs of one package on two nodes make the guest kernel WARN."""
+    if nodes <= 1:
+        return str(cpus)
+    return f"{cpus},sockets={nodes},cores={cpus // nodes},threads=1"
+
+
+def command(kernel_image, initrd, memory_mib, cpus, append, numa_nodes=1):
     # One host thread runs every vCPU in turn. With multi-threaded TCG (QEMU 7.2, Debian 12) a vCPU
     # now and then executes an int3 that the kernel's text_poke_bp() has already removed on another
     # vCPU: the 6.12 guest oopses in sched_clock_cpu or wherever a static key flipped, at boot or in
@@ -23,7 +42,8 @@ def command(kernel_image, initrd, memory_mib, cpus, append):
         "-accel", "tcg,thread=single",
         "-cpu", "max",
         "-m", str(memory_mib),
-        "-smp", str(cpus),
+        "-smp", smp_arg(cpus, numa_nodes),
+        *numa_args(memory_mib, cpus, numa_nodes),
         "-nodefaults",
         "-display", "none",
         "-serial", "stdio",
