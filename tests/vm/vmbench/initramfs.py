@@ -79,9 +79,21 @@ def kernel_module_order(moddir, names):
         order.append(rel)
 
     for n in names:
+        if _builtin(moddir, n):
+            continue
         rel, _ = _module_path(moddir, n)
         visit(rel)
     return order
+
+
+def _builtin(moddir, name):
+    """Whether the kernel has module name built in (lz4 is, on 7.x)."""
+    want = name.replace("-", "_")
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return any(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_") == want for line in f)
+    except FileNotFoundError:
+        return False
 
 
 def _install_kernel_module(moddir, rel, root):
