@@ -11,6 +11,16 @@
  * seconds pass, or stdin closes with --stdin) every child verifies all its
  * pages and the parent exits 0 only if every child read back exactly its
  * own content. On SIGTERM/SIGINT it ends its children, by pid, and exits.
+ * On SIGUSR2 every child rewrites the first half of its duplicate pages with
+ * the next generation of their contents (still the same in every process,
+ * different from before) and prints "rewritten PID GEN": writes that a
+ * checkpoint tool tracking dirty pages must see, to pages a deduplicator
+ * merges again, while the other half stays as it was (and merged). The
+ * generation a process remembers is in its own memory, which a checkpoint
+ * may restore as old as the pages: with --expect-gen FILE the verification
+ * takes the generation the rewritten pages must hold from FILE instead (a
+ * decimal number, written by whoever sent the SIGUSR2s) and says when the
+ * process remembered another.
  *
  * With --touch-procs K the first K processes also run a memory-touching
  * thread (the benchmarks' measure of the workload's own slowdown): it reads
@@ -63,6 +73,7 @@ static struct {
         unsigned volatile_period_ms;
         unsigned touch_procs;
         const char *touch_counter;
+        const char *expect_gen;    /* file holding the generation the rewritten pages must hold */
 } opt = {
         .procs = 4,
         .pages = 64 * 256,
@@ -73,12 +84,15 @@ static struct {
         .volatile_period_ms = 10,
 };
 
-static volatile sig_atomic_t got_verify, got_stop;
+static volatile sig_atomic_t got_verify, got_stop, got_rewrite;
+static uint64_t dup_gen;        /* generation of the rewritten duplicate pages' contents (SIGUSR2) */
 static _Atomic uint64_t *touch_counts;   /* MAX_PROCS slots, shared with the parent and readers */
 
 static void on_signal(int sig) {
         if (sig == SIGUSR1)
                 got_verify = 1;
+        else if (sig == SIGUSR2)
+                got_rewrite = 1;
         else
                 got_stop = 1;
 }
@@ -98,6 +112,11 @@ static enum page_kind kind_of(uint64_t page) {
         return KIND_UNIQUE;
 }
 
+/* The duplicate pages SIGUSR2 rewrites: the first half of them. */
+static bool dup_rewritten(uint64_t page) {
+        return page < (uint64_t) (opt.dup * opt.pages) / 2;
+}
+
 static uint64_t splitmix64(uint64_t *x) {
         uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -115,7 +134,8 @@ static void fill_page(uint64_t *dst, unsigned proc, uint64_t page, uint64_t gen)
                 return;
         }
         if (k == KIND_DUP)
-                state = opt.seed * 0x100000001b3ull ^ (opt.dup_groups ? page % opt.dup_groups : page);
+                state = opt.seed * 0x100000001b3ull ^ (opt.dup_groups ? page % opt.dup_groups : page) ^
+                        ((dup_rewritten(page) ? dup_gen : 0) << 40);
         else
                 state = opt.seed ^ ((uint64_t) (proc + 1) << 48) ^ page ^ (gen << 32) ^ 0x5555;
         for (unsigned i = 0; i < PAGE_BYTES / sizeof(uint64_t); i++)
@@ -208,6 +228,20 @@ static uint64_t verify(Child *c) {
         return bad;
 }
 
+/* SIGUSR2 in a child: the rewritten half of the duplicate pages take their next generation's contents. */
+static int rewrite_dups(Child *c) {
+        uint64_t buf[PAGE_BYTES / sizeof(uint64_t)];
+        char line[64];
+
+        dup_gen++;
+        for (uint64_t page = 0; page < opt.pages && dup_rewritten(page); page++) {
+                fill_page(buf, c->proc, page, 0);
+                memcpy(c->mem + page * PAGE_BYTES, buf, PAGE_BYTES);
+        }
+        snprintf(line, sizeof(line), "rewritten %d %" PRIu64 "\n", getpid(), dup_gen);
+        return write(STDOUT_FILENO, line, strlen(line)) < 0 ? -errno : 0;
+}
+
 /* Runs in the child: allocate, fill, report, wait for verify/stop. Exit 0 if intact. */
 static int child_main(unsigned proc, int report_fd) {
         size_t bytes = opt.pages * PAGE_BYTES;
@@ -262,8 +296,11 @@ static int child_main(unsigned proc, int report_fd) {
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         sigaddset(&mask, SIGTERM);
-        (void) sigwait(&mask, &sig);
+        while (sigwait(&mask, &sig) == 0 && sig == SIGUSR2)
+                if (rewrite_dups(&c) < 0)
+                        return 2;
 
         atomic_store(&c.stop, true);
         if (have_writer)
@@ -272,6 +309,24 @@ static int child_main(unsigned proc, int report_fd) {
                 pthread_join(touch_thread, NULL);
         if (sig == SIGTERM)
                 return 3;
+        if (opt.expect_gen) {
+                uint64_t want;
+                FILE *f = fopen(opt.expect_gen, "re");
+                int n = f ? fscanf(f, "%" SCNu64, &want) : 0;
+
+                if (f)
+                        fclose(f);
+                if (n != 1) {
+                        fprintf(stderr, "ksmd-workload: process %u (pid %d): no generation in %s\n", proc,
+                                getpid(), opt.expect_gen);
+                        return 2;
+                }
+                if (want != dup_gen)
+                        fprintf(stderr, "ksmd-workload: process %u (pid %d): it remembers generation "
+                                "%" PRIu64 " of the rewritten pages, %s says %" PRIu64 "\n", proc, getpid(),
+                                dup_gen, opt.expect_gen, want);
+                dup_gen = want;
+        }
         bad = verify(&c);
         if (bad)
                 fprintf(stderr, "ksmd-workload: process %u (pid %d): %" PRIu64 " of %" PRIu64
@@ -295,7 +350,9 @@ static void usage(void) {
                "  --hold SECONDS       verify and exit after this long (default: on SIGUSR1)\n"
                "  --stdin              verify and exit when standard input reaches end of file\n"
                "  --touch-procs K      the first K processes run a memory-touching thread (default 0)\n"
-               "  --touch-counter FILE each touching process counts its operations in FILE\n",
+               "  --touch-counter FILE each touching process counts its operations in FILE\n"
+               "  --expect-gen FILE    on verify, the pages SIGUSR2 rewrites must hold the generation\n"
+               "                       FILE holds (a number), not the one the process remembers\n",
                MAX_PROCS);
 }
 
@@ -329,6 +386,7 @@ static int parse_args(int argc, char *argv[]) {
                 { "stdin", no_argument, NULL, 'i' },
                 { "touch-procs", required_argument, NULL, 'T' },
                 { "touch-counter", required_argument, NULL, 'C' },
+                { "expect-gen", required_argument, NULL, 'E' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -398,6 +456,9 @@ static int parse_args(int argc, char *argv[]) {
                 case 'C':
                         opt.touch_counter = optarg;
                         break;
+                case 'E':
+                        opt.expect_gen = optarg;
+                        break;
                 case 'h':
                         usage();
                         exit(0);
@@ -455,6 +516,7 @@ int main(int argc, char *argv[]) {
         /* Children wait for these with sigwait(), so block them before fork. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGUSR1);
+        sigaddset(&mask, SIGUSR2);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
@@ -493,10 +555,11 @@ int main(int argc, char *argv[]) {
         printf("ready\n");
         fflush(stdout);
 
-        sigprocmask(SIG_UNBLOCK, &mask, NULL);
         sigaction(SIGUSR1, &sa, NULL);
+        sigaction(SIGUSR2, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
 
         for (time_t end = opt.hold_s ? time(NULL) + opt.hold_s : 0; !got_verify && !got_stop;) {
                 struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -504,6 +567,11 @@ int main(int argc, char *argv[]) {
 
                 if (end && time(NULL) >= end)
                         break;
+                if (got_rewrite) {
+                        got_rewrite = 0;
+                        for (unsigned p = 0; p < opt.procs; p++)
+                                kill(pids[p], SIGUSR2);
+                }
                 if (opt.stdin_mode) {
                         if (poll(&pfd, 1, 200) > 0 && read(STDIN_FILENO, buf, sizeof(buf)) <= 0)
                                 break;

@@ -238,6 +238,17 @@ static inline struct mm_struct *kh_mm_access(struct task_struct *task,
 #endif
 }
 
+/* Set @flags on @vma; the caller holds the mmap lock for writing. */
+static inline void kh_vm_flags_set(struct vm_area_struct *vma,
+				   unsigned long flags)
+{
+#ifdef KH_LINUX_6_1
+	vma->vm_flags |= flags;
+#else
+	vm_flags_set(vma, flags);
+#endif
+}
+
 /* Split the locked, referenced THP holding @page; @page stays locked. */
 static inline int kh_split_huge_page(struct page *page)
 {

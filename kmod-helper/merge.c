@@ -43,6 +43,21 @@
  * On 6.1 the memory of a process that holds long-term pins is refused:
  * see kh_mm_pins_may_go_stale().
  *
+ * A shared page is not anonymous, and khugepaged and MADV_COLLAPSE assume
+ * an anonymous VMA holds nothing else: they check a PMD range's pages
+ * under the mmap read lock, drop it, and collapse the range later under
+ * the write lock. A merge in between puts a shared page in the range. The
+ * collapse then gives up on it by itself: the page is never on an LRU list,
+ * so folio_isolate_lru() fails (SCAN_DEL_PAGE_LRU) and the range is left
+ * as it was; this holds on 6.1, 6.12 and 7.x. But a kernel built with
+ * CONFIG_DEBUG_VM first asserts (VM_BUG_ON_FOLIO) that the page is
+ * anonymous, and that is a BUG. On such a kernel only, a shared page is
+ * mapped only into a VMA with VM_NOHUGEPAGE, which this module sets under
+ * the write lock before the first merge into it; both collapses check the
+ * VMA's flags again under the write lock, so one that checked the pages
+ * before then gives up, and none starts after. Elsewhere the flag is left
+ * alone: it would turn off huge pages for the whole VMA (a guest's RAM).
+ *
  * Anything unexpected stops the item with nothing changed, or with only a
  * write-protect done, which the kernel undoes on the next write fault.
  */
@@ -874,6 +889,33 @@ static void kh_merge_sides(struct kh_item *it, struct kh_side *t,
 }
 
 /*
+ * Whether khugepaged or MADV_COLLAPSE may be about to collapse a range of
+ * @vma that this module must keep them from (see the DOC above).
+ */
+static bool kh_collapse_may_run(struct vm_area_struct *vma)
+{
+	return IS_ENABLED(CONFIG_DEBUG_VM) && !(vma->vm_flags & VM_NOHUGEPAGE);
+}
+
+/*
+ * Set VM_NOHUGEPAGE on the VMA of @mm at @addr, if it is one that merges
+ * may map shared pages into (CONFIG_DEBUG_VM only; see the DOC above).
+ */
+static int kh_forbid_collapse(struct mm_struct *mm, unsigned long addr)
+{
+	struct vm_area_struct *vma;
+
+	if (mmap_write_lock_killable(mm))
+		return -EINTR;
+	vma = find_vma(mm, addr);
+	if (vma && addr >= vma->vm_start &&
+	    kh_vma_reason(vma) == KSMD_HELPER_REASON_NONE)
+		kh_vm_flags_set(vma, VM_NOHUGEPAGE);
+	mmap_write_unlock(mm);
+	return 0;
+}
+
+/*
  * Whether the bytes of @t (a page, not the zero page) may equal those of
  * the source: the shared page @kp, else the zero page (@s NULL for
  * MERGE_ZERO, or mapping it), else s->page. An unlocked look, taken before
@@ -976,6 +1018,7 @@ static void kh_merge_item(struct kh_item *it)
 	struct kh_side t = { .addr = it->addr };
 	struct kh_side s = { .addr = it->src_addr };
 	struct kh_page *kp = NULL;
+	bool forbidden = false;
 
 	t.mm = kh_pidfd_mm(it->pidfd);
 	if (IS_ERR(t.mm)) {
@@ -1006,11 +1049,30 @@ static void kh_merge_item(struct kh_item *it)
 		}
 	}
 
+again:
 	if (kh_lock_mms(t.mm, s.mm)) {
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 		goto out_mm;
 	}
 	if (kh_sides_lookup(it, &t, &s, kp)) {
+		bool t_open = kh_collapse_may_run(t.vma);
+		bool s_open = s.vma && kh_collapse_may_run(s.vma);
+
+		/* Either side may get a shared page: see the DOC above. */
+		if (t_open || s_open) {
+			kh_side_release(&s);
+			kh_side_release(&t);
+			kh_unlock_mms(t.mm, s.mm);
+			if (forbidden ||
+			    (t_open && kh_forbid_collapse(t.mm, t.addr)) ||
+			    (s_open && kh_forbid_collapse(s.mm, s.addr))) {
+				kh_set(it, KSMD_HELPER_RESULT_BUSY,
+				       KSMD_HELPER_REASON_NONE);
+				goto out_mm;
+			}
+			forbidden = true;
+			goto again;
+		}
 		kh_merge_sides(it, &t, &s, kp);
 		kh_side_release(&s);
 		kh_side_release(&t);

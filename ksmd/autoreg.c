@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -51,6 +52,74 @@ bool autoreg_match(const Settings *s, const AutoregProcess *p) {
                owner_qualifies(s, p);
 }
 
+static int hex_value(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int autoreg_guest_name(const char *cgroup, char *ret, size_t size) {
+        static const char prefix[] = "machine-", suffix[] = ".scope";
+        const char *scope = NULL, *p, *end;
+        char name[256];
+        size_t n = 0, len = 0, skip = 0;
+
+        assert(size > REGION_NAME_MAX);
+        /* The first component that is a machine scope. */
+        for (p = cgroup; p && *p; p += len) {
+                p += strspn(p, "/");
+                len = strcspn(p, "/");
+                if (len > strlen(prefix) + strlen(suffix) && strncmp(p, prefix, strlen(prefix)) == 0 &&
+                    strncmp(p + len - strlen(suffix), suffix, strlen(suffix)) == 0) {
+                        scope = p;
+                        break;
+                }
+        }
+        if (!scope)
+                return -ENOENT;
+
+        /* Undo systemd's unit name escaping: only "\xNN", never a NUL. */
+        end = scope + len - strlen(suffix);
+        for (p = scope + strlen(prefix); p < end; p++) {
+                char c = *p;
+
+                if (c == '\\') {
+                        int hi, lo;
+
+                        if (end - p < 4 || p[1] != 'x' || (hi = hex_value(p[2])) < 0 ||
+                            (lo = hex_value(p[3])) < 0 || (hi | lo) == 0)
+                                return -EINVAL;
+                        c = (char) (hi << 4 | lo);
+                        p += 3;
+                }
+                if (n >= sizeof(name) - 1)
+                        return -EINVAL;
+                name[n++] = c;
+        }
+        name[n] = 0;
+
+        /* libvirt's machine names are "DRIVER-ID-NAME"; its QEMU driver's "qemu-ID-". */
+        if (strncmp(name, "qemu-", 5) == 0) {
+                size_t digits = strspn(name + 5, "0123456789");
+
+                if (digits > 0 && name[5 + digits] == '-' && name[6 + digits])
+                        skip = 6 + digits;
+        }
+        n -= skip;
+        if (n > REGION_NAME_MAX)
+                n = REGION_NAME_MAX;
+        memmove(name, name + skip, n);
+        name[n] = 0;
+        if (!region_name_is_valid(name))
+                return -EINVAL;
+        memcpy(ret, name, n + 1);
+        return 0;
+}
+
 /* What the rules need of pid; false if it is gone or a kernel thread (no executable, no memory). */
 static bool read_process(pid_t pid, AutoregProcess *p, char *cgroup, size_t cgroup_size, char *exe,
                          size_t exe_size) {
@@ -89,9 +158,12 @@ static int register_process(AutoRegister *a, pid_t pid, const AutoregProcess *p)
                 a->over_quota_logged = owner;
                 return -EDQUOT;
         }
-        /* Named after its executable, when that makes a valid name (cut to the limit). */
-        memcpy(name, p->exe, strnlen(p->exe, REGION_NAME_MAX));
-        name[strnlen(p->exe, REGION_NAME_MAX)] = 0;
+        /* Named after its guest, else after its executable when that makes a valid name (cut to the
+         * limit). */
+        if (autoreg_guest_name(p->cgroup, name, sizeof(name)) < 0) {
+                memcpy(name, p->exe, strnlen(p->exe, REGION_NAME_MAX));
+                name[strnlen(p->exe, REGION_NAME_MAX)] = 0;
+        }
         r = manager_register(m,
                              &(RegionRequest) { .pid = pid, .whole = true, .owner_uid = owner,
                                                 .name = region_name_is_valid(name) ? name : NULL },
@@ -99,11 +171,17 @@ static int register_process(AutoRegister *a, pid_t pid, const AutoregProcess *p)
         if (r >= 0) {
                 /* The owner of the process chose both: escaped for the log. */
                 char exe_text[ESCAPE_SIZE_MAX(255)], cgroup_text[1024];
+                char name_text[ESCAPE_SIZE_MAX(REGION_NAME_MAX)] = "unnamed";
+                bool named = region_name_is_valid(name);
 
-                log_info("Registered %s (pid %d, uid %u%s%s) automatically ([AutoRegister] in ksmd.conf).",
+                if (named)
+                        (void) escape_str(name, name_text, sizeof(name_text));
+                log_info("Registered %s (pid %d, uid %u%s%s) automatically as %s%s%s ([AutoRegister] in "
+                         "ksmd.conf).",
                          escape_str(p->exe, exe_text, sizeof(exe_text)), (int) pid, (unsigned) p->uid,
                          p->cgroup ? ", cgroup " : "",
-                         escape_str(p->cgroup, cgroup_text, sizeof(cgroup_text)));
+                         escape_str(p->cgroup, cgroup_text, sizeof(cgroup_text)),
+                         named ? "\"" : "", name_text, named ? "\"" : "");
         }
         return r;
 }

@@ -17,10 +17,11 @@
  *                qemu-system-x86_64)
  *
  * The owner qualifies when its real and effective uid are in User=, or its
- * real and effective gid in Group=. A process is registered once, its
- * region named after the executable (cut to REGION_NAME_MAX; unnamed if not
- * printable ASCII) and put in the merge domain DomainPolicy= says; its
- * region goes away with it. A process of an owner named in User=/Group= is
+ * real and effective gid in Group=. A process is registered once and put in
+ * the merge domain DomainPolicy= says; its region goes away with it. The
+ * region is named after its guest when the process lives in a systemd
+ * machine scope (autoreg_guest_name()), else after its executable (cut to
+ * REGION_NAME_MAX; unnamed if not printable ASCII). A process of an owner named in User=/Group= is
  * the operator's choice and counts as root's; one that a Cgroup= rule alone
  * brings in counts against its owner's MaxRegionsPerClient= and
  * MaxPagesPerOwner= (ledger.h). The rules are the Manager's settings, read
@@ -53,6 +54,20 @@ typedef struct AutoregProcess {
 
 /* true if a rule of s matches p (see above). */
 bool autoreg_match(const Settings *s, const AutoregProcess *p);
+
+/*
+ * The name of the guest whose systemd machine scope holds the cgroup v2 path
+ * cgroup: the first component "machine-NAME.scope" (systemd-machined's, in
+ * machine.slice or a slice below it), NAME with systemd's \xNN escapes undone
+ * and libvirt's "qemu-ID-" prefix removed, cut to REGION_NAME_MAX:
+ * "/machine.slice/machine-qemu\x2d1\x2dguest1.scope/libvirt/emulator" gives
+ * "guest1". Writes it to ret (size > REGION_NAME_MAX) and returns 0;
+ * -ENOENT if no component is a machine scope, -EINVAL if its name is
+ * malformed (a backslash not followed by x and two hex digits, an escaped
+ * NUL) or not a valid region name (region_name_is_valid()). ret is
+ * untouched on failure.
+ */
+int autoreg_guest_name(const char *cgroup, char *ret, size_t size);
 
 /* Walks /proc on m's event loop from the first iteration on, with the rules in m's settings. */
 int autoreg_new(Manager *m, AutoRegister **ret);

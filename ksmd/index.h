@@ -94,6 +94,7 @@ typedef enum PageState {
         PAGE_ZERO,               /* all zero at the last read (no hash computed) */
         PAGE_SHARING,            /* maps a shared page of the helper whose content hash is in the slot */
         PAGE_ZERO_MERGED,        /* the helper's MERGE_ZERO made it map the zero page */
+        PAGE_REFUSED,            /* the helper refused it; the hash bits hold the PageReason (reasons.h) */
         _PAGE_STATE_MAX,
         _PAGE_STATE_INVALID = -1,
 } PageState;

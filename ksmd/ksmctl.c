@@ -25,9 +25,11 @@
 #include "build-config.h"
 #include "bus-api.h"
 #include "escape.h"
+#include "ksmctl.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "openmetrics.h"
 #include "parse-util.h"
 #include "pidfd-util.h"
 #include "proc-process.h"
@@ -41,20 +43,13 @@ enum {
         EXIT_DENIED = 4,
 };
 
-/* A string from the daemon shown on a terminal is cut to this many bytes. */
-#define TEXT_MAX 2048
 #define KSMCTL_CONNECT_TIMEOUT_USEC (30 * USEC_PER_SEC)
 
-/* A command's arguments, checked before ksmctl connects to the daemon. */
-typedef struct Args {
-        uint64_t pid;
-        bool range;
-        uint64_t start, length;          /* bytes, with range */
-        uint32_t id;                     /* a region */
-} Args;
-
 static const char *arg_socket = "/run/ksmd/ksmd.sock";
-static bool arg_json;
+bool arg_json;
+bool arg_verbose;
+const char *arg_output;
+int arg_format = -1;
 static uint64_t arg_scans = 3;
 static const char *arg_name;
 static const char *arg_domain;
@@ -64,8 +59,9 @@ static void help(void) {
                "Control the ksmd memory deduplication daemon.\n\n"
                "Commands:\n"
                "  status                        Mode, helper version, rate and savings\n"
-               "  stats                         Global statistics\n"
-               "  list                          Registered regions with their statistics\n"
+               "  stats                         Global statistics, under headings\n"
+               "  list                          Registered regions, one line each, by saving\n"
+               "  explain ID                    Why the pages of a region are, or are not, merged\n"
                "  register [--name=NAME] [--domain=DOMAIN] PID [START LENGTH]\n"
                "                                Register a process, or a range of it "
                "(bytes; 0x... allowed),\n"
@@ -80,7 +76,12 @@ static void help(void) {
                "                                what merging would save (merges nothing; needs root)\n\n"
                "Options:\n"
                "  --socket=PATH   The daemon's socket (default %s)\n"
-               "  --json          Machine-readable output for status, stats, list and estimate\n"
+               "  --json          Machine-readable output for status, stats, list, explain and estimate\n"
+               "  -v --verbose    list: every statistic of every region, one per line\n"
+               "  --format=openmetrics|prometheus\n"
+               "                  stats: every statistic of the host, domains and regions as metrics\n"
+               "                  (OpenMetrics 1.0, or the text format node_exporter reads)\n"
+               "  --output=FILE   stats --format=: replace FILE atomically instead of stdout\n"
                "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
                "  --name=NAME     A label for the region register makes, such as a VM's name\n"
                "  --domain=NAME   The merge domain of the region register makes (root only)\n"
@@ -173,7 +174,6 @@ static int connect_daemon(sd_bus **ret) {
         return 0;
 }
 
-/* Calls a method; on failure prints the daemon's error and returns -errno (-EACCES: access denied). */
 /* Sends m (-errno r if building it failed); on failure prints the daemon's error, as call() does. */
 static int call_message(sd_bus *bus, sd_bus_message *m, int r, sd_bus_message **reply) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -190,7 +190,7 @@ static int call_message(sd_bus *bus, sd_bus_message *m, int r, sd_bus_message **
         return r;
 }
 
-static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
+int call(sd_bus *bus, const char *method, sd_bus_message **reply, const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         va_list ap;
         int r;
@@ -208,7 +208,7 @@ static int call(sd_bus *bus, const char *method, sd_bus_message **reply, const c
         return call_message(bus, m, r, reply);
 }
 
-static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
+int get_property(sd_bus *bus, const char *name, char type, void *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         char text[TEXT_MAX];
         int r;
@@ -233,7 +233,7 @@ static int get_property(sd_bus *bus, const char *name, char type, void *ret) {
  * comes over D-Bus (sd-bus refuses it) and estimate escapes the names it reads, but should one come,
  * it is written as the text \xNN, as escape.h writes it.
  */
-static void print_json_string(const char *s) {
+void print_json_string(const char *s) {
         size_t n = strlen(s);
 
         putchar('"');
@@ -256,11 +256,19 @@ static void print_json_string(const char *s) {
         putchar('"');
 }
 
-static void format_bytes(uint64_t b, char *buf, size_t size) {
-        if (b >= (UINT64_C(1) << 30))
-                snprintf(buf, size, "%.1f GiB", (double) b / (double) (UINT64_C(1) << 30));
-        else
-                snprintf(buf, size, "%.1f MiB", (double) b / (double) (UINT64_C(1) << 20));
+const char *format_size(uint64_t bytes, char *buf, size_t size) {
+        static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        double v = (double) bytes;
+        size_t u = 0;
+
+        if (bytes < 1024) {
+                snprintf(buf, size, "%" PRIu64 " B", bytes);
+                return buf;
+        }
+        for (v /= 1024.0; v >= 1023.95 && u + 1 < ELEMENTSOF(units); u++)
+                v /= 1024.0;
+        snprintf(buf, size, "%.1f %s", v, units[u]);
+        return buf;
 }
 
 /* The values of keys[] in GetStatistics' a{st}; a key the daemon did not give stays UINT64_MAX. */
@@ -294,15 +302,96 @@ static char *get_status_line(sd_bus *bus) {
         return status;
 }
 
+/* One answer of HostKernel: what the daemon found the kernel does, asked at start. */
+typedef struct HostAnswerText {
+        const char *name, *answer, *seen, *instead; /* borrowed from the reply */
+} HostAnswerText;
+
+#define HOST_ANSWERS_MAX 32
+
+/* HostKernel, a(ssss), into at most HOST_ANSWERS_MAX answers borrowed from *ret_reply. */
+static int get_host_kernel(sd_bus *bus, sd_bus_message **ret_reply, HostAnswerText *ret, size_t *ret_n) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char text[TEXT_MAX];
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_get_property(bus, NULL, BUS_OBJECT_PATH, BUS_INTERFACE, "HostKernel", &error, ret_reply,
+                                "a(ssss)");
+        if (r < 0) {
+                fprintf(stderr, "ksmctl: reading HostKernel failed: %s\n",
+                        error_text(&error, r, text, sizeof(text)));
+                r = errno_of_bus_error(&error, r);
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_enter_container(*ret_reply, 'a', "(ssss)");
+        while (r >= 0 && n < HOST_ANSWERS_MAX &&
+               (r = sd_bus_message_read(*ret_reply, "(ssss)", &ret[n].name, &ret[n].answer, &ret[n].seen,
+                                        &ret[n].instead)) > 0)
+                n++;
+        *ret_n = n;
+        return r < 0 ? -EBADMSG : 0;
+}
+
+/*
+ * The kernel's release, the features it has on one line, then one line for
+ * each it lacks or the daemon could not ask about, with what ksmd does
+ * instead.
+ */
+static void print_host_kernel(const char *release, const HostAnswerText *h, size_t n) {
+        char text[TEXT_MAX], seen[TEXT_MAX], instead[TEXT_MAX];
+        bool any = false;
+
+        printf("     kernel: %s\n        has:", escape_text(release, text, sizeof(text)));
+        for (size_t i = 0; i < n; i++)
+                if (streq(h[i].answer, "yes")) {
+                        printf("%s %s", any ? "," : "", escape_text(h[i].name, text, sizeof(text)));
+                        any = true;
+                }
+        printf("%s\n", any ? "" : " none of what ksmd probes");
+        for (size_t i = 0; i < n; i++)
+                if (!streq(h[i].answer, "yes"))
+                        printf("%11s %s: %s; instead, %s\n",
+                               streq(h[i].answer, "no") ? "missing" : "untested",
+                               escape_text(h[i].name, text, sizeof(text)),
+                               escape_text(h[i].seen, seen, sizeof(seen)),
+                               escape_text(h[i].instead, instead, sizeof(instead)));
+}
+
+static void print_host_kernel_json(const char *release, const HostAnswerText *h, size_t n) {
+        printf(",\"kernel_release\":");
+        print_json_string(release);
+        printf(",\"host_kernel\":[");
+        for (size_t i = 0; i < n; i++) {
+                printf("%s{\"name\":", i > 0 ? "," : "");
+                print_json_string(h[i].name);
+                printf(",\"answer\":");
+                print_json_string(h[i].answer);
+                printf(",\"seen\":");
+                print_json_string(h[i].seen);
+                printf(",\"instead\":");
+                print_json_string(h[i].instead);
+                printf("}");
+        }
+        printf("]");
+}
+
 /*
  * Settings and state from properties; figures from GetStatistics, which
  * gives a caller other than root those of its own regions only.
  */
 static int cmd_status(sd_bus *bus, const Args *a) {
         static const char *const keys[] = { "batch_pages", "batch_sleep_usec", "full_scans", "saving_bytes",
-                                            "metadata_bytes", "regions" };
-        enum { BATCH_PAGES, BATCH_SLEEP, SCANS, SAVING, METADATA, REGIONS };
-        _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL;
+                                            "metadata_bytes", "regions", "cow_debt_bytes",
+                                            "cow_available_bytes", "cow_headroom_bytes", "cow_reserve_bytes",
+                                            "cow_guard_holding" };
+        enum { BATCH_PAGES, BATCH_SLEEP, SCANS, SAVING, METADATA, REGIONS, COW_DEBT, COW_AVAILABLE,
+               COW_HEADROOM, COW_RESERVE, COW_HOLDING };
+        _cleanup_free_ char *version = NULL, *mode = NULL, *helper = NULL, *status = NULL, *release = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *host_reply = NULL;
+        HostAnswerText host[HOST_ANSWERS_MAX];
+        size_t n_host = 0;
         uint64_t pages_to_scan = 0, sleep_usec = 0, v[ELEMENTSOF(keys)];
         char sb[32], mb[32], version_text[TEXT_MAX], mode_text[TEXT_MAX], helper_text[TEXT_MAX],
                 status_text[TEXT_MAX];
@@ -314,6 +403,8 @@ static int cmd_status(sd_bus *bus, const Args *a) {
             (r = get_property(bus, "Paused", 'b', &paused)) < 0 ||
             (r = get_property(bus, "PagesToScan", 't', &pages_to_scan)) < 0 ||
             (r = get_property(bus, "SleepUSec", 't', &sleep_usec)) < 0 ||
+            (r = get_property(bus, "KernelRelease", 's', &release)) < 0 ||
+            (r = get_host_kernel(bus, &host_reply, host, &n_host)) < 0 ||
             (r = get_statistics(bus, keys, v, ELEMENTSOF(keys))) < 0)
                 return r;
         status = get_status_line(bus);
@@ -332,16 +423,23 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                        v[SCANS], v[SAVING], v[REGIONS]);
                 if (v[METADATA] != UINT64_MAX)
                         printf(",\"metadata_bytes\":%" PRIu64, v[METADATA]);
+                if (v[COW_DEBT] != UINT64_MAX)
+                        printf(",\"cow_debt_bytes\":%" PRIu64 ",\"cow_available_bytes\":%" PRIu64
+                               ",\"cow_headroom_bytes\":%" PRIu64 ",\"cow_reserve_bytes\":%" PRIu64
+                               ",\"cow_guard_holding\":%s",
+                               v[COW_DEBT], v[COW_AVAILABLE], v[COW_HEADROOM], v[COW_RESERVE],
+                               v[COW_HOLDING] == 1 ? "true" : "false");
                 if (status) {
                         printf(",\"status\":");
                         print_json_string(status);
                 }
+                print_host_kernel_json(release, host, n_host);
                 printf("}\n");
                 return 0;
         }
 
-        format_bytes(v[SAVING], sb, sizeof(sb));
-        format_bytes(v[METADATA], mb, sizeof(mb));
+        format_size(v[SAVING], sb, sizeof(sb));
+        format_size(v[METADATA], mb, sizeof(mb));
         printf("       ksmd: %s\n", escape_text(version, version_text, sizeof(version_text)));
         printf("       mode: %s%s\n", escape_text(mode, mode_text, sizeof(mode_text)),
                strcmp(mode, "estimate") == 0 ?
@@ -357,8 +455,23 @@ static int cmd_status(sd_bus *bus, const Args *a) {
                status ? "" : " (in your regions)");
         if (v[METADATA] != UINT64_MAX)
                 printf("   metadata: %s\n", mb);
+        if (v[COW_DEBT] != UINT64_MAX) {
+                char debt[32], headroom[32], available[32], reserve[32];
+
+                /* What writing every merged page at once would take back, and what would be left. */
+                printf("  COW guard: unmerge debt %s, headroom %s (of %s available), ",
+                       format_size(v[COW_DEBT], debt, sizeof(debt)),
+                       format_size(v[COW_HEADROOM], headroom, sizeof(headroom)),
+                       format_size(v[COW_AVAILABLE], available, sizeof(available)));
+                if (v[COW_RESERVE] == 0)
+                        printf("no reserve (CowReserve=off)\n");
+                else
+                        printf("reserve %s: %s\n", format_size(v[COW_RESERVE], reserve, sizeof(reserve)),
+                               v[COW_HOLDING] == 1 ? "HOLDING, no new page is merged" : "merging");
+        }
         if (status)
                 printf("     status: %s\n", escape_text(status, status_text, sizeof(status_text)));
+        print_host_kernel(release, host, n_host);
         return 0;
 }
 
@@ -410,7 +523,7 @@ static int cmd_domains(sd_bus *bus, const Args *a) {
                                ",\"pages_zero\":%" PRIu64 ",\"saving_bytes\":%" PRIu64 "}",
                                regions, pages, sharing, zero, (sharing + zero) * PAGE_SIZE_BYTES);
                 } else {
-                        format_bytes((sharing + zero) * PAGE_SIZE_BYTES, sb, sizeof(sb));
+                        format_size((sharing + zero) * PAGE_SIZE_BYTES, sb, sizeof(sb));
                         printf("%-8" PRIu32 " %-32s %8" PRIu64 " %12" PRIu64 " %12s\n", id,
                                escape_text(name, name_text, sizeof(name_text)), regions, pages, sb);
                 }
@@ -423,124 +536,145 @@ static int cmd_domains(sd_bus *bus, const Args *a) {
         return 0;
 }
 
-/* Prints an a{st} dictionary already entered in reply. */
-static int print_dict(sd_bus_message *reply, const char *indent, bool json) {
+int stats_read(sd_bus_message *reply, Stat **ret, size_t *ret_n) {
+        Stat *stats = NULL;
+        size_t n = 0;
         const char *key;
         uint64_t value;
-        bool first = true;
         int r;
 
         r = sd_bus_message_enter_container(reply, 'a', "{st}");
-        if (r < 0)
-                return r;
-        if (json)
-                putchar('{');
-        while ((r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
-                char key_text[TEXT_MAX];
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{st}", &key, &value)) > 0) {
+                Stat *l = reallocarray(stats, n + 1, sizeof(Stat));
 
-                if (json) {
-                        printf("%s", first ? "" : ",");
-                        print_json_string(key);
-                        printf(":%" PRIu64, value);
-                        first = false;
-                } else
-                        printf("%s%-24s %" PRIu64 "\n", indent, escape_text(key, key_text, sizeof(key_text)),
-                               value);
+                if (!l) {
+                        r = -ENOMEM;
+                        break;
+                }
+                stats = l;
+                stats[n].key = strdup(key);
+                stats[n].value = value;
+                if (!stats[n++].key) {
+                        r = -ENOMEM;
+                        break;
+                }
         }
-        if (r < 0)
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                stats_free(stats, n);
                 return r;
-        if (json)
-                putchar('}');
-        return sd_bus_message_exit_container(reply);
+        }
+        *ret = stats;
+        *ret_n = n;
+        return 0;
+}
+
+void stats_free(Stat *stats, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(stats[i].key);
+        free(stats);
+}
+
+void print_stats_json(const Stat *stats, size_t n) {
+        putchar('{');
+        for (size_t i = 0; i < n; i++) {
+                printf("%s", i > 0 ? "," : "");
+                print_json_string(stats[i].key);
+                printf(":%" PRIu64, stats[i].value);
+        }
+        putchar('}');
+}
+
+/* A statistic as ksmctl stats shows it: sizes and times in units (named without _bytes, _usec), pages
+ * with their size. */
+static void print_stat(const char *name, const char *key, uint64_t v) {
+        char buf[32], text[TEXT_MAX];
+        size_t n = strlen(escape_text(name, text, sizeof(text)));
+
+        if (endswith(key, "_bytes") && n > 6)
+                printf("  %-26.*s %s\n", (int) n - 6, text, format_size(v, buf, sizeof(buf)));
+        else if (endswith(key, "_usec") && n > 5)
+                printf("  %-26.*s %.3f s\n", (int) n - 5, text, (double) v / 1e6);
+        else if (startswith(key, "pages") || startswith(key, "reason_") || endswith(key, "_pages"))
+                printf("  %-26s %" PRIu64 " pages (%s)\n", text, v,
+                       format_size(v * PAGE_SIZE_BYTES, buf, sizeof(buf)));
+        else
+                printf("  %-26s %" PRIu64 "\n", text, v);
+}
+
+/*
+ * stats: the statistics under headings, each key under the first group whose prefix it starts with
+ * (the prefix cut off), so that a key of a newer daemon still shows, under "Other".
+ */
+static void print_stats_grouped(const Stat *stats, size_t n) {
+        static const struct {
+                const char *heading;
+                const char *prefixes[6];
+                bool skip_zero;          /* a long list of which few apply: only those with pages */
+        } groups[] = {
+                { "Memory", { "saving_bytes", "metadata_bytes", "tracked_pages", "regions" } },
+                { "Merged pages (the helper, at the last full scan)", { "helper_" } },
+                { "COW guard (CowReserve=)", { "cow_" } },
+                { "Why pages are (not) merged, last full scan (ksmctl explain)", { "reason_" }, true },
+                { "Last full scan", { "pages_" } },
+                { "Scanning", { "full_scans", "last_full_scan_usec", "current_scan_pages", "batch_pages",
+                                "batch_sleep_usec" } },
+                { "Merging", { "merge_requests", "merge_items", "merge_retries", "merge_estimated" } },
+                { "Helper results (pages)", { "merge_" }, true },
+                { "Other", { "" } },
+        };
+        bool *shown = calloc(n, sizeof(bool));
+
+        if (!shown)
+                return;
+        for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
+                bool heading = false;
+
+                for (const char *const *p = groups[g].prefixes; p < groups[g].prefixes + 6 && *p; p++)
+                        for (size_t i = 0; i < n; i++) {
+                                const char *rest = startswith(stats[i].key, *p);
+
+                                if (shown[i] || !rest)
+                                        continue;
+                                shown[i] = true;
+                                if (groups[g].skip_zero && stats[i].value == 0)
+                                        continue;
+                                if (!heading)
+                                        printf("%s%s:\n", g > 0 ? "\n" : "", groups[g].heading);
+                                heading = true;
+                                /* A prefix ending in _ names the group; a whole key stays. */
+                                if (!endswith(*p, "_") || !*rest)
+                                        rest = stats[i].key;
+                                print_stat(rest, stats[i].key, stats[i].value);
+                        }
+        }
+        free(shown);
 }
 
 static int cmd_stats(sd_bus *bus, const Args *a) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Stat *stats = NULL;
+        size_t n = 0;
         int r;
 
+        if (arg_format >= 0)
+                return cmd_stats_metrics(bus, a);
         r = call(bus, "GetStatistics", &reply, NULL);
         if (r < 0)
                 return r;
-        r = print_dict(reply, "", arg_json);
+        r = stats_read(reply, &stats, &n);
         if (r < 0) {
                 fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
                 return -EBADMSG;
         }
-        if (arg_json)
+        if (arg_json) {
+                print_stats_json(stats, n);
                 putchar('\n');
+        } else
+                print_stats_grouped(stats, n);
+        stats_free(stats, n);
         return 0;
-}
-
-static int cmd_list(sd_bus *bus, const Args *a) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        bool first = true;
-        int r;
-
-        r = call(bus, "ListRegions", &reply, NULL);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "(uusbttssa{st})");
-        if (r < 0)
-                goto bad;
-        if (arg_json)
-                putchar('[');
-        for (;;) {
-                const char *name, *note, *merge_note;
-                char text[TEXT_MAX];
-                uint64_t start, length;
-                uint32_t id, pid;
-                int whole;
-
-                r = sd_bus_message_enter_container(reply, 'r', "uusbttssa{st}");
-                if (r < 0)
-                        goto bad;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read(reply, "uusbttss", &id, &pid, &name, &whole, &start, &length, &note,
-                                        &merge_note);
-                if (r < 0)
-                        goto bad;
-                if (arg_json) {
-                        printf("%s{\"id\":%u,\"pid\":%u,\"name\":", first ? "" : ",", id, pid);
-                        print_json_string(name);
-                        printf(",\"whole_process\":%s,\"start\":%" PRIu64
-                               ",\"length\":%" PRIu64 ",\"note\":",
-                               whole ? "true" : "false", start, length);
-                        print_json_string(note);
-                        printf(",\"merge_note\":");
-                        print_json_string(merge_note);
-                        printf(",\"stats\":");
-                } else {
-                        printf("region %u%s%s%s: process %u, ", id, name[0] ? " (" : "",
-                               escape_text(name, text, sizeof(text)), name[0] ? ")" : "", pid);
-                        if (whole)
-                                printf("all private anonymous memory\n");
-                        else
-                                printf("0x%" PRIx64 "-0x%" PRIx64 "\n", start, start + length);
-                        if (note[0])
-                                printf("    note: %s\n", escape_text(note, text, sizeof(text)));
-                        if (merge_note[0])
-                                printf("    helper: %s\n", escape_text(merge_note, text, sizeof(text)));
-                }
-                r = print_dict(reply, "    ", arg_json);
-                if (r < 0)
-                        goto bad;
-                if (arg_json)
-                        putchar('}');
-                first = false;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        goto bad;
-        }
-        if (arg_json)
-                printf("]\n");
-        else if (first)
-                printf("No regions registered.\n");
-        return 0;
-
-bad:
-        fprintf(stderr, "ksmctl: malformed reply: %s\n", strerror(-r));
-        return -EBADMSG;
 }
 
 static int parse_no_args(int argc, char *argv[], Args *ret) {
@@ -810,6 +944,7 @@ static const Verb verbs[] = {
         { "status", parse_no_args, cmd_status },
         { "stats", parse_no_args, cmd_stats },
         { "list", parse_no_args, cmd_list },
+        { "explain", parse_region_id, cmd_explain },
         { "domains", parse_no_args, cmd_domains },
         { "register", parse_register_args, cmd_register },
         { "unregister", parse_region_id, cmd_unregister },
@@ -821,7 +956,8 @@ static const Verb verbs[] = {
 };
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME, ARG_DOMAIN };
+        enum { ARG_VERSION = 0x100, ARG_SOCKET, ARG_JSON, ARG_SCANS, ARG_NAME, ARG_DOMAIN, ARG_FORMAT,
+               ARG_OUTPUT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -830,6 +966,9 @@ int main(int argc, char *argv[]) {
                 { "scans", required_argument, NULL, ARG_SCANS },
                 { "name", required_argument, NULL, ARG_NAME },
                 { "domain", required_argument, NULL, ARG_DOMAIN },
+                { "verbose", no_argument, NULL, 'v' },
+                { "format", required_argument, NULL, ARG_FORMAT },
+                { "output", required_argument, NULL, ARG_OUTPUT },
                 {}
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -838,7 +977,7 @@ int main(int argc, char *argv[]) {
         int c, r;
 
         /* Options may follow the command, as in "ksmctl register --name=vm1 PID". */
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -851,6 +990,22 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_JSON:
                         arg_json = true;
+                        break;
+                case 'v':
+                        arg_verbose = true;
+                        break;
+                case ARG_FORMAT:
+                        arg_format = metric_format_from_string(optarg);
+                        if (arg_format < 0) {
+                                char text[TEXT_MAX];
+
+                                fprintf(stderr, "ksmctl: --format=%s: expected openmetrics or prometheus\n",
+                                        escape_text(optarg, text, sizeof(text)));
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case ARG_OUTPUT:
+                        arg_output = optarg;
                         break;
                 case ARG_SCANS:
                         if (parse_uint64_range(optarg, 1, 1000, &arg_scans) < 0) {
@@ -900,6 +1055,18 @@ int main(int argc, char *argv[]) {
         if ((arg_name || arg_domain) && v->run != cmd_register) {
                 fprintf(stderr, "ksmctl: --%s is an option of register only\n",
                         arg_name ? "name" : "domain");
+                return EXIT_USAGE;
+        }
+        if (arg_verbose && v->run != cmd_list) {
+                fprintf(stderr, "ksmctl: --verbose is an option of list only\n");
+                return EXIT_USAGE;
+        }
+        if (arg_format >= 0 && (v->run != cmd_stats || arg_json)) {
+                fprintf(stderr, "ksmctl: --format= is an option of stats, without --json\n");
+                return EXIT_USAGE;
+        }
+        if (arg_output && arg_format < 0) {
+                fprintf(stderr, "ksmctl: --output is an option of stats --format= only\n");
                 return EXIT_USAGE;
         }
 

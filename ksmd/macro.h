@@ -105,6 +105,19 @@ static inline int negative_errno(void) {
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+/* What follows prefix in s, or NULL if s does not start with it (as systemd's). */
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+static inline bool endswith(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
 /* A NULL-terminated string list literal. */
 #define STRV_MAKE(...) ((char **) (const char *[]) { __VA_ARGS__, NULL })
 

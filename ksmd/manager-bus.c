@@ -120,7 +120,7 @@ static int check_access(const PeerCreds *peer, pid_t pid, int pidfd, const Regis
                                          "/proc/%d/mem it opened itself as the Memory option "
                                          "(ksmctl register does)",
                                          (unsigned) peer->uid, (int) pid, (int) pid);
-        r = access_proof_new(o->memfd, pid, pidfd, &proof, &reason);
+        r = access_proof_new(o->memfd, pid, pidfd, peer->uid, peer->gid, &proof, &reason);
         if (r == -ESRCH)
                 return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_PROCESS, "No process with pid %d",
                                          (int) pid);
@@ -478,6 +478,15 @@ static int append_counters(sd_bus_message *reply, const ScanCounters *sc) {
                 if (r < 0)
                         return r;
         }
+        /* Why pages are not merged (reasons.h): reason_KEY, adding up to the regions' pages. */
+        for (int i = 0; i < _PAGE_REASON_MAX; i++) {
+                char name[64];
+
+                snprintf(name, sizeof(name), "reason_%s", page_reason_to_string((PageReason) i));
+                r = sd_bus_message_append(reply, "{st}", name, sc->pages_by_reason[i]);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -644,14 +653,23 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "batch_sleep_usec", st.batch_sleep_usec);
         if (r >= 0)
                 r = append_merge_results(reply, st.merge.by_result);
+        /* The COW guard's figures (cow-guard.h): a headroom below zero reads as 0. */
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}",
+                                          "cow_debt_bytes", st.cow.debt_bytes,
+                                          "cow_available_bytes", st.cow.available_bytes,
+                                          "cow_headroom_bytes",
+                                          (uint64_t) (st.cow.headroom_bytes > 0 ? st.cow.headroom_bytes : 0),
+                                          "cow_reserve_bytes", st.cow.reserve_bytes,
+                                          "cow_guard_holding", (uint64_t) st.cow.holding,
+                                          "cow_guard_trips", st.cow.trips);
         /* What merging costs the host, as the helper counted it at the end of the last full scan. */
         if (r >= 0 && st.live)
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}",
-                                          "helper_pages_owned", st.helper_pages_owned,
-                                          "helper_owned_bytes", st.helper_pages_owned * PAGE_SIZE_BYTES,
-                                          "helper_pages_mapped", st.helper_pages_mapped,
-                                          "helper_bytes_saved", st.helper_bytes_saved,
-                                          "helper_no_memory", st.helper_no_memory);
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}",
+                                          "helper_owned_pages", st.helper_pages_owned,
+                                          "helper_mapped_pages", st.helper_pages_mapped,
+                                          "helper_saved_bytes", st.helper_bytes_saved,
+                                          "helper_no_memory_items", st.helper_no_memory);
         return r;
 }
 
@@ -785,6 +803,18 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* What the kernel does, as host-probe.h asked it at start: a(ssss), (name, answer, seen, instead) each. */
+static int append_host_kernel(sd_bus_message *reply, const HostProbe *p) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        for (HostFeature f = 0; r >= 0 && f < _HOST_FEATURE_MAX; f++)
+                r = sd_bus_message_append(reply, "(ssss)", host_feature_to_string(f),
+                                          host_answer_to_string(p->answer[f]), p->seen[f],
+                                          host_probe_instead(p, f));
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         BusConnection *c = userdata;
@@ -805,6 +835,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "b", mgr->paused);
         if (strcmp(property, "HelperVersion") == 0)
                 return sd_bus_message_append(reply, "s", mgr->helper ? mgr->helper_info.module_version : "");
+        if (strcmp(property, "KernelRelease") == 0)
+                return sd_bus_message_append(reply, "s", mgr->host.release);
+        if (strcmp(property, "HostKernel") == 0)
+                return append_host_kernel(reply, &mgr->host);
         if (!sees_the_host(&peer))
                 return deny_host_figures(property, &peer, error);
         if (strcmp(property, "Status") == 0) {
@@ -872,6 +906,12 @@ static int property_get_setting(sd_bus *bus, const char *path, const char *inter
         }
         case SETTING_ENUM:
                 return sd_bus_message_append(reply, "s", setting_get_enum_name(t, s));
+        case SETTING_SIZE_OR_PERCENT: {
+                char buf[32];
+                uint64_t v = setting_get_number(t, s);
+
+                return sd_bus_message_append(reply, "s", setting_format_number(t, v, buf, sizeof(buf)));
+        }
         default:
                 return sd_bus_message_append(reply, "t", setting_get_number(t, s));
         }
@@ -886,7 +926,7 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         Manager *mgr = manager_of(c);
         const Setting *t = setting_of_property(property);
         PeerCreds peer;
-        char what[96];
+        char what[96], text[32];
         uint64_t v;
         int r;
 
@@ -897,26 +937,47 @@ static int property_set_setting(sd_bus *bus, const char *path, const char *inter
         if (!t || !(t->flags & SETTING_WRITABLE))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_PROPERTY_READ_ONLY, "%s cannot be changed",
                                          property);
-        r = sd_bus_message_read(value, "t", &v);
-        if (r < 0)
-                return r;
-        if (setting_check_number(t, v, &reason) < 0) {
-                char range[96];
-
-                /* Over D-Bus a time span is a number of microseconds, not "20ms". */
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "%s: %" PRIu64 "%s is out of range; %s= takes %s", property, v,
-                                         t->kind == SETTING_TIME ? " us" : "", t->key,
-                                         setting_format_range(t, range, sizeof(range)));
-        }
         r = settings_copy(&s, &mgr->settings);
         if (r < 0)
                 return r;
-        setting_set_number(t, &s, v);
+        if (t->kind == SETTING_SIZE_OR_PERCENT) {
+                /* A size or a percentage, written as in ksmd.conf ("512M", "10%", "off"). */
+                const char *written;
+
+                r = sd_bus_message_read(value, "s", &written);
+                if (r < 0)
+                        return r;
+                r = setting_parse(t, &s, written, &reason);
+                if (r == -ENOMEM)
+                        return r;
+                v = setting_get_number(t, &s);
+                if (r < 0 || setting_check_number(t, v, &reason) < 0) {
+                        char range[128];
+
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s: %s; %s= takes %s",
+                                                 property, reason ?: "invalid", t->key,
+                                                 setting_format_range(t, range, sizeof(range)));
+                }
+        } else {
+                r = sd_bus_message_read(value, "t", &v);
+                if (r < 0)
+                        return r;
+                if (setting_check_number(t, v, &reason) < 0) {
+                        char range[96];
+
+                        /* Over D-Bus a time span is a number of microseconds, not "20ms". */
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "%s: %" PRIu64 "%s is out of range; %s= takes %s",
+                                                 property, v, t->kind == SETTING_TIME ? " us" : "", t->key,
+                                                 setting_format_range(t, range, sizeof(range)));
+                }
+                setting_set_number(t, &s, v);
+        }
         r = manager_apply_settings(mgr, &s);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot apply %s: %m", property);
-        log_info("%s set to %" PRIu64 " by uid %u until the next reload.", property, v, (unsigned) peer.uid);
+        log_info("%s set to %s by uid %u until the next reload.", property,
+                 setting_format_number(t, v, text, sizeof(text)), (unsigned) peer.uid);
         return 0;
 }
 
@@ -926,6 +987,8 @@ static const sd_bus_vtable manager_vtable_head[] = {
         SD_BUS_PROPERTY("Mode", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Paused", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("HelperVersion", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("KernelRelease", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("HostKernel", "a(ssss)", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Status", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FullScans", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SavingBytes", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

@@ -13,6 +13,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "escape.h"
 #include "log.h"
 #include "manager.h"
 #include "page-hash.h"
@@ -24,6 +25,9 @@
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
 #define MANAGER_REST_TICK_USEC 1000000u
 #define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
+#define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often... */
+#define MANAGER_COW_CGROUPS_USEC 1000000u  /* ...and at the regions' memory cgroups this often */
+#define MANAGER_COW_MAX_SCOPES 64u         /* memory cgroups with a limit it follows, besides the host */
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -86,6 +90,41 @@ static int manager_connect_helper(Manager *m, size_t *ret_max_batch) {
         return 0;
 }
 
+/*
+ * Asks the kernel what it does (host-probe.h), logs each feature it lacks
+ * once with what ksmd does instead, and says what the scanner may rely on.
+ */
+static int manager_probe_host(Manager *m, ScannerConfig *sc) {
+        const HostProbe *p = &m->host;
+        char have[256] = "";
+        size_t n = 0;
+        int r;
+
+        r = host_probe_run(&m->host);
+        if (r < 0)
+                return log_error_errno(r, "Failed to probe the host kernel: %m");
+
+        for (HostFeature f = 0; f < _HOST_FEATURE_MAX; f++) {
+                if (host_probe_has(p, f)) {
+                        size_t at = MIN(n, sizeof(have));
+
+                        n += (size_t) snprintf(have + at, sizeof(have) - at, "%s%s", n > 0 ? ", " : "",
+                                               host_feature_to_string(f));
+                        continue;
+                }
+                /* Missing is news; untested (no swap, THP off) is the host's choice. */
+                log_full_errno(p->answer[f] == HOST_ANSWER_NO ? LOG_NOTICE : LOG_INFO, 0,
+                               "Host kernel %s: %s %s: %s; instead, %s.", p->release,
+                               host_feature_to_string(f),
+                               p->answer[f] == HOST_ANSWER_NO ? "is missing" : "is untested", p->seen[f],
+                               host_probe_instead(p, f));
+        }
+        log_info("Host kernel %s has: %s.", p->release, n > 0 ? have : "none of what ksmd probes");
+
+        scanner_config_from_host(sc, p);
+        return 0;
+}
+
 int manager_setup_engine(Manager *m) {
         ScannerConfig sc = {};
         size_t max_batch;
@@ -108,15 +147,10 @@ int manager_setup_engine(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the merge queue: %m");
 
+        r = manager_probe_host(m, &sc);
+        if (r < 0)
+                return r;
         sc.hash_seed = page_hash_random_seed();
-        r = proc_zero_pfns(&sc.zero_pfn, &sc.huge_zero_pfn);
-        if (r < 0 || sc.zero_pfn == 0)
-                log_notice("Cannot learn the zero page's PFN from /proc/self/pagemap (needs CAP_SYS_ADMIN): "
-                           "pages already mapping it are read and recognised by content instead.");
-        r = proc_soft_dirty_probe(&sc.soft_dirty);
-        if (r < 0 || !sc.soft_dirty)
-                log_notice("Soft-dirty tracking does not work here (kernel without CONFIG_MEM_SOFT_DIRTY?): "
-                           "every page is re-read on each visit, as the kernel's KSM does.");
 
         r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
         if (r < 0)
@@ -136,6 +170,8 @@ void manager_free_engine(Manager *m) {
         m->registry = region_registry_free(m->registry);
         m->domains = domain_table_free(m->domains);
         m->helper = helper_client_free(m->helper);
+        free(m->cow_scopes);
+        m->cow_scopes = NULL;
 }
 
 bool manager_is_estimate(const Manager *m) {
@@ -452,6 +488,138 @@ static void manager_update_stats(Manager *m) {
         m->stats.cpu_nsec_per_page = m->cost_nsec_per_page;
         m->stats.batch_pages = m->batch_pages;
         m->stats.batch_sleep_usec = m->batch_sleep_usec;
+        m->stats.cow = m->cow;
+}
+
+static void manager_notify_status(Manager *m, uint64_t now, bool force);
+
+/*
+ * The unmerge debt: the saving the last full scan found, plus what the helper merged since (pages
+ * written since are still counted: the debt errs high). Nothing is merged in estimate mode.
+ */
+static uint64_t manager_debt_bytes(Manager *m) {
+        uint64_t merged;
+
+        if (!m->helper)
+                return 0;
+        merged = merger_counters(m->merger)->by_result[KSMD_HELPER_RESULT_MERGED];
+        return (scan_counters_saving_pages(scanner_last_counters(m->scanner)) +
+                (merged >= m->merged_at_pass_end ? merged - m->merged_at_pass_end : 0)) * PAGE_SIZE_BYTES;
+}
+
+/* The COW guard's scopes: the host's first, then the memory cgroups with a limit that hold regions. */
+typedef struct CowScopes {
+        CowScope scopes[1 + MANAGER_COW_MAX_SCOPES];
+        char paths[1 + MANAGER_COW_MAX_SCOPES][256];
+        char unlimited[MANAGER_COW_MAX_SCOPES][256];   /* cgroups read that have no limit */
+        size_t n, n_unlimited;
+} CowScopes;
+
+/* The scope of the limited cgroup path, made if it has a limit and there is room; NULL if none. */
+static CowScope *cow_scope_of(CowScopes *c, const char *path) {
+        uint64_t max, current;
+
+        for (size_t i = 1; i < c->n; i++)
+                if (streq(c->paths[i], path))
+                        return &c->scopes[i];
+        for (size_t i = 0; i < c->n_unlimited; i++)
+                if (streq(c->unlimited[i], path))
+                        return NULL;
+        if (proc_read_cgroup_memory(path, &max, &current) < 0 || max == UINT64_MAX) {
+                if (c->n_unlimited < MANAGER_COW_MAX_SCOPES)
+                        snprintf(c->unlimited[c->n_unlimited++], sizeof(c->unlimited[0]), "%s", path);
+                return NULL;
+        }
+        if (c->n >= ELEMENTSOF(c->scopes))
+                return NULL;
+        snprintf(c->paths[c->n], sizeof(c->paths[0]), "%s", path);
+        c->scopes[c->n] = (CowScope) {
+                .cgroup = c->paths[c->n],
+                .total_bytes = max,
+                .available_bytes = max > current ? max - current : 0,
+        };
+        return &c->scopes[c->n++];
+}
+
+/* Adds a region's debt to every memory cgroup with a limit that holds its process. */
+static void cow_scopes_add_region(CowScopes *c, const Region *r, uint64_t debt_bytes) {
+        char path[256];
+        size_t n;
+
+        if (debt_bytes == 0 || proc_read_cgroup(r->pid, path, sizeof(path)) < 0)
+                return;
+        for (n = strlen(path); n > 1;) {
+                CowScope *scope;
+
+                path[n] = '\0';
+                scope = cow_scope_of(c, path);
+                if (scope)
+                        scope->debt_bytes += debt_bytes;
+                while (n > 0 && path[n - 1] != '/')
+                        n--;
+                if (n > 1)
+                        n--;
+        }
+}
+
+/* The COW guard (cow-guard.h): reads the memory figures, decides, says so, tells the scanner. */
+static void manager_cow_check(Manager *m, uint64_t now, bool force) {
+        char headroom[32], reserve[32], debt[32], available[32], where[300], text[256];
+        CowScopes *c = m->cow_scopes;
+        size_t n = 0;
+        int change;
+
+        if (!force && now - m->cow_checked_usec < MANAGER_COW_CHECK_USEC)
+                return;
+        m->cow_checked_usec = now;
+        if (!c) {
+                c = m->cow_scopes = calloc(1, sizeof(*c));
+                if (!c)
+                        return;
+        }
+        if (proc_read_meminfo(&c->scopes[0].total_bytes, &c->scopes[0].available_bytes) >= 0) {
+                c->scopes[0].debt_bytes = manager_debt_bytes(m);
+                /* The cgroups once a second: a file per region; the host's figures every look. */
+                if (c->n == 0 || force || now - m->cow_cgroups_usec >= MANAGER_COW_CGROUPS_USEC) {
+                        m->cow_cgroups_usec = now;
+                        c->n = 1;
+                        c->n_unlimited = 0;
+                        if (m->helper)
+                                REGISTRY_FOREACH(region, m->registry) {
+                                        const RegionScan *rs = scanner_region(m->scanner, region->id);
+
+                                        if (rs)
+                                                cow_scopes_add_region(c, region, PAGE_SIZE_BYTES *
+                                                                      scan_counters_saving_pages(&rs->last));
+                                }
+                }
+                n = c->n;
+        }
+        change = cow_guard_evaluate(&m->cow, m->settings.cow_reserve, c->scopes, n);
+        scanner_set_merging_held(m->scanner, m->cow.holding);
+        scanner_set_merge_budget(m->scanner, m->cow.budget_bytes == UINT64_MAX ?
+                                                     UINT64_MAX : m->cow.budget_bytes / PAGE_SIZE_BYTES);
+        if (change == 0)
+                return;
+        if (m->cow.cgroup[0])
+                snprintf(where, sizeof(where), " in cgroup %s",
+                         escape_text(m->cow.cgroup, text, sizeof(text)));
+        else
+                where[0] = '\0';
+        cow_format_bytes(m->cow.headroom_bytes, headroom, sizeof(headroom));
+        cow_format_bytes((int64_t) m->cow.reserve_bytes, reserve, sizeof(reserve));
+        cow_format_bytes((int64_t) m->cow.debt_bytes, debt, sizeof(debt));
+        cow_format_bytes((int64_t) m->cow.available_bytes, available, sizeof(available));
+        if (change > 0)
+                log_warning("COW guard: headroom %s%s is below CowReserve= (%s): unmerge debt %s, "
+                            "available %s. No new page is merged until memory returns; "
+                            "merged pages stay merged.", headroom, where, reserve, debt, available);
+        else {
+                log_notice("COW guard: headroom %s%s is back above CowReserve= (%s): merging resumes.",
+                           headroom, where, reserve);
+                manager_wake(m);
+        }
+        manager_notify_status(m, now, true);
 }
 
 static void manager_fall_back_to_estimate(Manager *m, int error) {
@@ -492,6 +660,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         manager_drop_gone(m);
+        manager_cow_check(m, now, false);
 
         if (region_registry_count(m->registry) == 0) {
                 next = MAX(m->batch_sleep_usec, (uint64_t) MANAGER_IDLE_USEC);
@@ -563,6 +732,8 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                 manager_fall_back_to_estimate(m, r);
                 }
                 m->stats.full_scans++;
+                m->merged_at_pass_end = merger_counters(m->merger)->by_result[KSMD_HELPER_RESULT_MERGED];
+                manager_cow_check(m, now, true);
                 manager_log_notes(m);
                 /* Wall time from the first batch to the end of the last, sleeps included. */
                 m->stats.last_full_scan_usec = now_usec() - m->pass_started_usec;
@@ -587,7 +758,12 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else
                 manager_notify_status(m, now, false);
 
-        next = until_merge_retry(m, now, m->rest_until_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec);
+        /* A rest that begins here is watched in ticks too: an exited process's region goes within one. */
+        if (m->rest_until_usec > 0)
+                next = MIN(m->stats.rest_usec, (uint64_t) MANAGER_REST_TICK_USEC);
+        else
+                next = m->batch_sleep_usec;
+        next = until_merge_retry(m, now, next);
 rearm:
         r = sd_event_source_set_time_relative(s, next);
         if (r >= 0)

@@ -85,6 +85,8 @@ int manager_apply_settings(Manager *m, const Settings *new) {
         if (m->bus)
                 (void) bus_server_drop_unadmitted(m->bus);
         manager_reset_rate(m);
+        /* The COW guard looks again with the new CowReserve= at the next batch. */
+        m->cow_checked_usec = 0;
         /* New settings end a rest: the next scan runs with them. */
         manager_wake(m);
         manager_bus_emit_settings(m);

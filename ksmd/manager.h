@@ -43,7 +43,9 @@
 #include "autoreg.h"
 #include "domains.h"
 #include "bus-server.h"
+#include "cow-guard.h"
 #include "helper-client.h"
+#include "host-probe.h"
 #include "index.h"
 #include "macro.h"
 #include "merge.h"
@@ -103,6 +105,7 @@ typedef struct Manager {
 
         /* The engine (manager-scan.c). */
         sd_event_source *scan_timer;
+        HostProbe host;                  /* what the kernel does, asked once at start (host-probe.h) */
         HelperClient *helper;            /* NULL in estimate mode */
         HelperInfo helper_info;
         RegionRegistry *registry;
@@ -125,6 +128,11 @@ typedef struct Manager {
         bool bound_hit_last_pass;        /* logged once while it stays hit */
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
+        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most */
+        uint64_t cow_checked_usec;
+        struct CowScopes *cow_scopes;    /* the memory cgroups that hold regions (manager-scan.c) */
+        uint64_t cow_cgroups_usec;       /* when they were last read */
+        uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */
         Stats stats;
 
         void (*scan_done)(struct Manager *m, void *userdata); /* after every full scan; for tests */

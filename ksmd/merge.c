@@ -99,6 +99,12 @@ size_t merger_forget_region(Merger *m, uint32_t region_id) {
         return n - w;
 }
 
+void merger_foreach_pending(const Merger *m, void (*fn)(const MergeRequest *req, void *userdata),
+                            void *userdata) {
+        for (size_t i = 0; i < m->n_queue; i++)
+                fn(&m->queue[i], userdata);
+}
+
 size_t merger_pending(const Merger *m) {
         return m->n_queue;
 }

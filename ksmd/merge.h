@@ -93,6 +93,10 @@ int merger_submit(Merger *m, const MergeRequest *req);
  */
 size_t merger_forget_region(Merger *m, uint32_t region_id);
 
+/* Calls fn for every request waiting in the queue (attempts > 0: for a retry). */
+void merger_foreach_pending(const Merger *m, void (*fn)(const MergeRequest *req, void *userdata),
+                            void *userdata);
+
 /* Requests waiting (for a batch to fill or for their backoff). */
 size_t merger_pending(const Merger *m);
 

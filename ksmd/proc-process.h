@@ -29,6 +29,41 @@ int proc_read_cap_permitted(pid_t pid, uint64_t *ret);
 /* The path of one of this process's open file descriptors, as /proc/self/fd/FD says. */
 int proc_fd_path(int fd, char *buf, size_t size);
 
+/*
+ * A read-only descriptor of /proc/PID/mem, opened by this process through
+ * its own /proc (close-on-exec): the memory pid has now, held until closed.
+ * -ESRCH if pid is gone, other -errno.
+ */
+int proc_open_mem(pid_t pid);
+
+/*
+ * Whether the open file with device dev and inode ino is /proc/PID/mem of
+ * pid, compared with the file this process opens in its own /proc and in
+ * PID 1's (/proc/1/root/proc: the procfs of the host's mount namespace,
+ * which a service's may not be: systemd's sandboxing mounts one of its own).
+ * 1 if it is; 0 if it is another file of one of those two procfs; -EXDEV if
+ * it is of neither (another procfs instance, whose inodes say nothing
+ * here); -ESRCH if pid is gone; other -errno.
+ */
+int proc_mem_is(pid_t pid, dev_t dev, ino_t ino);
+
+/*
+ * Asks the kernel whether uid with primary group gid may read the memory of
+ * pid: a child of this process takes them as its file-system ids, drops
+ * every capability and opens /proc/PID/auxv, which runs the kernel's ptrace
+ * check (mm_access, PTRACE_MODE_READ_FSCREDS) with them and with nothing of
+ * ours (access.h says why this file, why no supplementary group, and why the
+ * child's real and saved ids stay root's). Blocks for as long as the open
+ * takes, at most timeout_usec: the child is then killed.
+ *
+ * 0 if the kernel lets them; -EACCES or -EPERM as it refuses; -ESRCH if pid
+ * is gone or has no memory; -ELOOP if pid shares this process's memory (the
+ * kernel checks nothing for that); -ETIMEDOUT if the child did not finish in
+ * time; -ECHILD if the child could not take those ids (this process lacks
+ * CAP_SETUID or CAP_SETGID): nothing was asked then; other -errno.
+ */
+int proc_may_read_as(pid_t pid, uid_t uid, gid_t gid, uint64_t timeout_usec);
+
 /* The address of the 16 random bytes the kernel gave pid at exec (AT_RANDOM in /proc/PID/auxv). */
 int proc_read_at_random(pid_t pid, uint64_t *ret_addr);
 
@@ -56,6 +91,17 @@ int proc_pidfd_get_pid(int pidfd, pid_t *ret);
  */
 int proc_read_cgroup(pid_t pid, char *buf, size_t size);
 int proc_parse_cgroup(const char *text, char *buf, size_t size);
+
+/* MemTotal and MemAvailable of /proc/meminfo, in bytes. -ENODATA if either is missing. */
+int proc_read_meminfo(uint64_t *ret_total_bytes, uint64_t *ret_available_bytes);
+int proc_parse_meminfo(const char *text, uint64_t *ret_total_bytes, uint64_t *ret_available_bytes);
+
+/*
+ * memory.max and memory.current of the cgroup v2 directory path ("/machine.slice/..."), in bytes;
+ * *ret_max_bytes is UINT64_MAX for "max" (no limit). -errno if the directory or its memory files are
+ * not there (-ESRCH: the hierarchy's root has none, nor a cgroup without the memory controller).
+ */
+int proc_read_cgroup_memory(const char *path, uint64_t *ret_max_bytes, uint64_t *ret_current_bytes);
 
 /* The file name of pid's executable, without directory or " (deleted)"; -ENOENT for kernel threads. */
 int proc_read_exe_name(pid_t pid, char *buf, size_t size);

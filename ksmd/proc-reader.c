@@ -4,7 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -165,78 +165,112 @@ int proc_clear_soft_dirty(pid_t pid) {
         return 0;
 }
 
-static int self_pfn(const volatile uint8_t *p, uint64_t *ret_pfn) {
-        _cleanup_close_ int fd = -EBADF;
-        uint64_t e;
-        int r;
+/* struct pm_scan_arg of uapi linux/fs.h. */
+typedef struct ProcScanArg {
+        uint64_t size;
+        uint64_t flags;
+        uint64_t start;
+        uint64_t end;
+        uint64_t walk_end;
+        uint64_t vec;
+        uint64_t vec_len;
+        uint64_t max_pages;
+        uint64_t category_inverted;
+        uint64_t category_mask;
+        uint64_t category_anyof_mask;
+        uint64_t return_mask;
+} ProcScanArg;
 
-        r = proc_pagemap_open(getpid(), &fd);
-        if (r < 0)
-                return r;
-        (void) p[0];
-        r = proc_pagemap_read(fd, (uint64_t) (uintptr_t) p, 1, &e);
-        if (r < 0)
-                return r;
-        *ret_pfn = (e & PAGEMAP_PRESENT) ? (e & PAGEMAP_PFN_MASK) : 0;
+_Static_assert(sizeof(ProcScanArg) == 96, "struct pm_scan_arg is 96 bytes");
+_Static_assert(sizeof(ProcPageRun) == 24, "struct page_region is 24 bytes");
+
+#define PROC_PAGEMAP_SCAN _IOWR('f', 16, ProcScanArg)
+
+int proc_pagemap_scan(int fd, uint64_t start, uint64_t end, uint64_t anyof_mask, uint64_t return_mask,
+                      ProcPageRun *runs, size_t n_runs, size_t *ret_n, uint64_t *ret_walk_end) {
+        ProcScanArg arg = {
+                .size = sizeof(arg),
+                .start = start,
+                .end = end,
+                .vec = (uint64_t) (uintptr_t) runs,
+                .vec_len = n_runs,
+                .category_anyof_mask = anyof_mask,
+                .return_mask = return_mask,
+        };
+        int n;
+
+        if (start % PAGE_SIZE_BYTES != 0 || end % PAGE_SIZE_BYTES != 0 || end < start)
+                return -EINVAL;
+        n = ioctl(fd, PROC_PAGEMAP_SCAN, &arg);
+        if (n < 0)
+                return negative_errno();
+        *ret_n = (size_t) n;
+        *ret_walk_end = arg.walk_end;
         return 0;
 }
 
-int proc_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn) {
-        const size_t huge = 2u << 20;
-        uint64_t zero_pfn = 0, huge_pfn = 0;
-        uint8_t *p, *aligned;
-        int r;
-
-        p = mmap(NULL, PAGE_SIZE_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-                return negative_errno();
-        (void) madvise(p, PAGE_SIZE_BYTES, MADV_NOHUGEPAGE);
-        r = self_pfn(p, &zero_pfn);
-        (void) munmap(p, PAGE_SIZE_BYTES);
-        if (r < 0)
-                return r;
-
-        /* A read fault on an aligned THP-eligible range maps the huge zero page, if enabled. */
-        p = mmap(NULL, 2 * huge, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-                return negative_errno();
-        aligned = (uint8_t *) (((uintptr_t) p + huge - 1) & ~(uintptr_t) (huge - 1));
-        (void) madvise(aligned, huge, MADV_HUGEPAGE);
-        r = self_pfn(aligned, &huge_pfn);
-        (void) munmap(p, 2 * huge);
-        if (r < 0)
-                return r;
-        if (huge_pfn == zero_pfn)
-                huge_pfn = 0;
-
-        *ret_zero_pfn = zero_pfn;
-        *ret_huge_zero_pfn = huge_pfn;
-        return 0;
+/* Whether entry e may map the zero page: present, shared, not a file's. */
+static bool entry_may_be_zero_page(uint64_t e) {
+        return (e & PAGEMAP_PRESENT) && !(e & (PAGEMAP_EXCLUSIVE | PAGEMAP_FILE_OR_SHARED));
 }
 
-int proc_soft_dirty_probe(bool *ret) {
-        _cleanup_close_ int fd = -EBADF;
-        volatile uint8_t *p;
-        uint64_t before, after;
+int proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
+        size_t first = 0, last = n_pages;
+        ProcPageRun runs[64];
+        uint64_t at, end;
         int r;
 
-        r = proc_pagemap_open(getpid(), &fd);
-        if (r < 0)
-                return r;
-        p = mmap(NULL, PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-                return negative_errno();
-        p[0] = 1;
-        r = proc_clear_soft_dirty(getpid());
-        if (r >= 0)
-                r = proc_pagemap_read(fd, (uint64_t) (uintptr_t) p, 1, &before);
-        if (r >= 0) {
-                p[0] = 2;
-                r = proc_pagemap_read(fd, (uint64_t) (uintptr_t) p, 1, &after);
+        if (addr % PAGE_SIZE_BYTES != 0)
+                return -EINVAL;
+        while (first < n_pages && !entry_may_be_zero_page(entries[first]))
+                first++;
+        while (last > first && !entry_may_be_zero_page(entries[last - 1]))
+                last--;
+        if (first == last)
+                return 0;
+
+        at = addr + first * PAGE_SIZE_BYTES;
+        end = addr + last * PAGE_SIZE_BYTES;
+        while (at < end) {
+                uint64_t walk_end;
+                size_t n;
+
+                r = proc_pagemap_scan(fd, at, end, PROC_PAGE_IS_PFNZERO, PROC_PAGE_IS_PFNZERO, runs,
+                                      ELEMENTSOF(runs), &n, &walk_end);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < n; j++) {
+                        if (runs[j].start < at || runs[j].end > end || runs[j].end <= runs[j].start ||
+                            (runs[j].start | runs[j].end) % PAGE_SIZE_BYTES != 0)
+                                return -EBADMSG;
+                        /* The page table may have changed since the read: mark only what still fits. */
+                        for (uint64_t a = runs[j].start; a < runs[j].end; a += PAGE_SIZE_BYTES) {
+                                uint64_t *e = &entries[(a - addr) / PAGE_SIZE_BYTES];
+
+                                if (entry_may_be_zero_page(*e))
+                                        *e |= PAGEMAP_ZERO_PAGE;
+                        }
+                }
+                /* walk_end is end once the walk is done, earlier when runs[] filled up. */
+                if (walk_end <= at || walk_end > end)
+                        break;
+                at = walk_end;
         }
-        (void) munmap((void *) p, PAGE_SIZE_BYTES);
-        if (r < 0)
-                return r;
-        *ret = !(before & PAGEMAP_SOFT_DIRTY) && (after & PAGEMAP_SOFT_DIRTY);
+        return 0;
+}
+
+int proc_swap_active(bool *ret) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        unsigned n = 0;
+
+        f = fopen("/proc/swaps", "re");
+        if (!f)
+                return negative_errno();
+        /* A header line, then one line per active swap area. */
+        while (getline(&line, &size, f) >= 0)
+                n++;
+        *ret = n > 1;
         return 0;
 }

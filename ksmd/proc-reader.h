@@ -74,16 +74,63 @@ int proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int proc_clear_soft_dirty(pid_t pid);
 
 /*
- * Finds the PFNs of the kernel's zero page and huge zero page by read-faulting
- * memory of the calling process and reading its own pagemap. A PFN reads as 0
- * when it cannot be learnt (no CAP_SYS_ADMIN, THP disabled): then pagemap
- * cannot recognise zero-page mappings and callers must not rely on it.
+ * The PAGEMAP_SCAN ioctl on a pagemap file (Linux 6.7 and later; uapi
+ * linux/fs.h, defined here because Debian 12's headers predate it): the
+ * kernel walks [start, end) and returns runs of pages with the same
+ * categories, only those of the runs that match the masks.
  */
-int proc_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn);
+#define PROC_PAGE_IS_WPALLOWED  (UINT64_C(1) << 0)
+#define PROC_PAGE_IS_WRITTEN    (UINT64_C(1) << 1) /* means something only under a userfaultfd async
+                                                    * write-protect the process registered itself;
+                                                    * set on every page else */
+#define PROC_PAGE_IS_FILE       (UINT64_C(1) << 2)
+#define PROC_PAGE_IS_PRESENT    (UINT64_C(1) << 3)
+#define PROC_PAGE_IS_SWAPPED    (UINT64_C(1) << 4)
+#define PROC_PAGE_IS_PFNZERO    (UINT64_C(1) << 5) /* maps the zero page or the huge zero page */
+#define PROC_PAGE_IS_HUGE       (UINT64_C(1) << 6)
+#define PROC_PAGE_IS_SOFT_DIRTY (UINT64_C(1) << 7)
+
+/* The categories ksmd needs of PAGEMAP_SCAN: the zero page's, and those it checks the ioctl by. */
+#define PROC_PAGE_SCAN_NEEDED \
+        (PROC_PAGE_IS_FILE | PROC_PAGE_IS_PRESENT | PROC_PAGE_IS_SWAPPED | PROC_PAGE_IS_PFNZERO)
+
+typedef struct ProcPageRun {
+        uint64_t start;          /* bytes */
+        uint64_t end;            /* bytes, exclusive */
+        uint64_t categories;     /* PROC_PAGE_IS_* of every page in the run, within the return mask */
+} ProcPageRun;
 
 /*
- * Probes soft-dirty tracking on the calling process: clears its own bits,
- * writes a page and checks the bit follows. *ret is false on kernels without
- * CONFIG_MEM_SOFT_DIRTY, where clear_refs accepts "4" but does nothing.
+ * One PAGEMAP_SCAN call: the runs of [start, end) whose pages have any of
+ * anyof_mask (0: every page, absent ones too) into runs[], at most n_runs,
+ * reporting return_mask. *ret_walk_end is where the kernel stopped: end, or
+ * earlier when runs[] filled up. -ENOTTY: the kernel has no PAGEMAP_SCAN;
+ * -EINVAL: it does not know a category of the masks.
  */
-int proc_soft_dirty_probe(bool *ret);
+int proc_pagemap_scan(int fd, uint64_t start, uint64_t end, uint64_t anyof_mask, uint64_t return_mask,
+                      ProcPageRun *runs, size_t n_runs, size_t *ret_n, uint64_t *ret_walk_end);
+
+/*
+ * Set by proc_pagemap_mark_zero_pages() on an entry that maps the zero page
+ * (or the huge zero page). It is ksmd's: the kernel leaves bits 59-60 of an
+ * entry zero (pagemap.rst).
+ */
+#define PAGEMAP_ZERO_PAGE       (UINT64_C(1) << 59)
+
+/*
+ * Marks with PAGEMAP_ZERO_PAGE those of entries[], as proc_pagemap_read()
+ * read them for the n_pages at addr, that map the zero page, for when its
+ * PFN is unknown (hidden, or never learnt: host-probe.h). Only entries
+ * present, not exclusive and not file or shared can; PAGEMAP_SCAN is asked
+ * about the span between the first and the last of them, once, and costs
+ * nothing when there is none. -ENOTTY without PAGEMAP_SCAN.
+ *
+ * Why not read pagemap through PAGEMAP_SCAN altogether: it does not give
+ * PAGEMAP_EXCLUSIVE, so present private runs would still be read from the
+ * file, one read per run, and memory of short runs would cost a read per
+ * page; tests/unit/test-proc-reader.c reports what each way costs.
+ */
+int proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
+
+/* Whether /proc/swaps lists an active swap device or file. */
+int proc_swap_active(bool *ret);

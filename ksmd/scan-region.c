@@ -88,6 +88,12 @@ uint64_t region_scan_pages(const RegionScan *rs) {
                 n += rs->areas[i].n_pages;
         return n;
 }
+
+uint64_t region_scan_registered_pages(const RegionScan *rs, const Region *r) {
+        if (r->whole_process)
+                return region_scan_pages(rs);
+        return (r->end - r->start) / PAGE_SIZE_BYTES;
+}
 /*
  * Copies the slots of old areas that overlap the new area a (both sorted by
  * address). A copy is made only for areas of at most max_pages: the caller's
@@ -128,7 +134,7 @@ int region_scan_refresh(RegionScan *rs, const Region *r, uint64_t max_pages) {
         _cleanup_free_ RegionArea *areas = NULL;
         size_t n_maps = 0, n = 0, cursor = 0, n_unsupported = 0;
         char first_unsupported[160] = "";
-        uint64_t covered = 0;
+        uint64_t covered = 0, anon = 0;
         int r_;
 
         r_ = proc_maps_read(r->pid, &maps, &n_maps);
@@ -164,6 +170,7 @@ int region_scan_refresh(RegionScan *rs, const Region *r, uint64_t max_pages) {
                         .start = from,
                         .n_pages = (to - from) / PAGE_SIZE_BYTES,
                 };
+                anon += to - from;
         }
 
         for (size_t i = 0; i < n; i++)
@@ -172,6 +179,10 @@ int region_scan_refresh(RegionScan *rs, const Region *r, uint64_t max_pages) {
         areas_free(rs->areas, rs->n_areas);
         rs->areas = TAKE_PTR(areas);
         rs->n_areas = n;
+
+        /* What a range holds besides its areas, for its reasons (a whole process is its areas). */
+        rs->mapping_pages = r->whole_process ? 0 : (covered - anon) / PAGE_SIZE_BYTES;
+        rs->unmapped_pages = r->whole_process ? 0 : (r->end - r->start - covered) / PAGE_SIZE_BYTES;
 
         region_scan_clear_note(rs);
         if (n_unsupported > 0)

@@ -40,6 +40,9 @@ typedef struct RegionScan {
         uint64_t soft_dirty_pass;        /* the scanner's pass that last decided on clearing them */
         uint64_t dirty_waste_pages;      /* reads since the last clear that a clear would have saved */
 
+        uint64_t mapping_pages;          /* a range's pages in mappings that cannot be merged */
+        uint64_t unmapped_pages;         /* a range's pages no mapping covers */
+
         ScanCounters pass;               /* the running full scan */
         ScanCounters last;               /* the last completed full scan */
         uint64_t merge_results[__KSMD_HELPER_RESULT_MAX];
@@ -73,6 +76,13 @@ PageSlot *region_scan_slot_at(RegionScan *rs, uint64_t addr);
 
 /* Pages covered by the region's areas. */
 uint64_t region_scan_pages(const RegionScan *rs);
+
+/*
+ * The region's pages that its reasons (reasons.h) add up to: every page of a
+ * range; the pages of a whole process's private anonymous mappings. As the
+ * last region_scan_refresh() found them.
+ */
+uint64_t region_scan_registered_pages(const RegionScan *rs, const Region *r);
 
 /*
  * Records why pages could not be merged (first reason wins until region_scan_clear_note()). Notes are

@@ -9,6 +9,9 @@
 #include "scan-region.h"
 #include "scanner.h"
 
+/* A page the helper found busy after every retry is read again after 2^this passes. */
+#define PAGE_REFUSED_RETRY_VOLATILITY 2u
+
 typedef struct OwnerPages {
         uid_t uid;
         uint64_t pages;
@@ -45,6 +48,8 @@ struct Scanner {
         OwnerPages *owner_pages;
         size_t n_owner_pages;
         uint64_t max_pages_per_owner;
+        bool merging_held;               /* the COW guard holds: no new merges */
+        uint64_t merge_budget;           /* new merges allowed until the guard looks again */
 
         uint64_t current_pages;
         uint64_t pass_news;              /* pages read this pass that may settle into new candidates */
@@ -56,6 +61,20 @@ struct Scanner {
         uint32_t which[SCAN_CHUNK_PAGES]; /* page index in the area, per read */
         uint8_t *data;                   /* SCAN_CHUNK_PAGES pages */
 };
+
+void scanner_config_from_host(ScannerConfig *c, const HostProbe *p) {
+        bool thp = p->thp_enabled[0] && !streq(p->thp_enabled, "never");
+
+        c->soft_dirty = host_probe_has(p, HOST_SOFT_DIRTY);
+        /* Plain pagemap reads are cheaper: PAGEMAP_SCAN only where a zero page's PFN is unknown. */
+        c->pagemap_scan = host_probe_has(p, HOST_PAGEMAP_SCAN) &&
+                          (p->zero_pfn == 0 || (thp && p->huge_zero_pfn == 0));
+        c->no_exclusive_bit = !host_probe_has(p, HOST_PAGEMAP_EXCLUSIVE);
+        c->single_page_reads = !host_probe_has(p, HOST_PROCESS_VM_READV) && p->pages_readable;
+        c->zero_pfn = p->zero_pfn;
+        c->huge_zero_pfn = p->huge_zero_pfn;
+        c->huge_pages = p->huge_pages;
+}
 
 int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
                 Scanner **ret) {
@@ -70,6 +89,7 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->config = *config;
         s->pagemap_fd = -EBADF;
         s->max_pages_per_owner = UINT64_MAX;
+        s->merge_budget = UINT64_MAX;
 
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
@@ -107,6 +127,30 @@ const ScanCounters *scanner_last_counters(const Scanner *s) {
 
 uint64_t scanner_current_pages(const Scanner *s) {
         return s->in_pass ? s->current_pages : 0;
+}
+
+/* One page of rs's running pass, counted under reason r (reasons.h). */
+static void count_reason(RegionScan *rs, PageReason r) {
+        rs->pass.pages_by_reason[r]++;
+}
+
+/* Moves one page of rs's running pass from reason from to reason to, if one is counted there. */
+static void move_reason(RegionScan *rs, PageReason from, PageReason to) {
+        if (rs->pass.pages_by_reason[from] == 0)
+                return;
+        rs->pass.pages_by_reason[from]--;
+        rs->pass.pages_by_reason[to]++;
+}
+
+/* A page the helper refused keeps the reason in its slot, and is visited again after a backoff. */
+static PageSlot page_slot_make_refused(PageReason r, unsigned volatility) {
+        return page_slot_make((uint64_t) r << 8, PAGE_REFUSED, volatility, false);
+}
+
+static PageReason page_slot_refusal(PageSlot slot) {
+        PageReason r = (PageReason) (page_slot_hash(slot) >> 8);
+
+        return r >= 0 && r < _PAGE_REASON_MAX ? r : PAGE_REASON_HELPER_REFUSED;
 }
 
 static void cursor_close_pagemap(Scanner *s) {
@@ -253,6 +297,14 @@ void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages) {
         s->max_pages_per_owner = max_pages;
 }
 
+void scanner_set_merge_budget(Scanner *s, uint64_t pages) {
+        s->merge_budget = pages;
+}
+
+void scanner_set_merging_held(Scanner *s, bool held) {
+        s->merging_held = held;
+}
+
 /* The pages owner uid has tracked this pass; made at 0 for a new owner. NULL: -ENOMEM. */
 static OwnerPages *owner_pages(Scanner *s, uid_t uid) {
         OwnerPages *l;
@@ -329,6 +381,7 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 if (k == 0) {
                         free(a->slots);
                         a->slots = NULL;
+                        rs->pass.pages_by_reason[PAGE_REASON_OVER_BUDGET] += a->n_pages;
                         region_scan_set_note(rs,
                                              "0x%llx-0x%llx (%llu pages) not tracked: uid %u's budget of "
                                              "%llu tracked pages is reached (MaxPagesPerOwner=)",
@@ -342,6 +395,7 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 if (!index_has_room(s->index, a->n_pages)) {
                         free(a->slots);
                         a->slots = NULL;
+                        rs->pass.pages_by_reason[PAGE_REASON_OVER_BUDGET] += a->n_pages;
                         region_scan_set_note(rs, "0x%llx-0x%llx (%llu pages) not tracked: "
                                              "the daemon's bound on tracked pages is reached",
                                              (unsigned long long) a->start,
@@ -362,6 +416,9 @@ static int enter_region(Scanner *s, Region *r, RegionScan *rs, bool *limit_hit) 
                 a->attached = true;
                 owner_charge(s, r->owner_uid, a->n_pages);
         }
+
+        rs->pass.pages_by_reason[PAGE_REASON_MAPPING] += rs->mapping_pages;
+        rs->pass.pages_by_reason[PAGE_REASON_NOT_MAPPED] += rs->unmapped_pages;
 
         if (rs->soft_dirty_pass != s->passes)
                 enter_process(s, r);
@@ -424,13 +481,33 @@ static int begin_pass(Scanner *s, uint64_t now_usec) {
         return 0;
 }
 
+/* A page whose merge waits in the queue for a retry at the end of a pass was counted as merged. */
+static void count_retry(const MergeRequest *req, void *userdata) {
+        RegionScan *rs = scan_find(userdata, req->region_id);
+
+        if (rs && req->attempts > 0)
+                move_reason(rs, req->zero ? PAGE_REASON_ZERO : PAGE_REASON_DUPLICATE, PAGE_REASON_RETRY);
+}
+
+/* Pages the pass never reached (its maps or pagemap could not be read, it went away): unreadable. */
+static void count_unvisited(RegionScan *rs) {
+        uint64_t total = rs->region ? region_scan_registered_pages(rs, rs->region) : 0, counted = 0;
+
+        for (size_t i = 0; i < _PAGE_REASON_MAX; i++)
+                counted += rs->pass.pages_by_reason[i];
+        if (counted < total)
+                rs->pass.pages_by_reason[PAGE_REASON_UNREADABLE] += total - counted;
+}
+
 static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         uint64_t saving_before = scan_counters_saving_pages(&s->last), saving, activity;
 
+        merger_foreach_pending(s->merger, count_retry, s);
         memset(&s->last, 0, sizeof(s->last));
         for (size_t i = 0; i < s->n_by_pid; i++) {
                 RegionScan *rs = s->by_pid[i];
 
+                count_unvisited(rs);
                 rs->last = rs->pass;
                 scan_counters_add(&s->last, &rs->pass);
         }
@@ -444,17 +521,43 @@ static void end_pass(Scanner *s, uint64_t now_usec, ScanStepResult *res) {
         res->pass_usec = now_usec - s->pass_started_usec;
 }
 
-static bool pfn_is_zero_page(const Scanner *s, uint64_t pfn) {
+/* Whether pagemap entry e maps the zero page or the huge zero page. */
+static bool entry_is_zero_page(const Scanner *s, uint64_t e) {
+        uint64_t pfn = e & PAGEMAP_PFN_MASK;
+
+        if (e & PAGEMAP_ZERO_PAGE)
+                return true;
         if (s->config.zero_pfn != 0 && pfn == s->config.zero_pfn)
                 return true;
         return s->config.huge_zero_pfn != 0 && pfn >= s->config.huge_zero_pfn &&
-               pfn < s->config.huge_zero_pfn + 512;
+               pfn < s->config.huge_zero_pfn + (s->config.huge_pages ?: 512);
 }
 
-static void submit(Scanner *s, const MergeRequest *req) {
+/* Whether pagemap entry e maps a page someone else maps too (or may). */
+static bool entry_is_shared(const Scanner *s, uint64_t e) {
+        if (e & PAGEMAP_FILE_OR_SHARED)
+                return true;
+        return !s->config.no_exclusive_bit && !(e & PAGEMAP_EXCLUSIVE);
+}
+
+/* Hands a merge to the merger and counts the page: as reason, or as waiting if the queue is full. */
+static void submit(Scanner *s, RegionScan *rs, const MergeRequest *req, PageReason reason) {
         if (!merger_is_estimate(s->merger))
                 s->pass_merges++;
-        (void) merger_submit(s->merger, req);
+        count_reason(rs, merger_submit(s->merger, req) == -ENOBUFS ? PAGE_REASON_RETRY : reason);
+}
+
+/* While the COW guard holds (scanner_set_merging_held()), a page that would merge is held back. */
+static bool held_by_guard(Scanner *s, RegionScan *rs) {
+        if (merger_is_estimate(s->merger))
+                return false;
+        if (!s->merging_held && s->merge_budget > 0) {
+                if (s->merge_budget != UINT64_MAX)
+                        s->merge_budget--;
+                return false;
+        }
+        count_reason(rs, PAGE_REASON_COW_GUARD);
+        return true;
 }
 
 /* A page whose content held still: hand it to the index or the merger. */
@@ -471,9 +574,11 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         int k;
 
         if (page_slot_state(*slot) == PAGE_ZERO) {
+                if (held_by_guard(s, rs))
+                        return;
                 rs->pass.pages_zero++;
                 req.zero = true;
-                submit(s, &req);
+                submit(s, rs, &req, PAGE_REASON_ZERO);
                 return;
         }
 
@@ -481,8 +586,10 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         *slot &= ~PAGE_SLOT_GROUPED;
 
         if (!merger_is_estimate(s->merger) && index_shared_lookup(s->index, req.hash, &req.handle) > 0) {
+                if (held_by_guard(s, rs))
+                        return;
                 rs->pass.pages_sharing++;
-                submit(s, &req);
+                submit(s, rs, &req, PAGE_REASON_DUPLICATE);
                 return;
         }
 
@@ -490,6 +597,7 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         if (k <= 0) {
                 /* First of its content this pass (or no memory to index it: it waits for the next pass). */
                 rs->pass.pages_unshared++;
+                count_reason(rs, PAGE_REASON_UNIQUE);
                 return;
         }
 
@@ -497,11 +605,13 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         uint32_t owner;
         RegionScan *o;
 
-        if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0)
-                return;
-        o = scan_find(s, owner);
         /* Equal keys of two domains are two contents (page_key()): never a pair. */
-        if (!o || !o->region || o->region->domain_id != rs->region->domain_id)
+        if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0 ||
+            !(o = scan_find(s, owner)) || !o->region || o->region->domain_id != rs->region->domain_id) {
+                count_reason(rs, PAGE_REASON_UNIQUE);
+                return;
+        }
+        if (held_by_guard(s, rs))
                 return;
         rs->pass.pages_sharing++;
         if (!(*other & PAGE_SLOT_GROUPED)) {
@@ -509,10 +619,12 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
                 o->pass.pages_shared++;
                 if (o->pass.pages_unshared > 0)
                         o->pass.pages_unshared--;
+                /* The first of the pair was counted unique when it was offered: it is the copy. */
+                move_reason(o, PAGE_REASON_UNIQUE, PAGE_REASON_SHARED_COPY);
         }
         req.src_region_id = o->region_id;
         req.src_pidfd = o->region->pidfd;
-        submit(s, &req);
+        submit(s, rs, &req, PAGE_REASON_DUPLICATE);
 }
 
 /* The content of a page just read: update its slot, and offer it if it held still. */
@@ -543,6 +655,9 @@ static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t pa
         a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, rs->soft_dirty_tracking);
         if (still)
                 offer_candidate(s, rs, a, page);
+        else
+                count_reason(rs, state == PAGE_HASHED || state == PAGE_ZERO ? PAGE_REASON_VOLATILE :
+                                                                             PAGE_REASON_NEW);
 }
 
 static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint64_t first, size_t n) {
@@ -550,6 +665,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
         int k;
 
         k = proc_pagemap_read(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n, s->pagemap);
+        if (k >= 0 && s->config.pagemap_scan)
+                k = proc_pagemap_mark_zero_pages(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n,
+                                                 s->pagemap);
         if (k < 0)
                 return k;
 
@@ -564,10 +682,12 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         rs->pass.pages_not_present++;
                         if (e & PAGEMAP_SWAPPED)
                                 rs->pass.pages_swapped++;
+                        count_reason(rs, e & PAGEMAP_SWAPPED ? PAGE_REASON_SWAPPED :
+                                                               PAGE_REASON_NOT_PRESENT);
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         continue;
                 }
-                if (pfn_is_zero_page(s, e & PAGEMAP_PFN_MASK)) {
+                if (entry_is_zero_page(s, e)) {
                         rs->pass.pages_zero_mapped++;
                         /*
                          * Zero pages the helper merged stay counted as the saving they are; so do
@@ -580,22 +700,27 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                 *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
                         } else
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        count_reason(rs, PAGE_REASON_ZERO);
                         continue;
                 }
-                if (!(e & PAGEMAP_EXCLUSIVE) || (e & PAGEMAP_FILE_OR_SHARED)) {
+                if (entry_is_shared(s, e)) {
                         if (state == PAGE_SHARING) {
                                 /*
                                  * One mapper of each shared page is its "shared", the others save a page
                                  * each. A shared page the index forgot (at most one page table maps it)
                                  * saves nothing: its last mapper counts as shared.
                                  */
-                                if (index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0)
+                                bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
+
+                                if (copy)
                                         rs->pass.pages_shared++;
                                 else
                                         rs->pass.pages_sharing++;
+                                count_reason(rs, copy ? PAGE_REASON_SHARED_COPY : PAGE_REASON_DUPLICATE);
                         } else {
                                 rs->pass.pages_external++;
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                                count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
                         }
                         continue;
                 }
@@ -603,6 +728,16 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         /* Exclusive again: written to, the COW gave it a private copy. */
                         state = PAGE_UNKNOWN;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                }
+                if (state == PAGE_REFUSED) {
+                        /* Refused by the helper: so counted until its backoff ends, then read afresh. */
+                        if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
+                                count_reason(rs, page_slot_refusal(*slot));
+                                continue;
+                        }
+                        state = PAGE_UNKNOWN;
+                        v = 0;
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, 0, false);
                 }
 
                 bool dirty = (e & PAGEMAP_SOFT_DIRTY) != 0;
@@ -618,6 +753,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 }
                 if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
                         rs->pass.pages_skipped_volatile++;
+                        count_reason(rs, PAGE_REASON_VOLATILE);
                         continue;
                 }
                 s->addrs[n_read] = a->start + page * PAGE_SIZE_BYTES;
@@ -630,9 +766,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 return -ESRCH;
 
         while (done < n_read) {
-                size_t got = 0;
+                size_t got = 0, batch = s->config.single_page_reads ? 1 : n_read - done;
 
-                k = memory_read_pages(r->pid, s->addrs + done, n_read - done, s->data, &got);
+                k = memory_read_pages(r->pid, s->addrs + done, batch, s->data, &got);
                 if (k < 0)
                         return k;
                 /* The pid might have been reused between pagemap and the read:
@@ -647,11 +783,12 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
                 }
                 done += got;
-                if (done < n_read) {
+                if (got < batch) {
                         /* This page vanished between pagemap and the read. */
                         size_t i = s->which[done];
 
                         rs->pass.pages_unreadable++;
+                        count_reason(rs, PAGE_REASON_UNREADABLE);
                         a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
                                                              page_slot_volatility(a->slots[first + i]),
                                                              false);
@@ -820,7 +957,8 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                                            merge_refusal_to_string(res));
                 /* Visit it rarely from now on. */
                 if (slot)
-                        *slot = page_slot_make(0, PAGE_UNKNOWN, PAGE_SLOT_VOL_MAX, false);
+                        *slot = page_slot_make_refused(page_reason_of_refusal(res->result, res->reason),
+                                                       PAGE_SLOT_VOL_MAX);
                 break;
 
         case KSMD_HELPER_RESULT_NO_PROCESS:
@@ -828,7 +966,11 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                 break;
 
         default:
-                /* BUSY/NO_MEMORY after the last retry: still a candidate next pass. */
+                /* BUSY/NO_MEMORY after the last retry (pinned, or short of memory): tried again after a
+                 * few passes; so is a result this ksmd does not know. */
+                if (slot)
+                        *slot = page_slot_make_refused(page_reason_of_refusal(res->result, res->reason),
+                                                       PAGE_REFUSED_RETRY_VOLATILITY);
                 break;
         }
 }

@@ -34,12 +34,16 @@
  * clears the same process's soft-dirty bits defeats this (documented limit).
  *
  * Zero pages are recognised by their content with page_is_zero() (no hash)
- * or, already mapped to the kernel zero page, by their pagemap PFN.
+ * or, already mapped to the kernel zero page, by their pagemap PFN or
+ * PAGEMAP_SCAN's zero-page flag, whichever the kernel gives (host-probe.h).
+ * A kernel whose read faults map fresh pages instead of the zero page gives
+ * no PFN to learn: its pages only read are private zero pages and are read.
  */
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "host-probe.h"
 #include "index.h"
 #include "macro.h"
 #include "merge.h"
@@ -58,12 +62,23 @@
 /* Pages per pagemap read and per process_vm_readv batch (2 MiB of data). */
 #define SCAN_CHUNK_PAGES 512u
 
+/* What the scanner may rely on: the caller fills it from the host probe (host-probe.h). */
 typedef struct ScannerConfig {
         uint64_t hash_seed;
-        bool soft_dirty;                 /* soft-dirty works on this kernel (probed by the caller) */
+        bool soft_dirty;                 /* soft-dirty works on this kernel */
+        bool pagemap_scan;               /* zero_pfn is unknown, and PAGEMAP_SCAN names the zero page
+                                          * (proc_pagemap_mark_zero_pages()) */
+        bool no_exclusive_bit;           /* PAGEMAP_EXCLUSIVE does not tell private pages from shared ones:
+                                          * only PAGEMAP_FILE_OR_SHARED (and the zero page) are skipped */
+        bool single_page_reads;          /* process_vm_readv batches do not stop at an unreadable page:
+                                          * read one page per call */
         uint64_t zero_pfn;               /* PFN of the zero page; 0 if unknown */
         uint64_t huge_zero_pfn;          /* first PFN of the huge zero page; 0 if unknown */
+        uint64_t huge_pages;             /* small pages in the huge zero page; 0: 512 */
 } ScannerConfig;
+
+/* What the scanner may rely on, from what the kernel does; hash_seed is left alone. */
+void scanner_config_from_host(ScannerConfig *c, const HostProbe *p);
 
 typedef struct ScanStepResult {
         uint64_t pages;                  /* pages examined in this step */
@@ -110,6 +125,21 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
  * so. From the next region the cursor enters on; UINT64_MAX until set.
  */
 void scanner_set_max_pages_per_owner(Scanner *s, uint64_t max_pages);
+
+/*
+ * While held, the scanner submits no new merge (the COW guard, manager.h): a
+ * page that would merge is counted under PAGE_REASON_COW_GUARD instead.
+ * Pages merged already stay merged. Estimate mode ignores it.
+ */
+void scanner_set_merging_held(Scanner *s, bool held);
+
+/*
+ * At most this many new merges until the next call (UINT64_MAX: no bound, as
+ * at the start); beyond them pages are held as while held. The COW guard
+ * gives its headroom above the reserve, so that merges the guard has not yet
+ * seen cannot take more (were all the memory they free used meanwhile).
+ */
+void scanner_set_merge_budget(Scanner *s, uint64_t pages);
 
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);

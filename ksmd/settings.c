@@ -71,6 +71,9 @@ const Setting settings_table[] = {
                max_regions_per_client, "Regions one user other than root may register"),
         NUMBER("Limits", "MaxPagesPerOwner", SETTING_COUNT, SETTING_WRITABLE, 1, UINT32_MAX, 4194304,
                max_pages_per_owner, "Tracked pages of the regions of one user other than root"),
+        NUMBER("Limits", "CowReserve", SETTING_SIZE_OR_PERCENT, SETTING_WRITABLE | SETTING_OFF, 0,
+               UINT64_C(1) << 40, 0, cow_reserve,
+               "Headroom kept for unmerging: below it no new page is merged (a size, or % of memory)"),
         NUMBER("Limits", "MaxConnections", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 64, max_connections,
                "Concurrent connections to the control socket of users other than root"),
         NUMBER("Limits", "MaxConnectionsPerUser", SETTING_COUNT, SETTING_WRITABLE, 1, 4096, 8,
@@ -179,7 +182,7 @@ const char *setting_property_name(const Setting *s, char *buf, size_t size) {
 
 bool setting_is_number(const Setting *s) {
         return IN_SET(s->kind, SETTING_COUNT, SETTING_TIME, SETTING_SIZE, SETTING_PERCENT,
-                      SETTING_CENTIPERCENT);
+                      SETTING_CENTIPERCENT, SETTING_SIZE_OR_PERCENT);
 }
 
 bool setting_is_list(const Setting *s) {
@@ -193,6 +196,7 @@ const char *setting_property_type(const Setting *s) {
                 return "b";
         case SETTING_ENUM:
         case SETTING_SOCKET:
+        case SETTING_SIZE_OR_PERCENT:
                 return "s";
         case SETTING_GROUP:
                 return "u";
@@ -261,14 +265,19 @@ const char *setting_format_number(const Setting *s, uint64_t value, char *buf, s
         static const uint64_t size_factors[] = { 1, UINT64_C(1) << 10, UINT64_C(1) << 20, UINT64_C(1) << 30,
                                                  UINT64_C(1) << 40 };
 
-        if (value == 0 && (s->flags & SETTING_OFF) && s->min > 0)
+        if (s->kind == SETTING_SIZE_OR_PERCENT && (value & SETTING_PERCENT_BIT)) {
+                static const Setting percent = { .kind = SETTING_CENTIPERCENT };
+
+                return setting_format_number(&percent, value & ~SETTING_PERCENT_BIT, buf, size);
+        }
+        if (value == 0 && (s->flags & SETTING_OFF) && (s->min > 0 || s->kind == SETTING_SIZE_OR_PERCENT))
                 snprintf(buf, size, "off");
         else if (value == 0 && s->kind != SETTING_CENTIPERCENT)
                 snprintf(buf, size, "0");
         else if (s->kind == SETTING_TIME)
                 return format_scaled(value, time_suffixes, time_factors, ELEMENTSOF(time_factors), buf,
                                      size);
-        else if (s->kind == SETTING_SIZE)
+        else if (s->kind == SETTING_SIZE || s->kind == SETTING_SIZE_OR_PERCENT)
                 return format_scaled(value, size_suffixes, size_factors, ELEMENTSOF(size_factors), buf,
                                      size);
         else if (s->kind == SETTING_PERCENT)
@@ -284,8 +293,16 @@ const char *setting_format_number(const Setting *s, uint64_t value, char *buf, s
 }
 
 const char *setting_format_range(const Setting *s, char *buf, size_t size) {
-        char lo[32], hi[32];
+        char lo[32], hi[32], size_max[32];
 
+        if (s->kind == SETTING_SIZE_OR_PERCENT) {
+                snprintf(buf, size, "a size up to %s or a percentage from %s to %s, or off",
+                         setting_format_number(s, s->max, size_max, sizeof(size_max)),
+                         setting_format_number(s, SETTING_PERCENT_BIT | SETTING_PERCENT_MIN, lo, sizeof(lo)),
+                         setting_format_number(s, SETTING_PERCENT_BIT | SETTING_PERCENT_MAX, hi,
+                                               sizeof(hi)));
+                return buf;
+        }
         snprintf(buf, size, "from %s to %s%s", setting_format_number(s, s->min, lo, sizeof(lo)),
                  setting_format_number(s, s->max, hi, sizeof(hi)),
                  (s->flags & SETTING_OFF) && s->min > 0 ? ", or off" : "");
@@ -299,6 +316,7 @@ const char *setting_value_name(const Setting *s) {
                 [SETTING_SIZE] = "SIZE",
                 [SETTING_PERCENT] = "PCT",
                 [SETTING_CENTIPERCENT] = "PCT",
+                [SETTING_SIZE_OR_PERCENT] = "SIZE|PCT",
                 [SETTING_ENUM] = "NAME",
                 [SETTING_BOOL] = "BOOL",
                 [SETTING_SOCKET] = "PATH",
@@ -337,6 +355,8 @@ static const char *number_noun(const Setting *s) {
         case SETTING_PERCENT:
         case SETTING_CENTIPERCENT:
                 return "a percentage";
+        case SETTING_SIZE_OR_PERCENT:
+                return "any of";
         default:
                 return "a whole number";
         }
@@ -350,6 +370,8 @@ static const char *number_example(const Setting *s) {
                 return " (e.g. 256M, 2G)";
         case SETTING_CENTIPERCENT:
                 return " with at most two decimals (e.g. 0.25%)";
+        case SETTING_SIZE_OR_PERCENT:
+                return " (e.g. 512M, 10%, 2.5%)";
         default:
                 return "";
         }
@@ -366,7 +388,12 @@ static char *number_reason(const Setting *s, const char *value) {
 int setting_check_number(const Setting *s, uint64_t value, char **ret_reason) {
         char buf[32];
 
-        if ((value == 0 && (s->flags & SETTING_OFF)) || (value >= s->min && value <= s->max))
+        if (s->kind == SETTING_SIZE_OR_PERCENT && (value & SETTING_PERCENT_BIT)) {
+                uint64_t cp = value & ~SETTING_PERCENT_BIT;
+
+                if (cp >= SETTING_PERCENT_MIN && cp <= SETTING_PERCENT_MAX)
+                        return 0;
+        } else if ((value == 0 && (s->flags & SETTING_OFF)) || (value >= s->min && value <= s->max))
                 return 0;
         *ret_reason = number_reason(s, setting_format_number(s, value, buf, sizeof(buf)));
         return -ERANGE;
@@ -428,6 +455,17 @@ static int parse_number(const Setting *s, const char *v, uint64_t *ret) {
                 return parse_percent(v, ret);
         case SETTING_CENTIPERCENT:
                 return parse_centipercent(v, ret);
+        case SETTING_SIZE_OR_PERCENT: {
+                size_t n = strlen(v);
+                uint64_t cp;
+
+                if (n == 0 || v[n - 1] != '%')
+                        return parse_size_bytes(v, ret);
+                if (parse_centipercent(v, &cp) < 0 || cp > SETTING_PERCENT_MAX)
+                        return -EINVAL;
+                *ret = SETTING_PERCENT_BIT | cp;
+                return 0;
+        }
         default:
                 return parse_uint64_range(v, 0, UINT64_MAX, ret);
         }

@@ -63,6 +63,8 @@ typedef struct Settings {
         uint64_t max_connections;        /* of users other than root; root has a reserve (bus-auth.h) */
         uint64_t max_connections_per_user; /* of one user other than root */
         uint64_t max_pages_per_owner;    /* tracked pages of the regions of one owner other than root */
+        uint64_t cow_reserve;            /* the COW guard's headroom (cow-guard.h): bytes, or
+                                          * SETTING_PERCENT_BIT | 1/100 % of the memory; 0: off */
 
         /* [Control] */
         char *socket_path;
@@ -94,6 +96,9 @@ typedef enum SettingKind {
         SETTING_SIZE,                    /* bytes ("256M"); D-Bus t */
         SETTING_PERCENT,                 /* whole percent ("20%"); D-Bus t */
         SETTING_CENTIPERCENT,            /* percent with two decimals ("0.25%"), in 1/100 %; D-Bus t */
+        SETTING_SIZE_OR_PERCENT,         /* bytes ("256M", min..max) or a share of something ("5%",
+                                          * SETTING_PERCENT_MIN..MAX) in 1/100 % with SETTING_PERCENT_BIT;
+                                          * D-Bus s, as the file writes it */
         SETTING_ENUM,                    /* one of the names in Setting.names; an int-sized enum; D-Bus s */
         SETTING_BOOL,
         SETTING_SOCKET,                  /* an absolute unix socket path */
@@ -109,6 +114,18 @@ typedef enum SettingKind {
 #define SETTING_AT_START  (1u << 0)      /* a reload leaves it alone: it applies when the daemon starts */
 #define SETTING_OFF       (1u << 1)      /* "off" (or "0") means 0, outside the range */
 #define SETTING_WRITABLE  (1u << 2)      /* root may change it over D-Bus until the next reload */
+
+/* SETTING_SIZE_OR_PERCENT: a value with this bit is a percentage, in 1/100 %, in its low bits. */
+#define SETTING_PERCENT_BIT (UINT64_C(1) << 63)
+#define SETTING_PERCENT_MIN UINT64_C(1)          /* 0.01% */
+#define SETTING_PERCENT_MAX UINT64_C(9000)       /* 90% */
+
+/* SETTING_SIZE_OR_PERCENT: value's bytes, a percentage of total_bytes if it is one. */
+static inline uint64_t setting_size_or_percent_bytes(uint64_t value, uint64_t total_bytes) {
+        if (!(value & SETTING_PERCENT_BIT))
+                return value;
+        return (uint64_t) ((unsigned __int128) total_bytes * (value & ~SETTING_PERCENT_BIT) / 10000);
+}
 
 typedef struct Setting {
         const char *section;             /* ksmd.conf section, without brackets */
@@ -137,7 +154,7 @@ const Setting *setting_find_option(const char *option);
 const char *setting_option_name(const Setting *s, char *buf, size_t size);
 /* "PagesToScan", "SleepUSec" (time spans); buf holds at least 64 bytes. */
 const char *setting_property_name(const Setting *s, char *buf, size_t size);
-/* The D-Bus signature of the property: "t", "b", "s", "u", "au" or "as". */
+/* The D-Bus signature of the property: "t", "b", "s", "u", "au" or "as" (SETTING_SIZE_OR_PERCENT: s). */
 const char *setting_property_type(const Setting *s);
 bool setting_is_number(const Setting *s);
 bool setting_is_list(const Setting *s);

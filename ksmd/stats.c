@@ -42,9 +42,11 @@ int stats_format_status(const Stats *s, bool estimate, bool paused, uint64_t tot
                                 (double) s->rest_usec / 1e6);
         else
                 (void) snprintf(next, sizeof(next), "scanning %u%%", percent);
-        return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; %s%s",
+        return snprintf(buf, size, "%s %.1f MiB (%llu pages) after %llu scans, last took %.1f s; %s%s%s",
                         estimate ? "estimate mode, nothing merged: merging would save" : "saving",
                         mib, (unsigned long long) (stats_saving_bytes(s) / PAGE_SIZE_BYTES),
                         (unsigned long long) s->full_scans, (double) s->last_full_scan_usec / 1e6, next,
-                        paused ? "; paused" : "");
+                        paused ? "; paused" : "",
+                        s->cow.holding ? "; COW guard holding: headroom below CowReserve=, no new merges" :
+                                         "");
 }

@@ -14,6 +14,9 @@
 
 #include <linux/ksmd_helper.h>
 
+#include "cow-guard.h"
+#include "reasons.h"
+
 typedef struct ScanCounters {
         uint64_t pages_scanned;          /* pagemap entries examined */
         uint64_t pages_read;             /* contents read with process_vm_readv */
@@ -35,6 +38,8 @@ typedef struct ScanCounters {
                                           * of the helper found mapped, once */
         uint64_t pages_sharing;          /* further candidates of those contents (KSM's pages_sharing); in
                                           * merge mode also the further pages found mapping a shared page. */
+        uint64_t pages_by_reason[_PAGE_REASON_MAX]; /* every page of the regions under one reason
+                                                     * (reasons.h); they add up to the regions' pages */
 } ScanCounters;
 
 void scan_counters_add(ScanCounters *a, const ScanCounters *b);
@@ -72,6 +77,7 @@ typedef struct Stats {
         uint64_t helper_pages_mapped;    /* page table entries mapping them */
         uint64_t helper_no_memory;       /* items it answered NO_MEMORY since it loaded */
         MergeCounters merge;
+        CowStatus cow;                   /* the unmerge debt, the headroom and the COW guard (cow-guard.h) */
 } Stats;
 
 /*

@@ -17,11 +17,46 @@ import sys
 import tempfile
 import time
 import unittest
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from dbus_peer import Variant, call as dbus_call  # noqa: E402
 from ksmdtest import (KSMCTL, KSMD, NOBODY, SETPRIV_NOBODY, SOURCE, WORKLOAD, ConnectionHolder,  # noqa: E402,F401
                       ControlTest, Daemon, Workload, wait_for)
+
+def kernel_behaviour():
+    """What this kernel does, seen by this process on its own memory: whether a
+    write after "4" > clear_refs sets soft-dirty (bit 55), whether a read fault
+    maps the shared zero page (present, not exclusive) or a fresh private page,
+    and whether there is swap. Independent of ksmd's probe."""
+    import ctypes
+    import mmap
+    import struct
+    m = mmap.mmap(-1, 2 * 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                  prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        m.madvise(mmap.MADV_NOHUGEPAGE)
+        anchor = ctypes.c_char.from_buffer(m)
+        addr = ctypes.addressof(anchor)
+        m[0] = 1
+        _ = m[4096]
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("4")
+        m[0] = 2
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(addr // 4096 * 8)
+            written, read = struct.unpack("<2Q", f.read(16))
+        del anchor
+    finally:
+        m.close()
+    with open("/proc/swaps") as f:
+        swap = len(f.readlines()) > 1
+    return {
+        "soft_dirty": bool(written >> 55 & 1),
+        "zero_page": bool(read >> 63 & 1) and not read >> 56 & 1,
+        "swap": swap,
+    }
+
 
 class Ksmctl(ControlTest):
     def test_status_reports_estimate_mode_without_the_module(self):
@@ -32,6 +67,37 @@ class Ksmctl(ControlTest):
         human = self.daemon.ctl("status").stdout
         self.assertIn("estimate", human)
         self.assertIn("not loaded", human)
+
+    def test_status_reports_what_the_host_kernel_does(self):
+        """What the daemon asked the kernel at start, as ksmctl shows it, agrees
+        with what this test sees the kernel do itself."""
+        st = self.status_json()
+        self.assertEqual(st["kernel_release"], os.uname().release)
+        answers = {f["name"]: f for f in st["host_kernel"]}
+        self.assertEqual(set(answers), {
+            "pagemap", "pagemap-exclusive", "pagemap-shared", "pagemap-swap", "pfn", "zero-page",
+            "huge-zero-page", "thp", "soft-dirty", "pagemap-scan", "process-vm-readv"})
+        for name, f in answers.items():
+            self.assertIn(f["answer"], ("yes", "no", "untested"), name)
+            self.assertTrue(f["seen"], name)
+            self.assertEqual(f["instead"] == "", f["answer"] == "yes", name)
+
+        seen = kernel_behaviour()
+        self.assertEqual(answers["soft-dirty"]["answer"], "yes" if seen["soft_dirty"] else "no")
+        self.assertEqual(answers["zero-page"]["answer"], "yes" if seen["zero_page"] else "no")
+        self.assertEqual(answers["pfn"]["answer"], "yes")  # the daemon runs as root here
+        self.assertEqual(answers["pagemap-swap"]["answer"] == "untested", not seen["swap"])
+        for name in ("pagemap", "pagemap-exclusive", "pagemap-shared", "process-vm-readv"):
+            self.assertEqual(answers[name]["answer"], "yes", name)
+
+        human = self.daemon.ctl("status").stdout
+        self.assertIn(f"kernel: {os.uname().release}", human)
+        has = re.search(r"^ +has: (.*)$", human, re.M).group(1).split(", ")
+        self.assertEqual(sorted(has), sorted(n for n, f in answers.items() if f["answer"] == "yes"))
+        for name, f in answers.items():
+            label = {"no": "missing", "untested": "untested"}.get(f["answer"])
+            if label:
+                self.assertRegex(human, rf"(?m)^ +{label} {name}: .+; instead, .+$")
 
     def test_register_list_stats_unregister(self):
         w = self.workload()
@@ -152,9 +218,12 @@ class RegisterOptions(ControlTest):
                                    str(1 << 20)).stdout)
         names = {r["id"]: r["name"] for r in self.regions()}
         self.assertEqual(names, {rid: "vm-one", rid2: "vm two (range)"})
-        human = self.daemon.ctl("list").stdout
+        human = self.daemon.ctl("list", "--verbose").stdout
         self.assertIn(f"region {rid} (vm-one): process {w.pids[0]}, all private anonymous memory", human)
         self.assertIn(f"region {rid2} (vm two (range)): process {w.pids[1]}, {hex(start)}-", human)
+        table = self.daemon.ctl("list").stdout
+        self.assertRegex(table, rf"(?m)^ *{rid} vm-one +{w.pids[0]} ")
+        self.assertRegex(table, rf"(?m)^ *{rid2} vm two \(range\) +{w.pids[1]} ")
         self.assertIn(f'Registered region {rid} "vm-one" in domain uid:0: all private anonymous memory of pid '
                       f'{w.pids[0]}.',
                       self.daemon.read_log())
@@ -392,6 +461,48 @@ class AutoRegister(ControlTest):
         time.sleep(6)  # longer than one walk of /proc
         self.assertEqual(json.loads(self.daemon.ctl("--json", "list").stdout), [])
         w.stop()
+
+
+class GuestNames(ControlTest):
+    """A process in a machine scope of a root-owned cgroup, as systemd-machined makes them for libvirt's
+    guests, is named after the guest. The slice is this test's own, beside the host's cgroups."""
+
+    SLICE = f"ksmd-control-{os.getpid()}.slice"
+    conf = f"[AutoRegister]\nCgroup=/{SLICE}/*\n"
+
+    def cgroup(self, scope):
+        with open("/proc/self/mounts") as f:
+            root = next((ln.split()[1] for ln in f if ln.split()[2] == "cgroup2"), None)
+        self.assertIsNotNone(root, "no cgroup v2 hierarchy on this host")
+        slice_dir = os.path.join(root, self.SLICE)
+        if not os.path.isdir(slice_dir):
+            os.mkdir(slice_dir)
+            self.addCleanup(os.rmdir, slice_dir)
+        path = os.path.join(slice_dir, scope)
+        os.mkdir(path)
+        self.addCleanup(os.rmdir, path)
+        return path
+
+    def move(self, pid, path):
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def test_a_guest_in_a_machine_scope_is_named_after_it(self):
+        named = self.cgroup(r"machine-qemu\x2d7\x2dweb\x2dfront.scope")
+        # A name only root could give a scope, and one no region may carry: the executable's instead.
+        forged = self.cgroup(r"machine-qemu\x2d8\x2dvm\x0a\x1b\x5b2J.scope")
+        w = self.workload()
+        self.move(w.pids[0], named)
+        self.move(w.pids[1], forged)
+        wait_for(lambda: len(json.loads(self.daemon.ctl("--json", "list").stdout)) == 2, timeout=20,
+                 what="automatic registration")
+        names = {r["pid"]: r["name"] for r in json.loads(self.daemon.ctl("--json", "list").stdout)}
+        self.assertEqual(names, {w.pids[0]: "web-front", w.pids[1]: "ksmd-workload"})
+        self.assertIn('automatically as "web-front"', self.daemon.read_log())
+        w.stop()
+        # The processes leave the cgroups when they have exited, and only then can those go.
+        for path in (named, forged):
+            wait_for(lambda: Path(path, "cgroup.procs").read_text().strip() == "", what="the scope to be empty")
 
 
 class CheckConfig(unittest.TestCase):

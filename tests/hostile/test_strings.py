@@ -295,6 +295,11 @@ class FakeDaemon:
                 if member in self.errors:
                     name, message = self.errors[member]
                     self.send(conn, 3, serial, "s", [message], [(4, ("s", name))])
+                elif member == "Get":
+                    # Properties.Get(interface, name): replies["Get"] maps names to (type, value).
+                    body = _Reader(fixed + rest, 16 + (fields_len + 7) // 8 * 8)
+                    body.read("s")
+                    self.send(conn, 2, serial, "v", [Variant(*self.replies["Get"][body.read("s")])], [])
                 else:
                     sig, values = self.replies[member]
                     self.send(conn, 2, serial, sig, values, [])
@@ -330,6 +335,8 @@ class KsmctlTerminal(unittest.TestCase):
         self.socket = os.path.join(self.tmp, "ksmd.sock")
 
     def ksmctl(self, replies, errors, *args):
+        if os.path.exists(self.socket):  # a fake daemon per call
+            os.unlink(self.socket)
         fake = FakeDaemon(self.socket, replies, errors)
         self.addCleanup(fake.stop)
         return run([KSMCTL, "--socket", self.socket, *args])
@@ -340,12 +347,32 @@ class KsmctlTerminal(unittest.TestCase):
         return {"ListRegions": ("a(uusbttssa{st})", [[region]])}
 
     def test_list_shows_control_characters_escaped(self):
-        r = self.ksmctl(self.list_reply(), {}, "list")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        assert_clean(self, r.stdout, "ksmctl list")
         escaped = b"\\x1b]0;owned\\x07\\x1b[2J\\x7f\\xc2\\x9b31m\\x41"
+        r = self.ksmctl(self.list_reply(), {}, "list", "--verbose")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        assert_clean(self, r.stdout, "ksmctl list --verbose")
         for what in (b"region 1 (name", b"note: note", b"helper: merge", b"    pages"):
             self.assertIn(what + escaped, r.stdout)
+        for args in (("list",), ("explain", "1")):
+            r = self.ksmctl(self.list_reply(), {}, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            assert_clean(self, r.stdout, "ksmctl " + " ".join(args))
+            self.assertIn(b"name" + escaped, r.stdout)
+
+    def test_metric_labels_are_escaped_as_the_exposition_format_wants(self):
+        replies = dict(self.list_reply())
+        replies["GetStatistics"] = ("a{st}", [{"saving_bytes": 1}])
+        replies["ListDomains"] = ("a(usa{st})", [[(1, "d\"\\" + self.hostile, {"saving_bytes": 1})]])
+        replies["Get"] = {"Version": ("s", "v\n\"1"), "Mode": ("s", "merge"), "Paused": ("b", False)}
+        r = self.ksmctl(replies, {}, "stats", "--format=openmetrics")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        assert_clean(self, r.stdout, "ksmctl stats --format=openmetrics")
+        out = r.stdout.decode()
+        # Escaped text (escape.h), then backslash and double quote escaped for the format.
+        self.assertIn('ksmd_info{version="v\\\\x0a\\"1",mode="merge"} 1', out)
+        self.assertIn('ksmd_domain_saving_bytes{domain="d\\"\\\\x5c\\\\x1b]0;owned', out)
+        self.assertIn('ksmd_region_registered_bytes{region="1",name="name\\\\x1b]0;owned', out)
+        self.assertTrue(out.endswith("# EOF\n"))
 
     def test_json_list_escapes_control_characters_as_json(self):
         r = self.ksmctl(self.list_reply(), {}, "--json", "list")

@@ -64,6 +64,19 @@ def setpriv_as(uid, gid, groups=()):
             f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups", "--inh-caps=-all"]
 
 
+def stop_by_stdin(proc):
+    """Ends a process started with stdin and stdout pipes that exits when its stdin closes: closes it, waits,
+    and kills it by its pid if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stdout.close()
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -184,14 +197,7 @@ class ConnectionHolder:
             return False
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        stop_by_stdin(self.proc)
 
 
 class Workload:
@@ -201,10 +207,12 @@ class Workload:
             cmd = SETPRIV_NOBODY + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self.pids = []
+        self.addrs = []  # of each process's workload memory
         for line in self.proc.stdout:
             w = line.split()
             if w[0] == "pid":
                 self.pids.append(int(w[1]))
+                self.addrs.append(int(w[3], 16))
             elif w[0] == "expected":
                 self.expected = {w[i]: int(w[i + 1]) for i in range(1, len(w), 2)}
             elif w[0] == "ready":

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -76,6 +77,19 @@ static void test_group_qualifies_an_owner_and_narrows_cgroup_rules(void **state)
         assert_true(autoreg_match(&s, &p));
 }
 
+static void test_cgroup_paths_stay_under_the_v2_mount(void **state) {
+        uint64_t max = 0, current = 0;
+
+        /* Relative paths and ".." never reach the file system. */
+        assert_int_equal(proc_cgroup_is_root_owned("machine.slice"), -EINVAL);
+        assert_int_equal(proc_cgroup_is_root_owned("/machine.slice/../../etc"), -EINVAL);
+        assert_int_equal(proc_read_cgroup_memory("/..", &max, &current), -EINVAL);
+        /* The root cgroup is root's; one that does not exist is not found, never "owned". */
+        assert_int_equal(proc_cgroup_is_root_owned("/"), 1);
+        assert_int_equal(proc_cgroup_is_root_owned("/ksmd-test-no-such-cgroup"), -ENOENT);
+        assert_true(proc_read_cgroup_memory("/ksmd-test-no-such-cgroup", &max, &current) < 0);
+}
+
 static void test_cgroup_file_yields_the_one_v2_path(void **state) {
         char buf[64];
 
@@ -98,6 +112,76 @@ static void test_cgroup_file_yields_the_one_v2_path(void **state) {
                          -ENAMETOOLONG);
 }
 
+/* autoreg_guest_name() into name, REGION_NAME_MAX + 1 bytes. */
+static int guest_name(const char *cgroup, char *name) {
+        return autoreg_guest_name(cgroup, name, REGION_NAME_MAX + 1);
+}
+
+#define SLICE "/machine.slice/"
+
+static void test_a_guest_is_named_after_its_machine_scope(void **state) {
+        static const struct {
+                const char *cgroup, *name;
+        } cases[] = {
+                /* libvirt's guests: systemd-machined's scope, the unit name escaped, "qemu-ID-" gone. */
+                { SLICE "machine-qemu\\x2d1\\x2dguest1.scope/libvirt/emulator", "guest1" },
+                { SLICE "machine-qemu\\x2d12\\x2dweb\\x2dfront.scope", "web-front" },
+                /* A partition of its own (<resource><partition>) is a slice below machine.slice. */
+                { SLICE "machine-t1.slice/machine-qemu\\x2d3\\x2ddb.scope/x", "db" },
+                /* Upper-case hex digits unescape too; other machines (nspawn's) keep their whole name. */
+                { SLICE "machine-build\\x2Dhost.scope/payload", "build-host" },
+                /* Only a "qemu-DIGITS-" with something after it is libvirt's prefix. */
+                { SLICE "machine-qemu\\x2d1\\x2d.scope", "qemu-1-" },
+                { SLICE "machine-qemu\\x2dx\\x2dvm.scope", "qemu-x-vm" },
+        };
+        char name[REGION_NAME_MAX + 1];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(guest_name(cases[i].cgroup, name), 0);
+                assert_string_equal(name, cases[i].name);
+        }
+        /* Cut to the limit, as executable names are. */
+        assert_int_equal(guest_name(SLICE "machine-qemu\\x2d1\\x2d"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaBBBB.scope",
+                                    name),
+                         0);
+        assert_int_equal(strlen(name), REGION_NAME_MAX);
+        assert_int_equal(name[REGION_NAME_MAX - 1], 'a');
+}
+
+static void test_a_guest_name_that_is_not_one_is_refused(void **state) {
+        static const struct {
+                const char *cgroup;
+                int error;
+        } cases[] = {
+                /* No machine scope: the caller names the region after the executable. */
+                { "/system.slice/libvirtd.service", -ENOENT },
+                { "/machine.slice", -ENOENT },
+                { SLICE "machine-.scope", -ENOENT },
+                { SLICE "x-machine-vm.scope", -ENOENT },
+                { "/", -ENOENT },
+                { "", -ENOENT },
+                { NULL, -ENOENT },
+                /* Escapes that systemd never writes, or that end early. */
+                { SLICE "machine-vm\\.scope", -EINVAL },
+                { SLICE "machine-vm\\x2.scope", -EINVAL },
+                { SLICE "machine-vm\\x2g.scope", -EINVAL },
+                { SLICE "machine-vm\\y41.scope", -EINVAL },
+                { SLICE "machine-vm\\x00evil.scope", -EINVAL },
+                /* Names that unescape to what a region name may not hold: control characters, non-ASCII. */
+                { SLICE "machine-qemu\\x2d1\\x2dvm\\x0a\\x3c0\\x3eforged.scope", -EINVAL },
+                { SLICE "machine-\\x1b\\x5b2J.scope", -EINVAL },
+                { SLICE "machine-g\\xc3\\xa4st.scope", -EINVAL },
+                { SLICE "machine-vm\\x7f.scope", -EINVAL },
+        };
+        char name[REGION_NAME_MAX + 1] = "untouched";
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(guest_name(cases[i].cgroup, name), cases[i].error);
+        assert_string_equal(name, "untouched");
+}
+
 static void test_missing_facts_never_match(void **state) {
         Settings s = { .cgroup_patterns = cgroups, .n_cgroup_patterns = 1, .executable_patterns = exes,
                        .n_executable_patterns = 2, .users = qemu_user, .n_users = 1 };
@@ -117,6 +201,9 @@ int main(void) {
                 cmocka_unit_test(test_group_qualifies_an_owner_and_narrows_cgroup_rules),
                 cmocka_unit_test(test_missing_facts_never_match),
                 cmocka_unit_test(test_cgroup_file_yields_the_one_v2_path),
+                cmocka_unit_test(test_cgroup_paths_stay_under_the_v2_mount),
+                cmocka_unit_test(test_a_guest_is_named_after_its_machine_scope),
+                cmocka_unit_test(test_a_guest_name_that_is_not_one_is_refused),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

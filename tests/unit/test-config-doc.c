@@ -3,7 +3,9 @@
  * The man pages say what settings_table[] says: ksmd.conf(5) documents every
  * key in its section with its range and default, and no other key; ksmd(8)
  * documents every setting's option; org.ksmd.Manager1(5) every setting's
- * property, and which ones root may change.
+ * property, and which ones root may change. ksmctl(8) documents every reason
+ * a page is or is not merged (reasons.h) and every metric (openmetrics.h);
+ * org.ksmd.Manager1(5) every reason too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "openmetrics.h"
+#include "reasons.h"
 #include "settings.h"
 
 static char *read_man_page(const char *name) {
@@ -169,12 +173,57 @@ static void test_every_property_is_documented(void **state) {
         assert_every_setting_has_an_entry("org.ksmd.Manager1.5.scd", "# PROPERTIES", property_head);
 }
 
+static void test_every_reason_is_documented(void **state) {
+        _cleanup_free_ char *ksmctl = read_man_page("ksmctl.8.scd");
+        _cleanup_free_ char *api = read_man_page("org.ksmd.Manager1.5.scd");
+        _cleanup_free_ char *explain = text_after(ksmctl, "*explain* _ID_", true);
+
+        assert_non_null(explain);
+        fold(api);
+        for (int r = 0; r < _PAGE_REASON_MAX; r++) {
+                char row[64], word[64];
+
+                /* A row of explain's table in ksmctl(8), and a *key* in GetStatistics() of the API. */
+                snprintf(row, sizeof(row), "|  %s\n", page_reason_to_string((PageReason) r));
+                if (!strstr(ksmctl, row))
+                        fail_msg("ksmctl.8.scd: explain's table has no row for the reason %s",
+                                 page_reason_to_string((PageReason) r));
+                snprintf(word, sizeof(word), "*%s*", page_reason_to_string((PageReason) r));
+                if (!strstr(api, word))
+                        fail_msg("org.ksmd.Manager1.5.scd does not name the reason %s", word);
+        }
+}
+
+static void test_every_metric_is_documented(void **state) {
+        _cleanup_free_ char *man = read_man_page("ksmctl.8.scd");
+        _cleanup_free_ char *metrics = text_after(man, "# METRICS", false);
+        size_t n = 0;
+        char name[128];
+
+        assert_non_null(metrics);
+        for (size_t i = 0; metric_family_sample_name(i, name, sizeof(name)); i++, n++) {
+                const char *p = metrics;
+                bool found = false;
+
+                /* As a whole word of a row of the table: followed by '{', ',' or the end of the line. */
+                while (!found && (p = strstr(p, name))) {
+                        p += strlen(name);
+                        found = *p == '{' || *p == ',' || *p == '\n';
+                }
+                if (!found)
+                        fail_msg("ksmctl.8.scd: METRICS does not name %s", name);
+        }
+        assert_true(n > 30);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_every_key_is_documented_in_its_section_with_range_and_default),
                 cmocka_unit_test(test_every_documented_key_exists),
                 cmocka_unit_test(test_every_option_is_documented),
                 cmocka_unit_test(test_every_property_is_documented),
+                cmocka_unit_test(test_every_reason_is_documented),
+                cmocka_unit_test(test_every_metric_is_documented),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -500,6 +501,62 @@ static void test_quiet_scans_rest_and_registration_ends_the_rest(void **state) {
         assert_int_equal(probe.rests[4], 0);
 }
 
+typedef struct DropProbe {
+        Manager *manager;
+        uint64_t killed_usec, dropped_usec;
+} DropProbe;
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* When the first rest begins, the child exits. */
+static void kill_child_at_rest(Manager *m, void *userdata) {
+        DropProbe *p = userdata;
+        Stats st;
+
+        manager_get_stats(m, &st);
+        if (st.rest_usec == 0 || p->killed_usec)
+                return;
+        (void) stop_child(NULL);
+        p->killed_usec = monotonic_usec();
+}
+
+static int on_drop_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        DropProbe *p = userdata;
+
+        if (p->killed_usec && region_registry_count(p->manager->registry) == 0) {
+                p->dropped_usec = monotonic_usec();
+                return sd_event_exit(sd_event_source_get_event(s), 0);
+        }
+        assert_int_equal(sd_event_source_set_time_relative(s, 50000), 0);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void test_exited_process_loses_its_region_during_a_rest(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        DropProbe probe = {};
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h"), &m), 0);
+        probe.manager = m;
+        m->scan_done = kill_child_at_rest;
+        m->scan_done_userdata = &probe;
+        register_child(m);
+        assert_int_equal(manager_start(m), 0);
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 50000, 0, on_drop_poll,
+                                               &probe) >= 0);
+        /* The hour-long rest is not waited out: the region goes at its next tick. */
+        assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 20 * 1000000, 0, on_guard,
+                                               NULL) >= 0);
+        assert_int_equal(sd_event_loop(m->event), 0);
+        assert_true(probe.killed_usec > 0);
+        assert_true(probe.dropped_usec - probe.killed_usec < 3 * 1000000);
+}
+
 static void test_scans_for_a_count_never_rest(void **state) {
         _cleanup_(manager_freep) Manager *m = NULL;
         Stats st;
@@ -628,6 +685,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_shared_pages_with_one_mapper_are_forgotten, start_child,
                                                 stop_child),
                 cmocka_unit_test_setup_teardown(test_quiet_scans_rest_and_registration_ends_the_rest,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region_during_a_rest,
                                                 start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),

@@ -51,6 +51,11 @@ static struct {
         int watch_pidfd;                 /* > 0: items naming it as target or source are counted */
         unsigned watch_items;
         int last_pidfd, last_src_pidfd;  /* of the last item with a source page */
+        /* kernel model */
+        bool pfn_hidden;                 /* pagemap shows no PFNs (no CAP_SYS_ADMIN) */
+        bool shared_reads_ok;            /* the scanner may read pages not exclusively mapped */
+        unsigned mark_calls;             /* proc_pagemap_mark_zero_pages() calls */
+        size_t max_read_batch;           /* most pages asked of one memory_read_pages() */
 } fake;
 
 static int proc_of(pid_t pid) {
@@ -105,7 +110,23 @@ int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *en
                 uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
 
                 assert_true(page < fake.n_pages[p]);
-                entries[i] = fake.dead[p] ? 0 : fake.page[p][page].flags | fake.page[p][page].pfn;
+                entries[i] = fake.dead[p] ? 0 :
+                             fake.page[p][page].flags | (fake.pfn_hidden ? 0 : fake.page[p][page].pfn);
+        }
+        return 0;
+}
+
+/* PAGEMAP_SCAN's zero-page flag, as the kernel gives it whether or not PFNs are shown. */
+int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
+int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
+        int p = proc_of(fd_pid[fd]);
+
+        fake.mark_calls++;
+        for (size_t i = 0; i < n_pages; i++) {
+                uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
+
+                if (fake.page[p][page].pfn == ZERO_PFN && (entries[i] & PAGEMAP_PRESENT))
+                        entries[i] |= PAGEMAP_ZERO_PAGE;
         }
         return 0;
 }
@@ -126,12 +147,14 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 
         if (fake.dead[p])
                 return -ESRCH;
+        fake.max_read_batch = MAX(fake.max_read_batch, n);
         for (size_t i = 0; i < n; i++) {
                 FakePage *fp = &fake.page[p][(addrs[i] - BASE_ADDR) / PAGE_SIZE_BYTES];
 
                 /* The scanner must never read what pagemap says is absent, zero-mapped or shared. */
                 assert_true(fp->flags & PAGEMAP_PRESENT);
-                assert_true(fp->flags & PAGEMAP_EXCLUSIVE);
+                assert_true(fake.shared_reads_ok || (fp->flags & PAGEMAP_EXCLUSIVE));
+                assert_false(fp->flags & PAGEMAP_FILE_OR_SHARED);
                 assert_true(fp->pfn != ZERO_PFN);
                 memset((uint8_t *) buf + i * PAGE_SIZE_BYTES, fp->fill, PAGE_SIZE_BYTES);
                 fp->reads++;
@@ -192,6 +215,11 @@ typedef enum WorldFlags {
         WORLD_ESTIMATE = 0,              /* no helper, pages read every pass */
         WORLD_SOFT_DIRTY = 1 << 0,       /* unchanged pages are known from pagemap and not read */
         WORLD_MERGING = 1 << 1,          /* a (mocked) helper merges */
+        /* What the host probe may find missing (host-probe.h, scanner_config_from_host()): */
+        WORLD_ZERO_PFN_UNKNOWN = 1 << 2, /* the zero page's PFN was never learnt */
+        WORLD_PAGEMAP_SCAN = 1 << 3,     /* ... and PAGEMAP_SCAN names it */
+        WORLD_NO_EXCLUSIVE_BIT = 1 << 4, /* PAGEMAP_EXCLUSIVE does not tell shared pages */
+        WORLD_SINGLE_PAGE_READS = 1 << 5, /* process_vm_readv one page at a time */
 } WorldFlags;
 
 #define UNBOUNDED_TRACKED_PAGES (UINT64_C(1) << 20)
@@ -251,7 +279,10 @@ static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint6
         ScannerConfig sc = {
                 .hash_seed = 42,
                 .soft_dirty = flags & WORLD_SOFT_DIRTY,
-                .zero_pfn = ZERO_PFN,
+                .pagemap_scan = flags & WORLD_PAGEMAP_SCAN,
+                .no_exclusive_bit = flags & WORLD_NO_EXCLUSIVE_BIT,
+                .single_page_reads = flags & WORLD_SINGLE_PAGE_READS,
+                .zero_pfn = flags & WORLD_ZERO_PFN_UNKNOWN ? 0 : ZERO_PFN,
         };
         HelperClient *helper = flags & WORLD_MERGING ? (HelperClient *) 0x1 : NULL;
 
@@ -291,6 +322,20 @@ static void world_done(World *w) {
         region_registry_free(w->reg);
 }
 
+/* After every full scan: each region's pages are counted under exactly one reason (reasons.h). */
+static void assert_reasons_add_up(const World *w) {
+        REGISTRY_FOREACH(r, w->reg) {
+                const RegionScan *rs = scanner_region(w->scanner, r->id);
+                uint64_t sum = 0;
+
+                if (!rs || r->gone)
+                        continue;
+                for (size_t i = 0; i < _PAGE_REASON_MAX; i++)
+                        sum += rs->last.pages_by_reason[i];
+                assert_int_equal(sum, region_scan_registered_pages(rs, r));
+        }
+}
+
 /* Runs one full scan in small steps (so passes cross step boundaries) and flushes merges;
  * true if it was quiet. */
 static bool run_pass(World *w) {
@@ -303,6 +348,7 @@ static bool run_pass(World *w) {
                 assert_true(merger_flush(w->merger, w->now) >= 0);
                 assert_true(++steps < 10000);
         } while (!res.pass_done);
+        assert_reasons_add_up(w);
         return res.pass_quiet;
 }
 
@@ -322,6 +368,11 @@ static void finish_pass(World *w, size_t pages_per_step) {
         do
                 assert_int_equal(scanner_step(w->scanner, pages_per_step, w->now, &res), 0);
         while (!res.pass_done);
+        assert_reasons_add_up(w);
+}
+
+static uint64_t reason_of(const World *w, int p, PageReason r) {
+        return scan_of(w, p)->last.pages_by_reason[r];
 }
 
 static const ScanCounters *last_counters(const World *w) {
@@ -686,6 +737,104 @@ static void test_zero_page_mapped_by_a_thp_split_counts_only_when_merging(void *
         }
 }
 
+static void test_zero_page_without_its_pfn_is_named_by_pagemap_scan_and_never_read(void **state) {
+        World w;
+
+        /* PFNs hidden: only PAGEMAP_SCAN can tell the zero page from another shared page. */
+        fake.pfn_hidden = true;
+        add_same_pages(0, 4, 7);
+        map_zero_page(0, 1);
+        map_zero_page(0, 2);
+        world_init(&w, 1, WORLD_ESTIMATE | WORLD_ZERO_PFN_UNKNOWN | WORLD_PAGEMAP_SCAN);
+        run_passes(&w, 2);
+        assert_true(fake.mark_calls > 0);
+        assert_int_equal(last_counters(&w)->pages_zero_mapped, 2);
+        assert_int_equal(last_counters(&w)->pages_external, 0);
+        assert_int_equal(fake.page[0][1].reads + fake.page[0][2].reads, 0);
+        assert_int_equal(last_counters(&w)->pages_sharing, 1);
+        world_done(&w);
+}
+
+static void test_zero_page_nobody_can_name_counts_as_shared_and_is_never_read(void **state) {
+        World w;
+
+        fake.pfn_hidden = true;
+        add_same_pages(0, 4, 7);
+        map_zero_page(0, 1);
+        world_init(&w, 1, WORLD_ESTIMATE | WORLD_ZERO_PFN_UNKNOWN);
+        run_passes(&w, 2);
+        assert_int_equal(fake.mark_calls, 0);
+        assert_int_equal(last_counters(&w)->pages_zero_mapped, 0);
+        assert_int_equal(last_counters(&w)->pages_external, 1);
+        assert_int_equal(fake.page[0][1].reads, 0);
+        world_done(&w);
+}
+
+/*
+ * A kernel whose read faults map fresh pages gives no zero PFN to learn. Its
+ * pages only read are private zero pages, merged like any other; once the
+ * helper mapped the zero page there, PAGEMAP_SCAN keeps it counted as saved.
+ * Without PAGEMAP_SCAN it counts as shared with other processes, unread.
+ */
+static void test_merged_zero_page_where_read_faults_map_fresh_pages(void **state) {
+        for (int scan = 0; scan < 2; scan++) {
+                World w;
+
+                fake.result_for = merged_except_fill;
+                fake.n_pages[0] = 0;
+                add_pages(0, 0, 7);              /* page 0: read, a fresh zero-filled private page */
+                world_init(&w, 1, WORLD_MERGING | WORLD_ZERO_PFN_UNKNOWN | (scan ? WORLD_PAGEMAP_SCAN : 0));
+                run_passes(&w, 2);
+                assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 1);
+
+                map_zero_page(0, 0);
+                reset_reads();
+                run_pass(&w);
+                assert_int_equal(fake.page[0][0].reads, 0);
+                assert_int_equal(last_counters(&w)->pages_zero, scan ? 1 : 0);
+                assert_int_equal(last_counters(&w)->pages_zero_mapped, scan ? 1 : 0);
+                assert_int_equal(last_counters(&w)->pages_external, scan ? 0 : 1);
+                world_done(&w);
+        }
+}
+
+static void test_without_the_exclusive_bit_shared_pages_are_read_and_offered(void **state) {
+        World w;
+
+        fake.shared_reads_ok = true;
+        add_same_pages(0, 3, 5);
+        /* Page 0 and 1 shared with a fork: present, not exclusive; page 2 a file page. */
+        fake.page[0][0].flags = fake.page[0][1].flags = PAGEMAP_PRESENT;
+        fake.page[0][2].flags = PAGEMAP_PRESENT | PAGEMAP_FILE_OR_SHARED;
+        world_init(&w, 1, WORLD_ESTIMATE | WORLD_NO_EXCLUSIVE_BIT);
+        run_passes(&w, 2);
+        assert_int_equal(fake.page[0][0].reads, 2);
+        assert_int_equal(fake.page[0][1].reads, 2);
+        assert_int_equal(fake.page[0][2].reads, 0);
+        assert_int_equal(last_counters(&w)->pages_sharing, 1);
+        assert_int_equal(last_counters(&w)->pages_external, 1);
+        world_done(&w);
+}
+
+static void test_single_page_reads_ask_one_page_per_call(void **state) {
+        World w;
+
+        add_distinct_pages(0, 16, 1);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_pass(&w);
+        assert_true(fake.max_read_batch > 1);
+        world_done(&w);
+
+        fake.max_read_batch = 0;
+        reset_reads();
+        world_init(&w, 1, WORLD_ESTIMATE | WORLD_SINGLE_PAGE_READS);
+        run_pass(&w);
+        assert_int_equal(fake.max_read_batch, 1);
+        assert_int_equal(reads_of(0), 16);
+        assert_int_equal(last_counters(&w)->pages_read, 16);
+        world_done(&w);
+}
+
 static uint32_t always_busy(const HelperMergeItem *it, bool zero) {
         return KSMD_HELPER_RESULT_BUSY;
 }
@@ -789,6 +938,68 @@ static void test_bad_pidfd_and_no_access_record_why_and_rest_the_page(void **sta
         world_done(&w);
 }
 
+static void test_every_page_is_counted_under_one_reason(void **state) {
+        World w;
+
+        add_pages(0, 5, 5, 5, 0, 0, 9, 1, 2, 3);
+        fake.page[0][6].flags = 0;
+        fake.page[0][7].flags = PAGEMAP_SWAPPED;
+        map_shared_page(0, 8, 0x7777);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_pass(&w);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 6);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NOT_PRESENT), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SWAPPED), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_ELSEWHERE), 1);
+        run_pass(&w);
+        /* The first of the three was counted unique until its twins came: the copy they share. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_DUPLICATE), 2);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_ZERO), 2);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 0);
+        world_done(&w);
+}
+
+static uint32_t refusal_by_fill(const HelperMergeItem *it, bool zero) {
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+
+        switch (fake.page[0][page].fill) {
+        case 3:
+                return KSMD_HELPER_RESULT_UNSUPPORTED;   /* the fake's reason: THP */
+        case 4:
+                return KSMD_HELPER_RESULT_NO_ACCESS;
+        default:
+                return KSMD_HELPER_RESULT_BUSY;
+        }
+}
+
+static void test_helper_refusals_are_counted_under_the_helpers_result(void **state) {
+        World w;
+
+        fake.result_for = refusal_by_fill;
+        add_pages(0, 3, 3, 4, 4, 6, 6);
+        world_init(&w, 1, WORLD_MERGING);
+        run_passes(&w, 3);
+        /* The refused targets, from the pass after their result; their sources are alone now. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_HUGE_PAGE), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_HELPER_NO_ACCESS), 1);
+        /* BUSY: the merge waits for its retry. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_RETRY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_COPY), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_UNIQUE), 2);
+        /* Held by the COW guard: nothing new is sent, and the pages say why. */
+        scanner_set_merging_held(w.scanner, true);
+        fake.merge_calls = 0;
+        w.now += 10000000;
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        fake.merge_calls = 0;
+        run_passes(&w, 2);
+        assert_int_equal(fake.merge_calls, 0);
+        assert_true(reason_of(&w, 0, PAGE_REASON_COW_GUARD) > 0);
+        world_done(&w);
+}
+
 static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         World w;
         ScanStepResult res = {};
@@ -805,6 +1016,8 @@ static void test_tracked_page_bound_leaves_the_rest_unscanned(void **state) {
         assert_int_equal(reads_of(0), 10);
         assert_int_equal(reads_of(1), 0);
         assert_non_null(strstr(scan_of(&w, 1)->note, "bound on tracked pages"));
+        assert_int_equal(reason_of(&w, 1, PAGE_REASON_OVER_BUDGET), 10);
+        assert_reasons_add_up(&w);
         /* Refused before allocation: no slot memory for untracked pages. */
         assert_null(scan_of(&w, 1)->areas[0].slots);
         world_done(&w);
@@ -956,6 +1169,10 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_bad_pidfd_and_no_access_record_why_and_rest_the_page,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_every_page_is_counted_under_one_reason, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_helper_refusals_are_counted_under_the_helpers_result,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tracked_page_bound_leaves_the_rest_unscanned, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(
@@ -967,6 +1184,17 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_two_regions_of_one_process_share_one_soft_dirty_clear,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_region_registered_mid_pass_joins_the_next_pass, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_zero_page_without_its_pfn_is_named_by_pagemap_scan_and_never_read, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_zero_page_nobody_can_name_counts_as_shared_and_is_never_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_merged_zero_page_where_read_faults_map_fresh_pages,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_without_the_exclusive_bit_shared_pages_are_read_and_offered, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_single_page_reads_ask_one_page_per_call, setup,
                                                 teardown),
         };
 

@@ -69,6 +69,23 @@ class InjectedFailures(unittest.TestCase):
             "soft lockup": "[   40.0] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [kt:99]",
             "hung task": "[  130.0] INFO: task kt:99 blocked for more than 61 seconds.",
             "kernel WARNING": "[   12.7] WARNING: CPU: 0 PID: 1 at mm/rmap.c:1234 page_remove_rmap+0x1/0x2",
+            # The debug kernel line's reports.
+            "KASAN report": "[   13.0] BUG: KASAN: slab-use-after-free in kh_merge_one+0x1a/0x2b [ksmd_helper]",
+            "lockdep: circular locking": "[   13.1] WARNING: possible circular locking dependency detected",
+            "lockdep: recursive locking": "[   13.2] WARNING: possible recursive locking detected",
+            "lockdep: inconsistent lock state": "[   13.3] WARNING: inconsistent lock state",
+            "lockdep: lock misuse": "[   13.4] WARNING: bad unlock balance detected!",
+            "lockdep: suspicious RCU usage": "[   13.5] WARNING: suspicious RCU usage",
+            "lockdep turned itself off": "[   13.6] turning off the locking correctness validator.",
+            "sleeping in atomic context":
+                "[   13.7] BUG: sleeping function called from invalid context at mm/memory.c:6100",
+            "page allocator poison corrupted": "[   13.8] pagealloc: memory corruption",
+            "page dump (VM_BUG_ON_PAGE/FOLIO, bad page)":
+                "[   13.9] page dumped because: VM_BUG_ON_FOLIO(!folio_test_anon(folio))",
+            "kernel BUG at": "[   14.0] kernel BUG at mm/khugepaged.c:612!",
+            "slab corruption": "[   14.1] BUG kmalloc-64 (Tainted: G           O      ): Redzone overwritten",
+            "list corruption": "[   14.2] list_del corruption. prev->next should be ffff888003c1e0a8",
+            "UBSAN report": "[   14.3] UBSAN: shift-out-of-bounds in mm/page_alloc.c:123:4",
         }
         for name, line in samples.items():
             with self.subTest(name=name):

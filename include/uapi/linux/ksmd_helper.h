@@ -72,10 +72,11 @@
  *
  *   Memory: only a merge of two private pages needs memory, one page (the
  *   new shared page, on the target page's NUMA node, charged to the
- *   source's memory cgroup), and only once their bytes compare equal. No
- *   allocation of the module waits for memory under pressure or invokes
- *   the OOM killer: when it fails, the item is NO_MEMORY and nothing
- *   changed (retry later), or the request fails with -ENOMEM.
+ *   source's memory cgroup), and only once their bytes compare equal. Every
+ *   allocation of the module tries once (one round of direct reclaim at
+ *   most) and never invokes the OOM killer: when it fails, the item is
+ *   NO_MEMORY and nothing changed (retry later), or the request fails with
+ *   -ENOMEM.
  *   A PTE a merge replaces passes its soft-dirty bit on to the new one (the
  *   bytes did not change); a page write-protected by userfaultfd is
  *   UNSUPPORTED (LOCKED_VMA). A transparent huge page is split only when

@@ -33,6 +33,7 @@
 #include "helper-client.h"
 #include "manager.h"
 #include "macro.h"
+#include "host-probe.h"
 #include "proc-reader.h"
 #include "tap.h"
 
@@ -209,9 +210,9 @@ static int backing(unsigned mask, Backing *ret) {
         size_t n = 0;
         int r;
 
-        r = proc_zero_pfns(&zero_pfn, &huge_zero_pfn);
-        if (r < 0 || zero_pfn == 0)
-                return r < 0 ? r : -EPERM;
+        r = host_probe_zero_pfns(&zero_pfn, &huge_zero_pfn);
+        if (r < 0)
+                return r;
         for (unsigned c = 0; c < N_CHILDREN; c++) {
                 _cleanup_close_ int fd = -EBADF;
 

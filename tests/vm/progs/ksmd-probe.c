@@ -15,6 +15,10 @@
  *       physical pages the ranges cost), private (exclusively mapped
  *       anonymous pages), shared (present pages that are not).
  *
+ *   ksmd-probe host
+ *       What the daemon's host probe finds the kernel does (host-probe.h):
+ *       one line per feature, "NAME ANSWER: SEEN".
+ *
  *   ksmd-probe listen PATH
  *       Binds a datagram socket at PATH for a daemon started with
  *       NOTIFY_SOCKET=PATH and prints the value of every STATUS= it sends,
@@ -31,6 +35,7 @@
 #include <sys/un.h>
 
 #include "helper-client.h"
+#include "host-probe.h"
 #include "proc-reader.h"
 
 static int cmp_u64(const void *a, const void *b) {
@@ -85,9 +90,9 @@ static int cmd_pages(int n_args, char *args[]) {
                 fprintf(stderr, "ksmd-probe pages: expected PID ADDR PAGES triples\n");
                 return 2;
         }
-        r = proc_zero_pfns(&zero_pfn, &huge_zero_pfn);
-        if (r < 0 || zero_pfn == 0) {
-                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN (root needed)\n");
+        r = host_probe_zero_pfns(&zero_pfn, &huge_zero_pfn);
+        if (r < 0) {
+                fprintf(stderr, "ksmd-probe: cannot learn the zero page's PFN: %s\n", strerror(-r));
                 return 1;
         }
 
@@ -188,6 +193,18 @@ static int cmd_listen(const char *path) {
         }
 }
 
+static int cmd_host(void) {
+        HostProbe p;
+
+        if (host_probe_run(&p) < 0)
+                return 1;
+        printf("release %s\n", p.release);
+        for (HostFeature f = 0; f < _HOST_FEATURE_MAX; f++)
+                printf("%s %s: %s\n", host_feature_to_string(f), host_answer_to_string(p.answer[f]),
+                       p.seen[f]);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 2 && strcmp(argv[1], "info") == 0)
                 return cmd_info();
@@ -195,6 +212,8 @@ int main(int argc, char *argv[]) {
                 return cmd_pages(argc - 2, argv + 2);
         if (argc == 3 && strcmp(argv[1], "listen") == 0)
                 return cmd_listen(argv[2]);
-        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | listen PATH\n");
+        if (argc == 2 && strcmp(argv[1], "host") == 0)
+                return cmd_host();
+        fprintf(stderr, "usage: ksmd-probe info | pages PID ADDR PAGES... | host | listen PATH\n");
         return 2;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "host-probe.h"
 #include "proc-reader.h"
 
 #define MAX_RANGES 64
@@ -226,7 +227,7 @@ int main(int argc, char *argv[]) {
         L = opt.label;
         setvbuf(stdout, NULL, _IOLBF, 0);
         pfns = calloc(pfns_cap ? pfns_cap : 1, sizeof(uint64_t));
-        if (!pfns || proc_zero_pfns(&zero_pfn, &huge_zero_pfn) < 0 || zero_pfn == 0) {
+        if (!pfns || host_probe_zero_pfns(&zero_pfn, &huge_zero_pfn) < 0) {
                 fprintf(stderr, "vm-compare-sampler: cannot learn the zero page's PFN (root needed)\n");
                 return 1;
         }

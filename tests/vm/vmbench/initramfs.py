@@ -14,9 +14,11 @@ BUSYBOX = "/bin/busybox"
 
 # Kernel modules copied from the guest kernel's own tree, loaded in order by
 # /init, with those a scenario asks for (vm-test --kernel-module). Their
-# dependencies are resolved from modules.dep. 6.1's zram compresses through the
-# crypto API and the guest has no modprobe to fetch a compressor: without lz4 it
-# falls back to deflate, several times slower under TCG.
+# dependencies are resolved from modules.dep; one built into the kernel
+# (modules.builtin, as on the debug kernel line) needs no loading. 6.1's zram
+# compresses through the crypto API and the guest has no modprobe to fetch a
+# compressor: without lz4 it falls back to deflate, several times slower
+# under TCG.
 KERNEL_MODULES = ["zram", "lz4"]
 
 
@@ -66,8 +68,20 @@ def _module_path(moddir, name):
     raise BenchError(f"kernel module {name} not found in {depfile}")
 
 
+def _builtin(moddir, name):
+    """Whether the kernel has module name built in (modules.builtin)."""
+    want = name.replace("-", "_")
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return any(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_") == want
+                       for line in f)
+    except FileNotFoundError:
+        return False
+
+
 def kernel_module_order(moddir, names):
-    """Relative paths of names and all their dependencies, dependencies first."""
+    """Relative paths of names and all their dependencies, dependencies first;
+    names the kernel has built in are left out."""
     order = []
 
     def visit(rel):

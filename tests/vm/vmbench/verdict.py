@@ -14,7 +14,27 @@ MARK_DMESG_END = "KSMD-VM: dmesg end"
 
 # Kernel messages that fail a run wherever they appear on the console.
 # Each entry: (name shown in the verdict, regular expression).
+# The debug kernel line (tools/build-debug-kernel) adds its own reports:
+# most begin with BUG: or WARNING:, but each is named here so a verdict says
+# which check fired, and a few print neither.
 BAD_PATTERNS = [
+    ("KASAN report", re.compile(r"BUG: KASAN:|KASAN: .*(out-of-bounds|use-after-free|invalid-free|double-free)")),
+    ("lockdep: circular locking", re.compile(r"possible circular locking dependency")),
+    ("lockdep: recursive locking", re.compile(r"possible recursive locking detected")),
+    ("lockdep: inconsistent lock state", re.compile(r"inconsistent lock state|possible irq lock inversion")),
+    ("lockdep: lock misuse", re.compile(
+        r"bad unlock balance detected|held lock freed|lock held when returning to user space"
+        r"|still has locks held|possible deadlock")),
+    ("lockdep: suspicious RCU usage", re.compile(r"suspicious RCU usage")),
+    ("lockdep turned itself off", re.compile(
+        r"turning off the locking correctness validator|Disabling lock debugging due to kernel taint")),
+    ("sleeping in atomic context", re.compile(r"sleeping function called from invalid context|scheduling while atomic")),
+    ("page allocator poison corrupted", re.compile(r"pagealloc: (memory corruption|single bit error)")),
+    ("page dump (VM_BUG_ON_PAGE/FOLIO, bad page)", re.compile(r"page dumped because:")),
+    ("kernel BUG at", re.compile(r"kernel BUG at ")),
+    ("slab corruption", re.compile(r"\bBUG [\w.:-]+ \((Not tainted|Tainted)")),
+    ("list corruption", re.compile(r"list_(add|del) corruption")),
+    ("UBSAN report", re.compile(r"UBSAN: ")),
     ("kernel BUG", re.compile(r"\bBUG:")),
     ("kernel WARNING", re.compile(r"\bWARNING:")),
     ("Oops", re.compile(r"\bOops\b")),
