@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The differences between the kernel lines ksmd_helper supports, so that
- * merge.c reads the same on both. Every helper here is a copy of an inline
+ * The differences between the kernel lines ksmd_helper supports (6.1, 6.12
+ * and 7.3), so that merge.c reads the same on all. Every helper here is a copy of an inline
  * from the kernel headers that does not link from a module, or a rename.
  * The supported lines are chosen in symbols.h.
  */
@@ -15,6 +15,12 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pgtable.h>
 #include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/swapops.h>
+#ifdef KH_LINUX_7_3
+#include <linux/leafops.h>
+#endif
 
 #include "symbols.h"
 
@@ -101,7 +107,7 @@ static inline void kh_mn_range_start(struct mmu_notifier_range *range)
 	might_sleep();
 	if (mm_has_notifiers(range->mm)) {
 		range->flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
-		kh_sym.mn_range_start(range);
+		kh_call(mn_range_start)(range);
 	}
 }
 
@@ -109,9 +115,9 @@ static inline void kh_mn_range_end(struct mmu_notifier_range *range)
 {
 	if (mm_has_notifiers(range->mm)) {
 #ifdef KH_LINUX_6_1
-		kh_sym.mn_range_end(range, false);
+		kh_call(mn_range_end)(range, false);
 #else
-		kh_sym.mn_range_end(range);
+		kh_call(mn_range_end)(range);
 #endif
 	}
 }
@@ -143,9 +149,9 @@ static inline void kh_add_file_rmap(struct page *page,
 				    struct vm_area_struct *vma)
 {
 #ifdef KH_LINUX_6_1
-	kh_sym.page_add_file_rmap(page, vma, false);
+	kh_call(page_add_file_rmap)(page, vma, false);
 #else
-	kh_sym.folio_add_file_rmap_ptes(page_folio(page), page, 1, vma);
+	kh_call(folio_add_file_rmap_ptes)(page_folio(page), page, 1, vma);
 #endif
 }
 
@@ -153,9 +159,9 @@ static inline void kh_remove_rmap(struct page *page,
 				  struct vm_area_struct *vma)
 {
 #ifdef KH_LINUX_6_1
-	kh_sym.page_remove_rmap(page, vma, false);
+	kh_call(page_remove_rmap)(page, vma, false);
 #else
-	kh_sym.folio_remove_rmap_ptes(page_folio(page), page, 1, vma);
+	kh_call(folio_remove_rmap_ptes)(page_folio(page), page, 1, vma);
 #endif
 }
 
@@ -199,6 +205,39 @@ static inline pte_t kh_pte_wrprotect(pte_t pte)
 	return pte_mkclean(pte_wrprotect(pte));
 }
 
+/*
+ * mm_access() as 6.1 and 6.12 have it: @task's mm if the caller may access
+ * it in @mode, checked under its exec_update_lock; an ERR_PTR (-EACCES,
+ * -EINTR; -ESRCH or NULL without an mm). 7.x's mm_access() also grants
+ * PTRACE_MODE_READ to every perfmon_capable() caller, which includes
+ * CAP_SYS_ADMIN: every caller of this module has it, so the check would be
+ * void. On 7.3 it is made here with ptrace_may_access() alone.
+ */
+static inline struct mm_struct *kh_mm_access(struct task_struct *task,
+					     unsigned int mode)
+{
+#ifdef KH_LINUX_7_3
+	struct mm_struct *mm;
+	int err;
+
+	err = down_read_killable(&task->signal->exec_update_lock);
+	if (err)
+		return ERR_PTR(err);
+	mm = get_task_mm(task);
+	if (!mm) {
+		mm = ERR_PTR(-ESRCH);
+	} else if (mm != current->mm &&
+		   !kh_call(ptrace_may_access)(task, mode)) {
+		mmput(mm);
+		mm = ERR_PTR(-EACCES);
+	}
+	up_read(&task->signal->exec_update_lock);
+	return mm;
+#else
+	return kh_call(mm_access)(task, mode);
+#endif
+}
+
 /* Set @flags on @vma; the caller holds the mmap lock for writing. */
 static inline void kh_vm_flags_set(struct vm_area_struct *vma,
 				   unsigned long flags)
@@ -215,9 +254,65 @@ static inline int kh_split_huge_page(struct page *page)
 {
 	kh_assert_page_locked(page);
 #ifdef KH_LINUX_6_1
-	return kh_sym.split_huge_page_to_list(page, NULL);
+	return kh_call(split_huge_page_to_list)(page, NULL);
 #else
-	return kh_sym.split_to_order(page, NULL, 0);
+	return kh_call(split_to_order)(page, NULL, 0);
+#endif
+}
+
+/*
+ * Whether a PMD maps a huge page of any kind: 7.x has no devmap PMDs any
+ * more (ZONE_DEVICE pages are mapped like any other).
+ */
+static inline bool kh_pmd_huge(pmd_t pmd)
+{
+#ifdef KH_LINUX_7_3
+	return pmd_trans_huge(pmd);
+#else
+	return pmd_trans_huge(pmd) || pmd_devmap(pmd);
+#endif
+}
+
+/* Whether a non-present, non-none PTE is a migration entry. */
+static inline bool kh_pte_is_migration(pte_t pte)
+{
+#ifdef KH_LINUX_7_3
+	return softleaf_is_migration(softleaf_from_pte(pte));
+#else
+	return is_migration_entry(pte_to_swp_entry(pte));
+#endif
+}
+
+/*
+ * Whether a present PTE carries userfaultfd's marker: 7.x names the bit
+ * pte_uffd(), as it also serves read-write-protect (RWP) ranges.
+ */
+static inline bool kh_pte_uffd_wp(pte_t pte)
+{
+#ifdef KH_LINUX_7_3
+	return pte_uffd(pte);
+#else
+	return pte_uffd_wp(pte);
+#endif
+}
+
+/* Whether a PMD is a migration entry (a THP being migrated). */
+static inline bool kh_pmd_is_migration(pmd_t pmd)
+{
+#ifdef KH_LINUX_7_3
+	return pmd_is_migration_entry(pmd);
+#else
+	return is_pmd_migration_entry(pmd);
+#endif
+}
+
+/* The zero page's pfn for @addr (7.x renamed my_zero_pfn() to zero_pfn()). */
+static inline unsigned long kh_zero_pfn(unsigned long addr)
+{
+#ifdef KH_LINUX_7_3
+	return zero_pfn(addr);
+#else
+	return my_zero_pfn(addr);
 #endif
 }
 

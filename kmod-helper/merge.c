@@ -120,7 +120,8 @@ static void kh_set(struct kh_item *it, u32 result, u32 reason)
 /*
  * The memory of the process that @pidfd names in the calling task's file
  * table, referenced with mmget(), found as process_madvise() finds it:
- * pidfd_get_task(), then mm_access(), which checks that the caller may read
+ * pidfd_get_task(), then mm_access() (kh_mm_access(): as 6.12 has it, on
+ * every line), which checks that the caller may read
  * the process (PTRACE_MODE_READ_FSCREDS) under its exec_update_lock, so that
  * an exec cannot slip in an mm the check did not see. Returns an ERR_PTR:
  * -EBADF the fd is not an open pidfd; -ESRCH the process exited or has no mm
@@ -135,10 +136,10 @@ static struct mm_struct *kh_pidfd_mm(u32 pidfd)
 
 	if (pidfd > INT_MAX)
 		return ERR_PTR(-EBADF);
-	task = kh_sym.pidfd_get_task(pidfd, &f_flags);
+	task = kh_call(pidfd_get_task)(pidfd, &f_flags);
 	if (IS_ERR(task))
 		return ERR_CAST(task);
-	mm = kh_sym.mm_access(task, PTRACE_MODE_READ_FSCREDS);
+	mm = kh_mm_access(task, PTRACE_MODE_READ_FSCREDS);
 	put_task_struct(task);
 	return mm ?: ERR_PTR(-ESRCH);
 }
@@ -242,11 +243,11 @@ static enum kh_walk kh_pte_lock(struct mm_struct *mm, unsigned long addr,
 	barrier();
 	if (pmd_none(pmd))
 		goto none;
-	if (is_pmd_migration_entry(pmd)) {
+	if (kh_pmd_is_migration(pmd)) {
 		rcu_read_unlock();
 		return KH_WALK_BUSY;
 	}
-	if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+	if (kh_pmd_huge(pmd)) {
 		rcu_read_unlock();
 		return KH_WALK_HUGE;
 	}
@@ -380,7 +381,7 @@ static enum kh_lookup kh_side_absent(struct kh_item *it, struct kh_pte *pt,
 {
 	lockdep_assert_held(pt->ptl);
 	kh_pte_unlock(pt);
-	if (!pte_none(pte) && is_migration_entry(pte_to_swp_entry(pte)))
+	if (!pte_none(pte) && kh_pte_is_migration(pte))
 		kh_set(it, KSMD_HELPER_RESULT_BUSY, KSMD_HELPER_REASON_NONE);
 	else
 		kh_set(it, KSMD_HELPER_RESULT_NO_PAGE, KSMD_HELPER_REASON_NONE);
@@ -394,7 +395,7 @@ static enum kh_lookup kh_side_absent(struct kh_item *it, struct kh_pte *pt,
 static enum kh_lookup kh_side_anon(struct kh_item *it, struct kh_side *s,
 				   struct page *page)
 {
-	if (PageKsm(page)) {
+	if (folio_test_ksm(page_folio(page))) {
 		put_page(page);
 		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
 		       KSMD_HELPER_REASON_KSM);
@@ -418,7 +419,7 @@ static enum kh_lookup kh_side_shared(struct kh_item *it, struct kh_side *s,
 	s->owned = kh_page_get_by_page(page);
 	if (!s->owned || pte_write(pte))
 		reason = KSMD_HELPER_REASON_NOT_ANON;
-	else if (pte_uffd_wp(pte))
+	else if (kh_pte_uffd_wp(pte))
 		reason = KSMD_HELPER_REASON_LOCKED_VMA;
 	if (reason != KSMD_HELPER_REASON_NONE) {
 		put_page(page);
@@ -572,7 +573,7 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 		kh_set(it, KSMD_HELPER_RESULT_CHANGED, KSMD_HELPER_REASON_NONE);
 		goto out_unlock;
 	}
-	if (pte_uffd_wp(entry)) {
+	if (kh_pte_uffd_wp(entry)) {
 		/* A userfaultfd write-protect marker the new PTE would drop. */
 		kh_set(it, KSMD_HELPER_RESULT_UNSUPPORTED,
 		       KSMD_HELPER_REASON_LOCKED_VMA);
@@ -589,7 +590,7 @@ static bool kh_side_write_protect(struct kh_item *it, struct kh_side *s)
 		 * Clear the PTE and flush before counting references, so no
 		 * GUP-fast can take a new one behind the check (as KSM).
 		 */
-		entry = kh_sym.ptep_clear_flush(s->vma, s->addr, pt.ptep);
+		entry = kh_call(ptep_clear_flush)(s->vma, s->addr, pt.ptep);
 		/* Mappings, our reference, and the swap cache's. */
 		if (kh_page_mapcount(page) + 1 + swapped != page_count(page)) {
 			set_pte_at(s->mm, s->addr, pt.ptep, entry);
@@ -658,7 +659,7 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 		newpte = mk_pte(kpage, s->vma->vm_page_prot);
 	} else {
 		/* As a read fault leaves it; not pte_mkdirty(), KSM's mark. */
-		newpte = pte_mkspecial(pfn_pte(my_zero_pfn(s->addr),
+		newpte = pte_mkspecial(pfn_pte(kh_zero_pfn(s->addr),
 					       s->vma->vm_page_prot));
 	}
 	/*
@@ -669,14 +670,14 @@ static bool kh_side_replace(struct kh_item *it, struct kh_side *s,
 		newpte = pte_mksoft_dirty(newpte);
 
 	flush_cache_page(s->vma, s->addr, pte_pfn(s->orig_pte));
-	kh_sym.ptep_clear_flush(s->vma, s->addr, pt.ptep);
+	kh_call(ptep_clear_flush)(s->vma, s->addr, pt.ptep);
 	set_pte_at(s->mm, s->addr, pt.ptep, newpte);
 
 	kh_add_mm_counter(s->mm, s->owned ? MM_FILEPAGES : MM_ANONPAGES, -1);
 	kh_remove_rmap(old, s->vma);
-	if (!s->owned && s->locked && !page_mapped(old) &&
+	if (!s->owned && s->locked && !folio_mapped(page_folio(old)) &&
 	    folio_test_swapcache(page_folio(old)) && kh_sym.folio_free_swap)
-		kh_sym.folio_free_swap(page_folio(old));
+		kh_call(folio_free_swap)(page_folio(old));
 	put_page(old);
 	ok = true;
 
@@ -767,7 +768,7 @@ static struct page *kh_shared_page_alloc(struct kh_item *it,
 		goto nomem;
 	}
 	if (kh_symbols_have_memcg() &&
-	    kh_sym.mem_cgroup_charge(page_folio(kpage), s->mm, KH_GFP)) {
+	    kh_call(mem_cgroup_charge)(page_folio(kpage), s->mm, KH_GFP)) {
 		kh_pool_free(kpage);
 		goto nomem;
 	}
@@ -1152,7 +1153,7 @@ void kh_merge_batch(struct kh_item *items, size_t n, bool zero)
 	 * LRU batch. Drain them once, with no lock held, and retry.
 	 */
 	if (retry && kh_sym.lru_add_drain_all) {
-		kh_sym.lru_add_drain_all();
+		kh_call(lru_add_drain_all)();
 		for (i = 0; i < n; i++) {
 			if (items[i].busy_ref)
 				kh_run_item(&items[i], zero, no_page);
@@ -1266,7 +1267,7 @@ static unsigned long kh_unmerge_step(struct vm_area_struct *vma,
 	pmdp = pmd_offset(pud, addr);
 	pmd = kh_pmdp_get_lockless(pmdp);
 	/* Shared pages are mapped by PTEs only, never by a huge PMD. */
-	if (!pmd_present(pmd) || pmd_trans_huge(pmd) || pmd_devmap(pmd))
+	if (!pmd_present(pmd) || kh_pmd_huge(pmd))
 		return pmd_addr_end(addr, end);
 	return kh_unmerge_ptes(vma, addr, pmd_addr_end(addr, end), count, err);
 }

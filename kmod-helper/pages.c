@@ -180,7 +180,7 @@ void kh_pages_gc(void)
 
 	mutex_lock(&kh_pages_lock);
 	xa_for_each(&kh_pages_by_handle, index, kp) {
-		if (!kp->pins && !page_mapped(kp->page)) {
+		if (!kp->pins && !folio_mapped(page_folio(kp->page))) {
 			xa_erase(&kh_pages_by_handle, kp->handle);
 			xa_erase(&kh_pages_by_pfn, page_to_pfn(kp->page));
 			if (kp->live)

@@ -241,7 +241,7 @@ static struct page *kh_block_get(struct kh_block *b)
 static void kh_uncharge(struct page *page)
 {
 	if (kh_symbols_have_memcg() && kh_sym.mem_cgroup_uncharge)
-		kh_sym.mem_cgroup_uncharge(page_folio(page));
+		kh_call(mem_cgroup_uncharge)(page_folio(page));
 }
 
 /*

@@ -458,6 +458,7 @@ static int append_counters(sd_bus_message *reply, const ScanCounters *sc) {
                 { "pages_scanned", sc->pages_scanned },
                 { "pages_read", sc->pages_read },
                 { "pages_unchanged", sc->pages_unchanged },
+                { "pages_skipped_merged", sc->pages_skipped_merged },
                 { "pages_not_present", sc->pages_not_present },
                 { "pages_swapped", sc->pages_swapped },
                 { "pages_zero_mapped", sc->pages_zero_mapped },

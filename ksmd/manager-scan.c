@@ -746,10 +746,11 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 manager_update_stats(m);
                 log_debug("Full scan %" PRIu64 " done in %" PRIu64 " ms (%" PRIu64 " ms of CPU): %" PRIu64
                           " pages scanned, %" PRIu64 " read, %" PRIu64 " unchanged by soft-dirty, %" PRIu64
-                          " saveable; %s %" PRIu64 " ms.",
+                          " still merged, %" PRIu64 " saveable; %s %" PRIu64 " ms.",
                           m->stats.full_scans, m->stats.last_full_scan_usec / 1000,
                           m->pass_cpu_nsec / 1000000, m->stats.last.pages_scanned, m->stats.last.pages_read,
-                          m->stats.last.pages_unchanged, scan_counters_saving_pages(&m->stats.last),
+                          m->stats.last.pages_unchanged, m->stats.last.pages_skipped_merged,
+                          scan_counters_saving_pages(&m->stats.last),
                           m->stats.rest_usec > 0 ? "almost nothing new, resting" : "next batch in",
                           (m->stats.rest_usec > 0 ? m->stats.rest_usec : m->batch_sleep_usec) / 1000);
                 manager_notify_status(m, now, true);
@@ -867,10 +868,12 @@ void manager_print_stats(Manager *m) {
                st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages,
                st.batch_sleep_usec);
         printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64
+               " pages_skipped_merged=%" PRIu64
                " pages_shared=%" PRIu64 " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64
                " pages_zero=%" PRIu64 " pages_volatile=%" PRIu64 " pages_not_present=%" PRIu64
                " saving_bytes=%" PRIu64 "\n",
-               st.last.pages_scanned, st.last.pages_read, st.last.pages_unchanged, st.last.pages_shared,
+               st.last.pages_scanned, st.last.pages_read, st.last.pages_unchanged,
+               st.last.pages_skipped_merged, st.last.pages_shared,
                st.last.pages_sharing, st.last.pages_unshared, st.last.pages_zero, st.last.pages_volatile,
                st.last.pages_not_present, stats_saving_bytes(&st));
         REGISTRY_FOREACH(r, m->registry) {

@@ -70,6 +70,7 @@ void scanner_config_from_host(ScannerConfig *c, const HostProbe *p) {
         c->pagemap_scan = host_probe_has(p, HOST_PAGEMAP_SCAN) &&
                           (p->zero_pfn == 0 || (thp && p->huge_zero_pfn == 0));
         c->no_exclusive_bit = !host_probe_has(p, HOST_PAGEMAP_EXCLUSIVE);
+        c->no_shared_bit = !host_probe_has(p, HOST_PAGEMAP_SHARED);
         c->single_page_reads = !host_probe_has(p, HOST_PROCESS_VM_READV) && p->pages_readable;
         c->zero_pfn = p->zero_pfn;
         c->huge_zero_pfn = p->huge_zero_pfn;
@@ -540,6 +541,21 @@ static bool entry_is_shared(const Scanner *s, uint64_t e) {
         return !s->config.no_exclusive_bit && !(e & PAGEMAP_EXCLUSIVE);
 }
 
+/*
+ * Whether pagemap entry e (present, not the zero page) maps a shared page of
+ * the helper. Those are neither anonymous nor in the page cache, so pagemap
+ * marks them PAGEMAP_FILE_OR_SHARED, which no page of a private anonymous
+ * mapping has otherwise; a merged page that was written has a private copy
+ * (a new frame) without it, even when a fork shares that copy. Where the
+ * kernel does not mark them (no_shared_bit), not being exclusive is all
+ * there is to go by.
+ */
+static bool entry_is_helper_page(const Scanner *s, uint64_t e) {
+        if (!s->config.no_shared_bit)
+                return (e & PAGEMAP_FILE_OR_SHARED) != 0;
+        return entry_is_shared(s, e);
+}
+
 /* Hands a merge to the merger and counts the page: as reason, or as waiting if the queue is full. */
 static void submit(Scanner *s, RegionScan *rs, const MergeRequest *req, PageReason reason) {
         if (!merger_is_estimate(s->merger))
@@ -697,31 +713,35 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         if (state == PAGE_ZERO_MERGED ||
                             (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
                                 rs->pass.pages_zero++;
+                                rs->pass.pages_skipped_merged++;
                                 *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
                         } else
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_ZERO);
                         continue;
                 }
-                if (entry_is_shared(s, e)) {
-                        if (state == PAGE_SHARING) {
-                                /*
-                                 * One mapper of each shared page is its "shared", the others save a page
-                                 * each. A shared page the index forgot (at most one page table maps it)
-                                 * saves nothing: its last mapper counts as shared.
-                                 */
-                                bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
+                if (state == PAGE_SHARING && entry_is_helper_page(s, e)) {
+                        /*
+                         * Still the helper's read-only shared page: its bytes are the ones the helper
+                         * compared, so it is not read. One mapper of each shared page is its "shared",
+                         * the others save a page each. A shared page the index forgot (at most one
+                         * page table maps it) saves nothing: its last mapper counts as shared.
+                         */
+                        bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
 
-                                if (copy)
-                                        rs->pass.pages_shared++;
-                                else
-                                        rs->pass.pages_sharing++;
-                                count_reason(rs, copy ? PAGE_REASON_SHARED_COPY : PAGE_REASON_DUPLICATE);
-                        } else {
-                                rs->pass.pages_external++;
-                                *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
-                                count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
-                        }
+                        rs->pass.pages_skipped_merged++;
+                        if (copy)
+                                rs->pass.pages_shared++;
+                        else
+                                rs->pass.pages_sharing++;
+                        count_reason(rs, copy ? PAGE_REASON_SHARED_COPY : PAGE_REASON_DUPLICATE);
+                        continue;
+                }
+                if (entry_is_shared(s, e)) {
+                        /* Also a merged page written (its COW copy) and then shared by a fork: not ours. */
+                        rs->pass.pages_external++;
+                        *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
+                        count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
                         continue;
                 }
                 if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) {

@@ -13,6 +13,13 @@
  * page that is not present, swapped out, mapping the zero page, or not
  * exclusively mapped (already shared: fork COW, the kernel's KSM, or merged
  * by the helper): scanning faults nothing in and re-reads no merged page.
+ * A page merged by the helper is known as such while pagemap still shows it
+ * mapping the helper's shared page (not anonymous: PAGEMAP_FILE_OR_SHARED)
+ * or the zero page; neither is ever written in place, so it costs no read
+ * (pages_skipped_merged). A write gives the process a private copy, a new
+ * anonymous frame, which is read again; if a fork shares that copy it is
+ * counted as shared elsewhere, never as merged. Pagemap only spares reads:
+ * every merge is still decided by the helper comparing bytes.
  *
  * Volatility: a page becomes a merge candidate only when its content held
  * still across a pass: read twice with equal hashes (or all zero twice), or
@@ -70,6 +77,9 @@ typedef struct ScannerConfig {
                                           * (proc_pagemap_mark_zero_pages()) */
         bool no_exclusive_bit;           /* PAGEMAP_EXCLUSIVE does not tell private pages from shared ones:
                                           * only PAGEMAP_FILE_OR_SHARED (and the zero page) are skipped */
+        bool no_shared_bit;              /* PAGEMAP_FILE_OR_SHARED does not mark non-anonymous pages (the
+                                          * helper's shared pages): a merged page is known by not being
+                                          * exclusive alone */
         bool single_page_reads;          /* process_vm_readv batches do not stop at an unreadable page:
                                           * read one page per call */
         uint64_t zero_pfn;               /* PFN of the zero page; 0 if unknown */

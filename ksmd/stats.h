@@ -22,6 +22,8 @@ typedef struct ScanCounters {
         uint64_t pages_scanned;          /* pagemap entries examined */
         uint64_t pages_read;             /* contents read with process_vm_readv */
         uint64_t pages_unchanged;        /* proven unchanged by a clean soft-dirty bit: not read */
+        uint64_t pages_skipped_merged;   /* merge mode: still map the helper's shared page or the zero page
+                                          * they were merged into (pagemap): not read */
         uint64_t pages_not_present;      /* not present or swapped out: never faulted in */
         uint64_t pages_swapped;          /* of those, swapped out */
         uint64_t pages_zero_mapped;      /* already map the kernel zero page */

@@ -636,6 +636,22 @@ class DbusSendPeer(ControlTest):
         r = self.daemon.dbus_send("org.freedesktop.DBus.Properties.Get", "string:org.ksmd.Manager1", "string:Mode")
         self.assertIn('string "estimate"', r.stdout)
 
+    def test_every_statistic_is_documented(self):
+        w = self.workload()
+        self.daemon.ctl("register", str(w.pids[0]))
+        wait_for(lambda: json.loads(self.daemon.ctl("--json", "stats").stdout)["full_scans"] >= 1,
+                 what="a full scan")
+        stats = json.loads(self.daemon.ctl("--json", "stats").stdout)
+        with open(os.path.join(SOURCE, "man", "org.ksmd.Manager1.5.scd")) as f:
+            man = f.read()
+        keys = [k for k in stats if not k.startswith(("reason_", "merge_"))]
+        self.assertIn("pages_skipped_merged", keys)
+        for k in keys:
+            self.assertIn(f"*{k}*", man, f"GetStatistics() key {k} is not documented in org.ksmd.Manager1(5)")
+        for k in stats:
+            if k.startswith("merge_") and f"*{k}*" not in man:
+                self.assertIn(f"*{k[len('merge_'):]}*", man, f"helper result of {k} is not documented")
+
     def test_every_method_and_property_is_documented(self):
         r = self.daemon.dbus_send("org.freedesktop.DBus.Introspectable.Introspect")
         xml = r.stdout[r.stdout.index("<"):]

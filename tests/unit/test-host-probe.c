@@ -153,6 +153,7 @@ static void test_debian_6_1_has_everything_but_pagemap_scan(void **state) {
         assert_true(c.soft_dirty);
         assert_false(c.pagemap_scan);
         assert_false(c.no_exclusive_bit);
+        assert_false(c.no_shared_bit);
         assert_false(c.single_page_reads);
         assert_true(c.zero_pfn == ZERO_PFN && c.huge_zero_pfn == HUGE_ZERO_PFN && c.huge_pages == 512);
 }
@@ -297,6 +298,18 @@ static void test_exclusive_bit_must_tell_a_fork_shared_page(void **state) {
         assert_non_null(strstr(host_probe_instead(&p, HOST_PAGEMAP_EXCLUSIVE), "helper"));
 }
 
+/* Bit 61 tells the helper's merged pages (not anonymous) from a fork's copy, where the kernel sets it. */
+static void test_merged_pages_are_known_by_the_shared_bit_only_where_the_kernel_sets_it(void **state) {
+        HostObservations o = kernel_6_1();
+        HostProbe p;
+
+        o.shared_anon &= ~F;
+        p = evaluate(o);
+        assert_answer(&p, HOST_PAGEMAP_SHARED, HOST_ANSWER_NO);
+        assert_true(config_of(&p).no_shared_bit);
+        assert_false(config_of(&p).no_exclusive_bit);
+}
+
 static void test_swap_is_asked_only_where_there_is_swap(void **state) {
         HostObservations o = kernel_6_1();
         HostProbe p;
@@ -394,6 +407,7 @@ static void test_no_pagemap_or_no_child_assume_nothing(void **state) {
         assert_false(c.soft_dirty);
         assert_false(c.pagemap_scan);
         assert_true(c.no_exclusive_bit);
+        assert_true(c.no_shared_bit);
         assert_true(c.zero_pfn == 0);
         assert_explained(&p);
 }
@@ -448,6 +462,8 @@ int main(void) {
                 cmocka_unit_test(test_pagemap_scan_is_not_used_when_it_contradicts_pagemap),
                 cmocka_unit_test(test_soft_dirty_needs_a_clear_and_a_set),
                 cmocka_unit_test(test_exclusive_bit_must_tell_a_fork_shared_page),
+                cmocka_unit_test(
+                        test_merged_pages_are_known_by_the_shared_bit_only_where_the_kernel_sets_it),
                 cmocka_unit_test(test_swap_is_asked_only_where_there_is_swap),
                 cmocka_unit_test(test_thp_off_unallocated_or_shared_subpages),
                 cmocka_unit_test(test_process_vm_readv_batches_or_single_pages),

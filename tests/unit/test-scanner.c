@@ -220,6 +220,7 @@ typedef enum WorldFlags {
         WORLD_PAGEMAP_SCAN = 1 << 3,     /* ... and PAGEMAP_SCAN names it */
         WORLD_NO_EXCLUSIVE_BIT = 1 << 4, /* PAGEMAP_EXCLUSIVE does not tell shared pages */
         WORLD_SINGLE_PAGE_READS = 1 << 5, /* process_vm_readv one page at a time */
+        WORLD_NO_SHARED_BIT = 1 << 6,    /* PAGEMAP_FILE_OR_SHARED does not mark the helper's pages */
 } WorldFlags;
 
 #define UNBOUNDED_TRACKED_PAGES (UINT64_C(1) << 20)
@@ -274,6 +275,16 @@ static void map_shared_page(int p, size_t i, uint64_t pfn) {
         fake.page[p][i].pfn = pfn;
 }
 
+/*
+ * The helper's shared page, frame pfn, is mapped at page i of process p: a
+ * page that is not anonymous, so pagemap marks it file-or-shared (as the VM
+ * test helper-edge-test checks on the real kernels), and never exclusive.
+ */
+static void map_helper_page(int p, size_t i, uint64_t pfn) {
+        fake.page[p][i].flags = PAGEMAP_PRESENT | PAGEMAP_FILE_OR_SHARED;
+        fake.page[p][i].pfn = pfn;
+}
+
 /* Registers the first n_procs fake processes whole; at most max_tracked pages are tracked. */
 static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint64_t max_tracked) {
         ScannerConfig sc = {
@@ -281,6 +292,7 @@ static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint6
                 .soft_dirty = flags & WORLD_SOFT_DIRTY,
                 .pagemap_scan = flags & WORLD_PAGEMAP_SCAN,
                 .no_exclusive_bit = flags & WORLD_NO_EXCLUSIVE_BIT,
+                .no_shared_bit = flags & WORLD_NO_SHARED_BIT,
                 .single_page_reads = flags & WORLD_SINGLE_PAGE_READS,
                 .zero_pfn = flags & WORLD_ZERO_PFN_UNKNOWN ? 0 : ZERO_PFN,
         };
@@ -671,8 +683,8 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         assert_true(handle == 0x5000);
 
         /* The kernel now maps one shared page at 0 and 1, and the zero page at 3. */
-        map_shared_page(0, 0, 0x9999);
-        map_shared_page(0, 1, 0x9999);
+        map_helper_page(0, 0, 0x9999);
+        map_helper_page(0, 1, 0x9999);
         map_zero_page(0, 3);
         /* Page 2 now holds the shared content too: it must join by handle. */
         fake.page[0][2].fill = 5;
@@ -688,6 +700,125 @@ static void test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_ag
         assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
         run_pass(&w);
         assert_true(fake.last_handle_used == 0x5000);
+        world_done(&w);
+}
+
+/*
+ * Merges pages 0 and 1 (content 5) into the helper's page 0x9999 and page 3
+ * into the zero page, as the kernel then shows them; page 2 stays unique.
+ */
+static void merge_two_pages_and_a_zero_page(World *w, WorldFlags flags) {
+        fake.result_for = merged_except_fill;
+        add_pages(0, 5, 5, 6, 0);
+        world_init(w, 1, WORLD_MERGING | flags);
+        run_passes(w, 2);
+        assert_int_equal(merger_counters(w->merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        map_helper_page(0, 0, 0x9999);
+        map_helper_page(0, 1, 0x9999);
+        map_zero_page(0, 3);
+}
+
+static void test_pages_still_mapping_what_they_were_merged_into_are_never_read_again(void **state) {
+        for (int sd = 0; sd < 2; sd++) {
+                World w;
+
+                fake.n_pages[0] = 0;
+                merge_two_pages_and_a_zero_page(&w, sd ? WORLD_SOFT_DIRTY : 0);
+                for (int pass = 0; pass < 3; pass++) {
+                        const ScanCounters *c;
+
+                        reset_reads();
+                        run_pass(&w);
+                        c = last_counters(&w);
+                        /* Same frames: no read, counted as skipped and as the saving they are. */
+                        assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
+                        assert_int_equal(fake.page[0][3].reads, 0);
+                        assert_int_equal(c->pages_skipped_merged, 3);
+                        assert_int_equal(c->pages_shared, 1);
+                        assert_int_equal(c->pages_sharing, 1);
+                        assert_int_equal(c->pages_zero, 1);
+                        /* The unique page: read each pass without soft-dirty, spared with it. */
+                        assert_int_equal(fake.page[0][2].reads, sd ? 0 : 1);
+                        assert_int_equal(c->pages_read, sd ? 0 : 1);
+                        assert_int_equal(c->pages_unchanged, sd ? 1 : 0);
+                }
+                world_done(&w);
+        }
+}
+
+static void test_written_merged_page_gets_a_new_frame_and_is_read_again(void **state) {
+        World w;
+        const ScanCounters *c;
+
+        merge_two_pages_and_a_zero_page(&w, 0);
+        /* The process writes pages 1 and 3: COW gives each a private copy, a new frame. */
+        set_page(0, 1, 9);
+        set_page(0, 3, 7);
+        reset_reads();
+        run_pass(&w);
+        c = last_counters(&w);
+        assert_int_equal(fake.page[0][1].reads, 1);
+        assert_int_equal(fake.page[0][3].reads, 1);
+        assert_int_equal(fake.page[0][0].reads, 0);
+        /* Only page 0 still maps the shared page, which now saves nothing. */
+        assert_int_equal(c->pages_skipped_merged, 1);
+        assert_int_equal(c->pages_sharing, 0);
+        assert_int_equal(c->pages_zero, 0);
+        assert_int_equal(scan_counters_saving_pages(c), 0);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 2);
+        /* Its new content is handled like any: it held still, so page 1 and 3 are now candidates. */
+        run_pass(&w);
+        assert_int_equal(page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)), PAGE_HASHED);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 0);
+        world_done(&w);
+}
+
+static void test_written_merged_page_shared_by_a_fork_is_not_counted_as_merged(void **state) {
+        World w;
+        const ScanCounters *c;
+
+        merge_two_pages_and_a_zero_page(&w, 0);
+        /* Page 1 was written (a private copy, frame 0x4444), then the process forked: not exclusive. */
+        map_shared_page(0, 1, 0x4444);
+        reset_reads();
+        run_pass(&w);
+        c = last_counters(&w);
+        assert_int_equal(reads_of(0), 1);        /* the unique page 2 only */
+        assert_int_equal(c->pages_skipped_merged, 2);
+        assert_int_equal(c->pages_external, 1);
+        assert_int_equal(c->pages_sharing, 0);
+        assert_int_equal(scan_counters_saving_pages(c), 1);
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_SHARED_ELSEWHERE), 1);
+        assert_int_equal(page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)), PAGE_UNKNOWN);
+        world_done(&w);
+}
+
+static void test_without_the_shared_bit_merged_pages_are_known_by_not_being_exclusive(void **state) {
+        World w;
+
+        merge_two_pages_and_a_zero_page(&w, WORLD_NO_SHARED_BIT);
+        /* This kernel shows the helper's page as present and not exclusive only. */
+        map_shared_page(0, 0, 0x9999);
+        map_shared_page(0, 1, 0x9999);
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(fake.page[0][0].reads + fake.page[0][1].reads, 0);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 3);
+        assert_int_equal(last_counters(&w)->pages_sharing, 1);
+        world_done(&w);
+}
+
+static void test_estimate_mode_skips_nothing_as_merged(void **state) {
+        World w;
+
+        /* Nothing is merged: a page that maps the zero page by itself or a fork's page is no saving. */
+        add_pages(0, 5, 5, 0, 8);
+        map_zero_page(0, 2);
+        map_shared_page(0, 3, 0x4444);
+        world_init(&w, 1, WORLD_ESTIMATE);
+        run_passes(&w, 3);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 0);
+        assert_int_equal(last_counters(&w)->pages_read, 2);
         world_done(&w);
 }
 
@@ -1157,6 +1288,17 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(
                         test_merged_pages_join_the_shared_page_by_handle_and_are_not_read_again, setup,
                         teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_pages_still_mapping_what_they_were_merged_into_are_never_read_again, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_written_merged_page_gets_a_new_frame_and_is_read_again,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_written_merged_page_shared_by_a_fork_is_not_counted_as_merged, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_without_the_shared_bit_merged_pages_are_known_by_not_being_exclusive, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_mode_skips_nothing_as_merged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_zero_merged_page_counts_as_saved_until_written, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_forgotten_region_leaves_no_merge_queued, setup,

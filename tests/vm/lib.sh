@@ -203,6 +203,30 @@ vm_zram_swap() {
 	echo "$size" > /sys/block/zram0/disksize && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0
 }
 
+# vm_memcg_drain CGROUP_DIR: returns the pages every CPU holds charged ahead
+# for the memory cgroup, so that memory.current counts only what it uses and
+# a memory.max set to it leaves no room. A charge of another cgroup on each
+# CPU gave them back up to 6.15; since 6.16 a CPU keeps such pages for
+# several cgroups at once, and that no longer works. A memory.high below
+# memory.current makes the kernel drain them on every CPU before it would
+# reclaim (a memory.high write never OOM-kills); one page below, as little as
+# possible is reclaimed if nothing was held ahead, and memory.high is lifted
+# at once. Other CPUs drain from a work item: memory.current is read until it
+# holds still.
+vm_memcg_drain() {
+	cur=$(cat "$1/memory.current")
+	echo $((cur - 4096)) > "$1/memory.high"
+	echo max > "$1/memory.high"
+	prev=
+	i=0
+	while [ "$cur" != "$prev" ] && [ "$i" -lt 20 ]; do
+		prev=$cur
+		sleep 0.2
+		cur=$(cat "$1/memory.current")
+		i=$((i + 1))
+	done
+}
+
 vm_finish() {
 	echo "1..$VM_N"
 	exit "$VM_FAILED"

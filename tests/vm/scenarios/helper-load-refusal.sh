@@ -1,17 +1,22 @@
 #!/bin/sh
 # vm-timeout: 60
 # Load-time safety: when IBT is enforced (forced here by the test-only
-# parameter test_assume_ibt, since QEMU cannot give a guest IBT), a module
-# that would call a sealed kernel function must refuse to load, with exactly
-# one kernel log line naming the function; so must it on a kernel built with
-# CONFIG_CFI_CLANG (forced by test_assume_cfi). A normal load must still work.
+# parameter test_assume_ibt, since QEMU cannot give a guest IBT) and the calls
+# to kernel functions would be indirect (forced by test_assume_indirect_calls,
+# as on a kernel without static calls), a module that would call a sealed
+# kernel function must refuse to load, with exactly one kernel log line naming
+# the function; so must it on a kernel built with CONFIG_CFI_CLANG (forced by
+# test_assume_cfi). With direct calls (the real build) it loads under assumed
+# IBT (helper-ibt checks that in depth). A normal load must still work.
 . /lib/ksmd-vm.sh
 
-# refused WHAT PARAM PATTERN: loading with PARAM=1 fails, with exactly one
-# kernel log line matching PATTERN, and leaves nothing loaded.
+# refused WHAT PARAMS PATTERN: loading with the module parameters PARAMS
+# fails, with exactly one kernel log line matching PATTERN, and leaves
+# nothing loaded.
 refused() {
 	dmesg -c > /dev/null
-	if insmod "$KSMD_HELPER_KO" "$2=1" 2>/dev/null; then
+	# shellcheck disable=SC2086
+	if insmod "$KSMD_HELPER_KO" $2 2>/dev/null; then
 		vm_not_ok "loading $1 is refused"
 		rmmod ksmd_helper
 	else
@@ -29,11 +34,14 @@ refused() {
 	vm_check "nothing stays loaded after the refusal $1" sh -c "! grep -q ^ksmd_helper /proc/modules"
 }
 
-refused "with IBT enforced" test_assume_ibt 'kernel function [a-z_]* has no ENDBR64'
+refused "with IBT enforced and indirect calls" "test_assume_ibt=1 test_assume_indirect_calls=1" \
+	'kernel function [a-z_]* has no ENDBR64'
+vm_check "with direct calls it loads under assumed IBT" insmod "$KSMD_HELPER_KO" test_assume_ibt=1
+vm_check "ksmd_helper unloads" rmmod ksmd_helper
 # Kernel CFI (CONFIG_CFI_CLANG; Debian's kernels are built with GCC) checks
 # every indirect call, and no CFI kernel was tested: refused before anything
 # is resolved.
-refused "on a CFI kernel" test_assume_cfi '.*CONFIG_CFI_CLANG.*refusing to load'
+refused "on a CFI kernel" test_assume_cfi=1 '.*CONFIG_CFI_CLANG.*refusing to load'
 vm_check "a normal load works" insmod "$KSMD_HELPER_KO"
 vm_check "ksmd_helper unloads" rmmod ksmd_helper
 vm_finish

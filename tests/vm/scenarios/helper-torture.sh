@@ -4,9 +4,11 @@
 # while 2 threads request random merges, zero merges, unmerges and dumps
 # for 60 s. Zero lost writes, zero foreign data, nothing owned afterwards,
 # clean unload, clean console.
-# With KSMD_KHUGEPAGED_AGGRESSIVE=1 (the debug line) khugepaged scans without
-# pause and collapses ranges that are mostly empty, swapped or shared, so
-# that its scans and collapses race with the merges.
+# With KSMD_KHUGEPAGED_AGGRESSIVE=1 (the suite sets it on every line)
+# khugepaged scans without pause and collapses ranges that are mostly empty,
+# swapped or shared, so that its scans and collapses race with the merges:
+# one that meets a merged page must give up (on a CONFIG_DEBUG_VM kernel the
+# module keeps it from starting: kmod-helper/README.md).
 . /lib/ksmd-vm.sh
 
 khp=/sys/kernel/mm/transparent_hugepage/khugepaged

@@ -26,8 +26,11 @@ class BenchError(Exception):
     """A problem with the host setup; the message says what to install."""
 
 
-def _ldd_libs(path):
-    out = subprocess.run(["ldd", path], capture_output=True, text=True)
+def _ldd_libs(path, root=None):
+    """The shared libraries path links; with root, path and the libraries
+    are paths inside that release's root, resolved by its own ldd."""
+    cmd = ["chroot", root, "ldd", path] if root else ["ldd", path]
+    out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         # Static executables make ldd fail ("not a dynamic executable").
         return []
@@ -100,6 +103,16 @@ def kernel_module_order(moddir, names):
     return order
 
 
+def _builtin(moddir, name):
+    """Whether the kernel has module name built in (lz4 is, on 7.x)."""
+    want = name.replace("-", "_")
+    try:
+        with open(os.path.join(moddir, "modules.builtin")) as f:
+            return any(os.path.basename(line.strip()).split(".ko")[0].replace("-", "_") == want for line in f)
+    except FileNotFoundError:
+        return False
+
+
 def _install_kernel_module(moddir, rel, root):
     src = os.path.join(moddir, rel)
     name = os.path.basename(rel)
@@ -115,13 +128,15 @@ def _install_kernel_module(moddir, rel, root):
     return os.path.basename(dest)
 
 
-def build(out_path, init_script, scenario, lib_script, kver, module=None,
-          extra_modules=(), programs=(), kernel_modules=(), moddir=None):
-    """Writes a gzip-compressed newc cpio to out_path. The kernel's own
-    modules come from moddir, by default /lib/modules/kver."""
+def build(out_path, init_script, scenario, lib_script, moddir, module=None,
+          extra_modules=(), programs=(), kernel_modules=(), prog_root=None):
+    """Writes a gzip-compressed newc cpio to out_path. moddir is the guest
+    kernel's modules directory (/lib/modules/RELEASE, or a fetched one).
+    Programs under prog_root (another Debian release's root, as
+    tools/fetch-kernel makes) come with that release's libraries, which
+    replace this host's: glibc and the others run older programs too."""
     if not os.access(BUSYBOX, os.X_OK):
         raise BenchError(f"{BUSYBOX} is missing: apt-get install busybox-static")
-    moddir = moddir or f"/lib/modules/{kver}"
 
     with tempfile.TemporaryDirectory(prefix="ksmd-vm-") as root:
         # The temporary directory is 0700; as the guest's / it would keep
@@ -147,11 +162,18 @@ def build(out_path, init_script, scenario, lib_script, kver, module=None,
         os.chmod(os.path.join(root, "scenario.sh"), 0o755)
 
         libs = set()
+        root_libs = set()
+        prefix = os.path.join(prog_root, "") if prog_root else None
         for p in programs:
             _copy(p, root, "/usr/bin/" + os.path.basename(p))
-            libs.update(_ldd_libs(p))
+            if prefix and p.startswith(prefix):
+                root_libs.update(_ldd_libs("/" + p[len(prefix):], prog_root))
+            else:
+                libs.update(_ldd_libs(p))
         for lib in sorted(libs):
             _copy(lib, root)
+        for lib in sorted(root_libs):
+            _copy(prefix + lib.lstrip("/"), root, lib)
             # The loader looks libraries up by the path ldd printed, but some
             # programs name /lib64/ld-linux-x86-64.so.2: keep both resolvable.
         for link in ("lib64",):

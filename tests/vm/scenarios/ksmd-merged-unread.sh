@@ -1,0 +1,123 @@
+#!/bin/sh
+# vm-timeout: 400
+# ksmd does not read a merged page again while it still maps what it was
+# merged into, and reads one that was written. A workload is merged by a
+# running ksmd; in the full scans after that, its merged pages are counted
+# as skipped (pages_skipped_merged, as the metrics show it) and not read,
+# while what pagemap and the physical frames show stays merged. Then the
+# workload rewrites half of its duplicate pages (new contents, the same in
+# both processes): ksmd must read them again to merge them again, and does,
+# the saving it reports drops no lower than what is physically merged, and
+# every process reads exactly its own content at the end.
+. /lib/ksmd-vm.sh
+
+SOCK=/run/ksmd-test.sock
+
+# snapshot: ksmd's metrics now, into /tmp/metrics (one fetch, so that all figures are of one scan).
+snapshot() {
+	ksmctl --socket "$SOCK" stats --format=prometheus > /tmp/metrics
+}
+# metric NAME: the value of one metric line of the snapshot (its name with labels, as printed).
+metric() {
+	awk -v n="$1" '$1 == n { print $2 }' /tmp/metrics
+}
+scans() { snapshot && metric ksmd_full_scans_total; }
+pages() { metric "ksmd_scan_pages{kind=\"$1\"}"; }
+
+# after_scans N: waits up to 180 s until N more full scans have completed, then takes a snapshot
+# of the scan that ended last (a scan takes seconds here: see the rate below). Fails if more did.
+after_scans() {
+	local want end
+	want=$(($(scans) + $1))
+	end=$(($(date +%s) + 180))
+	while [ "$(scans)" -lt "$want" ]; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+	[ "$(metric ksmd_full_scans_total)" -eq "$want" ]
+}
+
+# distinct: the page frames backing the workload's memory, other than the zero page.
+distinct() {
+	vm_field distinct "$(ksmd-probe pages $(vm_workload_ranges w))"
+}
+# freed: physical pages merging freed in the workload's memory.
+freed() {
+	echo $((DISTINCT_BEFORE - $(distinct)))
+}
+
+# merged FRACTION_PERCENT: waits up to 120 s until that share of the theoretical saving is freed.
+merged() {
+	local end
+	end=$(($(date +%s) + 120))
+	while [ $(($(freed) * 100)) -lt $((EXP * $1)) ]; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+
+vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
+vm_check "workload starts" vm_workload_start w --procs 2 --mib 8 --dup 0.5 --zero 0.25 --seed 5
+EXP=$(vm_workload_expected_pages w)
+PAGES=$(vm_workload_ranges w | awk '{ n += $3 } END { print n }')
+DISTINCT_BEFORE=$(distinct)
+# SIGUSR2 rewrites half of each process's duplicate pages (--dup 0.5): REWRITTEN pages in all,
+# of which those of the second process were saved (one merge each to save them again).
+REWRITTEN=$(vm_workload_ranges w | awk '{ n += int(int($3 * 0.5) / 2) } END { print n }')
+PAIRS=$((REWRITTEN / 2))
+vm_diag "workload: $PAGES pages, theoretical saving $EXP pages; a rewrite writes $REWRITTEN of them"
+
+# The workload's ranges only, so that ksmd's figures and the frames count the same pages. No
+# rests, and a rate at which a full scan of its 4096 pages takes about 4 s: the test sees each
+# scan's figures before the next one ends.
+regs=$(vm_workload_ranges w | awk '{ printf " --register=%s:%s:%d", $1, $2, $3 * 4096 }')
+ksmd --config-dir /nonexistent --socket "$SOCK" --idle-sleep=off --pages-to-scan=512 --sleep=500ms \
+	$regs > /tmp/ksmd.log 2>&1 &
+daemon=$!
+i=0
+while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd merges 99 % of the theoretical saving (physical frames)" merged 99
+
+vm_check "two more full scans complete" after_scans 2
+s=$(pages skipped_merged) r=$(pages read) sh=$(pages sharing) z=$(pages zero)
+vm_diag "a full scan once merged: skipped_merged=$s read=$r sharing=$sh zero=$z"
+# Each merged page counts once: a shared page's first mapper, the others and the zero pages.
+vm_check "the merged pages are counted as skipped (skipped_merged >= 99 % of the theoretical saving)" \
+	test $((s * 100)) -ge $((EXP * 99))
+vm_check "no page is both read and skipped (read <= pages - skipped_merged)" test "$r" -le $((PAGES - s))
+vm_check "ksmd's saving is what is physically freed" test $((sh + z)) -eq "$(freed)"
+
+snapshot
+merges_before=$(metric 'ksmd_merge_results_total{result="merged"}')
+kill -USR2 "$w_pid"
+end=$(($(date +%s) + 30))
+while [ "$(grep -c '^rewritten' /tmp/w.out)" -lt 2 ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
+vm_check "the workload rewrote half of its duplicate pages" test "$(grep -c '^rewritten' /tmp/w.out)" -eq 2
+# The scan running at the rewrite may have seen some pages before it; the next one sees them all
+# written: new contents, which only a read can learn (read again there, as they are not yet merged).
+vm_check "two full scans complete after the rewrite" after_scans 2
+s=$(pages skipped_merged) r=$(pages read) sh=$(pages sharing) z=$(pages zero) f=$(freed)
+vm_diag "a full scan after the rewrite: skipped_merged=$s read=$r sharing=$sh zero=$z; physically freed $f"
+vm_check "the rewritten pages are read (pages read >= pages rewritten)" test "$r" -ge "$REWRITTEN"
+# Read after the counters, the frames include every merge the scan submitted.
+vm_check "ksmd counts no written page as merged (its saving <= what is physically freed)" \
+	test $((sh + z)) -le "$f"
+vm_check "ksmd reads the rewritten pages and merges them again (99 % physically freed)" merged 99
+snapshot
+merges_after=$(metric 'ksmd_merge_results_total{result="merged"}')
+vm_diag "pages the helper merged: $merges_before before the rewrite, $merges_after after"
+vm_check "the helper merged at least the rewritten pages again" \
+	test $((merges_after - merges_before)) -ge "$PAIRS"
+vm_check "two more full scans complete" after_scans 2
+s=$(pages skipped_merged)
+vm_diag "a full scan once merged again: skipped_merged=$s read=$(pages read)"
+vm_check "merged again, they are skipped again" test $((s * 100)) -ge $((EXP * 99))
+
+kill "$daemon"
+wait "$daemon"
+vm_check "ksmd exits cleanly on SIGTERM" test $? -eq 0
+sed -e 's/^/# ksmd: /' /tmp/ksmd.log | tail -n 20
+vm_check "every process reads exactly its own content" vm_workload_verify w
+vm_check "ksmd_helper unloads" rmmod ksmd_helper
+vm_finish
