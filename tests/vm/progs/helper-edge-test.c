@@ -123,20 +123,11 @@ static int run_items(KgSock *s, KgItem *items, size_t n, int zero, int busy_trie
         memset(t, 0, sizeof(*t));
         for (size_t off = 0; off < n; off += 256) {
                 size_t m = n - off < 256 ? n - off : 256;
+                int r = kg_merge_retrying_busy(s, items + off, m, zero, busy_tries);
 
-                for (int tries = 0;; tries++) {
-                        bool busy = false;
-                        int r = kg_merge(s, items + off, m, zero);
-
-                        if (r < 0) {
-                                printf("# MERGE request failed: %s (%s)\n", strerror(-r), kg_extack);
-                                return r;
-                        }
-                        for (size_t i = 0; i < m; i++)
-                                busy |= items[off + i].result == KSMD_HELPER_RESULT_BUSY;
-                        if (!busy || tries >= busy_tries)
-                                break;
-                        usleep(20000);
+                if (r < 0) {
+                        printf("# MERGE request failed: %s (%s)\n", strerror(-r), kg_extack);
+                        return r;
                 }
         }
         for (size_t i = 0; i < n; i++) {

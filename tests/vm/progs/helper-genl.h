@@ -273,6 +273,36 @@ static inline int kg_merge(KgSock *s, KgItem *items, size_t n, int zero) {
         return r;
 }
 
+/*
+ * kg_merge(), then the items answered BUSY again, alone, up to `tries` more
+ * times, 20 ms apart. Only those: an item sent again after it merged would
+ * come back ALREADY and hide that it merged.
+ */
+static inline int kg_merge_retrying_busy(KgSock *s, KgItem *items, size_t n, int zero, int tries) {
+        KgItem *again = calloc(n ? n : 1, sizeof(*again));
+        size_t *at = calloc(n ? n : 1, sizeof(*at));
+        int r = again && at ? kg_merge(s, items, n, zero) : -ENOMEM;
+
+        for (int t = 0; r == 0 && t < tries; t++) {
+                size_t k = 0;
+
+                for (size_t i = 0; i < n; i++)
+                        if (items[i].result == KSMD_HELPER_RESULT_BUSY) {
+                                at[k] = i;
+                                again[k++] = items[i];
+                        }
+                if (k == 0)
+                        break;
+                usleep(20000);
+                r = kg_merge(s, again, k, zero);
+                for (size_t j = 0; r == 0 && j < k; j++)
+                        items[at[j]] = again[j];
+        }
+        free(again);
+        free(at);
+        return r;
+}
+
 /* One node of INFO's pool. */
 typedef struct {
         uint32_t node;

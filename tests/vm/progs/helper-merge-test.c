@@ -38,25 +38,15 @@ typedef struct {
         uint64_t first_handle;
 } Tally;
 
-/* Run items in batches of up to 512, retrying busy ones a few times. */
+/* Run items in batches of up to 512, sending busy ones again a few times. */
 static int run_items(KgSock *s, KgItem *items, size_t n, int zero, Tally *t) {
         memset(t, 0, sizeof(*t));
         for (size_t off = 0; off < n; off += 512) {
                 size_t m = n - off < 512 ? n - off : 512;
-                int r;
+                int r = kg_merge_retrying_busy(s, items + off, m, zero, 19);
 
-                for (int tries = 0; tries < 20; tries++) {
-                        bool busy = false;
-
-                        r = kg_merge(s, items + off, m, zero);
-                        if (r < 0)
-                                return r;
-                        for (size_t i = 0; i < m; i++)
-                                busy |= items[off + i].result == KSMD_HELPER_RESULT_BUSY;
-                        if (!busy)
-                                break;
-                        usleep(20000);
-                }
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < n; i++) {
                 switch (items[i].result) {

@@ -35,7 +35,10 @@ if [ "${KSMD_KHUGEPAGED_AGGRESSIVE:-0}" = 1 ]; then
 	scans=$(($(cat $khp/full_scans) - scans0))
 	vm_diag "khugepaged during the torture: $scans full scans," \
 		"$(($(cat $khp/pages_collapsed) - collapsed0)) huge pages collapsed"
-	vm_check "khugepaged scanned the torture's memory over and over (>= 10 full scans)" test "$scans" -ge 10
+	# How often varies widely with how TCG shares its one thread: 2 (7.3) to
+	# 5803 (6.12) full scans seen in 60 s runs. One full scan means it went
+	# over every page of the torture while merges ran.
+	vm_check "khugepaged scanned all the torture's memory while merges ran (>= 1 full scan)" test "$scans" -ge 1
 fi
 vm_check "ksmd_helper unloads" rmmod ksmd_helper
 vm_finish
