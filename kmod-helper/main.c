@@ -4,11 +4,12 @@
  *
  * Load order: resolve and check the kernel functions the module needs
  * (refusing to load with one log line if any is missing or uncallable),
- * then register the netlink family, which is the only way in, and start
- * the collector of unmapped shared pages. Unload runs in reverse and then
- * drops the registry. Unloading with merged pages still
- * mapped is safe: the module installs no callbacks into the mm, and each
- * page lives on through its mappings' references.
+ * set up the pool the shared pages come from, then register the netlink
+ * family, which is the only way in, and start the collector of unmapped
+ * shared pages (which also returns the pool's idle blocks). Unload runs in
+ * reverse and then drops the registry and the pool. Unloading with merged
+ * pages still mapped is safe: the module installs no callbacks into the mm,
+ * and each page lives on through its mappings' references.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -20,6 +21,7 @@
 
 #include "netlink.h"
 #include "pages.h"
+#include "pool.h"
 #include "symbols.h"
 #include "version.h"
 
@@ -32,6 +34,7 @@ static DECLARE_DELAYED_WORK(kh_gc_work, kh_gc_work_fn);
 static void kh_gc_work_fn(struct work_struct *work)
 {
 	kh_pages_gc();
+	kh_pool_trim();
 	schedule_delayed_work(&kh_gc_work, KH_GC_INTERVAL);
 }
 
@@ -42,10 +45,14 @@ static int __init kh_init(void)
 	r = kh_symbols_init();
 	if (r < 0)
 		return r;
+	r = kh_pool_init();
+	if (r < 0)
+		return r;
 
 	r = kh_netlink_init();
 	if (r < 0) {
 		pr_err("cannot register the generic netlink family: %d\n", r);
+		kh_pool_exit();
 		return r;
 	}
 
@@ -58,6 +65,7 @@ static void __exit kh_exit(void)
 	kh_netlink_exit();
 	cancel_delayed_work_sync(&kh_gc_work);
 	kh_pages_exit();
+	kh_pool_exit();
 }
 
 module_init(kh_init);

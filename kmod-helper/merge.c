@@ -82,6 +82,7 @@
 #include "compat.h"
 #include "merge.h"
 #include "pages.h"
+#include "pool.h"
 
 atomic64_t kh_stats[__KSMD_HELPER_STAT_MAX];
 
@@ -748,11 +749,11 @@ out_handle:
 
 /*
  * A new shared page for @t and @s, or NULL with the item's result set to
- * NO_MEMORY. Allocated on the node of the target's page, not movable
- * (nothing can migrate a page without a reverse map), and charged to the
- * source's memory cgroup, as KSM leaves a merged page charged to its first
- * owner; the source's own page, freed by the merge, leaves that charge. A
- * page freed before it is mapped is uncharged.
+ * NO_MEMORY. Taken from the pool on the node of the target's page, not
+ * movable (nothing can migrate a page without a reverse map), and charged
+ * to the source's memory cgroup, as KSM leaves a merged page charged to
+ * its first owner; the source's own page, freed by the merge, leaves that
+ * charge. A page handed back to the pool is uncharged.
  */
 static struct page *kh_shared_page_alloc(struct kh_item *it,
 					 struct kh_side *t, struct kh_side *s)
@@ -761,14 +762,14 @@ static struct page *kh_shared_page_alloc(struct kh_item *it,
 
 	if (it->skip_alloc)
 		goto nomem;
-	kpage = alloc_pages_node(page_to_nid(t->page), KH_GFP_PAGE, 0);
+	kpage = kh_pool_alloc(page_to_nid(t->page));
 	if (!kpage) {
 		it->no_page = true;
 		goto nomem;
 	}
 	if (kh_symbols_have_memcg() &&
 	    kh_call(mem_cgroup_charge)(page_folio(kpage), s->mm, KH_GFP)) {
-		put_page(kpage);
+		kh_pool_free(kpage);
 		goto nomem;
 	}
 	return kpage;
@@ -806,7 +807,8 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 	if (IS_ERR(kp)) {
 		kh_set(it, KSMD_HELPER_RESULT_NO_MEMORY,
 		       KSMD_HELPER_REASON_NONE);
-		goto out_put;
+		kh_pool_free(kpage);
+		return;
 	}
 	if (!kh_side_trylock(it, t) || !kh_side_trylock(it, s) ||
 	    !kh_side_write_protect(it, t) || !kh_side_write_protect(it, s))
@@ -829,13 +831,11 @@ static void kh_merge_new(struct kh_item *it, struct kh_side *t,
 		it->has_handle = true;
 	}
 	kh_page_put(kp);
-	goto out_put;
+	return;
 
 out_kp:
-	/* Never mapped: freed (and uncharged) now, not by the collector. */
+	/* Never mapped: back to the pool (uncharged) now, not by the collector. */
 	kh_page_discard(kp);
-out_put:
-	put_page(kpage);
 }
 
 /* The target maps the zero page: report whether the source does too. */
@@ -1348,5 +1348,7 @@ u64 kh_merge_features(void)
 		features |= KSMD_HELPER_FEATURE_THP_SPLIT;
 	if (kh_symbols_have_memcg())
 		features |= KSMD_HELPER_FEATURE_MEMCG;
+	if (kh_pool_enabled())
+		features |= KSMD_HELPER_FEATURE_POOL;
 	return features;
 }

@@ -19,6 +19,7 @@
 #include <linux/capability.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/nodemask.h>
 #include <linux/slab.h>
 #include <linux/utsname.h>
 #include <net/genetlink.h>
@@ -27,6 +28,7 @@
 #include "merge.h"
 #include "netlink.h"
 #include "pages.h"
+#include "pool.h"
 #include "version.h"
 
 static struct genl_family kh_genl_family;
@@ -366,6 +368,68 @@ static int kh_put_stats(struct sk_buff *msg)
 	return 0;
 }
 
+static int kh_put_pool_node(struct sk_buff *msg, int nid,
+			    const struct kh_pool_stats *st)
+{
+	static const struct {
+		int attr;
+		size_t offset;
+	} fields[] = {
+		{ KSMD_HELPER_POOL_A_BLOCKS,
+		  offsetof(struct kh_pool_stats, blocks) },
+		{ KSMD_HELPER_POOL_A_USED_PAGES,
+		  offsetof(struct kh_pool_stats, used_pages) },
+		{ KSMD_HELPER_POOL_A_FREE_PAGES,
+		  offsetof(struct kh_pool_stats, free_pages) },
+		{ KSMD_HELPER_POOL_A_SINGLE_PAGES,
+		  offsetof(struct kh_pool_stats, single_pages) },
+		{ KSMD_HELPER_POOL_A_BLOCKS_TAKEN,
+		  offsetof(struct kh_pool_stats, blocks_taken) },
+		{ KSMD_HELPER_POOL_A_BLOCKS_RETURNED,
+		  offsetof(struct kh_pool_stats, blocks_returned) },
+		{ KSMD_HELPER_POOL_A_REUSED,
+		  offsetof(struct kh_pool_stats, reused) },
+		{ KSMD_HELPER_POOL_A_FALLBACKS,
+		  offsetof(struct kh_pool_stats, fallbacks) },
+	};
+	struct nlattr *nest;
+	size_t i;
+
+	nest = nla_nest_start(msg, KSMD_HELPER_A_POOL_NODE);
+	if (!nest || nla_put_u32(msg, KSMD_HELPER_POOL_A_NODE, nid))
+		return -EMSGSIZE;
+	for (i = 0; i < ARRAY_SIZE(fields); i++) {
+		u64 v = *(const u64 *)((const char *)st + fields[i].offset);
+
+		if (nla_put_u64_64bit(msg, fields[i].attr, v,
+				      KSMD_HELPER_POOL_A_PAD))
+			return -EMSGSIZE;
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+static int kh_put_pool(struct sk_buff *msg)
+{
+	struct kh_pool_stats st;
+	struct nlattr *nest;
+	int nid;
+
+	nest = nla_nest_start(msg, KSMD_HELPER_A_POOL);
+	if (!nest)
+		return -EMSGSIZE;
+	for_each_node(nid) {
+		if (kh_pool_stats(nid, &st) && kh_put_pool_node(msg, nid, &st))
+			return -EMSGSIZE;
+	}
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+/* What one node's KSMD_HELPER_A_POOL_NODE takes at most. */
+#define KH_POOL_NODE_SIZE (nla_total_size(0) + nla_total_size(sizeof(u32)) + \
+			   8 * nla_total_size_64bit(sizeof(u64)))
+
 static int kh_nl_info(struct sk_buff *skb, struct genl_info *info)
 {
 	struct sk_buff *msg;
@@ -375,7 +439,8 @@ static int kh_nl_info(struct sk_buff *skb, struct genl_info *info)
 		return -EPERM;
 	kh_pages_gc();
 
-	msg = genlmsg_new(NLMSG_GOODSIZE, KH_GFP);
+	msg = genlmsg_new(NLMSG_GOODSIZE + num_possible_nodes() *
+			  KH_POOL_NODE_SIZE, KH_GFP);
 	if (!msg)
 		return -ENOMEM;
 	hdr = genlmsg_put_reply(msg, info, &kh_genl_family, 0,
@@ -390,7 +455,7 @@ static int kh_nl_info(struct sk_buff *skb, struct genl_info *info)
 	    nla_put_u64_64bit(msg, KSMD_HELPER_A_FEATURES, kh_merge_features(),
 			      KSMD_HELPER_A_PAD) ||
 	    nla_put_u32(msg, KSMD_HELPER_A_MAX_BATCH, KH_MAX_BATCH) ||
-	    kh_put_stats(msg)) {
+	    kh_put_stats(msg) || kh_put_pool(msg)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}

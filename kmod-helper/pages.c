@@ -15,6 +15,8 @@
  * A merge registers its new page before it takes the page locks, so that
  * nothing is allocated under them, and publishes it once the verified bytes
  * are in: until then no lookup can find it and map it with other bytes.
+ * The pages come from the pool (pool.c) and go back to it: the registry's
+ * reference is the one the pool handed out.
  *
  * Walks of the whole registry (the collector, the counts) let go of the
  * mutex and the CPU whenever another task wants the CPU; xa_for_each()
@@ -31,6 +33,7 @@
 
 #include "compat.h"
 #include "pages.h"
+#include "pool.h"
 
 static DEFINE_MUTEX(kh_pages_lock);
 static DEFINE_XARRAY(kh_pages_by_handle);
@@ -49,11 +52,15 @@ static void kh_pages_yield(void)
 	mutex_lock(&kh_pages_lock);
 }
 
-/* Under kh_pages_lock, so that no lookup can pin @kp as it is freed. */
+/*
+ * Under kh_pages_lock, so that no lookup can pin @kp as it is freed. The
+ * registry's reference goes back to the pool, which may hand the page out
+ * again.
+ */
 static void kh_page_free(struct kh_page *kp)
 {
 	lockdep_assert_held(&kh_pages_lock);
-	put_page(kp->page);
+	kh_pool_free(kp->page);
 	kfree(kp);
 }
 
@@ -65,7 +72,9 @@ void kh_pages_exit(void)
 	mutex_lock(&kh_pages_lock);
 	xa_for_each(&kh_pages_by_handle, index, kp) {
 		WARN_ON_ONCE(kp->pins);
-		kh_page_free(kp);
+		/* Not to the pool: a page still mapped is freed when unmapped. */
+		put_page(kp->page);
+		kfree(kp);
 		cond_resched();
 	}
 	xa_destroy(&kh_pages_by_handle);
@@ -94,7 +103,6 @@ struct kh_page *kh_page_register(struct page *page)
 	if (r < 0)
 		goto err_erase;
 	kh_next_handle++;
-	get_page(page);
 	mutex_unlock(&kh_pages_lock);
 	return kp;
 

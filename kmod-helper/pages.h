@@ -51,10 +51,12 @@ struct kh_page {
 void kh_pages_exit(void);
 
 /*
- * Register @page, which the caller allocated, and return its entry pinned
- * once and not yet live: no lookup finds it until kh_page_publish(). The
- * registry takes its own reference on @page. Allocates (KH_GFP), so no
- * page lock may be held. Returns an ERR_PTR on allocation failure.
+ * Register @page, which the caller took from kh_pool_alloc(), and return
+ * its entry pinned once and not yet live: no lookup finds it until
+ * kh_page_publish(). On success the registry takes over the caller's
+ * reference on @page, and hands it back to the pool when it frees the
+ * entry. Allocates (KH_GFP), so no page lock may be held. Returns an
+ * ERR_PTR on allocation failure; the reference is then still the caller's.
  */
 struct kh_page *kh_page_register(struct page *page);
 
@@ -63,7 +65,7 @@ void kh_page_publish(struct kh_page *kp);
 
 /*
  * Forget @kp, registered but never published and pinned by the caller
- * alone, and drop the registry's reference at once: a merge that failed
+ * alone, and hand its page back to the pool at once: a merge that failed
  * leaves no page behind for the collector.
  */
 void kh_page_discard(struct kh_page *kp);

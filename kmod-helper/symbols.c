@@ -75,6 +75,7 @@ DEFINE_STATIC_CALL_NULL(kh_split_to_order, __split_huge_page_to_list_to_order);
 DEFINE_STATIC_CALL_NULL(kh_lru_add_drain_all, lru_add_drain_all);
 DEFINE_STATIC_CALL_NULL(kh_folio_free_swap, folio_free_swap);
 DEFINE_STATIC_CALL_NULL(kh_mem_cgroup_charge, __mem_cgroup_charge);
+DEFINE_STATIC_CALL_NULL(kh_mem_cgroup_uncharge, __mem_cgroup_uncharge);
 
 static bool test_assume_cfi;
 module_param(test_assume_cfi, bool, 0444);
@@ -124,6 +125,7 @@ static const struct kh_symbol_desc kh_symbol_table[] = {
 	KH_SYM(lru_add_drain_all, lru_add_drain_all, true),
 	KH_SYM(folio_free_swap, folio_free_swap, true),
 	KH_SYM(mem_cgroup_charge, __mem_cgroup_charge, true),
+	KH_SYM(mem_cgroup_uncharge, __mem_cgroup_uncharge, true),
 };
 
 /*

@@ -64,6 +64,7 @@ DECLARE_STATIC_CALL(kh_split_to_order, __split_huge_page_to_list_to_order);
 DECLARE_STATIC_CALL(kh_lru_add_drain_all, lru_add_drain_all);
 DECLARE_STATIC_CALL(kh_folio_free_swap, folio_free_swap);
 DECLARE_STATIC_CALL(kh_mem_cgroup_charge, __mem_cgroup_charge);
+DECLARE_STATIC_CALL(kh_mem_cgroup_uncharge, __mem_cgroup_uncharge);
 
 /**
  * struct kh_symbols - resolved addresses, all set before the family
@@ -94,6 +95,8 @@ struct kh_symbols {
 	unsigned long lru_add_drain_all;
 	unsigned long folio_free_swap;
 	unsigned long mem_cgroup_charge;
+	/* For a pool slot freed and kept (pool.c); no pool without it. */
+	unsigned long mem_cgroup_uncharge;
 };
 
 extern struct kh_symbols kh_sym;

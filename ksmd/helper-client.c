@@ -108,6 +108,27 @@ static int on_ack(struct nl_msg *msg, void *userdata) {
         return NL_STOP;
 }
 
+/* One KSMD_HELPER_A_POOL_NODE; one without its node number is ignored. */
+static void parse_pool_node(struct nlattr *node, HelperInfo *info) {
+        HelperPoolNode p = {};
+        bool has_node = false;
+        struct nlattr *a;
+        int rem;
+
+        nla_for_each_nested(a, node, rem) {
+                int t = nla_type(a);
+
+                if (t == KSMD_HELPER_POOL_A_NODE && nla_len(a) == sizeof(uint32_t)) {
+                        p.node = nla_get_u32(a);
+                        has_node = true;
+                } else if (t > KSMD_HELPER_POOL_A_NODE && t <= KSMD_HELPER_POOL_A_MAX &&
+                           nla_len(a) == sizeof(uint64_t))
+                        p.figures[t] = nla_get_u64(a);
+        }
+        if (has_node && info->n_pool < HELPER_POOL_NODES_MAX)
+                info->pool[info->n_pool++] = p;
+}
+
 static void parse_info(struct nlattr **tb, HelperInfo *info) {
         if (tb[KSMD_HELPER_A_ABI_VERSION])
                 info->abi_version = nla_get_u32(tb[KSMD_HELPER_A_ABI_VERSION]);
@@ -131,6 +152,14 @@ static void parse_info(struct nlattr **tb, HelperInfo *info) {
                         if (t > 0 && t <= KSMD_HELPER_STAT_MAX && nla_len(a) == sizeof(uint64_t))
                                 info->stats[t] = nla_get_u64(a);
                 }
+        }
+        if (tb[KSMD_HELPER_A_POOL]) {
+                struct nlattr *a;
+                int rem;
+
+                nla_for_each_nested(a, tb[KSMD_HELPER_A_POOL], rem)
+                        if (nla_type(a) == KSMD_HELPER_A_POOL_NODE)
+                                parse_pool_node(a, info);
         }
 }
 

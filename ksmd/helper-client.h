@@ -24,6 +24,15 @@
 
 typedef struct HelperClient HelperClient;
 
+/* The NUMA nodes of INFO's pool kept, in the order the module sent them; more are ignored. */
+#define HELPER_POOL_NODES_MAX 64
+
+/* One node of INFO's KSMD_HELPER_A_POOL: where the module's shared pages come from. */
+typedef struct HelperPoolNode {
+        uint32_t node;
+        uint64_t figures[KSMD_HELPER_POOL_A_MAX + 1]; /* indexed by enum ksmd_helper_pool_attr (u64 ones) */
+} HelperPoolNode;
+
 typedef struct HelperInfo {
         uint32_t abi_version;
         char module_version[64];
@@ -31,6 +40,8 @@ typedef struct HelperInfo {
         uint64_t features;             /* enum ksmd_helper_feature bits */
         uint32_t max_batch;            /* items per MERGE/MERGE_ZERO request */
         uint64_t stats[KSMD_HELPER_STAT_MAX + 1]; /* indexed by enum ksmd_helper_stat */
+        HelperPoolNode pool[HELPER_POOL_NODES_MAX];
+        size_t n_pool;                 /* nodes in pool[]; 0 from a module without a pool */
 } HelperInfo;
 
 typedef struct HelperMergeItem {

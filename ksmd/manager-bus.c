@@ -632,6 +632,39 @@ static int append_own_statistics(sd_bus_message *reply, Manager *mgr, const Peer
         return r;
 }
 
+/*
+ * The helper's pool, one key per figure and NUMA node: helper_pool_blocks_node0, ... (the metrics make
+ * the node a label).
+ */
+static int append_helper_pool(sd_bus_message *reply, const Stats *st) {
+        static const struct {
+                int attr;
+                const char *key;
+        } figures[] = {
+                { KSMD_HELPER_POOL_A_BLOCKS, "helper_pool_blocks_node" },
+                { KSMD_HELPER_POOL_A_USED_PAGES, "helper_pool_used_node" },
+                { KSMD_HELPER_POOL_A_FREE_PAGES, "helper_pool_free_node" },
+                { KSMD_HELPER_POOL_A_SINGLE_PAGES, "helper_pool_single_node" },
+                { KSMD_HELPER_POOL_A_BLOCKS_TAKEN, "helper_pool_blocks_taken_node" },
+                { KSMD_HELPER_POOL_A_BLOCKS_RETURNED, "helper_pool_blocks_returned_node" },
+                { KSMD_HELPER_POOL_A_REUSED, "helper_pool_reused_node" },
+                { KSMD_HELPER_POOL_A_FALLBACKS, "helper_pool_fallbacks_node" },
+        };
+
+        for (size_t i = 0; i < st->n_helper_pool; i++)
+                for (size_t f = 0; f < ELEMENTSOF(figures); f++) {
+                        char key[64];
+                        int r;
+
+                        snprintf(key, sizeof(key), "%s%" PRIu32, figures[f].key, st->helper_pool[i].node);
+                        r = sd_bus_message_append(reply, "{st}", key,
+                                                  st->helper_pool[i].figures[figures[f].attr]);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
 static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
         Stats st;
         int r;
@@ -671,6 +704,8 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "helper_mapped_pages", st.helper_pages_mapped,
                                           "helper_saved_bytes", st.helper_bytes_saved,
                                           "helper_no_memory_items", st.helper_no_memory);
+        if (r >= 0 && st.live)
+                r = append_helper_pool(reply, &st);
         return r;
 }
 

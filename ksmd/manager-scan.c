@@ -484,6 +484,9 @@ static void manager_update_stats(Manager *m) {
                 m->stats.helper_pages_owned = h[KSMD_HELPER_STAT_PAGES_OWNED];
                 m->stats.helper_pages_mapped = h[KSMD_HELPER_STAT_PAGES_MAPPED];
                 m->stats.helper_no_memory = h[KSMD_HELPER_STAT_NO_MEMORY];
+                m->stats.n_helper_pool = MIN(m->helper_info.n_pool, (size_t) HELPER_POOL_NODES_MAX);
+                memcpy(m->stats.helper_pool, m->helper_info.pool,
+                       m->stats.n_helper_pool * sizeof(HelperPoolNode));
         }
         m->stats.cpu_nsec_per_page = m->cost_nsec_per_page;
         m->stats.batch_pages = m->batch_pages;

@@ -15,6 +15,7 @@
 #include <linux/ksmd_helper.h>
 
 #include "cow-guard.h"
+#include "helper-client.h"
 #include "reasons.h"
 
 typedef struct ScanCounters {
@@ -78,6 +79,8 @@ typedef struct Stats {
         uint64_t helper_pages_owned;     /* its shared pages: memory never swapped out or migrated */
         uint64_t helper_pages_mapped;    /* page table entries mapping them */
         uint64_t helper_no_memory;       /* items it answered NO_MEMORY since it loaded */
+        HelperPoolNode helper_pool[HELPER_POOL_NODES_MAX]; /* where its pages come from, per NUMA node */
+        size_t n_helper_pool;
         MergeCounters merge;
         CowStatus cow;                   /* the unmerge debt, the headroom and the COW guard (cow-guard.h) */
 } Stats;

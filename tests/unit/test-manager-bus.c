@@ -355,6 +355,30 @@ static void test_statistics_show_what_merged_pages_cost(void **state) {
         assert_int_equal(statistic(0, "helper_mapped_pages"), 7);
         assert_int_equal(statistic(0, "helper_saved_bytes"), 4 * 4096);
         assert_int_equal(statistic(0, "helper_no_memory_items"), 11);
+        /* No pool in INFO (an older module): no pool keys. */
+        assert_int_equal(statistic_count(0, "helper_pool_blocks_node0"), 0);
+
+        /* The pool, per NUMA node, under the node's number. */
+        f.m->helper_info.n_pool = 2;
+        f.m->helper_info.pool[0] = (HelperPoolNode) { .node = 0 };
+        f.m->helper_info.pool[0].figures[KSMD_HELPER_POOL_A_BLOCKS] = 2;
+        f.m->helper_info.pool[0].figures[KSMD_HELPER_POOL_A_USED_PAGES] = 513;
+        f.m->helper_info.pool[0].figures[KSMD_HELPER_POOL_A_FREE_PAGES] = 511;
+        f.m->helper_info.pool[1] = (HelperPoolNode) { .node = 3 };
+        f.m->helper_info.pool[1].figures[KSMD_HELPER_POOL_A_FALLBACKS] = 5;
+        f.m->helper_info.pool[1].figures[KSMD_HELPER_POOL_A_SINGLE_PAGES] = 4;
+        f.m->helper_info.pool[1].figures[KSMD_HELPER_POOL_A_BLOCKS_RETURNED] = 6;
+        f.m->helper_info.pool[1].figures[KSMD_HELPER_POOL_A_REUSED] = 7;
+        assert_int_equal(statistic(0, "helper_pool_blocks_node0"), 2);
+        assert_int_equal(statistic(0, "helper_pool_used_node0"), 513);
+        assert_int_equal(statistic(0, "helper_pool_free_node0"), 511);
+        assert_int_equal(statistic(0, "helper_pool_fallbacks_node3"), 5);
+        assert_int_equal(statistic(0, "helper_pool_single_node3"), 4);
+        assert_int_equal(statistic(0, "helper_pool_blocks_returned_node3"), 6);
+        assert_int_equal(statistic(0, "helper_pool_reused_node3"), 7);
+        assert_int_equal(statistic_count(0, "helper_pool_blocks_taken_node3"), 1);
+        assert_int_equal(statistic_count(0, "helper_pool_blocks_node1"), 0);
+        f.m->helper_info.n_pool = 0;
         f.m->helper = NULL;
 }
 

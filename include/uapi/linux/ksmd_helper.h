@@ -36,6 +36,21 @@
  *     KSMD_HELPER_A_FEATURES           u64     enum ksmd_helper_feature bits
  *     KSMD_HELPER_A_MAX_BATCH          u32     items accepted per request
  *     KSMD_HELPER_A_STATS              nested  KSMD_HELPER_STAT_* (all u64)
+ *     KSMD_HELPER_A_POOL               nested  where shared pages come from,
+ *                                              per NUMA node that ever held
+ *                                              one (none: no such node yet):
+ *       KSMD_HELPER_A_POOL_NODE        nested
+ *         KSMD_HELPER_POOL_A_NODE      u32     the node's number
+ *         KSMD_HELPER_POOL_A_*         u64     its figures (below)
+ *   Shared pages are carved from whole pageblocks (2 MiB on x86-64) the
+ *   module takes on the node of the page they replace, so that pages
+ *   nothing can migrate do not scatter over blocks compaction could
+ *   otherwise turn into huge pages. A slot freed when its page is unmapped
+ *   is reused before a new block is taken; a block with no page in use goes
+ *   back to the kernel (one per node after 5 to 10 s idle). When no block
+ *   can be had without pressing the kernel, a single page is taken (a
+ *   fallback), or the item is NO_MEMORY. KSMD_HELPER_FEATURE_POOL says
+ *   whether the pool is in use (without it every page is single).
  *
  * KSMD_HELPER_CMD_MERGE
  *   Request:
@@ -71,8 +86,9 @@
  *   DIFFERS, and changes nothing.
  *
  *   Memory: only a merge of two private pages needs memory, one page (the
- *   new shared page, on the target page's NUMA node, charged to the
- *   source's memory cgroup), and only once their bytes compare equal. Every
+ *   new shared page, on the target page's NUMA node, from the pool: see
+ *   INFO; charged to the source's memory cgroup), and only once their
+ *   bytes compare equal. Every
  *   allocation of the module tries once (one round of direct reclaim at
  *   most) and never invokes the OOM killer: when it fails, the item is
  *   NO_MEMORY and nothing changed (retry later), or the request fails with
@@ -138,6 +154,7 @@
  *   - Counter KSMD_HELPER_STAT_NO_MEMORY; KSMD_HELPER_STAT_BUSY no longer
  *     counts NO_MEMORY results.
  *   - Reason KSMD_HELPER_REASON_PINNED (Linux 6.1 only).
+ *   - INFO's KSMD_HELPER_A_POOL and feature KSMD_HELPER_FEATURE_POOL.
  */
 #ifndef _UAPI_LINUX_KSMD_HELPER_H
 #define _UAPI_LINUX_KSMD_HELPER_H
@@ -176,6 +193,7 @@ enum ksmd_helper_attr {
 	KSMD_HELPER_A_MAPCOUNT,
 	KSMD_HELPER_A_PAD,
 	KSMD_HELPER_A_PIDFD,
+	KSMD_HELPER_A_POOL,
 	__KSMD_HELPER_A_MAX
 };
 
@@ -206,6 +224,35 @@ enum ksmd_helper_item_attr {
 };
 
 #define KSMD_HELPER_ITEM_A_MAX (__KSMD_HELPER_ITEM_A_MAX - 1)
+
+/* KSMD_HELPER_A_POOL holds only KSMD_HELPER_A_POOL_NODE entries. */
+enum ksmd_helper_pool_nodes_attr {
+	KSMD_HELPER_A_POOL_UNSPEC,
+	KSMD_HELPER_A_POOL_NODE,
+	__KSMD_HELPER_A_POOL_MAX
+};
+
+#define KSMD_HELPER_A_POOL_MAX (__KSMD_HELPER_A_POOL_MAX - 1)
+
+/* One node's pool, in KSMD_HELPER_A_POOL_NODE; u64 unless noted. */
+enum ksmd_helper_pool_attr {
+	KSMD_HELPER_POOL_A_UNSPEC,
+	KSMD_HELPER_POOL_A_NODE,        /* u32 */
+	KSMD_HELPER_POOL_A_BLOCKS,      /* pageblocks held now */
+	KSMD_HELPER_POOL_A_USED_PAGES,  /* shared pages in them now */
+	/* free slots in them now: memory held, charged to no cgroup */
+	KSMD_HELPER_POOL_A_FREE_PAGES,
+	KSMD_HELPER_POOL_A_SINGLE_PAGES, /* shared pages held outside blocks */
+	KSMD_HELPER_POOL_A_BLOCKS_TAKEN, /* since load */
+	KSMD_HELPER_POOL_A_BLOCKS_RETURNED, /* whole, since load */
+	KSMD_HELPER_POOL_A_REUSED,      /* pages handed out from freed slots */
+	/* single pages taken because no block could be, on the node asked */
+	KSMD_HELPER_POOL_A_FALLBACKS,
+	KSMD_HELPER_POOL_A_PAD,
+	__KSMD_HELPER_POOL_A_MAX
+};
+
+#define KSMD_HELPER_POOL_A_MAX (__KSMD_HELPER_POOL_A_MAX - 1)
 
 /* Counters in KSMD_HELPER_A_STATS, all u64, since module load. */
 enum ksmd_helper_stat {
@@ -247,12 +294,15 @@ enum ksmd_helper_feature {
 	KSMD_HELPER_FEATURE_GET_PAGES   = 1ULL << 3,
 	KSMD_HELPER_FEATURE_THP_SPLIT   = 1ULL << 4,
 	KSMD_HELPER_FEATURE_MEMCG       = 1ULL << 5,
+	/* shared pages come from pageblocks (KSMD_HELPER_A_POOL) */
+	KSMD_HELPER_FEATURE_POOL        = 1ULL << 6,
 	__KSMD_HELPER_FEATURE_ALL       = KSMD_HELPER_FEATURE_MERGE |
 					  KSMD_HELPER_FEATURE_MERGE_ZERO |
 					  KSMD_HELPER_FEATURE_UNMERGE |
 					  KSMD_HELPER_FEATURE_GET_PAGES |
 					  KSMD_HELPER_FEATURE_THP_SPLIT |
-					  KSMD_HELPER_FEATURE_MEMCG
+					  KSMD_HELPER_FEATURE_MEMCG |
+					  KSMD_HELPER_FEATURE_POOL
 };
 
 /* Per-item outcome. Expected outcomes, not errors: the daemon acts on each. */

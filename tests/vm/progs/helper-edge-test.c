@@ -28,6 +28,11 @@
  *       On a guest with two NUMA nodes, the shared page is on the target
  *       page's node; a transparent huge page migrating between the nodes
  *       is never reported NO_PAGE, and its differing bytes never split it.
+ *   helper-edge-test pool
+ *       Shared pages come from whole pageblocks: 600 merges take two blocks
+ *       and their pages lie in those two; after UNMERGE the freed slots are
+ *       reused before any new block; when the processes exit, the blocks
+ *       go back (one at once, the node's spare within two collector runs).
  *   helper-edge-test hog LEAVE_MIB
  *       Not a test: fills memory until MemAvailable is about LEAVE_MIB and
  *       holds it there (allocating as merges free memory, freeing if it
@@ -36,6 +41,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -741,6 +747,22 @@ static int test_numa(KgSock *s) {
         tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n &&
             pages_on_node(&T0, 0, n, 0) == n && pages_on_node(&S1, 0, n, 0) == n,
             "with a node-0 target and a node-1 source they are on node 0");
+        {
+                KgInfo info;
+                bool ok = kg_info(s, &info) == 0;
+
+                for (uint32_t node = 0; ok && node < 2; node++) {
+                        const uint64_t *f = kg_pool_node(&info, node)->f;
+
+                        printf("# pool on node %" PRIu32 ": blocks %" PRIu64 " used %" PRIu64
+                               " taken %" PRIu64 " fallbacks %" PRIu64 "\n", node,
+                               f[KSMD_HELPER_POOL_A_BLOCKS], f[KSMD_HELPER_POOL_A_USED_PAGES],
+                               f[KSMD_HELPER_POOL_A_BLOCKS_TAKEN], f[KSMD_HELPER_POOL_A_FALLBACKS]);
+                        ok = f[KSMD_HELPER_POOL_A_BLOCKS] == 1 && f[KSMD_HELPER_POOL_A_USED_PAGES] == n &&
+                             f[KSMD_HELPER_POOL_A_FALLBACKS] == 0;
+                }
+                tap(ok, "each node's pool holds its targets' %zu shared pages in one block of its own", n);
+        }
         tap(worker_do(&T1, W_CHECK, 0, n, 101) == 0 && worker_do(&T0, W_CHECK, 0, n, 101) == 0 &&
             worker_do(&S0, W_CHECK, 0, n, 101) == 0 && worker_do(&S1, W_CHECK, 0, n, 101) == 0,
             "every process reads exactly what it wrote");
@@ -786,6 +808,126 @@ static int test_numa(KgSock *s) {
                 worker_stop(w);
         worker_stop(&H);
         worker_stop(&D);
+        return tap_end();
+}
+
+/* The pool on node 0 as INFO reports it now, printed; false if INFO failed. */
+static bool pool_now(KgSock *s, KgPoolNode *ret, const char *when) {
+        KgInfo info;
+        const uint64_t *f;
+
+        if (kg_info(s, &info) < 0)
+                return false;
+        *ret = *kg_pool_node(&info, 0);
+        f = ret->f;
+        printf("# pool %s: blocks %" PRIu64 " used %" PRIu64 " free %" PRIu64 " single %" PRIu64
+               " taken %" PRIu64 " returned %" PRIu64 " reused %" PRIu64 " fallbacks %" PRIu64
+               "; owned %" PRIu64 "\n", when, f[KSMD_HELPER_POOL_A_BLOCKS], f[KSMD_HELPER_POOL_A_USED_PAGES],
+               f[KSMD_HELPER_POOL_A_FREE_PAGES], f[KSMD_HELPER_POOL_A_SINGLE_PAGES],
+               f[KSMD_HELPER_POOL_A_BLOCKS_TAKEN], f[KSMD_HELPER_POOL_A_BLOCKS_RETURNED],
+               f[KSMD_HELPER_POOL_A_REUSED], f[KSMD_HELPER_POOL_A_FALLBACKS],
+               info.stats[KSMD_HELPER_STAT_PAGES_OWNED]);
+        return true;
+}
+
+/* The distinct 2 MiB pageblocks (pfn >> 9) pages [a, b) of w map; 0 if a pfn cannot be read. */
+static size_t pageblocks_of(Worker *w, size_t a, size_t b) {
+        uint64_t *blocks = calloc(b - a, sizeof(*blocks));
+        size_t n = 0;
+
+        for (size_t i = a; blocks && i < b; i++) {
+                uint64_t pfn = pagemap(w->pid, (uintptr_t) w->base + i * PG) & PM_PFN_MASK;
+                bool seen = false;
+
+                if (!pfn) {
+                        n = 0;
+                        break;
+                }
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = blocks[k] == pfn >> 9;
+                if (!seen)
+                        blocks[n++] = pfn >> 9;
+        }
+        free(blocks);
+        return n;
+}
+
+static int test_pool(KgSock *s) {
+        const size_t n = 600, again = 100, block = 512;
+        uint64_t count_t = 0, count_s = 0;
+        size_t blocks_t, blocks_s;
+        KgPoolNode p0 = {}, p1 = {}, p2 = {}, p3 = {};
+        Worker T, S;
+        KgInfo info;
+        bool ok;
+        double t0;
+        KgItem *it;
+        Tally t;
+        int r;
+
+        tap(kg_info(s, &info) == 0 && (info.features & KSMD_HELPER_FEATURE_POOL),
+            "INFO says shared pages come from the pool");
+        ok = pool_now(s, &p0, "at load");
+        tap(ok && p0.f[KSMD_HELPER_POOL_A_BLOCKS_TAKEN] == 0 &&
+            p0.f[KSMD_HELPER_POOL_A_FALLBACKS] == 0, "the module holds no block before any merge");
+
+        start_filled(&T, n, 0, 301);
+        start_filled(&S, n, 0, 301);
+        it = pair_items(&T, &S, 0, n);
+        r = run_items(s, it, n, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) n, "%zu pairs merge", n);
+        ok = pool_now(s, &p1, "after the merges");
+        tap(ok && p1.f[KSMD_HELPER_POOL_A_BLOCKS_TAKEN] == 2 &&
+            p1.f[KSMD_HELPER_POOL_A_BLOCKS] == 2 && p1.f[KSMD_HELPER_POOL_A_USED_PAGES] == n &&
+            p1.f[KSMD_HELPER_POOL_A_USED_PAGES] + p1.f[KSMD_HELPER_POOL_A_FREE_PAGES] == 2 * block,
+            "they took two whole blocks and use %zu of their pages", n);
+        tap(p1.f[KSMD_HELPER_POOL_A_FALLBACKS] == 0 && p1.f[KSMD_HELPER_POOL_A_SINGLE_PAGES] == 0,
+            "no single page was needed");
+        blocks_t = pageblocks_of(&T, 0, n);
+        blocks_s = pageblocks_of(&S, 0, n);
+        tap(blocks_t == 2 && blocks_s == 2,
+            "the %zu shared pages lie in two pageblocks (target: %zu, source: %zu)", n, blocks_t, blocks_s);
+
+        /* Both sides private again: nothing maps those shared pages, and their slots are free. */
+        r = kg_unmerge(s, T.pidfd, (uintptr_t) T.base, again * PG, &count_t);
+        if (r == 0)
+                r = kg_unmerge(s, S.pidfd, (uintptr_t) S.base, again * PG, &count_s);
+        tap(r == 0 && count_t == again && count_s == again,
+            "UNMERGE of %zu pages on both sides (%" PRIu64 ", %" PRIu64 ")", again, count_t, count_s);
+        ok = pool_now(s, &p2, "after UNMERGE");
+        tap(ok && p2.f[KSMD_HELPER_POOL_A_USED_PAGES] == n - again &&
+            p2.f[KSMD_HELPER_POOL_A_FREE_PAGES] == 2 * block - (n - again) &&
+            p2.f[KSMD_HELPER_POOL_A_BLOCKS] == 2, "their %zu slots are free, both blocks still held", again);
+
+        it = pair_items(&T, &S, 0, again);
+        r = run_items(s, it, again, 0, 20, &t);
+        free(it);
+        tap(r == 0 && t.by_result[KSMD_HELPER_RESULT_MERGED] == (long) again, "the %zu pairs merge again",
+            again);
+        ok = pool_now(s, &p3, "after merging again");
+        tap(ok && p3.f[KSMD_HELPER_POOL_A_BLOCKS_TAKEN] == 2 &&
+            p3.f[KSMD_HELPER_POOL_A_USED_PAGES] == n &&
+            p3.f[KSMD_HELPER_POOL_A_REUSED] - p2.f[KSMD_HELPER_POOL_A_REUSED] >= again,
+            "they reused the freed slots (%" PRIu64 "), no new block was taken",
+            p3.f[KSMD_HELPER_POOL_A_REUSED] - p2.f[KSMD_HELPER_POOL_A_REUSED]);
+        tap(pageblocks_of(&T, 0, n) == 2, "all %zu shared pages still lie in two pageblocks", n);
+        tap(worker_do(&T, W_CHECK, 0, n, 301) == 0 && worker_do(&S, W_CHECK, 0, n, 301) == 0,
+            "both processes read exactly what they wrote");
+
+        worker_stop(&T);
+        worker_stop(&S);
+        ok = pool_now(s, &p1, "after the exits");
+        tap(ok && p1.f[KSMD_HELPER_POOL_A_USED_PAGES] == 0 &&
+            p1.f[KSMD_HELPER_POOL_A_BLOCKS] <= 1 && p1.f[KSMD_HELPER_POOL_A_BLOCKS_RETURNED] >= 1,
+            "once nothing maps them, a block goes back at once, the other is kept (%" PRIu64 " held)",
+            p1.f[KSMD_HELPER_POOL_A_BLOCKS]);
+        t0 = now_ms();
+        while (now_ms() - t0 < 30000 && pool_now(s, &p1, "waiting") && p1.f[KSMD_HELPER_POOL_A_BLOCKS] > 0)
+                sleep(2);
+        tap(p1.f[KSMD_HELPER_POOL_A_BLOCKS] == 0 && p1.f[KSMD_HELPER_POOL_A_FREE_PAGES] == 0 &&
+            p1.f[KSMD_HELPER_POOL_A_BLOCKS_RETURNED] == 2,
+            "the kept empty block goes back too, within %.0f s", (now_ms() - t0) / 1000);
         return tap_end();
 }
 
@@ -865,6 +1007,8 @@ int main(int argc, char *argv[]) {
                 return test_dma_pin(&s, (unsigned) n);
         if (strcmp(mode, "numa") == 0)
                 return test_numa(&s);
+        if (strcmp(mode, "pool") == 0)
+                return test_pool(&s);
         tap(false, "unknown mode '%s'", mode);
         return tap_end();
 }

@@ -303,11 +303,62 @@ static inline int kg_merge_retrying_busy(KgSock *s, KgItem *items, size_t n, int
         return r;
 }
 
+/* One node of INFO's pool. */
+typedef struct {
+        uint32_t node;
+        uint64_t f[KSMD_HELPER_POOL_A_MAX + 1]; /* indexed by KSMD_HELPER_POOL_A_* (the u64 ones) */
+} KgPoolNode;
+
+#define KG_POOL_NODES 8
+
 typedef struct {
         uint32_t abi, max_batch;
         uint64_t features;
         uint64_t stats[KSMD_HELPER_STAT_MAX + 1];
+        KgPoolNode pool[KG_POOL_NODES];
+        size_t n_pool;
 } KgInfo;
+
+/* INFO's pool on a node: every figure of a node it does not list is 0. */
+static inline const KgPoolNode *kg_pool_node(const KgInfo *info, uint32_t node) {
+        static const KgPoolNode none;
+
+        for (size_t i = 0; i < info->n_pool; i++)
+                if (info->pool[i].node == node)
+                        return &info->pool[i];
+        return &none;
+}
+
+/* KSMD_HELPER_A_POOL: each node must carry its number and every figure. */
+static inline int kg_pool_parse(const struct nlattr *pool, KgInfo *info) {
+        size_t len = kg_dlen(pool);
+
+        for (const struct nlattr *a = kg_data(pool); len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN;
+             a = (const void *) ((const char *) a + NLA_ALIGN(a->nla_len))) {
+                const struct nlattr *pt[KSMD_HELPER_POOL_A_MAX + 1];
+                KgPoolNode *n;
+
+                if ((a->nla_type & NLA_TYPE_MASK) != KSMD_HELPER_A_POOL_NODE ||
+                    info->n_pool >= KG_POOL_NODES)
+                        return -EBADMSG;
+                n = &info->pool[info->n_pool++];
+                kg_parse(kg_data(a), kg_dlen(a), pt, KSMD_HELPER_POOL_A_MAX);
+                if (!pt[KSMD_HELPER_POOL_A_NODE])
+                        return -EBADMSG;
+                n->node = kg_u32(pt[KSMD_HELPER_POOL_A_NODE]);
+                for (int i = KSMD_HELPER_POOL_A_NODE + 1; i <= KSMD_HELPER_POOL_A_MAX; i++) {
+                        if (i == KSMD_HELPER_POOL_A_PAD)
+                                continue;
+                        if (!pt[i])
+                                return -EBADMSG;
+                        n->f[i] = kg_u64(pt[i]);
+                }
+                if ((size_t) NLA_ALIGN(a->nla_len) >= len)
+                        break;
+                len -= NLA_ALIGN(a->nla_len);
+        }
+        return 0;
+}
 
 static inline int kg_info_cb(const struct nlmsghdr *h, void *userdata) {
         KgInfo *info = userdata;
@@ -331,7 +382,9 @@ static inline int kg_info_cb(const struct nlmsghdr *h, void *userdata) {
                         return -EBADMSG;
                 info->stats[i] = kg_u64(st[i]);
         }
-        return 0;
+        if (!tb[KSMD_HELPER_A_POOL])
+                return -EBADMSG;
+        return kg_pool_parse(tb[KSMD_HELPER_A_POOL], info);
 }
 
 static inline int kg_info(KgSock *s, KgInfo *info) {

@@ -6,7 +6,10 @@
  *   ksmd-probe info
  *       The module's INFO: pages_owned, pages_mapped, bytes_saved, merged,
  *       merged_zero, busy, changed, differs, unsupported, no_memory,
- *       features, thp_split. Exit 2 if the module is not loaded.
+ *       features, thp_split; its pool (pool: FEATURE_POOL; the rest summed
+ *       over pool_nodes nodes): pool_blocks, pool_used, pool_free,
+ *       pool_single, pool_taken, pool_returned, pool_reused,
+ *       pool_fallbacks. Exit 2 if the module is not loaded.
  *
  *   ksmd-probe pages PID ADDR PAGES [PID ADDR PAGES...]
  *       What physically backs those ranges, from /proc/PID/pagemap (needs
@@ -46,6 +49,7 @@ static int cmp_u64(const void *a, const void *b) {
 
 static int cmd_info(void) {
         _cleanup_(helper_client_freep) HelperClient *c = NULL;
+        uint64_t pool[KSMD_HELPER_POOL_A_MAX + 1] = {};
         HelperInfo info;
         int r;
 
@@ -61,7 +65,7 @@ static int cmd_info(void) {
         }
         printf("pages_owned=%" PRIu64 " pages_mapped=%" PRIu64 " bytes_saved=%" PRIu64 " merged=%" PRIu64
                " merged_zero=%" PRIu64 " busy=%" PRIu64 " changed=%" PRIu64 " differs=%" PRIu64
-               " unsupported=%" PRIu64 " no_memory=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d\n",
+               " unsupported=%" PRIu64 " no_memory=%" PRIu64 " features=0x%" PRIx64 " thp_split=%d",
                info.stats[KSMD_HELPER_STAT_PAGES_OWNED], info.stats[KSMD_HELPER_STAT_PAGES_MAPPED],
                info.stats[KSMD_HELPER_STAT_BYTES_SAVED], info.stats[KSMD_HELPER_STAT_MERGED],
                info.stats[KSMD_HELPER_STAT_MERGED_ZERO], info.stats[KSMD_HELPER_STAT_BUSY],
@@ -69,6 +73,18 @@ static int cmd_info(void) {
                info.stats[KSMD_HELPER_STAT_UNSUPPORTED], info.stats[KSMD_HELPER_STAT_NO_MEMORY],
                info.features,
                (info.features & KSMD_HELPER_FEATURE_THP_SPLIT) != 0);
+        /* The pool, summed over the nodes. */
+        for (size_t i = 0; i < info.n_pool; i++)
+                for (int a = 0; a <= KSMD_HELPER_POOL_A_MAX; a++)
+                        pool[a] += info.pool[i].figures[a];
+        printf(" pool=%d pool_nodes=%zu pool_blocks=%" PRIu64 " pool_used=%" PRIu64 " pool_free=%" PRIu64
+               " pool_single=%" PRIu64 " pool_taken=%" PRIu64 " pool_returned=%" PRIu64
+               " pool_reused=%" PRIu64 " pool_fallbacks=%" PRIu64 "\n",
+               (info.features & KSMD_HELPER_FEATURE_POOL) != 0, info.n_pool,
+               pool[KSMD_HELPER_POOL_A_BLOCKS], pool[KSMD_HELPER_POOL_A_USED_PAGES],
+               pool[KSMD_HELPER_POOL_A_FREE_PAGES], pool[KSMD_HELPER_POOL_A_SINGLE_PAGES],
+               pool[KSMD_HELPER_POOL_A_BLOCKS_TAKEN], pool[KSMD_HELPER_POOL_A_BLOCKS_RETURNED],
+               pool[KSMD_HELPER_POOL_A_REUSED], pool[KSMD_HELPER_POOL_A_FALLBACKS]);
         return 0;
 }
 

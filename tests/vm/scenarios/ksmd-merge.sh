@@ -79,6 +79,15 @@ vm_check "/proc/meminfo AnonPages+Mapped falls by at least 99 % of the theoretic
 
 info=$(ksmd-probe info)
 vm_diag "module: $info"
+owned=$(vm_field pages_owned "$info")
+pool_used=$(vm_field pool_used "$info")
+pool_single=$(vm_field pool_single "$info")
+pool_blocks=$(vm_field pool_blocks "$info")
+vm_diag "pool: $owned shared pages, $pool_used in $pool_blocks pageblocks ($(((pool_used + 511) / 512)) would do), $pool_single single ($(vm_field pool_fallbacks "$info") fallbacks)"
+vm_check "every shared page is counted in the pool, in a block or single" \
+	test "$((pool_used + pool_single))" -eq "$owned"
+vm_check "the shared pages are packed into whole pageblocks (at most one more than they fill)" \
+	test "$pool_blocks" -le "$(((pool_used + 511) / 512 + 1))"
 helper_saved=$(vm_field bytes_saved "$info")
 ksmd_saved=$(sed -n 's/.* saving_bytes=\([0-9]*\).*/\1/p' /tmp/ksmd.out)
 # Since 6.12 the kernel itself maps the zero-filled subpages of a THP it
@@ -114,5 +123,7 @@ info=$(ksmd-probe info)
 vm_diag "module after the workload exited: $info"
 vm_check "the module owns no page once the workload exited" test "$(vm_field pages_owned "$info")" = 0
 vm_check "no page of the module is mapped any more" test "$(vm_field pages_mapped "$info")" = 0
+vm_check "the pool has no page in use any more" \
+	test "$(($(vm_field pool_used "$info") + $(vm_field pool_single "$info")))" = 0
 vm_check "ksmd_helper unloads" rmmod ksmd_helper
 vm_finish
