@@ -42,7 +42,9 @@
  *
  * With memory cgroups on, the pool needs __mem_cgroup_uncharge() to keep
  * a freed slot, as each page is charged while it is handed out; without
- * it every shared page is a single page, as before the pool.
+ * it every shared page is a single page, as before the pool. So it is with
+ * the module parameter pool=0, which benchmarks and tests use to measure
+ * the module as it was before the pool.
  *
  * One mutex, kh_pool_lock, guards all of it; it nests inside
  * kh_pages_lock, and a block is allocated under it (which may sleep).
@@ -56,6 +58,7 @@
 #include <linux/list.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
 #include <linux/overflow.h>
@@ -70,6 +73,16 @@
 
 /* How long a node takes no new block after failing to take one. */
 #define KH_POOL_RETRY HZ
+
+/*
+ * For benchmarks and tests: with pool=0 every shared page is a single
+ * page, as before the pool, so that one boot can compare both (reloading
+ * the module in between). Read-only once loaded.
+ */
+static bool kh_pool_param = true;
+module_param_named(pool, kh_pool_param, bool, 0444);
+MODULE_PARM_DESC(pool,
+		 "Carve shared pages from whole pageblocks (default 1; 0, for benchmarks and tests: every shared page a single page, as before the pool)");
 
 /**
  * struct kh_block - one pageblock the pool holds
@@ -124,6 +137,8 @@ static struct kh_pool_node *kh_pool_nodes;
 
 bool kh_pool_enabled(void)
 {
+	if (!kh_pool_param)
+		return false;
 	return !kh_symbols_have_memcg() || kh_sym.mem_cgroup_uncharge;
 }
 

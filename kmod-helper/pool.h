@@ -27,7 +27,8 @@ struct page;
  * @blocks_returned: pageblocks returned whole since load
  * @reused:          shared pages handed out from a slot freed before
  * @fallbacks:       single pages allocated because no block could be
- *                   taken, counted on the node asked for
+ *                   taken (or the pool is off), counted on the node
+ *                   asked for
  */
 struct kh_pool_stats {
 	u64 blocks;
@@ -77,7 +78,11 @@ void kh_pool_trim(void);
  */
 bool kh_pool_stats(int nid, struct kh_pool_stats *ret);
 
-/* Whether shared pages come from blocks (false: every one is single). */
+/*
+ * Whether shared pages come from blocks (false: every one is single, each
+ * counted as a fallback): the module parameter pool, and with memory cgroups
+ * on, __mem_cgroup_uncharge() resolved.
+ */
 bool kh_pool_enabled(void);
 
 #endif /* KSMD_HELPER_POOL_H */
