@@ -16,7 +16,10 @@
  *       root for PFNs): present, zero (mapping the zero page), distinct (PFNs
  *       other than the zero page, each counted once over all ranges: the
  *       physical pages the ranges cost), private (exclusively mapped
- *       anonymous pages), shared (present pages that are not).
+ *       anonymous pages), shared (present pages that are not),
+ *       shared_distinct (the distinct PFNs of those) and shared_blocks (the
+ *       2 MiB pageblocks, pfn >> 9, that hold at least one of them: blocks
+ *       compaction cannot empty when the pages are the module's).
  *
  *   ksmd-probe host
  *       What the daemon's host probe finds the kernel does (host-probe.h):
@@ -98,8 +101,9 @@ static int parse_u64(const char *s, uint64_t *ret) {
 
 static int cmd_pages(int n_args, char *args[]) {
         uint64_t zero_pfn = 0, huge_zero_pfn = 0, present = 0, zero = 0, priv = 0, shared = 0, distinct = 0;
-        _cleanup_free_ uint64_t *pfns = NULL;
-        size_t n_pfns = 0, cap = 0;
+        uint64_t shared_distinct = 0, shared_blocks = 0;
+        _cleanup_free_ uint64_t *pfns = NULL, *shared_pfns = NULL;
+        size_t n_pfns = 0, cap = 0, n_shared = 0, shared_cap = 0;
         int r;
 
         if (n_args == 0 || n_args % 3 != 0) {
@@ -148,8 +152,20 @@ static int cmd_pages(int n_args, char *args[]) {
                                 }
                                 if ((e & PAGEMAP_EXCLUSIVE) && !(e & PAGEMAP_FILE_OR_SHARED))
                                         priv++;
-                                else
+                                else {
                                         shared++;
+                                        if (n_shared == shared_cap) {
+                                                uint64_t *p = reallocarray(shared_pfns,
+                                                                           shared_cap ? shared_cap * 2 : 4096,
+                                                                           sizeof(uint64_t));
+
+                                                if (!p)
+                                                        return 1;
+                                                shared_pfns = p;
+                                                shared_cap = shared_cap ? shared_cap * 2 : 4096;
+                                        }
+                                        shared_pfns[n_shared++] = pfn;
+                                }
                                 if (n_pfns == cap) {
                                         uint64_t *p = reallocarray(pfns, cap ? cap * 2 : 4096,
                                                                    sizeof(uint64_t));
@@ -170,9 +186,18 @@ static int cmd_pages(int n_args, char *args[]) {
         for (size_t i = 0; i < n_pfns; i++)
                 if (i == 0 || pfns[i] != pfns[i - 1])
                         distinct++;
+        if (n_shared > 0)
+                qsort(shared_pfns, n_shared, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 0; i < n_shared; i++) {
+                if (i == 0 || shared_pfns[i] != shared_pfns[i - 1])
+                        shared_distinct++;
+                /* Sorted, so the PFNs of one pageblock (512 pages of 4 KiB) are adjacent. */
+                if (i == 0 || shared_pfns[i] >> 9 != shared_pfns[i - 1] >> 9)
+                        shared_blocks++;
+        }
         printf("present=%" PRIu64 " zero=%" PRIu64 " distinct=%" PRIu64 " private=%" PRIu64
-               " shared=%" PRIu64 "\n",
-               present, zero, distinct, priv, shared);
+               " shared=%" PRIu64 " shared_distinct=%" PRIu64 " shared_blocks=%" PRIu64 "\n",
+               present, zero, distinct, priv, shared, shared_distinct, shared_blocks);
         return 0;
 }
 
