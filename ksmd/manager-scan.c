@@ -157,6 +157,7 @@ int manager_setup_engine(Manager *m) {
                 return log_error_errno(r, "Failed to create the scanner: %m");
 
         scanner_set_max_pages_per_owner(m->scanner, m->settings.max_pages_per_owner);
+        scanner_set_merge_policy(m->scanner, m->settings.merge_policy);
         m->stats.live = m->helper != NULL;
         manager_reset_rate(m);
         return 0;
@@ -476,6 +477,7 @@ static void manager_update_stats(Manager *m) {
         m->stats.tracked_pages = u.tracked_pages;
         m->stats.metadata_bytes = u.metadata_bytes;
         m->stats.merge = *merger_counters(m->merger);
+        m->stats.cow_breaks = scanner_cow_breaks(m->scanner);
         m->stats.live = m->helper != NULL;
         if (m->helper) {
                 const uint64_t *h = m->helper_info.stats;
@@ -863,10 +865,10 @@ void manager_print_stats(Manager *m) {
         manager_get_stats(m, &st);
         printf("mode=%s full_scans=%" PRIu64 " last_full_scan_usec=%" PRIu64 " tracked_pages=%" PRIu64
                " metadata_bytes=%" PRIu64 " cpu_nsec_per_page=%" PRIu64 " batch_pages=%" PRIu64
-               " batch_sleep_usec=%" PRIu64 "\n",
+               " batch_sleep_usec=%" PRIu64 " cow_breaks=%" PRIu64 "\n",
                manager_is_estimate(m) ? "estimate" : "merge", st.full_scans, st.last_full_scan_usec,
                st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages,
-               st.batch_sleep_usec);
+               st.batch_sleep_usec, st.cow_breaks);
         printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64
                " pages_skipped_merged=%" PRIu64
                " pages_shared=%" PRIu64 " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64

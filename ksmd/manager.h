@@ -9,8 +9,9 @@
  * when the cursor reaches the region, the scanner re-reads /proc/PID/maps into areas and attaches
  * their PageSlots to the index (scan-region.h, index.h). Per chunk it reads /proc/PID/pagemap and
  * skips pages that are absent, swapped, zero-mapped, shared or unchanged by soft-dirty; it reads the
- * rest with process_vm_readv and hashes them (page-hash.h). A page whose hash held still across a
- * pass becomes a candidate: index_add_candidate() finds a twin, or the shared table a helper page
+ * rest with process_vm_readv and hashes them (page-hash.h). A page read becomes a candidate in
+ * that pass unless known volatile (MergePolicy=first-pass), or once its hash held still across a
+ * pass (stable; merge-policy.h): index_add_candidate() finds a twin, or the shared table a helper page
  * (zero pages skip the index), and the scanner submits a MergeRequest (merge.h). The merger batches
  * requests, sends them through the helper client (helper-client.h) over generic netlink to the
  * module, which re-compares the bytes under lock and answers per item. BUSY and NO_MEMORY wait in

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "memory-reader.h"
+#include "merge-policy.h"
 #include "page-hash.h"
 #include "proc-reader.h"
 #include "scan-region.h"
@@ -49,6 +50,8 @@ struct Scanner {
         size_t n_owner_pages;
         uint64_t max_pages_per_owner;
         bool merging_held;               /* the COW guard holds: no new merges */
+        MergePolicy merge_policy;        /* when a page read is offered (merge-policy.h) */
+        uint64_t cow_breaks;             /* merged pages found written, since the start (all regions) */
         uint64_t merge_budget;           /* new merges allowed until the guard looks again */
 
         uint64_t current_pages;
@@ -128,6 +131,14 @@ const ScanCounters *scanner_last_counters(const Scanner *s) {
 
 uint64_t scanner_current_pages(const Scanner *s) {
         return s->in_pass ? s->current_pages : 0;
+}
+
+void scanner_set_merge_policy(Scanner *s, MergePolicy p) {
+        s->merge_policy = p;
+}
+
+uint64_t scanner_cow_breaks(const Scanner *s) {
+        return s->cow_breaks;
 }
 
 /* One page of rs's running pass, counted under reason r (reasons.h). */
@@ -669,11 +680,31 @@ static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t pa
         }
 
         a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, rs->soft_dirty_tracking);
-        if (still)
+        if (merge_policy_offers(s->merge_policy, still, v))
                 offer_candidate(s, rs, a, page);
         else
                 count_reason(rs, state == PAGE_HASHED || state == PAGE_ZERO ? PAGE_REASON_VOLATILE :
                                                                              PAGE_REASON_NEW);
+}
+
+/*
+ * Whether a page the helper merged (its slot says so) was written since: present, not the zero page,
+ * not the helper's page (the caller has ruled those out), and anonymous, a private frame of its own.
+ */
+static bool merge_broken(PageState state, uint64_t e) {
+        return (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) && !(e & PAGEMAP_FILE_OR_SHARED);
+}
+
+/* Counts a COW break of a page of rs of volatility v; returns its raised volatility (merge-policy.h). */
+static unsigned count_cow_break(Scanner *s, RegionScan *rs, unsigned v) {
+        s->cow_breaks++;
+        rs->cow_breaks++;
+        return volatility_raise(v);
+}
+
+/* The volatility of a page found still merged: lowered at its tick (merge-policy.h). */
+static unsigned merged_volatility(const Scanner *s, unsigned v, uint64_t page) {
+        return volatility_tick(v, s->passes, page) ? volatility_lower(v) : v;
 }
 
 static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint64_t first, size_t n) {
@@ -714,7 +745,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                             (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
                                 rs->pass.pages_zero++;
                                 rs->pass.pages_skipped_merged++;
-                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, merged_volatility(s, v, page),
+                                                       false);
                         } else
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_ZERO);
@@ -729,6 +761,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                          */
                         bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
 
+                        *slot = page_slot_make(page_slot_hash(*slot), PAGE_SHARING,
+                                               merged_volatility(s, v, page), false);
                         rs->pass.pages_skipped_merged++;
                         if (copy)
                                 rs->pass.pages_shared++;
@@ -738,7 +772,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         continue;
                 }
                 if (entry_is_shared(s, e)) {
-                        /* Also a merged page written (its COW copy) and then shared by a fork: not ours. */
+                        /* Also a merged page written (its COW copy: a break), then shared by a fork. */
+                        if (merge_broken(state, e))
+                                v = count_cow_break(s, rs, v);
                         rs->pass.pages_external++;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
@@ -746,6 +782,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 }
                 if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) {
                         /* Exclusive again: written to, the COW gave it a private copy. */
+                        if (merge_broken(state, e))
+                                v = count_cow_break(s, rs, v);
                         state = PAGE_UNKNOWN;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                 }
@@ -937,19 +975,22 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
         switch (res->result) {
         case KSMD_HELPER_RESULT_MERGED:
         case KSMD_HELPER_RESULT_ALREADY:
+                /* What volatility a page learned stays with it while merged (merge-policy.h). */
                 if (req->zero) {
                         if (slot)
-                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, page_slot_volatility(*slot),
+                                                       false);
                         break;
                 }
                 if (slot)
-                        *slot = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                        *slot = page_slot_make(req->hash, PAGE_SHARING, page_slot_volatility(*slot), false);
                 if (req->handle == 0) {
                         RegionScan *o = scan_find(s, req->src_region_id);
                         PageSlot *src = o ? region_scan_slot_at(o, req->src_addr) : NULL;
 
                         if (src)
-                                *src = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                                *src = page_slot_make(req->hash, PAGE_SHARING, page_slot_volatility(*src),
+                                                      false);
                         /* Its candidate entry is dead weight now: the shared table answers for it. */
                         index_forget_merged_candidates(s->index, req->hash);
                 }

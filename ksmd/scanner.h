@@ -21,11 +21,14 @@
  * counted as shared elsewhere, never as merged. Pagemap only spares reads:
  * every merge is still decided by the helper comparing bytes.
  *
- * Volatility: a page becomes a merge candidate only when its content held
- * still across a pass: read twice with equal hashes (or all zero twice), or
- * proven unchanged by soft-dirty. A page found changed raises its volatility
- * level v (0..7) and is read only every 2^v passes; a page found still
- * lowers it.
+ * Merge policy and volatility (merge-policy.h): with MergePolicy=first-pass
+ * a page read becomes a merge candidate in that very pass unless it is known
+ * volatile; with stable only once its content held still across a pass:
+ * read twice with equal hashes (or all zero twice), or proven unchanged by
+ * soft-dirty. A page found changed, and a merged page found written (a COW
+ * break, counted in cow_breaks), raise its volatility level v (0..7): it is
+ * read only every 2^v passes and offered only once it held still. A page
+ * found still, or still merged, lowers it.
  *
  * Change tracking: when the cursor reaches the first region of a process in
  * a pass and the process needs it, the scanner clears the soft-dirty bits of
@@ -54,6 +57,7 @@
 #include "index.h"
 #include "macro.h"
 #include "merge.h"
+#include "merge-policy.h"
 #include "region.h"
 #include "scan-region.h"
 
@@ -150,6 +154,17 @@ void scanner_set_merging_held(Scanner *s, bool held);
  * seen cannot take more (were all the memory they free used meanwhile).
  */
 void scanner_set_merge_budget(Scanner *s, uint64_t pages);
+
+/* When a page read is offered for merging (merge-policy.h), from the next page read; first-pass at first. */
+void scanner_set_merge_policy(Scanner *s, MergePolicy p);
+
+/*
+ * COW breaks since the scanner started, over all regions, also those since
+ * removed: pages the helper merged that were found mapping a private
+ * anonymous frame again (merge-policy.h). RegionScan.cow_breaks has them per
+ * region.
+ */
+uint64_t scanner_cow_breaks(const Scanner *s);
 
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);

@@ -38,6 +38,11 @@ static const char *const scan_mode_table[_SCAN_MODE_MAX] = {
         [SCAN_MODE_ESTIMATE] = "estimate",
 };
 
+static const char *const merge_policy_table[_MERGE_POLICY_MAX] = {
+        [MERGE_POLICY_FIRST_PASS] = "first-pass",
+        [MERGE_POLICY_STABLE] = "stable",
+};
+
 static const char *const domain_policy_table[_DOMAIN_POLICY_MAX] = {
         [DOMAIN_POLICY_HOST] = "host",
         [DOMAIN_POLICY_OWNER] = "owner",
@@ -49,6 +54,10 @@ const Setting settings_table[] = {
           .def = SCAN_MODE_AUTO, .names = scan_mode_table, .n_names = _SCAN_MODE_MAX,
           .offset = offsetof(Settings, mode),
           .help = "auto: merge when the helper module is loaded; estimate: never merge" },
+        { .section = "Scan", .key = "MergePolicy", .kind = SETTING_ENUM, .def = MERGE_POLICY_FIRST_PASS,
+          .names = merge_policy_table, .n_names = _MERGE_POLICY_MAX,
+          .offset = offsetof(Settings, merge_policy),
+          .help = "first-pass: merge a duplicate when first read; stable: once it held still a pass" },
         NUMBER("Scan", "PagesToScan", SETTING_COUNT, SETTING_WRITABLE, 1, 1000000, 4096, pages_to_scan,
                "Pages examined per batch (KSM's pages_to_scan)"),
         NUMBER("Scan", "Sleep", SETTING_TIME, SETTING_WRITABLE, 0, 60 * USEC_PER_SEC, 20 * USEC_PER_MSEC,
@@ -109,6 +118,10 @@ const size_t settings_table_size = ELEMENTSOF(settings_table);
 
 const char *scan_mode_to_string(ScanMode m) {
         return m >= 0 && m < _SCAN_MODE_MAX ? scan_mode_table[m] : NULL;
+}
+
+const char *merge_policy_to_string(MergePolicy p) {
+        return p >= 0 && p < _MERGE_POLICY_MAX ? merge_policy_table[p] : NULL;
 }
 
 const char *domain_policy_to_string(DomainPolicy p) {

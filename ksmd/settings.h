@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "merge-policy.h"
 
 typedef enum ScanMode {
         SCAN_MODE_AUTO,         /* merge when the helper module is loaded, else estimate */
@@ -48,6 +49,7 @@ typedef enum DomainPolicy {
 typedef struct Settings {
         /* [Scan] */
         ScanMode mode;
+        MergePolicy merge_policy;        /* when a page read is offered for merging (merge-policy.h) */
         uint64_t pages_to_scan;          /* pages per batch */
         uint64_t sleep_usec;             /* pause between batches */
         uint64_t target_scan_time_usec;  /* 0: fixed rate; else adapt to one full scan per this long */
@@ -217,3 +219,4 @@ int settings_check(const Settings *s, char **ret_reason);
 const char *scan_mode_to_string(ScanMode m);
 ScanMode scan_mode_from_string(const char *s);
 const char *domain_policy_to_string(DomainPolicy p);
+const char *merge_policy_to_string(MergePolicy p);

@@ -56,6 +56,7 @@ static struct {
         bool shared_reads_ok;            /* the scanner may read pages not exclusively mapped */
         unsigned mark_calls;             /* proc_pagemap_mark_zero_pages() calls */
         size_t max_read_batch;           /* most pages asked of one memory_read_pages() */
+        int pidfd[N_PROCS];              /* of each process's region, once registered */
 } fake;
 
 static int proc_of(pid_t pid) {
@@ -221,6 +222,12 @@ typedef enum WorldFlags {
         WORLD_NO_EXCLUSIVE_BIT = 1 << 4, /* PAGEMAP_EXCLUSIVE does not tell shared pages */
         WORLD_SINGLE_PAGE_READS = 1 << 5, /* process_vm_readv one page at a time */
         WORLD_NO_SHARED_BIT = 1 << 6,    /* PAGEMAP_FILE_OR_SHARED does not mark the helper's pages */
+        /*
+         * MergePolicy=first-pass, the daemon's default: a page is offered in the pass that first reads
+         * it. Without it the world waits for a stable hash (MergePolicy=stable): most tests here prove
+         * what both policies share, written when every candidate needed two passes.
+         */
+        WORLD_FIRST_PASS = 1 << 7,
 } WorldFlags;
 
 #define UNBOUNDED_TRACKED_PAGES (UINT64_C(1) << 20)
@@ -303,8 +310,12 @@ static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint6
         assert_int_equal(index_new(max_tracked, &w->idx), 0);
         assert_int_equal(merger_new(helper, 16, 1024, on_result, w, &w->merger), 0);
         assert_int_equal(scanner_new(w->reg, w->idx, w->merger, &sc, &w->scanner), 0);
-        for (size_t p = 0; p < n_procs; p++)
+        scanner_set_merge_policy(w->scanner,
+                                 flags & WORLD_FIRST_PASS ? MERGE_POLICY_FIRST_PASS : MERGE_POLICY_STABLE);
+        for (size_t p = 0; p < n_procs; p++) {
                 assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, 0, &w->region[p]), 0);
+                fake.pidfd[p] = w->region[p]->pidfd;
+        }
 }
 
 /* What the scanner knows of process p's region. */
@@ -365,8 +376,9 @@ static bool run_pass(World *w) {
 }
 
 /*
- * n full scans. Two settle a still world: the first reads every page, the
- * second finds the pages that held still as candidates (and merges them).
+ * n full scans. Two settle a still world under the stable policy: the first
+ * reads every page, the second finds the pages that held still as candidates
+ * (and merges them). Under first-pass one does.
  */
 static void run_passes(World *w, unsigned n) {
         for (unsigned i = 0; i < n; i++)
@@ -451,9 +463,11 @@ static void test_page_becomes_candidate_only_after_holding_still(void **state) {
         world_done(&w);
 }
 
-static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
+/* Under both policies; first-pass is exact from the first full scan on, stable from the second. */
+static void check_estimate_exact(bool first_pass) {
         World w;
 
+        fake.n_pages[0] = fake.n_pages[1] = 0;
         /* Process 0: contents 1..20, then 6 zero pages, then 4 more copies of content 3. */
         add_distinct_pages(0, 20, 1);
         add_same_pages(0, 6, 0);
@@ -465,11 +479,13 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
          * Distinct non-zero contents: 1..30 = 30. Non-zero pages: 24 + 20 = 44.
          * Sharing = 44 - 30 = 14; shared = 11 (content 3 and 11..20); zero = 8.
          */
-        world_init(&w, 2, WORLD_ESTIMATE);
+        world_init(&w, 2, WORLD_ESTIMATE | (first_pass ? WORLD_FIRST_PASS : 0));
         for (int pass = 0; pass < 4; pass++) {
                 run_pass(&w);
-                if (pass == 0)
+                if (pass == 0 && !first_pass) {
+                        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 0);
                         continue;
+                }
                 const ScanCounters *c = last_counters(&w);
                 assert_int_equal(c->pages_sharing, 14);
                 assert_int_equal(c->pages_shared, 11);
@@ -480,8 +496,13 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
                 assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 0)->last), 4 + 6);
                 assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 1)->last), 10 + 2);
         }
-        assert_int_equal(merger_counters(w.merger)->estimated, 3 * 22);
+        assert_int_equal(merger_counters(w.merger)->estimated, (first_pass ? 4 : 3) * 22);
         world_done(&w);
+}
+
+static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
+        check_estimate_exact(false);
+        check_estimate_exact(true);
 }
 
 static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
@@ -966,6 +987,231 @@ static void test_single_page_reads_ask_one_page_per_call(void **state) {
         world_done(&w);
 }
 
+/* The region (process) whose pidfd the helper was given. */
+static int proc_of_pidfd(int pidfd) {
+        for (int p = 0; p < N_PROCS; p++)
+                if (fake.pidfd[p] == pidfd)
+                        return p;
+        fail_msg("unknown pidfd %d", pidfd);
+        return -1;
+}
+
+/*
+ * The helper merges every page and the kernel then maps what it merged into:
+ * the zero page, or one shared page per content (frame 0x9000 + fill).
+ */
+static uint32_t merged_and_mapped(const HelperMergeItem *it, bool zero) {
+        int p = proc_of_pidfd(it->pidfd);
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+        uint8_t fill = fake.page[p][page].fill;
+
+        if (zero) {
+                map_zero_page(p, page);
+                return KSMD_HELPER_RESULT_MERGED;
+        }
+        map_helper_page(p, page, 0x9000 + fill);
+        if (!it->handle)
+                map_helper_page(proc_of_pidfd(it->src_pidfd), (it->src_addr - BASE_ADDR) / PAGE_SIZE_BYTES,
+                                0x9000 + fill);
+        return KSMD_HELPER_RESULT_MERGED;
+}
+
+static PageState state_of(const World *w, int p, size_t page) {
+        return page_slot_state(slot_at(w, p, BASE_ADDR + page * PAGE_SIZE_BYTES));
+}
+
+static unsigned volatility_of(const World *w, int p, size_t page) {
+        return page_slot_volatility(slot_at(w, p, BASE_ADDR + page * PAGE_SIZE_BYTES));
+}
+
+static void test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6, 0);
+        add_pages(1, 5, 7);
+        world_init(&w, 2, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_pass(&w);
+        /* Process 1's page 0 onto process 0's, and process 0's zero page: in the first full scan. */
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
+        assert_int_equal(state_of(&w, 1, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 2), PAGE_ZERO_MERGED);
+        /* The next finds them merged, reads nothing of them and merges nothing more. */
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->items, 2);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 3);
+        assert_int_equal(reads_of(0) + reads_of(1), 2);         /* the unique pages 6 and 7 */
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 0);
+        world_done(&w);
+}
+
+static void test_stable_policy_still_needs_two_passes(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6, 0);
+        add_pages(1, 5, 7);
+        world_init(&w, 2, WORLD_MERGING);
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->items, 0);
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 0);
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        assert_int_equal(state_of(&w, 1, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 2), PAGE_ZERO_MERGED);
+        world_done(&w);
+}
+
+/* A policy change applies from the next page read: stable, then first-pass merges at once. */
+static void test_merge_policy_changes_at_once(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6);
+        world_init(&w, 1, WORLD_MERGING);
+        run_pass(&w);
+        add_pages(0, 5);
+        scanner_set_merge_policy(w.scanner, MERGE_POLICY_FIRST_PASS);
+        run_pass(&w);
+        /* Page 0 held still (a candidate under both), page 2 is new and merges onto it at once. */
+        assert_int_equal(state_of(&w, 0, 2), PAGE_SHARING);
+        world_done(&w);
+}
+
+/*
+ * A merged page written again (a COW break) is counted and its volatility
+ * raised: under first-pass it is no longer merged when first read again,
+ * only once it held still, while a new page of the same content merges at
+ * once. The break is counted once.
+ */
+static void test_cow_break_raises_volatility_and_delays_the_next_merge(void **state) {
+        World w;
+        unsigned passes = 0;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 5, 6);
+        world_init(&w, 1, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_passes(&w, 2);
+        assert_int_equal(state_of(&w, 0, 1), PAGE_SHARING);
+        assert_int_equal(volatility_of(&w, 0, 1), 0);
+
+        /* The process writes page 1: COW gives it a private frame. */
+        set_page(0, 1, 9);
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 1);
+        assert_int_equal(scan_of(&w, 0)->cow_breaks, 1);
+        assert_int_equal(volatility_of(&w, 0, 1), 1);
+        assert_int_equal(state_of(&w, 0, 0), PAGE_SHARING);     /* its partner stays merged */
+
+        /* It writes the shared content back, and a new page with that content appears. */
+        fake.page[0][1].fill = 5;
+        add_pages(0, 5);
+        run_pass(&w);
+        passes++;
+        assert_int_equal(state_of(&w, 0, 3), PAGE_SHARING);     /* the new page: merged when first read */
+        assert_int_not_equal(state_of(&w, 0, 1), PAGE_SHARING); /* the written one waits */
+        while (state_of(&w, 0, 1) != PAGE_SHARING) {
+                run_pass(&w);
+                assert_true(++passes < 8);
+        }
+        print_message("# the written page merged again %u passes after its write-back\n", passes);
+        assert_true(passes >= 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 1);
+        world_done(&w);
+}
+
+/* A page that kept changing merges with a raised volatility, which falls while it stays merged. */
+static void test_page_that_stays_merged_lowers_its_volatility(void **state) {
+        World w;
+        unsigned v, reads, passes = 0;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 20);
+        fake.page[0][1].changes_on_read = true;
+        world_init(&w, 1, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_passes(&w, 12);
+        assert_true(volatility_of(&w, 0, 1) >= 2);
+        assert_int_not_equal(state_of(&w, 0, 1), PAGE_SHARING);
+
+        /* It stops changing, with the content of page 0: merged once it held still, v still raised. */
+        fake.page[0][1].changes_on_read = false;
+        fake.page[0][1].fill = 5;
+        while (state_of(&w, 0, 1) != PAGE_SHARING) {
+                run_pass(&w);
+                assert_true(++passes < 64);
+        }
+        v = volatility_of(&w, 0, 1);
+        print_message("# merged with volatility %u\n", v);
+        assert_true(v > 0);
+        reads = fake.page[0][1].reads;
+        /* Never read while merged; one level less each 2^v passes. */
+        for (unsigned i = 0; i < (2u << v); i++)
+                run_pass(&w);
+        assert_int_equal(state_of(&w, 0, 1), PAGE_SHARING);
+        assert_int_equal(volatility_of(&w, 0, 1), 0);
+        assert_int_equal(fake.page[0][1].reads, reads);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 0);
+        world_done(&w);
+}
+
+/*
+ * cow_breaks counts merged pages that map a private anonymous frame again,
+ * nothing else: not a merged page unmapped, discarded and read again (the
+ * zero page), nor the pages of a region forgotten (unregistered, unmerged)
+ * or of an exiting process; each break once.
+ */
+static void test_cow_breaks_count_exactly_the_writes_to_merged_pages(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 5, 5, 5, 5, 0, 0);
+        add_pages(1, 5, 5, 0);
+        world_init(&w, 2, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_pass(&w);
+        /* Ten pages, one content and the zero page: all but one copy saved in the first full scan. */
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 9);
+        run_pass(&w);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 10);
+
+        set_page(0, 1, 9);                       /* written: a private frame */
+        set_page(0, 2, 5);                       /* written with the same bytes: a break all the same */
+        set_page(0, 5, 3);                       /* the merged zero page written */
+        map_shared_page(0, 3, 0x4444);           /* written, then shared with a fork: a break */
+        fake.page[0][4].flags = 0;               /* unmapped (MADV_DONTNEED): no break */
+        map_zero_page(0, 6);                     /* still the zero page: no break */
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+        assert_int_equal(scan_of(&w, 0)->cow_breaks, 4);
+        assert_int_equal(scan_of(&w, 1)->cow_breaks, 0);
+
+        /* Discarded, then read: the zero page is mapped there, no break. Counted breaks stay counted. */
+        map_zero_page(0, 4);
+        run_passes(&w, 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+
+        /* Region 1 is forgotten (unregistered, as ksmctl unmerge does) and its pages made private. */
+        scanner_forget_region(w.scanner, w.region[1]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[1]->id), 0);
+        set_page(1, 0, 5);
+        set_page(1, 1, 5);
+        set_page(1, 2, 0);
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+
+        /* Process 0 exits: its merged pages go with it, no break. */
+        fake.dead[0] = true;
+        (void) kill(fake.pid[0], SIGKILL);
+        (void) waitpid(fake.pid[0], NULL, 0);
+        run_pass(&w);
+        assert_true(w.region[0]->gone);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+        world_done(&w);
+}
+
 static uint32_t always_busy(const HelperMergeItem *it, bool zero) {
         return KSMD_HELPER_RESULT_BUSY;
 }
@@ -1336,6 +1582,16 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_without_the_exclusive_bit_shared_pages_are_read_and_offered, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stable_policy_still_needs_two_passes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_merge_policy_changes_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cow_break_raises_volatility_and_delays_the_next_merge,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_page_that_stays_merged_lowers_its_volatility, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_cow_breaks_count_exactly_the_writes_to_merged_pages,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_single_page_reads_ask_one_page_per_call, setup,
                                                 teardown),
         };
