@@ -1,10 +1,12 @@
 #!/bin/sh
-# vm-timeout: 1200
+# vm-timeout: 1500
 # Not a test: the VM comparison benchmark (bench/vm-compare). On the same
 # workload, started fresh for each, it runs the guest kernel's KSM at its
 # defaults and at full speed, then ksmd with the helper module at its default
-# rate, at full speed, at KSM's default rate and at its adaptive rate, one
-# after the other, and prints what
+# rate, at full speed, at KSM's default rate and at its adaptive rate (each with
+# its default MergePolicy=first-pass), and at full speed with
+# MergePolicy=stable (KSM's wait for a stable checksum), one after the other,
+# and prints what
 # vm-compare-sampler measured ("# bench ..." lines): the physical saving over
 # time, time and CPU to 95 % of the theoretical saving, steady-state CPU, and
 # a memory-touching loop's throughput before and during deduplication. The
@@ -15,7 +17,8 @@
 # BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
-# BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive].
+# BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
+# ksmd-fast-stable].
 . /lib/ksmd-vm.sh
 
 procs=${BENCH_PROCS:-4}
@@ -26,7 +29,7 @@ touch_procs=${BENCH_TOUCH_PROCS:-1}
 max_s=${BENCH_MAX_S:-150}
 steady_s=${BENCH_STEADY_S:-15}
 baseline_s=${BENCH_BASELINE_S:-8}
-systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive}
+systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,ksmd-fast-stable}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
@@ -83,6 +86,9 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	ksm-fast) pages=5000; sleep_ms=0; kind=ksm ;;
 	ksmd-default) pages=4096; sleep_ms=20; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
 	ksmd-fast) pages=5000; sleep_ms=0; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
+	# Full speed, waiting for a stable hash as KSM does: what first-pass merging gains.
+	ksmd-fast-stable) pages=5000; sleep_ms=0; kind=ksmd
+		rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms --merge-policy=stable" ;;
 	# ksmd at KSM's default rate, and at its adaptive rate aiming at the full-scan
 	# time KSM's default rate would take (BENCH_TARGET_SCAN_S), under its default 20 % CPU cap.
 	ksmd-ksmrate) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
