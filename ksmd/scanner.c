@@ -51,7 +51,7 @@ struct Scanner {
         uint64_t max_pages_per_owner;
         bool merging_held;               /* the COW guard holds: no new merges */
         MergePolicy merge_policy;        /* when a page read is offered (merge-policy.h) */
-        uint64_t cow_breaks;             /* merged pages found written, since the start (all regions) */
+        uint64_t cow_breaks_gone;        /* COW breaks of regions since removed (each counts its own) */
         uint64_t merge_budget;           /* new merges allowed until the guard looks again */
 
         uint64_t current_pages;
@@ -138,7 +138,11 @@ void scanner_set_merge_policy(Scanner *s, MergePolicy p) {
 }
 
 uint64_t scanner_cow_breaks(const Scanner *s) {
-        return s->cow_breaks;
+        uint64_t n = s->cow_breaks_gone;
+
+        for (size_t i = 0; i < s->n_scans; i++)
+                n += s->scans[i]->cow_breaks;
+        return n;
 }
 
 /* One page of rs's running pass, counted under reason r (reasons.h). */
@@ -226,6 +230,7 @@ void scanner_forget_region(Scanner *s, Region *r) {
         if (i >= s->n_scans || s->scans[i]->region_id != r->id)
                 return;
         rs = s->scans[i];
+        s->cow_breaks_gone += rs->cow_breaks;
         for (size_t j = 0; j < rs->n_areas; j++)
                 if (rs->areas[j].attached)
                         index_detach(s->index, rs->areas[j].base_id);
@@ -444,8 +449,10 @@ static void scans_prune(Scanner *s) {
         for (size_t i = 0; i < s->n_scans; i++)
                 if (region_registry_find(s->registry, s->scans[i]->region_id))
                         s->scans[j++] = s->scans[i];
-                else
+                else {
+                        s->cow_breaks_gone += s->scans[i]->cow_breaks;
                         region_scan_free(s->scans[i]);
+                }
         s->n_scans = j;
 }
 
@@ -695,9 +702,11 @@ static bool merge_broken(PageState state, uint64_t e) {
         return (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) && !(e & PAGEMAP_FILE_OR_SHARED);
 }
 
-/* Counts a COW break of a page of rs of volatility v; returns its raised volatility (merge-policy.h). */
-static unsigned count_cow_break(Scanner *s, RegionScan *rs, unsigned v) {
-        s->cow_breaks++;
+/*
+ * Counts a COW break of a page of rs of volatility v; returns its raised volatility (merge-policy.h).
+ * Only the region's counter is written, so that whoever scans a region counts its breaks alone.
+ */
+static unsigned count_cow_break(RegionScan *rs, unsigned v) {
         rs->cow_breaks++;
         return volatility_raise(v);
 }
@@ -774,7 +783,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 if (entry_is_shared(s, e)) {
                         /* Also a merged page written (its COW copy: a break), then shared by a fork. */
                         if (merge_broken(state, e))
-                                v = count_cow_break(s, rs, v);
+                                v = count_cow_break(rs, v);
                         rs->pass.pages_external++;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
@@ -783,7 +792,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) {
                         /* Exclusive again: written to, the COW gave it a private copy. */
                         if (merge_broken(state, e))
-                                v = count_cow_break(s, rs, v);
+                                v = count_cow_break(rs, v);
                         state = PAGE_UNKNOWN;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                 }
