@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "memory-reader.h"
 #include "page-hash.h"
+#include "pidfd-util.h"
 #include "proc-reader.h"
 #include "scan-region.h"
+#include "scan-worker.h"
 #include "scanner.h"
+
+static_assert(SCAN_CHUNK_PAGES <= SCAN_JOB_MAX_PAGES, "a chunk must fit a ScanJob");
+
+/* Jobs in flight per scan thread: enough that a worker finds the next while the loop consumes one. */
+#define SCAN_JOBS_PER_THREAD 3u
 
 /* A page the helper found busy after every retry is read again after 2^this passes. */
 #define PAGE_REFUSED_RETRY_VOLATILITY 2u
@@ -43,6 +51,15 @@ struct Scanner {
 
         int pagemap_fd;                  /* of the region at the cursor */
         uint32_t pagemap_region_id;
+
+        /* Chunks in flight (scan-worker.h): a ring, consumed oldest first, drained by each step. */
+        unsigned threads;                /* ScanThreads=: 1 runs each job on this thread */
+        ScanPool *pool;                  /* threads >= 2 */
+        ScanJob *jobs;
+        size_t n_jobs, job_head, n_inflight;
+        int *retired_fds;                /* pagemap fds the cursor left while jobs might use them */
+        size_t n_retired_fds;
+        uint64_t pages_reread;           /* pages read on this thread: the worker's view was stale */
 
         /* Tracked pages per owner other than root this pass, against max_pages_per_owner. */
         OwnerPages *owner_pages;
@@ -80,6 +97,7 @@ void scanner_config_from_host(ScannerConfig *c, const HostProbe *p) {
 int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
                 Scanner **ret) {
         _cleanup_(scanner_freep) Scanner *s = NULL;
+        int r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -95,6 +113,9 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
                 return -ENOMEM;
+        r = scanner_set_threads(s, 1);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -103,6 +124,11 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
 Scanner *scanner_free(Scanner *s) {
         if (!s)
                 return NULL;
+        s->pool = scan_pool_free(s->pool);
+        free(s->jobs);
+        for (size_t i = 0; i < s->n_retired_fds; i++)
+                safe_close(s->retired_fds[i]);
+        free(s->retired_fds);
         safe_close(s->pagemap_fd);
         for (size_t i = 0; i < s->n_scans; i++)
                 region_scan_free(s->scans[i]);
@@ -155,8 +181,75 @@ static PageReason page_slot_refusal(PageSlot slot) {
 }
 
 static void cursor_close_pagemap(Scanner *s) {
+        /* A job in flight may still read it: closed once the step has consumed every job. */
+        if (s->n_inflight > 0 && s->pagemap_fd >= 0)
+                s->retired_fds[s->n_retired_fds++] = TAKE_FD(s->pagemap_fd);
         s->pagemap_fd = safe_close(s->pagemap_fd);
         s->pagemap_region_id = 0;
+}
+
+/* Closes the retired pagemap fds no job in flight reads: each one left has a job, so they fit n_jobs. */
+static void close_retired_fds(Scanner *s) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < s->n_retired_fds; i++) {
+                bool used = false;
+
+                for (size_t j = 0; j < s->n_inflight && !used; j++)
+                        used = s->jobs[(s->job_head + j) % s->n_jobs].pagemap_fd == s->retired_fds[i];
+                if (used)
+                        s->retired_fds[n++] = s->retired_fds[i];
+                else
+                        safe_close(s->retired_fds[i]);
+        }
+        s->n_retired_fds = n;
+}
+
+int scanner_set_threads(Scanner *s, unsigned threads) {
+        _cleanup_(scan_pool_freep) ScanPool *pool = NULL;
+        size_t n_jobs;
+        ScanJob *jobs;
+        int *fds;
+        int r;
+
+        assert(s->n_inflight == 0);
+        if (threads == 0 || threads > SCAN_THREADS_MAX)
+                return -EINVAL;
+        if (threads == s->threads)
+                return 0;
+        if (threads >= 2) {
+                r = scan_pool_new(threads, &pool);
+                if (r < 0)
+                        return r;
+        }
+        /* One job at a time on this thread, as the scanner read before it had workers. */
+        n_jobs = threads == 1 ? 1 : threads * SCAN_JOBS_PER_THREAD;
+        jobs = calloc(n_jobs, sizeof(ScanJob));
+        fds = calloc(n_jobs + 1, sizeof(int));
+        if (!jobs || !fds) {
+                free(jobs);
+                free(fds);
+                return -ENOMEM;
+        }
+        scan_pool_free(s->pool);
+        s->pool = TAKE_PTR(pool);
+        free(s->jobs);
+        s->jobs = jobs;
+        s->n_jobs = n_jobs;
+        s->job_head = 0;
+        close_retired_fds(s);
+        free(s->retired_fds);
+        s->retired_fds = fds;
+        s->threads = threads;
+        return 0;
+}
+
+unsigned scanner_threads(const Scanner *s) {
+        return s->threads;
+}
+
+uint64_t scanner_pages_reread(const Scanner *s) {
+        return s->pages_reread;
 }
 
 static size_t scans_lower_bound(const Scanner *s, uint32_t id) {
@@ -643,17 +736,20 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         submit(s, rs, &req, PAGE_REASON_DUPLICATE);
 }
 
-/* The content of a page just read: update its slot, and offer it if it held still. */
-static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, const void *data,
-                          bool dirty) {
+/*
+ * The content of a page just read (all zero, or its page_hash()): update its slot, and offer it if it held
+ * still.
+ */
+static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, bool zero,
+                          uint64_t content_hash, bool dirty) {
         PageSlot old = a->slots[page];
         PageState state = page_slot_state(old);
         unsigned v = page_slot_volatility(old);
-        bool zero = page_is_zero(data), still;
+        bool still;
         uint64_t hash = 0;
 
         if (!zero)
-                hash = page_key(page_hash(data, s->config.hash_seed), rs->region->domain_id);
+                hash = page_key(content_hash, rs->region->domain_id);
 
         still = zero ? state == PAGE_ZERO : state == PAGE_HASHED && page_slot_hash(old) == hash;
         /* New content, or the first change of a page that held still: it may settle into a candidate. */
@@ -676,16 +772,68 @@ static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t pa
                                                                              PAGE_REASON_NEW);
 }
 
-static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint64_t first, size_t n) {
-        size_t n_read = 0, done = 0;
+/*
+ * Whether scan_chunk() will read page i of job, judged on a worker from the
+ * pagemap entry and the slot as they were when the job was submitted: the
+ * tests of scan_chunk()'s first loop, without their effects. Keep the two in
+ * step: a difference costs a read, never a wrong result (scan-worker.h).
+ */
+static bool chunk_page_wants_read(const ScanJob *j, size_t i) {
+        const Scanner *s = j->filter_data;     /* only its constant config is read */
+        uint64_t e = j->pagemap[i], page = j->first_page + i;
+        PageSlot slot = j->slots[i];
+        PageState state = page_slot_state(slot);
+        unsigned v = page_slot_volatility(slot);
+
+        if (!(e & PAGEMAP_PRESENT) || entry_is_zero_page(s, e))
+                return false;
+        if (state == PAGE_SHARING && entry_is_helper_page(s, e))
+                return false;
+        if (entry_is_shared(s, e))
+                return false;
+        if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED)
+                return true;
+        if (state == PAGE_REFUSED)
+                return !(v > 0 && ((j->passes + page) & ((UINT64_C(1) << v) - 1)) != 0);
+        if (j->soft_dirty_tracking && (slot & PAGE_SLOT_SD_OK) && !(e & PAGEMAP_SOFT_DIRTY) &&
+            (state == PAGE_HASHED || state == PAGE_ZERO))
+                return false;
+        return !(v > 0 && ((j->passes + page) & ((UINT64_C(1) << v) - 1)) != 0);
+}
+
+/*
+ * Reads page i of job on this thread, when the worker did not (its view of the slot was older): the
+ * job's results for it are filled as the worker would have.
+ */
+static void chunk_read_page(Scanner *s, ScanJob *j, size_t i) {
+        uint64_t addr = j->start + i * PAGE_SIZE_BYTES;
+        size_t got = 0;
         int k;
 
-        k = proc_pagemap_read(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n, s->pagemap);
-        if (k >= 0 && s->config.pagemap_scan)
-                k = proc_pagemap_mark_zero_pages(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n,
-                                                 s->pagemap);
-        if (k < 0)
-                return k;
+        s->pages_reread++;
+        k = memory_read_pages(j->pid, &addr, 1, s->data, &got);
+        if (k >= 0 && pidfd_is_alive(j->pidfd) <= 0)
+                k = -ESRCH;
+        if (k < 0) {
+                j->status[i] = SCAN_JOB_PAGE_FAILED;
+                j->read_error = k;
+        } else if (got == 0)
+                j->status[i] = SCAN_JOB_PAGE_UNREADABLE;
+        else {
+                j->zero[i] = page_is_zero(s->data);
+                j->hash[i] = j->zero[i] ? 0 : page_hash(s->data, s->config.hash_seed);
+                j->status[i] = SCAN_JOB_PAGE_READ;
+        }
+}
+
+/* Consumes job j, a chunk of area a of region r: its pagemap entries, then the pages it read. */
+static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, ScanJob *j) {
+        uint64_t first = j->first_page;
+        size_t n = j->n_pages, n_read = 0;
+
+        if (j->pagemap_error < 0)
+                return j->pagemap_error;
+        memcpy(s->pagemap, j->pagemap, n * sizeof(uint64_t));
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t page = first + i, e = s->pagemap[i];
@@ -785,59 +933,46 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
         if (n_read == 0 && region_alive(r) <= 0)
                 return -ESRCH;
 
-        while (done < n_read) {
-                size_t got = 0, batch = s->config.single_page_reads ? 1 : n_read - done;
+        /* The pages read, in order, as the job saw them (scan_job_run()): alive after the read, the
+         * pages read up to a failure taken, one that vanished skipped. */
+        for (size_t d = 0; d < n_read; d++) {
+                size_t i = s->which[d];
 
-                k = memory_read_pages(r->pid, s->addrs + done, batch, s->data, &got);
-                if (k < 0)
-                        return k;
-                /* The pid might have been reused between pagemap and the read:
-                 * trust data only if alive now. */
-                if (region_alive(r) <= 0)
-                        return -ESRCH;
-                for (size_t j = 0; j < got; j++) {
-                        size_t i = s->which[done + j];
-
+                if (j->status[i] == SCAN_JOB_PAGE_NOT_READ)
+                        chunk_read_page(s, j, i);
+                if (j->status[i] == SCAN_JOB_PAGE_FAILED)
+                        return j->read_error;
+                if (j->status[i] == SCAN_JOB_PAGE_READ) {
                         rs->pass.pages_read++;
-                        page_was_read(s, rs, a, first + i, s->data + j * PAGE_SIZE_BYTES,
+                        page_was_read(s, rs, a, first + i, j->zero[i], j->hash[i],
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
+                        continue;
                 }
-                done += got;
-                if (got < batch) {
-                        /* This page vanished between pagemap and the read. */
-                        size_t i = s->which[done];
-
-                        rs->pass.pages_unreadable++;
-                        count_reason(rs, PAGE_REASON_UNREADABLE);
-                        a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
-                                                             page_slot_volatility(a->slots[first + i]),
-                                                             false);
-                        done++;
-                }
+                /* This page vanished between pagemap and the read. */
+                rs->pass.pages_unreadable++;
+                count_reason(rs, PAGE_REASON_UNREADABLE);
+                a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
+                                                     page_slot_volatility(a->slots[first + i]), false);
         }
         return 0;
 }
 
-int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
-        ScanStepResult res = {};
+/*
+ * Moves the cursor to the next chunk of at most max_pages pages, entering
+ * regions on the way, and fills a job for it. 1: *ret is the chunk; 0: the
+ * pass has no pages left; -ENOMEM.
+ */
+static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJob *j) {
         int k;
 
-        if (!s->in_pass) {
-                k = begin_pass(s, now_usec);
-                if (k < 0)
-                        return k;
-        }
-
-        while (res.pages < budget_pages) {
+        for (;;) {
                 Region *r = region_registry_next(s->registry, s->region_id);
                 RegionScan *rs;
                 RegionArea *a;
                 size_t n;
 
-                if (!r || r->id > s->pass_last_region_id) {
-                        end_pass(s, now_usec, &res);
-                        break;
-                }
+                if (!r || r->id > s->pass_last_region_id)
+                        return 0;
                 rs = scan_find(s, r->id);
                 if (!rs) {
                         /* Not in this pass (cannot happen: begin_pass() met every region
@@ -846,7 +981,7 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         continue;
                 }
                 if (!r->gone && s->entered_region_id != r->id) {
-                        k = enter_region(s, r, rs, &res.limit_hit);
+                        k = enter_region(s, r, rs, &res->limit_hit);
                         if (k < 0)
                                 return k;
                         s->entered_region_id = r->id;
@@ -883,27 +1018,130 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         s->pagemap_region_id = r->id;
                 }
 
-                n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES),
-                                 a->n_pages - s->page_pos);
-                k = scan_chunk(s, r, rs, a, s->page_pos, n);
+                n = (size_t) MIN(MIN(max_pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
+                *j = (ScanJob) {
+                        .pid = r->pid,
+                        .pidfd = r->pidfd,
+                        .pagemap_fd = s->pagemap_fd,
+                        .start = a->start + s->page_pos * PAGE_SIZE_BYTES,
+                        .n_pages = n,
+                        .pagemap_scan = s->config.pagemap_scan,
+                        .single_page_reads = s->config.single_page_reads,
+                        .hash_seed = s->config.hash_seed,
+                        .filter = chunk_page_wants_read,
+                        .filter_data = s,
+                        .passes = s->passes,
+                        .soft_dirty_tracking = rs->soft_dirty_tracking,
+                        .region_id = r->id,
+                        .area_pos = s->area_pos,
+                        .first_page = s->page_pos,
+                };
+                memcpy(j->slots, &a->slots[s->page_pos], n * sizeof(PageSlot));
+                s->page_pos += n;
+                return 1;
+        }
+}
+
+/* Waits for the oldest job in flight (runs it here with one thread) and takes its pages into the scan. */
+static int consume_chunk(Scanner *s, ScanStepResult *res) {
+        ScanJob *j = &s->jobs[s->job_head];
+        RegionScan *rs;
+        Region *r;
+        int k;
+
+        if (s->pool)
+                scan_pool_wait(s->pool, j);
+        else
+                scan_job_run(j, s->data);
+        s->job_head = (s->job_head + 1) % s->n_jobs;
+        s->n_inflight--;
+
+        rs = scan_find(s, j->region_id);
+        r = rs ? rs->region : NULL;
+        /* Its region went away since the job was planned: the rest of it is not scanned this pass. */
+        if (!r || r->gone)
+                k = 0;
+        else {
+                k = scan_chunk(s, r, rs, &rs->areas[j->area_pos], j);
                 if (k == -ESRCH) {
                         r->gone = true;
-                        continue;
-                }
-                if (k == -ENOMEM)
+                        k = 0;
+                } else if (k == -ENOMEM)
                         return k;
-                /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
-                if (k < 0) {
-                        rs->pass.pages_unreadable += n;
-                        region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s",
-                                             strerror(-k),
-                                             k == -EPERM || k == -EACCES ?
-                                                     ": ksmd needs CAP_SYS_PTRACE" : "");
+                else {
+                        /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not
+                         * the scan. */
+                        if (k < 0) {
+                                rs->pass.pages_unreadable += j->n_pages;
+                                region_scan_set_note(rs,
+                                                     "cannot read its memory with process_vm_readv (%s)%s",
+                                                     strerror(-k),
+                                                     k == -EPERM || k == -EACCES ?
+                                                             ": ksmd needs CAP_SYS_PTRACE" : "");
+                        }
+                        res->pages += j->n_pages;
+                        s->current_pages += j->n_pages;
+                        k = 0;
                 }
-                s->page_pos += n;
-                res.pages += n;
-                s->current_pages += n;
         }
+        close_retired_fds(s);
+        return k;
+}
+
+/* Consumes nothing more: waits for the jobs in flight, after an error. */
+static void drain_chunks(Scanner *s) {
+        for (; s->n_inflight > 0; s->n_inflight--) {
+                if (s->pool)
+                        scan_pool_wait(s->pool, &s->jobs[s->job_head]);
+                s->job_head = (s->job_head + 1) % s->n_jobs;
+        }
+        close_retired_fds(s);
+}
+
+int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
+        ScanStepResult res = {};
+        uint64_t planned = 0;
+        bool pass_end = false;
+        int k;
+
+        if (!s->in_pass) {
+                k = begin_pass(s, now_usec);
+                if (k < 0)
+                        return k;
+        }
+
+        /*
+         * Chunks are planned (the cursor moves, regions are entered) up to the budget and as far ahead
+         * as there are jobs, and consumed in the order planned; the step ends with none in flight.
+         */
+        for (;;) {
+                while (!pass_end && planned < budget_pages && s->n_inflight < s->n_jobs) {
+                        ScanJob *j = &s->jobs[(s->job_head + s->n_inflight) % s->n_jobs];
+
+                        k = plan_chunk(s, budget_pages - planned, &res, j);
+                        if (k < 0) {
+                                drain_chunks(s);
+                                return k;
+                        }
+                        if (k == 0) {
+                                pass_end = true;
+                                break;
+                        }
+                        planned += j->n_pages;
+                        s->n_inflight++;
+                        if (s->pool)
+                                scan_pool_submit(s->pool, j);
+                }
+                if (s->n_inflight == 0)
+                        break;
+                k = consume_chunk(s, &res);
+                if (k < 0) {
+                        drain_chunks(s);
+                        return k;
+                }
+        }
+        if (pass_end)
+                end_pass(s, now_usec, &res);
 
         *ret = res;
         return 0;

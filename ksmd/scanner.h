@@ -151,6 +151,18 @@ void scanner_set_merging_held(Scanner *s, bool held);
  */
 void scanner_set_merge_budget(Scanner *s, uint64_t pages);
 
+/*
+ * Scan threads (ScanThreads=, scan-worker.h): 1 reads on the calling thread;
+ * n >= 2 starts n workers that read and hash while the caller keeps the
+ * index. The scan's results do not depend on it. Call between steps.
+ * -EINVAL outside 1..SCAN_THREADS_MAX, -ENOMEM, or why a thread could not
+ * start; the scanner then keeps its threads.
+ */
+int scanner_set_threads(Scanner *s, unsigned threads);
+unsigned scanner_threads(const Scanner *s);
+/* Pages read on the calling thread because a worker's view of their slots was older (a cost, for tests). */
+uint64_t scanner_pages_reread(const Scanner *s);
+
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);
 bool scanner_in_pass(const Scanner *s);

@@ -5,6 +5,7 @@
  * Processes are real (forked children that pause) so the pidfds are real.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
+#include "scan-worker.h"
 #include "scanner.h"
 
 #define N_PROCS 2
@@ -57,6 +59,9 @@ static struct {
         unsigned mark_calls;             /* proc_pagemap_mark_zero_pages() calls */
         size_t max_read_batch;           /* most pages asked of one memory_read_pages() */
 } fake;
+
+/* Scan workers (ScanThreads=) call the read and hash seams from their threads. */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int proc_of(pid_t pid) {
         for (int i = 0; i < N_PROCS; i++)
@@ -147,6 +152,7 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 
         if (fake.dead[p])
                 return -ESRCH;
+        pthread_mutex_lock(&fake_lock);
         fake.max_read_batch = MAX(fake.max_read_batch, n);
         for (size_t i = 0; i < n; i++) {
                 FakePage *fp = &fake.page[p][(addrs[i] - BASE_ADDR) / PAGE_SIZE_BYTES];
@@ -165,6 +171,7 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
                         fp->flags |= PAGEMAP_SOFT_DIRTY;
                 }
         }
+        pthread_mutex_unlock(&fake_lock);
         *ret_n_read = n;
         return 0;
 }
@@ -172,7 +179,9 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 uint64_t __real_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed) {
+        pthread_mutex_lock(&fake_lock);
         fake.hashes++;
+        pthread_mutex_unlock(&fake_lock);
         return __real_page_hash(page, seed);
 }
 
@@ -482,6 +491,149 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
         }
         assert_int_equal(merger_counters(w.merger)->estimated, 3 * 22);
         world_done(&w);
+}
+
+static uint32_t merged_except_fill(const HelperMergeItem *it, bool zero);
+
+/* What a few full scans found, pass by pass: the whole scan's counters and each region's. */
+typedef struct ScanRecord {
+        ScanCounters total[6];
+        ScanCounters region[6][N_PROCS];
+        MergeCounters merge;
+        unsigned reads[N_PROCS], hashes;
+} ScanRecord;
+
+/* A world with every kind of page: duplicates within and across processes, zero pages, changing ones. */
+static void fill_mixed_world(void) {
+        for (int p = 0; p < N_PROCS; p++)
+                fake.n_pages[p] = 0;
+        fake.hashes = 0;
+        add_distinct_pages(0, 20, 1);
+        add_same_pages(0, 6, 0);
+        add_same_pages(0, 10, 3);
+        add_distinct_pages(0, 10, 200);
+        add_distinct_pages(1, 20, 11);
+        add_same_pages(1, 9, 0);
+        add_same_pages(1, 12, 7);
+        add_distinct_pages(1, 15, 100);
+        for (size_t i = 40; i < 50; i++)
+                fake.page[0][i].changes_on_read = true;
+        fake.page[1][3].flags = PAGEMAP_SWAPPED;
+        fake.page[1][4].flags = 0;
+        map_zero_page(1, 5);
+        map_shared_page(0, 2, 0x9999);
+}
+
+/* Six full scans of fill_mixed_world() with threads scan threads, each in steps of step_pages pages. */
+static void record_scans(unsigned threads, WorldFlags flags, uint64_t step_pages, ScanRecord *rec) {
+        World w;
+
+        memset(rec, 0, sizeof(*rec));
+        fill_mixed_world();
+        reset_reads();
+        world_init(&w, N_PROCS, flags);
+        assert_int_equal(scanner_set_threads(w.scanner, threads), 0);
+        assert_int_equal(scanner_threads(w.scanner), threads);
+        for (int pass = 0; pass < 6; pass++) {
+                ScanStepResult res;
+
+                do {
+                        assert_int_equal(scanner_step(w.scanner, step_pages, w.now, &res), 0);
+                        w.now += 1000;
+                        assert_true(merger_flush(w.merger, w.now) >= 0);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                rec->total[pass] = *last_counters(&w);
+                for (int p = 0; p < N_PROCS; p++)
+                        rec->region[pass][p] = scan_of(&w, p)->last;
+        }
+        rec->merge = *merger_counters(w.merger);
+        for (int p = 0; p < N_PROCS; p++)
+                rec->reads[p] = reads_of(p);
+        rec->hashes = fake.hashes;
+        /* The workers read exactly what the scanner wanted: nothing was read twice. */
+        assert_int_equal(scanner_pages_reread(w.scanner), 0);
+        world_done(&w);
+}
+
+static void assert_same_scans(const ScanRecord *a, const ScanRecord *b) {
+        for (int pass = 0; pass < 6; pass++) {
+                assert_memory_equal(&a->total[pass], &b->total[pass], sizeof(ScanCounters));
+                assert_memory_equal(a->region[pass], b->region[pass], sizeof(a->region[pass]));
+        }
+        assert_memory_equal(&a->merge, &b->merge, sizeof(MergeCounters));
+        assert_memory_equal(a->reads, b->reads, sizeof(a->reads));
+        assert_int_equal(a->hashes, b->hashes);
+}
+
+static void test_estimate_is_identical_with_1_2_and_4_scan_threads(void **state) {
+        /* Steps of 7 pages put many chunks in flight at once; steps of 5000 one chunk per region. */
+        static const uint64_t steps[] = { 7, 5000 };
+
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                ScanRecord one, two, four;
+
+                record_scans(1, WORLD_ESTIMATE, steps[i], &one);
+                record_scans(2, WORLD_ESTIMATE, steps[i], &two);
+                record_scans(4, WORLD_ESTIMATE, steps[i], &four);
+                assert_same_scans(&one, &two);
+                assert_same_scans(&one, &four);
+                assert_true(scan_counters_saving_pages(&one.total[5]) > 0);
+                assert_int_equal(one.merge.estimated, two.merge.estimated);
+        }
+}
+
+static void test_soft_dirty_and_merging_scans_are_identical_with_scan_threads(void **state) {
+        ScanRecord one, two, four;
+
+        fake.result_for = merged_except_fill;
+        record_scans(1, WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.total[5].pages_unchanged > 0);
+
+        record_scans(1, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.merge.by_result[KSMD_HELPER_RESULT_MERGED] > 0);
+}
+
+static void test_scan_threads_can_change_between_steps_mid_pass(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        World w;
+        unsigned threads[] = { 2, 1, 4, 3 };
+        size_t t = 0;
+
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        for (int pass = 0; pass < 6; pass++) {
+                do {
+                        assert_int_equal(scanner_set_threads(w.scanner, threads[t++ % ELEMENTSOF(threads)]),
+                                         0);
+                        assert_int_equal(scanner_step(w.scanner, 11, w.now, &res), 0);
+                } while (!res.pass_done);
+                assert_memory_equal(last_counters(&w), &ref.total[pass], sizeof(ScanCounters));
+        }
+        assert_int_equal(scanner_set_threads(w.scanner, 0), -EINVAL);
+        assert_int_equal(scanner_set_threads(w.scanner, SCAN_THREADS_MAX + 1), -EINVAL);
+        world_done(&w);
+}
+
+static void test_default_scan_threads_follow_max_cpu_and_the_cpus(void **state) {
+        assert_int_equal(scan_threads_default(20, 8), 1);
+        assert_int_equal(scan_threads_default(100, 8), 1);
+        assert_int_equal(scan_threads_default(101, 8), 2);
+        assert_int_equal(scan_threads_default(200, 8), 2);
+        assert_int_equal(scan_threads_default(800, 2), 2);
+        assert_int_equal(scan_threads_default(800, -1), 8);
+        assert_int_equal(scan_threads_default(1, 0), 1);
+        assert_int_equal(scan_threads_default(100000, 1000), SCAN_THREADS_MAX);
 }
 
 static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
@@ -1338,6 +1490,13 @@ int main(void) {
                         test_without_the_exclusive_bit_shared_pages_are_read_and_offered, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_single_page_reads_ask_one_page_per_call, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_is_identical_with_1_2_and_4_scan_threads,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_soft_dirty_and_merging_scans_are_identical_with_scan_threads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scan_threads_can_change_between_steps_mid_pass, setup,
+                                                teardown),
+                cmocka_unit_test(test_default_scan_threads_follow_max_cpu_and_the_cpus),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
