@@ -15,12 +15,13 @@ from .workload import Workload
 
 
 class Ksmd:
-    def __init__(self, build_dir, pages_per_batch, sleep_ms, pids):
+    def __init__(self, build_dir, pages_per_batch, sleep_ms, pids, extra_args=()):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-bench-")
         self.socket = os.path.join(self.tmp, "ksmd.sock")
         self.ksmctl = os.path.join(build_dir, "ksmd", "ksmctl")
         cmd = [os.path.join(build_dir, "ksmd", "ksmd"), "--mode=estimate", "--config-dir", self.tmp,
                "--socket", self.socket, f"--pages-to-scan={pages_per_batch}", f"--sleep={sleep_ms}ms"]
+        cmd += list(extra_args)
         cmd += [f"--register-process={p}" for p in pids]
         self.log = open(os.path.join(self.tmp, "ksmd.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
