@@ -26,6 +26,14 @@
  * page it wants that the worker did not read (its slot changed meanwhile, a
  * merge result came in) it reads itself, a page read that it does not want
  * is ignored: the filter spares work, it decides nothing.
+ *
+ * A read that does not return (a process that maps a FUSE file it never
+ * answers, or holds its own mmap_lock) holds its worker, not the daemon: the
+ * scanner waits for a job only up to a deadline, then abandons it. The pool
+ * then owns the job, frees it (and closes its pagemap fd) when the read
+ * returns, if ever, and starts a new worker in place of the stuck one; the
+ * scanner skips the job's region until then (scanner.c). With one thread
+ * there is no worker to abandon: the event-loop thread waits, as it always did.
  */
 
 #include <stdbool.h>
@@ -54,7 +62,7 @@ struct ScanJob {
         /* In: set by the submitter, read only by the worker. */
         pid_t pid;
         int pidfd;                       /* the process's; the data is trusted only if it is alive after */
-        int pagemap_fd;                  /* the submitter keeps it open until the job is consumed */
+        int pagemap_fd;                  /* the job's own: closed by scan_job_free() */
         uint64_t start;                  /* address of page 0, page aligned */
         size_t n_pages;                  /* 1..SCAN_JOB_MAX_PAGES */
         bool pagemap_scan;               /* mark zero pages with PAGEMAP_SCAN (proc-reader.h) */
@@ -83,7 +91,15 @@ struct ScanJob {
         /* The pool's. */
         ScanJob *queue_next;
         int state;
+        uint64_t started_usec;           /* CLOCK_MONOTONIC, when a worker took it */
+        void *worker;
 };
+
+/* A job with no fd (pagemap_fd = -EBADF). NULL without memory. */
+ScanJob *scan_job_new(void);
+/* Closes its pagemap fd and frees it. */
+ScanJob *scan_job_free(ScanJob *job);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ScanJob *, scan_job_free);
 
 /*
  * Runs job on the calling thread, reading into buf (SCAN_JOB_MAX_PAGES pages,
@@ -98,7 +114,11 @@ typedef struct ScanPool ScanPool;
  * pthread_create() returned, negated.
  */
 int scan_pool_new(unsigned n_threads, ScanPool **ret);
-/* Waits for the jobs the workers are running, stops and joins them. Jobs still queued are not run. */
+/*
+ * Stops the workers and joins them once their jobs are done. Jobs still
+ * queued are not run. Workers stuck in an abandoned job are left to finish
+ * it; the last of them frees what remains of the pool.
+ */
 ScanPool *scan_pool_free(ScanPool *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ScanPool *, scan_pool_free);
 
@@ -106,8 +126,24 @@ unsigned scan_pool_threads(const ScanPool *p);
 
 /* Queues job (first in, first out); it must stay valid until scan_pool_wait() returned for it. */
 void scan_pool_submit(ScanPool *p, ScanJob *job);
-/* Waits until job is done. */
-void scan_pool_wait(ScanPool *p, ScanJob *job);
+/*
+ * Waits until job is done: 0. If a worker has run it for deadline_usec
+ * (UINT64_MAX: no deadline; 0: do not wait) without finishing, or it is still
+ * queued and deadline_usec is 0, the job is abandoned: -ETIMEDOUT, and the
+ * pool owns it from then on (see the DOC above). A job abandoned while
+ * running gets its worker replaced; -EAGAIN instead if no new thread could
+ * be started (the job is abandoned all the same).
+ */
+int scan_pool_wait(ScanPool *p, ScanJob *job, uint64_t deadline_usec);
+
+/*
+ * The region_id of each abandoned job that a worker has since returned from
+ * (or never started), once each, up to max of them into ids. Returns how many.
+ */
+size_t scan_pool_reap(ScanPool *p, uint32_t *ids, size_t max);
+
+/* Workers stuck in an abandoned job, not counted in scan_pool_threads(). */
+unsigned scan_pool_stuck(ScanPool *p);
 
 /*
  * The default number of scan threads: the CPUs the adaptive rate may use in

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,20 @@ static_assert(SCAN_CHUNK_PAGES <= SCAN_JOB_MAX_PAGES, "a chunk must fit a ScanJo
 
 /* Jobs in flight per scan thread: enough that a worker finds the next while the loop consumes one. */
 #define SCAN_JOBS_PER_THREAD 3u
+
+/*
+ * A read of a process's memory that takes longer than this holds up no more
+ * than its worker: the region is skipped until it returns (scan-worker.h).
+ * Well within the service's WatchdogSec=30s.
+ */
+#define SCAN_READ_DEADLINE_USEC (5 * UINT64_C(1000000))
+
+/* A region whose read stalled: skipped for the rest of the pass, and while jobs of it are stuck. */
+typedef struct StalledRegion {
+        uint32_t region_id;
+        uint64_t pass;                   /* the pass it stalled in */
+        unsigned stuck_jobs;             /* its jobs abandoned and not yet returned */
+} StalledRegion;
 
 /* A page the helper found busy after every retry is read again after 2^this passes. */
 #define PAGE_REFUSED_RETRY_VOLATILITY 2u
@@ -55,10 +70,11 @@ struct Scanner {
         /* Chunks in flight (scan-worker.h): a ring, consumed oldest first, drained by each step. */
         unsigned threads;                /* ScanThreads=: 1 runs each job on this thread */
         ScanPool *pool;                  /* threads >= 2 */
-        ScanJob *jobs;
+        ScanJob **jobs;
         size_t n_jobs, job_head, n_inflight;
-        int *retired_fds;                /* pagemap fds the cursor left while jobs might use them */
-        size_t n_retired_fds;
+        uint64_t read_deadline_usec;
+        StalledRegion *stalled;
+        size_t n_stalled;
         uint64_t pages_reread;           /* pages read on this thread: the worker's view was stale */
 
         /* Tracked pages per owner other than root this pass, against max_pages_per_owner. */
@@ -109,6 +125,7 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->pagemap_fd = -EBADF;
         s->max_pages_per_owner = UINT64_MAX;
         s->merge_budget = UINT64_MAX;
+        s->read_deadline_usec = SCAN_READ_DEADLINE_USEC;
 
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
@@ -125,10 +142,10 @@ Scanner *scanner_free(Scanner *s) {
         if (!s)
                 return NULL;
         s->pool = scan_pool_free(s->pool);
+        for (size_t i = 0; i < s->n_jobs; i++)
+                scan_job_free(s->jobs[i]);
         free(s->jobs);
-        for (size_t i = 0; i < s->n_retired_fds; i++)
-                safe_close(s->retired_fds[i]);
-        free(s->retired_fds);
+        free(s->stalled);
         safe_close(s->pagemap_fd);
         for (size_t i = 0; i < s->n_scans; i++)
                 region_scan_free(s->scans[i]);
@@ -181,35 +198,14 @@ static PageReason page_slot_refusal(PageSlot slot) {
 }
 
 static void cursor_close_pagemap(Scanner *s) {
-        /* A job in flight may still read it: closed once the step has consumed every job. */
-        if (s->n_inflight > 0 && s->pagemap_fd >= 0)
-                s->retired_fds[s->n_retired_fds++] = TAKE_FD(s->pagemap_fd);
         s->pagemap_fd = safe_close(s->pagemap_fd);
         s->pagemap_region_id = 0;
-}
-
-/* Closes the retired pagemap fds no job in flight reads: each one left has a job, so they fit n_jobs. */
-static void close_retired_fds(Scanner *s) {
-        size_t n = 0;
-
-        for (size_t i = 0; i < s->n_retired_fds; i++) {
-                bool used = false;
-
-                for (size_t j = 0; j < s->n_inflight && !used; j++)
-                        used = s->jobs[(s->job_head + j) % s->n_jobs].pagemap_fd == s->retired_fds[i];
-                if (used)
-                        s->retired_fds[n++] = s->retired_fds[i];
-                else
-                        safe_close(s->retired_fds[i]);
-        }
-        s->n_retired_fds = n;
 }
 
 int scanner_set_threads(Scanner *s, unsigned threads) {
         _cleanup_(scan_pool_freep) ScanPool *pool = NULL;
         size_t n_jobs;
-        ScanJob *jobs;
-        int *fds;
+        ScanJob **jobs;
         int r;
 
         assert(s->n_inflight == 0);
@@ -224,24 +220,67 @@ int scanner_set_threads(Scanner *s, unsigned threads) {
         }
         /* One job at a time on this thread, as the scanner read before it had workers. */
         n_jobs = threads == 1 ? 1 : threads * SCAN_JOBS_PER_THREAD;
-        jobs = calloc(n_jobs, sizeof(ScanJob));
-        fds = calloc(n_jobs + 1, sizeof(int));
-        if (!jobs || !fds) {
-                free(jobs);
-                free(fds);
+        jobs = calloc(n_jobs, sizeof(ScanJob *));
+        if (!jobs)
                 return -ENOMEM;
-        }
+        for (size_t i = 0; i < n_jobs; i++)
+                if (!(jobs[i] = scan_job_new())) {
+                        while (i > 0)
+                                scan_job_free(jobs[--i]);
+                        free(jobs);
+                        return -ENOMEM;
+                }
+        /* Stuck jobs of the old pool are its own now; their regions are tried again. */
         scan_pool_free(s->pool);
         s->pool = TAKE_PTR(pool);
+        s->n_stalled = 0;
+        for (size_t i = 0; i < s->n_jobs; i++)
+                scan_job_free(s->jobs[i]);
         free(s->jobs);
         s->jobs = jobs;
         s->n_jobs = n_jobs;
         s->job_head = 0;
-        close_retired_fds(s);
-        free(s->retired_fds);
-        s->retired_fds = fds;
         s->threads = threads;
         return 0;
+}
+
+void scanner_set_read_deadline(Scanner *s, uint64_t usec) {
+        s->read_deadline_usec = usec;
+}
+
+static StalledRegion *stalled_find(Scanner *s, uint32_t region_id) {
+        for (size_t i = 0; i < s->n_stalled; i++)
+                if (s->stalled[i].region_id == region_id)
+                        return &s->stalled[i];
+        return NULL;
+}
+
+/* Whether region_id is skipped: it stalled this pass, or a job of it is still stuck. */
+static bool region_stalled(Scanner *s, uint32_t region_id) {
+        StalledRegion *st = s->n_stalled > 0 ? stalled_find(s, region_id) : NULL;
+
+        return st && (st->pass == s->passes || st->stuck_jobs > 0);
+}
+
+/* Takes back the regions whose stuck jobs returned: tried again from the next pass on. */
+static void stalled_reap(Scanner *s) {
+        uint32_t ids[64];
+        size_t n;
+
+        if (!s->pool || s->n_stalled == 0)
+                return;
+        while ((n = scan_pool_reap(s->pool, ids, ELEMENTSOF(ids))) > 0)
+                for (size_t i = 0; i < n; i++) {
+                        StalledRegion *st = stalled_find(s, ids[i]);
+
+                        if (st && st->stuck_jobs > 0)
+                                st->stuck_jobs--;
+                }
+        for (size_t i = 0; i < s->n_stalled;)
+                if (s->stalled[i].stuck_jobs == 0 && s->stalled[i].pass != s->passes)
+                        s->stalled[i] = s->stalled[--s->n_stalled];
+                else
+                        i++;
 }
 
 unsigned scanner_threads(const Scanner *s) {
@@ -963,7 +1002,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
  * pass has no pages left; -ENOMEM.
  */
 static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJob *j) {
-        int k;
+        int k, fd;
 
         for (;;) {
                 Region *r = region_registry_next(s->registry, s->region_id);
@@ -978,6 +1017,14 @@ static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJ
                         /* Not in this pass (cannot happen: begin_pass() met every region
                          * up to pass_last). */
                         s->region_id = r->id + 1;
+                        continue;
+                }
+                if (region_stalled(s, r->id)) {
+                        /* Its memory does not answer reads: not even its maps are read (mmap_lock). */
+                        s->region_id = r->id + 1;
+                        s->area_pos = 0;
+                        s->page_pos = 0;
+                        cursor_close_pagemap(s);
                         continue;
                 }
                 if (!r->gone && s->entered_region_id != r->id) {
@@ -1019,10 +1066,19 @@ static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJ
                 }
 
                 n = (size_t) MIN(MIN(max_pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
+                /* The job's own descriptor: a worker stuck on it keeps it open after the cursor moved. */
+                fd = fcntl(s->pagemap_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0) {
+                        region_scan_set_note(rs, "cannot duplicate its pagemap descriptor (%s)",
+                                             strerror(errno));
+                        s->area_pos = rs->n_areas;
+                        continue;
+                }
+                safe_close(j->pagemap_fd);
                 *j = (ScanJob) {
                         .pid = r->pid,
                         .pidfd = r->pidfd,
-                        .pagemap_fd = s->pagemap_fd,
+                        .pagemap_fd = fd,
                         .start = a->start + s->page_pos * PAGE_SIZE_BYTES,
                         .n_pages = n,
                         .pagemap_scan = s->config.pagemap_scan,
@@ -1042,60 +1098,100 @@ static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJ
         }
 }
 
-/* Waits for the oldest job in flight (runs it here with one thread) and takes its pages into the scan. */
+/*
+ * Waits for the oldest job in flight, up to the read deadline (runs it here
+ * with one thread), and takes it off the ring. 1: done; 0: abandoned to the
+ * pool, its region stalled (skipped until the job returns); -ENOMEM.
+ */
+static int wait_oldest(Scanner *s) {
+        ScanJob *j = s->jobs[s->job_head];
+        uint32_t region_id = j->region_id;
+        bool stalled;
+        StalledRegion *st;
+        int k;
+
+        s->job_head = (s->job_head + 1) % s->n_jobs;
+        s->n_inflight--;
+        if (!s->pool) {
+                scan_job_run(j, s->data);
+                return 1;
+        }
+        /* The rest of a region that stalled is not waited for. */
+        stalled = region_stalled(s, region_id);
+        k = scan_pool_wait(s->pool, j, stalled ? 0 : s->read_deadline_usec);
+        if (k == 0)
+                return 1;
+
+        /* The pool owns j now: its slot gets a new one. */
+        s->jobs[(s->job_head + s->n_jobs - 1) % s->n_jobs] = scan_job_new();
+        st = stalled_find(s, region_id);
+        if (!st) {
+                StalledRegion *l = reallocarray(s->stalled, s->n_stalled + 1, sizeof(StalledRegion));
+
+                if (!l)
+                        return -ENOMEM;
+                s->stalled = l;
+                st = &s->stalled[s->n_stalled++];
+                *st = (StalledRegion) { .region_id = region_id };
+        }
+        st->stuck_jobs++;
+        if (!stalled) {
+                RegionScan *rs = scan_find(s, region_id);
+
+                st->pass = s->passes;
+                if (rs) {
+                        /* The one reason that matters now, logged by the manager after the pass. */
+                        region_scan_clear_note(rs);
+                        region_scan_set_note(rs, "a read of its memory took longer than %llu ms "
+                                             "(a mapping whose reads do not return, such as a FUSE file, "
+                                             "or its mmap_lock held): it is skipped until the read returns",
+                                             (unsigned long long) (s->read_deadline_usec / 1000));
+                }
+        }
+        if (!s->jobs[(s->job_head + s->n_jobs - 1) % s->n_jobs])
+                return -ENOMEM;
+        return 0;
+}
+
+/* Takes the oldest job in flight into the scan. */
 static int consume_chunk(Scanner *s, ScanStepResult *res) {
-        ScanJob *j = &s->jobs[s->job_head];
+        ScanJob *j = s->jobs[s->job_head];
         RegionScan *rs;
         Region *r;
         int k;
 
-        if (s->pool)
-                scan_pool_wait(s->pool, j);
-        else
-                scan_job_run(j, s->data);
-        s->job_head = (s->job_head + 1) % s->n_jobs;
-        s->n_inflight--;
+        k = wait_oldest(s);
+        if (k <= 0)
+                return k;
 
         rs = scan_find(s, j->region_id);
         r = rs ? rs->region : NULL;
         /* Its region went away since the job was planned: the rest of it is not scanned this pass. */
         if (!r || r->gone)
-                k = 0;
-        else {
-                k = scan_chunk(s, r, rs, &rs->areas[j->area_pos], j);
-                if (k == -ESRCH) {
-                        r->gone = true;
-                        k = 0;
-                } else if (k == -ENOMEM)
-                        return k;
-                else {
-                        /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not
-                         * the scan. */
-                        if (k < 0) {
-                                rs->pass.pages_unreadable += j->n_pages;
-                                region_scan_set_note(rs,
-                                                     "cannot read its memory with process_vm_readv (%s)%s",
-                                                     strerror(-k),
-                                                     k == -EPERM || k == -EACCES ?
-                                                             ": ksmd needs CAP_SYS_PTRACE" : "");
-                        }
-                        res->pages += j->n_pages;
-                        s->current_pages += j->n_pages;
-                        k = 0;
-                }
+                return 0;
+        k = scan_chunk(s, r, rs, &rs->areas[j->area_pos], j);
+        if (k == -ESRCH) {
+                r->gone = true;
+                return 0;
         }
-        close_retired_fds(s);
-        return k;
+        if (k == -ENOMEM)
+                return k;
+        /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
+        if (k < 0) {
+                rs->pass.pages_unreadable += j->n_pages;
+                region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
+                                     k == -EPERM || k == -EACCES ? ": ksmd needs CAP_SYS_PTRACE" : "");
+        }
+        res->pages += j->n_pages;
+        s->current_pages += j->n_pages;
+        return 0;
 }
 
-/* Consumes nothing more: waits for the jobs in flight, after an error. */
+/* Consumes nothing more: waits for the jobs in flight (up to the deadline), after an error. */
 static void drain_chunks(Scanner *s) {
-        for (; s->n_inflight > 0; s->n_inflight--) {
-                if (s->pool)
-                        scan_pool_wait(s->pool, &s->jobs[s->job_head]);
-                s->job_head = (s->job_head + 1) % s->n_jobs;
-        }
-        close_retired_fds(s);
+        while (s->n_inflight > 0)
+                if (wait_oldest(s) < 0)
+                        break;
 }
 
 int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
@@ -1104,6 +1200,7 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
         bool pass_end = false;
         int k;
 
+        stalled_reap(s);
         if (!s->in_pass) {
                 k = begin_pass(s, now_usec);
                 if (k < 0)
@@ -1116,7 +1213,7 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
          */
         for (;;) {
                 while (!pass_end && planned < budget_pages && s->n_inflight < s->n_jobs) {
-                        ScanJob *j = &s->jobs[(s->job_head + s->n_inflight) % s->n_jobs];
+                        ScanJob *j = s->jobs[(s->job_head + s->n_inflight) % s->n_jobs];
 
                         k = plan_chunk(s, budget_pages - planned, &res, j);
                         if (k < 0) {

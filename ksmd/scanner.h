@@ -40,6 +40,14 @@
  * each time it is visited, as the kernel's KSM does. Another program that
  * clears the same process's soft-dirty bits defeats this (documented limit).
  *
+ * Threads (scan-worker.h): each chunk's pagemap read, process_vm_readv,
+ * zero test and hash is a job, run here with one thread or by workers with
+ * more; the scanner plans chunks ahead (entering regions as the cursor
+ * reaches them) and takes their results in the order planned, so everything
+ * above happens in the same order and with the same outcome whatever the
+ * threads. A job that has not returned after the read deadline is abandoned:
+ * its region is skipped, with a note, until the job returns.
+ *
  * Zero pages are recognised by their content with page_is_zero() (no hash)
  * or, already mapped to the kernel zero page, by their pagemap PFN or
  * PAGEMAP_SCAN's zero-page flag, whichever the kernel gives (host-probe.h).
@@ -160,6 +168,11 @@ void scanner_set_merge_budget(Scanner *s, uint64_t pages);
  */
 int scanner_set_threads(Scanner *s, unsigned threads);
 unsigned scanner_threads(const Scanner *s);
+/*
+ * With scan threads, how long a read of a process's memory may take before
+ * its region is skipped (with a note) until the read returns. Default 5 s.
+ */
+void scanner_set_read_deadline(Scanner *s, uint64_t usec);
 /* Pages read on the calling thread because a worker's view of their slots was older (a cost, for tests). */
 uint64_t scanner_pages_reread(const Scanner *s);
 

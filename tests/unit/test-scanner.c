@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,17 @@ static struct {
 /* Scan workers (ScanThreads=) call the read and hash seams from their threads. */
 static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A read of a page of a process that does not return until released (a FUSE mapping never answered). */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t released;
+        bool on;
+        int proc;
+        uint64_t addr;
+        unsigned calls;                  /* reads that asked for memory of proc */
+        unsigned blocked;                /* reads now waiting */
+} stall = { .lock = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER };
+
 static int proc_of(pid_t pid) {
         for (int i = 0; i < N_PROCS; i++)
                 if (fake.pid[i] == pid)
@@ -92,7 +104,13 @@ int __wrap_proc_maps_read(pid_t pid, ProcMapping **ret, size_t *ret_n) {
         return 0;
 }
 
-static pid_t fd_pid[1024];
+/* A fake pagemap file holds its pid, so that a dup() of it (each scan job has its own) names it too. */
+static pid_t fd_pid(int fd) {
+        pid_t pid = 0;
+
+        assert_int_equal(pread(fd, &pid, sizeof(pid), 0), sizeof(pid));
+        return pid;
+}
 
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd);
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
@@ -100,16 +118,16 @@ int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
 
         if (fake.dead[proc_of(pid)])
                 return -ESRCH;
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0 && fd < 1024);
-        fd_pid[fd] = pid;
+        fd = memfd_create("fake-pagemap", MFD_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, &pid, sizeof(pid)), sizeof(pid));
         *ret_fd = fd;
         return 0;
 }
 
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         for (size_t i = 0; i < n_pages; i++) {
                 uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
@@ -124,7 +142,7 @@ int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *en
 /* PAGEMAP_SCAN's zero-page flag, as the kernel gives it whether or not PFNs are shown. */
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         fake.mark_calls++;
         for (size_t i = 0; i < n_pages; i++) {
@@ -152,6 +170,17 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 
         if (fake.dead[p])
                 return -ESRCH;
+        pthread_mutex_lock(&stall.lock);
+        if (p == stall.proc)
+                stall.calls++;
+        for (size_t i = 0; i < n; i++)
+                if (p == stall.proc && addrs[i] == stall.addr && stall.on) {
+                        stall.blocked++;
+                        while (stall.on)
+                                pthread_cond_wait(&stall.released, &stall.lock);
+                        stall.blocked--;
+                }
+        pthread_mutex_unlock(&stall.lock);
         pthread_mutex_lock(&fake_lock);
         fake.max_read_batch = MAX(fake.max_read_batch, n);
         for (size_t i = 0; i < n; i++) {
@@ -430,6 +459,11 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        /* A failed test may leave a worker waiting in a stalled read. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
         for (int p = 0; p < N_PROCS; p++)
                 /* A reaped child's pid may already belong to someone else: never signal it. */
                 if (fake.pid[p] > 0 && !fake.dead[p]) {
@@ -622,6 +656,82 @@ static void test_scan_threads_can_change_between_steps_mid_pass(void **state) {
         }
         assert_int_equal(scanner_set_threads(w.scanner, 0), -EINVAL);
         assert_int_equal(scanner_set_threads(w.scanner, SCAN_THREADS_MAX + 1), -EINVAL);
+        world_done(&w);
+}
+
+static unsigned stall_calls(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&stall.lock);
+        n = stall.calls;
+        pthread_mutex_unlock(&stall.lock);
+        return n;
+}
+
+static void test_a_read_that_never_returns_stalls_only_its_region(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        const RegionScan *rs;
+        unsigned calls, steps;
+        World w;
+
+        /* What the scan finds when nothing stalls. */
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        assert_int_equal(scanner_set_threads(w.scanner, 2), 0);
+        scanner_set_read_deadline(w.scanner, 100000);
+        pthread_mutex_lock(&stall.lock);
+        stall.on = true;
+        stall.proc = 1;
+        stall.addr = BASE_ADDR + 10 * PAGE_SIZE_BYTES;
+        stall.calls = 0;
+        pthread_mutex_unlock(&stall.lock);
+
+        /* The pass ends, in steps that each return: process 1's read holds a worker, not the scan. */
+        for (int pass = 0; pass < 2; pass++) {
+                steps = 0;
+                do {
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                        assert_true(++steps < 1000);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                /* Process 0 is scanned in full (what pairs with process 1's pages differs, of course). */
+                assert_int_equal(scan_of(&w, 0)->last.pages_scanned, ref.region[pass][0].pages_scanned);
+                assert_int_equal(scan_of(&w, 0)->last.pages_read, ref.region[pass][0].pages_read);
+                rs = scan_of(&w, 1);
+                assert_non_null(strstr(rs->note, "took longer than 100 ms"));
+                /* Its pages from the stalled chunk on are counted unreadable, as pages not reached. */
+                assert_true(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE] >= fake.n_pages[1] - 14);
+        }
+        calls = stall_calls();
+
+        /* While the read hangs, the region is not read again, not even its maps. */
+        steps = 0;
+        do
+                assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+        while (!res.pass_done);
+        assert_int_equal(stall_calls(), calls);
+        assert_int_equal(scan_of(&w, 1)->last.pages_read, 0);
+
+        /* The read returns: the region is scanned again, in full, and the note is gone. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
+        for (int pass = 0; pass < 200; pass++) {
+                do
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                while (!res.pass_done);
+                if (scan_of(&w, 1)->last.pages_by_reason[PAGE_REASON_UNREADABLE] == 0)
+                        break;
+                usleep(10000);
+        }
+        rs = scan_of(&w, 1);
+        assert_int_equal(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE], 0);
+        assert_true(rs->last.pages_read > 0);
+        assert_null(strstr(rs->note, "took longer"));
         world_done(&w);
 }
 
@@ -1497,6 +1607,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_scan_threads_can_change_between_steps_mid_pass, setup,
                                                 teardown),
                 cmocka_unit_test(test_default_scan_threads_follow_max_cpu_and_the_cpus),
+                cmocka_unit_test_setup_teardown(test_a_read_that_never_returns_stalls_only_its_region, setup,
+                                                teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
