@@ -1012,6 +1012,13 @@ static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJ
 
                 if (!r || r->id > s->pass_last_region_id)
                         return 0;
+                if (r->id != s->region_id) {
+                        /* The next region, or the one at the cursor left the registry between steps: its
+                         * successor is scanned from its first page. */
+                        s->region_id = r->id;
+                        s->area_pos = 0;
+                        s->page_pos = 0;
+                }
                 rs = scan_find(s, r->id);
                 if (!rs) {
                         /* Not in this pass (cannot happen: begin_pass() met every region

@@ -926,6 +926,27 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         world_done(&w);
 }
 
+static void test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full(void **state) {
+        World w;
+        ScanStepResult res;
+
+        add_distinct_pages(0, 40, 1);
+        add_distinct_pages(1, 30, 1);
+        world_init(&w, 2, WORLD_ESTIMATE);
+        run_pass(&w);
+        /* The cursor is in process 0's region, 25 pages in, when it is unregistered between steps. */
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        assert_int_equal(scanner_current_pages(w.scanner), 25);
+        scanner_forget_region(w.scanner, w.region[0]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
+        finish_pass(&w, 5);
+        /* Process 1's region from its first page: every page scanned, all 30 candidates. */
+        assert_int_equal(scan_of(&w, 1)->last.pages_scanned, 30);
+        assert_int_equal(scan_of(&w, 1)->last.pages_unshared, 30);
+        world_done(&w);
+}
+
 static uint32_t merged_except_fill(const HelperMergeItem *it, bool zero) {
         return KSMD_HELPER_RESULT_MERGED;
 }
@@ -1607,6 +1628,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_scan_threads_can_change_between_steps_mid_pass, setup,
                                                 teardown),
                 cmocka_unit_test(test_default_scan_threads_follow_max_cpu_and_the_cpus),
+                cmocka_unit_test_setup_teardown(
+                        test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_a_read_that_never_returns_stalls_only_its_region, setup,
                                                 teardown),
         };
