@@ -15,8 +15,11 @@ from .workload import Workload
 
 
 class Ksmd:
-    def __init__(self, build_dir, pages_per_batch, sleep_ms, pids):
+    def __init__(self, build_dir, pages_per_batch, sleep_ms, pids, config=None):
         self.tmp = tempfile.mkdtemp(prefix="ksmd-bench-")
+        if config is not None:
+            with open(os.path.join(self.tmp, "ksmd.conf"), "w") as f:
+                f.write(config)
         self.socket = os.path.join(self.tmp, "ksmd.sock")
         self.ksmctl = os.path.join(build_dir, "ksmd", "ksmctl")
         cmd = [os.path.join(build_dir, "ksmd", "ksmd"), "--mode=estimate", "--config-dir", self.tmp,
