@@ -63,7 +63,7 @@ const Setting settings_table[] = {
                "Threads that read and hash pages; 0: one per 100 % of MaxCPU=, at most the online CPUs"),
         NUMBER("Scan", "IdleSleep", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, 0, USEC_PER_HOUR,
                10 * USEC_PER_SEC, idle_sleep_usec, "Rest after a full scan that found almost nothing new"),
-        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 25, idle_max_cpu_bp,
+        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 5, idle_max_cpu_bp,
                "Lengthen rests so that scans and rests use at most this share of one CPU"),
         NUMBER("Limits", "MaxMetadata", SETTING_SIZE, SETTING_WRITABLE, UINT64_C(1) << 20, UINT64_C(1) << 40,
                UINT64_C(256) << 20, max_metadata_bytes,

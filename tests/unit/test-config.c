@@ -85,7 +85,7 @@ static void test_missing_files_give_the_defaults(void **state) {
                 if (!setting_equal(&settings_table[i], &c, &defaults))
                         fail_msg("%s= is not at its default", settings_table[i].key);
         assert_string_equal(c.socket_path, "/run/ksmd/ksmd.sock");
-        assert_int_equal(c.idle_max_cpu_bp, 25);
+        assert_int_equal(c.idle_max_cpu_bp, 5);
 }
 
 static void test_command_line_comes_after_the_files(void **state) {
