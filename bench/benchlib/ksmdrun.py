@@ -77,10 +77,11 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
                 # what was left (a scan must be quiet before ksmd rests), as KSM's passes do before
                 # its saving stops growing, and KSM's own steady figure starts at the goal too.
                 end = time.monotonic() + max_s
-                while "next scan in" not in d.ctl("status").get("status", "") and time.monotonic() < end:
+                while not (rested := "next scan in" in d.ctl("status").get("status", "")) and \
+                        time.monotonic() < end:
                     time.sleep(0.25)
-                r.notes.append(f"steady from its first rest, {r.samples[-1][0] if r.samples else 0:.0f}"
-                               f"+{time.monotonic() - t_goal:.0f} s")
+                r.notes.append(f"steady window from its first rest, {time.monotonic() - t_goal:.0f} s after 95 %"
+                               if rested else f"no rest within {max_s} s of 95 %: steady window from then")
                 measure.steady(r, d.cpu_seconds, steady_s)
             # Read between full scans (it rests), when every region is attached.
             s = d.ctl("stats")
