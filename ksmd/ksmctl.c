@@ -621,7 +621,7 @@ static void print_stats_grouped(const Stat *stats, size_t n) {
                 { "Why pages are (not) merged, last full scan (ksmctl explain)", { "reason_" }, true },
                 { "Last full scan", { "pages_" } },
                 { "Scanning", { "full_scans", "last_full_scan_usec", "current_scan_pages", "batch_pages",
-                                "batch_sleep_usec" } },
+                                "batch_sleep_usec", "scan_threads" } },
                 { "Merging", { "merge_requests", "merge_items", "merge_retries", "merge_estimated",
                                "cow_breaks" } },
                 { "Helper results (pages)", { "merge_" }, true },

@@ -675,7 +675,7 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
         manager_get_stats(mgr, &st);
         r = append_counters(reply, &st.last);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
                                           "full_scans", st.full_scans,
                                           "last_full_scan_usec", st.last_full_scan_usec,
                                           "current_scan_pages", st.current_scan_pages,
@@ -688,7 +688,8 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "merge_estimated", st.merge.estimated,
                                           "cow_breaks", st.cow_breaks,
                                           "batch_pages", st.batch_pages,
-                                          "batch_sleep_usec", st.batch_sleep_usec);
+                                          "batch_sleep_usec", st.batch_sleep_usec,
+                                          "scan_threads", (uint64_t) scanner_threads(mgr->scanner));
         if (r >= 0)
                 r = append_merge_results(reply, st.merge.by_result);
         /* The COW guard's figures (cow-guard.h): a headroom below zero reads as 0. */

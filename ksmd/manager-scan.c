@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -20,6 +21,7 @@
 #include "proc-process.h"
 #include "proc-reader.h"
 #include "rate.h"
+#include "scan-worker.h"
 
 #define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
@@ -42,10 +44,11 @@ static void on_merge_result(const MergeRequest *req, const HelperMergeResult *re
         scanner_apply_merge_result(m->scanner, req, res);
 }
 
-static uint64_t thread_cpu_nsec(void) {
+/* The daemon's CPU time: the event loop's and the scan workers' (scan-worker.h). */
+static uint64_t process_cpu_nsec(void) {
         struct timespec ts;
 
-        (void) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        (void) clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
 }
 
@@ -155,6 +158,7 @@ int manager_setup_engine(Manager *m) {
         r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the scanner: %m");
+        manager_set_scan_threads(m, &m->settings);
 
         scanner_set_max_pages_per_owner(m->scanner, m->settings.max_pages_per_owner);
         scanner_set_merge_policy(m->scanner, m->settings.merge_policy);
@@ -385,13 +389,36 @@ static void manager_prune_shared(Manager *m) {
                 log_debug("Forgot %d shared pages that at most one page table still maps.", r);
 }
 
+unsigned manager_scan_threads_for(const Settings *s) {
+        if (s->scan_threads > 0)
+                return (unsigned) s->scan_threads;
+        return scan_threads_default(s->max_cpu_percent, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+void manager_set_scan_threads(Manager *m, const Settings *s) {
+        unsigned n = manager_scan_threads_for(s), old = scanner_threads(m->scanner);
+        int r;
+
+        if (n == old)
+                return;
+        r = scanner_set_threads(m->scanner, n);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start %u scan threads (%m): scanning on with %u.", n, old);
+                return;
+        }
+        log_info("Scanning with %u thread%s%s.", n, n == 1 ? "" : "s",
+                 s->scan_threads > 0 ? "" : " (ScanThreads=0: one per 100% of MaxCPU=, at most the CPUs)");
+}
+
 /* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
-static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
+static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_busy_nsec,
+                               uint64_t batch_pages) {
         RateDecision d;
         IndexUsage u;
         bool first;
 
         m->cost_nsec_per_page = rate_update_cost(m->cost_nsec_per_page, batch_cpu_nsec, batch_pages);
+        m->busy_nsec_per_page = rate_update_cost(m->busy_nsec_per_page, batch_busy_nsec, batch_pages);
         if (m->settings.target_scan_time_usec == 0)
                 return;
         index_usage(m->index, &u);
@@ -403,7 +430,7 @@ static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t bat
         first = scanner_passes(m->scanner) <= 1 && scanner_in_pass(m->scanner);
         if (rate_decide(MAX(MAX(u.tracked_pages, m->stats.last.pages_scanned), (uint64_t) 1),
                         first ? 1 : m->settings.target_scan_time_usec, m->settings.max_cpu_percent,
-                        m->cost_nsec_per_page, &d) < 0)
+                        m->cost_nsec_per_page, m->busy_nsec_per_page, &d) < 0)
                 return;
         m->batch_pages = d.pages_per_batch;
         m->batch_sleep_usec = d.sleep_usec;
@@ -690,7 +717,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->pass_started_usec = now;
                 m->pass_cpu_nsec = 0;
         }
-        uint64_t cpu0 = thread_cpu_nsec();
+        uint64_t cpu0 = process_cpu_nsec(), wall0 = now_usec();
         r = scanner_step(m->scanner, m->batch_pages, now, &res);
         if (r < 0) {
                 log_error_errno(r, "Scanning failed: %m");
@@ -720,10 +747,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->last_merge_error = r;
         } else if (r > 0)
                 m->last_merge_error = 0;
-        uint64_t batch_cpu_nsec = thread_cpu_nsec() - cpu0;
+        uint64_t batch_cpu_nsec = process_cpu_nsec() - cpu0, batch_busy_nsec = (now_usec() - wall0) * 1000;
 
         m->pass_cpu_nsec += batch_cpu_nsec;
-        manager_adapt_rate(m, batch_cpu_nsec, res.pages);
+        manager_adapt_rate(m, batch_cpu_nsec, batch_busy_nsec, res.pages);
 
         if (res.pass_done) {
                 m->bound_hit_last_pass = m->bound_hit_this_pass;

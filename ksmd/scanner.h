@@ -43,6 +43,14 @@
  * each time it is visited, as the kernel's KSM does. Another program that
  * clears the same process's soft-dirty bits defeats this (documented limit).
  *
+ * Threads (scan-worker.h): each chunk's pagemap read, process_vm_readv,
+ * zero test and hash is a job, run here with one thread or by workers with
+ * more; the scanner plans chunks ahead (entering regions as the cursor
+ * reaches them) and takes their results in the order planned, so everything
+ * above happens in the same order and with the same outcome whatever the
+ * threads. A job that has not returned after the read deadline is abandoned:
+ * its region is skipped, with a note, until the job returns.
+ *
  * Zero pages are recognised by their content with page_is_zero() (no hash)
  * or, already mapped to the kernel zero page, by their pagemap PFN or
  * PAGEMAP_SCAN's zero-page flag, whichever the kernel gives (host-probe.h).
@@ -165,6 +173,22 @@ void scanner_set_merge_policy(Scanner *s, MergePolicy p);
  * region.
  */
 uint64_t scanner_cow_breaks(const Scanner *s);
+/*
+ * Scan threads (ScanThreads=, scan-worker.h): 1 reads on the calling thread;
+ * n >= 2 starts n workers that read and hash while the caller keeps the
+ * index. The scan's results do not depend on it. Call between steps.
+ * -EINVAL outside 1..SCAN_THREADS_MAX, -ENOMEM, or why a thread could not
+ * start; the scanner then keeps its threads.
+ */
+int scanner_set_threads(Scanner *s, unsigned threads);
+unsigned scanner_threads(const Scanner *s);
+/*
+ * With scan threads, how long a read of a process's memory may take before
+ * its region is skipped (with a note) until the read returns. Default 5 s.
+ */
+void scanner_set_read_deadline(Scanner *s, uint64_t usec);
+/* Pages read on the calling thread because a worker's view of their slots was older (a cost, for tests). */
+uint64_t scanner_pages_reread(const Scanner *s);
 
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);

@@ -14,6 +14,7 @@
 #include "escape.h"
 #include "parse-util.h"
 #include "region.h"
+#include "scan-worker.h"
 #include "settings.h"
 #include "strv.h"
 
@@ -65,11 +66,13 @@ const Setting settings_table[] = {
         NUMBER("Scan", "TargetScanTime", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, USEC_PER_SEC,
                USEC_PER_DAY, 0, target_scan_time_usec,
                "Adapt the rate so that a full scan takes this long..."),
-        NUMBER("Scan", "MaxCPU", SETTING_PERCENT, SETTING_WRITABLE, 1, 100, 20, max_cpu_percent,
-               "...using at most this share of one CPU"),
+        NUMBER("Scan", "MaxCPU", SETTING_PERCENT, SETTING_WRITABLE, 1, 100 * SCAN_THREADS_MAX, 20,
+               max_cpu_percent, "...using at most this share of one CPU, all scan threads together"),
+        NUMBER("Scan", "ScanThreads", SETTING_COUNT, SETTING_WRITABLE, 0, SCAN_THREADS_MAX, 0, scan_threads,
+               "Threads that read and hash pages; 0: one per 100 % of MaxCPU=, at most the online CPUs"),
         NUMBER("Scan", "IdleSleep", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, 0, USEC_PER_HOUR,
                10 * USEC_PER_SEC, idle_sleep_usec, "Rest after a full scan that found almost nothing new"),
-        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 25, idle_max_cpu_bp,
+        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 5, idle_max_cpu_bp,
                "Lengthen rests so that scans and rests use at most this share of one CPU"),
         NUMBER("Limits", "MaxMetadata", SETTING_SIZE, SETTING_WRITABLE, UINT64_C(1) << 20, UINT64_C(1) << 40,
                UINT64_C(256) << 20, max_metadata_bytes,

@@ -53,7 +53,8 @@ typedef struct Settings {
         uint64_t pages_to_scan;          /* pages per batch */
         uint64_t sleep_usec;             /* pause between batches */
         uint64_t target_scan_time_usec;  /* 0: fixed rate; else adapt to one full scan per this long */
-        uint64_t max_cpu_percent;        /* CPU cap of the adaptive rate, % of one core */
+        uint64_t max_cpu_percent;        /* CPU cap of the adaptive rate, % of one core, all threads */
+        uint64_t scan_threads;           /* threads that read and hash pages; 0: scan_threads_default() */
         uint64_t idle_sleep_usec;        /* rest after a full scan that found almost nothing new; 0: none */
         uint64_t idle_max_cpu_bp;        /* rests lengthen so that idle scanning stays under this, 1/100 % */
 

@@ -587,7 +587,7 @@ static void test_idle_limits_are_enforced(void **state) {
         assert_int_equal(new_manager(STRV_MAKE("IdleMaxCPU=100.01%"), &m), -EINVAL);
         assert_int_equal(new_manager(STRV_MAKE("IdleSleep=61min"), &m), -EINVAL);
         assert_int_equal(new_manager(NULL, &m), 0);
-        assert_int_equal(m->settings.idle_max_cpu_bp, 25);
+        assert_int_equal(m->settings.idle_max_cpu_bp, 5);
         assert_int_equal(apply_number(m, "IdleSleep", UINT64_C(3601) * 1000000), -EINVAL);
         assert_int_equal(apply_number(m, "IdleMaxCPU", 0), -EINVAL);
         assert_int_equal(apply_number(m, "IdleMaxCPU", 10001), -EINVAL);

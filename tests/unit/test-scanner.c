@@ -5,12 +5,14 @@
  * Processes are real (forked children that pause) so the pidfds are real.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
+#include "scan-worker.h"
 #include "scanner.h"
 
 #define N_PROCS 2
@@ -59,6 +62,20 @@ static struct {
         int pidfd[N_PROCS];              /* of each process's region, once registered */
 } fake;
 
+/* Scan workers (ScanThreads=) call the read and hash seams from their threads. */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A read of a page of a process that does not return until released (a FUSE mapping never answered). */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t released;
+        bool on;
+        int proc;
+        uint64_t addr;
+        unsigned calls;                  /* reads that asked for memory of proc */
+        unsigned blocked;                /* reads now waiting */
+} stall = { .lock = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER };
+
 static int proc_of(pid_t pid) {
         for (int i = 0; i < N_PROCS; i++)
                 if (fake.pid[i] == pid)
@@ -88,7 +105,13 @@ int __wrap_proc_maps_read(pid_t pid, ProcMapping **ret, size_t *ret_n) {
         return 0;
 }
 
-static pid_t fd_pid[1024];
+/* A fake pagemap file holds its pid, so that a dup() of it (each scan job has its own) names it too. */
+static pid_t fd_pid(int fd) {
+        pid_t pid = 0;
+
+        assert_int_equal(pread(fd, &pid, sizeof(pid), 0), sizeof(pid));
+        return pid;
+}
 
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd);
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
@@ -96,16 +119,16 @@ int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
 
         if (fake.dead[proc_of(pid)])
                 return -ESRCH;
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0 && fd < 1024);
-        fd_pid[fd] = pid;
+        fd = memfd_create("fake-pagemap", MFD_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, &pid, sizeof(pid)), sizeof(pid));
         *ret_fd = fd;
         return 0;
 }
 
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         for (size_t i = 0; i < n_pages; i++) {
                 uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
@@ -120,7 +143,7 @@ int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *en
 /* PAGEMAP_SCAN's zero-page flag, as the kernel gives it whether or not PFNs are shown. */
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         fake.mark_calls++;
         for (size_t i = 0; i < n_pages; i++) {
@@ -148,6 +171,18 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 
         if (fake.dead[p])
                 return -ESRCH;
+        pthread_mutex_lock(&stall.lock);
+        if (p == stall.proc)
+                stall.calls++;
+        for (size_t i = 0; i < n; i++)
+                if (p == stall.proc && addrs[i] == stall.addr && stall.on) {
+                        stall.blocked++;
+                        while (stall.on)
+                                pthread_cond_wait(&stall.released, &stall.lock);
+                        stall.blocked--;
+                }
+        pthread_mutex_unlock(&stall.lock);
+        pthread_mutex_lock(&fake_lock);
         fake.max_read_batch = MAX(fake.max_read_batch, n);
         for (size_t i = 0; i < n; i++) {
                 FakePage *fp = &fake.page[p][(addrs[i] - BASE_ADDR) / PAGE_SIZE_BYTES];
@@ -166,6 +201,7 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
                         fp->flags |= PAGEMAP_SOFT_DIRTY;
                 }
         }
+        pthread_mutex_unlock(&fake_lock);
         *ret_n_read = n;
         return 0;
 }
@@ -173,7 +209,9 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 uint64_t __real_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed) {
+        pthread_mutex_lock(&fake_lock);
         fake.hashes++;
+        pthread_mutex_unlock(&fake_lock);
         return __real_page_hash(page, seed);
 }
 
@@ -433,6 +471,11 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        /* A failed test may leave a worker waiting in a stalled read. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
         for (int p = 0; p < N_PROCS; p++)
                 /* A reaped child's pid may already belong to someone else: never signal it. */
                 if (fake.pid[p] > 0 && !fake.dead[p]) {
@@ -503,6 +546,225 @@ static void check_estimate_exact(bool first_pass) {
 static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
         check_estimate_exact(false);
         check_estimate_exact(true);
+}
+
+static uint32_t merged_except_fill(const HelperMergeItem *it, bool zero);
+
+/* What a few full scans found, pass by pass: the whole scan's counters and each region's. */
+typedef struct ScanRecord {
+        ScanCounters total[6];
+        ScanCounters region[6][N_PROCS];
+        MergeCounters merge;
+        unsigned reads[N_PROCS], hashes;
+} ScanRecord;
+
+/* A world with every kind of page: duplicates within and across processes, zero pages, changing ones. */
+static void fill_mixed_world(void) {
+        for (int p = 0; p < N_PROCS; p++)
+                fake.n_pages[p] = 0;
+        fake.hashes = 0;
+        add_distinct_pages(0, 20, 1);
+        add_same_pages(0, 6, 0);
+        add_same_pages(0, 10, 3);
+        add_distinct_pages(0, 10, 200);
+        add_distinct_pages(1, 20, 11);
+        add_same_pages(1, 9, 0);
+        add_same_pages(1, 12, 7);
+        add_distinct_pages(1, 15, 100);
+        for (size_t i = 40; i < 50; i++)
+                fake.page[0][i].changes_on_read = true;
+        fake.page[1][3].flags = PAGEMAP_SWAPPED;
+        fake.page[1][4].flags = 0;
+        map_zero_page(1, 5);
+        map_shared_page(0, 2, 0x9999);
+}
+
+/* Six full scans of fill_mixed_world() with threads scan threads, each in steps of step_pages pages. */
+static void record_scans(unsigned threads, WorldFlags flags, uint64_t step_pages, ScanRecord *rec) {
+        World w;
+
+        memset(rec, 0, sizeof(*rec));
+        fill_mixed_world();
+        reset_reads();
+        world_init(&w, N_PROCS, flags);
+        assert_int_equal(scanner_set_threads(w.scanner, threads), 0);
+        assert_int_equal(scanner_threads(w.scanner), threads);
+        for (int pass = 0; pass < 6; pass++) {
+                ScanStepResult res;
+
+                do {
+                        assert_int_equal(scanner_step(w.scanner, step_pages, w.now, &res), 0);
+                        w.now += 1000;
+                        assert_true(merger_flush(w.merger, w.now) >= 0);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                rec->total[pass] = *last_counters(&w);
+                for (int p = 0; p < N_PROCS; p++)
+                        rec->region[pass][p] = scan_of(&w, p)->last;
+        }
+        rec->merge = *merger_counters(w.merger);
+        for (int p = 0; p < N_PROCS; p++)
+                rec->reads[p] = reads_of(p);
+        rec->hashes = fake.hashes;
+        /* The workers read exactly what the scanner wanted: nothing was read twice. */
+        assert_int_equal(scanner_pages_reread(w.scanner), 0);
+        world_done(&w);
+}
+
+static void assert_same_scans(const ScanRecord *a, const ScanRecord *b) {
+        for (int pass = 0; pass < 6; pass++) {
+                assert_memory_equal(&a->total[pass], &b->total[pass], sizeof(ScanCounters));
+                assert_memory_equal(a->region[pass], b->region[pass], sizeof(a->region[pass]));
+        }
+        assert_memory_equal(&a->merge, &b->merge, sizeof(MergeCounters));
+        assert_memory_equal(a->reads, b->reads, sizeof(a->reads));
+        assert_int_equal(a->hashes, b->hashes);
+}
+
+static void test_estimate_is_identical_with_1_2_and_4_scan_threads(void **state) {
+        /* Steps of 7 pages put many chunks in flight at once; steps of 5000 one chunk per region. */
+        static const uint64_t steps[] = { 7, 5000 };
+
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                ScanRecord one, two, four;
+
+                record_scans(1, WORLD_ESTIMATE, steps[i], &one);
+                record_scans(2, WORLD_ESTIMATE, steps[i], &two);
+                record_scans(4, WORLD_ESTIMATE, steps[i], &four);
+                assert_same_scans(&one, &two);
+                assert_same_scans(&one, &four);
+                assert_true(scan_counters_saving_pages(&one.total[5]) > 0);
+                assert_int_equal(one.merge.estimated, two.merge.estimated);
+        }
+}
+
+static void test_soft_dirty_and_merging_scans_are_identical_with_scan_threads(void **state) {
+        ScanRecord one, two, four;
+
+        fake.result_for = merged_except_fill;
+        record_scans(1, WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.total[5].pages_unchanged > 0);
+
+        record_scans(1, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.merge.by_result[KSMD_HELPER_RESULT_MERGED] > 0);
+}
+
+static void test_scan_threads_can_change_between_steps_mid_pass(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        World w;
+        unsigned threads[] = { 2, 1, 4, 3 };
+        size_t t = 0;
+
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        for (int pass = 0; pass < 6; pass++) {
+                do {
+                        assert_int_equal(scanner_set_threads(w.scanner, threads[t++ % ELEMENTSOF(threads)]),
+                                         0);
+                        assert_int_equal(scanner_step(w.scanner, 11, w.now, &res), 0);
+                } while (!res.pass_done);
+                assert_memory_equal(last_counters(&w), &ref.total[pass], sizeof(ScanCounters));
+        }
+        assert_int_equal(scanner_set_threads(w.scanner, 0), -EINVAL);
+        assert_int_equal(scanner_set_threads(w.scanner, SCAN_THREADS_MAX + 1), -EINVAL);
+        world_done(&w);
+}
+
+static unsigned stall_calls(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&stall.lock);
+        n = stall.calls;
+        pthread_mutex_unlock(&stall.lock);
+        return n;
+}
+
+static void test_a_read_that_never_returns_stalls_only_its_region(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        const RegionScan *rs;
+        unsigned calls, steps;
+        World w;
+
+        /* What the scan finds when nothing stalls. */
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        assert_int_equal(scanner_set_threads(w.scanner, 2), 0);
+        scanner_set_read_deadline(w.scanner, 100000);
+        pthread_mutex_lock(&stall.lock);
+        stall.on = true;
+        stall.proc = 1;
+        stall.addr = BASE_ADDR + 10 * PAGE_SIZE_BYTES;
+        stall.calls = 0;
+        pthread_mutex_unlock(&stall.lock);
+
+        /* The pass ends, in steps that each return: process 1's read holds a worker, not the scan. */
+        for (int pass = 0; pass < 2; pass++) {
+                steps = 0;
+                do {
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                        assert_true(++steps < 1000);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                /* Process 0 is scanned in full (what pairs with process 1's pages differs, of course). */
+                assert_int_equal(scan_of(&w, 0)->last.pages_scanned, ref.region[pass][0].pages_scanned);
+                assert_int_equal(scan_of(&w, 0)->last.pages_read, ref.region[pass][0].pages_read);
+                rs = scan_of(&w, 1);
+                assert_non_null(strstr(rs->note, "took longer than 100 ms"));
+                /* Its pages from the stalled chunk on are counted unreadable, as pages not reached. */
+                assert_true(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE] >= fake.n_pages[1] - 14);
+        }
+        calls = stall_calls();
+
+        /* While the read hangs, the region is not read again, not even its maps. */
+        steps = 0;
+        do
+                assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+        while (!res.pass_done);
+        assert_int_equal(stall_calls(), calls);
+        assert_int_equal(scan_of(&w, 1)->last.pages_read, 0);
+
+        /* The read returns: the region is scanned again, in full, and the note is gone. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
+        for (int pass = 0; pass < 200; pass++) {
+                do
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                while (!res.pass_done);
+                if (scan_of(&w, 1)->last.pages_by_reason[PAGE_REASON_UNREADABLE] == 0)
+                        break;
+                usleep(10000);
+        }
+        rs = scan_of(&w, 1);
+        assert_int_equal(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE], 0);
+        assert_true(rs->last.pages_read > 0);
+        assert_null(strstr(rs->note, "took longer"));
+        world_done(&w);
+}
+
+static void test_default_scan_threads_follow_max_cpu_and_the_cpus(void **state) {
+        assert_int_equal(scan_threads_default(20, 8), 1);
+        assert_int_equal(scan_threads_default(100, 8), 1);
+        assert_int_equal(scan_threads_default(101, 8), 2);
+        assert_int_equal(scan_threads_default(200, 8), 2);
+        assert_int_equal(scan_threads_default(800, 2), 2);
+        assert_int_equal(scan_threads_default(800, -1), 8);
+        assert_int_equal(scan_threads_default(1, 0), 1);
+        assert_int_equal(scan_threads_default(100000, 1000), SCAN_THREADS_MAX);
 }
 
 static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
@@ -682,6 +944,27 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
         run_pass(&w);
         assert_int_equal(last_counters(&w)->pages_sharing, 19);
+        world_done(&w);
+}
+
+static void test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full(void **state) {
+        World w;
+        ScanStepResult res;
+
+        add_distinct_pages(0, 40, 1);
+        add_distinct_pages(1, 30, 1);
+        world_init(&w, 2, WORLD_ESTIMATE);
+        run_pass(&w);
+        /* The cursor is in process 0's region, 25 pages in, when it is unregistered between steps. */
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        assert_int_equal(scanner_current_pages(w.scanner), 25);
+        scanner_forget_region(w.scanner, w.region[0]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
+        finish_pass(&w, 5);
+        /* Process 1's region from its first page: every page scanned, all 30 candidates. */
+        assert_int_equal(scan_of(&w, 1)->last.pages_scanned, 30);
+        assert_int_equal(scan_of(&w, 1)->last.pages_unshared, 30);
         world_done(&w);
 }
 
@@ -1598,6 +1881,18 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cow_breaks_count_exactly_the_writes_to_merged_pages,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_single_page_reads_ask_one_page_per_call, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_is_identical_with_1_2_and_4_scan_threads,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_soft_dirty_and_merging_scans_are_identical_with_scan_threads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scan_threads_can_change_between_steps_mid_pass, setup,
+                                                teardown),
+                cmocka_unit_test(test_default_scan_threads_follow_max_cpu_and_the_cpus),
+                cmocka_unit_test_setup_teardown(
+                        test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_read_that_never_returns_stalls_only_its_region, setup,
                                                 teardown),
         };
 

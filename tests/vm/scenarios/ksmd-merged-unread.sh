@@ -74,7 +74,7 @@ vm_diag "workload: $PAGES pages, theoretical saving $EXP pages; a rewrite writes
 # scan's figures before the next one ends.
 regs=$(vm_workload_ranges w | awk '{ printf " --register=%s:%s:%d", $1, $2, $3 * 4096 }')
 ksmd --config-dir /nonexistent --socket "$SOCK" --idle-sleep=off --pages-to-scan=512 --sleep=500ms \
-	$regs > /tmp/ksmd.log 2>&1 &
+	${KSMD_SCAN_THREADS:+--scan-threads=$KSMD_SCAN_THREADS} $regs > /tmp/ksmd.log 2>&1 &
 daemon=$!
 i=0
 while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
