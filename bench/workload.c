@@ -28,6 +28,18 @@
  * random unique page back with the value it holds, so contents never change
  * and no merge is undone; with --touch-counter FILE each process adds its
  * operations to its slot of FILE (MAX_PROCS shared 64-bit counters).
+ *
+ * With --churn-per-s N every process also runs a churn writer: N times a
+ * second (in rounds every 10 ms) it writes one word of a random duplicate or
+ * zero page with the value it holds. Contents never change, so the page is a
+ * duplicate again at once, but a write to a merged page undoes the merge
+ * with a COW fault: what merging pages that are written soon costs. With
+ * --churn-counter FILE each process keeps three shared 64-bit counters in
+ * FILE (slots 3p..3p+2): the writes, the nanoseconds its rounds of writes
+ * took, and the writer thread's minor faults (getrusage RUSAGE_THREAD: COW
+ * breaks of merged pages, and any write-protect fault a scanner caused).
+ * Churn and SIGUSR2 do not mix: a churn write may put back a word a rewrite
+ * just changed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +56,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +65,7 @@
 #define PAGE_BYTES 4096u
 #define MAX_PROCS 256
 #define MIN_U64(a, b) ((a) < (b) ? (a) : (b))
+#define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 enum page_kind {
         KIND_DUP,       /* same bytes in every process */
@@ -74,6 +88,8 @@ static struct {
         unsigned touch_procs;
         const char *touch_counter;
         const char *expect_gen;    /* file holding the generation the rewritten pages must hold */
+        unsigned churn_per_s;      /* same-value writes to duplicate and zero pages a second, per process */
+        const char *churn_counter;
 } opt = {
         .procs = 4,
         .pages = 64 * 256,
@@ -87,6 +103,9 @@ static struct {
 static volatile sig_atomic_t got_verify, got_stop, got_rewrite;
 static uint64_t dup_gen;        /* generation of the rewritten duplicate pages' contents (SIGUSR2) */
 static _Atomic uint64_t *touch_counts;   /* MAX_PROCS slots, shared with the parent and readers */
+
+enum { CHURN_WRITES, CHURN_WRITE_NS, CHURN_FAULTS, CHURN_FIGURES };
+static _Atomic uint64_t *churn_counts;   /* MAX_PROCS x CHURN_FIGURES slots, shared */
 
 static void on_signal(int sig) {
         if (sig == SIGUSR1)
@@ -180,6 +199,59 @@ static void *toucher(void *p) {
         return (void *) (uintptr_t) (sum & 1);
 }
 
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t thread_minor_faults(void) {
+        struct rusage ru;
+
+        return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t) ru.ru_minflt : 0;
+}
+
+/* --churn-per-s: same-value writes to random duplicate and zero pages, paced in 10 ms rounds. */
+static void *churn_writer(void *p) {
+        Child *c = p;
+        uint64_t n_pages = (uint64_t) (opt.dup * opt.pages) + (uint64_t) (opt.zero * opt.pages);
+        uint64_t x = opt.seed * 104729 + c->proc, round = 0, done = 0;
+        struct timespec next;
+
+        if (n_pages == 0)
+                return NULL;
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        while (!atomic_load(&c->stop)) {
+                uint64_t due = (round + 1) * opt.churn_per_s / 100, faults = thread_minor_faults();
+                uint64_t t0 = now_ns(), n = due - done;
+
+                for (uint64_t i = 0; i < n; i++) {
+                        uint64_t r = splitmix64(&x);
+                        volatile uint64_t *w = (volatile uint64_t *) (c->mem + (r % n_pages) * PAGE_BYTES) +
+                                               (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
+
+                        *w = *w;
+                }
+                done = due;
+                round++;
+                if (churn_counts) {
+                        _Atomic uint64_t *slot = &churn_counts[(size_t) c->proc * CHURN_FIGURES];
+
+                        atomic_fetch_add(&slot[CHURN_WRITES], n);
+                        atomic_fetch_add(&slot[CHURN_WRITE_NS], now_ns() - t0);
+                        atomic_fetch_add(&slot[CHURN_FAULTS], thread_minor_faults() - faults);
+                }
+                next.tv_nsec += 10000000L;
+                if (next.tv_nsec >= 1000000000L) {
+                        next.tv_sec++;
+                        next.tv_nsec -= 1000000000L;
+                }
+                (void) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        }
+        return NULL;
+}
+
 static void *volatile_writer(void *p) {
         Child *c = p;
         uint64_t buf[PAGE_BYTES / sizeof(uint64_t)];
@@ -245,8 +317,8 @@ static int rewrite_dups(Child *c) {
 /* Runs in the child: allocate, fill, report, wait for verify/stop. Exit 0 if intact. */
 static int child_main(unsigned proc, int report_fd) {
         size_t bytes = opt.pages * PAGE_BYTES;
-        pthread_t writer, touch_thread;
-        bool have_writer = false, have_toucher = false;
+        pthread_t writer, touch_thread, churn_thread;
+        bool have_writer = false, have_toucher = false, have_churn = false;
         Child c = { .proc = proc };
         uint64_t bad;
         char line[128];
@@ -287,6 +359,11 @@ static int child_main(unsigned proc, int report_fd) {
                         return 2;
                 have_toucher = true;
         }
+        if (opt.churn_per_s > 0) {
+                if (pthread_create(&churn_thread, NULL, churn_writer, &c) != 0)
+                        return 2;
+                have_churn = true;
+        }
 
         snprintf(line, sizeof(line), "pid %d addr %p pages %" PRIu64 "\n", getpid(), (void *) c.mem,
                  opt.pages);
@@ -307,6 +384,8 @@ static int child_main(unsigned proc, int report_fd) {
                 pthread_join(writer, NULL);
         if (have_toucher)
                 pthread_join(touch_thread, NULL);
+        if (have_churn)
+                pthread_join(churn_thread, NULL);
         if (sig == SIGTERM)
                 return 3;
         if (opt.expect_gen) {
@@ -352,8 +431,33 @@ static void usage(void) {
                "  --touch-procs K      the first K processes run a memory-touching thread (default 0)\n"
                "  --touch-counter FILE each touching process counts its operations in FILE\n"
                "  --expect-gen FILE    on verify, the pages SIGUSR2 rewrites must hold the generation\n"
-               "                       FILE holds (a number), not the one the process remembers\n",
+               "                       FILE holds (a number), not the one the process remembers\n"
+               "  --churn-per-s N      every process writes N words a second, each to a random duplicate\n"
+               "                       or zero page, with the value it holds (default 0: none)\n"
+               "  --churn-counter FILE each process counts its churn writes, their nanoseconds and its\n"
+               "                       churn thread's minor faults in FILE (3 counters per process)\n"
+               "  --churn-sum FILE     print the sums of such a FILE, \"writes=N write_ns=N faults=N\",\n"
+               "                       and exit\n",
                MAX_PROCS);
+}
+
+/* --churn-sum: the counters of a --churn-counter file, summed over the processes. */
+static int print_churn_sum(const char *path) {
+        uint64_t v[MAX_PROCS * CHURN_FIGURES] = {}, sum[CHURN_FIGURES] = {};
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        if (!f) {
+                fprintf(stderr, "ksmd-workload: %s: %m\n", path);
+                return 2;
+        }
+        n = fread(v, sizeof(uint64_t), ELEMENTS(v), f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+                sum[i % CHURN_FIGURES] += v[i];
+        printf("writes=%" PRIu64 " write_ns=%" PRIu64 " faults=%" PRIu64 "\n", sum[CHURN_WRITES],
+               sum[CHURN_WRITE_NS], sum[CHURN_FAULTS]);
+        return 0;
 }
 
 static int parse_fraction(const char *s, const char *name, double *ret) {
@@ -387,6 +491,9 @@ static int parse_args(int argc, char *argv[]) {
                 { "touch-procs", required_argument, NULL, 'T' },
                 { "touch-counter", required_argument, NULL, 'C' },
                 { "expect-gen", required_argument, NULL, 'E' },
+                { "churn-per-s", required_argument, NULL, 'R' },
+                { "churn-counter", required_argument, NULL, 'K' },
+                { "churn-sum", required_argument, NULL, 'S' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -403,6 +510,7 @@ static int parse_args(int argc, char *argv[]) {
                 case 'H':
                 case 'T':
                 case 's':
+                case 'R':
                         errno = 0;
                         v = strtoul(optarg, &end, 10);
                         if (errno || *end || optarg[0] == '-') {
@@ -429,6 +537,13 @@ static int parse_args(int argc, char *argv[]) {
                                 opt.hold_s = (unsigned) v;
                         else if (c == 'T')
                                 opt.touch_procs = (unsigned) MIN_U64(v, MAX_PROCS);
+                        else if (c == 'R') {
+                                if (v > 10000000) {
+                                        fprintf(stderr, "ksmd-workload: --churn-per-s: 0..10000000\n");
+                                        return -EINVAL;
+                                }
+                                opt.churn_per_s = (unsigned) v;
+                        }
                         else
                                 opt.seed = v;
                         break;
@@ -459,6 +574,11 @@ static int parse_args(int argc, char *argv[]) {
                 case 'E':
                         opt.expect_gen = optarg;
                         break;
+                case 'K':
+                        opt.churn_counter = optarg;
+                        break;
+                case 'S':
+                        exit(print_churn_sum(optarg));
                 case 'h':
                         usage();
                         exit(0);
@@ -497,6 +617,21 @@ int main(int argc, char *argv[]) {
 
         if (parse_args(argc, argv) < 0)
                 return 2;
+        if (opt.churn_counter) {
+                size_t bytes = (size_t) MAX_PROCS * CHURN_FIGURES * sizeof(uint64_t);
+                int fd = open(opt.churn_counter, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+                if (fd < 0 || ftruncate(fd, (off_t) bytes) < 0) {
+                        fprintf(stderr, "ksmd-workload: %s: %m\n", opt.churn_counter);
+                        return 2;
+                }
+                churn_counts = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                close(fd);
+                if (churn_counts == MAP_FAILED) {
+                        fprintf(stderr, "ksmd-workload: mmap of %s: %m\n", opt.churn_counter);
+                        return 2;
+                }
+        }
         if (opt.touch_counter) {
                 size_t bytes = MAX_PROCS * sizeof(uint64_t);
                 int fd = open(opt.touch_counter, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

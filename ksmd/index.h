@@ -10,14 +10,20 @@
  *
  *   bits 63..8  the top 56 bits of the page's seeded XXH3-64 content hash
  *               (valid in states HASHED and SHARING)
- *   bits  7..5  volatility level v: the page is read only every 2^v passes
+ *   bits  7..5  volatility level v: the page is read only every 2^v passes;
+ *               raised by a change found on reading and by a COW break of a
+ *               merged page, lowered while it holds still or stays merged
+ *               (merge-policy.h). The per-page backoff of MergePolicy= lives
+ *               here and costs nothing beyond these 8 bytes
  *   bit      4  SD_OK: the hash was taken after the last soft-dirty clear of
  *               its process, so a clean soft-dirty bit proves the content
  *               is still the hashed one
  *   bit      3  GROUPED: this pass, another candidate matched this one
  *   bits  2..0  enum PageState
  *
- * Candidates (pages whose content held still across a scan) are grouped by
+ * Candidates (pages offered for merging: read for the first time and not
+ * known volatile under MergePolicy=first-pass, or held still across a scan;
+ * merge-policy.h) are grouped by
  * hash in an open-addressing table of uint32 page ids (linear probing; the
  * hash is read back from the slot, not stored twice). It is rebuilt on every
  * full scan, like KSM's unstable tree, so it never holds a stale page id:
@@ -52,12 +58,15 @@
  *
  *   never read, not present, volatile (changed      8 bytes (slot only)
  *     since the last read), zero, zero-merged
- *   unique or candidate (held still, indexed)       8 + 6.7  = 14.7 bytes
+ *   unique or candidate (offered, indexed)          8 + 6.7  = 14.7 bytes
  *   merged group of k >= 2 tracked mappers          8 + 15/k <= 15.5 bytes
  *                                                   (k = 2: 15.5, k = 3: 13)
  *
  * so at most 16 bytes per tracked page in every state and in any mix of
- * them, plus a fixed part: the PageIndex itself (about 500 bytes), the
+ * them, under either MergePolicy= (first-pass indexes a page one pass
+ * earlier, in the same state and at the same cost; volatility and COW-break
+ * backoff are slot bits, and cow_breaks is one counter per region), plus a
+ * fixed part: the PageIndex itself (about 500 bytes), the
  * minimum tables (1024 entries each, 4 KiB for candidates and 12 KiB for
  * shared pages) and 40 bytes per attached area (IdRange, in an array that
  * doubles: at most 80). index_usage() reports exactly this allocation.

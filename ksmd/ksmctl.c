@@ -82,7 +82,8 @@ static void help(void) {
                "                  stats: every statistic of the host, domains and regions as metrics\n"
                "                  (OpenMetrics 1.0, or the text format node_exporter reads)\n"
                "  --output=FILE   stats --format=: replace FILE atomically instead of stdout\n"
-               "  --scans=N       Full scans for estimate (default 3; at least 2 to see stable pages)\n"
+               "  --scans=N       Full scans for estimate (default 3; the first counts the duplicates it\n"
+               "                  reads, the later ones leave out pages that change)\n"
                "  --name=NAME     A label for the region register makes, such as a VM's name\n"
                "  --domain=NAME   The merge domain of the region register makes (root only)\n"
                "  -h --help       Show this help\n"
@@ -615,12 +616,14 @@ static void print_stats_grouped(const Stat *stats, size_t n) {
         } groups[] = {
                 { "Memory", { "saving_bytes", "metadata_bytes", "tracked_pages", "regions" } },
                 { "Merged pages (the helper, at the last full scan)", { "helper_" } },
-                { "COW guard (CowReserve=)", { "cow_" } },
+                { "COW guard (CowReserve=)", { "cow_debt", "cow_available", "cow_headroom", "cow_reserve",
+                                               "cow_guard" } },
                 { "Why pages are (not) merged, last full scan (ksmctl explain)", { "reason_" }, true },
                 { "Last full scan", { "pages_" } },
                 { "Scanning", { "full_scans", "last_full_scan_usec", "current_scan_pages", "batch_pages",
-                                "batch_sleep_usec" } },
-                { "Merging", { "merge_requests", "merge_items", "merge_retries", "merge_estimated" } },
+                                "batch_sleep_usec", "scan_threads" } },
+                { "Merging", { "merge_requests", "merge_items", "merge_retries", "merge_estimated",
+                               "cow_breaks" } },
                 { "Helper results (pages)", { "merge_" }, true },
                 { "Other", { "" } },
         };

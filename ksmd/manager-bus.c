@@ -567,8 +567,8 @@ static int method_list_regions(sd_bus_message *m, void *userdata, sd_bus_error *
                 r = append_counters(reply, &rs->last);
                 if (r < 0)
                         return r;
-                r = sd_bus_message_append(reply, "{st}{st}", "pages", region_scan_pages(rs), "domain_id",
-                                          (uint64_t) region->domain_id);
+                r = sd_bus_message_append(reply, "{st}{st}{st}", "pages", region_scan_pages(rs), "domain_id",
+                                          (uint64_t) region->domain_id, "cow_breaks", rs->cow_breaks);
                 if (r < 0)
                         return r;
                 r = append_merge_results(reply, rs->merge_results);
@@ -597,6 +597,7 @@ typedef struct Figures {
         ScanCounters last;
         uint64_t pages;
         uint64_t merge_results[__KSMD_HELPER_RESULT_MAX];
+        uint64_t cow_breaks;
         uint64_t n_regions;
 } Figures;
 
@@ -608,6 +609,7 @@ static void figures_add(Figures *f, Manager *mgr, const Region *r) {
                 return;
         scan_counters_add(&f->last, &rs->last);
         f->pages += region_scan_pages(rs);
+        f->cow_breaks += rs->cow_breaks;
         for (size_t i = 0; i < __KSMD_HELPER_RESULT_MAX; i++)
                 f->merge_results[i] += rs->merge_results[i];
 }
@@ -624,9 +626,10 @@ static int append_own_statistics(sd_bus_message *reply, Manager *mgr, const Peer
         manager_get_stats(mgr, &st);
         r = append_counters(reply, &f.last);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}", "full_scans", st.full_scans,
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}", "full_scans", st.full_scans,
                                           "tracked_pages", f.pages, "regions", f.n_regions, "batch_pages",
-                                          st.batch_pages, "batch_sleep_usec", st.batch_sleep_usec);
+                                          st.batch_pages, "batch_sleep_usec", st.batch_sleep_usec,
+                                          "cow_breaks", f.cow_breaks);
         if (r >= 0)
                 r = append_merge_results(reply, f.merge_results);
         return r;
@@ -672,7 +675,7 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
         manager_get_stats(mgr, &st);
         r = append_counters(reply, &st.last);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
+                r = sd_bus_message_append(reply, "{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}{st}",
                                           "full_scans", st.full_scans,
                                           "last_full_scan_usec", st.last_full_scan_usec,
                                           "current_scan_pages", st.current_scan_pages,
@@ -683,8 +686,10 @@ static int append_host_statistics(sd_bus_message *reply, Manager *mgr) {
                                           "merge_items", st.merge.items,
                                           "merge_retries", st.merge.retries,
                                           "merge_estimated", st.merge.estimated,
+                                          "cow_breaks", st.cow_breaks,
                                           "batch_pages", st.batch_pages,
-                                          "batch_sleep_usec", st.batch_sleep_usec);
+                                          "batch_sleep_usec", st.batch_sleep_usec,
+                                          "scan_threads", (uint64_t) scanner_threads(mgr->scanner));
         if (r >= 0)
                 r = append_merge_results(reply, st.merge.by_result);
         /* The COW guard's figures (cow-guard.h): a headroom below zero reads as 0. */
@@ -757,8 +762,8 @@ static int method_list_domains(sd_bus_message *m, void *userdata, sd_bus_error *
                 if (r >= 0)
                         r = append_counters(reply, &f.last);
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "{st}{st}", "regions", f.n_regions, "pages",
-                                                  f.pages);
+                        r = sd_bus_message_append(reply, "{st}{st}{st}", "regions", f.n_regions, "pages",
+                                                  f.pages, "cow_breaks", f.cow_breaks);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
                 if (r >= 0)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -20,6 +21,7 @@
 #include "proc-process.h"
 #include "proc-reader.h"
 #include "rate.h"
+#include "scan-worker.h"
 
 #define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
@@ -42,10 +44,11 @@ static void on_merge_result(const MergeRequest *req, const HelperMergeResult *re
         scanner_apply_merge_result(m->scanner, req, res);
 }
 
-static uint64_t thread_cpu_nsec(void) {
+/* The daemon's CPU time: the event loop's and the scan workers' (scan-worker.h). */
+static uint64_t process_cpu_nsec(void) {
         struct timespec ts;
 
-        (void) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        (void) clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
         return (uint64_t) ts.tv_sec * 1000000000 + (uint64_t) ts.tv_nsec;
 }
 
@@ -155,8 +158,10 @@ int manager_setup_engine(Manager *m) {
         r = scanner_new(m->registry, m->index, m->merger, &sc, &m->scanner);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the scanner: %m");
+        manager_set_scan_threads(m, &m->settings);
 
         scanner_set_max_pages_per_owner(m->scanner, m->settings.max_pages_per_owner);
+        scanner_set_merge_policy(m->scanner, m->settings.merge_policy);
         m->stats.live = m->helper != NULL;
         manager_reset_rate(m);
         return 0;
@@ -384,13 +389,36 @@ static void manager_prune_shared(Manager *m) {
                 log_debug("Forgot %d shared pages that at most one page table still maps.", r);
 }
 
+unsigned manager_scan_threads_for(const Settings *s) {
+        if (s->scan_threads > 0)
+                return (unsigned) s->scan_threads;
+        return scan_threads_default(s->max_cpu_percent, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+void manager_set_scan_threads(Manager *m, const Settings *s) {
+        unsigned n = manager_scan_threads_for(s), old = scanner_threads(m->scanner);
+        int r;
+
+        if (n == old)
+                return;
+        r = scanner_set_threads(m->scanner, n);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start %u scan threads (%m): scanning on with %u.", n, old);
+                return;
+        }
+        log_info("Scanning with %u thread%s%s.", n, n == 1 ? "" : "s",
+                 s->scan_threads > 0 ? "" : " (ScanThreads=0: one per 100% of MaxCPU=, at most the CPUs)");
+}
+
 /* After each batch: learn the cost per page and, with a target, pick the next batch and sleep. */
-static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_pages) {
+static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t batch_busy_nsec,
+                               uint64_t batch_pages) {
         RateDecision d;
         IndexUsage u;
         bool first;
 
         m->cost_nsec_per_page = rate_update_cost(m->cost_nsec_per_page, batch_cpu_nsec, batch_pages);
+        m->busy_nsec_per_page = rate_update_cost(m->busy_nsec_per_page, batch_busy_nsec, batch_pages);
         if (m->settings.target_scan_time_usec == 0)
                 return;
         index_usage(m->index, &u);
@@ -402,7 +430,7 @@ static void manager_adapt_rate(Manager *m, uint64_t batch_cpu_nsec, uint64_t bat
         first = scanner_passes(m->scanner) <= 1 && scanner_in_pass(m->scanner);
         if (rate_decide(MAX(MAX(u.tracked_pages, m->stats.last.pages_scanned), (uint64_t) 1),
                         first ? 1 : m->settings.target_scan_time_usec, m->settings.max_cpu_percent,
-                        m->cost_nsec_per_page, &d) < 0)
+                        m->cost_nsec_per_page, m->busy_nsec_per_page, &d) < 0)
                 return;
         m->batch_pages = d.pages_per_batch;
         m->batch_sleep_usec = d.sleep_usec;
@@ -476,6 +504,7 @@ static void manager_update_stats(Manager *m) {
         m->stats.tracked_pages = u.tracked_pages;
         m->stats.metadata_bytes = u.metadata_bytes;
         m->stats.merge = *merger_counters(m->merger);
+        m->stats.cow_breaks = scanner_cow_breaks(m->scanner);
         m->stats.live = m->helper != NULL;
         if (m->helper) {
                 const uint64_t *h = m->helper_info.stats;
@@ -688,7 +717,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->pass_started_usec = now;
                 m->pass_cpu_nsec = 0;
         }
-        uint64_t cpu0 = thread_cpu_nsec();
+        uint64_t cpu0 = process_cpu_nsec(), wall0 = now_usec();
         r = scanner_step(m->scanner, m->batch_pages, now, &res);
         if (r < 0) {
                 log_error_errno(r, "Scanning failed: %m");
@@ -718,10 +747,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->last_merge_error = r;
         } else if (r > 0)
                 m->last_merge_error = 0;
-        uint64_t batch_cpu_nsec = thread_cpu_nsec() - cpu0;
+        uint64_t batch_cpu_nsec = process_cpu_nsec() - cpu0, batch_busy_nsec = (now_usec() - wall0) * 1000;
 
         m->pass_cpu_nsec += batch_cpu_nsec;
-        manager_adapt_rate(m, batch_cpu_nsec, res.pages);
+        manager_adapt_rate(m, batch_cpu_nsec, batch_busy_nsec, res.pages);
 
         if (res.pass_done) {
                 m->bound_hit_last_pass = m->bound_hit_this_pass;
@@ -863,10 +892,10 @@ void manager_print_stats(Manager *m) {
         manager_get_stats(m, &st);
         printf("mode=%s full_scans=%" PRIu64 " last_full_scan_usec=%" PRIu64 " tracked_pages=%" PRIu64
                " metadata_bytes=%" PRIu64 " cpu_nsec_per_page=%" PRIu64 " batch_pages=%" PRIu64
-               " batch_sleep_usec=%" PRIu64 "\n",
+               " batch_sleep_usec=%" PRIu64 " cow_breaks=%" PRIu64 "\n",
                manager_is_estimate(m) ? "estimate" : "merge", st.full_scans, st.last_full_scan_usec,
                st.tracked_pages, st.metadata_bytes, st.cpu_nsec_per_page, st.batch_pages,
-               st.batch_sleep_usec);
+               st.batch_sleep_usec, st.cow_breaks);
         printf("pages_scanned=%" PRIu64 " pages_read=%" PRIu64 " pages_unchanged=%" PRIu64
                " pages_skipped_merged=%" PRIu64
                " pages_shared=%" PRIu64 " pages_sharing=%" PRIu64 " pages_unshared=%" PRIu64

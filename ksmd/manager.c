@@ -77,6 +77,8 @@ int manager_apply_settings(Manager *m, const Settings *new) {
         (void) region_registry_set_max_regions(m->registry, s.max_regions);
         index_set_max_tracked_pages(m->index, s.max_metadata_bytes / INDEX_MAX_BYTES_PER_PAGE);
         scanner_set_max_pages_per_owner(m->scanner, s.max_pages_per_owner);
+        scanner_set_merge_policy(m->scanner, s.merge_policy);
+        manager_set_scan_threads(m, &s);
 
         settings_done(&m->settings);
         m->settings = s;

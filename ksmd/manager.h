@@ -9,8 +9,9 @@
  * when the cursor reaches the region, the scanner re-reads /proc/PID/maps into areas and attaches
  * their PageSlots to the index (scan-region.h, index.h). Per chunk it reads /proc/PID/pagemap and
  * skips pages that are absent, swapped, zero-mapped, shared or unchanged by soft-dirty; it reads the
- * rest with process_vm_readv and hashes them (page-hash.h). A page whose hash held still across a
- * pass becomes a candidate: index_add_candidate() finds a twin, or the shared table a helper page
+ * rest with process_vm_readv and hashes them (page-hash.h). A page read becomes a candidate in
+ * that pass unless known volatile (MergePolicy=first-pass), or once its hash held still across a
+ * pass (stable; merge-policy.h): index_add_candidate() finds a twin, or the shared table a helper page
  * (zero pages skip the index), and the scanner submits a MergeRequest (merge.h). The merger batches
  * requests, sends them through the helper client (helper-client.h) over generic netlink to the
  * module, which re-compares the bytes under lock and answers per item. BUSY and NO_MEMORY wait in
@@ -26,7 +27,9 @@
  *
  * Rate: every Sleep= the scanner examines PagesToScan= pages, KSM's pages_to_scan and
  * sleep_millisecs. With TargetScanTime= the Manager measures its own CPU cost per page and picks
- * both so that a full scan takes that long, using at most MaxCPU= of a CPU (rate.h).
+ * both so that a full scan takes that long, using at most MaxCPU= of a CPU (rate.h). The CPU is
+ * the process's: with ScanThreads= above 1 the workers' CPU counts in every rate, cap and rest, and
+ * the sleep after a batch that took less wall time than CPU time makes up for it.
  *
  * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION) is followed by a rest:
  * IdleSleep=, or longer so that scans and rests use at most IdleMaxCPU= of a CPU (the rest is at
@@ -119,7 +122,8 @@ typedef struct Manager {
         uint64_t pass_started_usec;
         uint64_t batch_pages;            /* the rate in effect: PagesToScan= or adapted */
         uint64_t batch_sleep_usec;
-        uint64_t cost_nsec_per_page;
+        uint64_t cost_nsec_per_page;     /* CPU per page, all scan threads together */
+        uint64_t busy_nsec_per_page;     /* wall time per page while a batch runs */
         uint64_t pass_cpu_nsec;          /* CPU of the running full scan's batches */
         uint64_t rest_until_usec;        /* resting after a quiet full scan until then; 0: not resting */
         bool capped_logged;
@@ -211,3 +215,7 @@ void manager_bus_emit_settings(Manager *m);             /* manager-bus.c: Proper
 void manager_wake(Manager *m);
 /* The rate in effect after a change of settings (manager-scan.c). */
 void manager_reset_rate(Manager *m);
+/* The scan threads settings s ask for (ScanThreads=, 0: scan_threads_default()). */
+unsigned manager_scan_threads_for(const Settings *s);
+/* Gives the scanner the threads s asks for, between batches; on failure it keeps its own (logged). */
+void manager_set_scan_threads(Manager *m, const Settings *s);

@@ -76,6 +76,8 @@ static const MetricFamily families[] = {
           "Estimate mode: merges that would have been sent." },
         { HOST | REGION, "merge_results_total", "counter", NULL, "merge_", "result", 0,
           "Pages the helper module answered, by its result." },
+        { ALL, "cow_breaks_total", "counter", NULL, "cow_breaks", NULL, 0,
+          "Merged pages found written again (a COW break each, the merge undone) since ksmd started." },
         { HOST, "helper_owned_pages", "gauge", NULL, "helper_owned_pages", NULL, 0,
           "Merged pages the helper owns: memory nothing can swap out or migrate (last full scan)." },
         { HOST, "helper_mapped_pages", "gauge", NULL, "helper_mapped_pages", NULL, 0,

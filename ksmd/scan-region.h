@@ -46,6 +46,7 @@ typedef struct RegionScan {
         ScanCounters pass;               /* the running full scan */
         ScanCounters last;               /* the last completed full scan */
         uint64_t merge_results[__KSMD_HELPER_RESULT_MAX];
+        uint64_t cow_breaks;             /* its merged pages found written since it was registered */
 
         /* Why (some of) the region cannot be merged, for "why was nothing merged?"; "" if no reason. */
         char note[REGION_NOTE_MAX];      /* from its mappings, rebuilt every full scan */

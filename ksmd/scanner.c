@@ -1,13 +1,37 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "memory-reader.h"
+#include "merge-policy.h"
 #include "page-hash.h"
+#include "pidfd-util.h"
 #include "proc-reader.h"
 #include "scan-region.h"
+#include "scan-worker.h"
 #include "scanner.h"
+
+static_assert(SCAN_CHUNK_PAGES <= SCAN_JOB_MAX_PAGES, "a chunk must fit a ScanJob");
+
+/* Jobs in flight per scan thread: enough that a worker finds the next while the loop consumes one. */
+#define SCAN_JOBS_PER_THREAD 3u
+
+/*
+ * A read of a process's memory that takes longer than this holds up no more
+ * than its worker: the region is skipped until it returns (scan-worker.h).
+ * Well within the service's WatchdogSec=30s.
+ */
+#define SCAN_READ_DEADLINE_USEC (5 * UINT64_C(1000000))
+
+/* A region whose read stalled: skipped for the rest of the pass, and while jobs of it are stuck. */
+typedef struct StalledRegion {
+        uint32_t region_id;
+        uint64_t pass;                   /* the pass it stalled in */
+        unsigned stuck_jobs;             /* its jobs abandoned and not yet returned */
+} StalledRegion;
 
 /* A page the helper found busy after every retry is read again after 2^this passes. */
 #define PAGE_REFUSED_RETRY_VOLATILITY 2u
@@ -44,11 +68,23 @@ struct Scanner {
         int pagemap_fd;                  /* of the region at the cursor */
         uint32_t pagemap_region_id;
 
+        /* Chunks in flight (scan-worker.h): a ring, consumed oldest first, drained by each step. */
+        unsigned threads;                /* ScanThreads=: 1 runs each job on this thread */
+        ScanPool *pool;                  /* threads >= 2 */
+        ScanJob **jobs;
+        size_t n_jobs, job_head, n_inflight;
+        uint64_t read_deadline_usec;
+        StalledRegion *stalled;
+        size_t n_stalled;
+        uint64_t pages_reread;           /* pages read on this thread: the worker's view was stale */
+
         /* Tracked pages per owner other than root this pass, against max_pages_per_owner. */
         OwnerPages *owner_pages;
         size_t n_owner_pages;
         uint64_t max_pages_per_owner;
         bool merging_held;               /* the COW guard holds: no new merges */
+        MergePolicy merge_policy;        /* when a page read is offered (merge-policy.h) */
+        uint64_t cow_breaks_gone;        /* COW breaks of regions since removed (each counts its own) */
         uint64_t merge_budget;           /* new merges allowed until the guard looks again */
 
         uint64_t current_pages;
@@ -80,6 +116,7 @@ void scanner_config_from_host(ScannerConfig *c, const HostProbe *p) {
 int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const ScannerConfig *config,
                 Scanner **ret) {
         _cleanup_(scanner_freep) Scanner *s = NULL;
+        int r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -91,10 +128,14 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
         s->pagemap_fd = -EBADF;
         s->max_pages_per_owner = UINT64_MAX;
         s->merge_budget = UINT64_MAX;
+        s->read_deadline_usec = SCAN_READ_DEADLINE_USEC;
 
         s->data = aligned_alloc(PAGE_SIZE_BYTES, (size_t) SCAN_CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!s->data)
                 return -ENOMEM;
+        r = scanner_set_threads(s, 1);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(s);
         return 0;
@@ -103,6 +144,11 @@ int scanner_new(RegionRegistry *reg, PageIndex *idx, Merger *merger, const Scann
 Scanner *scanner_free(Scanner *s) {
         if (!s)
                 return NULL;
+        s->pool = scan_pool_free(s->pool);
+        for (size_t i = 0; i < s->n_jobs; i++)
+                scan_job_free(s->jobs[i]);
+        free(s->jobs);
+        free(s->stalled);
         safe_close(s->pagemap_fd);
         for (size_t i = 0; i < s->n_scans; i++)
                 region_scan_free(s->scans[i]);
@@ -128,6 +174,18 @@ const ScanCounters *scanner_last_counters(const Scanner *s) {
 
 uint64_t scanner_current_pages(const Scanner *s) {
         return s->in_pass ? s->current_pages : 0;
+}
+
+void scanner_set_merge_policy(Scanner *s, MergePolicy p) {
+        s->merge_policy = p;
+}
+
+uint64_t scanner_cow_breaks(const Scanner *s) {
+        uint64_t n = s->cow_breaks_gone;
+
+        for (size_t i = 0; i < s->n_scans; i++)
+                n += s->scans[i]->cow_breaks;
+        return n;
 }
 
 /* One page of rs's running pass, counted under reason r (reasons.h). */
@@ -157,6 +215,95 @@ static PageReason page_slot_refusal(PageSlot slot) {
 static void cursor_close_pagemap(Scanner *s) {
         s->pagemap_fd = safe_close(s->pagemap_fd);
         s->pagemap_region_id = 0;
+}
+
+int scanner_set_threads(Scanner *s, unsigned threads) {
+        _cleanup_(scan_pool_freep) ScanPool *pool = NULL;
+        size_t n_jobs;
+        ScanJob **jobs;
+        int r;
+
+        assert(s->n_inflight == 0);
+        if (threads == 0 || threads > SCAN_THREADS_MAX)
+                return -EINVAL;
+        if (threads == s->threads)
+                return 0;
+        if (threads >= 2) {
+                r = scan_pool_new(threads, &pool);
+                if (r < 0)
+                        return r;
+        }
+        /* One job at a time on this thread, as the scanner read before it had workers. */
+        n_jobs = threads == 1 ? 1 : threads * SCAN_JOBS_PER_THREAD;
+        jobs = calloc(n_jobs, sizeof(ScanJob *));
+        if (!jobs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_jobs; i++)
+                if (!(jobs[i] = scan_job_new())) {
+                        while (i > 0)
+                                scan_job_free(jobs[--i]);
+                        free(jobs);
+                        return -ENOMEM;
+                }
+        /* Stuck jobs of the old pool are its own now; their regions are tried again. */
+        scan_pool_free(s->pool);
+        s->pool = TAKE_PTR(pool);
+        s->n_stalled = 0;
+        for (size_t i = 0; i < s->n_jobs; i++)
+                scan_job_free(s->jobs[i]);
+        free(s->jobs);
+        s->jobs = jobs;
+        s->n_jobs = n_jobs;
+        s->job_head = 0;
+        s->threads = threads;
+        return 0;
+}
+
+void scanner_set_read_deadline(Scanner *s, uint64_t usec) {
+        s->read_deadline_usec = usec;
+}
+
+static StalledRegion *stalled_find(Scanner *s, uint32_t region_id) {
+        for (size_t i = 0; i < s->n_stalled; i++)
+                if (s->stalled[i].region_id == region_id)
+                        return &s->stalled[i];
+        return NULL;
+}
+
+/* Whether region_id is skipped: it stalled this pass, or a job of it is still stuck. */
+static bool region_stalled(Scanner *s, uint32_t region_id) {
+        StalledRegion *st = s->n_stalled > 0 ? stalled_find(s, region_id) : NULL;
+
+        return st && (st->pass == s->passes || st->stuck_jobs > 0);
+}
+
+/* Takes back the regions whose stuck jobs returned: tried again from the next pass on. */
+static void stalled_reap(Scanner *s) {
+        uint32_t ids[64];
+        size_t n;
+
+        if (!s->pool || s->n_stalled == 0)
+                return;
+        while ((n = scan_pool_reap(s->pool, ids, ELEMENTSOF(ids))) > 0)
+                for (size_t i = 0; i < n; i++) {
+                        StalledRegion *st = stalled_find(s, ids[i]);
+
+                        if (st && st->stuck_jobs > 0)
+                                st->stuck_jobs--;
+                }
+        for (size_t i = 0; i < s->n_stalled;)
+                if (s->stalled[i].stuck_jobs == 0 && s->stalled[i].pass != s->passes)
+                        s->stalled[i] = s->stalled[--s->n_stalled];
+                else
+                        i++;
+}
+
+unsigned scanner_threads(const Scanner *s) {
+        return s->threads;
+}
+
+uint64_t scanner_pages_reread(const Scanner *s) {
+        return s->pages_reread;
 }
 
 static size_t scans_lower_bound(const Scanner *s, uint32_t id) {
@@ -215,6 +362,7 @@ void scanner_forget_region(Scanner *s, Region *r) {
         if (i >= s->n_scans || s->scans[i]->region_id != r->id)
                 return;
         rs = s->scans[i];
+        s->cow_breaks_gone += rs->cow_breaks;
         for (size_t j = 0; j < rs->n_areas; j++)
                 if (rs->areas[j].attached)
                         index_detach(s->index, rs->areas[j].base_id);
@@ -433,8 +581,10 @@ static void scans_prune(Scanner *s) {
         for (size_t i = 0; i < s->n_scans; i++)
                 if (region_registry_find(s->registry, s->scans[i]->region_id))
                         s->scans[j++] = s->scans[i];
-                else
+                else {
+                        s->cow_breaks_gone += s->scans[i]->cow_breaks;
                         region_scan_free(s->scans[i]);
+                }
         s->n_scans = j;
 }
 
@@ -643,17 +793,20 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
         submit(s, rs, &req, PAGE_REASON_DUPLICATE);
 }
 
-/* The content of a page just read: update its slot, and offer it if it held still. */
-static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, const void *data,
-                          bool dirty) {
+/*
+ * The content of a page just read (all zero, or its page_hash()): update its slot, and offer it if it held
+ * still.
+ */
+static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page, bool zero,
+                          uint64_t content_hash, bool dirty) {
         PageSlot old = a->slots[page];
         PageState state = page_slot_state(old);
         unsigned v = page_slot_volatility(old);
-        bool zero = page_is_zero(data), still;
+        bool still;
         uint64_t hash = 0;
 
         if (!zero)
-                hash = page_key(page_hash(data, s->config.hash_seed), rs->region->domain_id);
+                hash = page_key(content_hash, rs->region->domain_id);
 
         still = zero ? state == PAGE_ZERO : state == PAGE_HASHED && page_slot_hash(old) == hash;
         /* New content, or the first change of a page that held still: it may settle into a candidate. */
@@ -669,23 +822,96 @@ static void page_was_read(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t pa
         }
 
         a->slots[page] = page_slot_make(hash, zero ? PAGE_ZERO : PAGE_HASHED, v, rs->soft_dirty_tracking);
-        if (still)
+        if (merge_policy_offers(s->merge_policy, still, v))
                 offer_candidate(s, rs, a, page);
         else
                 count_reason(rs, state == PAGE_HASHED || state == PAGE_ZERO ? PAGE_REASON_VOLATILE :
                                                                              PAGE_REASON_NEW);
 }
 
-static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint64_t first, size_t n) {
-        size_t n_read = 0, done = 0;
+/*
+ * Whether a page the helper merged (its slot says so) was written since: present, not the zero page,
+ * not the helper's page (the caller has ruled those out), and anonymous, a private frame of its own.
+ */
+static bool merge_broken(PageState state, uint64_t e) {
+        return (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) && !(e & PAGEMAP_FILE_OR_SHARED);
+}
+
+/*
+ * Counts a COW break of a page of rs of volatility v; returns its raised volatility (merge-policy.h).
+ * Only the region's counter is written, so that whoever scans a region counts its breaks alone.
+ */
+static unsigned count_cow_break(RegionScan *rs, unsigned v) {
+        rs->cow_breaks++;
+        return volatility_raise(v);
+}
+
+/* The volatility of a page found still merged: lowered at its tick (merge-policy.h). */
+static unsigned merged_volatility(const Scanner *s, unsigned v, uint64_t page) {
+        return volatility_tick(v, s->passes, page) ? volatility_lower(v) : v;
+}
+
+/*
+ * Whether scan_chunk() will read page i of job, judged on a worker from the
+ * pagemap entry and the slot as they were when the job was submitted: the
+ * tests of scan_chunk()'s first loop, without their effects. Keep the two in
+ * step: a difference costs a read, never a wrong result (scan-worker.h).
+ */
+static bool chunk_page_wants_read(const ScanJob *j, size_t i) {
+        const Scanner *s = j->filter_data;     /* only its constant config is read */
+        uint64_t e = j->pagemap[i], page = j->first_page + i;
+        PageSlot slot = j->slots[i];
+        PageState state = page_slot_state(slot);
+        unsigned v = page_slot_volatility(slot);
+
+        if (!(e & PAGEMAP_PRESENT) || entry_is_zero_page(s, e))
+                return false;
+        if (state == PAGE_SHARING && entry_is_helper_page(s, e))
+                return false;
+        if (entry_is_shared(s, e))
+                return false;
+        /* A broken merge is read unless its raised volatility backs it off. */
+        if (merge_broken(state, e))
+                v = volatility_raise(v);
+        if (j->soft_dirty_tracking && (slot & PAGE_SLOT_SD_OK) && !(e & PAGEMAP_SOFT_DIRTY) &&
+            (state == PAGE_HASHED || state == PAGE_ZERO))
+                return false;
+        return !(v > 0 && ((j->passes + page) & ((UINT64_C(1) << v) - 1)) != 0);
+}
+
+/*
+ * Reads page i of job on this thread, when the worker did not (its view of the slot was older): the
+ * job's results for it are filled as the worker would have.
+ */
+static void chunk_read_page(Scanner *s, ScanJob *j, size_t i) {
+        uint64_t addr = j->start + i * PAGE_SIZE_BYTES;
+        size_t got = 0;
         int k;
 
-        k = proc_pagemap_read(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n, s->pagemap);
-        if (k >= 0 && s->config.pagemap_scan)
-                k = proc_pagemap_mark_zero_pages(s->pagemap_fd, a->start + first * PAGE_SIZE_BYTES, n,
-                                                 s->pagemap);
-        if (k < 0)
-                return k;
+        s->pages_reread++;
+        k = memory_read_pages(j->pid, &addr, 1, s->data, &got);
+        if (k >= 0 && pidfd_is_alive(j->pidfd) <= 0)
+                k = -ESRCH;
+        if (k < 0) {
+                j->status[i] = SCAN_JOB_PAGE_FAILED;
+                j->read_error = k;
+        } else if (got == 0)
+                j->status[i] = SCAN_JOB_PAGE_UNREADABLE;
+        else {
+                j->zero[i] = page_is_zero(s->data);
+                j->hash[i] = j->zero[i] ? 0 : page_hash(s->data, s->config.hash_seed);
+                j->status[i] = SCAN_JOB_PAGE_READ;
+        }
+}
+
+/* Consumes job j, a chunk of area a of region r: its pagemap entries, then the pages it read. */
+static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, ScanJob *j) {
+        uint64_t first = j->first_page;
+        size_t n = j->n_pages, n_read = 0;
+
+        if (j->pagemap_error < 0)
+                return j->pagemap_error;
+        memcpy(s->pagemap, j->pagemap, n * sizeof(uint64_t));
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t page = first + i, e = s->pagemap[i];
@@ -714,7 +940,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                             (state == PAGE_ZERO && !merger_is_estimate(s->merger))) {
                                 rs->pass.pages_zero++;
                                 rs->pass.pages_skipped_merged++;
-                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, merged_volatility(s, v, page),
+                                                       false);
                         } else
                                 *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_ZERO);
@@ -729,6 +956,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                          */
                         bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
 
+                        *slot = page_slot_make(page_slot_hash(*slot), PAGE_SHARING,
+                                               merged_volatility(s, v, page), false);
                         rs->pass.pages_skipped_merged++;
                         if (copy)
                                 rs->pass.pages_shared++;
@@ -738,7 +967,9 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                         continue;
                 }
                 if (entry_is_shared(s, e)) {
-                        /* Also a merged page written (its COW copy) and then shared by a fork: not ours. */
+                        /* Also a merged page written (its COW copy: a break), then shared by a fork. */
+                        if (merge_broken(state, e))
+                                v = count_cow_break(rs, v);
                         rs->pass.pages_external++;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                         count_reason(rs, PAGE_REASON_SHARED_ELSEWHERE);
@@ -746,6 +977,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
                 }
                 if (state == PAGE_SHARING || state == PAGE_ZERO_MERGED) {
                         /* Exclusive again: written to, the COW gave it a private copy. */
+                        if (merge_broken(state, e))
+                                v = count_cow_break(rs, v);
                         state = PAGE_UNKNOWN;
                         *slot = page_slot_make(0, PAGE_UNKNOWN, v, false);
                 }
@@ -785,58 +1018,52 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, uint
         if (n_read == 0 && region_alive(r) <= 0)
                 return -ESRCH;
 
-        while (done < n_read) {
-                size_t got = 0, batch = s->config.single_page_reads ? 1 : n_read - done;
+        /* The pages read, in order, as the job saw them (scan_job_run()): alive after the read, the
+         * pages read up to a failure taken, one that vanished skipped. */
+        for (size_t d = 0; d < n_read; d++) {
+                size_t i = s->which[d];
 
-                k = memory_read_pages(r->pid, s->addrs + done, batch, s->data, &got);
-                if (k < 0)
-                        return k;
-                /* The pid might have been reused between pagemap and the read:
-                 * trust data only if alive now. */
-                if (region_alive(r) <= 0)
-                        return -ESRCH;
-                for (size_t j = 0; j < got; j++) {
-                        size_t i = s->which[done + j];
-
+                if (j->status[i] == SCAN_JOB_PAGE_NOT_READ)
+                        chunk_read_page(s, j, i);
+                if (j->status[i] == SCAN_JOB_PAGE_FAILED)
+                        return j->read_error;
+                if (j->status[i] == SCAN_JOB_PAGE_READ) {
                         rs->pass.pages_read++;
-                        page_was_read(s, rs, a, first + i, s->data + j * PAGE_SIZE_BYTES,
+                        page_was_read(s, rs, a, first + i, j->zero[i], j->hash[i],
                                       (s->pagemap[i] & PAGEMAP_SOFT_DIRTY) != 0);
+                        continue;
                 }
-                done += got;
-                if (got < batch) {
-                        /* This page vanished between pagemap and the read. */
-                        size_t i = s->which[done];
-
-                        rs->pass.pages_unreadable++;
-                        count_reason(rs, PAGE_REASON_UNREADABLE);
-                        a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
-                                                             page_slot_volatility(a->slots[first + i]),
-                                                             false);
-                        done++;
-                }
+                /* This page vanished between pagemap and the read. */
+                rs->pass.pages_unreadable++;
+                count_reason(rs, PAGE_REASON_UNREADABLE);
+                a->slots[first + i] = page_slot_make(0, PAGE_UNKNOWN,
+                                                     page_slot_volatility(a->slots[first + i]), false);
         }
         return 0;
 }
 
-int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
-        ScanStepResult res = {};
-        int k;
+/*
+ * Moves the cursor to the next chunk of at most max_pages pages, entering
+ * regions on the way, and fills a job for it. 1: *ret is the chunk; 0: the
+ * pass has no pages left; -ENOMEM.
+ */
+static int plan_chunk(Scanner *s, uint64_t max_pages, ScanStepResult *res, ScanJob *j) {
+        int k, fd;
 
-        if (!s->in_pass) {
-                k = begin_pass(s, now_usec);
-                if (k < 0)
-                        return k;
-        }
-
-        while (res.pages < budget_pages) {
+        for (;;) {
                 Region *r = region_registry_next(s->registry, s->region_id);
                 RegionScan *rs;
                 RegionArea *a;
                 size_t n;
 
-                if (!r || r->id > s->pass_last_region_id) {
-                        end_pass(s, now_usec, &res);
-                        break;
+                if (!r || r->id > s->pass_last_region_id)
+                        return 0;
+                if (r->id != s->region_id) {
+                        /* The next region, or the one at the cursor left the registry between steps: its
+                         * successor is scanned from its first page. */
+                        s->region_id = r->id;
+                        s->area_pos = 0;
+                        s->page_pos = 0;
                 }
                 rs = scan_find(s, r->id);
                 if (!rs) {
@@ -845,8 +1072,16 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         s->region_id = r->id + 1;
                         continue;
                 }
+                if (region_stalled(s, r->id)) {
+                        /* Its memory does not answer reads: not even its maps are read (mmap_lock). */
+                        s->region_id = r->id + 1;
+                        s->area_pos = 0;
+                        s->page_pos = 0;
+                        cursor_close_pagemap(s);
+                        continue;
+                }
                 if (!r->gone && s->entered_region_id != r->id) {
-                        k = enter_region(s, r, rs, &res.limit_hit);
+                        k = enter_region(s, r, rs, &res->limit_hit);
                         if (k < 0)
                                 return k;
                         s->entered_region_id = r->id;
@@ -883,27 +1118,180 @@ int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepR
                         s->pagemap_region_id = r->id;
                 }
 
-                n = (size_t) MIN(MIN(budget_pages - res.pages, (uint64_t) SCAN_CHUNK_PAGES),
-                                 a->n_pages - s->page_pos);
-                k = scan_chunk(s, r, rs, a, s->page_pos, n);
-                if (k == -ESRCH) {
-                        r->gone = true;
+                n = (size_t) MIN(MIN(max_pages, (uint64_t) SCAN_CHUNK_PAGES), a->n_pages - s->page_pos);
+                /* The job's own descriptor: a worker stuck on it keeps it open after the cursor moved. */
+                fd = fcntl(s->pagemap_fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0) {
+                        region_scan_set_note(rs, "cannot duplicate its pagemap descriptor (%s)",
+                                             strerror(errno));
+                        s->area_pos = rs->n_areas;
                         continue;
                 }
-                if (k == -ENOMEM)
-                        return k;
-                /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
-                if (k < 0) {
-                        rs->pass.pages_unreadable += n;
-                        region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s",
-                                             strerror(-k),
-                                             k == -EPERM || k == -EACCES ?
-                                                     ": ksmd needs CAP_SYS_PTRACE" : "");
-                }
+                safe_close(j->pagemap_fd);
+                *j = (ScanJob) {
+                        .pid = r->pid,
+                        .pidfd = r->pidfd,
+                        .pagemap_fd = fd,
+                        .start = a->start + s->page_pos * PAGE_SIZE_BYTES,
+                        .n_pages = n,
+                        .pagemap_scan = s->config.pagemap_scan,
+                        .single_page_reads = s->config.single_page_reads,
+                        .hash_seed = s->config.hash_seed,
+                        .filter = chunk_page_wants_read,
+                        .filter_data = s,
+                        .passes = s->passes,
+                        .soft_dirty_tracking = rs->soft_dirty_tracking,
+                        .region_id = r->id,
+                        .area_pos = s->area_pos,
+                        .first_page = s->page_pos,
+                };
+                memcpy(j->slots, &a->slots[s->page_pos], n * sizeof(PageSlot));
                 s->page_pos += n;
-                res.pages += n;
-                s->current_pages += n;
+                return 1;
         }
+}
+
+/*
+ * Waits for the oldest job in flight, up to the read deadline (runs it here
+ * with one thread), and takes it off the ring. 1: done; 0: abandoned to the
+ * pool, its region stalled (skipped until the job returns); -ENOMEM.
+ */
+static int wait_oldest(Scanner *s) {
+        ScanJob *j = s->jobs[s->job_head];
+        uint32_t region_id = j->region_id;
+        bool stalled;
+        StalledRegion *st;
+        int k;
+
+        s->job_head = (s->job_head + 1) % s->n_jobs;
+        s->n_inflight--;
+        if (!s->pool) {
+                scan_job_run(j, s->data);
+                return 1;
+        }
+        /* The rest of a region that stalled is not waited for. */
+        stalled = region_stalled(s, region_id);
+        k = scan_pool_wait(s->pool, j, stalled ? 0 : s->read_deadline_usec);
+        if (k == 0)
+                return 1;
+
+        /* The pool owns j now: its slot gets a new one. */
+        s->jobs[(s->job_head + s->n_jobs - 1) % s->n_jobs] = scan_job_new();
+        st = stalled_find(s, region_id);
+        if (!st) {
+                StalledRegion *l = reallocarray(s->stalled, s->n_stalled + 1, sizeof(StalledRegion));
+
+                if (!l)
+                        return -ENOMEM;
+                s->stalled = l;
+                st = &s->stalled[s->n_stalled++];
+                *st = (StalledRegion) { .region_id = region_id };
+        }
+        st->stuck_jobs++;
+        if (!stalled) {
+                RegionScan *rs = scan_find(s, region_id);
+
+                st->pass = s->passes;
+                if (rs) {
+                        /* The one reason that matters now, logged by the manager after the pass. */
+                        region_scan_clear_note(rs);
+                        region_scan_set_note(rs, "a read of its memory took longer than %llu ms "
+                                             "(a mapping whose reads do not return, such as a FUSE file, "
+                                             "or its mmap_lock held): it is skipped until the read returns",
+                                             (unsigned long long) (s->read_deadline_usec / 1000));
+                }
+        }
+        if (!s->jobs[(s->job_head + s->n_jobs - 1) % s->n_jobs])
+                return -ENOMEM;
+        return 0;
+}
+
+/* Takes the oldest job in flight into the scan. */
+static int consume_chunk(Scanner *s, ScanStepResult *res) {
+        ScanJob *j = s->jobs[s->job_head];
+        RegionScan *rs;
+        Region *r;
+        int k;
+
+        k = wait_oldest(s);
+        if (k <= 0)
+                return k;
+
+        rs = scan_find(s, j->region_id);
+        r = rs ? rs->region : NULL;
+        /* Its region went away since the job was planned: the rest of it is not scanned this pass. */
+        if (!r || r->gone)
+                return 0;
+        k = scan_chunk(s, r, rs, &rs->areas[j->area_pos], j);
+        if (k == -ESRCH) {
+                r->gone = true;
+                return 0;
+        }
+        if (k == -ENOMEM)
+                return k;
+        /* Other read errors (EPERM, EFAULT on the whole chunk) skip the chunk, not the scan. */
+        if (k < 0) {
+                rs->pass.pages_unreadable += j->n_pages;
+                region_scan_set_note(rs, "cannot read its memory with process_vm_readv (%s)%s", strerror(-k),
+                                     k == -EPERM || k == -EACCES ? ": ksmd needs CAP_SYS_PTRACE" : "");
+        }
+        res->pages += j->n_pages;
+        s->current_pages += j->n_pages;
+        return 0;
+}
+
+/* Consumes nothing more: waits for the jobs in flight (up to the deadline), after an error. */
+static void drain_chunks(Scanner *s) {
+        while (s->n_inflight > 0)
+                if (wait_oldest(s) < 0)
+                        break;
+}
+
+int scanner_step(Scanner *s, uint64_t budget_pages, uint64_t now_usec, ScanStepResult *ret) {
+        ScanStepResult res = {};
+        uint64_t planned = 0;
+        bool pass_end = false;
+        int k;
+
+        stalled_reap(s);
+        if (!s->in_pass) {
+                k = begin_pass(s, now_usec);
+                if (k < 0)
+                        return k;
+        }
+
+        /*
+         * Chunks are planned (the cursor moves, regions are entered) up to the budget and as far ahead
+         * as there are jobs, and consumed in the order planned; the step ends with none in flight.
+         */
+        for (;;) {
+                while (!pass_end && planned < budget_pages && s->n_inflight < s->n_jobs) {
+                        ScanJob *j = s->jobs[(s->job_head + s->n_inflight) % s->n_jobs];
+
+                        k = plan_chunk(s, budget_pages - planned, &res, j);
+                        if (k < 0) {
+                                drain_chunks(s);
+                                return k;
+                        }
+                        if (k == 0) {
+                                pass_end = true;
+                                break;
+                        }
+                        planned += j->n_pages;
+                        s->n_inflight++;
+                        if (s->pool)
+                                scan_pool_submit(s->pool, j);
+                }
+                if (s->n_inflight == 0)
+                        break;
+                k = consume_chunk(s, &res);
+                if (k < 0) {
+                        drain_chunks(s);
+                        return k;
+                }
+        }
+        if (pass_end)
+                end_pass(s, now_usec, &res);
 
         *ret = res;
         return 0;
@@ -937,19 +1325,22 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
         switch (res->result) {
         case KSMD_HELPER_RESULT_MERGED:
         case KSMD_HELPER_RESULT_ALREADY:
+                /* What volatility a page learned stays with it while merged (merge-policy.h). */
                 if (req->zero) {
                         if (slot)
-                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, 0, false);
+                                *slot = page_slot_make(0, PAGE_ZERO_MERGED, page_slot_volatility(*slot),
+                                                       false);
                         break;
                 }
                 if (slot)
-                        *slot = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                        *slot = page_slot_make(req->hash, PAGE_SHARING, page_slot_volatility(*slot), false);
                 if (req->handle == 0) {
                         RegionScan *o = scan_find(s, req->src_region_id);
                         PageSlot *src = o ? region_scan_slot_at(o, req->src_addr) : NULL;
 
                         if (src)
-                                *src = page_slot_make(req->hash, PAGE_SHARING, 0, false);
+                                *src = page_slot_make(req->hash, PAGE_SHARING, page_slot_volatility(*src),
+                                                      false);
                         /* Its candidate entry is dead weight now: the shared table answers for it. */
                         index_forget_merged_candidates(s->index, req->hash);
                 }

@@ -21,11 +21,14 @@
  * counted as shared elsewhere, never as merged. Pagemap only spares reads:
  * every merge is still decided by the helper comparing bytes.
  *
- * Volatility: a page becomes a merge candidate only when its content held
- * still across a pass: read twice with equal hashes (or all zero twice), or
- * proven unchanged by soft-dirty. A page found changed raises its volatility
- * level v (0..7) and is read only every 2^v passes; a page found still
- * lowers it.
+ * Merge policy and volatility (merge-policy.h): with MergePolicy=first-pass
+ * a page read becomes a merge candidate in that very pass unless it is known
+ * volatile; with stable only once its content held still across a pass:
+ * read twice with equal hashes (or all zero twice), or proven unchanged by
+ * soft-dirty. A page found changed, and a merged page found written (a COW
+ * break, counted in cow_breaks), raise its volatility level v (0..7): it is
+ * read only every 2^v passes and offered only once it held still. A page
+ * found still, or still merged, lowers it.
  *
  * Change tracking: when the cursor reaches the first region of a process in
  * a pass and the process needs it, the scanner clears the soft-dirty bits of
@@ -39,6 +42,14 @@
  * without CONFIG_MEM_SOFT_DIRTY, or clear_refs refused) every page is read
  * each time it is visited, as the kernel's KSM does. Another program that
  * clears the same process's soft-dirty bits defeats this (documented limit).
+ *
+ * Threads (scan-worker.h): each chunk's pagemap read, process_vm_readv,
+ * zero test and hash is a job, run here with one thread or by workers with
+ * more; the scanner plans chunks ahead (entering regions as the cursor
+ * reaches them) and takes their results in the order planned, so everything
+ * above happens in the same order and with the same outcome whatever the
+ * threads. A job that has not returned after the read deadline is abandoned:
+ * its region is skipped, with a note, until the job returns.
  *
  * Zero pages are recognised by their content with page_is_zero() (no hash)
  * or, already mapped to the kernel zero page, by their pagemap PFN or
@@ -54,6 +65,7 @@
 #include "index.h"
 #include "macro.h"
 #include "merge.h"
+#include "merge-policy.h"
 #include "region.h"
 #include "scan-region.h"
 
@@ -150,6 +162,33 @@ void scanner_set_merging_held(Scanner *s, bool held);
  * seen cannot take more (were all the memory they free used meanwhile).
  */
 void scanner_set_merge_budget(Scanner *s, uint64_t pages);
+
+/* When a page read is offered for merging (merge-policy.h), from the next page read; first-pass at first. */
+void scanner_set_merge_policy(Scanner *s, MergePolicy p);
+
+/*
+ * COW breaks since the scanner started, over all regions, also those since
+ * removed: pages the helper merged that were found mapping a private
+ * anonymous frame again (merge-policy.h). RegionScan.cow_breaks has them per
+ * region.
+ */
+uint64_t scanner_cow_breaks(const Scanner *s);
+/*
+ * Scan threads (ScanThreads=, scan-worker.h): 1 reads on the calling thread;
+ * n >= 2 starts n workers that read and hash while the caller keeps the
+ * index. The scan's results do not depend on it. Call between steps.
+ * -EINVAL outside 1..SCAN_THREADS_MAX, -ENOMEM, or why a thread could not
+ * start; the scanner then keeps its threads.
+ */
+int scanner_set_threads(Scanner *s, unsigned threads);
+unsigned scanner_threads(const Scanner *s);
+/*
+ * With scan threads, how long a read of a process's memory may take before
+ * its region is skipped (with a note) until the read returns. Default 5 s.
+ */
+void scanner_set_read_deadline(Scanner *s, uint64_t usec);
+/* Pages read on the calling thread because a worker's view of their slots was older (a cost, for tests). */
+uint64_t scanner_pages_reread(const Scanner *s);
 
 /* Full scans started, and whether one is running. */
 uint64_t scanner_passes(const Scanner *s);

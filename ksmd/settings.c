@@ -14,6 +14,7 @@
 #include "escape.h"
 #include "parse-util.h"
 #include "region.h"
+#include "scan-worker.h"
 #include "settings.h"
 #include "strv.h"
 
@@ -38,6 +39,11 @@ static const char *const scan_mode_table[_SCAN_MODE_MAX] = {
         [SCAN_MODE_ESTIMATE] = "estimate",
 };
 
+static const char *const merge_policy_table[_MERGE_POLICY_MAX] = {
+        [MERGE_POLICY_FIRST_PASS] = "first-pass",
+        [MERGE_POLICY_STABLE] = "stable",
+};
+
 static const char *const domain_policy_table[_DOMAIN_POLICY_MAX] = {
         [DOMAIN_POLICY_HOST] = "host",
         [DOMAIN_POLICY_OWNER] = "owner",
@@ -49,6 +55,10 @@ const Setting settings_table[] = {
           .def = SCAN_MODE_AUTO, .names = scan_mode_table, .n_names = _SCAN_MODE_MAX,
           .offset = offsetof(Settings, mode),
           .help = "auto: merge when the helper module is loaded; estimate: never merge" },
+        { .section = "Scan", .key = "MergePolicy", .kind = SETTING_ENUM, .def = MERGE_POLICY_FIRST_PASS,
+          .names = merge_policy_table, .n_names = _MERGE_POLICY_MAX,
+          .offset = offsetof(Settings, merge_policy),
+          .help = "first-pass: merge a duplicate when first read; stable: once it held still a pass" },
         NUMBER("Scan", "PagesToScan", SETTING_COUNT, SETTING_WRITABLE, 1, 1000000, 4096, pages_to_scan,
                "Pages examined per batch (KSM's pages_to_scan)"),
         NUMBER("Scan", "Sleep", SETTING_TIME, SETTING_WRITABLE, 0, 60 * USEC_PER_SEC, 20 * USEC_PER_MSEC,
@@ -56,11 +66,13 @@ const Setting settings_table[] = {
         NUMBER("Scan", "TargetScanTime", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, USEC_PER_SEC,
                USEC_PER_DAY, 0, target_scan_time_usec,
                "Adapt the rate so that a full scan takes this long..."),
-        NUMBER("Scan", "MaxCPU", SETTING_PERCENT, SETTING_WRITABLE, 1, 100, 20, max_cpu_percent,
-               "...using at most this share of one CPU"),
+        NUMBER("Scan", "MaxCPU", SETTING_PERCENT, SETTING_WRITABLE, 1, 100 * SCAN_THREADS_MAX, 20,
+               max_cpu_percent, "...using at most this share of one CPU, all scan threads together"),
+        NUMBER("Scan", "ScanThreads", SETTING_COUNT, SETTING_WRITABLE, 0, SCAN_THREADS_MAX, 0, scan_threads,
+               "Threads that read and hash pages; 0: one per 100 % of MaxCPU=, at most the online CPUs"),
         NUMBER("Scan", "IdleSleep", SETTING_TIME, SETTING_WRITABLE | SETTING_OFF, 0, USEC_PER_HOUR,
                10 * USEC_PER_SEC, idle_sleep_usec, "Rest after a full scan that found almost nothing new"),
-        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 25, idle_max_cpu_bp,
+        NUMBER("Scan", "IdleMaxCPU", SETTING_CENTIPERCENT, SETTING_WRITABLE, 1, 10000, 5, idle_max_cpu_bp,
                "Lengthen rests so that scans and rests use at most this share of one CPU"),
         NUMBER("Limits", "MaxMetadata", SETTING_SIZE, SETTING_WRITABLE, UINT64_C(1) << 20, UINT64_C(1) << 40,
                UINT64_C(256) << 20, max_metadata_bytes,
@@ -109,6 +121,10 @@ const size_t settings_table_size = ELEMENTSOF(settings_table);
 
 const char *scan_mode_to_string(ScanMode m) {
         return m >= 0 && m < _SCAN_MODE_MAX ? scan_mode_table[m] : NULL;
+}
+
+const char *merge_policy_to_string(MergePolicy p) {
+        return p >= 0 && p < _MERGE_POLICY_MAX ? merge_policy_table[p] : NULL;
 }
 
 const char *domain_policy_to_string(DomainPolicy p) {

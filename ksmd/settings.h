@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "macro.h"
+#include "merge-policy.h"
 
 typedef enum ScanMode {
         SCAN_MODE_AUTO,         /* merge when the helper module is loaded, else estimate */
@@ -48,10 +49,12 @@ typedef enum DomainPolicy {
 typedef struct Settings {
         /* [Scan] */
         ScanMode mode;
+        MergePolicy merge_policy;        /* when a page read is offered for merging (merge-policy.h) */
         uint64_t pages_to_scan;          /* pages per batch */
         uint64_t sleep_usec;             /* pause between batches */
         uint64_t target_scan_time_usec;  /* 0: fixed rate; else adapt to one full scan per this long */
-        uint64_t max_cpu_percent;        /* CPU cap of the adaptive rate, % of one core */
+        uint64_t max_cpu_percent;        /* CPU cap of the adaptive rate, % of one core, all threads */
+        uint64_t scan_threads;           /* threads that read and hash pages; 0: scan_threads_default() */
         uint64_t idle_sleep_usec;        /* rest after a full scan that found almost nothing new; 0: none */
         uint64_t idle_max_cpu_bp;        /* rests lengthen so that idle scanning stays under this, 1/100 % */
 
@@ -217,3 +220,4 @@ int settings_check(const Settings *s, char **ret_reason);
 const char *scan_mode_to_string(ScanMode m);
 ScanMode scan_mode_from_string(const char *s);
 const char *domain_policy_to_string(DomainPolicy p);
+const char *merge_policy_to_string(MergePolicy p);

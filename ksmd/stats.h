@@ -82,6 +82,8 @@ typedef struct Stats {
         HelperPoolNode helper_pool[HELPER_POOL_NODES_MAX]; /* where its pages come from, per NUMA node */
         size_t n_helper_pool;
         MergeCounters merge;
+        uint64_t cow_breaks;             /* merged pages found written since the start: COW breaks
+                                          * (merge-policy.h) */
         CowStatus cow;                   /* the unmerge debt, the headroom and the COW guard (cow-guard.h) */
 } Stats;
 

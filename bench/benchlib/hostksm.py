@@ -3,6 +3,7 @@
 and restored on exit (law 4: leave the host as you found it), counters, and
 the CPU time of its kernel thread."""
 
+import contextlib
 import os
 import re
 import time
@@ -112,3 +113,24 @@ class Saved:
         if errors:
             raise RuntimeError("could not restore KSM settings: " + "; ".join(errors))
         return False
+
+
+@contextlib.contextmanager
+def stopped():
+    """KSM with every setting saved, everything unmerged and run=0, for a benchmark to start
+    (start()); yields the pid of its kernel thread. Restores the settings on exit (Saved)."""
+    with Saved() as saved:
+        kpid = kthread_pid()
+        if kpid is None:
+            raise RuntimeError("the ksmd kernel thread was not found in /proc")
+        saved.unmerge()
+        write("run", 0)
+        yield kpid
+
+
+def start(pages_to_scan, sleep_ms):
+    """Runs KSM at this rate, merging zero pages into the zero page."""
+    write("pages_to_scan", pages_to_scan)
+    write("sleep_millisecs", sleep_ms)
+    write("use_zero_pages", 1)
+    write("run", 1)

@@ -13,19 +13,11 @@ def run(label, workload_exe, wl, pages_to_scan, sleep_ms, max_s, steady_s, goal=
 
     Every KSM setting is restored afterwards and everything KSM merged is
     unmerged again if KSM was off before."""
-    with hostksm.Saved() as saved:
-        kpid = hostksm.kthread_pid()
-        if kpid is None:
-            raise RuntimeError("the ksmd kernel thread was not found in /proc")
-        saved.unmerge()
-        hostksm.write("run", 0)
+    with hostksm.stopped() as kpid:
         with Workload(workload_exe, mergeable=True, **wl) as w:
             expected = w.expected["saved_pages"]
             r = measure.Run(system=label, expected_pages=expected)
-            hostksm.write("pages_to_scan", pages_to_scan)
-            hostksm.write("sleep_millisecs", sleep_ms)
-            hostksm.write("use_zero_pages", 1)
-            hostksm.write("run", 1)
+            hostksm.start(pages_to_scan, sleep_ms)
 
             progress = measure.progress_printer(label, expected)
 

@@ -70,13 +70,21 @@ def write(results_dir, name, runs, params, extra_text=""):
     return base + ".md"
 
 
-def plot(path, runs, title):
+def pyplot():
+    """matplotlib.pyplot drawing to files, or None (saying so) when Debian's python3-matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         print("bench: python3-matplotlib is not installed; no plot (apt-get install python3-matplotlib)")
+        return None
+    return plt
+
+
+def plot(path, runs, title):
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in runs:

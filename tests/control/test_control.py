@@ -376,7 +376,7 @@ class Settings(ControlTest):
         self.assertIn("uint64 100", self.get("PagesToScan").stdout)
         self.assertIn("uint64 50000", self.get("SleepUSec").stdout)
         self.assertIn("uint64 10", self.get("MaxRegions").stdout)
-        self.assertIn("uint64 25", self.get("IdleMaxCPU").stdout)
+        self.assertIn("uint64 5", self.get("IdleMaxCPU").stdout)
 
     def test_root_sets_a_number_in_range_until_the_next_reload(self):
         r = self.set("PagesToScan", 777)

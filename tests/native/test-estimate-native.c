@@ -253,21 +253,25 @@ static uint64_t child_thp_kib(const Child *ch) {
 }
 
 /* An estimate-mode Manager at 256 pages per batch, no sleep, no rests, no files, no socket. */
-static int new_estimate_manager(Manager **ret) {
+static int new_estimate_manager_threads(const char *scan_threads, Manager **ret) {
         return manager_new(&(ManagerArgs) { .overrides = STRV_MAKE("Mode=estimate", "PagesToScan=256",
-                                                                    "Sleep=0", "IdleSleep=0"),
-                                            .n_overrides = 4,
+                                                                    "Sleep=0", "IdleSleep=0", scan_threads),
+                                            .n_overrides = 5,
                                             .no_socket = true },
                            ret);
 }
 
-static void run_manager_and_check(const char *what) {
+static int new_estimate_manager(Manager **ret) {
+        return new_estimate_manager_threads("ScanThreads=1", ret);
+}
+
+static void run_manager_and_check_threads(const char *what, const char *scan_threads) {
         _cleanup_(manager_freep) Manager *m = NULL;
         Expected e = expected();
         uint64_t saveable = 0, cpu0;
         Stats st;
 
-        assert_int_equal(new_estimate_manager(&m), 0);
+        assert_int_equal(new_estimate_manager_threads(scan_threads, &m), 0);
         assert_true(manager_is_estimate(m));
         for (size_t c = 0; c < n_children; c++)
                 assert_int_equal(manager_register_range(m, children[c].pid, children[c].start,
@@ -303,6 +307,17 @@ static void run_manager_and_check(const char *what) {
         REGISTRY_FOREACH(r, m->registry)
                 saveable += scan_counters_saving_pages(&scanner_region(m->scanner, r->id)->last);
         assert_int_equal(saveable, e.sharing + e.zero);
+}
+
+static void run_manager_and_check(const char *what) {
+        run_manager_and_check_threads(what, "ScanThreads=1");
+}
+
+/* The same processes' real memory, read by 2 and 4 worker threads: the same exact estimate. */
+static void test_estimate_is_exact_with_scan_threads(void **state) {
+        start_children(3, false);
+        run_manager_and_check_threads("ScanThreads=2", "ScanThreads=2");
+        run_manager_and_check_threads("ScanThreads=4", "ScanThreads=4");
 }
 
 static void test_estimate_is_exact_for_small_pages(void **state) {
@@ -476,6 +491,7 @@ int main(int argc, char *argv[]) {
         const char *mib = getenv("KSMD_NATIVE_MIB");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_estimate_is_exact_for_small_pages, stop_children),
+                cmocka_unit_test_teardown(test_estimate_is_exact_with_scan_threads, stop_children),
                 cmocka_unit_test_teardown(test_estimate_is_exact_with_a_transparent_huge_page_process,
                                           stop_children),
                 cmocka_unit_test_teardown(test_changed_pages_are_found_and_steady_ones_not_reread,

@@ -85,7 +85,7 @@ static void test_missing_files_give_the_defaults(void **state) {
                 if (!setting_equal(&settings_table[i], &c, &defaults))
                         fail_msg("%s= is not at its default", settings_table[i].key);
         assert_string_equal(c.socket_path, "/run/ksmd/ksmd.sock");
-        assert_int_equal(c.idle_max_cpu_bp, 25);
+        assert_int_equal(c.idle_max_cpu_bp, 5);
 }
 
 static void test_command_line_comes_after_the_files(void **state) {
@@ -274,8 +274,9 @@ static void test_every_bad_value_is_reported(void **state) {
                 { "[Scan]\nTargetScanTime=10ms\n",
                   "TargetScanTime=10ms: '10ms' is not a time span from 1s to 1d, or off "
                   "(e.g. 20ms, 1.5s, 5min)" },
-                { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a percentage from 1% to 100%" },
-                { "[Scan]\nMaxCPU=150%\n", "MaxCPU=150%: '150%' is not a percentage from 1% to 100%" },
+                { "[Scan]\nMaxCPU=0\n", "MaxCPU=0: '0' is not a percentage from 1% to 6400%" },
+                { "[Scan]\nMaxCPU=6500%\n", "MaxCPU=6500%: '6500%' is not a percentage from 1% to 6400%" },
+                { "[Scan]\nScanThreads=65\n", "ScanThreads=65: '65' is not a whole number from 0 to 64" },
                 { "[Scan]\nIdleSleep=2h\n",
                   "IdleSleep=2h: '2h' is not a time span from 0 to 1h (e.g. 20ms, 1.5s, 5min)" },
                 { "[Scan]\nIdleMaxCPU=0\n",

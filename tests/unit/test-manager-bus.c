@@ -32,6 +32,7 @@
 #include "bus-auth.h"
 #include "macro.h"
 #include "manager.h"
+#include "scan-worker.h"
 #include "peer-client.h"
 #include "settings.h"
 
@@ -321,6 +322,21 @@ static void test_statistics_carry_the_rate_in_effect(void **state) {
         assert_int_equal(statistic(0, "batch_sleep_usec"), 7000);
 }
 
+static void test_scan_threads_change_over_the_bus_and_show_in_statistics(void **state) {
+        new_manager(NULL);
+        assert_int_equal(connect_client(0), 0);
+        /* The default: one per 100 % of MaxCPU= (20 %). */
+        assert_int_equal(statistic(0, "scan_threads"), 1);
+        assert_int_equal(set_number(0, "ScanThreads", 3, NULL), 0);
+        assert_int_equal(statistic(0, "scan_threads"), 3);
+        /* Back to the default, then a MaxCPU= worth two cores picks two where there are two. */
+        assert_int_equal(set_number(0, "ScanThreads", 0, NULL), 0);
+        assert_int_equal(statistic(0, "scan_threads"), 1);
+        assert_int_equal(set_number(0, "MaxCPU", 200, NULL), 0);
+        assert_int_equal(statistic(0, "scan_threads"), sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1);
+        assert_int_equal(set_number(0, "ScanThreads", SCAN_THREADS_MAX + 1, NULL), -EINVAL);
+}
+
 static unsigned statistic_count(size_t i, const char *key) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         unsigned n = 0;
@@ -581,6 +597,7 @@ int main(void) {
                 TEST(test_number_out_of_range_is_refused_naming_the_range),
                 TEST(test_read_only_setting_cannot_be_set),
                 TEST(test_statistics_carry_the_rate_in_effect),
+                TEST(test_scan_threads_change_over_the_bus_and_show_in_statistics),
                 TEST(test_statistics_show_what_merged_pages_cost),
                 TEST(test_pidfd_registration_is_listed_with_its_name),
                 TEST(test_pidfd_of_an_exited_process_is_no_such_process),

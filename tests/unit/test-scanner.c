@@ -5,12 +5,14 @@
  * Processes are real (forked children that pause) so the pidfds are real.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include "macro.h"
 #include "proc-reader.h"
 #include "region.h"
+#include "scan-worker.h"
 #include "scanner.h"
 
 #define N_PROCS 2
@@ -56,7 +59,22 @@ static struct {
         bool shared_reads_ok;            /* the scanner may read pages not exclusively mapped */
         unsigned mark_calls;             /* proc_pagemap_mark_zero_pages() calls */
         size_t max_read_batch;           /* most pages asked of one memory_read_pages() */
+        int pidfd[N_PROCS];              /* of each process's region, once registered */
 } fake;
+
+/* Scan workers (ScanThreads=) call the read and hash seams from their threads. */
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A read of a page of a process that does not return until released (a FUSE mapping never answered). */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t released;
+        bool on;
+        int proc;
+        uint64_t addr;
+        unsigned calls;                  /* reads that asked for memory of proc */
+        unsigned blocked;                /* reads now waiting */
+} stall = { .lock = PTHREAD_MUTEX_INITIALIZER, .released = PTHREAD_COND_INITIALIZER };
 
 static int proc_of(pid_t pid) {
         for (int i = 0; i < N_PROCS; i++)
@@ -87,7 +105,13 @@ int __wrap_proc_maps_read(pid_t pid, ProcMapping **ret, size_t *ret_n) {
         return 0;
 }
 
-static pid_t fd_pid[1024];
+/* A fake pagemap file holds its pid, so that a dup() of it (each scan job has its own) names it too. */
+static pid_t fd_pid(int fd) {
+        pid_t pid = 0;
+
+        assert_int_equal(pread(fd, &pid, sizeof(pid), 0), sizeof(pid));
+        return pid;
+}
 
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd);
 int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
@@ -95,16 +119,16 @@ int __wrap_proc_pagemap_open(pid_t pid, int *ret_fd) {
 
         if (fake.dead[proc_of(pid)])
                 return -ESRCH;
-        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        assert_true(fd >= 0 && fd < 1024);
-        fd_pid[fd] = pid;
+        fd = memfd_create("fake-pagemap", MFD_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, &pid, sizeof(pid)), sizeof(pid));
         *ret_fd = fd;
         return 0;
 }
 
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         for (size_t i = 0; i < n_pages; i++) {
                 uint64_t page = (addr - BASE_ADDR) / PAGE_SIZE_BYTES + i;
@@ -119,7 +143,7 @@ int __wrap_proc_pagemap_read(int fd, uint64_t addr, size_t n_pages, uint64_t *en
 /* PAGEMAP_SCAN's zero-page flag, as the kernel gives it whether or not PFNs are shown. */
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries);
 int __wrap_proc_pagemap_mark_zero_pages(int fd, uint64_t addr, size_t n_pages, uint64_t *entries) {
-        int p = proc_of(fd_pid[fd]);
+        int p = proc_of(fd_pid(fd));
 
         fake.mark_calls++;
         for (size_t i = 0; i < n_pages; i++) {
@@ -147,6 +171,18 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 
         if (fake.dead[p])
                 return -ESRCH;
+        pthread_mutex_lock(&stall.lock);
+        if (p == stall.proc)
+                stall.calls++;
+        for (size_t i = 0; i < n; i++)
+                if (p == stall.proc && addrs[i] == stall.addr && stall.on) {
+                        stall.blocked++;
+                        while (stall.on)
+                                pthread_cond_wait(&stall.released, &stall.lock);
+                        stall.blocked--;
+                }
+        pthread_mutex_unlock(&stall.lock);
+        pthread_mutex_lock(&fake_lock);
         fake.max_read_batch = MAX(fake.max_read_batch, n);
         for (size_t i = 0; i < n; i++) {
                 FakePage *fp = &fake.page[p][(addrs[i] - BASE_ADDR) / PAGE_SIZE_BYTES];
@@ -165,6 +201,7 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
                         fp->flags |= PAGEMAP_SOFT_DIRTY;
                 }
         }
+        pthread_mutex_unlock(&fake_lock);
         *ret_n_read = n;
         return 0;
 }
@@ -172,7 +209,9 @@ int __wrap_memory_read_pages(pid_t pid, const uint64_t *addrs, size_t n, void *b
 uint64_t __real_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed);
 uint64_t __wrap_page_hash(const void *page, uint64_t seed) {
+        pthread_mutex_lock(&fake_lock);
         fake.hashes++;
+        pthread_mutex_unlock(&fake_lock);
         return __real_page_hash(page, seed);
 }
 
@@ -221,6 +260,12 @@ typedef enum WorldFlags {
         WORLD_NO_EXCLUSIVE_BIT = 1 << 4, /* PAGEMAP_EXCLUSIVE does not tell shared pages */
         WORLD_SINGLE_PAGE_READS = 1 << 5, /* process_vm_readv one page at a time */
         WORLD_NO_SHARED_BIT = 1 << 6,    /* PAGEMAP_FILE_OR_SHARED does not mark the helper's pages */
+        /*
+         * MergePolicy=first-pass, the daemon's default: a page is offered in the pass that first reads
+         * it. Without it the world waits for a stable hash (MergePolicy=stable): most tests here prove
+         * what both policies share, written when every candidate needed two passes.
+         */
+        WORLD_FIRST_PASS = 1 << 7,
 } WorldFlags;
 
 #define UNBOUNDED_TRACKED_PAGES (UINT64_C(1) << 20)
@@ -303,8 +348,12 @@ static void world_init_bounded(World *w, size_t n_procs, WorldFlags flags, uint6
         assert_int_equal(index_new(max_tracked, &w->idx), 0);
         assert_int_equal(merger_new(helper, 16, 1024, on_result, w, &w->merger), 0);
         assert_int_equal(scanner_new(w->reg, w->idx, w->merger, &sc, &w->scanner), 0);
-        for (size_t p = 0; p < n_procs; p++)
+        scanner_set_merge_policy(w->scanner,
+                                 flags & WORLD_FIRST_PASS ? MERGE_POLICY_FIRST_PASS : MERGE_POLICY_STABLE);
+        for (size_t p = 0; p < n_procs; p++) {
                 assert_int_equal(region_registry_add(w->reg, fake.pid[p], 0, 0, true, 0, &w->region[p]), 0);
+                fake.pidfd[p] = w->region[p]->pidfd;
+        }
 }
 
 /* What the scanner knows of process p's region. */
@@ -365,8 +414,9 @@ static bool run_pass(World *w) {
 }
 
 /*
- * n full scans. Two settle a still world: the first reads every page, the
- * second finds the pages that held still as candidates (and merges them).
+ * n full scans. Two settle a still world under the stable policy: the first
+ * reads every page, the second finds the pages that held still as candidates
+ * (and merges them). Under first-pass one does.
  */
 static void run_passes(World *w, unsigned n) {
         for (unsigned i = 0; i < n; i++)
@@ -421,6 +471,11 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
+        /* A failed test may leave a worker waiting in a stalled read. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
         for (int p = 0; p < N_PROCS; p++)
                 /* A reaped child's pid may already belong to someone else: never signal it. */
                 if (fake.pid[p] > 0 && !fake.dead[p]) {
@@ -451,9 +506,11 @@ static void test_page_becomes_candidate_only_after_holding_still(void **state) {
         world_done(&w);
 }
 
-static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
+/* Under both policies; first-pass is exact from the first full scan on, stable from the second. */
+static void check_estimate_exact(bool first_pass) {
         World w;
 
+        fake.n_pages[0] = fake.n_pages[1] = 0;
         /* Process 0: contents 1..20, then 6 zero pages, then 4 more copies of content 3. */
         add_distinct_pages(0, 20, 1);
         add_same_pages(0, 6, 0);
@@ -465,11 +522,13 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
          * Distinct non-zero contents: 1..30 = 30. Non-zero pages: 24 + 20 = 44.
          * Sharing = 44 - 30 = 14; shared = 11 (content 3 and 11..20); zero = 8.
          */
-        world_init(&w, 2, WORLD_ESTIMATE);
+        world_init(&w, 2, WORLD_ESTIMATE | (first_pass ? WORLD_FIRST_PASS : 0));
         for (int pass = 0; pass < 4; pass++) {
                 run_pass(&w);
-                if (pass == 0)
+                if (pass == 0 && !first_pass) {
+                        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 0);
                         continue;
+                }
                 const ScanCounters *c = last_counters(&w);
                 assert_int_equal(c->pages_sharing, 14);
                 assert_int_equal(c->pages_shared, 11);
@@ -480,8 +539,232 @@ static void test_estimate_is_exact_across_processes_and_stays_exact(void **state
                 assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 0)->last), 4 + 6);
                 assert_int_equal(scan_counters_saving_pages(&scan_of(&w, 1)->last), 10 + 2);
         }
-        assert_int_equal(merger_counters(w.merger)->estimated, 3 * 22);
+        assert_int_equal(merger_counters(w.merger)->estimated, (first_pass ? 4 : 3) * 22);
         world_done(&w);
+}
+
+static void test_estimate_is_exact_across_processes_and_stays_exact(void **state) {
+        check_estimate_exact(false);
+        check_estimate_exact(true);
+}
+
+static uint32_t merged_except_fill(const HelperMergeItem *it, bool zero);
+
+/* What a few full scans found, pass by pass: the whole scan's counters and each region's. */
+typedef struct ScanRecord {
+        ScanCounters total[6];
+        ScanCounters region[6][N_PROCS];
+        MergeCounters merge;
+        unsigned reads[N_PROCS], hashes;
+} ScanRecord;
+
+/* A world with every kind of page: duplicates within and across processes, zero pages, changing ones. */
+static void fill_mixed_world(void) {
+        for (int p = 0; p < N_PROCS; p++)
+                fake.n_pages[p] = 0;
+        fake.hashes = 0;
+        add_distinct_pages(0, 20, 1);
+        add_same_pages(0, 6, 0);
+        add_same_pages(0, 10, 3);
+        add_distinct_pages(0, 10, 200);
+        add_distinct_pages(1, 20, 11);
+        add_same_pages(1, 9, 0);
+        add_same_pages(1, 12, 7);
+        add_distinct_pages(1, 15, 100);
+        for (size_t i = 40; i < 50; i++)
+                fake.page[0][i].changes_on_read = true;
+        fake.page[1][3].flags = PAGEMAP_SWAPPED;
+        fake.page[1][4].flags = 0;
+        map_zero_page(1, 5);
+        map_shared_page(0, 2, 0x9999);
+}
+
+/* Six full scans of fill_mixed_world() with threads scan threads, each in steps of step_pages pages. */
+static void record_scans(unsigned threads, WorldFlags flags, uint64_t step_pages, ScanRecord *rec) {
+        World w;
+
+        memset(rec, 0, sizeof(*rec));
+        fill_mixed_world();
+        reset_reads();
+        world_init(&w, N_PROCS, flags);
+        assert_int_equal(scanner_set_threads(w.scanner, threads), 0);
+        assert_int_equal(scanner_threads(w.scanner), threads);
+        for (int pass = 0; pass < 6; pass++) {
+                ScanStepResult res;
+
+                do {
+                        assert_int_equal(scanner_step(w.scanner, step_pages, w.now, &res), 0);
+                        w.now += 1000;
+                        assert_true(merger_flush(w.merger, w.now) >= 0);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                rec->total[pass] = *last_counters(&w);
+                for (int p = 0; p < N_PROCS; p++)
+                        rec->region[pass][p] = scan_of(&w, p)->last;
+        }
+        rec->merge = *merger_counters(w.merger);
+        for (int p = 0; p < N_PROCS; p++)
+                rec->reads[p] = reads_of(p);
+        rec->hashes = fake.hashes;
+        /* The workers read exactly what the scanner wanted: nothing was read twice. */
+        assert_int_equal(scanner_pages_reread(w.scanner), 0);
+        world_done(&w);
+}
+
+static void assert_same_scans(const ScanRecord *a, const ScanRecord *b) {
+        for (int pass = 0; pass < 6; pass++) {
+                assert_memory_equal(&a->total[pass], &b->total[pass], sizeof(ScanCounters));
+                assert_memory_equal(a->region[pass], b->region[pass], sizeof(a->region[pass]));
+        }
+        assert_memory_equal(&a->merge, &b->merge, sizeof(MergeCounters));
+        assert_memory_equal(a->reads, b->reads, sizeof(a->reads));
+        assert_int_equal(a->hashes, b->hashes);
+}
+
+static void test_estimate_is_identical_with_1_2_and_4_scan_threads(void **state) {
+        /* Steps of 7 pages put many chunks in flight at once; steps of 5000 one chunk per region. */
+        static const uint64_t steps[] = { 7, 5000 };
+
+        for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
+                ScanRecord one, two, four;
+
+                record_scans(1, WORLD_ESTIMATE, steps[i], &one);
+                record_scans(2, WORLD_ESTIMATE, steps[i], &two);
+                record_scans(4, WORLD_ESTIMATE, steps[i], &four);
+                assert_same_scans(&one, &two);
+                assert_same_scans(&one, &four);
+                assert_true(scan_counters_saving_pages(&one.total[5]) > 0);
+                assert_int_equal(one.merge.estimated, two.merge.estimated);
+        }
+}
+
+static void test_soft_dirty_and_merging_scans_are_identical_with_scan_threads(void **state) {
+        ScanRecord one, two, four;
+
+        fake.result_for = merged_except_fill;
+        record_scans(1, WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.total[5].pages_unchanged > 0);
+
+        record_scans(1, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &one);
+        record_scans(2, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &two);
+        record_scans(4, WORLD_MERGING | WORLD_SOFT_DIRTY, 7, &four);
+        assert_same_scans(&one, &two);
+        assert_same_scans(&one, &four);
+        assert_true(one.merge.by_result[KSMD_HELPER_RESULT_MERGED] > 0);
+}
+
+static void test_scan_threads_can_change_between_steps_mid_pass(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        World w;
+        unsigned threads[] = { 2, 1, 4, 3 };
+        size_t t = 0;
+
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        for (int pass = 0; pass < 6; pass++) {
+                do {
+                        assert_int_equal(scanner_set_threads(w.scanner, threads[t++ % ELEMENTSOF(threads)]),
+                                         0);
+                        assert_int_equal(scanner_step(w.scanner, 11, w.now, &res), 0);
+                } while (!res.pass_done);
+                assert_memory_equal(last_counters(&w), &ref.total[pass], sizeof(ScanCounters));
+        }
+        assert_int_equal(scanner_set_threads(w.scanner, 0), -EINVAL);
+        assert_int_equal(scanner_set_threads(w.scanner, SCAN_THREADS_MAX + 1), -EINVAL);
+        world_done(&w);
+}
+
+static unsigned stall_calls(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&stall.lock);
+        n = stall.calls;
+        pthread_mutex_unlock(&stall.lock);
+        return n;
+}
+
+static void test_a_read_that_never_returns_stalls_only_its_region(void **state) {
+        ScanRecord ref;
+        ScanStepResult res;
+        const RegionScan *rs;
+        unsigned calls, steps;
+        World w;
+
+        /* What the scan finds when nothing stalls. */
+        record_scans(1, WORLD_ESTIMATE, 7, &ref);
+
+        fill_mixed_world();
+        world_init(&w, N_PROCS, WORLD_ESTIMATE);
+        assert_int_equal(scanner_set_threads(w.scanner, 2), 0);
+        scanner_set_read_deadline(w.scanner, 100000);
+        pthread_mutex_lock(&stall.lock);
+        stall.on = true;
+        stall.proc = 1;
+        stall.addr = BASE_ADDR + 10 * PAGE_SIZE_BYTES;
+        stall.calls = 0;
+        pthread_mutex_unlock(&stall.lock);
+
+        /* The pass ends, in steps that each return: process 1's read holds a worker, not the scan. */
+        for (int pass = 0; pass < 2; pass++) {
+                steps = 0;
+                do {
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                        assert_true(++steps < 1000);
+                } while (!res.pass_done);
+                assert_reasons_add_up(&w);
+                /* Process 0 is scanned in full (what pairs with process 1's pages differs, of course). */
+                assert_int_equal(scan_of(&w, 0)->last.pages_scanned, ref.region[pass][0].pages_scanned);
+                assert_int_equal(scan_of(&w, 0)->last.pages_read, ref.region[pass][0].pages_read);
+                rs = scan_of(&w, 1);
+                assert_non_null(strstr(rs->note, "took longer than 100 ms"));
+                /* Its pages from the stalled chunk on are counted unreadable, as pages not reached. */
+                assert_true(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE] >= fake.n_pages[1] - 14);
+        }
+        calls = stall_calls();
+
+        /* While the read hangs, the region is not read again, not even its maps. */
+        steps = 0;
+        do
+                assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+        while (!res.pass_done);
+        assert_int_equal(stall_calls(), calls);
+        assert_int_equal(scan_of(&w, 1)->last.pages_read, 0);
+
+        /* The read returns: the region is scanned again, in full, and the note is gone. */
+        pthread_mutex_lock(&stall.lock);
+        stall.on = false;
+        pthread_cond_broadcast(&stall.released);
+        pthread_mutex_unlock(&stall.lock);
+        for (int pass = 0; pass < 200; pass++) {
+                do
+                        assert_int_equal(scanner_step(w.scanner, 7, w.now, &res), 0);
+                while (!res.pass_done);
+                if (scan_of(&w, 1)->last.pages_by_reason[PAGE_REASON_UNREADABLE] == 0)
+                        break;
+                usleep(10000);
+        }
+        rs = scan_of(&w, 1);
+        assert_int_equal(rs->last.pages_by_reason[PAGE_REASON_UNREADABLE], 0);
+        assert_true(rs->last.pages_read > 0);
+        assert_null(strstr(rs->note, "took longer"));
+        world_done(&w);
+}
+
+static void test_default_scan_threads_follow_max_cpu_and_the_cpus(void **state) {
+        assert_int_equal(scan_threads_default(20, 8), 1);
+        assert_int_equal(scan_threads_default(100, 8), 1);
+        assert_int_equal(scan_threads_default(101, 8), 2);
+        assert_int_equal(scan_threads_default(200, 8), 2);
+        assert_int_equal(scan_threads_default(800, 2), 2);
+        assert_int_equal(scan_threads_default(800, -1), 8);
+        assert_int_equal(scan_threads_default(1, 0), 1);
+        assert_int_equal(scan_threads_default(100000, 1000), SCAN_THREADS_MAX);
 }
 
 static void test_absent_swapped_zero_mapped_and_shared_pages_are_never_read(void **state) {
@@ -661,6 +944,27 @@ static void test_process_exit_mid_scan_drops_only_its_region(void **state) {
         assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
         run_pass(&w);
         assert_int_equal(last_counters(&w)->pages_sharing, 19);
+        world_done(&w);
+}
+
+static void test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full(void **state) {
+        World w;
+        ScanStepResult res;
+
+        add_distinct_pages(0, 40, 1);
+        add_distinct_pages(1, 30, 1);
+        world_init(&w, 2, WORLD_ESTIMATE);
+        run_pass(&w);
+        /* The cursor is in process 0's region, 25 pages in, when it is unregistered between steps. */
+        for (int i = 0; i < 5; i++)
+                assert_int_equal(scanner_step(w.scanner, 5, w.now, &res), 0);
+        assert_int_equal(scanner_current_pages(w.scanner), 25);
+        scanner_forget_region(w.scanner, w.region[0]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
+        finish_pass(&w, 5);
+        /* Process 1's region from its first page: every page scanned, all 30 candidates. */
+        assert_int_equal(scan_of(&w, 1)->last.pages_scanned, 30);
+        assert_int_equal(scan_of(&w, 1)->last.pages_unshared, 30);
         world_done(&w);
 }
 
@@ -963,6 +1267,236 @@ static void test_single_page_reads_ask_one_page_per_call(void **state) {
         assert_int_equal(fake.max_read_batch, 1);
         assert_int_equal(reads_of(0), 16);
         assert_int_equal(last_counters(&w)->pages_read, 16);
+        world_done(&w);
+}
+
+/* The region (process) whose pidfd the helper was given. */
+static int proc_of_pidfd(int pidfd) {
+        for (int p = 0; p < N_PROCS; p++)
+                if (fake.pidfd[p] == pidfd)
+                        return p;
+        fail_msg("unknown pidfd %d", pidfd);
+        return -1;
+}
+
+/*
+ * The helper merges every page and the kernel then maps what it merged into:
+ * the zero page, or one shared page per content (frame 0x9000 + fill).
+ */
+static uint32_t merged_and_mapped(const HelperMergeItem *it, bool zero) {
+        int p = proc_of_pidfd(it->pidfd);
+        uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
+        uint8_t fill = fake.page[p][page].fill;
+
+        if (zero) {
+                map_zero_page(p, page);
+                return KSMD_HELPER_RESULT_MERGED;
+        }
+        map_helper_page(p, page, 0x9000 + fill);
+        if (!it->handle)
+                map_helper_page(proc_of_pidfd(it->src_pidfd), (it->src_addr - BASE_ADDR) / PAGE_SIZE_BYTES,
+                                0x9000 + fill);
+        return KSMD_HELPER_RESULT_MERGED;
+}
+
+static PageState state_of(const World *w, int p, size_t page) {
+        return page_slot_state(slot_at(w, p, BASE_ADDR + page * PAGE_SIZE_BYTES));
+}
+
+static unsigned volatility_of(const World *w, int p, size_t page) {
+        return page_slot_volatility(slot_at(w, p, BASE_ADDR + page * PAGE_SIZE_BYTES));
+}
+
+static void test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6, 0);
+        add_pages(1, 5, 7);
+        world_init(&w, 2, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_pass(&w);
+        /* Process 1's page 0 onto process 0's, and process 0's zero page: in the first full scan. */
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
+        assert_int_equal(state_of(&w, 1, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 2), PAGE_ZERO_MERGED);
+        /* The next finds them merged, reads nothing of them and merges nothing more. */
+        reset_reads();
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->items, 2);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 3);
+        assert_int_equal(reads_of(0) + reads_of(1), 2);         /* the unique pages 6 and 7 */
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 0);
+        world_done(&w);
+}
+
+static void test_stable_policy_still_needs_two_passes(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6, 0);
+        add_pages(1, 5, 7);
+        world_init(&w, 2, WORLD_MERGING);
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->items, 0);
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 0);
+        run_pass(&w);
+        assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+        assert_int_equal(state_of(&w, 1, 0), PAGE_SHARING);
+        assert_int_equal(state_of(&w, 0, 2), PAGE_ZERO_MERGED);
+        world_done(&w);
+}
+
+/* A policy change applies from the next page read: stable, then first-pass merges at once. */
+static void test_merge_policy_changes_at_once(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 6);
+        world_init(&w, 1, WORLD_MERGING);
+        run_pass(&w);
+        add_pages(0, 5);
+        scanner_set_merge_policy(w.scanner, MERGE_POLICY_FIRST_PASS);
+        run_pass(&w);
+        /* Page 0 held still (a candidate under both), page 2 is new and merges onto it at once. */
+        assert_int_equal(state_of(&w, 0, 2), PAGE_SHARING);
+        world_done(&w);
+}
+
+/*
+ * A merged page written again (a COW break) is counted and its volatility
+ * raised: under first-pass it is no longer merged when first read again,
+ * only once it held still, while a new page of the same content merges at
+ * once. The break is counted once.
+ */
+static void test_cow_break_raises_volatility_and_delays_the_next_merge(void **state) {
+        World w;
+        unsigned passes = 0;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 5, 6);
+        world_init(&w, 1, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_passes(&w, 2);
+        assert_int_equal(state_of(&w, 0, 1), PAGE_SHARING);
+        assert_int_equal(volatility_of(&w, 0, 1), 0);
+
+        /* The process writes page 1: COW gives it a private frame. */
+        set_page(0, 1, 9);
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 1);
+        assert_int_equal(scan_of(&w, 0)->cow_breaks, 1);
+        assert_int_equal(volatility_of(&w, 0, 1), 1);
+        assert_int_equal(state_of(&w, 0, 0), PAGE_SHARING);     /* its partner stays merged */
+
+        /* It writes the shared content back, and a new page with that content appears. */
+        fake.page[0][1].fill = 5;
+        add_pages(0, 5);
+        run_pass(&w);
+        passes++;
+        assert_int_equal(state_of(&w, 0, 3), PAGE_SHARING);     /* the new page: merged when first read */
+        assert_int_not_equal(state_of(&w, 0, 1), PAGE_SHARING); /* the written one waits */
+        while (state_of(&w, 0, 1) != PAGE_SHARING) {
+                run_pass(&w);
+                assert_true(++passes < 8);
+        }
+        print_message("# the written page merged again %u passes after its write-back\n", passes);
+        assert_true(passes >= 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 1);
+        world_done(&w);
+}
+
+/* A page that kept changing merges with a raised volatility, which falls while it stays merged. */
+static void test_page_that_stays_merged_lowers_its_volatility(void **state) {
+        World w;
+        unsigned v, reads, passes = 0;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 20);
+        fake.page[0][1].changes_on_read = true;
+        world_init(&w, 1, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_passes(&w, 12);
+        assert_true(volatility_of(&w, 0, 1) >= 2);
+        assert_int_not_equal(state_of(&w, 0, 1), PAGE_SHARING);
+
+        /* It stops changing, with the content of page 0: merged once it held still, v still raised. */
+        fake.page[0][1].changes_on_read = false;
+        fake.page[0][1].fill = 5;
+        while (state_of(&w, 0, 1) != PAGE_SHARING) {
+                run_pass(&w);
+                assert_true(++passes < 64);
+        }
+        v = volatility_of(&w, 0, 1);
+        print_message("# merged with volatility %u\n", v);
+        assert_true(v > 0);
+        reads = fake.page[0][1].reads;
+        /* Never read while merged; one level less each 2^v passes. */
+        for (unsigned i = 0; i < (2u << v); i++)
+                run_pass(&w);
+        assert_int_equal(state_of(&w, 0, 1), PAGE_SHARING);
+        assert_int_equal(volatility_of(&w, 0, 1), 0);
+        assert_int_equal(fake.page[0][1].reads, reads);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 0);
+        world_done(&w);
+}
+
+/*
+ * cow_breaks counts merged pages that map a private anonymous frame again,
+ * nothing else: not a merged page unmapped, discarded and read again (the
+ * zero page), nor the pages of a region forgotten (unregistered, unmerged)
+ * or of an exiting process; each break once.
+ */
+static void test_cow_breaks_count_exactly_the_writes_to_merged_pages(void **state) {
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 5, 5, 5, 5, 0, 0);
+        add_pages(1, 5, 5, 0);
+        world_init(&w, 2, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_pass(&w);
+        /* Ten pages, one content and the zero page: all but one copy saved in the first full scan. */
+        assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 9);
+        run_pass(&w);
+        assert_int_equal(last_counters(&w)->pages_skipped_merged, 10);
+
+        set_page(0, 1, 9);                       /* written: a private frame */
+        set_page(0, 2, 5);                       /* written with the same bytes: a break all the same */
+        set_page(0, 5, 3);                       /* the merged zero page written */
+        map_shared_page(0, 3, 0x4444);           /* written, then shared with a fork: a break */
+        fake.page[0][4].flags = 0;               /* unmapped (MADV_DONTNEED): no break */
+        map_zero_page(0, 6);                     /* still the zero page: no break */
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+        assert_int_equal(scan_of(&w, 0)->cow_breaks, 4);
+        assert_int_equal(scan_of(&w, 1)->cow_breaks, 0);
+
+        /* Discarded, then read: the zero page is mapped there, no break. Counted breaks stay counted. */
+        map_zero_page(0, 4);
+        run_passes(&w, 2);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+
+        /* Region 1 is forgotten (unregistered, as ksmctl unmerge does) and its pages made private. */
+        scanner_forget_region(w.scanner, w.region[1]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[1]->id), 0);
+        set_page(1, 0, 5);
+        set_page(1, 1, 5);
+        set_page(1, 2, 0);
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+
+        /* Process 0 exits: its merged pages go with it, no break. */
+        fake.dead[0] = true;
+        (void) kill(fake.pid[0], SIGKILL);
+        (void) waitpid(fake.pid[0], NULL, 0);
+        run_pass(&w);
+        assert_true(w.region[0]->gone);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
+        /* Removed, its region takes its count along, but the total keeps the breaks it saw. */
+        scanner_forget_region(w.scanner, w.region[0]);
+        assert_int_equal(region_registry_remove(w.reg, w.region[0]->id), 0);
+        run_pass(&w);
+        assert_int_equal(scanner_cow_breaks(w.scanner), 4);
         world_done(&w);
 }
 
@@ -1336,7 +1870,29 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_without_the_exclusive_bit_shared_pages_are_read_and_offered, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stable_policy_still_needs_two_passes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_merge_policy_changes_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cow_break_raises_volatility_and_delays_the_next_merge,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_page_that_stays_merged_lowers_its_volatility, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_cow_breaks_count_exactly_the_writes_to_merged_pages,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_single_page_reads_ask_one_page_per_call, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_estimate_is_identical_with_1_2_and_4_scan_threads,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_soft_dirty_and_merging_scans_are_identical_with_scan_threads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scan_threads_can_change_between_steps_mid_pass, setup,
+                                                teardown),
+                cmocka_unit_test(test_default_scan_threads_follow_max_cpu_and_the_cpus),
+                cmocka_unit_test_setup_teardown(
+                        test_region_removed_with_the_cursor_in_it_leaves_the_next_scanned_in_full, setup,
+                        teardown),
+                cmocka_unit_test_setup_teardown(test_a_read_that_never_returns_stalls_only_its_region, setup,
                                                 teardown),
         };
 

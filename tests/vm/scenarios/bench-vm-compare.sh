@@ -1,10 +1,12 @@
 #!/bin/sh
-# vm-timeout: 1200
+# vm-timeout: 1500
 # Not a test: the VM comparison benchmark (bench/vm-compare). On the same
 # workload, started fresh for each, it runs the guest kernel's KSM at its
 # defaults and at full speed, then ksmd with the helper module at its default
-# rate, at full speed, at KSM's default rate and at its adaptive rate, one
-# after the other, and prints what
+# rate, at full speed, at KSM's default rate and at its adaptive rate (each with
+# its default MergePolicy=first-pass), and at full speed with
+# MergePolicy=stable (KSM's wait for a stable checksum), one after the other,
+# and prints what
 # vm-compare-sampler measured ("# bench ..." lines): the physical saving over
 # time, time and CPU to 95 % of the theoretical saving, steady-state CPU, and
 # a memory-touching loop's throughput before and during deduplication. The
@@ -15,7 +17,16 @@
 # BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
-# BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive].
+# BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
+# ksmd-fast-stable], BENCH_CHURN_PER_S [0].
+#
+# Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
+# words a second to random duplicate and zero pages, each with the value it
+# holds (ksmd-workload --churn-per-s): a merge of such a page is undone by the
+# next write, a COW fault for the writer. For each system a "# bench churn"
+# line gives the writers' writes and nanoseconds alone (5 s before the
+# sampler) and while it runs, their minor faults, and the merges the helper
+# made meanwhile (ksmd; -1 for KSM, which does not count them).
 . /lib/ksmd-vm.sh
 
 procs=${BENCH_PROCS:-4}
@@ -26,16 +37,28 @@ touch_procs=${BENCH_TOUCH_PROCS:-1}
 max_s=${BENCH_MAX_S:-150}
 steady_s=${BENCH_STEADY_S:-15}
 baseline_s=${BENCH_BASELINE_S:-8}
-systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive}
+systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,ksmd-fast-stable}
+churn=${BENCH_CHURN_PER_S:-0}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
 VM_WORKLOAD_READY_S=300
 
 start_workload() {
-	rm -f /tmp/touch
+	rm -f /tmp/touch /tmp/churn
+	[ "$churn" -gt 0 ] && set -- "$@" --churn-per-s "$churn" --churn-counter /tmp/churn
 	vm_workload_start wl --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
 		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@"
+}
+# churn_sum: "writes=N write_ns=N faults=N", the churn writers' counters summed.
+churn_sum() {
+	ksmd-workload --churn-sum /tmp/churn
+}
+# helper_merges: pages the module merged since it loaded, zero pages included.
+helper_merges() {
+	local info
+	info=$(ksmd-probe info)
+	echo $(($(vm_field merged "$info") + $(vm_field merged_zero "$info")))
 }
 # The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
 ksm_kthread() {
@@ -66,7 +89,7 @@ while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/
 done
 EOF
 chmod +x /tmp/stop_ksmd
-vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
+vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
 vm_check "the kernel has KSM" test -w "$KSM/run"
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 kthread=$(ksm_kthread)
@@ -83,6 +106,9 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	ksm-fast) pages=5000; sleep_ms=0; kind=ksm ;;
 	ksmd-default) pages=4096; sleep_ms=20; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
 	ksmd-fast) pages=5000; sleep_ms=0; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
+	# Full speed, waiting for a stable hash as KSM does: what first-pass merging gains.
+	ksmd-fast-stable) pages=5000; sleep_ms=0; kind=ksmd
+		rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms --merge-policy=stable" ;;
 	# ksmd at KSM's default rate, and at its adaptive rate aiming at the full-scan
 	# time KSM's default rate would take (BENCH_TARGET_SCAN_S), under its default 20 % CPU cap.
 	ksmd-ksmrate) pages=$ksm_pages; sleep_ms=$ksm_sleep; kind=ksmd; rate="--pages-to-scan=$pages --sleep=${sleep_ms}ms" ;;
@@ -107,10 +133,26 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		stop=/tmp/stop_ksmd
 	fi
 	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
+	if [ "$churn" -gt 0 ]; then
+		c0=$(churn_sum)
+		sleep 5
+		c1=$(churn_sum)
+		m1=$(helper_merges)
+	fi
 	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(vm_workload_expected_pages wl)" --start "$start" \
 		--stop "$stop" $cpu \
 		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
 		--steady-s "$steady_s" $(vm_workload_ranges wl)
+	if [ "$churn" -gt 0 ]; then
+		c2=$(churn_sum)
+		merges=-1
+		[ "$kind" = ksmd ] && merges=$(($(helper_merges) - m1))
+		w0=$(vm_field writes "$c0") w1=$(vm_field writes "$c1") w2=$(vm_field writes "$c2")
+		n0=$(vm_field write_ns "$c0") n1=$(vm_field write_ns "$c1") n2=$(vm_field write_ns "$c2")
+		f1=$(vm_field faults "$c1") f2=$(vm_field faults "$c2")
+		echo "# bench churn $sys per_s=$churn alone_writes=$((w1 - w0)) alone_ns=$((n1 - n0))" \
+			"writes=$((w2 - w1)) write_ns=$((n2 - n1)) faults=$((f2 - f1)) merges=$merges"
+	fi
 	if [ "$kind" = ksm ]; then
 		vm_diag "$sys: KSM pages_shared=$(cat $KSM/pages_shared) pages_sharing=$(cat $KSM/pages_sharing) full_scans=$(cat $KSM/full_scans)"
 		stop_workload "$sys"

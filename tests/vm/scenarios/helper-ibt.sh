@@ -21,7 +21,8 @@ case $KSMD_VM_KERNEL_LINE in
 *) FUNCS="ptrace_may_access folio_add_file_rmap_ptes folio_remove_rmap_ptes __split_huge_page_to_list_to_order" ;;
 esac
 FUNCS="kallsyms_lookup_name __mmu_notifier_invalidate_range_start __mmu_notifier_invalidate_range_end
-ptep_clear_flush pidfd_get_task lru_add_drain_all folio_free_swap __mem_cgroup_charge $FUNCS"
+ptep_clear_flush pidfd_get_task lru_add_drain_all folio_free_swap __mem_cgroup_charge __mem_cgroup_uncharge
+$FUNCS"
 nfuncs=$(echo $FUNCS | wc -w)
 
 # The address of kernel (not module) symbol $1, as /proc/kallsyms prints it.

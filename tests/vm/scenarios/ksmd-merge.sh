@@ -6,7 +6,7 @@
 # saving, measured by what physically backs the workload's memory (pagemap
 # PFNs) and by /proc/meminfo, not by the daemon's word. Every process then
 # reads exactly its own content, the module owns nothing once they exit and
-# unloads cleanly.
+# unloads cleanly. KSMD_SCAN_THREADS=N runs ksmd with ScanThreads=N.
 . /lib/ksmd-vm.sh
 
 meminfo_kb() {
@@ -57,13 +57,18 @@ for t in $(vm_workload_ranges huge | tr ' ' ':'); do
 done
 
 t0=$(date +%s)
-ksmd --scans=4 --sleep=5ms $regs > /tmp/ksmd.out 2> /tmp/ksmd.err
+ksmd --scans=4 --sleep=5ms ${KSMD_SCAN_THREADS:+--scan-threads=$KSMD_SCAN_THREADS} $regs \
+	> /tmp/ksmd.out 2> /tmp/ksmd.err
 status=$?
 t1=$(date +%s)
 sed -e 's/^/# ksmd: /' /tmp/ksmd.err /tmp/ksmd.out
 vm_diag "ksmd took $((t1 - t0)) s"
 vm_check "ksmd runs 4 full scans and exits 0" test "$status" -eq 0
 vm_check "ksmd merged through the module (mode=merge)" grep -q '^mode=merge ' /tmp/ksmd.out
+if [ -n "${KSMD_SCAN_THREADS:-}" ]; then
+	vm_check "ksmd scanned with $KSMD_SCAN_THREADS threads" \
+		grep -q "Scanning with $KSMD_SCAN_THREADS threads" /tmp/ksmd.err /tmp/ksmd.out
+fi
 
 after=$(ksmd-probe pages $all_ranges)
 mem_after=$(meminfo_kb)
