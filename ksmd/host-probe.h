@@ -136,10 +136,11 @@ void host_probe_evaluate(const HostObservations *o, HostProbe *ret);
 int host_probe_run(HostProbe *ret);
 
 /*
- * The PFNs of the zero page and the huge zero page (0 if unknown) as
- * host_probe_run() learns them, for tools that count pages by frame.
+ * The PFNs of the zero page and the huge zero page (0 if unknown), for tools
+ * that count pages by frame: read faults of this process's own untouched
+ * memory, read back from its own pagemap (no probe child, no timeout).
  * -ENODATA when the zero page's is unknown (PFNs hidden, or read faults do
- * not map it), -ENOMEM.
+ * not map one shared frame), -ENOMEM, or pagemap's error.
  */
 int host_probe_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn);
 

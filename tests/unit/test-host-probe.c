@@ -447,6 +447,9 @@ static void test_this_host_is_probed(void **state) {
         if (p.zero_pfn != 0) {
                 assert_int_equal(r, 0);
                 assert_true(zero_pfn == p.zero_pfn);
+                /* Learnt in this process, the same frames as the probe child's. */
+                if (p.huge_zero_pfn != 0)
+                        assert_true(huge_zero_pfn == p.huge_zero_pfn);
         } else
                 assert_int_equal(r, -ENODATA);
 }

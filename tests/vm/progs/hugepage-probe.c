@@ -56,7 +56,8 @@ static int read_buddyinfo(uint64_t *ret_free_2m) {
                         continue;
                 p += strlen("zone");
                 strtok(p, " \t\n");     /* the zone's name */
-                for (char *w = strtok(NULL, " \t\n"); w && order < MAX_ORDERS; w = strtok(NULL, " \t\n"), order++)
+                for (char *w = strtok(NULL, " \t\n"); w && order < MAX_ORDERS;
+                     w = strtok(NULL, " \t\n"), order++)
                         if (order >= HUGE_ORDER)
                                 free_2m += strtoull(w, NULL, 10) << (order - HUGE_ORDER);
         }
@@ -79,7 +80,8 @@ static int read_pagetypeinfo(char names[MAX_TYPES][32], uint64_t counts[MAX_TYPE
         while (fgets(line, sizeof(line), f)) {
                 if (strncmp(line, "Number of blocks type", strlen("Number of blocks type")) == 0) {
                         n = 0;
-                        for (char *w = strtok(line + strlen("Number of blocks type"), " \t\n"); w && n < MAX_TYPES;
+                        for (char *w = strtok(line + strlen("Number of blocks type"), " \t\n");
+                             w && n < MAX_TYPES;
                              w = strtok(NULL, " \t\n"), n++) {
                                 snprintf(names[n], 32, "%s", w);
                                 for (char *c = names[n]; *c; c++)
@@ -168,7 +170,8 @@ static int cmd_free(void) {
                 total += counts[i];
         }
         printf(" blocks_total=%" PRIu64 " mem_free_mib=%" PRId64 " mem_available_mib=%" PRId64 "\n", total,
-               read_kib("/proc/meminfo", "MemFree") / 1024, read_kib("/proc/meminfo", "MemAvailable") / 1024);
+               read_kib("/proc/meminfo", "MemFree") / 1024,
+               read_kib("/proc/meminfo", "MemAvailable") / 1024);
         return 0;
 }
 
@@ -221,8 +224,8 @@ static int cmd_thp(const char *arg) {
         }
         bytes = (uint64_t) mib << 20;
         /* One huge page more, so that the memory can start on a 2 MiB boundary. */
-        raw = mmap(NULL, bytes + HUGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+        raw = mmap(NULL, bytes + HUGE_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (raw == MAP_FAILED) {
                 fprintf(stderr, "hugepage-probe: mmap of %llu MiB: %m\n", mib);
                 return 1;
@@ -239,8 +242,8 @@ static int cmd_thp(const char *arg) {
         for (uint64_t off = 0; off < bytes; off += PAGE_BYTES)
                 ((volatile uint8_t *) mem)[off] = 1;
         huge_kib = smaps_anon_huge_kib((uintptr_t) mem);
-        printf("thp_asked_mib=%llu thp_huge_mib=%" PRId64 " thp_fault_alloc=%" PRId64 " thp_fault_fallback=%" PRId64
-               " thp_seconds=%.1f\n",
+        printf("thp_asked_mib=%llu thp_huge_mib=%" PRId64 " thp_fault_alloc=%" PRId64
+               " thp_fault_fallback=%" PRId64 " thp_seconds=%.1f\n",
                mib, huge_kib < 0 ? -1 : huge_kib / 1024, read_vmstat("thp_fault_alloc") - alloc0,
                read_vmstat("thp_fault_fallback") - fallback0, now_s() - t0);
         munmap(raw, bytes + HUGE_BYTES);

@@ -155,14 +155,13 @@ static int cmd_pages(int n_args, char *args[]) {
                                 else {
                                         shared++;
                                         if (n_shared == shared_cap) {
-                                                uint64_t *p = reallocarray(shared_pfns,
-                                                                           shared_cap ? shared_cap * 2 : 4096,
-                                                                           sizeof(uint64_t));
+                                                size_t c = shared_cap ? shared_cap * 2 : 4096;
+                                                uint64_t *p = reallocarray(shared_pfns, c, sizeof(uint64_t));
 
                                                 if (!p)
                                                         return 1;
                                                 shared_pfns = p;
-                                                shared_cap = shared_cap ? shared_cap * 2 : 4096;
+                                                shared_cap = c;
                                         }
                                         shared_pfns[n_shared++] = pfn;
                                 }
