@@ -84,10 +84,12 @@ start_group() {
 		--seed $((seq_n << 20)) $mergeable
 }
 
+# live_names: the workloads of this system started so far (an earlier
+# system's are removed when it ends: their pids are gone).
 live_names() {
 	i=0
 	while [ "$i" -lt "$groups" ]; do
-		echo "g$i"
+		[ -e "/tmp/g$i.out" ] && echo "g$i"
 		i=$((i + 1))
 	done
 }
@@ -236,6 +238,7 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		i=$((i + 1))
 	done
 	echo "# bench intact $sys $intact"
+	rm -f /tmp/g[0-9]*.out /tmp/g[0-9]*.err
 	if [ "$kind" = ksm ]; then
 		echo 2 > $KSM/run
 		echo 0 > $KSM/run
