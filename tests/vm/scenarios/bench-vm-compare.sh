@@ -18,7 +18,7 @@
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
 # BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
-# ksmd-fast-stable], BENCH_CHURN_PER_S [0].
+# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1].
 #
 # Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
 # words a second to random duplicate and zero pages, each with the value it
@@ -27,6 +27,8 @@
 # line gives the writers' writes and nanoseconds alone (5 s before the
 # sampler) and while it runs, their minor faults, and the merges the helper
 # made meanwhile (ksmd; -1 for KSM, which does not count them).
+# BENCH_CHURN_HOT below 1 sends the writes to that fraction of those pages only
+# (ksmd-workload --churn-hot): a hot set, written again soon after each merge.
 . /lib/ksmd-vm.sh
 
 procs=${BENCH_PROCS:-4}
@@ -39,6 +41,7 @@ steady_s=${BENCH_STEADY_S:-15}
 baseline_s=${BENCH_BASELINE_S:-8}
 systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,ksmd-fast-stable}
 churn=${BENCH_CHURN_PER_S:-0}
+churn_hot=${BENCH_CHURN_HOT:-1}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
@@ -46,7 +49,8 @@ VM_WORKLOAD_READY_S=300
 
 start_workload() {
 	rm -f /tmp/touch /tmp/churn
-	[ "$churn" -gt 0 ] && set -- "$@" --churn-per-s "$churn" --churn-counter /tmp/churn
+	[ "$churn" -gt 0 ] && set -- "$@" --churn-per-s "$churn" --churn-hot "$churn_hot" \
+		--churn-counter /tmp/churn
 	vm_workload_start wl --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
 		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@"
 }
@@ -89,7 +93,7 @@ while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/
 done
 EOF
 chmod +x /tmp/stop_ksmd
-vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
+vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn churn_hot=$churn_hot cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
 vm_check "the kernel has KSM" test -w "$KSM/run"
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 kthread=$(ksm_kthread)
