@@ -843,7 +843,7 @@ static bool merge_broken(PageState state, uint64_t e) {
  */
 static unsigned count_cow_break(RegionScan *rs, unsigned v) {
         rs->cow_breaks++;
-        return volatility_raise(v);
+        return volatility_raise_broken(v);
 }
 
 /* The volatility of a page found still merged: lowered at its tick (merge-policy.h). */
@@ -872,7 +872,7 @@ static bool chunk_page_wants_read(const ScanJob *j, size_t i) {
                 return false;
         /* A broken merge is read unless its raised volatility backs it off. */
         if (merge_broken(state, e))
-                v = volatility_raise(v);
+                v = volatility_raise_broken(v);
         if (j->soft_dirty_tracking && (slot & PAGE_SLOT_SD_OK) && !(e & PAGEMAP_SOFT_DIRTY) &&
             (state == PAGE_HASHED || state == PAGE_ZERO))
                 return false;
