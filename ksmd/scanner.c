@@ -1372,9 +1372,18 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                                                        PAGE_SLOT_VOL_MAX);
                 break;
 
-        case KSMD_HELPER_RESULT_NO_PROCESS:
-                r->gone = true;
+        case KSMD_HELPER_RESULT_NO_PROCESS: {
+                /* The target's process or the source's has no memory any more: the result does not say
+                 * which, so only a region whose process has exited goes (a live one stays registered). */
+                Region *src = req->zero || req->handle ? NULL : region_registry_find(s->registry,
+                                                                                    req->src_region_id);
+
+                if (region_alive(r) <= 0)
+                        r->gone = true;
+                if (src && region_alive(src) <= 0)
+                        src->gone = true;
                 break;
+        }
 
         default:
                 /* BUSY/NO_MEMORY after the last retry (pinned, or short of memory): tried again after a

@@ -1619,6 +1619,31 @@ static void test_merges_name_processes_by_their_regions_pidfds(void **state) {
         world_done(&w);
 }
 
+static uint32_t no_process(const HelperMergeItem *it, bool zero) {
+        return KSMD_HELPER_RESULT_NO_PROCESS;
+}
+
+/* NO_PROCESS names no side: the source's process exited, the target's region stays registered. */
+static void test_no_process_drops_only_the_region_whose_process_exited(void **state) {
+        World w;
+
+        fake.result_for = no_process;
+        add_pages(0, 7, 8);
+        add_pages(1, 7, 8);
+        world_init(&w, 2, WORLD_MERGING);
+        run_pass(&w);
+        /* The second pass offers region 2's pages onto region 1's; process 0 exits before they are sent. */
+        finish_pass(&w, 7);
+        fake.dead[0] = true;
+        (void) kill(fake.pid[0], SIGKILL);
+        (void) waitpid(fake.pid[0], NULL, 0);
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        assert_int_equal(scan_of(&w, 1)->merge_results[KSMD_HELPER_RESULT_NO_PROCESS], 2);
+        assert_false(w.region[1]->gone);
+        assert_true(w.region[0]->gone);
+        world_done(&w);
+}
+
 static uint32_t refused_by_fill(const HelperMergeItem *it, bool zero) {
         uint64_t page = (it->addr - BASE_ADDR) / PAGE_SIZE_BYTES;
 
@@ -1886,6 +1911,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_merges_name_processes_by_their_regions_pidfds, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_no_process_drops_only_the_region_whose_process_exited,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_pidfd_and_no_access_record_why_and_rest_the_page,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_page_is_counted_under_one_reason, setup,
