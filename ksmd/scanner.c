@@ -16,8 +16,13 @@
 
 static_assert(SCAN_CHUNK_PAGES <= SCAN_JOB_MAX_PAGES, "a chunk must fit a ScanJob");
 
-/* Jobs in flight per scan thread: enough that a worker finds the next while the loop consumes one. */
-#define SCAN_JOBS_PER_THREAD 3u
+/*
+ * Jobs in flight per scan thread (about 13 KiB each). The event-loop thread consumes them in order, so a
+ * worker runs dry once the jobs behind the oldest are all done; with 2 threads on 2 CPUs the event-loop
+ * thread is a third busy thread and may wait a scheduler slice (some ms) for a CPU. 8 jobs are about
+ * 4 ms of a worker's reading; 3 were 1.5 ms.
+ */
+#define SCAN_JOBS_PER_THREAD 8u
 
 /*
  * A read of a process's memory that takes longer than this holds up no more
