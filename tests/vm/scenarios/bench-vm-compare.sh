@@ -69,7 +69,9 @@ EOF
 chmod +x /tmp/stop_ksmd
 # And starts it with this one: ksmd logs each full scan at debug level (its CPU
 # and the rest it takes after it); a reader stamps each line with the guest's
-# uptime, so that the scans can be placed in the sampler's windows.
+# uptime, so that the scans can be placed in the sampler's windows. Every 5 s
+# a loop of shell builtins notes each ksmd thread's CPU (ns) and how many
+# times it ran (/proc/PID/task/TID/schedstat), to tell wake-ups apart.
 cat > /tmp/start_ksmd <<'EOF'
 #!/bin/sh
 rm -f /tmp/ksmd.fifo /tmp/ksmd.pid
@@ -79,7 +81,17 @@ while IFS= read -r line; do
 done < /tmp/ksmd.fifo > /tmp/ksmd.err &
 cut -d' ' -f1 /proc/uptime > /tmp/ksmd.t0
 KSMD_LOG_LEVEL=debug ksmd --no-socket "$@" > /tmp/ksmd.out 2> /tmp/ksmd.fifo &
-echo $! > /tmp/ksmd.pid
+pid=$!
+echo "$pid" > /tmp/ksmd.pid
+while read -r st < "/proc/$pid/stat" && set -- $st && [ "$3" != Z ]; do
+	read -r up idle < /proc/uptime
+	line="$up"
+	for t in /proc/$pid/task/*; do
+		[ -r "$t/schedstat" ] && read -r run wait slices < "$t/schedstat" && line="$line ${t##*/}:$run:$slices"
+	done
+	echo "$line"
+	sleep 5
+done > /tmp/ksmd.sched 2> /dev/null &
 EOF
 chmod +x /tmp/start_ksmd
 vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
@@ -142,6 +154,9 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 			if ($0 ~ /resting/) { rest = $0; sub(/.*resting /, "", rest); sub(/ ms.*/, "", rest) }
 			printf "# bench pass %s t=%.2f wall_ms=%s cpu_ms=%s rest_ms=%s\n", sys, $1 - t0, wall, cpu, rest
 		}' /tmp/ksmd.err
+		# Each thread's CPU (ns) and times run, every 5 s: tid:ns:times ...
+		awk -v t0="$(cat /tmp/ksmd.t0)" -v sys="$sys" '{ $1 = sprintf("%.2f", $1 - t0); print "# bench sched " sys " t=" $0 }' \
+			/tmp/ksmd.sched
 		grep -v 'Full scan [0-9]* done' /tmp/ksmd.err | cut -d' ' -f2- | cat - /tmp/ksmd.out |
 			sed -e 's/^/# ksmd: /' | tail -n 20
 		stop_workload "$sys"
