@@ -34,6 +34,9 @@
  * zero page with the value it holds. Contents never change, so the page is a
  * duplicate again at once, but a write to a merged page undoes the merge
  * with a COW fault: what merging pages that are written soon costs. With
+ * --churn-hot F sends every write to the first F of those pages instead (a hot
+ * set: pages written are written again soon, the locality that lets a
+ * deduplicator learn which pages not to merge). With
  * --churn-counter FILE each process keeps three shared 64-bit counters in
  * FILE (slots 3p..3p+2): the writes, the nanoseconds its rounds of writes
  * took, and the writer thread's minor faults (getrusage RUSAGE_THREAD: COW
@@ -65,6 +68,7 @@
 #define PAGE_BYTES 4096u
 #define MAX_PROCS 256
 #define MIN_U64(a, b) ((a) < (b) ? (a) : (b))
+#define MAX_U64(a, b) ((a) > (b) ? (a) : (b))
 #define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 
 enum page_kind {
@@ -90,6 +94,7 @@ static struct {
         const char *expect_gen;    /* file holding the generation the rewritten pages must hold */
         unsigned churn_per_s;      /* same-value writes to duplicate and zero pages a second, per process */
         const char *churn_counter;
+        double churn_hot;          /* the fraction of those pages the writes go to */
 } opt = {
         .procs = 4,
         .pages = 64 * 256,
@@ -98,6 +103,7 @@ static struct {
         .volatile_ = 0.0,
         .seed = 1,
         .volatile_period_ms = 10,
+        .churn_hot = 1.0,
 };
 
 static volatile sig_atomic_t got_verify, got_stop, got_rewrite;
@@ -221,6 +227,7 @@ static void *churn_writer(void *p) {
 
         if (n_pages == 0)
                 return NULL;
+        n_pages = MAX_U64(1, (uint64_t) (opt.churn_hot * (double) n_pages));
         clock_gettime(CLOCK_MONOTONIC, &next);
         while (!atomic_load(&c->stop)) {
                 uint64_t due = (round + 1) * opt.churn_per_s / 100, faults = thread_minor_faults();
@@ -434,6 +441,7 @@ static void usage(void) {
                "                       FILE holds (a number), not the one the process remembers\n"
                "  --churn-per-s N      every process writes N words a second, each to a random duplicate\n"
                "                       or zero page, with the value it holds (default 0: none)\n"
+               "  --churn-hot F        the churn writes go to the first F of those pages (default 1)\n"
                "  --churn-counter FILE each process counts its churn writes, their nanoseconds and its\n"
                "                       churn thread's minor faults in FILE (3 counters per process)\n"
                "  --churn-sum FILE     print the sums of such a FILE, \"writes=N write_ns=N faults=N\",\n"
@@ -493,6 +501,7 @@ static int parse_args(int argc, char *argv[]) {
                 { "expect-gen", required_argument, NULL, 'E' },
                 { "churn-per-s", required_argument, NULL, 'R' },
                 { "churn-counter", required_argument, NULL, 'K' },
+                { "churn-hot", required_argument, NULL, 'W' },
                 { "churn-sum", required_argument, NULL, 'S' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -576,6 +585,14 @@ static int parse_args(int argc, char *argv[]) {
                         break;
                 case 'K':
                         opt.churn_counter = optarg;
+                        break;
+                case 'W':
+                        if (parse_fraction(optarg, "--churn-hot", &opt.churn_hot) < 0)
+                                return -EINVAL;
+                        if (opt.churn_hot == 0) {
+                                fprintf(stderr, "ksmd-workload: --churn-hot: must be above 0\n");
+                                return -EINVAL;
+                        }
                         break;
                 case 'S':
                         exit(print_churn_sum(optarg));

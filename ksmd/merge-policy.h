@@ -28,10 +28,15 @@
  *
  *   a read finds its content changed since the last read          v + 1
  *   a read finds it unchanged, or soft-dirty proves it unchanged  v - 1
- *   a COW break: a page merged by the helper (its shared page or  v + 1
+ *   a COW break: a page merged by the helper (its shared page or  v + 2
  *     the zero page) now maps a private anonymous frame, so the
  *     process wrote it (counted in cow_breaks)
  *   a merged page is found still merged at its tick               v - 1
+ *
+ * A break raises by two because the read that finds the page unchanged, the
+ * one that lets it merge again, lowers by one: a page written back with the
+ * same bytes soon after every merge (a hot page) so climbs a level per
+ * merge, where +1 would leave it at 1 and merge it every other pass.
  *
  * A page with v > 0 is visited only at its tick, every 2^v passes (pass +
  * page index is a multiple of 2^v, which spreads a run of volatile pages
@@ -65,6 +70,11 @@ static inline bool volatility_tick(unsigned v, uint64_t pass, uint64_t page) {
 
 static inline unsigned volatility_raise(unsigned v) {
         return MIN(v + 1, PAGE_SLOT_VOL_MAX);
+}
+
+/* After a COW break (see above for why two levels). */
+static inline unsigned volatility_raise_broken(unsigned v) {
+        return MIN(v + 2, PAGE_SLOT_VOL_MAX);
 }
 
 static inline unsigned volatility_lower(unsigned v) {

@@ -33,7 +33,8 @@ typedef struct ScanWorker {
 struct ScanPool {
         pthread_mutex_t lock;
         pthread_cond_t queued;           /* a job was queued, or the pool stops */
-        pthread_cond_t done;             /* a job started or is done */
+        pthread_cond_t done;             /* the awaited job is done */
+        ScanJob *awaited;                /* the job scan_pool_wait() sleeps on; NULL: none */
         ScanJob *head, *tail;            /* queued jobs, oldest first */
         bool stopping;                   /* scan_pool_free() was called */
         unsigned n_stuck;                /* workers in an abandoned job, detached */
@@ -158,9 +159,8 @@ static void *worker_main(void *userdata) {
                 }
                 j->state = JOB_RUNNING;
                 j->worker = w;
+                /* A waiter's deadline starts now; it looks at this when its own timeout comes. */
                 j->started_usec = monotonic_usec();
-                /* A waiter's deadline starts now. */
-                pthread_cond_broadcast(&p->done);
                 pthread_mutex_unlock(&p->lock);
 
                 scan_job_run(j, w->buf);
@@ -174,7 +174,10 @@ static void *worker_main(void *userdata) {
                         break;
                 }
                 j->state = JOB_DONE;
-                pthread_cond_broadcast(&p->done);
+                /* Only the waiter of this very job is woken: a wakeup per job done, and none for a
+                 * job done before the event-loop thread asks for it. */
+                if (p->awaited == j)
+                        pthread_cond_signal(&p->done);
         }
         pthread_mutex_unlock(&p->lock);
         if (w->stuck) {
@@ -329,7 +332,7 @@ int scan_pool_wait(ScanPool *p, ScanJob *j, uint64_t deadline_usec) {
 
         pthread_mutex_lock(&p->lock);
         for (;;) {
-                uint64_t end;
+                uint64_t end, now;
                 struct timespec ts;
 
                 if (j->state == JOB_DONE)
@@ -340,22 +343,29 @@ int scan_pool_wait(ScanPool *p, ScanJob *j, uint64_t deadline_usec) {
                         r = -EAGAIN;
                         break;
                 }
+                now = deadline_usec == UINT64_MAX ? 0 : monotonic_usec();
                 if (deadline_usec == 0 ||
                     (j->state == JOB_RUNNING && deadline_usec != UINT64_MAX &&
-                     monotonic_usec() - j->started_usec >= deadline_usec)) {
+                     now - j->started_usec >= deadline_usec)) {
                         r = pool_abandon(p, j);
                         r = r < 0 ? r : -ETIMEDOUT;
                         break;
                 }
-                if (j->state != JOB_RUNNING || deadline_usec == UINT64_MAX) {
+                p->awaited = j;
+                if (deadline_usec == UINT64_MAX) {
                         pthread_cond_wait(&p->done, &p->lock);
                         continue;
                 }
-                end = j->started_usec + deadline_usec;
+                /*
+                 * Workers do not wake us when a job starts: a queued job's deadline cannot have
+                 * passed before now + deadline_usec, so that is when to look again.
+                 */
+                end = (j->state == JOB_RUNNING ? j->started_usec : now) + deadline_usec;
                 ts = (struct timespec) { .tv_sec = (time_t) (end / 1000000),
                                          .tv_nsec = (long) (end % 1000000) * 1000 };
                 (void) pthread_cond_timedwait(&p->done, &p->lock, &ts);
         }
+        p->awaited = NULL;
         pthread_mutex_unlock(&p->lock);
         return r;
 }

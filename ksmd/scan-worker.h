@@ -127,8 +127,9 @@ unsigned scan_pool_threads(const ScanPool *p);
 /* Queues job (first in, first out); it must stay valid until scan_pool_wait() returned for it. */
 void scan_pool_submit(ScanPool *p, ScanJob *job);
 /*
- * Waits until job is done: 0. If a worker has run it for deadline_usec
- * (UINT64_MAX: no deadline; 0: do not wait) without finishing, or it is still
+ * Waits until job is done: 0. One thread at a time may wait (the pool wakes
+ * only the waiter of the job it waits for). If a worker has run it for
+ * deadline_usec (UINT64_MAX: no deadline; 0: do not wait) without finishing, or it is still
  * queued and deadline_usec is 0, the job is abandoned: -ETIMEDOUT, and the
  * pool owns it from then on (see the DOC above). A job abandoned while
  * running gets its worker replaced; -EAGAIN instead if no new thread could

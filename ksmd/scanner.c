@@ -16,8 +16,13 @@
 
 static_assert(SCAN_CHUNK_PAGES <= SCAN_JOB_MAX_PAGES, "a chunk must fit a ScanJob");
 
-/* Jobs in flight per scan thread: enough that a worker finds the next while the loop consumes one. */
-#define SCAN_JOBS_PER_THREAD 3u
+/*
+ * Jobs in flight per scan thread (about 13 KiB each). The event-loop thread consumes them in order, so a
+ * worker runs dry once the jobs behind the oldest are all done; with 2 threads on 2 CPUs the event-loop
+ * thread is a third busy thread and may wait a scheduler slice (some ms) for a CPU. 8 jobs are about
+ * 4 ms of a worker's reading; 3 were 1.5 ms.
+ */
+#define SCAN_JOBS_PER_THREAD 8u
 
 /*
  * A read of a process's memory that takes longer than this holds up no more
@@ -843,7 +848,7 @@ static bool merge_broken(PageState state, uint64_t e) {
  */
 static unsigned count_cow_break(RegionScan *rs, unsigned v) {
         rs->cow_breaks++;
-        return volatility_raise(v);
+        return volatility_raise_broken(v);
 }
 
 /* The volatility of a page found still merged: lowered at its tick (merge-policy.h). */
@@ -872,7 +877,7 @@ static bool chunk_page_wants_read(const ScanJob *j, size_t i) {
                 return false;
         /* A broken merge is read unless its raised volatility backs it off. */
         if (merge_broken(state, e))
-                v = volatility_raise(v);
+                v = volatility_raise_broken(v);
         if (j->soft_dirty_tracking && (slot & PAGE_SLOT_SD_OK) && !(e & PAGEMAP_SOFT_DIRTY) &&
             (state == PAGE_HASHED || state == PAGE_ZERO))
                 return false;
@@ -1372,9 +1377,18 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
                                                        PAGE_SLOT_VOL_MAX);
                 break;
 
-        case KSMD_HELPER_RESULT_NO_PROCESS:
-                r->gone = true;
+        case KSMD_HELPER_RESULT_NO_PROCESS: {
+                /* The target's process or the source's has no memory any more: the result does not say
+                 * which, so only a region whose process has exited goes (a live one stays registered). */
+                Region *src = req->zero || req->handle ? NULL : region_registry_find(s->registry,
+                                                                                    req->src_region_id);
+
+                if (region_alive(r) <= 0)
+                        r->gone = true;
+                if (src && region_alive(src) <= 0)
+                        src->gone = true;
                 break;
+        }
 
         default:
                 /* BUSY/NO_MEMORY after the last retry (pinned, or short of memory): tried again after a

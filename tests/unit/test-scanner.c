@@ -1061,19 +1061,27 @@ static void test_written_merged_page_gets_a_new_frame_and_is_read_again(void **s
         reset_reads();
         run_pass(&w);
         c = last_counters(&w);
-        assert_int_equal(fake.page[0][1].reads, 1);
-        assert_int_equal(fake.page[0][3].reads, 1);
         assert_int_equal(fake.page[0][0].reads, 0);
         /* Only page 0 still maps the shared page, which now saves nothing. */
         assert_int_equal(c->pages_skipped_merged, 1);
         assert_int_equal(c->pages_sharing, 0);
         assert_int_equal(c->pages_zero, 0);
         assert_int_equal(scan_counters_saving_pages(c), 0);
-        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 2);
-        /* Its new content is handled like any: it held still, so page 1 and 3 are now candidates. */
-        run_pass(&w);
-        assert_int_equal(page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)), PAGE_HASHED);
-        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW), 0);
+        /* Each break raised its page's volatility: read now as a new page, or at its tick. */
+        assert_int_equal(reason_of(&w, 0, PAGE_REASON_NEW) + reason_of(&w, 0, PAGE_REASON_VOLATILE), 2);
+        for (unsigned passes = 1; fake.page[0][1].reads == 0 || fake.page[0][3].reads == 0; passes++) {
+                assert_true(passes < 4);
+                run_pass(&w);
+        }
+        assert_int_equal(fake.page[0][1].reads, 1);
+        assert_int_equal(fake.page[0][3].reads, 1);
+        assert_int_equal(fake.page[0][0].reads, 0);
+        /* Its new content is handled like any: once it held still, page 1 is a candidate. */
+        for (unsigned passes = 0;
+             page_slot_state(slot_at(&w, 0, BASE_ADDR + PAGE_SIZE_BYTES)) != PAGE_HASHED; passes++) {
+                assert_true(passes < 8);
+                run_pass(&w);
+        }
         world_done(&w);
 }
 
@@ -1387,7 +1395,7 @@ static void test_cow_break_raises_volatility_and_delays_the_next_merge(void **st
         run_pass(&w);
         assert_int_equal(scanner_cow_breaks(w.scanner), 1);
         assert_int_equal(scan_of(&w, 0)->cow_breaks, 1);
-        assert_int_equal(volatility_of(&w, 0, 1), 1);
+        assert_int_equal(volatility_of(&w, 0, 1), 2);
         assert_int_equal(state_of(&w, 0, 0), PAGE_SHARING);     /* its partner stays merged */
 
         /* It writes the shared content back, and a new page with that content appears. */
@@ -1399,11 +1407,46 @@ static void test_cow_break_raises_volatility_and_delays_the_next_merge(void **st
         assert_int_not_equal(state_of(&w, 0, 1), PAGE_SHARING); /* the written one waits */
         while (state_of(&w, 0, 1) != PAGE_SHARING) {
                 run_pass(&w);
-                assert_true(++passes < 8);
+                assert_true(++passes < 20);
         }
         print_message("# the written page merged again %u passes after its write-back\n", passes);
         assert_true(passes >= 2);
         assert_int_equal(scanner_cow_breaks(w.scanner), 1);
+        world_done(&w);
+}
+
+/*
+ * A hot page: written back with the same bytes soon after every merge. Each
+ * break raises its volatility by two and the read that lets it merge again
+ * lowers it by one, so it climbs a level per merge and waits ever longer
+ * between merges, where its content alone (always a duplicate) would have it
+ * merged every other pass.
+ */
+static void test_page_broken_after_every_merge_waits_ever_longer(void **state) {
+        unsigned last_wait = 0;
+        World w;
+
+        fake.result_for = merged_and_mapped;
+        add_pages(0, 5, 5);
+        world_init(&w, 1, WORLD_MERGING | WORLD_FIRST_PASS);
+        run_passes(&w, 2);
+        assert_int_equal(state_of(&w, 0, 1), PAGE_SHARING);
+        for (unsigned cycle = 1; cycle <= 3; cycle++) {
+                unsigned wait = 0;
+
+                set_page(0, 1, 5);                               /* a same-value write: COW */
+                run_pass(&w);
+                assert_int_equal(scanner_cow_breaks(w.scanner), cycle);
+                while (state_of(&w, 0, 1) != PAGE_SHARING) {
+                        run_pass(&w);
+                        assert_true(++wait < 200);
+                }
+                print_message("# break %u: merged again after %u passes, volatility %u\n", cycle, wait,
+                              volatility_of(&w, 0, 1));
+                assert_int_equal(volatility_of(&w, 0, 1), cycle);
+                assert_true(wait > last_wait);
+                last_wait = wait;
+        }
         world_done(&w);
 }
 
@@ -1573,6 +1616,31 @@ static void test_merges_name_processes_by_their_regions_pidfds(void **state) {
         assert_int_equal(fake.last_pidfd, w.region[1]->pidfd);
         assert_int_equal(fake.last_src_pidfd, w.region[0]->pidfd);
         assert_true(w.region[0]->pidfd != w.region[1]->pidfd);
+        world_done(&w);
+}
+
+static uint32_t no_process(const HelperMergeItem *it, bool zero) {
+        return KSMD_HELPER_RESULT_NO_PROCESS;
+}
+
+/* NO_PROCESS names no side: the source's process exited, the target's region stays registered. */
+static void test_no_process_drops_only_the_region_whose_process_exited(void **state) {
+        World w;
+
+        fake.result_for = no_process;
+        add_pages(0, 7, 8);
+        add_pages(1, 7, 8);
+        world_init(&w, 2, WORLD_MERGING);
+        run_pass(&w);
+        /* The second pass offers region 2's pages onto region 1's; process 0 exits before they are sent. */
+        finish_pass(&w, 7);
+        fake.dead[0] = true;
+        (void) kill(fake.pid[0], SIGKILL);
+        (void) waitpid(fake.pid[0], NULL, 0);
+        assert_true(merger_flush(w.merger, w.now) >= 0);
+        assert_int_equal(scan_of(&w, 1)->merge_results[KSMD_HELPER_RESULT_NO_PROCESS], 2);
+        assert_false(w.region[1]->gone);
+        assert_true(w.region[0]->gone);
         world_done(&w);
 }
 
@@ -1843,6 +1911,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_merges_name_processes_by_their_regions_pidfds, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_no_process_drops_only_the_region_whose_process_exited,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_pidfd_and_no_access_record_why_and_rest_the_page,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_page_is_counted_under_one_reason, setup,
@@ -1876,6 +1946,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_merge_policy_changes_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cow_break_raises_volatility_and_delays_the_next_merge,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_page_broken_after_every_merge_waits_ever_longer, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_page_that_stays_merged_lowers_its_volatility, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_cow_breaks_count_exactly_the_writes_to_merged_pages,

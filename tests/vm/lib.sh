@@ -98,6 +98,18 @@ vm_rmmod_running() {
 	return 1
 }
 
+# vm_ksmd_start SOCKET [ARGS...]: starts "ksmd --socket SOCKET ARGS" in the
+# background, its output in /tmp/ksmd.log and its pid in $daemon, and waits up
+# to 10 s for the socket. Fails if the socket is not there by then.
+vm_ksmd_start() {
+	local sock=$1 i=0
+	shift
+	ksmd --socket "$sock" "$@" > /tmp/ksmd.log 2>&1 &
+	daemon=$!
+	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	test -S "$sock"
+}
+
 # A workload is a ksmd-workload run in the background under a NAME: its
 # standard output (one "pid PID addr ADDR pages PAGES" line per process, the
 # "expected ..." line, "ready", at the end "verified ...") goes to

@@ -9,16 +9,17 @@
 # and prints what
 # vm-compare-sampler measured ("# bench ..." lines): the physical saving over
 # time, time and CPU to 95 % of the theoretical saving, steady-state CPU, and
-# a memory-touching loop's throughput before and during deduplication. The
-# TAP results only say that each step ran and that every workload process
-# read back exactly its own content; no timing is judged.
+# a memory-touching loop's throughput before and during deduplication, and
+# ("# bench pass ...") each of ksmd's full scans with its CPU and the rest it
+# began. The TAP results only say that each step ran and that every workload
+# process read back exactly its own content; no timing is judged.
 #
 # Parameters (vm-test --param, defaults in brackets): BENCH_PROCS [4],
 # BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
 # BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
-# ksmd-fast-stable], BENCH_CHURN_PER_S [0].
+# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1].
 #
 # Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
 # words a second to random duplicate and zero pages, each with the value it
@@ -27,6 +28,8 @@
 # line gives the writers' writes and nanoseconds alone (5 s before the
 # sampler) and while it runs, their minor faults, and the merges the helper
 # made meanwhile (ksmd; -1 for KSM, which does not count them).
+# BENCH_CHURN_HOT below 1 sends the writes to that fraction of those pages only
+# (ksmd-workload --churn-hot): a hot set, written again soon after each merge.
 . /lib/ksmd-vm.sh
 
 procs=${BENCH_PROCS:-4}
@@ -39,6 +42,7 @@ steady_s=${BENCH_STEADY_S:-15}
 baseline_s=${BENCH_BASELINE_S:-8}
 systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,ksmd-fast-stable}
 churn=${BENCH_CHURN_PER_S:-0}
+churn_hot=${BENCH_CHURN_HOT:-1}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
@@ -46,7 +50,8 @@ VM_WORKLOAD_READY_S=300
 
 start_workload() {
 	rm -f /tmp/touch /tmp/churn
-	[ "$churn" -gt 0 ] && set -- "$@" --churn-per-s "$churn" --churn-counter /tmp/churn
+	[ "$churn" -gt 0 ] && set -- "$@" --churn-per-s "$churn" --churn-hot "$churn_hot" \
+		--churn-counter /tmp/churn
 	vm_workload_start wl --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
 		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@"
 }
@@ -89,7 +94,34 @@ while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/
 done
 EOF
 chmod +x /tmp/stop_ksmd
-vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
+# And starts it with this one: ksmd logs each full scan at debug level (its CPU
+# and the rest it takes after it); a reader stamps each line with the guest's
+# uptime, so that the scans can be placed in the sampler's windows. Every 5 s
+# a loop of shell builtins notes each ksmd thread's CPU (ns) and how many
+# times it ran (/proc/PID/task/TID/schedstat), to tell wake-ups apart.
+cat > /tmp/start_ksmd <<'EOF'
+#!/bin/sh
+rm -f /tmp/ksmd.fifo /tmp/ksmd.pid
+mkfifo /tmp/ksmd.fifo
+while IFS= read -r line; do
+	echo "$(cut -d' ' -f1 /proc/uptime) $line"
+done < /tmp/ksmd.fifo > /tmp/ksmd.err &
+cut -d' ' -f1 /proc/uptime > /tmp/ksmd.t0
+KSMD_LOG_LEVEL=debug ksmd --no-socket "$@" > /tmp/ksmd.out 2> /tmp/ksmd.fifo &
+pid=$!
+echo "$pid" > /tmp/ksmd.pid
+while read -r st < "/proc/$pid/stat" && set -- $st && [ "$3" != Z ]; do
+	read -r up idle < /proc/uptime
+	line="$up"
+	for t in /proc/$pid/task/*; do
+		[ -r "$t/schedstat" ] && read -r run wait slices < "$t/schedstat" && line="$line ${t##*/}:$run:$slices"
+	done
+	echo "$line"
+	sleep 5
+done > /tmp/ksmd.sched 2> /dev/null &
+EOF
+chmod +x /tmp/start_ksmd
+vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn churn_hot=$churn_hot cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
 vm_check "the kernel has KSM" test -w "$KSM/run"
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 kthread=$(ksm_kthread)
@@ -127,8 +159,7 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	else
 		vm_check "$sys: workload starts" start_workload || continue
 		regs=$(vm_register_processes wl)
-		rm -f /tmp/ksmd.pid
-		start="ksmd --no-socket $rate$regs > /tmp/ksmd.out 2> /tmp/ksmd.err & echo \$! > /tmp/ksmd.pid"
+		start="/tmp/start_ksmd $rate$regs"
 		cpu="--cpu-pid-file /tmp/ksmd.pid"
 		stop=/tmp/stop_ksmd
 	fi
@@ -161,7 +192,19 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		echo "$ksm_pages" > $KSM/pages_to_scan
 		echo "$ksm_sleep" > $KSM/sleep_millisecs
 	else
-		sed -e 's/^/# ksmd: /' /tmp/ksmd.err /tmp/ksmd.out | tail -n 20
+		# Every full scan, at seconds since ksmd started (the sampler's t, within milliseconds).
+		awk -v t0="$(cat /tmp/ksmd.t0)" -v sys="$sys" '/Full scan [0-9]+ done/ {
+			wall = $0; sub(/.* done in /, "", wall); sub(/ ms.*/, "", wall)
+			cpu = $0; sub(/.* ms [(]/, "", cpu); sub(/ ms of CPU.*/, "", cpu)
+			rest = 0
+			if ($0 ~ /resting/) { rest = $0; sub(/.*resting /, "", rest); sub(/ ms.*/, "", rest) }
+			printf "# bench pass %s t=%.2f wall_ms=%s cpu_ms=%s rest_ms=%s\n", sys, $1 - t0, wall, cpu, rest
+		}' /tmp/ksmd.err
+		# Each thread's CPU (ns) and times run, every 5 s: tid:ns:times ...
+		awk -v t0="$(cat /tmp/ksmd.t0)" -v sys="$sys" '{ $1 = sprintf("%.2f", $1 - t0); print "# bench sched " sys " t=" $0 }' \
+			/tmp/ksmd.sched
+		grep -v 'Full scan [0-9]* done' /tmp/ksmd.err | cut -d' ' -f2- | cat - /tmp/ksmd.out |
+			sed -e 's/^/# ksmd: /' | tail -n 20
 		stop_workload "$sys"
 		vm_diag "$sys: module after the workload exited: $(ksmd-probe info)"
 	fi

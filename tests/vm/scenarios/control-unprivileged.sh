@@ -12,11 +12,7 @@ mkdir -p /etc/ksmd-test
 printf '[Control]\nSocketGroup=65534\nAllowGroups=65534\n[Scan]\nSleep=5ms\n' > /etc/ksmd-test/ksmd.conf
 
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
-ksmd --config-dir /etc/ksmd-test --socket "$SOCK" > /tmp/ksmd.log 2>&1 &
-daemon=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd serves its socket" vm_ksmd_start "$SOCK" --config-dir /etc/ksmd-test
 vm_check "ksmd merges (the module is loaded)" sh -c "ksmctl --socket $SOCK status | grep -q 'mode: merge'"
 
 # One workload as root, one as nobody.

@@ -170,11 +170,7 @@ criu check > /tmp/criu-check.log 2>&1
 vm_diag "criu check: exit $?: $(tail -n 1 /tmp/criu-check.log)"
 vm_check "criu finds soft-dirty memory tracking on this kernel" criu check --feature mem_dirty_track
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
-ksmd --config-dir /etc/ksmd-test --socket "$SOCK" > /tmp/ksmd.log 2>&1 &
-daemon=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd serves its socket" vm_ksmd_start "$SOCK" --config-dir /etc/ksmd-test
 
 # 1. A plain dump and restore of merged pages.
 vm_check "workload 'plain' starts in a session of its own" criu_workload plain 31

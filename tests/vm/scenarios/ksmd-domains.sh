@@ -35,10 +35,7 @@ register() {
 }
 
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
-ksmd --config-dir /etc/ksmd-test --socket "$SOCK" > /tmp/ksmd.log 2>&1 &
-daemon=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+vm_ksmd_start "$SOCK" --config-dir /etc/ksmd-test
 vm_check "ksmd serves its socket and merges" sh -c "ksmctl --socket $SOCK status | grep -q 'mode: merge'"
 
 # The same seed: page for page the same content in both; a quarter zero pages, no duplicates within.

@@ -73,12 +73,8 @@ vm_diag "workload: $PAGES pages, theoretical saving $EXP pages; a rewrite writes
 # rests, and a rate at which a full scan of its 4096 pages takes about 4 s: the test sees each
 # scan's figures before the next one ends.
 regs=$(vm_workload_ranges w | awk '{ printf " --register=%s:%s:%d", $1, $2, $3 * 4096 }')
-ksmd --config-dir /nonexistent --socket "$SOCK" --idle-sleep=off --pages-to-scan=512 --sleep=500ms \
-	${KSMD_SCAN_THREADS:+--scan-threads=$KSMD_SCAN_THREADS} $regs > /tmp/ksmd.log 2>&1 &
-daemon=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd serves its socket" vm_ksmd_start "$SOCK" --config-dir /nonexistent --idle-sleep=off \
+	--pages-to-scan=512 --sleep=500ms ${KSMD_SCAN_THREADS:+--scan-threads=$KSMD_SCAN_THREADS} $regs
 vm_check "ksmd merges 99 % of the theoretical saving (physical frames)" merged 99
 
 vm_check "two more full scans complete" after_scans 2
