@@ -169,6 +169,47 @@ vm_workload_ranges() {
 	done
 }
 
+# vm_metrics_snapshot SOCKET: ksmd's metrics now, into /tmp/metrics (one
+# fetch, so that all figures read from it are of one scan).
+vm_metrics_snapshot() {
+	ksmctl --socket "$1" stats --format=prometheus > /tmp/metrics
+}
+
+# vm_metric NAME: the value of one metric line of the last snapshot (its name
+# with labels, as printed).
+vm_metric() {
+	awk -v n="$1" '$1 == n { print $2 }' /tmp/metrics
+}
+
+# vm_metrics_wait_scans SOCKET N: waits up to 180 s until ksmd has completed
+# at least N full scans; the last snapshot is of that moment. Fails if not.
+vm_metrics_wait_scans() {
+	local end
+	end=$(($(date +%s) + 180))
+	until vm_metrics_snapshot "$1" && [ "$(vm_metric ksmd_full_scans_total)" -ge "$2" ]; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+
+# vm_workload_distinct NAME: the page frames backing workload NAME's memory,
+# other than the zero page.
+vm_workload_distinct() {
+	vm_field distinct "$(ksmd-probe pages $(vm_workload_ranges "$1"))"
+}
+
+# vm_workload_wait_freed NAME BEFORE EXPECTED PERCENT: waits up to 120 s until
+# merging freed PERCENT of EXPECTED pages in workload NAME's memory, which
+# BEFORE distinct frames backed at first. Fails if it did not.
+vm_workload_wait_freed() {
+	local end
+	end=$(($(date +%s) + 120))
+	while [ $((($2 - $(vm_workload_distinct "$1")) * 100)) -lt $(($3 * $4)) ]; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+
 # vm_workload_expected_pages NAME...: how many pages an ideal deduplicator
 # saves in these workloads together.
 vm_workload_expected_pages() {

@@ -12,15 +12,8 @@
 
 SOCK=/run/ksmd-test.sock
 
-# snapshot: ksmd's metrics now, into /tmp/metrics (one fetch, so that all figures are of one scan).
-snapshot() {
-	ksmctl --socket "$SOCK" stats --format=prometheus > /tmp/metrics
-}
-# metric NAME: the value of one metric line of the snapshot (its name with labels, as printed).
-metric() {
-	awk -v n="$1" '$1 == n { print $2 }' /tmp/metrics
-}
-scans() { snapshot && metric ksmd_full_scans_total; }
+metric() { vm_metric "$1"; }
+scans() { vm_metrics_snapshot "$SOCK" && metric ksmd_full_scans_total; }
 merges() { metric 'ksmd_merge_results_total{result="merged"}'; }
 breaks() { metric ksmd_cow_breaks_total; }
 # region_breaks: the per-region cow_breaks of the snapshot, summed.
@@ -29,36 +22,19 @@ region_breaks() {
 }
 
 # until_scans N: waits up to 180 s until at least N full scans have completed (then a snapshot).
-until_scans() {
-	local end
-	end=$(($(date +%s) + 180))
-	while [ "$(scans)" -lt "$1" ]; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
+until_scans() { vm_metrics_wait_scans "$SOCK" "$1"; }
 # after_scans N: N more full scans, then a snapshot of the last.
 after_scans() {
 	until_scans $(($(scans) + $1))
 }
 
-# distinct: the page frames backing the workload's memory, other than the zero page.
-distinct() {
-	vm_field distinct "$(ksmd-probe pages $(vm_workload_ranges w))"
-}
+distinct() { vm_workload_distinct w; }
 # freed: physical pages merging freed in the workload's memory.
 freed() {
 	echo $((DISTINCT_BEFORE - $(distinct)))
 }
 # merged FRACTION_PERCENT: waits up to 120 s until that share of the theoretical saving is freed.
-merged() {
-	local end
-	end=$(($(date +%s) + 120))
-	while [ $(($(freed) * 100)) -lt $((EXP * $1)) ]; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
+merged() { vm_workload_wait_freed w "$DISTINCT_BEFORE" "$EXP" "$1"; }
 
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
 vm_check "workload starts" vm_workload_start w --procs 2 --mib 8 --dup 0.5 --zero 0.25 --seed 9
