@@ -192,6 +192,30 @@ vm_metrics_wait_scans() {
 	done
 }
 
+# vm_workload_wait_rewritten NAME COUNT SECONDS: waits up to SECONDS until
+# workload NAME reported COUNT rewrites (ksmd-workload's "rewritten" lines
+# after SIGUSR2). Fails unless exactly COUNT are there by then.
+vm_workload_wait_rewritten() {
+	local end
+	end=$(($(date +%s) + $3))
+	while [ "$(grep -c '^rewritten' "/tmp/$1.out")" -lt "$2" ] && [ "$(date +%s)" -lt "$end" ]; do
+		sleep 0.2
+	done
+	[ "$(grep -c '^rewritten' "/tmp/$1.out")" -eq "$2" ]
+}
+
+# vm_module_wait_unowned SECONDS: waits up to SECONDS until ksmd_helper owns
+# no page (its collector frees pages nothing maps within 5 s). Fails if it
+# still owns some then.
+vm_module_wait_unowned() {
+	local i=0
+	while [ "$i" -lt "$1" ] && [ "$(vm_field pages_owned "$(ksmd-probe info)")" != 0 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	[ "$(vm_field pages_owned "$(ksmd-probe info)")" = 0 ]
+}
+
 # vm_workload_distinct NAME: the page frames backing workload NAME's memory,
 # other than the zero page.
 vm_workload_distinct() {

@@ -246,13 +246,8 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		echo "$ksm_sleep0" > $KSM/sleep_millisecs
 	else
 		# The collector frees pages nothing maps within 5 s, the pool's spare block within 10 s more.
-		i=0
-		while [ "$i" -lt 30 ] && [ "$(vm_field pages_owned "$(ksmd-probe info)")" != 0 ]; do
-			sleep 1
-			i=$((i + 1))
-		done
+		vm_check "$sys: the module owns no page once the workloads exited" vm_module_wait_unowned 30
 		info=$(ksmd-probe info)
-		vm_check "$sys: the module owns no page once the workloads exited" test "$(vm_field pages_owned "$info")" = 0
 		echo "# bench info-end $sys $info"
 		vm_check "$sys: ksmd_helper unloads" rmmod ksmd_helper
 	fi

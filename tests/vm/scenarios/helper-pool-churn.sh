@@ -65,15 +65,11 @@ merged() {
 
 # rewrite NAME: SIGUSR2, and wait until each of its 3 processes rewrote.
 rewrite() {
-	local pid end
+	local pid
 	for pid in $(vm_workload_pids "$1"); do
 		kill -USR2 "$pid" || return 1
 	done
-	end=$(($(date +%s) + 60))
-	while [ "$(grep -c '^rewritten' "/tmp/$1.out")" -lt 3 ] && [ "$(date +%s)" -lt "$end" ]; do
-		sleep 0.2
-	done
-	[ "$(grep -c '^rewritten' "/tmp/$1.out")" -eq 3 ]
+	vm_workload_wait_rewritten "$1" 3 60
 }
 
 # settled: waits up to 30 s until the module's pages_owned holds still for
@@ -96,11 +92,7 @@ for pool in 1 0; do
 	p="pool=$pool"
 	vm_check "$p: ksmd_helper loads" insmod "$KSMD_HELPER_KO" pool="$pool"
 	vm_check "$p: INFO says pool=$pool" test "$(vm_field pool "$(ksmd-probe info)")" = "$pool"
-	ksmd --config-dir /etc/ksmd-pool-churn --socket "$SOCK" > /tmp/ksmd.log 2>&1 &
-	daemon=$!
-	i=0
-	while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	vm_check "$p: ksmd serves its socket" test -S "$SOCK"
+	vm_check "$p: ksmd serves its socket" vm_ksmd_start "$SOCK" --config-dir /etc/ksmd-pool-churn
 
 	vm_check "$p: workload a starts, registered" start a $((seed + 1 << 20))
 	vm_check "$p: workload b starts, registered" start b $((seed + 2 << 20))
@@ -175,13 +167,8 @@ for pool in 1 0; do
 	vm_check "$p: every process of a reads exactly its own content" test $? -eq 0
 	vm_workload_verify $second
 	vm_check "$p: every process of $second reads exactly its own content" test $? -eq 0
-	i=0
-	while [ "$i" -lt 30 ] && [ "$(vm_field pages_owned "$(ksmd-probe info)")" != 0 ]; do
-		sleep 1
-		i=$((i + 1))
-	done
+	vm_check "$p: the module owns no page once the workloads exited" vm_module_wait_unowned 30
 	info=$(ksmd-probe info)
-	vm_check "$p: the module owns no page once the workloads exited" test "$(vm_field pages_owned "$info")" = 0
 	vm_diag "$p at the end: $info"
 	vm_check "$p: ksmd_helper unloads" rmmod ksmd_helper
 	seed=$((seed + 8))

@@ -106,11 +106,7 @@ rewrite() {
 	eval "pid=\$${1}_pid"
 	echo $(($(cat "/tmp/$1.gen") + 1)) > "/tmp/$1.gen"
 	kill -USR2 "$pid" || return 1
-	end=$(($(date +%s) + 30))
-	while [ "$(grep -c '^rewritten' "/tmp/$1.out")" -lt 2 ] && [ "$(date +%s)" -lt "$end" ]; do
-		sleep 0.2
-	done
-	[ "$(grep -c '^rewritten' "/tmp/$1.out")" -eq 2 ]
+	vm_workload_wait_rewritten "$1" 2 30
 }
 
 # register_again NAME: ksmd starts over on the workload's processes: each

@@ -56,12 +56,8 @@ vm_check "stable: after one full scan nothing is saved (saving_bytes=0)" grep -q
 vm_check "stable: after one full scan nothing is physically merged" test "$(freed)" -eq 0
 
 # MergePolicy=first-pass (the default), no rests, a full scan of the 4096 pages in about 4 s.
-ksmd --config-dir /nonexistent --socket "$SOCK" --idle-sleep=off --pages-to-scan=512 --sleep=500ms \
-	$regs > /tmp/ksmd.log 2>&1 &
-daemon=$!
-i=0
-while [ ! -S "$SOCK" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-vm_check "ksmd serves its socket" test -S "$SOCK"
+vm_check "ksmd serves its socket" vm_ksmd_start "$SOCK" --config-dir /nonexistent --idle-sleep=off \
+	--pages-to-scan=512 --sleep=500ms $regs
 vm_check "the first full scan completes" until_scans 1
 # The merges a step submits are sent in that step: the scan's end is the merges' end.
 f1=$(freed) s1=$(metric ksmd_saving_bytes) m1=$(merges)
@@ -84,9 +80,7 @@ vm_check "the pages the rewrite writes are merged (>= 99 %)" \
 	test $((MERGED_REWRITTEN * 100)) -ge $(($(echo "$REWRITE_RANGES" | awk '{ n += $3 } END { print n }') * 99))
 
 kill -USR2 "$w_pid"
-end=$(($(date +%s) + 30))
-while [ "$(grep -c '^rewritten' /tmp/w.out)" -lt 2 ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
-vm_check "the workload rewrote half of its duplicate pages" test "$(grep -c '^rewritten' /tmp/w.out)" -eq 2
+vm_check "the workload rewrote half of its duplicate pages" vm_workload_wait_rewritten w 2 30
 vm_check "two full scans complete after the rewrite" after_scans 2
 b=$(breaks)
 vm_diag "cow_breaks $b (regions: $(region_breaks)); merged pages written: $MERGED_REWRITTEN"

@@ -67,9 +67,7 @@ vm_check "ksmd's saving is what is physically freed" test $((sh + z)) -eq "$(fre
 vm_metrics_snapshot "$SOCK"
 merges_before=$(metric 'ksmd_merge_results_total{result="merged"}')
 kill -USR2 "$w_pid"
-end=$(($(date +%s) + 30))
-while [ "$(grep -c '^rewritten' /tmp/w.out)" -lt 2 ] && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
-vm_check "the workload rewrote half of its duplicate pages" test "$(grep -c '^rewritten' /tmp/w.out)" -eq 2
+vm_check "the workload rewrote half of its duplicate pages" vm_workload_wait_rewritten w 2 30
 # The scan running at the rewrite may have seen some pages before it; the next one sees them all
 # written: new contents, which only a read can learn (read again there, as they are not yet merged).
 vm_check "two full scans complete after the rewrite" after_scans 2
