@@ -626,6 +626,27 @@ static void print_expected(void) {
                n_dup * opt.procs, distinct, n_zero * opt.procs, saved, saved * (PAGE_BYTES / 1024));
 }
 
+/* n shared 64-bit counters in the file at path, made anew at 0; NULL (said on stderr) if that fails. */
+static _Atomic uint64_t *map_counters(const char *path, size_t n) {
+        size_t bytes = n * sizeof(uint64_t);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        void *p;
+
+        if (fd < 0 || ftruncate(fd, (off_t) bytes) < 0) {
+                fprintf(stderr, "ksmd-workload: %s: %m\n", path);
+                if (fd >= 0)
+                        close(fd);
+                return NULL;
+        }
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) {
+                fprintf(stderr, "ksmd-workload: mmap of %s: %m\n", path);
+                return NULL;
+        }
+        return p;
+}
+
 int main(int argc, char *argv[]) {
         pid_t pids[MAX_PROCS], parent = getpid();
         struct sigaction sa = { .sa_handler = on_signal };
@@ -635,34 +656,14 @@ int main(int argc, char *argv[]) {
         if (parse_args(argc, argv) < 0)
                 return 2;
         if (opt.churn_counter) {
-                size_t bytes = (size_t) MAX_PROCS * CHURN_FIGURES * sizeof(uint64_t);
-                int fd = open(opt.churn_counter, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-                if (fd < 0 || ftruncate(fd, (off_t) bytes) < 0) {
-                        fprintf(stderr, "ksmd-workload: %s: %m\n", opt.churn_counter);
+                churn_counts = map_counters(opt.churn_counter, (size_t) MAX_PROCS * CHURN_FIGURES);
+                if (!churn_counts)
                         return 2;
-                }
-                churn_counts = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                close(fd);
-                if (churn_counts == MAP_FAILED) {
-                        fprintf(stderr, "ksmd-workload: mmap of %s: %m\n", opt.churn_counter);
-                        return 2;
-                }
         }
         if (opt.touch_counter) {
-                size_t bytes = MAX_PROCS * sizeof(uint64_t);
-                int fd = open(opt.touch_counter, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-                if (fd < 0 || ftruncate(fd, (off_t) bytes) < 0) {
-                        fprintf(stderr, "ksmd-workload: %s: %m\n", opt.touch_counter);
+                touch_counts = map_counters(opt.touch_counter, MAX_PROCS);
+                if (!touch_counts)
                         return 2;
-                }
-                touch_counts = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                close(fd);
-                if (touch_counts == MAP_FAILED) {
-                        fprintf(stderr, "ksmd-workload: mmap of %s: %m\n", opt.touch_counter);
-                        return 2;
-                }
         }
 
         /* Children wait for these with sigwait(), so block them before fork. */
