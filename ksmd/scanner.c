@@ -881,7 +881,7 @@ static bool chunk_page_wants_read(const ScanJob *j, size_t i) {
         if (j->soft_dirty_tracking && (slot & PAGE_SLOT_SD_OK) && !(e & PAGEMAP_SOFT_DIRTY) &&
             (state == PAGE_HASHED || state == PAGE_ZERO))
                 return false;
-        return !(v > 0 && ((j->passes + page) & ((UINT64_C(1) << v) - 1)) != 0);
+        return volatility_tick(v, j->passes, page);
 }
 
 /*
@@ -989,7 +989,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
                 }
                 if (state == PAGE_REFUSED) {
                         /* Refused by the helper: so counted until its backoff ends, then read afresh. */
-                        if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
+                        if (!volatility_tick(v, s->passes, page)) {
                                 count_reason(rs, page_slot_refusal(*slot));
                                 continue;
                         }
@@ -1009,7 +1009,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
                         offer_candidate(s, rs, a, page);
                         continue;
                 }
-                if (v > 0 && ((s->passes + page) & ((UINT64_C(1) << v) - 1)) != 0) {
+                if (!volatility_tick(v, s->passes, page)) {
                         rs->pass.pages_skipped_volatile++;
                         count_reason(rs, PAGE_REASON_VOLATILE);
                         continue;
