@@ -675,29 +675,26 @@ int host_probe_run(HostProbe *ret) {
         return 0;
 }
 
-/*
- * The frame behind a read fault of untouched private memory of this process:
- * 0 unless the entry is present and not exclusive (a frame no process owns).
- */
-static uint64_t read_fault_frame(int fd, volatile const uint8_t *p) {
+/* The pagemap entry of a read fault of untouched private memory of this process (0 if unreadable). */
+static uint64_t read_fault_entry(int fd, volatile const uint8_t *p) {
         uint64_t e = 0;
 
         (void) p[0];
-        if (proc_pagemap_read(fd, (uint64_t) (uintptr_t) p, 1, &e) < 0 || !present(e) || exclusive(e))
-                return 0;
-        return pfn_of(e);
+        (void) proc_pagemap_read(fd, (uint64_t) (uintptr_t) p, 1, &e);
+        return e;
 }
 
 int host_probe_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn) {
         HostObservations o = {};
+        HostProbe p = {};
         _cleanup_close_ int fd = -EBADF;
-        uint64_t zero, huge_zero = 0;
         uint8_t *a, *b;
         int r;
 
         /*
-         * In this process, not in host_probe_run()'s child: nothing to wait for,
-         * so a starved machine (a loaded TCG guest) cannot time the answer out.
+         * The probe's observations of read faults, made in this process, not in
+         * host_probe_run()'s child: nothing to wait for, so a starved machine (a
+         * loaded TCG guest) cannot time the answer out. Judged as the probe does.
          */
         r = proc_pagemap_open(getpid(), &fd);
         if (r < 0)
@@ -713,14 +710,10 @@ int host_probe_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn) {
         }
         (void) madvise(a, PAGE_SIZE_BYTES, MADV_NOHUGEPAGE);
         (void) madvise(b, PAGE_SIZE_BYTES, MADV_NOHUGEPAGE);
-        zero = read_fault_frame(fd, a);
-        /* Two read faults in two mappings, one shared frame: the zero page. */
-        if (zero != read_fault_frame(fd, b))
-                zero = 0;
+        o.read_fault[0] = read_fault_entry(fd, a);
+        o.read_fault[1] = read_fault_entry(fd, b);
         (void) munmap(a, PAGE_SIZE_BYTES);
         (void) munmap(b, PAGE_SIZE_BYTES);
-        if (zero == 0)
-                return -ENODATA;
 
         observe_thp_settings(&o);
         if (o.thp_enabled[0] && !streq(o.thp_enabled, "never") && o.huge_pages > 0) {
@@ -730,18 +723,19 @@ int host_probe_zero_pfns(uint64_t *ret_zero_pfn, uint64_t *ret_huge_zero_pfn) {
                 if (raw != MAP_FAILED) {
                         uint8_t *h = (uint8_t *) (((uintptr_t) raw + huge_bytes - 1) &
                                                   ~(uintptr_t) (huge_bytes - 1));
-                        uint64_t h0, h1;
 
                         (void) madvise(h, 2 * huge_bytes, MADV_HUGEPAGE);
-                        h0 = read_fault_frame(fd, h);
-                        h1 = read_fault_frame(fd, h + huge_bytes);
-                        if (h0 != 0 && h0 == h1 && h0 != zero && h0 % o.huge_pages == 0)
-                                huge_zero = h0;
+                        o.huge_read_fault[0] = read_fault_entry(fd, h);
+                        o.huge_read_fault[1] = read_fault_entry(fd, h + huge_bytes);
                         (void) munmap(raw, 3 * huge_bytes);
                 }
         }
-        *ret_zero_pfn = zero;
-        *ret_huge_zero_pfn = huge_zero;
+
+        evaluate_zero_pages(&o, &p, true, false);
+        if (p.zero_pfn == 0)
+                return -ENODATA;
+        *ret_zero_pfn = p.zero_pfn;
+        *ret_huge_zero_pfn = p.huge_zero_pfn;
         return 0;
 }
 
