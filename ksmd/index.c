@@ -264,7 +264,7 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
                 PageSlot *s = index_slot(idx, other);
 
                 if (other != page_id && s && page_slot_hash(*s) == hash &&
-                    page_slot_state(*s) == PAGE_HASHED) {
+                    (page_slot_state(*s) == PAGE_HASHED || page_slot_state(*s) == PAGE_SHARING)) {
                         *ret_match = other;
                         return 1;
                 }

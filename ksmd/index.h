@@ -52,13 +52,17 @@
  * probing where an insertion displaces entries nearer their home), so that a
  * lookup that misses, as most candidates' do, stops after a few probes at
  * this load instead of running to the end of the cluster.
- * A shared page's mappers hold no candidate entry.
+ * A shared page's mappers hold no candidate entry, but for the last mapper of
+ * a shared page the table forgot (see below): it is a candidate again each
+ * pass, so that a later duplicate can pair with it and join its shared page,
+ * at the cost of a candidate (14.7 bytes).
  *
  * Per tracked page, by state, at the end of a pass:
  *
  *   never read, not present, volatile (changed      8 bytes (slot only)
  *     since the last read), zero, zero-merged
- *   unique or candidate (offered, indexed)          8 + 6.7  = 14.7 bytes
+ *   unique or candidate (offered, indexed), or      8 + 6.7  = 14.7 bytes
+ *     the last mapper of a forgotten shared page
  *   merged group of k >= 2 tracked mappers          8 + 15/k <= 15.5 bytes
  *                                                   (k = 2: 15.5, k = 3: 13)
  *
@@ -182,7 +186,8 @@ PageSlot *index_slot(PageIndex *idx, uint32_t page_id);
 int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint64_t *ret_addr);
 
 /*
- * Offers a candidate page (its slot in state HASHED). Returns 0 if it is the
+ * Offers a candidate page (its slot in state HASHED, or SHARING for the last
+ * mapper of a forgotten shared page). Returns 0 if it is the
  * first page with its hash this pass (now indexed), 1 if another candidate
  * with an equal hash is indexed (*ret_match: its id; the offered page is not
  * inserted), -ENOMEM.

@@ -731,6 +731,68 @@ static bool held_by_guard(Scanner *s, RegionScan *rs) {
         return true;
 }
 
+/*
+ * The page of req (region rs) has the content of the indexed candidate match: asks the helper to merge the
+ * two, and counts the page, as a duplicate (or held by the COW guard). The candidate, counted unique when it
+ * was indexed, becomes the pair's copy. False if they cannot pair: nothing is counted for the page then.
+ */
+static bool pair_with_candidate(Scanner *s, RegionScan *rs, MergeRequest *req, uint32_t match) {
+        PageSlot *other = index_slot(s->index, match);
+        uint32_t owner;
+        RegionScan *o;
+
+        /* Equal keys of two domains are two contents (page_key()): never a pair. */
+        if (!other || index_page_info(s->index, match, &owner, &req->src_addr) < 0 ||
+            !(o = scan_find(s, owner)) || !o->region || o->region->domain_id != rs->region->domain_id)
+                return false;
+        if (held_by_guard(s, rs))
+                return true;
+        rs->pass.pages_sharing++;
+        if (!(*other & PAGE_SLOT_GROUPED)) {
+                *other |= PAGE_SLOT_GROUPED;
+                o->pass.pages_shared++;
+                if (o->pass.pages_unshared > 0)
+                        o->pass.pages_unshared--;
+                /* The first of the pair was counted unique when it was offered: it is the copy. */
+                move_reason(o, PAGE_REASON_UNIQUE, PAGE_REASON_SHARED_COPY);
+        }
+        req->src_region_id = o->region_id;
+        req->src_pidfd = o->region->pidfd;
+        submit(s, rs, req, PAGE_REASON_DUPLICATE);
+        return true;
+}
+
+/*
+ * The last mapper of a shared page the index forgot (index_shared_prune(): at most one page table mapped it)
+ * still maps it, and a page that comes with its content later (a process started or restored, a copy written
+ * back) can only join it through this page: without, it would find no partner, ever. So the page is indexed
+ * as a candidate again, and a duplicate pairs with it: the helper finds the shared page at the source and
+ * joins the duplicate to it, and its handle is learnt again. Its bytes need no read: the helper compared
+ * them. Counts the page: as the copy it is while it waits (GROUPED, so that a partner does not count it
+ * again), or as the duplicate of a candidate indexed before it.
+ */
+static void offer_last_mapper(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page) {
+        PageSlot *slot = &a->slots[page];
+        MergeRequest req = {
+                .region_id = rs->region_id,
+                .pidfd = rs->region->pidfd,
+                .addr = a->start + page * PAGE_SIZE_BYTES,
+                .hash = page_slot_hash(*slot),
+                .src_pidfd = -EBADF,
+        };
+        uint32_t match;
+        int k = -ENOENT;
+
+        if (!merger_is_estimate(s->merger))
+                k = index_add_candidate(s->index, a->base_id + (uint32_t) page, &match);
+        if (k == 1 && pair_with_candidate(s, rs, &req, match))
+                return;
+        if (k == 0)
+                *slot |= PAGE_SLOT_GROUPED;
+        rs->pass.pages_shared++;
+        count_reason(rs, PAGE_REASON_SHARED_COPY);
+}
+
 /* A page whose content held still: hand it to the index or the merger. */
 static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t page) {
         PageSlot *slot = &a->slots[page];
@@ -771,31 +833,8 @@ static void offer_candidate(Scanner *s, RegionScan *rs, RegionArea *a, uint64_t 
                 count_reason(rs, PAGE_REASON_UNIQUE);
                 return;
         }
-
-        PageSlot *other = index_slot(s->index, match);
-        uint32_t owner;
-        RegionScan *o;
-
-        /* Equal keys of two domains are two contents (page_key()): never a pair. */
-        if (!other || index_page_info(s->index, match, &owner, &req.src_addr) < 0 ||
-            !(o = scan_find(s, owner)) || !o->region || o->region->domain_id != rs->region->domain_id) {
+        if (!pair_with_candidate(s, rs, &req, match))
                 count_reason(rs, PAGE_REASON_UNIQUE);
-                return;
-        }
-        if (held_by_guard(s, rs))
-                return;
-        rs->pass.pages_sharing++;
-        if (!(*other & PAGE_SLOT_GROUPED)) {
-                *other |= PAGE_SLOT_GROUPED;
-                o->pass.pages_shared++;
-                if (o->pass.pages_unshared > 0)
-                        o->pass.pages_unshared--;
-                /* The first of the pair was counted unique when it was offered: it is the copy. */
-                move_reason(o, PAGE_REASON_UNIQUE, PAGE_REASON_SHARED_COPY);
-        }
-        req.src_region_id = o->region_id;
-        req.src_pidfd = o->region->pidfd;
-        submit(s, rs, &req, PAGE_REASON_DUPLICATE);
 }
 
 /*
@@ -957,13 +996,18 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
                          * Still the helper's read-only shared page: its bytes are the ones the helper
                          * compared, so it is not read. One mapper of each shared page is its "shared",
                          * the others save a page each. A shared page the index forgot (at most one
-                         * page table maps it) saves nothing: its last mapper counts as shared.
+                         * page table maps it) saves nothing: its last mapper is offered as a partner.
                          */
-                        bool copy = index_shared_note_mapper(s->index, page_slot_hash(*slot)) != 0;
+                        int k = index_shared_note_mapper(s->index, page_slot_hash(*slot));
+                        bool copy = k > 0;
 
                         *slot = page_slot_make(page_slot_hash(*slot), PAGE_SHARING,
                                                merged_volatility(s, v, page), false);
                         rs->pass.pages_skipped_merged++;
+                        if (k < 0) {
+                                offer_last_mapper(s, rs, a, page);
+                                continue;
+                        }
                         if (copy)
                                 rs->pass.pages_shared++;
                         else

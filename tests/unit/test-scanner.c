@@ -1340,6 +1340,56 @@ static void test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it(v
         world_done(&w);
 }
 
+/*
+ * The index forgets a shared page that at most one page table still maps (the daemon's prune after a full
+ * scan). A page that later comes with that content (a process restored by CRIU beside the survivor, as in
+ * the VM test ksmd-criu, or a copy written back) must still join it, whether it is scanned after the last
+ * mapper or before it; without, neither would ever find a partner.
+ */
+static void test_a_new_duplicate_joins_the_last_mapper_of_a_forgotten_shared_page(void **state) {
+        for (int order = 0; order < 2; order++) {
+                /* Order 0: the last mapper in process 0, the newcomer in process 1; order 1 the reverse. */
+                int last = order, gone = !order, late = !order;
+                uint64_t hash, handle;
+                World w;
+
+                memset(&fake.n_pages, 0, sizeof(fake.n_pages));
+                fake.result_for = merged_and_mapped;
+                add_pages(0, 5, 6);
+                add_pages(1, 5, 7);
+                fake.page[late][1].flags = 0;   /* not faulted in yet */
+                world_init(&w, 2, WORLD_MERGING | WORLD_FIRST_PASS);
+                run_pass(&w);
+                assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 1);
+
+                /* One mapper writes its copy; the daemon's prune forgets the shared page. */
+                set_page(gone, 0, 10);
+                hash = page_slot_hash(slot_at(&w, last, BASE_ADDR));
+                assert_int_equal(index_shared_remove(w.idx, hash), 1);
+                run_pass(&w);
+                assert_int_equal(merger_counters(w.merger)->items, 1);
+                assert_int_equal(state_of(&w, last, 0), PAGE_SHARING);
+                assert_int_equal(reason_of(&w, last, PAGE_REASON_SHARED_COPY), 1);
+
+                /* A page with the shared content appears: it joins the last mapper's shared page. */
+                set_page(late, 1, 5);
+                reset_reads();
+                run_pass(&w);
+                assert_int_equal(merger_counters(w.merger)->by_result[KSMD_HELPER_RESULT_MERGED], 2);
+                assert_int_equal(state_of(&w, late, 1), PAGE_SHARING);
+                assert_int_equal(state_of(&w, last, 0), PAGE_SHARING);
+                assert_int_equal(fake.page[last][0].reads, 0);
+                assert_int_equal(index_shared_lookup(w.idx, hash, &handle), 1);
+                assert_true(handle == 0x5000);
+                run_pass(&w);
+                assert_int_equal(last_counters(&w)->pages_shared, 1);
+                assert_int_equal(last_counters(&w)->pages_sharing, 1);
+                assert_int_equal(scan_counters_saving_pages(last_counters(&w)), 1);
+                assert_int_equal(merger_counters(w.merger)->items, 2);
+                world_done(&w);
+        }
+}
+
 static void test_stable_policy_still_needs_two_passes(void **state) {
         World w;
 
@@ -1942,6 +1992,9 @@ int main(void) {
                         test_without_the_exclusive_bit_shared_pages_are_read_and_offered, setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_first_pass_merges_a_duplicate_in_the_pass_that_first_reads_it, setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_a_new_duplicate_joins_the_last_mapper_of_a_forgotten_shared_page, setup,
+                        teardown),
                 cmocka_unit_test_setup_teardown(test_stable_policy_still_needs_two_passes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_merge_policy_changes_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cow_break_raises_volatility_and_delays_the_next_merge,

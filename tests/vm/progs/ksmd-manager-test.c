@@ -301,7 +301,8 @@ static bool reached(Manager *m, void *userdata) {
                (st.full_scans == p->full_scans && st.current_scan_pages >= p->pages);
 }
 
-static int new_manager(Manager **ret) {
+/* A Manager over the children whose bit is set in mask, started. */
+static int new_manager(unsigned mask, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
 
@@ -314,6 +315,8 @@ static int new_manager(Manager **ret) {
         if (r < 0)
                 return r;
         for (unsigned c = 0; c < N_CHILDREN; c++) {
+                if (!(mask & (1u << c)))
+                        continue;
                 r = manager_register_range(m, children[c].pid, children[c].start,
                                            (uint64_t) PAGES * PAGE_SIZE_BYTES, &children[c].region_id);
                 if (r < 0)
@@ -341,7 +344,7 @@ static int start_until_mid_second_region(const char *test, Manager **ret, Stats 
 
         r = start_children();
         tap(r == 0, "%s: three processes start%s", test, why(r));
-        r = new_manager(ret);
+        r = new_manager(1u << 0 | 1u << 1 | 1u << 2, ret);
         tap(r == 0 && !manager_is_estimate(*ret), "%s: the Manager merges through the module%s", test,
             why(r));
         if (r < 0)
@@ -351,14 +354,19 @@ static int start_until_mid_second_region(const char *test, Manager **ret, Stats 
         return r;
 }
 
-/* Whether the first and the third child between them reach the full saving; who names them in a comment. */
-static bool outer_children_reach_full_saving(const char *who) {
+/*
+ * Whether the children of mask (two of them) reach the full saving between them; who names them in a comment
+ * (NULL: none).
+ */
+static bool children_reach_full_saving(unsigned mask, const char *who) {
         Backing b = {};
         int r;
 
-        r = backing(1u << 0 | 1u << 2, &b);
-        printf("# %s: %" PRIu64 " physical pages (expected %" PRIu64 "), %" PRIu64 " zero-page entries\n",
-               who, b.distinct, expected_distinct(2), b.zero);
+        r = backing(mask, &b);
+        if (who)
+                printf("# %s: %" PRIu64 " physical pages (expected %" PRIu64 "), %" PRIu64
+                       " zero-page entries\n",
+                       who, b.distinct, expected_distinct(2), b.zero);
         return r == 0 && b.distinct == expected_distinct(2) && b.zero == 2 * (PAGES / 4);
 }
 
@@ -406,7 +414,7 @@ static void test_process_exits_mid_scan(void) {
             region_registry_find(m->registry, children[2].region_id),
             "exit: exactly the exited process's region was dropped");
 
-        tap(outer_children_reach_full_saving("survivors"),
+        tap(children_reach_full_saving(1u << 0 | 1u << 2, "survivors"),
             "exit: the survivors reach the full saving between them");
 
         tap(verify_child(0) && verify_child(2),
@@ -446,12 +454,63 @@ static void test_region_unregistered_mid_scan(void) {
         tap(k == 0 && later.not_private == at_unregister.not_private,
             "unregister: nothing of the unregistered process is merged after it was unregistered");
 
-        tap(outer_children_reach_full_saving("others"),
+        tap(children_reach_full_saving(1u << 0 | 1u << 2, "others"),
             "unregister: the other processes reach the full saving between them");
 
         tap(verify_child(0) && verify_child(1) && verify_child(2),
             "unregister: every process, the unregistered one too, reads exactly its own content");
         check_module_owns_nothing("unregister", &m);
+out:
+        stop_children();
+}
+
+static bool two_full_saving(Manager *m, void *userdata) {
+        return children_reach_full_saving(*(const unsigned *) userdata, NULL);
+}
+
+/*
+ * A process exits and leaves the other's merged pages each the last mapper
+ * of its shared page, which ksmd forgets after the next full scan. A process
+ * with the same content registered then (as criu restores one beside a
+ * survivor) must join those shared pages: before, its duplicates found no
+ * partner, ever (seen in ksmd-criu).
+ */
+static void test_newcomer_joins_the_last_mappers(void) {
+        static const unsigned first_two = 1u << 0 | 1u << 1, survivor_and_newcomer = 1u << 0 | 1u << 2;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        Point p;
+        Stats st;
+        int r;
+
+        r = start_children();
+        tap(r == 0, "last mapper: three processes start%s", why(r));
+        r = new_manager(first_two, &m);
+        tap(r == 0 && !manager_is_estimate(m), "last mapper: the Manager merges two of them%s", why(r));
+        if (r < 0)
+                goto out;
+        r = run_until(m, two_full_saving, (void *) &first_two);
+        tap(r == 0 && children_reach_full_saving(first_two, "the first two"),
+            "last mapper: the two reach the full saving%s", why(r));
+
+        kill_child(1);
+        manager_get_stats(m, &st);
+        p = (Point) { .full_scans = st.full_scans + 2 };
+        r = run_until(m, reached, &p);
+        tap(r == 0 && region_registry_count(m->registry) == 1,
+            "last mapper: two more full scans drop the exited process%s", why(r));
+
+        r = manager_register_range(m, children[2].pid, children[2].start, (uint64_t) PAGES * PAGE_SIZE_BYTES,
+                                   &children[2].region_id);
+        tap(r == 0, "last mapper: a third process with the same content is registered%s", why(r));
+        r = run_until(m, two_full_saving, (void *) &survivor_and_newcomer);
+        (void) children_reach_full_saving(survivor_and_newcomer, "survivor and newcomer");
+        manager_get_stats(m, &st);
+        printf("# merged %" PRIu64 " items in all\n", st.merge.by_result[KSMD_HELPER_RESULT_MERGED]);
+        tap(r == 0, "last mapper: it joins the survivor's shared pages, the full saving between them%s",
+            why(r));
+        tap(verify_child(0) && verify_child(2),
+            "last mapper: both processes read exactly their own content");
+        check_module_owns_nothing("last mapper", &m);
 out:
         stop_children();
 }
@@ -463,5 +522,6 @@ int main(int argc, char *argv[]) {
 
         test_process_exits_mid_scan();
         test_region_unregistered_mid_scan();
+        test_newcomer_joins_the_last_mappers();
         return tap_end();
 }
