@@ -1370,6 +1370,14 @@ void scanner_apply_merge_result(Scanner *s, const MergeRequest *req, const Helpe
         if (res->result < __KSMD_HELPER_RESULT_MAX)
                 rs->merge_results[res->result]++;
         slot = region_scan_slot_at(rs, req->addr);
+        /*
+         * A target in SHARING is the last mapper of a forgotten shared page (offer_last_mapper()): it maps
+         * that page whatever the helper answered, so unless merged its slot stays as it is, and the next
+         * pass looks at the page as it is then (a reset slot would take it for a page shared elsewhere).
+         */
+        if (slot && page_slot_state(*slot) == PAGE_SHARING && res->result != KSMD_HELPER_RESULT_MERGED &&
+            res->result != KSMD_HELPER_RESULT_ALREADY)
+                slot = NULL;
 
         switch (res->result) {
         case KSMD_HELPER_RESULT_MERGED:
