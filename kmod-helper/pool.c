@@ -33,12 +33,19 @@
  * slots and the emptier blocks may drain. The pool never moves a page
  * between blocks, so one page in use keeps its block held.
  *
- * A block with no page in use goes back to the page allocator whole, at
- * once, unless it is its node's only empty block: that one is kept, so
- * that merges failing after their allocation do not take and return a
- * block each, and it goes back at the second collector run that finds it
- * still empty (5 to 10 s). Its pages, freed together, merge back into one
- * free 2 MiB block in the buddy allocator.
+ * A block with no page in use is kept empty for a while: it goes back to
+ * the page allocator whole at the second collector run that finds it still
+ * empty (5 to 10 s), and its pages, freed together, merge back into one
+ * free 2 MiB block in the buddy allocator. Until then the next shared pages
+ * on its node take its slots before a new block is taken. And before a new
+ * block is taken, the collector runs first (at most once a second with
+ * millions of pages in use): the pages that writes broke away from are
+ * freed only when it runs, every 5 s otherwise, and merging the new
+ * contents of a rewritten range would take new blocks while the old ones
+ * still wait to be emptied. Each block taken is marked unmovable by the
+ * page allocator and stays so once it is returned, drawing the kernel's
+ * other unmovable allocations, which then keep compaction out of it; so
+ * the pool takes and returns as few blocks as it can.
  *
  * With memory cgroups on, the pool needs __mem_cgroup_uncharge() to keep
  * a freed slot, as each page is charged while it is handed out; without
@@ -73,6 +80,15 @@
 
 /* How long a node takes no new block after failing to take one. */
 #define KH_POOL_RETRY HZ
+
+/*
+ * Taking a block may run the collector first (see above), which walks the
+ * whole registry: at most once a second with 2^KH_POOL_COLLECT_SHIFT pages
+ * in use or more (4 GiB of shared pages), proportionally more often with
+ * fewer. kh_pool_last_collect: when it last did.
+ */
+#define KH_POOL_COLLECT_SHIFT 20
+static unsigned long kh_pool_last_collect = INITIAL_JIFFIES;
 
 /*
  * For benchmarks and tests: with pool=0 every shared page is a single
@@ -115,7 +131,7 @@ struct kh_block {
  * struct kh_pool_node - the pool on one node
  * @partial: blocks with free slots and pages in use
  * @full:    blocks with no free slot
- * @empty:   blocks with no page in use (normally one at most)
+ * @empty:   blocks with no page in use, kept until kh_pool_trim() finds them unused
  * @retry:   jiffies before which no block is taken on this node
  * @stats:   what INFO reports
  */
@@ -272,13 +288,16 @@ static bool kh_page_reusable(struct page *page)
 	       !folio_test_mlocked(folio) && !PageHWPoison(page);
 }
 
-/* @b has no page in use: keep it as its node's spare, or return it. */
+/*
+ * @b has no page in use: keep it until kh_pool_trim() finds it unused, or
+ * return it at once if it has no slot left.
+ */
 static void kh_block_empty(struct kh_block *b)
 {
 	struct kh_pool_node *n = &kh_pool_nodes[b->nid];
 
 	lockdep_assert_held(&kh_pool_lock);
-	if (list_empty(&n->empty) && b->nfree) {
+	if (b->nfree) {
 		b->idle = false;
 		list_move(&b->link, &n->empty);
 		return;
@@ -331,11 +350,28 @@ void kh_pool_free(struct page *page)
 	mutex_unlock(&kh_pool_lock);
 }
 
+/* Whether kh_pool_alloc() may run the collector before it takes a block now. */
+static bool kh_pool_may_collect(void)
+{
+	u64 used = 0;
+	int nid;
+
+	lockdep_assert_held(&kh_pool_lock);
+	for (nid = 0; nid < nr_node_ids; nid++)
+		used += kh_pool_nodes[nid].stats.used_pages +
+			kh_pool_nodes[nid].stats.single_pages;
+	used = min_t(u64, used, 1ULL << KH_POOL_COLLECT_SHIFT);
+	return time_after_eq(jiffies, kh_pool_last_collect +
+				      (unsigned long)((used * HZ) >>
+						      KH_POOL_COLLECT_SHIFT));
+}
+
 struct page *kh_pool_alloc(int nid)
 {
 	struct kh_pool_node *n;
 	struct kh_block *b;
 	struct page *page = NULL;
+	bool collected = false;
 
 	if (nid < 0 || nid >= nr_node_ids)
 		nid = numa_mem_id();
@@ -346,6 +382,15 @@ struct page *kh_pool_alloc(int nid)
 		if (!b)
 			b = list_first_entry_or_null(&n->empty, struct kh_block,
 						     link);
+		if (!b && !collected && kh_pool_may_collect()) {
+			/* Free what no page table maps first (see above). */
+			kh_pool_last_collect = jiffies;
+			collected = true;
+			mutex_unlock(&kh_pool_lock);
+			kh_pages_gc();
+			mutex_lock(&kh_pool_lock);
+			continue;
+		}
 		if (!b)
 			b = kh_block_take(nid);
 		if (!b)

@@ -53,19 +53,19 @@ void kh_pool_exit(void);
 /*
  * An uncharged order-0 page, with stale bytes, for a new shared page, on
  * node @nid if it has one: a free slot of a block held on @nid, else a slot of
- * a new block taken there, else a single page (preferring @nid). Returns
- * the page with one reference, which belongs to the caller until it is
- * handed back with kh_pool_free(), or NULL. Never waits for memory more
- * than once and never invokes the OOM killer. May sleep.
+ * a new block taken there, else a single page (preferring @nid). Before it
+ * takes a new block it may run kh_pages_gc(), so the caller must not hold
+ * kh_pages_lock. Returns the page with one reference, which belongs to the
+ * caller until it is handed back with kh_pool_free(), or NULL. Never waits
+ * for memory more than once and never invokes the OOM killer. May sleep.
  */
 struct page *kh_pool_alloc(int nid);
 
 /*
  * Hand back a page kh_pool_alloc() returned, no page table mapping it, with
  * the caller's reference. A slot nobody else references is uncharged and
- * kept for reuse; a block left with no page in use is returned, except one
- * per node, kept empty until kh_pool_trim() finds it still unused. May
- * sleep.
+ * kept for reuse; a block left with no page in use is kept empty until
+ * kh_pool_trim() finds it still unused. May sleep.
  */
 void kh_pool_free(struct page *page);
 
