@@ -48,6 +48,8 @@ struct PageIndex {
 #define CAND_LOAD_MAX_PCT 80u
 #define CAND_LOAD_MIN_PCT 60u
 #define CAND_LOAD_SET_PCT 70u
+/* Entries of a probe whose slots index_prefetch_candidate_probe() asks for. */
+#define CAND_PREFETCH_PROBE 4u
 /* Shared load kept in [0.8, 0.9] (grow at 0.9, shrink below 0.8, both to 0.85). */
 #define SHARED_LOAD_MAX_PCT 90u
 #define SHARED_LOAD_MIN_PCT 80u
@@ -172,20 +174,25 @@ uint64_t index_max_tracked_pages(const PageIndex *idx) {
 }
 
 static IdRange *range_find(PageIndex *idx, uint32_t page_id) {
-        size_t lo = 0, hi = idx->n_ranges;
+        IdRange *r = idx->ranges;
+        size_t n = idx->n_ranges;
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                IdRange *r = &idx->ranges[mid];
+        if (n == 0)
+                return NULL;
+        /*
+         * The last range starting at or below page_id, by halving without a branch on the comparison (a
+         * conditional move): the ids the candidate probes look up are random, so such a branch would be
+         * mispredicted at every other step.
+         */
+        while (n > 1) {
+                size_t half = n / 2;
 
-                if (page_id < r->base)
-                        hi = mid;
-                else if (page_id >= r->base + r->n_pages)
-                        lo = mid + 1;
-                else
-                        return r;
+                r = r[half].base <= page_id ? r + half : r;
+                n -= half;
         }
-        return NULL;
+        if (page_id < r->base || page_id - r->base >= r->n_pages)
+                return NULL;
+        return r;
 }
 
 void index_detach(PageIndex *idx, uint32_t base) {
@@ -273,6 +280,29 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
         idx->candidates[p] = page_id + 1;
         idx->n_candidates++;
         return 0;
+}
+
+void index_prefetch_candidate_home(const PageIndex *idx, uint64_t hash) {
+        if (idx->candidates_cap == 0)
+                return;
+        /* For writing: an insertion stores its page id at or near there. */
+        __builtin_prefetch(&idx->candidates[table_pos(hash, idx->candidates_cap)], 1);
+}
+
+void index_prefetch_candidate_probe(PageIndex *idx, uint64_t hash) {
+        size_t cap = idx->candidates_cap, p;
+
+        if (cap == 0)
+                return;
+        p = table_pos(hash, cap);
+        /* The first entries of the probe: most probes end within them at this load. */
+        for (unsigned n = 0; n < CAND_PREFETCH_PROBE && idx->candidates[p] != 0; n++) {
+                PageSlot *s = index_slot(idx, idx->candidates[p] - 1);
+
+                if (s)
+                        __builtin_prefetch(s, 0);
+                p = p + 1 == cap ? 0 : p + 1;
+        }
 }
 
 void index_forget_merged_candidates(PageIndex *idx, uint64_t hash) {
