@@ -24,8 +24,11 @@
  * Candidates (pages offered for merging: read for the first time and not
  * known volatile under MergePolicy=first-pass, or held still across a scan;
  * merge-policy.h) are grouped by
- * hash in an open-addressing table of uint32 page ids (linear probing; the
- * hash is read back from the slot, not stored twice). It is rebuilt on every
+ * hash in an open-addressing table of uint32 entries (linear probing): the
+ * page id, and in the high bits the bound on tracked pages leaves it (7 at
+ * the default MaxMetadata=, none at the largest), a tag of the hash, so that
+ * a probe reads the hash back from the slot, a cache miss, only for entries
+ * whose tag matches; the hash is not stored twice. It is rebuilt on every
  * full scan, like KSM's unstable tree, so it never holds a stale page id:
  * between passes only slots persist. It grows when more than 80 % full, to
  * 70 %. A candidate that the helper merged with a later duplicate leaves the
