@@ -198,13 +198,14 @@ int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint6
 int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match);
 
 /*
- * Hints, for a batch of candidates about to be offered with index_add_candidate(), that change nothing but
- * the time it takes. Its probe starts at a random position of a table of up to millions of entries and
- * compares the hash in the slot of each page it meets there: two cache misses a candidate, paid one after
- * the other when candidates are offered one at a time. index_prefetch_candidate_home() asks the CPU for the
- * table line where the probe of hash (a page_key()) starts; index_prefetch_candidate_probe(), called once
- * that line had time to arrive, for the slots of the first pages on that probe. Called for a chunk of pages
- * ahead of offering them, the misses of the whole chunk overlap.
+ * Hints, for a batch of candidates about to be offered with index_add_candidate(), that change nothing
+ * but the time it takes. Its probe starts at a random position of a table of up to millions of entries
+ * and compares the hash in the slot of each page there whose tag matches (a duplicate's): up to two
+ * cache misses a candidate, paid one after the other when candidates are offered one at a time.
+ * index_prefetch_candidate_home() asks the CPU for the table line where the probe of hash (a page_key())
+ * starts; index_prefetch_candidate_probe(), called once that line had time to arrive, for the slots of
+ * the first pages on that probe whose tag matches. Called for a chunk of pages ahead of offering them,
+ * the misses of the whole chunk overlap.
  */
 void index_prefetch_candidate_home(const PageIndex *idx, uint64_t hash);
 void index_prefetch_candidate_probe(PageIndex *idx, uint64_t hash);
