@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -30,7 +31,8 @@ struct PageIndex {
         IdRange *ranges;                 /* ascending by base */
         size_t n_ranges, n_ranges_allocated;
 
-        uint32_t *candidates;            /* page id + 1; 0 marks an empty entry */
+        uint32_t *candidates;            /* tag | (page id + 1) (cand_entry()); 0 marks an empty entry */
+        unsigned cand_id_bits;           /* low bits of an entry that hold page id + 1; the rest, the tag */
         size_t n_candidates, candidates_cap;
         size_t candidates_pass_cap;      /* capacity at the start of this pass: never shrunk below */
 
@@ -48,10 +50,46 @@ struct PageIndex {
 #define CAND_LOAD_MAX_PCT 80u
 #define CAND_LOAD_MIN_PCT 60u
 #define CAND_LOAD_SET_PCT 70u
+/* Entries of a probe whose slots index_prefetch_candidate_probe() asks for. */
+#define CAND_PREFETCH_PROBE 8u
 /* Shared load kept in [0.8, 0.9] (grow at 0.9, shrink below 0.8, both to 0.85). */
 #define SHARED_LOAD_MAX_PCT 90u
 #define SHARED_LOAD_MIN_PCT 80u
 #define SHARED_LOAD_SET_PCT 85u
+
+/*
+ * Bits that hold page id + 1 for every id below n_ids. The other high bits of a candidate entry, if any,
+ * hold bits of its page's hash (a tag), so that a probe compares a slot, a cache miss, only for entries
+ * whose tag matches: at the default bound of 2^24 pages, 7 bits, and one entry in 128 that differs.
+ */
+static unsigned cand_id_bits_for(uint64_t n_ids) {
+        unsigned b = 1;
+
+        while (b < 32 && (UINT64_C(1) << b) <= n_ids)
+                b++;
+        return b;
+}
+
+static uint32_t cand_id_mask(const PageIndex *idx) {
+        return (uint32_t) ((UINT64_C(1) << idx->cand_id_bits) - 1);
+}
+
+/* The tag of hash: bits 8 and up, not the top bits table_pos() takes, which neighbours share. */
+static uint32_t cand_tag(const PageIndex *idx, uint64_t hash) {
+        return (uint32_t) ((hash >> 8) << idx->cand_id_bits) & ~cand_id_mask(idx);
+}
+
+static uint32_t cand_entry(const PageIndex *idx, uint64_t hash, uint32_t page_id) {
+        return cand_tag(idx, hash) | (page_id + 1);
+}
+
+static uint32_t cand_entry_id(const PageIndex *idx, uint32_t entry) {
+        return (entry & cand_id_mask(idx)) - 1;
+}
+
+static bool cand_entry_may_be(const PageIndex *idx, uint32_t entry, uint64_t hash) {
+        return (entry & ~cand_id_mask(idx)) == cand_tag(idx, hash);
+}
 
 static size_t table_pos(uint64_t hash, size_t cap) {
         /* Lemire's range reduction on the well-mixed high bits. */
@@ -81,6 +119,7 @@ int index_new(uint64_t max_tracked_pages, PageIndex **ret) {
         if (!idx)
                 return -ENOMEM;
         idx->max_tracked_pages = max_tracked_pages;
+        idx->cand_id_bits = cand_id_bits_for(max_tracked_pages);
 
         *ret = TAKE_PTR(idx);
         return 0;
@@ -116,11 +155,29 @@ void index_begin_pass(PageIndex *idx) {
         idx->n_ranges = 0;
         idx->tracked_pages = 0;
         idx->n_candidates = 0;
+        /* Ids stay below the bound: the bits it leaves free are tags for this pass. */
+        idx->cand_id_bits = cand_id_bits_for(idx->max_tracked_pages);
         if (idx->candidates)
                 memset(idx->candidates, 0, idx->candidates_cap * sizeof(uint32_t));
         idx->candidates_pass_cap = idx->candidates_cap;
         for (size_t i = 0; i < idx->shared_cap; i++)
                 idx->shared_keys[i] &= ~SHARED_SEEN;
+}
+
+/* Gives the candidate entries id_bits (more than now) bits for the id, keeping their tags' low bits. */
+static void candidates_retag(PageIndex *idx, unsigned id_bits) {
+        unsigned old_bits = idx->cand_id_bits;
+        uint32_t old_mask = cand_id_mask(idx);
+
+        assert(id_bits > old_bits && id_bits <= 32);
+        for (size_t i = 0; i < idx->candidates_cap; i++) {
+                uint32_t e = idx->candidates[i];
+
+                if (e != 0)
+                        idx->candidates[i] = (uint32_t) ((uint64_t) (e >> old_bits) << id_bits) |
+                                             (e & old_mask);
+        }
+        idx->cand_id_bits = id_bits;
 }
 
 int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t owner, uint64_t start_addr,
@@ -135,6 +192,9 @@ int index_attach(PageIndex *idx, PageSlot *slots, uint64_t n_pages, uint32_t own
                 base = idx->ranges[idx->n_ranges - 1].base + idx->ranges[idx->n_ranges - 1].n_pages;
         if (base + n_pages > UINT32_MAX)
                 return -E2BIG;
+        /* The bound was raised since the pass began: the ids need bits the tags had. */
+        if (cand_id_bits_for(base + n_pages) > idx->cand_id_bits)
+                candidates_retag(idx, cand_id_bits_for(base + n_pages));
 
         if (idx->n_ranges == idx->n_ranges_allocated) {
                 size_t na = MAX(idx->n_ranges_allocated * 2, (size_t) 16);
@@ -172,20 +232,25 @@ uint64_t index_max_tracked_pages(const PageIndex *idx) {
 }
 
 static IdRange *range_find(PageIndex *idx, uint32_t page_id) {
-        size_t lo = 0, hi = idx->n_ranges;
+        IdRange *r = idx->ranges;
+        size_t n = idx->n_ranges;
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                IdRange *r = &idx->ranges[mid];
+        if (n == 0)
+                return NULL;
+        /*
+         * The last range starting at or below page_id, by halving without a branch on the comparison (a
+         * conditional move): the ids the candidate probes look up are random, so such a branch would be
+         * mispredicted at every other step.
+         */
+        while (n > 1) {
+                size_t half = n / 2;
 
-                if (page_id < r->base)
-                        hi = mid;
-                else if (page_id >= r->base + r->n_pages)
-                        lo = mid + 1;
-                else
-                        return r;
+                r = r[half].base <= page_id ? r + half : r;
+                n -= half;
         }
-        return NULL;
+        if (page_id < r->base || page_id - r->base >= r->n_pages)
+                return NULL;
+        return r;
 }
 
 void index_detach(PageIndex *idx, uint32_t base) {
@@ -227,7 +292,7 @@ static int candidates_resize(PageIndex *idx, size_t cap) {
 
                 if (old[i] == 0)
                         continue;
-                s = index_slot(idx, old[i] - 1);
+                s = index_slot(idx, cand_entry_id(idx, old[i]));
                 /* A detached page can go: nothing will match it again this pass. */
                 if (!s) {
                         idx->n_candidates--;
@@ -247,6 +312,7 @@ static int candidates_resize(PageIndex *idx, size_t cap) {
 int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
         PageSlot *self = index_slot(idx, page_id);
         uint64_t hash;
+        uint32_t e;
         size_t p;
 
         if (!self)
@@ -259,20 +325,48 @@ int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match) {
 
         hash = page_slot_hash(*self);
         p = table_pos(hash, idx->candidates_cap);
-        while (idx->candidates[p] != 0) {
-                uint32_t other = idx->candidates[p] - 1;
-                PageSlot *s = index_slot(idx, other);
+        while ((e = idx->candidates[p]) != 0) {
+                /* Only an entry whose tag matches has its slot, a cache miss, compared. */
+                if (cand_entry_may_be(idx, e, hash)) {
+                        uint32_t other = cand_entry_id(idx, e);
+                        PageSlot *s = index_slot(idx, other);
 
-                if (other != page_id && s && page_slot_hash(*s) == hash &&
-                    (page_slot_state(*s) == PAGE_HASHED || page_slot_state(*s) == PAGE_SHARING)) {
-                        *ret_match = other;
-                        return 1;
+                        if (other != page_id && s && page_slot_hash(*s) == hash &&
+                            (page_slot_state(*s) == PAGE_HASHED || page_slot_state(*s) == PAGE_SHARING)) {
+                                *ret_match = other;
+                                return 1;
+                        }
                 }
                 p = p + 1 == idx->candidates_cap ? 0 : p + 1;
         }
-        idx->candidates[p] = page_id + 1;
+        idx->candidates[p] = cand_entry(idx, hash, page_id);
         idx->n_candidates++;
         return 0;
+}
+
+void index_prefetch_candidate_home(const PageIndex *idx, uint64_t hash) {
+        if (idx->candidates_cap == 0)
+                return;
+        /* For writing: an insertion stores its page id at or near there. */
+        __builtin_prefetch(&idx->candidates[table_pos(hash, idx->candidates_cap)], 1);
+}
+
+void index_prefetch_candidate_probe(PageIndex *idx, uint64_t hash) {
+        size_t cap = idx->candidates_cap, p;
+
+        if (cap == 0)
+                return;
+        p = table_pos(hash, cap);
+        /* The first entries of the probe (most probes end within them at this load) whose tag matches. */
+        for (unsigned n = 0; n < CAND_PREFETCH_PROBE && idx->candidates[p] != 0; n++) {
+                if (cand_entry_may_be(idx, idx->candidates[p], hash)) {
+                        PageSlot *s = index_slot(idx, cand_entry_id(idx, idx->candidates[p]));
+
+                        if (s)
+                                __builtin_prefetch(s, 0);
+                }
+                p = p + 1 == cap ? 0 : p + 1;
+        }
 }
 
 void index_forget_merged_candidates(PageIndex *idx, uint64_t hash) {
@@ -284,7 +378,8 @@ void index_forget_merged_candidates(PageIndex *idx, uint64_t hash) {
         hash &= PAGE_SLOT_HASH_MASK;
         p = table_pos(hash, cap);
         while (idx->candidates[p] != 0) {
-                PageSlot *s = index_slot(idx, idx->candidates[p] - 1);
+                PageSlot *s = cand_entry_may_be(idx, idx->candidates[p], hash) ?
+                                      index_slot(idx, cand_entry_id(idx, idx->candidates[p])) : NULL;
 
                 if (!s || page_slot_hash(*s) != hash || page_slot_state(*s) == PAGE_HASHED) {
                         p = p + 1 == cap ? 0 : p + 1;
@@ -307,7 +402,7 @@ void index_forget_merged_candidates(PageIndex *idx, uint64_t hash) {
                         q = q + 1 == cap ? 0 : q + 1;
                         if (idx->candidates[q] == 0)
                                 break;
-                        o = index_slot(idx, idx->candidates[q] - 1);
+                        o = index_slot(idx, cand_entry_id(idx, idx->candidates[q]));
                         if (o) {
                                 home = table_pos(page_slot_hash(*o), cap);
                                 /* Stays if its home is in (hole, q] cyclically. */

@@ -24,8 +24,11 @@
  * Candidates (pages offered for merging: read for the first time and not
  * known volatile under MergePolicy=first-pass, or held still across a scan;
  * merge-policy.h) are grouped by
- * hash in an open-addressing table of uint32 page ids (linear probing; the
- * hash is read back from the slot, not stored twice). It is rebuilt on every
+ * hash in an open-addressing table of uint32 entries (linear probing): the
+ * page id, and in the high bits the bound on tracked pages leaves it (7 at
+ * the default MaxMetadata=, none at the largest), a tag of the hash, so that
+ * a probe reads the hash back from the slot, a cache miss, only for entries
+ * whose tag matches; the hash is not stored twice. It is rebuilt on every
  * full scan, like KSM's unstable tree, so it never holds a stale page id:
  * between passes only slots persist. It grows when more than 80 % full, to
  * 70 %. A candidate that the helper merged with a later duplicate leaves the
@@ -193,6 +196,19 @@ int index_page_info(PageIndex *idx, uint32_t page_id, uint32_t *ret_owner, uint6
  * inserted), -ENOMEM.
  */
 int index_add_candidate(PageIndex *idx, uint32_t page_id, uint32_t *ret_match);
+
+/*
+ * Hints, for a batch of candidates about to be offered with index_add_candidate(), that change nothing
+ * but the time it takes. Its probe starts at a random position of a table of up to millions of entries
+ * and compares the hash in the slot of each page there whose tag matches (a duplicate's): up to two
+ * cache misses a candidate, paid one after the other when candidates are offered one at a time.
+ * index_prefetch_candidate_home() asks the CPU for the table line where the probe of hash (a page_key())
+ * starts; index_prefetch_candidate_probe(), called once that line had time to arrive, for the slots of
+ * the first pages on that probe whose tag matches. Called for a chunk of pages ahead of offering them,
+ * the misses of the whole chunk overlap.
+ */
+void index_prefetch_candidate_home(const PageIndex *idx, uint64_t hash);
+void index_prefetch_candidate_probe(PageIndex *idx, uint64_t hash);
 
 /*
  * A candidate with this hash was merged: the helper made it (and its

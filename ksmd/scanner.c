@@ -100,6 +100,8 @@ struct Scanner {
         uint64_t pagemap[SCAN_CHUNK_PAGES];
         uint64_t addrs[SCAN_CHUNK_PAGES];
         uint32_t which[SCAN_CHUNK_PAGES]; /* page index in the area, per read */
+        uint64_t prefetch_keys[SCAN_CHUNK_PAGES]; /* the chunk's likely candidates, in the order offered */
+        size_t n_prefetch_keys, prefetch_next;
         uint8_t *data;                   /* SCAN_CHUNK_PAGES pages */
 };
 
@@ -948,6 +950,68 @@ static void chunk_read_page(Scanner *s, ScanJob *j, size_t i) {
         }
 }
 
+/*
+ * How far ahead of the candidate offered the index is asked for the slots its probe will compare (in
+ * candidates), and twice that for the table line the probe starts at: far enough for a miss to arrive
+ * while the pages between are handled, near enough for the lines to stay in the cache.
+ */
+#define CANDIDATE_PREFETCH_DISTANCE 8u
+
+/*
+ * Whether page i of job j (area a of rs) will likely be offered to the index as the job is consumed, and
+ * the key it will be offered under: that of the content a worker read (read), or, with soft-dirty, of the
+ * slot of a page that held still (!read). A guess, for the prefetches only: scan_chunk() decides.
+ */
+static bool chunk_page_key(const RegionScan *rs, const RegionArea *a, const ScanJob *j, size_t i,
+                           bool read, uint64_t *ret_key) {
+        PageSlot slot;
+
+        if (read) {
+                if (j->status[i] != SCAN_JOB_PAGE_READ || j->zero[i])
+                        return false;
+                *ret_key = page_key(j->hash[i], rs->region->domain_id);
+                return true;
+        }
+        slot = a->slots[j->first_page + i];
+        if (j->status[i] == SCAN_JOB_PAGE_READ || !rs->soft_dirty_tracking || !(slot & PAGE_SLOT_SD_OK) ||
+            page_slot_state(slot) != PAGE_HASHED ||
+            (j->pagemap[i] & (PAGEMAP_PRESENT | PAGEMAP_SOFT_DIRTY)) != PAGEMAP_PRESENT)
+                return false;
+        *ret_key = page_slot_hash(slot);
+        return true;
+}
+
+/*
+ * Lists the keys the pages of job j will likely be offered under, in the order scan_chunk() offers them
+ * (first the pages that held still by soft-dirty, then those read), and asks the CPU for the index's memory
+ * the first of them will touch (index_prefetch_candidate_*()). Each chunk_prefetch_step() then asks for that
+ * of a later one, so that the candidates' cache misses overlap instead of coming one after the other.
+ */
+static void chunk_prefetch_begin(Scanner *s, const RegionScan *rs, const RegionArea *a, const ScanJob *j) {
+        size_t n = 0;
+
+        for (int read = 0; read <= 1; read++)
+                for (size_t i = 0; i < j->n_pages; i++)
+                        if (chunk_page_key(rs, a, j, i, read, &s->prefetch_keys[n]))
+                                n++;
+        s->n_prefetch_keys = n;
+        s->prefetch_next = 0;
+        for (size_t k = 0; k < MIN(n, (size_t) 2 * CANDIDATE_PREFETCH_DISTANCE); k++)
+                index_prefetch_candidate_home(s->index, s->prefetch_keys[k]);
+        for (size_t k = 0; k < MIN(n, (size_t) CANDIDATE_PREFETCH_DISTANCE); k++)
+                index_prefetch_candidate_probe(s->index, s->prefetch_keys[k]);
+}
+
+/* A page listed by chunk_prefetch_begin() is being handled: asks for what later ones will touch. */
+static void chunk_prefetch_step(Scanner *s) {
+        size_t k = s->prefetch_next++, d = CANDIDATE_PREFETCH_DISTANCE;
+
+        if (k + 2 * d < s->n_prefetch_keys)
+                index_prefetch_candidate_home(s->index, s->prefetch_keys[k + 2 * d]);
+        if (k + d < s->n_prefetch_keys)
+                index_prefetch_candidate_probe(s->index, s->prefetch_keys[k + d]);
+}
+
 /* Consumes job j, a chunk of area a of region r: its pagemap entries, then the pages it read. */
 static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, ScanJob *j) {
         uint64_t first = j->first_page;
@@ -956,6 +1020,7 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
         if (j->pagemap_error < 0)
                 return j->pagemap_error;
         memcpy(s->pagemap, j->pagemap, n * sizeof(uint64_t));
+        chunk_prefetch_begin(s, rs, a, j);
 
         for (size_t i = 0; i < n; i++) {
                 uint64_t page = first + i, e = s->pagemap[i];
@@ -1048,6 +1113,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
                         rs->pass.pages_dirty++;
                 if (rs->soft_dirty_tracking && (*slot & PAGE_SLOT_SD_OK) && !dirty &&
                     (state == PAGE_HASHED || state == PAGE_ZERO)) {
+                        if (state == PAGE_HASHED && j->status[i] != SCAN_JOB_PAGE_READ)
+                                chunk_prefetch_step(s);
                         rs->pass.pages_unchanged++;
                         *slot = page_slot_make(page_slot_hash(*slot), state, v > 0 ? v - 1 : 0, true);
                         offer_candidate(s, rs, a, page);
@@ -1072,6 +1139,8 @@ static int scan_chunk(Scanner *s, Region *r, RegionScan *rs, RegionArea *a, Scan
         for (size_t d = 0; d < n_read; d++) {
                 size_t i = s->which[d];
 
+                if (j->status[i] == SCAN_JOB_PAGE_READ && !j->zero[i])
+                        chunk_prefetch_step(s);
                 if (j->status[i] == SCAN_JOB_PAGE_NOT_READ)
                         chunk_read_page(s, j, i);
                 if (j->status[i] == SCAN_JOB_PAGE_FAILED)

@@ -133,6 +133,68 @@ static void test_growth_keeps_every_candidate_findable(void **state) {
         }
 }
 
+static void test_candidates_match_only_their_own_hash_at_every_bound(void **state) {
+        /* The bound sets how many bits of an entry are a tag of the hash, from none (2^32 - 1) up. */
+        const uint64_t bounds[] = { 8, 100, UINT64_C(1) << 24, UINT32_MAX };
+        const uint64_t a = h(1);
+        /* Equal but for one bit: where the tag comes from, where the table position comes from. */
+        const uint64_t hashes[] = { a, a ^ (UINT64_C(1) << 8), a ^ (UINT64_C(1) << 63), h(2) };
+
+        for (size_t b = 0; b < ELEMENTSOF(bounds); b++) {
+                _cleanup_(index_freep) PageIndex *idx = NULL;
+                PageSlot slots[8];
+                uint32_t base, match;
+
+                assert_int_equal(index_new(bounds[b], &idx), 0);
+                for (size_t i = 0; i < 8; i++)
+                        slots[i] = page_slot_make(hashes[i % 4], PAGE_HASHED, 0, false);
+                assert_int_equal(index_attach(idx, slots, 8, 1, 0, &base), 0);
+                for (uint32_t i = 0; i < 4; i++)
+                        assert_int_equal(index_add_candidate(idx, base + i, &match), 0);
+                for (uint32_t i = 4; i < 8; i++) {
+                        assert_int_equal(index_add_candidate(idx, base + i, &match), 1);
+                        assert_int_equal(match, base + i - 4);
+                }
+        }
+}
+
+static void test_raising_the_bound_mid_pass_keeps_every_candidate_findable(void **state) {
+        _cleanup_(index_freep) PageIndex *idx = NULL;
+        const uint32_t n = 1000, m = 20000;
+        _cleanup_free_ PageSlot *first = calloc(n, sizeof(PageSlot)), *second = calloc(m, sizeof(PageSlot));
+        uint32_t base1, base2, match;
+
+        assert_non_null(first);
+        assert_non_null(second);
+        /* Ids below 1000 leave the entries 22 bits of tag; the second area's need 5 of them. */
+        assert_int_equal(index_new(n, &idx), 0);
+        index_begin_pass(idx);
+        for (uint32_t i = 0; i < n; i++)
+                first[i] = page_slot_make(h(i), PAGE_HASHED, 0, false);
+        for (uint32_t i = 0; i < m; i++)
+                second[i] = page_slot_make(h(i % (2 * n)), PAGE_HASHED, 0, false);
+        assert_int_equal(index_attach(idx, first, n, 1, 0, &base1), 0);
+        for (uint32_t i = 0; i < n; i++)
+                assert_int_equal(index_add_candidate(idx, base1 + i, &match), 0);
+
+        index_set_max_tracked_pages(idx, n + m);
+        assert_int_equal(index_attach(idx, second, m, 2, 0, &base2), 0);
+        for (uint32_t i = 0; i < m; i++) {
+                int k = index_add_candidate(idx, base2 + i, &match);
+
+                if (i < n) {
+                        /* The first area's pages, indexed before the entries were re-tagged. */
+                        assert_int_equal(k, 1);
+                        assert_int_equal(match, base1 + i);
+                } else if (i < 2 * n) {
+                        assert_int_equal(k, 0);
+                } else {
+                        assert_int_equal(k, 1);
+                        assert_int_equal(match, i % (2 * n) < n ? base1 + i % (2 * n) : base2 + i % (2 * n));
+                }
+        }
+}
+
 static void test_memory_per_tracked_unique_page_is_at_most_16_bytes(void **state) {
         _cleanup_(index_freep) PageIndex *idx = NULL;
         IndexUsage u;
@@ -557,6 +619,8 @@ int main(void) {
                 cmocka_unit_test(test_detached_area_never_matches_again),
                 cmocka_unit_test(test_changed_page_no_longer_matches),
                 cmocka_unit_test(test_growth_keeps_every_candidate_findable),
+                cmocka_unit_test(test_candidates_match_only_their_own_hash_at_every_bound),
+                cmocka_unit_test(test_raising_the_bound_mid_pass_keeps_every_candidate_findable),
                 cmocka_unit_test(test_memory_per_tracked_unique_page_is_at_most_16_bytes),
                 cmocka_unit_test(test_attach_beyond_bound_is_refused),
                 cmocka_unit_test(test_begin_pass_forgets_candidates),
