@@ -132,8 +132,11 @@ typedef struct Manager {
         bool bound_hit_last_pass;        /* logged once while it stays hit */
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
-        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most */
+        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most,
+                                          * while resting only as manager-scan.c says */
         uint64_t cow_checked_usec;
+        uint64_t cow_looks;              /* times the guard read the memory figures (for tests) */
+        bool waiting_for_regions;        /* none registered: the scan timer is off until one is */
         struct CowScopes *cow_scopes;    /* the memory cgroups that hold regions (manager-scan.c) */
         uint64_t cow_cgroups_usec;       /* when they were last read */
         uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */
