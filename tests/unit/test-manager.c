@@ -768,6 +768,27 @@ static void test_reload_applies_the_files_under_the_command_line(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+static void test_autoreg_sleeps_without_rules_and_a_reload_with_rules_walks_at_once(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        char dir[] = "/tmp/ksmd-test-manager-XXXXXX", cmd[128];
+
+        helper.new_result = -ENOENT;
+        assert_non_null(mkdtemp(dir));
+        write_conf(dir, "[Scan]\nPagesToScan=16\n");
+        assert_int_equal(manager_new(&(ManagerArgs) { .config_dir = dir, .no_socket = true }, &m), 0);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 50000);
+        assert_int_equal(region_registry_count(m->registry), 0);
+        /* The child is this program, forked; its owner root. Not 5 s later: at once. */
+        write_conf(dir, "[AutoRegister]\nExecutable=test-manager\nUser=root\n");
+        assert_int_equal(manager_reload(m, NULL), 0);
+        run_for_usec(m, 200000);
+        assert_non_null(region_registry_find_whole(m->registry, child));
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child,
@@ -813,6 +834,9 @@ int main(void) {
                                                 start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_reload_applies_the_files_under_the_command_line,
                                                 start_child, stop_child),
+                cmocka_unit_test_setup_teardown(
+                        test_autoreg_sleeps_without_rules_and_a_reload_with_rules_walks_at_once, start_child,
+                        stop_child),
         };
 
         if (geteuid() != 0) {
