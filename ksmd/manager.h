@@ -34,7 +34,11 @@
  * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION) is followed by a rest:
  * IdleSleep=, or longer so that scans and rests use at most IdleMaxCPU= of a CPU (the rest is at
  * least the scan's CPU time x (10000 - bp) / bp). A registration or a change of settings ends a
- * rest; IdleSleep=0 never rests, and neither do runs with exit_after_scans.
+ * rest; IdleSleep=0 never rests, and neither do runs with exit_after_scans. Resting, the daemon
+ * sleeps: the scan timer is set for the rest's end, a region's process exit wakes it through the
+ * region's pidfd (an io source, any time), and the COW guard reads memory only if it holds or
+ * merges wait in the queue (manager-scan.c, manager_cow_watching()). With no region registered the
+ * timer is off until a registration.
  */
 
 #include <stdbool.h>
