@@ -802,8 +802,11 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 /* The guard letting go ends the rest (manager_wake()). */
                 if (m->rest_until_usec == 0)
                         next = 0;
-                else if (merger_pending(m->merger) > 0)
+                else if (merger_pending(m->merger) > 0) {
                         (void) merger_flush(m->merger, now);
+                        /* Its results may find regions gone: they go now, not at the rest's end. */
+                        manager_drop_gone(m);
+                }
                 next = until_merge_retry(m, now, next);
                 goto rearm;
         }
