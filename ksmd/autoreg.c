@@ -193,7 +193,7 @@ int autoreg_scan(AutoRegister *a) {
         size_t n = 0;
         int r, added = 0;
 
-        if (s->n_cgroup_patterns == 0 && s->n_executable_patterns == 0)
+        if (!autoreg_has_rules(s))
                 return 0;
         r = proc_list_pids(&pids, &n);
         if (r < 0)
@@ -230,12 +230,32 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         r = autoreg_scan(a);
         if (r < 0)
                 log_warning_errno(r, "Automatic registration could not list processes: %m");
+        /* Without rules nothing walks: the timer sleeps until a reload brings some
+         * (autoreg_rules_changed()). */
+        if (!autoreg_has_rules(&a->manager->settings))
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
         r = sd_event_source_set_time_relative(s, AUTOREG_INTERVAL_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         if (r < 0)
                 log_warning_errno(r, "Automatic registration stopped: cannot re-arm its timer: %m");
         return 0;
+}
+
+void autoreg_rules_changed(AutoRegister *a) {
+        int r;
+
+        if (!a)
+                return;
+        if (!autoreg_has_rules(&a->manager->settings)) {
+                (void) sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time_relative(a->timer, 0);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Automatic registration stopped: cannot re-arm its timer: %m");
 }
 
 int autoreg_new(Manager *m, AutoRegister **ret) {

@@ -69,8 +69,17 @@ bool autoreg_match(const Settings *s, const AutoregProcess *p);
  */
 int autoreg_guest_name(const char *cgroup, char *ret, size_t size);
 
-/* Walks /proc on m's event loop from the first iteration on, with the rules in m's settings. */
+static inline bool autoreg_has_rules(const Settings *s) {
+        return s->n_cgroup_patterns + s->n_executable_patterns > 0;
+}
+
+/*
+ * Walks /proc on m's event loop from the first iteration on, with the rules in m's settings, every
+ * AUTOREG_INTERVAL_USEC while there are rules; without any its timer sleeps.
+ */
 int autoreg_new(Manager *m, AutoRegister **ret);
+/* After new settings: walks at once if they have rules, else sleeps until they do. */
+void autoreg_rules_changed(AutoRegister *a);
 AutoRegister *autoreg_free(AutoRegister *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AutoRegister *, autoreg_free);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,13 +24,16 @@
 #include "rate.h"
 #include "scan-worker.h"
 
-#define MANAGER_IDLE_USEC 100000u          /* wait between checks when no region is registered */
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
-#define MANAGER_REST_TICK_USEC 1000000u
 #define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
 #define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often... */
 #define MANAGER_COW_CGROUPS_USEC 1000000u  /* ...and at the regions' memory cgroups this often */
+#define MANAGER_COW_REST_USEC 5000000u     /* while resting and holding, it looks this often (see
+                                            * manager_cow_watching()) */
 #define MANAGER_COW_MAX_SCOPES 64u         /* memory cgroups with a limit it follows, besides the host */
+
+static void manager_remove_region(Manager *m, Region *r);
+static int manager_watch_region(Manager *m, Region *r);
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -202,10 +206,11 @@ static void log_registration_error(int r, pid_t pid) {
 }
 
 void manager_wake(Manager *m) {
-        if (m->rest_until_usec == 0)
+        if (m->rest_until_usec == 0 && !m->waiting_for_regions)
                 return;
         m->rest_until_usec = 0;
         m->stats.rest_usec = 0;
+        m->waiting_for_regions = false;
         if (m->scan_timer && !m->paused) {
                 (void) sd_event_source_set_time_relative(m->scan_timer, 0);
                 (void) sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
@@ -285,6 +290,13 @@ int manager_register(Manager *m, const RegionRequest *req, uint32_t *ret_id) {
         (void) region_set_name(region, req->name);
         region_set_domain(region, domain_id);
         region_set_proof(region, TAKE_PTR(proof));
+        r = manager_watch_region(m, region);
+        if (r < 0) {
+                log_error_errno(r, "Cannot register pid %d: failed to watch its pidfd for its exit: %m",
+                                (int) pid);
+                manager_remove_region(m, region);
+                return r;
+        }
         if (req->whole)
                 log_info("Registered region %" PRIu32 "%s in domain %s: all private anonymous memory "
                          "of pid %d.",
@@ -309,11 +321,67 @@ int manager_register_process(Manager *m, pid_t pid, uint32_t *ret_id) {
         return manager_register(m, &(RegionRequest) { .pid = pid, .whole = true }, ret_id);
 }
 
-/* The one way a region leaves: the scanner forgets it, its domain loses it, the registry drops it. */
+/* The one way a region leaves: the scanner forgets it, its domain loses it, the registry drops it
+ * (and with it the source on its pidfd, region_set_watch()). */
 static void manager_remove_region(Manager *m, Region *r) {
         scanner_forget_region(m->scanner, r);
         domain_table_unref(m->domains, r->domain_id);
         (void) region_registry_remove(m->registry, r->id);
+}
+
+static void manager_drop_gone(Manager *m);
+
+/* What watches a region's pidfd: the region's id, not a pointer, so the source never reaches a freed one. */
+typedef struct RegionWatch {
+        Manager *manager;
+        uint32_t region_id;
+        sd_event_source *source;
+} RegionWatch;
+
+static void region_watch_free(void *p) {
+        RegionWatch *w = p;
+
+        if (!w)
+                return;
+        /* Safe from its own callback: sd-event frees a dispatching source after the callback returns. */
+        sd_event_source_disable_unref(w->source);
+        free(w);
+}
+
+/* A pidfd polls readable once its process has exited: the region goes now, rest or not, scan or not. */
+static int on_region_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        RegionWatch *w = userdata;
+        Manager *m = w->manager;
+        Region *r = region_registry_find(m->registry, w->region_id);
+
+        if (!r) {
+                /* Cannot be: the region frees its watch. Level-triggered, so never fire again. */
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
+        r->gone = true;
+        /* Frees w and this source (after the callback returns): nothing of w is used below. */
+        manager_drop_gone(m);
+        return 0;
+}
+
+/* Adds the source on r's pidfd that drops r when its process exits; r owns it from then on. */
+static int manager_watch_region(Manager *m, Region *r) {
+        RegionWatch *w;
+        int k;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (RegionWatch) { .manager = m, .region_id = r->id };
+        k = sd_event_add_io(m->event, &w->source, r->pidfd, EPOLLIN, on_region_exit, w);
+        if (k < 0) {
+                free(w);
+                return k;
+        }
+        (void) sd_event_source_set_description(w->source, "region-exit");
+        region_set_watch(r, w, region_watch_free);
+        return 0;
 }
 
 int manager_unregister(Manager *m, uint32_t id) {
@@ -594,6 +662,20 @@ static void cow_scopes_add_region(CowScopes *c, const Region *r, uint64_t debt_b
         }
 }
 
+/*
+ * Whether the COW guard must look at memory now. Its decision only ever stops new merges, so it
+ * matters while scanning or while merges wait in the queue. Resting with none queued, nothing
+ * merges whatever memory does (pages written by their process are copied by the kernel, not by
+ * ksmd, and the guard never unmerges): it looks only if it holds, MANAGER_COW_REST_USEC apart, to
+ * end the rest when memory returns and merge what it held back. Otherwise it looks when the rest
+ * ends, before the next batch, and when statistics are asked for (manager_get_stats()).
+ */
+static bool manager_cow_watching(Manager *m, uint64_t now) {
+        if (m->rest_until_usec <= now && !m->waiting_for_regions)
+                return true;
+        return merger_pending(m->merger) > 0 || m->cow.holding;
+}
+
 /* The COW guard (cow-guard.h): reads the memory figures, decides, says so, tells the scanner. */
 static void manager_cow_check(Manager *m, uint64_t now, bool force) {
         char headroom[32], reserve[32], debt[32], available[32], where[300], text[256];
@@ -604,6 +686,7 @@ static void manager_cow_check(Manager *m, uint64_t now, bool force) {
         if (!force && now - m->cow_checked_usec < MANAGER_COW_CHECK_USEC)
                 return;
         m->cow_checked_usec = now;
+        m->cow_looks++;
         if (!c) {
                 c = m->cow_scopes = calloc(1, sizeof(*c));
                 if (!c)
@@ -692,26 +775,43 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         manager_drop_gone(m);
-        manager_cow_check(m, now, false);
 
         if (region_registry_count(m->registry) == 0) {
-                next = MAX(m->batch_sleep_usec, (uint64_t) MANAGER_IDLE_USEC);
-                goto rearm;
+                /* Nothing to scan: the timer sleeps until a registration (manager_wake()). */
+                m->waiting_for_regions = true;
+                m->rest_until_usec = 0;
+                r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                if (r < 0)
+                        return sd_event_exit(m->event,
+                                             log_error_errno(r, "Failed to stop the scan timer: %m"));
+                return 0;
         }
 
         if (m->rest_until_usec > now) {
-                /* Resting: only merge retries are due, and regions of exited processes go once a second. */
-                REGISTRY_FOREACH(region, m->registry)
-                        if (region_alive(region) <= 0)
-                                region->gone = true;
-                manager_drop_gone(m);
-                if (merger_pending(m->merger) > 0)
+                /*
+                 * Resting: the regions' pidfd sources drop those of exited processes
+                 * (manager_watch_region()), so the timer wakes only for the rest's end, a merge retry
+                 * that is due, and the COW guard if it holds (manager_cow_watching()).
+                 */
+                next = m->rest_until_usec - now;
+                if (manager_cow_watching(m, now)) {
+                        manager_cow_check(m, now, false);
+                        if (m->cow.holding)
+                                next = MIN(next, (uint64_t) MANAGER_COW_REST_USEC);
+                }
+                /* The guard letting go ends the rest (manager_wake()). */
+                if (m->rest_until_usec == 0)
+                        next = 0;
+                else if (merger_pending(m->merger) > 0) {
                         (void) merger_flush(m->merger, now);
-                next = until_merge_retry(m, now,
-                                         MIN(m->rest_until_usec - now, (uint64_t) MANAGER_REST_TICK_USEC));
+                        /* Its results may find regions gone: they go now, not at the rest's end. */
+                        manager_drop_gone(m);
+                }
+                next = until_merge_retry(m, now, next);
                 goto rearm;
         }
         m->rest_until_usec = 0;
+        manager_cow_check(m, now, false);
 
         if (!scanner_in_pass(m->scanner)) {
                 m->pass_started_usec = now;
@@ -747,6 +847,8 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 m->last_merge_error = r;
         } else if (r > 0)
                 m->last_merge_error = 0;
+        /* Regions the step found gone (exited, or their proof failed) go now: a rest may follow. */
+        manager_drop_gone(m);
         uint64_t batch_cpu_nsec = process_cpu_nsec() - cpu0, batch_busy_nsec = (now_usec() - wall0) * 1000;
 
         m->pass_cpu_nsec += batch_cpu_nsec;
@@ -791,9 +893,10 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         } else
                 manager_notify_status(m, now, false);
 
-        /* A rest that begins here is watched in ticks too: an exited process's region goes within one. */
+        /* A rest that begins here is one wait (and the COW guard's looks if it holds), see above. */
         if (m->rest_until_usec > 0)
-                next = MIN(m->stats.rest_usec, (uint64_t) MANAGER_REST_TICK_USEC);
+                next = m->cow.holding ? MIN(m->stats.rest_usec, (uint64_t) MANAGER_COW_REST_USEC) :
+                                        m->stats.rest_usec;
         else
                 next = m->batch_sleep_usec;
         next = until_merge_retry(m, now, next);
@@ -822,11 +925,14 @@ int manager_start(Manager *m) {
 }
 
 void manager_get_stats(Manager *m, Stats *ret) {
+        /* The guard's figures as they are now, also while resting, when it does not look by itself. */
+        manager_cow_check(m, now_usec(), false);
         manager_update_stats(m);
         *ret = m->stats;
 }
 
 void manager_format_status(Manager *m, char *buf, size_t size) {
+        manager_cow_check(m, now_usec(), false);
         manager_update_stats(m);
         (void) stats_format_status(&m->stats, manager_is_estimate(m), m->paused, m->stats.tracked_pages, buf,
                                    size);

@@ -87,6 +87,7 @@ int manager_apply_settings(Manager *m, const Settings *new) {
         if (m->bus)
                 (void) bus_server_drop_unadmitted(m->bus);
         manager_reset_rate(m);
+        autoreg_rules_changed(m->autoreg);
         /* The COW guard looks again with the new CowReserve= at the next batch. */
         m->cow_checked_usec = 0;
         /* New settings end a rest: the next scan runs with them. */
@@ -213,7 +214,7 @@ int manager_new(const ManagerArgs *args, Manager **ret) {
         r = autoreg_new(m, &m->autoreg);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up automatic registration: %m");
-        if (m->settings.n_cgroup_patterns + m->settings.n_executable_patterns > 0)
+        if (autoreg_has_rules(&m->settings))
                 log_info("Registering processes automatically: %zu cgroup and %zu executable patterns.",
                          m->settings.n_cgroup_patterns, m->settings.n_executable_patterns);
 

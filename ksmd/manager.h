@@ -34,7 +34,11 @@
  * Rests: a full scan that finds almost nothing new (SCAN_QUIET_FRACTION) is followed by a rest:
  * IdleSleep=, or longer so that scans and rests use at most IdleMaxCPU= of a CPU (the rest is at
  * least the scan's CPU time x (10000 - bp) / bp). A registration or a change of settings ends a
- * rest; IdleSleep=0 never rests, and neither do runs with exit_after_scans.
+ * rest; IdleSleep=0 never rests, and neither do runs with exit_after_scans. Resting, the daemon
+ * sleeps: the scan timer is set for the rest's end, a region's process exit wakes it through the
+ * region's pidfd (an io source, any time), and the COW guard reads memory only if it holds or
+ * merges wait in the queue (manager-scan.c, manager_cow_watching()). With no region registered the
+ * timer is off until a registration.
  */
 
 #include <stdbool.h>
@@ -132,8 +136,11 @@ typedef struct Manager {
         bool bound_hit_last_pass;        /* logged once while it stays hit */
         uint64_t exit_after_scans;
         uint64_t last_status_usec;
-        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most */
+        CowStatus cow;                   /* the COW guard (cow-guard.h), looked at every 100 ms at most,
+                                          * while resting only as manager-scan.c says */
         uint64_t cow_checked_usec;
+        uint64_t cow_looks;              /* times the guard read the memory figures (for tests) */
+        bool waiting_for_regions;        /* none registered: the scan timer is off until one is */
         struct CowScopes *cow_scopes;    /* the memory cgroups that hold regions (manager-scan.c) */
         uint64_t cow_cgroups_usec;       /* when they were last read */
         uint64_t merged_at_pass_end;     /* the helper's MERGED results when the last full scan ended */

@@ -33,6 +33,7 @@ int region_registry_new(size_t max_regions, RegionRegistry **ret) {
 static Region *region_free(Region *r) {
         if (!r)
                 return NULL;
+        region_set_watch(r, NULL, NULL);
         safe_close(r->pidfd);
         access_proof_free(r->proof);
         free(r);
@@ -42,6 +43,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Region *, region_free);
 
 void region_set_domain(Region *r, uint32_t domain_id) {
         r->domain_id = domain_id;
+}
+
+void region_set_watch(Region *r, void *watch, void (*watch_free)(void *watch)) {
+        if (r->watch && r->watch_free)
+                r->watch_free(r->watch);
+        r->watch = watch;
+        r->watch_free = watch_free;
 }
 
 void region_set_proof(Region *r, AccessProof *proof) {

@@ -36,6 +36,8 @@ typedef struct Region {
         AccessProof *proof;              /* registered by a caller other than root: its proof of access */
         bool gone;                       /* its process exited, or its proof failed: to be dropped */
         const char *gone_reason;         /* why, when not because it exited: a static sentence for the log */
+        void *watch;                     /* what watches its pidfd (region_set_watch()), or NULL */
+        void (*watch_free)(void *watch);
 } Region;
 
 typedef struct RegionRegistry RegionRegistry;
@@ -86,6 +88,15 @@ void region_set_proof(Region *r, AccessProof *proof);
 
 /* 1 if the region's process runs, 0 once it has exited (see pidfd_is_alive()). */
 int region_alive(const Region *r);
+
+/*
+ * Ties watch (the Manager's event source on r->pidfd, which polls readable
+ * once the process exits) to the region: watch_free(watch) is called when
+ * the region is dropped or the registry freed, before the pidfd is closed,
+ * so nothing watches a closed or reused descriptor. Replaces (and frees)
+ * an earlier watch.
+ */
+void region_set_watch(Region *r, void *watch, void (*watch_free)(void *watch));
 
 /*
  * true if name may label a region: 1..REGION_NAME_MAX characters, each

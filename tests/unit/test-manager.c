@@ -554,12 +554,119 @@ static void test_exited_process_loses_its_region_during_a_rest(void **state) {
         assert_int_equal(manager_start(m), 0);
         assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 50000, 0, on_drop_poll,
                                                &probe) >= 0);
-        /* The hour-long rest is not waited out: the region goes at its next tick. */
+        /* The hour-long rest is not waited out: the region goes when its pidfd says the process exited. */
         assert_true(sd_event_add_time_relative(m->event, NULL, CLOCK_MONOTONIC, 20 * 1000000, 0, on_guard,
                                                NULL) >= 0);
         assert_int_equal(sd_event_loop(m->event), 0);
         assert_true(probe.killed_usec > 0);
         assert_true(probe.dropped_usec - probe.killed_usec < 3 * 1000000);
+}
+
+static void test_exited_process_is_noticed_by_its_pidfd_without_a_scan(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        uint32_t a, b, mine;
+        Stats st;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(new_manager(NULL, &m), 0);
+        /* Two regions of the child, one of this process; never started: no scan timer at all. */
+        assert_int_equal(manager_register_range(m, child, child_addr, PAGE_SIZE_BYTES, &a), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr + PAGE_SIZE_BYTES, PAGE_SIZE_BYTES, &b),
+                         0);
+        assert_int_equal(manager_register_range(m, getpid(), 0x10000, 0x1000, &mine), 0);
+        /* Unregistered and registered again: the first region's source went with it. */
+        assert_int_equal(manager_unregister(m, a), 0);
+        assert_int_equal(manager_register_range(m, child, child_addr, PAGE_SIZE_BYTES, &a), 0);
+        assert_null(m->scan_timer);
+        run_for_usec(m, 20000);
+        assert_int_equal(region_registry_count(m->registry), 3);
+
+        stop_child(state);
+        run_for_usec(m, 20000);
+        assert_null(region_registry_find(m->registry, a));
+        assert_null(region_registry_find(m->registry, b));
+        assert_non_null(region_registry_find(m->registry, mine));
+        manager_get_stats(m, &st);
+        assert_int_equal(st.full_scans, 0);
+}
+
+static void test_exited_process_is_noticed_while_paused_with_threads(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(new_manager(STRV_MAKE("ScanThreads=2"), &m), 0);
+        register_child(m);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 20000);
+        manager_pause(m);
+        stop_child(state);
+        run_for_usec(m, 20000);
+        assert_int_equal(region_registry_count(m->registry), 0);
+}
+
+typedef struct CowProbe {
+        uint64_t looks_at_rest;          /* the COW guard's looks when the first rest began */
+        uint64_t rests;
+} CowProbe;
+
+static void record_cow_looks_at_rest(Manager *m, void *userdata) {
+        CowProbe *p = userdata;
+
+        if (m->stats.rest_usec == 0)
+                return;
+        if (p->rests++ == 0)
+                p->looks_at_rest = m->cow_looks;
+}
+
+static void test_resting_idle_reads_no_memory_figures(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        CowProbe probe = {};
+        uint64_t looks;
+        Stats st;
+
+        helper.new_result = -ENOENT;
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h", "CowReserve=1M"), &m), 0);
+        m->scan_done = record_cow_looks_at_rest;
+        m->scan_done_userdata = &probe;
+        register_child(m);
+        assert_int_equal(manager_start(m), 0);
+        /* Longer than the tick a rest used to have (1 s), which read /proc/meminfo each time. */
+        run_for_usec(m, 2500000);
+        assert_int_equal(probe.rests, 1);
+        assert_true(probe.looks_at_rest > 0);
+        assert_false(m->cow.holding);
+        assert_int_equal(m->cow_looks, probe.looks_at_rest);
+        /* Asked for, the figures are read then: a status shows memory as it is, rest or not. */
+        looks = m->cow_looks;
+        manager_get_stats(m, &st);
+        assert_int_equal(m->cow_looks, looks + 1);
+        assert_true(st.cow.available_bytes > 0);
+}
+
+static void test_guard_holding_while_resting_looks_and_letting_go_ends_the_rest(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        CowProbe probe = {};
+
+        helper.new_result = -ENOENT;
+        /* More than this host has: the guard holds from its first look. */
+        assert_int_equal(new_manager(STRV_MAKE("IdleSleep=1h", "CowReserve=1T"), &m), 0);
+        m->scan_done = record_cow_looks_at_rest;
+        m->scan_done_userdata = &probe;
+        register_child(m);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 300000);
+        assert_int_equal(probe.rests, 1);
+        assert_true(m->cow.holding);
+        assert_true(m->rest_until_usec > 0);
+        /* Memory "returns" (the reserve goes, unseen by the Manager): its next look lets go and
+         * the rest ends, without waiting out the hour. */
+        m->settings.cow_reserve = 0;
+        /* Its next look is 5 s after the rest began; given up after 15 s. */
+        for (unsigned i = 0; i < 150 && probe.rests < 2; i++)
+                run_for_usec(m, 100000);
+        assert_true(m->cow_looks > probe.looks_at_rest);
+        assert_false(m->cow.holding);
+        assert_true(probe.rests >= 2);
 }
 
 static void test_scans_for_a_count_never_rest(void **state) {
@@ -663,6 +770,27 @@ static void test_reload_applies_the_files_under_the_command_line(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+static void test_autoreg_sleeps_without_rules_and_a_reload_with_rules_walks_at_once(void **state) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        char dir[] = "/tmp/ksmd-test-manager-XXXXXX", cmd[128];
+
+        helper.new_result = -ENOENT;
+        assert_non_null(mkdtemp(dir));
+        write_conf(dir, "[Scan]\nPagesToScan=16\n");
+        assert_int_equal(manager_new(&(ManagerArgs) { .config_dir = dir, .no_socket = true }, &m), 0);
+        assert_int_equal(manager_start(m), 0);
+        run_for_usec(m, 50000);
+        assert_int_equal(region_registry_count(m->registry), 0);
+        /* The child is this program, forked; its owner root. Not 5 s later: at once. */
+        write_conf(dir, "[AutoRegister]\nExecutable=test-manager\nUser=root\n");
+        assert_int_equal(manager_reload(m, NULL), 0);
+        run_for_usec(m, 200000);
+        assert_non_null(region_registry_find_whole(m->registry, child));
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_missing_module_falls_back_to_estimate_mode, start_child,
@@ -693,12 +821,24 @@ int main(void) {
                                                 start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_exited_process_loses_its_region_during_a_rest,
                                                 start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_exited_process_is_noticed_by_its_pidfd_without_a_scan,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_exited_process_is_noticed_while_paused_with_threads,
+                                                start_child, stop_child),
+                cmocka_unit_test_setup_teardown(test_resting_idle_reads_no_memory_figures, start_child,
+                                                stop_child),
+                cmocka_unit_test_setup_teardown(
+                        test_guard_holding_while_resting_looks_and_letting_go_ends_the_rest, start_child,
+                        stop_child),
                 cmocka_unit_test_setup_teardown(test_scans_for_a_count_never_rest, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_idle_limits_are_enforced, start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_named_registration_keeps_the_name_and_refuses_a_bad_one,
                                                 start_child, stop_child),
                 cmocka_unit_test_setup_teardown(test_reload_applies_the_files_under_the_command_line,
                                                 start_child, stop_child),
+                cmocka_unit_test_setup_teardown(
+                        test_autoreg_sleeps_without_rules_and_a_reload_with_rules_walks_at_once, start_child,
+                        stop_child),
         };
 
         if (geteuid() != 0) {
