@@ -182,14 +182,23 @@ static uint64_t meminfo_kib(void) {
 static int64_t scanned_pages(void) {
         char line[128];
         long long v = -1;
+        int status;
         FILE *f = popen(scan_on.scanned, "re");
 
         if (!f)
                 return -1;
-        if (!fgets(line, sizeof(line), f) || sscanf(line, "%lld", &v) != 1)
+        if (!fgets(line, sizeof(line), f) || sscanf(line, "%lld", &v) != 1) {
+                fprintf(stderr, "vm-compare-sampler: '%s' printed no count\n", scan_on.scanned);
                 v = -1;
-        if (pclose(f) != 0)
+        }
+        /* To its end: a writer that finds the pipe closed fails. */
+        while (fgets(line, sizeof(line), f))
+                ;
+        status = pclose(f);
+        if (status != 0) {
+                fprintf(stderr, "vm-compare-sampler: '%s' failed (status %d)\n", scan_on.scanned, status);
                 v = -1;
+        }
         return v;
 }
 

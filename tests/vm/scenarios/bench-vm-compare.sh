@@ -140,7 +140,7 @@ cat > /tmp/scanned <<'EOF'
 #!/bin/sh
 if [ "$1" = ksm ]; then
 	if [ -r /sys/kernel/mm/ksm/pages_scanned ]; then
-		cat /sys/kernel/mm/ksm/pages_scanned
+		read -r n < /sys/kernel/mm/ksm/pages_scanned && echo "$n"
 	else
 		echo $(($(cat /sys/kernel/mm/ksm/full_scans) * $2))
 	fi
