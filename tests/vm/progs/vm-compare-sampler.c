@@ -162,22 +162,6 @@ static uint64_t touch_ops(void) {
         return sum;
 }
 
-/* AnonPages + Mapped from /proc/meminfo, in KiB. */
-static uint64_t meminfo_kib(void) {
-        char line[256];
-        uint64_t sum = 0, v;
-        FILE *f = fopen("/proc/meminfo", "re");
-
-        if (!f)
-                return 0;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "AnonPages: %" SCNu64, &v) == 1 ||
-                    sscanf(line, "Mapped: %" SCNu64, &v) == 1)
-                        sum += v;
-        fclose(f);
-        return sum;
-}
-
 /* The pages the deduplicator examined so far, as --scanned-cmd prints them; -1 if it failed. */
 static int64_t scanned_pages(void) {
         char line[128];
@@ -224,6 +208,22 @@ static void scan_on_window(const char *L) {
                scan_on.counter);
         if (scan_on.end && system(scan_on.end) != 0)
                 fprintf(stderr, "vm-compare-sampler: '%s' failed\n", scan_on.end);
+}
+
+/* AnonPages + Mapped from /proc/meminfo, in KiB. */
+static uint64_t meminfo_kib(void) {
+        char line[256];
+        uint64_t sum = 0, v;
+        FILE *f = fopen("/proc/meminfo", "re");
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "AnonPages: %" SCNu64, &v) == 1 ||
+                    sscanf(line, "Mapped: %" SCNu64, &v) == 1)
+                        sum += v;
+        fclose(f);
+        return sum;
 }
 
 static int parse_args(int argc, char *argv[]) {

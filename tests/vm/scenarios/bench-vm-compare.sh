@@ -80,6 +80,21 @@ helper_merges() {
 	info=$(ksmd-probe info)
 	echo $(($(vm_field merged "$info") + $(vm_field merged_zero "$info")))
 }
+# The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
+ksm_kthread() {
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = ksmd ] || continue
+		[ "$(awk '{ print $4 }' "$d/stat" 2>/dev/null)" = 2 ] && { echo "${d#/proc/}"; return; }
+	done
+}
+# stop_workload NAME: verifies every process's content, then lets it exit.
+stop_workload() {
+	vm_workload_verify wl
+	s=$?
+	echo "# bench intact $1 $([ "$s" -eq 0 ] && echo yes || echo no)"
+	vm_check "$1: every workload process reads exactly its own content" test "$s" -eq 0
+}
+
 # scan_on_args: the sampler's options for the scanning-on window, if any, for
 # the system in $sys of kind $kind; each command a script of one word, as the
 # sampler runs it through sh -c.
@@ -96,21 +111,6 @@ scan_on_args() {
 		"--scan-on-start /tmp/scan_on_start_$sys --scan-on-end /tmp/scan_on_end_$sys" \
 		"--scanned-cmd /tmp/scanned_$sys"
 }
-# The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
-ksm_kthread() {
-	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = ksmd ] || continue
-		[ "$(awk '{ print $4 }' "$d/stat" 2>/dev/null)" = 2 ] && { echo "${d#/proc/}"; return; }
-	done
-}
-# stop_workload NAME: verifies every process's content, then lets it exit.
-stop_workload() {
-	vm_workload_verify wl
-	s=$?
-	echo "# bench intact $1 $([ "$s" -eq 0 ] && echo yes || echo no)"
-	vm_check "$1: every workload process reads exactly its own content" test "$s" -eq 0
-}
-
 echo never > /sys/kernel/mm/transparent_hugepage/enabled
 # The sampler stops ksmd with this script once it has measured.
 cat > /tmp/stop_ksmd <<'EOF'
