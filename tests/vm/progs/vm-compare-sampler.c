@@ -162,16 +162,21 @@ static uint64_t touch_ops(void) {
         return sum;
 }
 
-/* The pages the deduplicator examined so far, as --scanned-cmd prints them; -1 if it failed. */
-static int64_t scanned_pages(void) {
+/*
+ * The pages the deduplicator examined so far, as --scanned-cmd prints them; -1 if it failed. A second
+ * number on the line, another count of the same (KSM's full scans times the pages), goes to *ret_alt
+ * (-1 if none).
+ */
+static int64_t scanned_pages(int64_t *ret_alt) {
         char line[128];
-        long long v = -1;
+        long long v = -1, alt = -1;
         int status;
         FILE *f = popen(scan_on.scanned, "re");
 
+        *ret_alt = -1;
         if (!f)
                 return -1;
-        if (!fgets(line, sizeof(line), f) || sscanf(line, "%lld", &v) != 1) {
+        if (!fgets(line, sizeof(line), f) || sscanf(line, "%lld %lld", &v, &alt) < 1) {
                 fprintf(stderr, "vm-compare-sampler: '%s' printed no count\n", scan_on.scanned);
                 v = -1;
         }
@@ -183,29 +188,33 @@ static int64_t scanned_pages(void) {
                 fprintf(stderr, "vm-compare-sampler: '%s' failed (status %d)\n", scan_on.scanned, status);
                 v = -1;
         }
+        if (v >= 0)
+                *ret_alt = alt;
         return v;
 }
 
 /* Pages examined and CPU spent over --scan-on-s seconds once nothing changes. */
 static void scan_on_window(const char *L) {
         double t0, t, cpu0, cpu1;
-        int64_t p0, p, p1;
+        int64_t p0, p, p1, a0, a, a1;
         int settled = !scan_on.start || system(scan_on.start) == 0;
 
-        p0 = scanned_pages();
+        p0 = scanned_pages(&a0);
         cpu0 = cpu_seconds(opt.cpu_pid);
         t0 = now();
         sleep_s(scan_on.seconds);
-        p = scanned_pages();
+        p = scanned_pages(&a);
         do {
                 sleep_s(0.05);
-                p1 = scanned_pages();
+                p1 = scanned_pages(&a1);
                 t = now() - t0;
         } while (p1 == p && p1 >= 0 && t < scan_on.seconds + 120);
         cpu1 = cpu_seconds(opt.cpu_pid);
         printf("# bench scanon %s seconds=%.2f cpu_s=%.3f pages=%" PRId64 " settled=%d counter=%s\n", L, t,
                cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1.0, p0 >= 0 && p1 >= 0 ? p1 - p0 : -1, settled,
                scan_on.counter);
+        if (a0 >= 0 && a1 >= 0)
+                printf("# bench scanon-alt %s pages=%" PRId64 "\n", L, a1 - a0);
         if (scan_on.end && system(scan_on.end) != 0)
                 fprintf(stderr, "vm-compare-sampler: '%s' failed\n", scan_on.end);
 }

@@ -22,7 +22,9 @@
 # the sampler counts the pages examined against the deduplicator's CPU
 # ("# bench scanon"): KSM's pages_scanned, or where the kernel has none
 # (before 6.7) its full_scans times the workload's pages, the window then
-# running from one full scan's end to another's; ksmd's
+# running from one full scan's end to another's (with pages_scanned, that
+# count too, "# bench scanon-alt": pages_scanned leaves out the pages smart
+# scanning skips, full_scans counts every page of a pass); ksmd's
 # full_scans x pages_scanned + current_scan_pages (ksmctl stats, over the
 # socket /tmp/ksmd.sock). "# bench scanlast" gives ksmd's last full scan in
 # that window: pages examined, read, proven unchanged by soft-dirty, skipped
@@ -135,12 +137,13 @@ else
 	ksmctl --socket /tmp/ksmd.sock --json stats | sed -n 's/.*"full_scans":\([0-9]*\).*/\1/p'
 fi
 EOF
-# scanned KIND PAGES: pages examined so far (PAGES: the workload's, for a KSM without pages_scanned).
+# scanned KIND PAGES: pages examined so far; for KSM with pages_scanned, then full_scans x PAGES.
 cat > /tmp/scanned <<'EOF'
 #!/bin/sh
 if [ "$1" = ksm ]; then
 	if [ -r /sys/kernel/mm/ksm/pages_scanned ]; then
-		read -r n < /sys/kernel/mm/ksm/pages_scanned && echo "$n"
+		read -r n < /sys/kernel/mm/ksm/pages_scanned && read -r f < /sys/kernel/mm/ksm/full_scans &&
+			echo "$n $((f * $2))"
 	else
 		echo $(($(cat /sys/kernel/mm/ksm/full_scans) * $2))
 	fi
