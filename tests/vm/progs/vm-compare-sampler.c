@@ -6,6 +6,8 @@
  *
  *   vm-compare-sampler --label NAME --expected PAGES --start CMD
  *                      (--cpu-pid PID | --cpu-pid-file FILE) [--stop CMD]
+ *                      [--scan-on-s S --scanned-cmd CMD [--scan-on-start CMD]
+ *                       [--scan-on-end CMD] [--scanned-counter NAME]]
  *                      [--touch-counter FILE] [--baseline-s 5] [--interval-ms 500]
  *                      [--max-s 150] [--steady-s 15] [--goal 0.95]
  *                      PID ADDR PAGES [PID ADDR PAGES...]
@@ -17,6 +19,14 @@
  * samples the saving, the deduplicator's CPU time (utime+stime of the pid
  * given or written to FILE by CMD) and the touching throughput until the
  * saving reaches --goal of PAGES or --max-s passes, and for --steady-s more.
+ * With --scan-on-s, if the goal was reached, it then measures how fast the
+ * deduplicator scans with nothing changing: it runs --scan-on-start CMD
+ * (which stops whatever writes the ranges, keeps the deduplicator from
+ * resting and waits until it has scanned since; its failure is reported as
+ * settled=0), reads the pages examined so far (the number --scanned-cmd CMD
+ * prints) and the CPU time, and reads both again at the first change of that
+ * count after S seconds, so that a count which moves a full scan at a time is
+ * exact; it prints "# bench scanon" and runs --scan-on-end CMD.
  * With --stop it then runs CMD (which stops the deduplicator) and measures the
  * touching throughput alone once more, for --baseline-s.
  */
@@ -61,6 +71,13 @@ static size_t n_ranges;
 static uint64_t zero_pfn, huge_zero_pfn, *pfns;
 static size_t pfns_cap;
 static const volatile uint64_t *touch;
+/* The scanning-on window (--scan-on-s; none if seconds is 0). */
+static struct {
+        const char *start, *end, *scanned, *counter;
+        double seconds;
+} scan_on = {
+        .counter = "pages",
+};
 
 static double now(void) {
         struct timespec ts;
@@ -145,6 +162,63 @@ static uint64_t touch_ops(void) {
         return sum;
 }
 
+/*
+ * The pages the deduplicator examined so far, as --scanned-cmd prints them; -1 if it failed. A second
+ * number on the line, another count of the same (KSM's full scans times the pages), goes to *ret_alt
+ * (-1 if none).
+ */
+static int64_t scanned_pages(int64_t *ret_alt) {
+        char line[128];
+        long long v = -1, alt = -1;
+        int status;
+        FILE *f = popen(scan_on.scanned, "re");
+
+        *ret_alt = -1;
+        if (!f)
+                return -1;
+        if (!fgets(line, sizeof(line), f) || sscanf(line, "%lld %lld", &v, &alt) < 1) {
+                fprintf(stderr, "vm-compare-sampler: '%s' printed no count\n", scan_on.scanned);
+                v = -1;
+        }
+        /* To its end: a writer that finds the pipe closed fails. */
+        while (fgets(line, sizeof(line), f))
+                ;
+        status = pclose(f);
+        if (status != 0) {
+                fprintf(stderr, "vm-compare-sampler: '%s' failed (status %d)\n", scan_on.scanned, status);
+                v = -1;
+        }
+        if (v >= 0)
+                *ret_alt = alt;
+        return v;
+}
+
+/* Pages examined and CPU spent over --scan-on-s seconds once nothing changes. */
+static void scan_on_window(const char *L) {
+        double t0, t, cpu0, cpu1;
+        int64_t p0, p, p1, a0, a, a1;
+        int settled = !scan_on.start || system(scan_on.start) == 0;
+
+        p0 = scanned_pages(&a0);
+        cpu0 = cpu_seconds(opt.cpu_pid);
+        t0 = now();
+        sleep_s(scan_on.seconds);
+        p = scanned_pages(&a);
+        do {
+                sleep_s(0.05);
+                p1 = scanned_pages(&a1);
+                t = now() - t0;
+        } while (p1 == p && p1 >= 0 && t < scan_on.seconds + 120);
+        cpu1 = cpu_seconds(opt.cpu_pid);
+        printf("# bench scanon %s seconds=%.2f cpu_s=%.3f pages=%" PRId64 " settled=%d counter=%s\n", L, t,
+               cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1.0, p0 >= 0 && p1 >= 0 ? p1 - p0 : -1, settled,
+               scan_on.counter);
+        if (a0 >= 0 && a1 >= 0)
+                printf("# bench scanon-alt %s pages=%" PRId64 "\n", L, a1 - a0);
+        if (scan_on.end && system(scan_on.end) != 0)
+                fprintf(stderr, "vm-compare-sampler: '%s' failed\n", scan_on.end);
+}
+
 /* AnonPages + Mapped from /proc/meminfo, in KiB. */
 static uint64_t meminfo_kib(void) {
         char line[256];
@@ -163,6 +237,11 @@ static uint64_t meminfo_kib(void) {
 
 static int parse_args(int argc, char *argv[]) {
         static const struct option options[] = {
+                { "scan-on-s", required_argument, NULL, 'O' },
+                { "scan-on-start", required_argument, NULL, 'B' },
+                { "scan-on-end", required_argument, NULL, 'E' },
+                { "scanned-cmd", required_argument, NULL, 'P' },
+                { "scanned-counter", required_argument, NULL, 'N' },
                 { "label", required_argument, NULL, 'l' },
                 { "expected", required_argument, NULL, 'e' },
                 { "start", required_argument, NULL, 'S' },
@@ -181,6 +260,11 @@ static int parse_args(int argc, char *argv[]) {
 
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 switch (c) {
+                case 'O': scan_on.seconds = atof(optarg); break;
+                case 'B': scan_on.start = optarg; break;
+                case 'E': scan_on.end = optarg; break;
+                case 'P': scan_on.scanned = optarg; break;
+                case 'N': scan_on.counter = optarg; break;
                 case 'l': opt.label = optarg; break;
                 case 'e': opt.expected = strtoull(optarg, NULL, 10); break;
                 case 'S': opt.start = optarg; break;
@@ -319,6 +403,8 @@ int main(int argc, char *argv[]) {
                        cpu - steady_cpu0, (double) (ops - steady_ops0) / (t - steady_t0));
         else
                 printf(" steady_s=0\n");
+        if (goal_t >= 0 && scan_on.seconds > 0 && scan_on.scanned)
+                scan_on_window(L);
 
         if (opt.stop) {
                 if (system(opt.stop) != 0)

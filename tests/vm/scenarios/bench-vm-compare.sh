@@ -14,12 +14,28 @@
 # began. The TAP results only say that each step ran and that every workload
 # process read back exactly its own content; no timing is judged.
 #
+# Scanning on (BENCH_SCAN_ON_S > 0, once a system reached 95 %, after its
+# steady window): the workload's processes are stopped (SIGSTOP: their
+# touching and churn threads write registered memory), ksmd is told to scan
+# without rests (IdleSleep=off in its config directory, and SIGHUP: a reload
+# ends a rest), and after two more full scans, for BENCH_SCAN_ON_S seconds,
+# the sampler counts the pages examined against the deduplicator's CPU
+# ("# bench scanon"): KSM's pages_scanned, or where the kernel has none
+# (before 6.7) its full_scans times the workload's pages, the window then
+# running from one full scan's end to another's (with pages_scanned, that
+# count too, "# bench scanon-alt": pages_scanned leaves out the pages smart
+# scanning skips, full_scans counts every page of a pass); ksmd's
+# full_scans x pages_scanned + current_scan_pages (ksmctl stats, over the
+# socket /tmp/ksmd.sock). "# bench scanlast" gives ksmd's last full scan in
+# that window: pages examined, read, proven unchanged by soft-dirty, skipped
+# as still merged.
+#
 # Parameters (vm-test --param, defaults in brackets): BENCH_PROCS [4],
 # BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
 # BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
-# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1].
+# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1], BENCH_SCAN_ON_S [10].
 #
 # Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
 # words a second to random duplicate and zero pages, each with the value it
@@ -43,6 +59,7 @@ baseline_s=${BENCH_BASELINE_S:-8}
 systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,ksmd-fast-stable}
 churn=${BENCH_CHURN_PER_S:-0}
 churn_hot=${BENCH_CHURN_HOT:-1}
+scan_on_s=${BENCH_SCAN_ON_S:-10}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
@@ -80,6 +97,22 @@ stop_workload() {
 	vm_check "$1: every workload process reads exactly its own content" test "$s" -eq 0
 }
 
+# scan_on_args: the sampler's options for the scanning-on window, if any, for
+# the system in $sys of kind $kind; each command a script of one word, as the
+# sampler runs it through sh -c.
+scan_on_args() {
+	local pids pages
+	[ "$scan_on_s" -gt 0 ] || return 0
+	pids=$(vm_workload_ranges wl | awk '{ printf " %s", $1 }')
+	pages=$(vm_workload_ranges wl | awk '{ n += $3 } END { print n }')
+	printf '#!/bin/sh\nexec /tmp/scan_on_start %s%s\n' "$kind" "$pids" > "/tmp/scan_on_start_$sys"
+	printf '#!/bin/sh\nexec /tmp/scan_on_end %s %s%s\n' "$kind" "$sys" "$pids" > "/tmp/scan_on_end_$sys"
+	printf '#!/bin/sh\nexec /tmp/scanned %s %s\n' "$kind" "$pages" > "/tmp/scanned_$sys"
+	chmod +x "/tmp/scan_on_start_$sys" "/tmp/scan_on_end_$sys" "/tmp/scanned_$sys"
+	echo "--scan-on-s $scan_on_s --scanned-counter $scanned_counter" \
+		"--scan-on-start /tmp/scan_on_start_$sys --scan-on-end /tmp/scan_on_end_$sys" \
+		"--scanned-cmd /tmp/scanned_$sys"
+}
 echo never > /sys/kernel/mm/transparent_hugepage/enabled
 # The sampler stops ksmd with this script once it has measured.
 cat > /tmp/stop_ksmd <<'EOF'
@@ -94,6 +127,68 @@ while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/
 done
 EOF
 chmod +x /tmp/stop_ksmd
+# The scanning-on window's scripts (see the top); KIND is ksm or ksmd.
+# full_scans KIND: full scans so far.
+cat > /tmp/full_scans <<'EOF'
+#!/bin/sh
+if [ "$1" = ksm ]; then
+	cat /sys/kernel/mm/ksm/full_scans
+else
+	ksmctl --socket /tmp/ksmd.sock --json stats | sed -n 's/.*"full_scans":\([0-9]*\).*/\1/p'
+fi
+EOF
+# scanned KIND PAGES: pages examined so far; for KSM with pages_scanned, then full_scans x PAGES.
+cat > /tmp/scanned <<'EOF'
+#!/bin/sh
+if [ "$1" = ksm ]; then
+	if [ -r /sys/kernel/mm/ksm/pages_scanned ]; then
+		read -r n < /sys/kernel/mm/ksm/pages_scanned && read -r f < /sys/kernel/mm/ksm/full_scans &&
+			echo "$n $((f * $2))"
+	else
+		echo $(($(cat /sys/kernel/mm/ksm/full_scans) * $2))
+	fi
+else
+	st=$(ksmctl --socket /tmp/ksmd.sock --json stats) || exit 1
+	field() { echo "$st" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+	echo $(($(field full_scans) * $(field pages_scanned) + $(field current_scan_pages)))
+fi
+EOF
+# scan_on_start KIND PID...: stops the workload's processes, lets ksmd scan
+# without rests, and waits (at most 120 s) for two full scans since.
+cat > /tmp/scan_on_start <<'EOF'
+#!/bin/sh
+kind=$1
+shift
+kill -STOP "$@" || exit 1
+if [ "$kind" = ksmd ]; then
+	printf '[Scan]\nIdleSleep=off\n' > /tmp/ksmd.conf.d/ksmd.conf
+	kill -HUP "$(cat /tmp/ksmd.pid)" || exit 1
+fi
+n0=$(/tmp/full_scans "$kind") || exit 1
+i=0
+while [ "$(/tmp/full_scans "$kind")" -lt $((n0 + 2)) ]; do
+	i=$((i + 1))
+	[ "$i" -le 1200 ] || exit 1
+	sleep 0.1
+done
+EOF
+# scan_on_end KIND SYSTEM PID...: ksmd's last full scan; the workload goes on.
+cat > /tmp/scan_on_end <<'EOF'
+#!/bin/sh
+kind=$1 sys=$2
+shift 2
+if [ "$kind" = ksmd ]; then
+	st=$(ksmctl --socket /tmp/ksmd.sock --json stats)
+	line=
+	for k in full_scans pages_scanned pages_read pages_unchanged pages_skipped_merged pages_zero_mapped \
+		pages_not_present last_full_scan_usec; do
+		line="$line $k=$(echo "$st" | sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p")"
+	done
+	echo "# bench scanlast $sys$line"
+fi
+kill -CONT "$@"
+EOF
+chmod +x /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end
 # And starts it with this one: ksmd logs each full scan at debug level (its CPU
 # and the rest it takes after it); a reader stamps each line with the guest's
 # uptime, so that the scans can be placed in the sampler's windows. Every 5 s
@@ -101,13 +196,14 @@ chmod +x /tmp/stop_ksmd
 # times it ran (/proc/PID/task/TID/schedstat), to tell wake-ups apart.
 cat > /tmp/start_ksmd <<'EOF'
 #!/bin/sh
-rm -f /tmp/ksmd.fifo /tmp/ksmd.pid
+rm -rf /tmp/ksmd.fifo /tmp/ksmd.pid /tmp/ksmd.conf.d
+mkdir /tmp/ksmd.conf.d
 mkfifo /tmp/ksmd.fifo
 while IFS= read -r line; do
 	echo "$(cut -d' ' -f1 /proc/uptime) $line"
 done < /tmp/ksmd.fifo > /tmp/ksmd.err &
 cut -d' ' -f1 /proc/uptime > /tmp/ksmd.t0
-KSMD_LOG_LEVEL=debug ksmd --no-socket "$@" > /tmp/ksmd.out 2> /tmp/ksmd.fifo &
+KSMD_LOG_LEVEL=debug ksmd --socket /tmp/ksmd.sock --config-dir /tmp/ksmd.conf.d "$@" > /tmp/ksmd.out 2> /tmp/ksmd.fifo &
 pid=$!
 echo "$pid" > /tmp/ksmd.pid
 while read -r st < "/proc/$pid/stat" && set -- $st && [ "$3" != Z ]; do
@@ -156,11 +252,14 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		start="echo 1 > $KSM/run"
 		stop="echo 0 > $KSM/run"
 		cpu="--cpu-pid $kthread"
+		scanned_counter=pages_scanned
+		[ -r $KSM/pages_scanned ] || scanned_counter=full_scans
 	else
 		vm_check "$sys: workload starts" start_workload || continue
 		regs=$(vm_register_processes wl)
 		start="/tmp/start_ksmd $rate$regs"
 		cpu="--cpu-pid-file /tmp/ksmd.pid"
+		scanned_counter=ksmd_stats
 		stop=/tmp/stop_ksmd
 	fi
 	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
@@ -171,7 +270,7 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		m1=$(helper_merges)
 	fi
 	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(vm_workload_expected_pages wl)" --start "$start" \
-		--stop "$stop" $cpu \
+		--stop "$stop" $cpu $(scan_on_args) \
 		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
 		--steady-s "$steady_s" $(vm_workload_ranges wl)
 	if [ "$churn" -gt 0 ]; then
