@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
                 acc += page_is_zero(bufs[0]);
         zero_us = (cpu_seconds() - t) / (double) n * 1e6;
 
-        printf("pages=%ld page_hash_us=%.3f xxh64_us=%.3f page_is_zero_us=%.3f check=%llu\n", n, hash_us, xxh64_us,
-               zero_us, (unsigned long long) acc);
+        printf("pages=%ld page_hash_us=%.3f xxh64_us=%.3f page_is_zero_us=%.3f check=%llu\n", n, hash_us,
+               xxh64_us, zero_us, (unsigned long long) acc);
         return 0;
 }
