@@ -37,10 +37,16 @@
  * --churn-hot F sends every write to the first F of those pages instead (a hot
  * set: pages written are written again soon, the locality that lets a
  * deduplicator learn which pages not to merge). With
- * --churn-counter FILE each process keeps three shared 64-bit counters in
- * FILE (slots 3p..3p+2): the writes, the nanoseconds its rounds of writes
- * took, and the writer thread's minor faults (getrusage RUSAGE_THREAD: COW
- * breaks of merged pages, and any write-protect fault a scanner caused).
+ * --churn-counter FILE each process keeps four shared 64-bit counters in
+ * FILE (slots 4p..4p+3): the writes, the nanoseconds they took, the writer
+ * thread's minor faults (getrusage RUSAGE_THREAD: COW breaks of merged pages,
+ * and any write-protect fault a scanner caused, such as those that follow a
+ * soft-dirty clear), and its COW breaks: writes that faulted and left the
+ * page on another frame than before (/proc/self/pagemap), so the write
+ * undid a merge, whoever made it (the helper's shared page, a KSM page, the
+ * zero page). A write-protect fault leaves the page on its frame. Where
+ * pagemap shows no frame numbers (without CAP_SYS_ADMIN) a faulting write is
+ * counted in a fifth slot, breaks untold, instead.
  * Churn and SIGUSR2 do not mix: a churn write may put back a word a rewrite
  * just changed.
  */
@@ -110,7 +116,7 @@ static volatile sig_atomic_t got_verify, got_stop, got_rewrite;
 static uint64_t dup_gen;        /* generation of the rewritten duplicate pages' contents (SIGUSR2) */
 static _Atomic uint64_t *touch_counts;   /* MAX_PROCS slots, shared with the parent and readers */
 
-enum { CHURN_WRITES, CHURN_WRITE_NS, CHURN_FAULTS, CHURN_FIGURES };
+enum { CHURN_WRITES, CHURN_WRITE_NS, CHURN_FAULTS, CHURN_BREAKS, CHURN_UNTOLD, CHURN_FIGURES };
 static _Atomic uint64_t *churn_counts;   /* MAX_PROCS x CHURN_FIGURES slots, shared */
 
 static void on_signal(int sig) {
@@ -218,11 +224,23 @@ static uint64_t thread_minor_faults(void) {
         return getrusage(RUSAGE_THREAD, &ru) == 0 ? (uint64_t) ru.ru_minflt : 0;
 }
 
+/* The frame /proc/self/pagemap gives for addr: 0 if it shows none (not present, or no privilege). */
+static uint64_t page_frame(int pagemap_fd, const void *addr) {
+        uint64_t e;
+
+        if (pagemap_fd < 0 ||
+            pread(pagemap_fd, &e, sizeof(e), (off_t) ((uintptr_t) addr / PAGE_BYTES * sizeof(e))) !=
+                    (ssize_t) sizeof(e))
+                return 0;
+        return e & (UINT64_C(1) << 63) ? e & ((UINT64_C(1) << 55) - 1) : 0;
+}
+
 /* --churn-per-s: same-value writes to random duplicate and zero pages, paced in 10 ms rounds. */
 static void *churn_writer(void *p) {
         Child *c = p;
         uint64_t n_pages = (uint64_t) (opt.dup * opt.pages) + (uint64_t) (opt.zero * opt.pages);
         uint64_t x = opt.seed * 104729 + c->proc, round = 0, done = 0;
+        int pagemap_fd = churn_counts ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
         struct timespec next;
 
         if (n_pages == 0)
@@ -230,15 +248,30 @@ static void *churn_writer(void *p) {
         n_pages = MAX_U64(1, (uint64_t) (opt.churn_hot * (double) n_pages));
         clock_gettime(CLOCK_MONOTONIC, &next);
         while (!atomic_load(&c->stop)) {
-                uint64_t due = (round + 1) * opt.churn_per_s / 100, faults = thread_minor_faults();
-                uint64_t t0 = now_ns(), n = due - done;
+                uint64_t due = (round + 1) * opt.churn_per_s / 100, n = due - done;
+                uint64_t write_ns = 0, faults = 0, breaks = 0, untold = 0;
 
                 for (uint64_t i = 0; i < n; i++) {
                         uint64_t r = splitmix64(&x);
-                        volatile uint64_t *w = (volatile uint64_t *) (c->mem + (r % n_pages) * PAGE_BYTES) +
+                        uint8_t *page = c->mem + (r % n_pages) * PAGE_BYTES;
+                        volatile uint64_t *w = (volatile uint64_t *) page +
                                                (r >> 48) % (PAGE_BYTES / sizeof(uint64_t));
+                        uint64_t frame = churn_counts ? page_frame(pagemap_fd, page) : 0, now_frame;
+                        uint64_t f0 = thread_minor_faults(), t0 = now_ns(), f;
 
                         *w = *w;
+                        write_ns += now_ns() - t0;
+                        f = thread_minor_faults() - f0;
+                        faults += f;
+                        if (!churn_counts || f == 0)
+                                continue;
+                        /* Read at once: a merge of the new frame would need a scan between. */
+                        now_frame = page_frame(pagemap_fd, page);
+
+                        if (frame == 0 || now_frame == 0)
+                                untold++;
+                        else if (now_frame != frame)
+                                breaks++;
                 }
                 done = due;
                 round++;
@@ -246,8 +279,10 @@ static void *churn_writer(void *p) {
                         _Atomic uint64_t *slot = &churn_counts[(size_t) c->proc * CHURN_FIGURES];
 
                         atomic_fetch_add(&slot[CHURN_WRITES], n);
-                        atomic_fetch_add(&slot[CHURN_WRITE_NS], now_ns() - t0);
-                        atomic_fetch_add(&slot[CHURN_FAULTS], thread_minor_faults() - faults);
+                        atomic_fetch_add(&slot[CHURN_WRITE_NS], write_ns);
+                        atomic_fetch_add(&slot[CHURN_FAULTS], faults);
+                        atomic_fetch_add(&slot[CHURN_BREAKS], breaks);
+                        atomic_fetch_add(&slot[CHURN_UNTOLD], untold);
                 }
                 next.tv_nsec += 10000000L;
                 if (next.tv_nsec >= 1000000000L) {
@@ -256,6 +291,8 @@ static void *churn_writer(void *p) {
                 }
                 (void) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
         }
+        if (pagemap_fd >= 0)
+                close(pagemap_fd);
         return NULL;
 }
 
@@ -442,10 +479,12 @@ static void usage(void) {
                "  --churn-per-s N      every process writes N words a second, each to a random duplicate\n"
                "                       or zero page, with the value it holds (default 0: none)\n"
                "  --churn-hot F        the churn writes go to the first F of those pages (default 1)\n"
-               "  --churn-counter FILE each process counts its churn writes, their nanoseconds and its\n"
-               "                       churn thread's minor faults in FILE (3 counters per process)\n"
-               "  --churn-sum FILE     print the sums of such a FILE, \"writes=N write_ns=N faults=N\",\n"
-               "                       and exit\n",
+               "  --churn-counter FILE each process counts its churn writes, their nanoseconds, its\n"
+               "                       churn thread's minor faults and the COW breaks among them\n"
+               "                       (writes that moved the page to a new frame) in FILE\n"
+               "                       (5 counters per process)\n"
+               "  --churn-sum FILE     print the sums of such a FILE, \"writes=N write_ns=N faults=N\n"
+               "                       breaks=N breaks_untold=N\", and exit\n",
                MAX_PROCS);
 }
 
@@ -463,8 +502,9 @@ static int print_churn_sum(const char *path) {
         fclose(f);
         for (size_t i = 0; i < n; i++)
                 sum[i % CHURN_FIGURES] += v[i];
-        printf("writes=%" PRIu64 " write_ns=%" PRIu64 " faults=%" PRIu64 "\n", sum[CHURN_WRITES],
-               sum[CHURN_WRITE_NS], sum[CHURN_FAULTS]);
+        printf("writes=%" PRIu64 " write_ns=%" PRIu64 " faults=%" PRIu64 " breaks=%" PRIu64
+               " breaks_untold=%" PRIu64 "\n", sum[CHURN_WRITES], sum[CHURN_WRITE_NS], sum[CHURN_FAULTS],
+               sum[CHURN_BREAKS], sum[CHURN_UNTOLD]);
         return 0;
 }
 

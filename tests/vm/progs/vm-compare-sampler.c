@@ -10,6 +10,7 @@
  *                       [--scan-on-end CMD] [--scanned-counter NAME]]
  *                      [--touch-counter FILE] [--baseline-s 5] [--interval-ms 500]
  *                      [--max-s 150] [--steady-s 15] [--goal 0.95]
+ *                      [--window-s S] [--mark-cmd CMD]
  *                      PID ADDR PAGES [PID ADDR PAGES...]
  *
  * It counts the physical pages backing the ranges (distinct PFNs from
@@ -29,6 +30,14 @@
  * exact; it prints "# bench scanon" and runs --scan-on-end CMD.
  * With --stop it then runs CMD (which stops the deduplicator) and measures the
  * touching throughput alone once more, for --baseline-s.
+ *
+ * --window-s S samples exactly S seconds from the start instead, whether or
+ * not the goal is reached and when: every system so gets the same window,
+ * whose part after the goal is reported as steady. --mark-cmd CMD runs CMD
+ * just before the start command and again just after the last sample, and
+ * prints each line it writes as "# bench mark NAME start|end LINE": counters
+ * read over exactly the sampled window (a workload's COW breaks, the helper's
+ * merges).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,10 +58,10 @@
 #define TOUCH_SLOTS 256
 
 static struct {
-        const char *label, *start, *stop, *cpu_pid_file, *touch_counter;
+        const char *label, *start, *stop, *cpu_pid_file, *touch_counter, *mark_cmd;
         pid_t cpu_pid;
         uint64_t expected;
-        double baseline_s, max_s, steady_s, goal;
+        double baseline_s, max_s, steady_s, goal, window_s;
         unsigned interval_ms;
 } opt = {
         .baseline_s = 5,
@@ -235,6 +244,25 @@ static uint64_t meminfo_kib(void) {
         return sum;
 }
 
+/* Runs --mark-cmd and prints its output as "# bench mark LABEL WHEN ..." lines. */
+static void mark(const char *when) {
+        char line[512];
+        FILE *f;
+
+        if (!opt.mark_cmd)
+                return;
+        f = popen(opt.mark_cmd, "re");
+        if (!f) {
+                fprintf(stderr, "vm-compare-sampler: cannot run '%s': %m\n", opt.mark_cmd);
+                return;
+        }
+        while (fgets(line, sizeof(line), f))
+                printf("# bench mark %s %s %s%s", opt.label, when, line,
+                       strchr(line, '\n') ? "" : "\n");
+        if (pclose(f) != 0)
+                fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.mark_cmd);
+}
+
 static int parse_args(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "scan-on-s", required_argument, NULL, 'O' },
@@ -254,6 +282,8 @@ static int parse_args(int argc, char *argv[]) {
                 { "max-s", required_argument, NULL, 'm' },
                 { "steady-s", required_argument, NULL, 's' },
                 { "goal", required_argument, NULL, 'g' },
+                { "window-s", required_argument, NULL, 'w' },
+                { "mark-cmd", required_argument, NULL, 'M' },
                 {}
         };
         int c;
@@ -277,6 +307,8 @@ static int parse_args(int argc, char *argv[]) {
                 case 'm': opt.max_s = atof(optarg); break;
                 case 's': opt.steady_s = atof(optarg); break;
                 case 'g': opt.goal = atof(optarg); break;
+                case 'w': opt.window_s = atof(optarg); break;
+                case 'M': opt.mark_cmd = optarg; break;
                 default: return -EINVAL;
                 }
         }
@@ -345,6 +377,7 @@ int main(int argc, char *argv[]) {
         printf("# bench baseline %s seconds=%.2f touch_ops_per_s=%.0f\n", L, t,
                (double) (touch_ops() - ops0) / t);
 
+        mark("start");
         if (system(opt.start) != 0) {
                 fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.start);
                 return 1;
@@ -366,7 +399,7 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        end_t = opt.max_s;
+        end_t = opt.window_s > 0 ? opt.window_s : opt.max_s;
         for (;;) {
                 sleep_s(opt.interval_ms / 1000.0);
                 t = now() - t0;
@@ -385,12 +418,14 @@ int main(int argc, char *argv[]) {
                         steady_t0 = t;
                         steady_cpu0 = cpu;
                         steady_ops0 = ops;
-                        end_t = t + opt.steady_s;
+                        if (opt.window_s <= 0)
+                                end_t = t + opt.steady_s;
                         printf("# bench goal %s t=%.2f cpu=%.2f\n", L, t, cpu);
                 }
                 if (t >= end_t)
                         break;
         }
+        mark("end");
         mem_after = meminfo_kib();
         printf("# bench result %s expected=%" PRIu64 " reached=%d goal_s=%.2f goal_cpu_s=%.2f"
                " conv_touch_ops_per_s=%.0f final_saved=%" PRId64 " meminfo_saved_kib=%" PRId64

@@ -40,12 +40,19 @@
 # Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
 # words a second to random duplicate and zero pages, each with the value it
 # holds (ksmd-workload --churn-per-s): a merge of such a page is undone by the
-# next write, a COW fault for the writer. For each system a "# bench churn"
-# line gives the writers' writes and nanoseconds alone (5 s before the
-# sampler) and while it runs, their minor faults, and the merges the helper
-# made meanwhile (ksmd; -1 for KSM, which does not count them).
-# BENCH_CHURN_HOT below 1 sends the writes to that fraction of those pages only
-# (ksmd-workload --churn-hot): a hot set, written again soon after each merge.
+# next write, a COW fault for the writer. Every system then runs the same
+# window, exactly BENCH_MAX_S seconds from its start (vm-compare-sampler
+# --window-s; the part after 95 % is still reported as steady), and the
+# sampler reads, just before the start and just after the last sample
+# ("# bench mark SYSTEM start|end ..." lines), the churn writers' counters
+# (their writes and nanoseconds, their minor faults, and the COW breaks among
+# them: writes that moved a page to a new frame, whoever merged it) and the
+# module's merge counters (merged counts every item merged, zero pages
+# included; merged_zero those of them that went to the zero page). A
+# "# bench churn" line gives the writers' writes and nanoseconds alone (5 s
+# before the sampler). BENCH_CHURN_HOT below 1 sends the writes to that
+# fraction of those pages only (ksmd-workload --churn-hot): a hot set,
+# written again soon after each merge.
 . /lib/ksmd-vm.sh
 
 procs=${BENCH_PROCS:-4}
@@ -72,15 +79,9 @@ start_workload() {
 	vm_workload_start wl --procs "$procs" --mib "$mib" --dup "$dup" --zero "$zero" --seed 5 \
 		--touch-procs "$touch_procs" --touch-counter /tmp/touch "$@"
 }
-# churn_sum: "writes=N write_ns=N faults=N", the churn writers' counters summed.
+# churn_sum: "writes=N write_ns=N faults=N breaks=N breaks_untold=N", the churn writers' counters summed.
 churn_sum() {
 	ksmd-workload --churn-sum /tmp/churn
-}
-# helper_merges: pages the module merged since it loaded, zero pages included.
-helper_merges() {
-	local info
-	info=$(ksmd-probe info)
-	echo $(($(vm_field merged "$info") + $(vm_field merged_zero "$info")))
 }
 # The KSM kernel thread (also named ksmd: a child of kthreadd, pid 2).
 ksm_kthread() {
@@ -217,6 +218,16 @@ while read -r st < "/proc/$pid/stat" && set -- $st && [ "$3" != Z ]; do
 done > /tmp/ksmd.sched 2> /dev/null &
 EOF
 chmod +x /tmp/start_ksmd
+# With churn the sampler reads the writers' counters and the module's merges
+# with this, at the start of its window and at its end. The module counts a
+# zero-page merge both in merged and in merged_zero.
+cat > /tmp/churn_mark <<'EOF'
+#!/bin/sh
+info=$(ksmd-probe info) || exit 1
+field() { echo "$info" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+echo "$(ksmd-workload --churn-sum /tmp/churn) merged=$(field merged) merged_zero=$(field merged_zero)"
+EOF
+chmod +x /tmp/churn_mark
 vm_diag "bench config procs=$procs mib=$mib dup=$dup zero=$zero touch_procs=$touch_procs max_s=$max_s steady_s=$steady_s baseline_s=$baseline_s churn_per_s=$churn churn_hot=$churn_hot cpus=$(nproc) mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) kernel=$(uname -r)"
 vm_check "the kernel has KSM" test -w "$KSM/run"
 vm_check "ksmd_helper loads" insmod "$KSMD_HELPER_KO"
@@ -263,26 +274,21 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 		stop=/tmp/stop_ksmd
 	fi
 	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
+	window=
 	if [ "$churn" -gt 0 ]; then
 		c0=$(churn_sum)
 		sleep 5
 		c1=$(churn_sum)
-		m1=$(helper_merges)
+		w0=$(vm_field writes "$c0") w1=$(vm_field writes "$c1")
+		n0=$(vm_field write_ns "$c0") n1=$(vm_field write_ns "$c1")
+		echo "# bench churn $sys per_s=$churn alone_writes=$((w1 - w0)) alone_ns=$((n1 - n0))" \
+			"window_s=$max_s"
+		window="--window-s $max_s --mark-cmd /tmp/churn_mark"
 	fi
 	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(vm_workload_expected_pages wl)" --start "$start" \
 		--stop "$stop" $cpu $(scan_on_args) \
 		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
-		--steady-s "$steady_s" $(vm_workload_ranges wl)
-	if [ "$churn" -gt 0 ]; then
-		c2=$(churn_sum)
-		merges=-1
-		[ "$kind" = ksmd ] && merges=$(($(helper_merges) - m1))
-		w0=$(vm_field writes "$c0") w1=$(vm_field writes "$c1") w2=$(vm_field writes "$c2")
-		n0=$(vm_field write_ns "$c0") n1=$(vm_field write_ns "$c1") n2=$(vm_field write_ns "$c2")
-		f1=$(vm_field faults "$c1") f2=$(vm_field faults "$c2")
-		echo "# bench churn $sys per_s=$churn alone_writes=$((w1 - w0)) alone_ns=$((n1 - n0))" \
-			"writes=$((w2 - w1)) write_ns=$((n2 - n1)) faults=$((f2 - f1)) merges=$merges"
-	fi
+		--steady-s "$steady_s" $window $(vm_workload_ranges wl)
 	if [ "$kind" = ksm ]; then
 		vm_diag "$sys: KSM pages_shared=$(cat $KSM/pages_shared) pages_sharing=$(cat $KSM/pages_sharing) full_scans=$(cat $KSM/full_scans)"
 		stop_workload "$sys"
