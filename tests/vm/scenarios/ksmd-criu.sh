@@ -13,7 +13,9 @@
 #     of ksmd with [AutoRegister] does). Its first pass clears their
 #     soft-dirty bits, so criu takes every rewritten page from the pre-dump
 #     and the restored processes read their old contents: the test requires
-#     that loss, page for page, as ksmd(8) warns;
+#     that loss, page for page, as ksmd(8) warns; or, where a page appeared
+#     after the pre-dump, criu refuses the dump and the processes run on
+#     intact (also ksmd(8)'s warning; which one depends on their stacks);
 #  3. the same with ksmd(8)'s step: ksmd stops scanning the processes before
 #     the pre-dump (ksmctl unregister for one, which keeps its pages merged
 #     through both dumps, ksmctl unmerge for the other) and gets them back
@@ -127,11 +129,14 @@ dump_restore() {
 	shift
 	eval "pid=\$${name}_pid"
 	mkdir -p "$dir"
+	# On a failure, its errors and warnings first (the tail alone seldom names the cause).
 	if ! criu dump -t "$pid" -D "$dir" -o dump.log -v4 "$@"; then
+		grep -E 'Error|Warn' "$dir/dump.log" | head -n 20 | sed -e 's/^/# criu dump error: /'
 		tail -n 20 "$dir/dump.log" | sed -e 's/^/# criu dump: /'
 		return 1
 	fi
 	if ! criu restore -D "$dir" -o restore.log -v4 --restore-detached; then
+		grep -E 'Error|Warn' "$dir/restore.log" | head -n 20 | sed -e 's/^/# criu restore error: /'
 		tail -n 20 "$dir/restore.log" | sed -e 's/^/# criu restore: /'
 		return 1
 	fi
@@ -208,19 +213,29 @@ vm_check "scanned: both processes rewrite half their duplicate pages after the p
 vm_check "scanned: ksmd starts over on the processes (registered anew)" register_again scanned
 state=$(merged scanned)
 vm_check "scanned: ksmd scans them and merges the rewritten pages again" test $? -eq 0
-vm_check "scanned: criu dumps on top of the pre-dump and restores" \
-	dump_restore scanned --track-mem --prev-images-dir pre
-verify_restored scanned
-lost=$(lost_pages scanned)
-rewritten=$(rewritten_pages scanned)
-vm_diag "scanned: $lost pages read back wrong ($rewritten pages were rewritten after the pre-dump," \
-	"$(duplicate_pages scanned) duplicate pages were merged at both dumps)"
-if [ "$criu_scan" = 0 ]; then
-	vm_check "scanned: without the step, every page rewritten after the pre-dump comes back old (ksmd(8))" \
-		test "$lost" -eq "$rewritten"
+# ksmd's clear also makes a page that appeared after the pre-dump (a stack page
+# a signal frame reached, say) look unchanged, and such a page is not in the
+# parent: criu then refuses the dump instead ("Missing ... in parent pagemap"),
+# and the process runs on. Which of the two happens depends on where the
+# processes' stacks reached at the pre-dump; both are ksmd(8)'s warning.
+if dump_restore scanned --track-mem --prev-images-dir pre; then
+	vm_check "scanned: criu dumps on top of the pre-dump and restores" true
+	verify_restored scanned
+	lost=$(lost_pages scanned)
+	rewritten=$(rewritten_pages scanned)
+	vm_diag "scanned: $lost pages read back wrong ($rewritten pages were rewritten after the pre-dump," \
+		"$(duplicate_pages scanned) duplicate pages were merged at both dumps)"
+	if [ "$criu_scan" = 0 ]; then
+		vm_check "scanned: without the step, every page rewritten after the pre-dump comes back old (ksmd(8))" \
+			test "$lost" -eq "$rewritten"
+	else
+		vm_check "scanned: without the step, criu 4.x restores every merged duplicate page wrong (ksmd(8))" \
+			test "$lost" -eq "$(duplicate_pages scanned)"
+	fi
 else
-	vm_check "scanned: without the step, criu 4.x restores every merged duplicate page wrong (ksmd(8))" \
-		test "$lost" -eq "$(duplicate_pages scanned)"
+	vm_check "scanned: without the step, criu refuses the dump: a page that appeared after the pre-dump looks unchanged (ksmd(8))" \
+		grep -q 'in parent pagemap' /tmp/criu-scanned/dump.log
+	vm_check "scanned: the processes criu did not dump read exactly what they last wrote" verify_restored scanned
 fi
 
 # 3. Incremental with ksmd(8)'s step: unregister before the pre-dump.
