@@ -102,21 +102,6 @@ kernel_zero=$(($(vm_field zero "$after") - $(vm_field merged_zero "$info")))
 vm_diag "ksmd reports saving_bytes=$ksmd_saved; module bytes_saved=$helper_saved; zero pages the kernel's THP split mapped itself: $kernel_zero"
 vm_check "the module accounts for 99 % of the theoretical saving (with the kernel's own zero pages)" \
 	test $(((helper_saved / 4096 + kernel_zero) * 100)) -ge $((exp * 99))
-# ksmd counts what it found mapped at its last scan (its own counters, not the
-# module's since-load total): the module's live sharing (pages mapped less the
-# shared pages it owns) plus the zero pages it found mapped, merged or mapped by
-# the kernel. Its zero count is compared with the snapshot above within 1 %
-# only: on 6.12 the kernel itself maps and collapses zero-filled subpages of
-# the THP workload (its THP split and khugepaged) between ksmd's last scan and
-# that snapshot, which CI once saw move it by a page.
-ksmd_zero=$(sed -n 's/.* pages_zero=\([0-9]*\).*/\1/p' /tmp/ksmd.out)
-live_sharing=$(($(vm_field pages_mapped "$info") - $(vm_field pages_owned "$info")))
-vm_diag "ksmd's last scan: ${ksmd_zero:-?} zero pages mapped; the snapshot after it: $(vm_field zero "$after")"
-vm_check "ksmd's saving is the module's live sharing plus the zero pages it found mapped" \
-	test "$((${ksmd_saved:-0} / 4096))" -eq "$((live_sharing + ${ksmd_zero:-0}))"
-vm_check "the zero pages ksmd found mapped are those mapped after it (within 1 %)" \
-	test "$(((${ksmd_zero:-0} - $(vm_field zero "$after")) * 100))" -le "$(vm_field zero "$after")" -a \
-	"$((($(vm_field zero "$after") - ${ksmd_zero:-0}) * 100))" -le "$(vm_field zero "$after")"
 # Its own scan counters, as KSM counts: each shared page once as shared, its
 # other mappers as sharing, merged zero pages as zero. The whole-process
 # regions also hold a few pages outside the workload's ranges (stacks).
@@ -126,6 +111,21 @@ zero=$(vm_field pages_zero "$counters")
 vm_diag "ksmd's last scan: pages_shared=$(vm_field pages_shared "$counters") pages_sharing=$sharing pages_zero=$zero"
 vm_check "ksmd's scan counters account for 99 % of the theoretical saving (sharing + zero)" \
 	test $(((sharing + zero) * 100)) -ge $((exp * 99))
+# ksmd counts what it found mapped at its last scan (its own counters, not the
+# module's since-load total): the module's live sharing (pages mapped less the
+# shared pages it owns) plus the zero pages it found mapped, merged or mapped by
+# the kernel. Its zero count is compared with the snapshot above within 1 %
+# only: on 6.12 the kernel itself maps and collapses zero-filled subpages of
+# the THP workload (its THP split and khugepaged) between ksmd's last scan and
+# that snapshot, which CI once saw move it by a page.
+after_zero=$(vm_field zero "$after")
+live_sharing=$(($(vm_field pages_mapped "$info") - $(vm_field pages_owned "$info")))
+vm_diag "ksmd's last scan: ${zero:-?} zero pages mapped; the snapshot after it: $after_zero"
+vm_check "ksmd's saving is the module's live sharing plus the zero pages it found mapped" \
+	test "$((${ksmd_saved:-0} / 4096))" -eq "$((live_sharing + ${zero:-0}))"
+vm_check "the zero pages ksmd found mapped are those mapped after it (within 1 %)" \
+	test "$(((${zero:-0} - after_zero) * 100))" -le "$after_zero" -a \
+	"$(((after_zero - ${zero:-0}) * 100))" -le "$after_zero"
 
 thp_after=$(thp_kb huge)
 vm_diag "THP workload maps ${thp_after} kB of AnonHugePages after merging (was ${thp_kb} kB)"
