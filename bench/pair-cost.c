@@ -28,6 +28,7 @@
 #include <sched.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,17 @@ static Mode mode_from_string(const char *s) {
         return _MODE_INVALID;
 }
 
+/* Says what was wrong with the command line, and returns -EINVAL. */
+_printf_(1, 2) static int bad(const char *format, ...) {
+        va_list ap;
+
+        fputs("ksmd-pair-cost: ", stderr);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
 static int parse_long(const char *s, long min, long max, long *ret) {
         char *end;
         long v;
@@ -138,37 +150,27 @@ static int parse_argv(int argc, char **argv, Args *a) {
 
                         errno = 0;
                         a->seconds = strtod(optarg, &end);
-                        if (errno != 0 || end == optarg || *end != '\0' || !(a->seconds > 0 && a->seconds <= 3600)) {
-                                fprintf(stderr, "ksmd-pair-cost: --seconds must be in (0, 3600], not '%s'\n", optarg);
-                                return -EINVAL;
-                        }
+                        if (errno != 0 || end == optarg || *end != '\0' ||
+                            !(a->seconds > 0 && a->seconds <= 3600))
+                                return bad("--seconds must be in (0, 3600], not '%s'\n", optarg);
                         break;
                 }
                 case 'm':
-                        if (parse_long(optarg, 1, MAX_MIB, &a->mib) < 0) {
-                                fprintf(stderr, "ksmd-pair-cost: --mib must be 1-%ld, not '%s'\n", MAX_MIB, optarg);
-                                return -EINVAL;
-                        }
+                        if (parse_long(optarg, 1, MAX_MIB, &a->mib) < 0)
+                                return bad("--mib must be 1-%ld, not '%s'\n", MAX_MIB, optarg);
                         break;
                 case 'b':
-                        if (parse_long(optarg, 1, MEMORY_READ_MAX_PAGES, &a->batch_pages) < 0) {
-                                fprintf(stderr, "ksmd-pair-cost: --batch must be 1-%u pages, not '%s'\n",
-                                        MEMORY_READ_MAX_PAGES, optarg);
-                                return -EINVAL;
-                        }
+                        if (parse_long(optarg, 1, MEMORY_READ_MAX_PAGES, &a->batch_pages) < 0)
+                                return bad("--batch must be 1-%u pages, not '%s'\n", MEMORY_READ_MAX_PAGES,
+                                           optarg);
                         break;
                 case 'o':
-                        if (parse_long(optarg, 0, MAX_MIB, &a->offset_mib) < 0) {
-                                fprintf(stderr, "ksmd-pair-cost: --offset-mib must be 0-%ld, not '%s'\n", MAX_MIB,
-                                        optarg);
-                                return -EINVAL;
-                        }
+                        if (parse_long(optarg, 0, MAX_MIB, &a->offset_mib) < 0)
+                                return bad("--offset-mib must be 0-%ld, not '%s'\n", MAX_MIB, optarg);
                         break;
                 case 'p':
-                        if (parse_long(optarg, 1, INT32_MAX, &v) < 0) {
-                                fprintf(stderr, "ksmd-pair-cost: --pid must be a process id, not '%s'\n", optarg);
-                                return -EINVAL;
-                        }
+                        if (parse_long(optarg, 1, INT32_MAX, &v) < 0)
+                                return bad("--pid must be a process id, not '%s'\n", optarg);
                         a->pid = (pid_t) v;
                         break;
                 case 'a': {
@@ -177,49 +179,37 @@ static int parse_argv(int argc, char **argv, Args *a) {
                         errno = 0;
                         a->addr = strtoull(optarg, &end, 0);
                         if (errno != 0 || end == optarg || *end != '\0' || a->addr == 0 ||
-                            a->addr % PAGE_SIZE_BYTES != 0) {
-                                fprintf(stderr, "ksmd-pair-cost: --addr must be a page-aligned address, not '%s'\n",
-                                        optarg);
-                                return -EINVAL;
-                        }
+                            a->addr % PAGE_SIZE_BYTES != 0)
+                                return bad("--addr must be a page-aligned address, not '%s'\n", optarg);
                         break;
                 }
                 default:
-                        fprintf(stderr, "ksmd-pair-cost: see --help\n");
-                        return -EINVAL;
+                        return bad("see --help\n");
                 }
         }
         if (optind != argc - 1) {
-                fprintf(stderr, "ksmd-pair-cost: give exactly one mode (spin, hash, memcpy, readv, job, target); "
-                                "see --help\n");
-                return -EINVAL;
+                return bad("give exactly one mode (spin, hash, memcpy, readv, job, target); see --help\n");
         }
         a->mode = mode_from_string(argv[optind]);
         if (a->mode < 0) {
-                fprintf(stderr, "ksmd-pair-cost: unknown mode '%s'; see --help\n", argv[optind]);
-                return -EINVAL;
+                return bad("unknown mode '%s'; see --help\n", argv[optind]);
         }
-        if (IN_SET(a->mode, MODE_READV, MODE_JOB) && (a->pid == 0 || a->addr == 0)) {
-                fprintf(stderr, "ksmd-pair-cost: %s needs --pid and --addr (from 'ksmd-pair-cost target')\n",
-                        mode_names[a->mode]);
-                return -EINVAL;
-        }
-        if (a->offset_mib >= a->mib) {
-                fprintf(stderr, "ksmd-pair-cost: --offset-mib must be less than --mib\n");
-                return -EINVAL;
-        }
+        if (IN_SET(a->mode, MODE_READV, MODE_JOB) && (a->pid == 0 || a->addr == 0))
+                return bad("%s needs --pid and --addr (from 'ksmd-pair-cost target')\n",
+                           mode_names[a->mode]);
+        if (a->offset_mib >= a->mib)
+                return bad("--offset-mib must be less than --mib\n");
         if ((uint64_t) a->mib * 256 % (uint64_t) a->batch_pages != 0 ||
-            (uint64_t) a->offset_mib * 256 % (uint64_t) a->batch_pages != 0) {
-                fprintf(stderr, "ksmd-pair-cost: --batch must divide the pages of --mib and --offset-mib\n");
-                return -EINVAL;
-        }
+            (uint64_t) a->offset_mib * 256 % (uint64_t) a->batch_pages != 0)
+                return bad("--batch must divide the pages of --mib and --offset-mib\n");
         return 1;
 }
 
 static uint8_t *pages_new(size_t n_pages, bool fill) {
         uint8_t *p;
 
-        p = mmap(NULL, n_pages * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        p = mmap(NULL, n_pages * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
         if (p == MAP_FAILED)
                 return NULL;
         /* No transparent huge pages: ksmd reads 4 KiB pages of ordinary anonymous memory. */
@@ -378,8 +368,8 @@ static int run_measure(const Args *a) {
 
         printf("mode=%s pages=%" PRIu64 " wall_s=%.3f cpu_s=%.3f cpu_ns_per_page=%.1f wall_ns_per_page=%.1f "
                "nivcsw=%ld cpu=%d\n",
-               mode_names[a->mode], pages, wall, cpu, cpu * 1e9 / (double) pages, wall * 1e9 / (double) pages,
-               ru1.ru_nivcsw - ru0.ru_nivcsw, sched_getcpu());
+               mode_names[a->mode], pages, wall, cpu, cpu * 1e9 / (double) pages,
+               wall * 1e9 / (double) pages, ru1.ru_nivcsw - ru0.ru_nivcsw, sched_getcpu());
         return 0;
 }
 
