@@ -26,6 +26,8 @@
 
 #define MANAGER_STATUS_INTERVAL_USEC 1000000u
 #define MANAGER_MAX_REST_USEC (UINT64_C(24) * 3600 * 1000000)
+/* The longest a full scan goes without listing the helper's shared pages (manager_prune_shared()). */
+#define MANAGER_PRUNE_MAX_USEC (UINT64_C(10) * 1000000)
 #define MANAGER_COW_CHECK_USEC 100000u     /* the COW guard looks at memory at most this often... */
 #define MANAGER_COW_CGROUPS_USEC 1000000u  /* ...and at the regions' memory cgroups this often */
 #define MANAGER_COW_REST_USEC 5000000u     /* while resting and holding, it looks this often (see
@@ -435,14 +437,27 @@ static bool shared_page_still_saves(uint64_t handle, void *userdata) {
 /*
  * After a full scan: forgets the shared pages the helper no longer owns or
  * that at most one page table maps, so a last mapper costs no index entry.
+ * The list costs a dump of every shared page; it is asked for only when the
+ * helper's counters moved since the last prune (a merge, an unmerge, a page
+ * freed or a mapping gained or lost changes one of them), and at least every
+ * MANAGER_PRUNE_MAX_USEC for what the counters cannot show (a mapping lost on
+ * one shared page while another gained one, by fork, between two passes).
  */
-static void manager_prune_shared(Manager *m) {
+static void manager_prune_shared(Manager *m, uint64_t now) {
         _cleanup_free_ HelperPage *pages = NULL;
+        const uint64_t *st = m->helper_info.stats;
+        const uint64_t sig[ELEMENTSOF(m->pruned_stats)] = {
+                st[KSMD_HELPER_STAT_MERGED], st[KSMD_HELPER_STAT_UNMERGED], st[KSMD_HELPER_STAT_PAGES_OWNED],
+                st[KSMD_HELPER_STAT_PAGES_MAPPED], st[KSMD_HELPER_STAT_BYTES_SAVED],
+        };
         OwnedPages owned;
         size_t n = 0;
         int r;
 
         if (!m->helper || !(m->helper_info.features & KSMD_HELPER_FEATURE_GET_PAGES))
+                return;
+        if (m->pruned_usec > 0 && now < m->pruned_usec + MANAGER_PRUNE_MAX_USEC &&
+            memcmp(sig, m->pruned_stats, sizeof(sig)) == 0)
                 return;
         r = helper_client_get_pages(m->helper, &pages, &n);
         if (r < 0) {
@@ -453,6 +468,8 @@ static void manager_prune_shared(Manager *m) {
         qsort(pages, n, sizeof(HelperPage), cmp_helper_page);
         owned = (OwnedPages) { .pages = pages, .n = n };
         r = index_shared_prune(m->index, shared_page_still_saves, &owned);
+        memcpy(m->pruned_stats, sig, sizeof(sig));
+        m->pruned_usec = now;
         if (r > 0)
                 log_debug("Forgot %d shared pages that at most one page table still maps.", r);
 }
@@ -861,7 +878,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         /* Also how an unload is noticed when no merge was due. */
                         r = helper_client_info(m->helper, &m->helper_info);
                         if (r >= 0)
-                                manager_prune_shared(m);
+                                manager_prune_shared(m, now_usec());
                         else if (r == -ENOENT)
                                 manager_fall_back_to_estimate(m, r);
                 }

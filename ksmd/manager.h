@@ -115,6 +115,8 @@ typedef struct Manager {
         HostProbe host;                  /* what the kernel does, asked once at start (host-probe.h) */
         HelperClient *helper;            /* NULL in estimate mode */
         HelperInfo helper_info;
+        uint64_t pruned_stats[5];        /* the helper's counters at the last prune of shared pages */
+        uint64_t pruned_usec;            /* when that was; 0: never */
         RegionRegistry *registry;
         DomainTable *domains;
         PageIndex *index;
