@@ -129,13 +129,31 @@ done
 EOF
 chmod +x /tmp/stop_ksmd
 # The scanning-on window's scripts (see the top); KIND is ksm or ksmd.
+# ksmd_stat [-k] KEY...: those of ksmd's statistics, their values on one line
+# in that order ("-" for a key it does not give); with -k as " KEY=VALUE" pairs.
+cat > /tmp/ksmd_stat <<'EOF'
+#!/bin/sh
+pairs=0
+[ "$1" = -k ] && { pairs=1; shift; }
+st=$(ksmctl --socket /tmp/ksmd.sock --json stats) || exit 1
+line=
+for k in "$@"; do
+	v=$(echo "$st" | sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p")
+	if [ "$pairs" = 1 ]; then
+		line="$line $k=${v:--}"
+	else
+		line="$line ${v:--}"
+	fi
+done
+if [ "$pairs" = 1 ]; then echo "$line"; else echo $line; fi
+EOF
 # full_scans KIND: full scans so far.
 cat > /tmp/full_scans <<'EOF'
 #!/bin/sh
 if [ "$1" = ksm ]; then
 	cat /sys/kernel/mm/ksm/full_scans
 else
-	ksmctl --socket /tmp/ksmd.sock --json stats | sed -n 's/.*"full_scans":\([0-9]*\).*/\1/p'
+	/tmp/ksmd_stat full_scans
 fi
 EOF
 # scanned KIND PAGES: pages examined so far; for KSM with pages_scanned, then full_scans x PAGES.
@@ -149,9 +167,9 @@ if [ "$1" = ksm ]; then
 		echo $(($(cat /sys/kernel/mm/ksm/full_scans) * $2))
 	fi
 else
-	st=$(ksmctl --socket /tmp/ksmd.sock --json stats) || exit 1
-	field() { echo "$st" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
-	echo $(($(field full_scans) * $(field pages_scanned) + $(field current_scan_pages)))
+	set -- $(/tmp/ksmd_stat full_scans pages_scanned current_scan_pages)
+	[ $# -eq 3 ] || exit 1
+	echo $(($1 * $2 + $3))
 fi
 EOF
 # scan_on_start KIND PID...: stops the workload's processes, lets ksmd scan
@@ -179,17 +197,12 @@ cat > /tmp/scan_on_end <<'EOF'
 kind=$1 sys=$2
 shift 2
 if [ "$kind" = ksmd ]; then
-	st=$(ksmctl --socket /tmp/ksmd.sock --json stats)
-	line=
-	for k in full_scans pages_scanned pages_read pages_unchanged pages_skipped_merged pages_zero_mapped \
-		pages_not_present last_full_scan_usec; do
-		line="$line $k=$(echo "$st" | sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p")"
-	done
-	echo "# bench scanlast $sys$line"
+	echo "# bench scanlast $sys$(/tmp/ksmd_stat -k full_scans pages_scanned pages_read pages_unchanged \
+		pages_skipped_merged pages_zero_mapped pages_not_present last_full_scan_usec)"
 fi
 kill -CONT "$@"
 EOF
-chmod +x /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end
+chmod +x /tmp/ksmd_stat /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end
 # And starts it with this one: ksmd logs each full scan at debug level (its CPU
 # and the rest it takes after it); a reader stamps each line with the guest's
 # uptime, so that the scans can be placed in the sampler's windows. Every 5 s
