@@ -268,7 +268,7 @@ chmod +x /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end /tmp/k
 rm -f /tmp/attrib
 [ "$attrib" = 1 ] && touch /tmp/attrib
 # perf_report WINDOW SYSTEM: the profile's samples by command, and by command,
-# shared object and symbol (those of at least 0.2 % of all, idle included);
+# shared object and symbol (those of at least 0.05 % of all, idle included);
 # and the kernel's functions with what they called (callers' share, from the
 # kernel's stacks; user stacks are not walked: no frame pointers).
 perf_report() {
@@ -276,10 +276,10 @@ perf_report() {
 	[ -s "$f" ] || return 0
 	perf report -i "$f" --stdio -n -g none --sort comm -q 2> /dev/null | grep -v '^$' | head -n 20 |
 		sed "s/^/# bench perfcomm $2 $1 /"
-	perf report -i "$f" --stdio -n -g none --no-children --sort comm,dso,sym --percent-limit 0.2 -q \
-		2> /dev/null | grep -v '^$' | head -n 120 | sed "s/^/# bench perf $2 $1 /"
-	perf report -i "$f" --stdio -n -g none --children --sort comm,sym --percent-limit 0.5 -q 2> /dev/null |
-		grep '\[k\]' | head -n 80 | sed "s/^/# bench perfch $2 $1 /"
+	perf report -i "$f" --stdio -n -g none --no-children --sort comm,dso,sym --percent-limit 0.05 -q \
+		2> /dev/null | grep -v '^$' | head -n 400 | sed "s/^/# bench perf $2 $1 /"
+	perf report -i "$f" --stdio -n -g none --children --sort comm,sym --percent-limit 0.2 -q 2> /dev/null |
+		grep '\[k\]' | head -n 200 | sed "s/^/# bench perfch $2 $1 /"
 	sed "s/^/# perf $2 $1: /" "/tmp/perf-$1.log" | tail -n 5
 	rm -f "$f"
 }
