@@ -10,7 +10,7 @@
  *                       [--scan-on-end CMD] [--scanned-counter NAME]]
  *                      [--touch-counter FILE] [--baseline-s 5] [--interval-ms 500]
  *                      [--max-s 150] [--steady-s 15] [--goal 0.95]
- *                      [--window-s S] [--mark-cmd CMD]
+ *                      [--window-s S] [--mark-cmd CMD] [--goal-cmd CMD]
  *                      PID ADDR PAGES [PID ADDR PAGES...]
  *
  * It counts the physical pages backing the ranges (distinct PFNs from
@@ -20,6 +20,10 @@
  * samples the saving, the deduplicator's CPU time (utime+stime of the pid
  * given or written to FILE by CMD) and the touching throughput until the
  * saving reaches --goal of PAGES or --max-s passes, and for --steady-s more.
+ * The goal line and the scanning-on line also give the CPU time apart, user
+ * and system (utime, stime). --goal-cmd CMD runs CMD once the goal is reached
+ * (after its figures are taken; its time falls in the steady window) and
+ * prints each line it writes as "# bench at-goal NAME goal LINE".
  * With --scan-on-s, if the goal was reached, it then measures how fast the
  * deduplicator scans with nothing changing: it runs --scan-on-start CMD
  * (which stops whatever writes the ranges, keeps the deduplicator from
@@ -58,7 +62,7 @@
 #define TOUCH_SLOTS 256
 
 static struct {
-        const char *label, *start, *stop, *cpu_pid_file, *touch_counter, *mark_cmd;
+        const char *label, *start, *stop, *cpu_pid_file, *touch_counter, *mark_cmd, *goal_cmd;
         pid_t cpu_pid;
         uint64_t expected;
         double baseline_s, max_s, steady_s, goal, window_s;
@@ -139,10 +143,11 @@ static int64_t distinct_pages(void) {
         return distinct;
 }
 
-/* utime + stime of pid in seconds; -1 if it is gone. */
-static double cpu_seconds(pid_t pid) {
+/* utime + stime of pid in seconds; -1 if it is gone. The two apart in *ret_user and *ret_sys, if given. */
+static double cpu_seconds(pid_t pid, double *ret_user, double *ret_sys) {
         char path[64], buf[1024], *p;
         unsigned long long ut, st;
+        double hz = (double) sysconf(_SC_CLK_TCK);
         FILE *f;
         size_t n;
 
@@ -158,7 +163,11 @@ static double cpu_seconds(pid_t pid) {
          * utime stime */
         if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
                 return -1;
-        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+        if (ret_user)
+                *ret_user = (double) ut / hz;
+        if (ret_sys)
+                *ret_sys = (double) st / hz;
+        return (double) (ut + st) / hz;
 }
 
 static uint64_t touch_ops(void) {
@@ -204,12 +213,12 @@ static int64_t scanned_pages(int64_t *ret_alt) {
 
 /* Pages examined and CPU spent over --scan-on-s seconds once nothing changes. */
 static void scan_on_window(const char *L) {
-        double t0, t, cpu0, cpu1;
+        double t0, t, cpu0, cpu1, user0 = 0, user1 = 0, sys0 = 0, sys1 = 0;
         int64_t p0, p, p1, a0, a, a1;
         int settled = !scan_on.start || system(scan_on.start) == 0;
 
         p0 = scanned_pages(&a0);
-        cpu0 = cpu_seconds(opt.cpu_pid);
+        cpu0 = cpu_seconds(opt.cpu_pid, &user0, &sys0);
         t0 = now();
         sleep_s(scan_on.seconds);
         p = scanned_pages(&a);
@@ -218,10 +227,11 @@ static void scan_on_window(const char *L) {
                 p1 = scanned_pages(&a1);
                 t = now() - t0;
         } while (p1 == p && p1 >= 0 && t < scan_on.seconds + 120);
-        cpu1 = cpu_seconds(opt.cpu_pid);
-        printf("# bench scanon %s seconds=%.2f cpu_s=%.3f pages=%" PRId64 " settled=%d counter=%s\n", L, t,
-               cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1.0, p0 >= 0 && p1 >= 0 ? p1 - p0 : -1, settled,
-               scan_on.counter);
+        cpu1 = cpu_seconds(opt.cpu_pid, &user1, &sys1);
+        printf("# bench scanon %s seconds=%.2f cpu_s=%.3f user_s=%.3f sys_s=%.3f pages=%" PRId64
+               " settled=%d counter=%s\n", L, t, cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1.0,
+               cpu0 >= 0 && cpu1 >= 0 ? user1 - user0 : -1.0, cpu0 >= 0 && cpu1 >= 0 ? sys1 - sys0 : -1.0,
+               p0 >= 0 && p1 >= 0 ? p1 - p0 : -1, settled, scan_on.counter);
         if (a0 >= 0 && a1 >= 0)
                 printf("# bench scanon-alt %s pages=%" PRId64 "\n", L, a1 - a0);
         if (scan_on.end && system(scan_on.end) != 0)
@@ -244,23 +254,27 @@ static uint64_t meminfo_kib(void) {
         return sum;
 }
 
-/* Runs --mark-cmd and prints its output as "# bench mark LABEL WHEN ..." lines. */
-static void mark(const char *when) {
+/* Runs cmd and prints its output as "# bench WHAT LABEL WHEN ..." lines. */
+static void run_marked(const char *cmd, const char *what, const char *when) {
         char line[512];
         FILE *f;
 
-        if (!opt.mark_cmd)
+        if (!cmd)
                 return;
-        f = popen(opt.mark_cmd, "re");
+        f = popen(cmd, "re");
         if (!f) {
-                fprintf(stderr, "vm-compare-sampler: cannot run '%s': %m\n", opt.mark_cmd);
+                fprintf(stderr, "vm-compare-sampler: cannot run '%s': %m\n", cmd);
                 return;
         }
         while (fgets(line, sizeof(line), f))
-                printf("# bench mark %s %s %s%s", opt.label, when, line,
-                       strchr(line, '\n') ? "" : "\n");
+                printf("# bench %s %s %s %s%s", what, opt.label, when, line, strchr(line, '\n') ? "" : "\n");
         if (pclose(f) != 0)
-                fprintf(stderr, "vm-compare-sampler: '%s' failed\n", opt.mark_cmd);
+                fprintf(stderr, "vm-compare-sampler: '%s' failed\n", cmd);
+}
+
+/* Runs --mark-cmd and prints its output as "# bench mark LABEL WHEN ..." lines. */
+static void mark(const char *when) {
+        run_marked(opt.mark_cmd, "mark", when);
 }
 
 static int parse_args(int argc, char *argv[]) {
@@ -284,6 +298,7 @@ static int parse_args(int argc, char *argv[]) {
                 { "goal", required_argument, NULL, 'g' },
                 { "window-s", required_argument, NULL, 'w' },
                 { "mark-cmd", required_argument, NULL, 'M' },
+                { "goal-cmd", required_argument, NULL, 'G' },
                 {}
         };
         int c;
@@ -309,6 +324,7 @@ static int parse_args(int argc, char *argv[]) {
                 case 'g': opt.goal = atof(optarg); break;
                 case 'w': opt.window_s = atof(optarg); break;
                 case 'M': opt.mark_cmd = optarg; break;
+                case 'G': opt.goal_cmd = optarg; break;
                 default: return -EINVAL;
                 }
         }
@@ -335,6 +351,7 @@ static int parse_args(int argc, char *argv[]) {
 int main(int argc, char *argv[]) {
         const char *L;
         double t0, t, cpu0, cpu = 0, goal_t = -1, goal_cpu = -1, steady_t0 = -1, steady_cpu0 = 0, end_t;
+        double user0 = 0, sys0 = 0, user = 0, sys = 0, goal_user = -1, goal_sys = -1;
         uint64_t ops0, ops, goal_ops = 0, steady_ops0 = 0, mem_before, mem_after;
         int64_t before, d, saved = 0;
 
@@ -392,7 +409,7 @@ int main(int argc, char *argv[]) {
                 }
                 fclose(f);
         }
-        cpu0 = cpu_seconds(opt.cpu_pid);
+        cpu0 = cpu_seconds(opt.cpu_pid, &user0, &sys0);
         ops0 = touch_ops();
         if (cpu0 < 0) {
                 fprintf(stderr, "vm-compare-sampler: pid %d is gone\n", (int) opt.cpu_pid);
@@ -407,20 +424,24 @@ int main(int argc, char *argv[]) {
                 if (d < 0)
                         return 1;
                 saved = before - d;
-                cpu = cpu_seconds(opt.cpu_pid) - cpu0;
+                cpu = cpu_seconds(opt.cpu_pid, &user, &sys) - cpu0;
                 ops = touch_ops() - ops0;
                 printf("# bench sample %s t=%.2f saved=%" PRId64 " cpu=%.2f touch=%" PRIu64 "\n", L, t,
                        saved, cpu, ops);
                 if (goal_t < 0 && (double) saved >= opt.goal * (double) opt.expected) {
                         goal_t = t;
                         goal_cpu = cpu;
+                        goal_user = user - user0;
+                        goal_sys = sys - sys0;
                         goal_ops = ops;
                         steady_t0 = t;
                         steady_cpu0 = cpu;
                         steady_ops0 = ops;
                         if (opt.window_s <= 0)
                                 end_t = t + opt.steady_s;
-                        printf("# bench goal %s t=%.2f cpu=%.2f\n", L, t, cpu);
+                        printf("# bench goal %s t=%.2f cpu=%.2f user=%.2f sys=%.2f\n", L, t, cpu, goal_user,
+                               goal_sys);
+                        run_marked(opt.goal_cmd, "at-goal", "goal");
                 }
                 if (t >= end_t)
                         break;
@@ -429,10 +450,10 @@ int main(int argc, char *argv[]) {
         mem_after = meminfo_kib();
         printf("# bench result %s expected=%" PRIu64 " reached=%d goal_s=%.2f goal_cpu_s=%.2f"
                " conv_touch_ops_per_s=%.0f final_saved=%" PRId64 " meminfo_saved_kib=%" PRId64
-               " total_s=%.2f total_cpu_s=%.2f",
+               " total_s=%.2f total_cpu_s=%.2f goal_user_s=%.2f goal_sys_s=%.2f",
                L, opt.expected, goal_t >= 0, goal_t, goal_cpu,
                goal_t > 0 ? (double) goal_ops / goal_t : (double) ops / t, saved,
-               (int64_t) mem_before - (int64_t) mem_after, t, cpu);
+               (int64_t) mem_before - (int64_t) mem_after, t, cpu, goal_user, goal_sys);
         if (steady_t0 >= 0 && t > steady_t0)
                 printf(" steady_s=%.2f steady_cpu_s=%.2f steady_touch_ops_per_s=%.0f\n", t - steady_t0,
                        cpu - steady_cpu0, (double) (ops - steady_ops0) / (t - steady_t0));

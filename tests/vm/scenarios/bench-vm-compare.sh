@@ -30,12 +30,25 @@
 # that window: pages examined, read, proven unchanged by soft-dirty, skipped
 # as still merged.
 #
+# Attribution (BENCH_ATTRIB=1, bench/vm-compare --attribute): where the CPU
+# goes. The sampler gives user and system time apart anyway; with this, for
+# each ksmd system, examine-cost times ksmd's primitives alone ("# bench
+# prim": pagemap, maps, clear_refs, process_vm_readv, page_hash, ...) on the
+# fresh workload before the deduplicator starts and on the merged one at the
+# end of the scanning-on window (ksmd stopped meanwhile); and, where perf is
+# in the guest (vm-test --prog perf), a cpu-clock profile of the whole guest
+# runs from the deduplicator's start to 95 % and over the scanning-on window,
+# reported after the system as "# bench perf SYSTEM WINDOW" lines (samples
+# per command, shared object and symbol). "# bench at-goal" gives the
+# deduplicator's counters at 95 %.
+#
 # Parameters (vm-test --param, defaults in brackets): BENCH_PROCS [4],
 # BENCH_MIB per process [64], BENCH_DUP [0.5], BENCH_ZERO [0.125],
 # BENCH_TOUCH_PROCS [1], BENCH_MAX_S per system [150], BENCH_STEADY_S [15],
 # BENCH_BASELINE_S [8], BENCH_TARGET_SCAN_S [one pass at KSM's default rate],
 # BENCH_SYSTEMS [ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrate,ksmd-adaptive,
-# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1], BENCH_SCAN_ON_S [10].
+# ksmd-fast-stable], BENCH_CHURN_PER_S [0], BENCH_CHURN_HOT [1], BENCH_SCAN_ON_S [10],
+# BENCH_ATTRIB [0].
 #
 # Churn (BENCH_CHURN_PER_S > 0): every workload process also writes that many
 # words a second to random duplicate and zero pages, each with the value it
@@ -67,6 +80,7 @@ systems=${BENCH_SYSTEMS:-ksm-default,ksm-fast,ksmd-default,ksmd-fast,ksmd-ksmrat
 churn=${BENCH_CHURN_PER_S:-0}
 churn_hot=${BENCH_CHURN_HOT:-1}
 scan_on_s=${BENCH_SCAN_ON_S:-10}
+attrib=${BENCH_ATTRIB:-0}
 KSM=/sys/kernel/mm/ksm
 
 # Workloads of 4 x 64 MiB take their time to fill.
@@ -109,6 +123,7 @@ scan_on_args() {
 	printf '#!/bin/sh\nexec /tmp/scan_on_start %s%s\n' "$kind" "$pids" > "/tmp/scan_on_start_$sys"
 	printf '#!/bin/sh\nexec /tmp/scan_on_end %s %s%s\n' "$kind" "$sys" "$pids" > "/tmp/scan_on_end_$sys"
 	printf '#!/bin/sh\nexec /tmp/scanned %s %s\n' "$kind" "$pages" > "/tmp/scanned_$sys"
+	vm_workload_ranges wl | tr '\n' ' ' > "/tmp/ranges_$sys"
 	chmod +x "/tmp/scan_on_start_$sys" "/tmp/scan_on_end_$sys" "/tmp/scanned_$sys"
 	echo "--scan-on-s $scan_on_s --scanned-counter $scanned_counter" \
 		"--scan-on-start /tmp/scan_on_start_$sys --scan-on-end /tmp/scan_on_end_$sys" \
@@ -129,13 +144,31 @@ done
 EOF
 chmod +x /tmp/stop_ksmd
 # The scanning-on window's scripts (see the top); KIND is ksm or ksmd.
+# ksmd_stat [-k] KEY...: those of ksmd's statistics, their values on one line
+# in that order ("-" for a key it does not give); with -k as " KEY=VALUE" pairs.
+cat > /tmp/ksmd_stat <<'EOF'
+#!/bin/sh
+pairs=0
+[ "$1" = -k ] && { pairs=1; shift; }
+st=$(ksmctl --socket /tmp/ksmd.sock --json stats) || exit 1
+line=
+for k in "$@"; do
+	v=$(echo "$st" | sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p")
+	if [ "$pairs" = 1 ]; then
+		line="$line $k=${v:--}"
+	else
+		line="$line ${v:--}"
+	fi
+done
+if [ "$pairs" = 1 ]; then echo "$line"; else echo $line; fi
+EOF
 # full_scans KIND: full scans so far.
 cat > /tmp/full_scans <<'EOF'
 #!/bin/sh
 if [ "$1" = ksm ]; then
 	cat /sys/kernel/mm/ksm/full_scans
 else
-	ksmctl --socket /tmp/ksmd.sock --json stats | sed -n 's/.*"full_scans":\([0-9]*\).*/\1/p'
+	/tmp/ksmd_stat full_scans
 fi
 EOF
 # scanned KIND PAGES: pages examined so far; for KSM with pages_scanned, then full_scans x PAGES.
@@ -149,9 +182,9 @@ if [ "$1" = ksm ]; then
 		echo $(($(cat /sys/kernel/mm/ksm/full_scans) * $2))
 	fi
 else
-	st=$(ksmctl --socket /tmp/ksmd.sock --json stats) || exit 1
-	field() { echo "$st" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
-	echo $(($(field full_scans) * $(field pages_scanned) + $(field current_scan_pages)))
+	set -- $(/tmp/ksmd_stat full_scans pages_scanned current_scan_pages)
+	[ $# -eq 3 ] || exit 1
+	echo $(($1 * $2 + $3))
 fi
 EOF
 # scan_on_start KIND PID...: stops the workload's processes, lets ksmd scan
@@ -172,24 +205,84 @@ while [ "$(/tmp/full_scans "$kind")" -lt $((n0 + 2)) ]; do
 	[ "$i" -le 1200 ] || exit 1
 	sleep 0.1
 done
+[ -e /tmp/attrib ] && /tmp/perf_on scanon
+exit 0
 EOF
-# scan_on_end KIND SYSTEM PID...: ksmd's last full scan; the workload goes on.
+# scan_on_end KIND SYSTEM PID...: ksmd's last full scan; with /tmp/attrib
+# (BENCH_ATTRIB) the window's profile ends, and the primitives are timed on the
+# merged workload, ksmd stopped meanwhile; the workload goes on.
 cat > /tmp/scan_on_end <<'EOF'
 #!/bin/sh
 kind=$1 sys=$2
 shift 2
+[ -e /tmp/attrib ] && /tmp/perf_off
 if [ "$kind" = ksmd ]; then
-	st=$(ksmctl --socket /tmp/ksmd.sock --json stats)
-	line=
-	for k in full_scans pages_scanned pages_read pages_unchanged pages_skipped_merged pages_zero_mapped \
-		pages_not_present last_full_scan_usec; do
-		line="$line $k=$(echo "$st" | sed -n "s/.*\"$k\":\([0-9]*\).*/\1/p")"
-	done
-	echo "# bench scanlast $sys$line"
+	echo "# bench scanlast $sys$(/tmp/ksmd_stat -k full_scans pages_scanned pages_read pages_unchanged \
+		pages_skipped_merged pages_zero_mapped pages_not_present last_full_scan_usec)"
+	if [ -e /tmp/attrib ]; then
+		pid=$(cat /tmp/ksmd.pid)
+		kill -STOP "$pid"
+		examine-cost --label "$sys" --when merged $(cat "/tmp/ranges_$sys")
+		kill -CONT "$pid"
+	fi
 fi
 kill -CONT "$@"
 EOF
-chmod +x /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end
+# perf_on WINDOW: a cpu-clock profile of the whole guest (both vCPUs) into
+# /tmp/perf-WINDOW.data until perf_off; nothing without perf in the guest.
+cat > /tmp/perf_on <<'EOF'
+#!/bin/sh
+command -v perf > /dev/null || exit 0
+perf record -a -g -F 999 -e cpu-clock -B -N -o "/tmp/perf-$1.data" > "/tmp/perf-$1.log" 2>&1 &
+echo $! > /tmp/perf.pid
+# perf lists every process's mappings as it starts: before, not in, what it profiles.
+sleep 2
+EOF
+cat > /tmp/perf_off <<'EOF'
+#!/bin/sh
+[ -e /tmp/perf.pid ] || exit 0
+pid=$(cat /tmp/perf.pid)
+rm -f /tmp/perf.pid
+kill -INT "$pid"
+i=0
+while [ "$i" -lt 300 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+EOF
+# at_goal KIND: at 95 %, the profile ends, and the deduplicator's counters.
+cat > /tmp/at_goal <<'EOF'
+#!/bin/sh
+/tmp/perf_off
+if [ "$1" = ksm ]; then
+	k=/sys/kernel/mm/ksm
+	echo "full_scans=$(cat $k/full_scans) pages_scanned=$(cat $k/pages_scanned 2>/dev/null || echo -)" \
+		"pages_shared=$(cat $k/pages_shared) pages_sharing=$(cat $k/pages_sharing)"
+else
+	/tmp/ksmd_stat -k full_scans current_scan_pages pages_scanned pages_read merge_requests merge_items \
+		merge_retries
+fi
+EOF
+chmod +x /tmp/full_scans /tmp/scanned /tmp/scan_on_start /tmp/scan_on_end /tmp/ksmd_stat /tmp/perf_on \
+	/tmp/perf_off /tmp/at_goal
+rm -f /tmp/attrib
+[ "$attrib" = 1 ] && touch /tmp/attrib
+# perf_report WINDOW SYSTEM: the profile's samples by command, and by command,
+# shared object and symbol (those of at least 0.05 % of all, idle included);
+# and the kernel's functions with what they called (callers' share, from the
+# kernel's stacks; user stacks are not walked: no frame pointers).
+perf_report() {
+	local f="/tmp/perf-$1.data"
+	[ -s "$f" ] || return 0
+	perf report -i "$f" --stdio -n -g none --sort comm -q 2> /dev/null | grep -v '^$' | head -n 20 |
+		sed "s/^/# bench perfcomm $2 $1 /"
+	perf report -i "$f" --stdio -n -g none --no-children --sort comm,dso,sym --percent-limit 0.05 -q \
+		2> /dev/null | grep -v '^$' | head -n 400 | sed "s/^/# bench perf $2 $1 /"
+	perf report -i "$f" --stdio -n -g none --children --sort comm,sym --percent-limit 0.2 -q 2> /dev/null |
+		grep '\[k\]' | head -n 200 | sed "s/^/# bench perfch $2 $1 /"
+	sed "s/^/# perf $2 $1: /" "/tmp/perf-$1.log" | tail -n 5
+	rm -f "$f"
+}
 # And starts it with this one: ksmd logs each full scan at debug level (its CPU
 # and the rest it takes after it); a reader stamps each line with the guest's
 # uptime, so that the scans can be placed in the sampler's windows. Every 5 s
@@ -268,6 +361,7 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	else
 		vm_check "$sys: workload starts" start_workload || continue
 		regs=$(vm_register_processes wl)
+		[ "$attrib" = 1 ] && examine-cost --label "$sys" --when fresh $(vm_workload_ranges wl)
 		start="/tmp/start_ksmd $rate$regs"
 		cpu="--cpu-pid-file /tmp/ksmd.pid"
 		scanned_counter=ksmd_stats
@@ -275,6 +369,13 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	fi
 	echo "# bench system $sys kind=$kind pages_per_batch=$pages sleep_ms=$sleep_ms"
 	window=
+	goal_cmd=
+	if [ "$attrib" = 1 ]; then
+		start="/tmp/perf_on goal && $start"
+		printf '#!/bin/sh\nexec /tmp/at_goal %s\n' "$kind" > "/tmp/at_goal_$sys"
+		chmod +x "/tmp/at_goal_$sys"
+		goal_cmd="--goal-cmd /tmp/at_goal_$sys"
+	fi
 	if [ "$churn" -gt 0 ]; then
 		c0=$(churn_sum)
 		sleep 5
@@ -288,7 +389,12 @@ for sys in $(echo "$systems" | tr ',' ' '); do
 	vm_check "$sys: sampled" vm-compare-sampler --label "$sys" --expected "$(vm_workload_expected_pages wl)" --start "$start" \
 		--stop "$stop" $cpu $(scan_on_args) \
 		--touch-counter /tmp/touch --baseline-s "$baseline_s" --interval-ms 500 --max-s "$max_s" \
-		--steady-s "$steady_s" $window $(vm_workload_ranges wl)
+		--steady-s "$steady_s" $window $goal_cmd $(vm_workload_ranges wl)
+	if [ "$attrib" = 1 ]; then
+		/tmp/perf_off
+		perf_report goal "$sys"
+		perf_report scanon "$sys"
+	fi
 	if [ "$kind" = ksm ]; then
 		vm_diag "$sys: KSM pages_shared=$(cat $KSM/pages_shared) pages_sharing=$(cat $KSM/pages_sharing) full_scans=$(cat $KSM/full_scans)"
 		stop_workload "$sys"
