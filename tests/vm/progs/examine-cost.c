@@ -177,7 +177,8 @@ static int read_round(ReadWork work, uint64_t *units, uint64_t *calls, Times *ex
 
         for (size_t r = 0; r < n_ranges; r++)
                 for (uint64_t done = 0; done < ranges[r].pages;) {
-                        size_t k = (size_t) MIN(ranges[r].pages - done, (uint64_t) CHUNK_PAGES), n = 0, got = 0;
+                        size_t k = (size_t) MIN(ranges[r].pages - done, (uint64_t) CHUNK_PAGES);
+                        size_t n = 0, got = 0;
                         uint64_t start = ranges[r].addr + done * PAGE_SIZE_BYTES;
                         Times t0 = times_now(), t1;
                         int q;
