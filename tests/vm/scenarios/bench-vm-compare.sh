@@ -130,17 +130,23 @@ scan_on_args() {
 		"--scanned-cmd /tmp/scanned_$sys"
 }
 echo never > /sys/kernel/mm/transparent_hugepage/enabled
+# wait_gone PID TENTHS: waits until PID is gone or a zombie (reparented to /init, which may leave
+# it one), at most TENTHS tenths of a second.
+cat > /tmp/wait_gone <<'EOF'
+#!/bin/sh
+i=0
+while [ "$i" -lt "$2" ] && [ -e "/proc/$1" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+EOF
+chmod +x /tmp/wait_gone
 # The sampler stops ksmd with this script once it has measured.
 cat > /tmp/stop_ksmd <<'EOF'
 #!/bin/sh
 pid=$(cat /tmp/ksmd.pid)
 kill -TERM "$pid"
-# It was reparented to /init, which may leave it a zombie: wait for that at most.
-i=0
-while [ "$i" -lt 100 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-	i=$((i + 1))
-	sleep 0.1
-done
+/tmp/wait_gone "$pid" 100
 EOF
 chmod +x /tmp/stop_ksmd
 # The scanning-on window's scripts (see the top); KIND is ksm or ksmd.
@@ -244,11 +250,7 @@ cat > /tmp/perf_off <<'EOF'
 pid=$(cat /tmp/perf.pid)
 rm -f /tmp/perf.pid
 kill -INT "$pid"
-i=0
-while [ "$i" -lt 300 ] && [ -e "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-	i=$((i + 1))
-	sleep 0.1
-done
+/tmp/wait_gone "$pid" 300
 EOF
 # at_goal KIND: at 95 %, the profile ends, and the deduplicator's counters.
 cat > /tmp/at_goal <<'EOF'
