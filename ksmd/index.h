@@ -80,12 +80,13 @@
  *
  * A shared page whose other mappers went away (their region was
  * unregistered, their process exited or wrote to its copy) would keep its
- * 15-byte entry for a last mapper that saves nothing: after a full scan in
- * which the helper's counters moved, and at least every 10 s, the daemon asks
- * the helper which shared pages it still owns and how many page tables map
- * them (KSMD_HELPER_CMD_GET_PAGES), and forgets those with fewer than two
- * (index_shared_prune()). Until then such an entry can outlive its mappers,
- * and while a pass runs, tracked_pages counts only the areas attached so far.
+ * 15-byte entry for a last mapper that saves nothing: at the end of a full
+ * scan, if the helper's counters differ from those of the last list or 10 s
+ * have passed since it, the daemon asks the helper which shared pages it still
+ * owns and how many page tables map them (KSMD_HELPER_CMD_GET_PAGES), and
+ * forgets those with fewer than two (index_shared_prune()). Until then such
+ * an entry can outlive its mappers (over a rest, for as long as the rest), and
+ * while a pass runs, tracked_pages counts only the areas attached so far.
  *
  * Page ids are assigned per pass: index_begin_pass() forgets every id, the
  * scanner attaches each area's slot array again and gets a base id. The sum

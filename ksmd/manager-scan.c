@@ -435,18 +435,19 @@ static bool shared_page_still_saves(uint64_t handle, void *userdata) {
 }
 
 /*
- * After a full scan: forgets the shared pages the helper no longer owns or
- * that at most one page table maps, so a last mapper costs no index entry.
- * The list costs a dump of every shared page; it is asked for only when the
- * helper's counters moved since the last prune (a merge, an unmerge, a page
- * freed or a mapping gained or lost changes one of them), and at least every
- * MANAGER_PRUNE_MAX_USEC for what the counters cannot show (a mapping lost on
- * one shared page while another gained one, by fork, between two passes).
+ * At the end of a full scan: forgets the shared pages the helper no longer
+ * owns or that at most one page table maps, so a last mapper costs no index
+ * entry. The list costs a dump of every shared page; it is asked for only if
+ * the helper's counters differ from those of the last list (a merge, an
+ * unmerge, a page freed or a mapping gained or lost changes one of them), or
+ * MANAGER_PRUNE_MAX_USEC has passed since it, for what the sums cannot show
+ * (a mapping lost on one shared page while another gained one by fork). Such
+ * an entry is never a safety matter: the helper verifies every merge.
  */
 static void manager_prune_shared(Manager *m, uint64_t now) {
         _cleanup_free_ HelperPage *pages = NULL;
         const uint64_t *st = m->helper_info.stats;
-        const uint64_t sig[ELEMENTSOF(m->pruned_stats)] = {
+        const uint64_t sig[MANAGER_PRUNE_STATS] = {
                 st[KSMD_HELPER_STAT_MERGED], st[KSMD_HELPER_STAT_UNMERGED], st[KSMD_HELPER_STAT_PAGES_OWNED],
                 st[KSMD_HELPER_STAT_PAGES_MAPPED], st[KSMD_HELPER_STAT_BYTES_SAVED],
         };
@@ -468,6 +469,8 @@ static void manager_prune_shared(Manager *m, uint64_t now) {
         qsort(pages, n, sizeof(HelperPage), cmp_helper_page);
         owned = (OwnedPages) { .pages = pages, .n = n };
         r = index_shared_prune(m->index, shared_page_still_saves, &owned);
+        if (r < 0)
+                return;
         memcpy(m->pruned_stats, sig, sizeof(sig));
         m->pruned_usec = now;
         if (r > 0)

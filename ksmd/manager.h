@@ -96,6 +96,9 @@ typedef struct RegionRequest {
         AccessProof *proof;              /* the caller's proof of access; manager_register() takes it */
 } RegionRequest;
 
+/* The helper's counters whose change since the last list of its shared pages asks for a new one. */
+#define MANAGER_PRUNE_STATS 5
+
 typedef struct Manager {
         sd_event *event;
 
@@ -115,8 +118,10 @@ typedef struct Manager {
         HostProbe host;                  /* what the kernel does, asked once at start (host-probe.h) */
         HelperClient *helper;            /* NULL in estimate mode */
         HelperInfo helper_info;
-        uint64_t pruned_stats[5];        /* the helper's counters at the last prune of shared pages */
-        uint64_t pruned_usec;            /* when that was; 0: never */
+        /* The helper's MERGED, UNMERGED, PAGES_OWNED, PAGES_MAPPED and BYTES_SAVED at the last list
+         * of its shared pages, and when that was (0: never); see manager_prune_shared(). */
+        uint64_t pruned_stats[MANAGER_PRUNE_STATS];
+        uint64_t pruned_usec;
         RegionRegistry *registry;
         DomainTable *domains;
         PageIndex *index;
