@@ -29,8 +29,9 @@
  * system nanoseconds. hash and zero are timed with the reads they need taken
  * out, over spans shorter than a tick, so their user and system split is the
  * kernel's tick-based apportioning of the process's time, not what ran (both
- * are pure user space): only their CPU and wall figures mean something. readv only reads present pages (pagemap says which), so
- * that no absent page gets the zero page mapped by the read. The workload's
+ * are pure user space): only their CPU and wall figures mean something.
+ * readv only reads present pages (pagemap says which), so that no absent page
+ * gets the zero page mapped by the read. The workload's
  * memory is not changed, except that clear-refs clears its soft-dirty bits.
  */
 #include <errno.h>
