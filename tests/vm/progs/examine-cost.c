@@ -49,18 +49,12 @@
 #include "memory-reader.h"
 #include "page-hash.h"
 #include "proc-reader.h"
+#include "ranges.h"
 
-#define MAX_RANGES 64
 #define CHUNK_PAGES 512u
 #define MIN_SECONDS 0.3
 #define MAX_ROUNDS 50
 
-static struct {
-        pid_t pid;
-        uint64_t addr, pages;
-        int fd;
-} ranges[MAX_RANGES];
-static size_t n_ranges;
 static const char *label = "?", *when = "?";
 static uint8_t *buf;
 static uint64_t sink;
@@ -269,20 +263,12 @@ int main(int argc, char *argv[]) {
                 case 'w': when = optarg; break;
                 default: return 2;
                 }
-        if ((argc - optind) % 3 != 0 || argc == optind || (size_t) (argc - optind) / 3 > MAX_RANGES) {
+        if (!ranges_args_valid(argc - optind)) {
                 fprintf(stderr, "usage: examine-cost --label NAME --when WHEN PID ADDR PAGES...\n");
                 return 2;
         }
-        for (int i = optind; i < argc; i += 3) {
-                ranges[n_ranges].pid = (pid_t) atoi(argv[i]);
-                ranges[n_ranges].addr = strtoull(argv[i + 1], NULL, 0);
-                ranges[n_ranges].pages = strtoull(argv[i + 2], NULL, 0);
-                if (proc_pagemap_open(ranges[n_ranges].pid, &ranges[n_ranges].fd) < 0) {
-                        fprintf(stderr, "examine-cost: cannot open the pagemap of %s\n", argv[i]);
-                        return 1;
-                }
-                n_ranges++;
-        }
+        if (ranges_parse("examine-cost", argc - optind, argv + optind) < 0)
+                return 1;
         buf = aligned_alloc(PAGE_SIZE_BYTES, (size_t) CHUNK_PAGES * PAGE_SIZE_BYTES);
         if (!buf)
                 return 1;

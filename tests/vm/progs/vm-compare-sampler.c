@@ -57,8 +57,8 @@
 #include "macro.h"
 #include "host-probe.h"
 #include "proc-reader.h"
+#include "ranges.h"
 
-#define MAX_RANGES 64
 #define TOUCH_SLOTS 256
 
 static struct {
@@ -75,12 +75,6 @@ static struct {
         .interval_ms = 500,
 };
 
-static struct {
-        pid_t pid;
-        uint64_t addr, pages;
-        int fd;
-} ranges[MAX_RANGES];
-static size_t n_ranges;
 static uint64_t zero_pfn, huge_zero_pfn, *pfns;
 static size_t pfns_cap;
 static const volatile uint64_t *touch;
@@ -329,22 +323,15 @@ static int parse_args(int argc, char *argv[]) {
                 }
         }
         if (!opt.label || !opt.start || !opt.expected || (!opt.cpu_pid && !opt.cpu_pid_file) ||
-            (argc - optind) % 3 != 0 || argc == optind || (size_t) (argc - optind) / 3 > MAX_RANGES) {
+            !ranges_args_valid(argc - optind)) {
                 fprintf(stderr, "usage: vm-compare-sampler --label NAME --expected PAGES --start CMD "
                         "(--cpu-pid PID | --cpu-pid-file FILE) [options] PID ADDR PAGES...\n");
                 return -EINVAL;
         }
-        for (int i = optind; i < argc; i += 3) {
-                ranges[n_ranges].pid = (pid_t) atoi(argv[i]);
-                ranges[n_ranges].addr = strtoull(argv[i + 1], NULL, 0);
-                ranges[n_ranges].pages = strtoull(argv[i + 2], NULL, 0);
-                if (proc_pagemap_open(ranges[n_ranges].pid, &ranges[n_ranges].fd) < 0) {
-                        fprintf(stderr, "vm-compare-sampler: cannot open the pagemap of %s\n", argv[i]);
-                        return -EINVAL;
-                }
-                pfns_cap += ranges[n_ranges].pages;
-                n_ranges++;
-        }
+        if (ranges_parse("vm-compare-sampler", argc - optind, argv + optind) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < n_ranges; i++)
+                pfns_cap += ranges[i].pages;
         return 0;
 }
 
