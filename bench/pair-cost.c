@@ -40,10 +40,11 @@
 #include "macro.h"
 #include "memory-reader.h"
 #include "page-hash.h"
+#include "parse-util.h"
 #include "proc-reader.h"
 
 #define HASH_BUF_PAGES 64u
-#define MAX_MIB 65536L
+#define MAX_MIB UINT64_C(65536)
 
 typedef enum Mode {
         MODE_SPIN,
@@ -64,9 +65,9 @@ static const char *const mode_names[_MODE_MAX] = {
 typedef struct Args {
         Mode mode;
         double seconds;
-        long mib;
-        long batch_pages;
-        long offset_mib;
+        uint64_t mib;
+        uint64_t batch_pages;
+        uint64_t offset_mib;
         pid_t pid;
         uint64_t addr;
 } Args;
@@ -115,18 +116,6 @@ _printf_(1, 2) static int bad(const char *format, ...) {
         return -EINVAL;
 }
 
-static int parse_long(const char *s, long min, long max, long *ret) {
-        char *end;
-        long v;
-
-        errno = 0;
-        v = strtol(s, &end, 0);
-        if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 /* Returns 1 to run, 0 after --help, -EINVAL after printing why the arguments are refused. */
 static int parse_argv(int argc, char **argv, Args *a) {
         static const struct option options[] = {
@@ -136,7 +125,7 @@ static int parse_argv(int argc, char **argv, Args *a) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        long v;
+        uint64_t v;
         int c;
 
         *a = (Args) { .mode = _MODE_INVALID, .seconds = 5, .mib = 512, .batch_pages = 512 };
@@ -156,20 +145,21 @@ static int parse_argv(int argc, char **argv, Args *a) {
                         break;
                 }
                 case 'm':
-                        if (parse_long(optarg, 1, MAX_MIB, &a->mib) < 0)
-                                return bad("--mib must be 1-%ld, not '%s'\n", MAX_MIB, optarg);
+                        if (parse_uint64_range(optarg, 1, MAX_MIB, &a->mib) < 0)
+                                return bad("--mib must be 1-%" PRIu64 ", not '%s'\n", MAX_MIB, optarg);
                         break;
                 case 'b':
-                        if (parse_long(optarg, 1, MEMORY_READ_MAX_PAGES, &a->batch_pages) < 0)
+                        if (parse_uint64_range(optarg, 1, MEMORY_READ_MAX_PAGES, &a->batch_pages) < 0)
                                 return bad("--batch must be 1-%u pages, not '%s'\n", MEMORY_READ_MAX_PAGES,
                                            optarg);
                         break;
                 case 'o':
-                        if (parse_long(optarg, 0, MAX_MIB, &a->offset_mib) < 0)
-                                return bad("--offset-mib must be 0-%ld, not '%s'\n", MAX_MIB, optarg);
+                        if (parse_uint64_range(optarg, 0, MAX_MIB, &a->offset_mib) < 0)
+                                return bad("--offset-mib must be 0-%" PRIu64 ", not '%s'\n", MAX_MIB,
+                                           optarg);
                         break;
                 case 'p':
-                        if (parse_long(optarg, 1, INT32_MAX, &v) < 0)
+                        if (parse_uint64_range(optarg, 1, INT32_MAX, &v) < 0)
                                 return bad("--pid must be a process id, not '%s'\n", optarg);
                         a->pid = (pid_t) v;
                         break;
@@ -199,8 +189,7 @@ static int parse_argv(int argc, char **argv, Args *a) {
                            mode_names[a->mode]);
         if (a->offset_mib >= a->mib)
                 return bad("--offset-mib must be less than --mib\n");
-        if ((uint64_t) a->mib * 256 % (uint64_t) a->batch_pages != 0 ||
-            (uint64_t) a->offset_mib * 256 % (uint64_t) a->batch_pages != 0)
+        if (a->mib * 256 % a->batch_pages != 0 || a->offset_mib * 256 % a->batch_pages != 0)
                 return bad("--batch must divide the pages of --mib and --offset-mib\n");
         return 1;
 }
@@ -228,7 +217,7 @@ static int run_target(const Args *a) {
         uint8_t *p = pages_new(n_pages, true);
 
         if (!p) {
-                fprintf(stderr, "ksmd-pair-cost: cannot map %ld MiB: %m\n", a->mib);
+                fprintf(stderr, "ksmd-pair-cost: cannot map %" PRIu64 " MiB: %m\n", a->mib);
                 return -ENOMEM;
         }
         printf("%d 0x%" PRIx64 "\n", (int) getpid(), (uint64_t) (uintptr_t) p);
