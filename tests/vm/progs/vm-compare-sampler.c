@@ -210,6 +210,7 @@ static void scan_on_window(const char *L) {
         double t0, t, cpu0, cpu1, user0 = 0, user1 = 0, sys0 = 0, sys1 = 0;
         int64_t p0, p, p1, a0, a, a1;
         int settled = !scan_on.start || system(scan_on.start) == 0;
+        bool have_cpu;
 
         p0 = scanned_pages(&a0);
         cpu0 = cpu_seconds(opt.cpu_pid, &user0, &sys0);
@@ -222,9 +223,10 @@ static void scan_on_window(const char *L) {
                 t = now() - t0;
         } while (p1 == p && p1 >= 0 && t < scan_on.seconds + 120);
         cpu1 = cpu_seconds(opt.cpu_pid, &user1, &sys1);
+        have_cpu = cpu0 >= 0 && cpu1 >= 0;
         printf("# bench scanon %s seconds=%.2f cpu_s=%.3f user_s=%.3f sys_s=%.3f pages=%" PRId64
-               " settled=%d counter=%s\n", L, t, cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1.0,
-               cpu0 >= 0 && cpu1 >= 0 ? user1 - user0 : -1.0, cpu0 >= 0 && cpu1 >= 0 ? sys1 - sys0 : -1.0,
+               " settled=%d counter=%s\n", L, t, have_cpu ? cpu1 - cpu0 : -1.0,
+               have_cpu ? user1 - user0 : -1.0, have_cpu ? sys1 - sys0 : -1.0,
                p0 >= 0 && p1 >= 0 ? p1 - p0 : -1, settled, scan_on.counter);
         if (a0 >= 0 && a1 >= 0)
                 printf("# bench scanon-alt %s pages=%" PRId64 "\n", L, a1 - a0);
